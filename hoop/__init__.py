@@ -1,0 +1,1 @@
+"""Hoop: an access gateway between people and infrastructure."""

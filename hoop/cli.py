@@ -1,0 +1,212 @@
+"""The `hoop` command: serve | tui | replay | token | sessions | approvals | approve | deny | audit | check.
+
+`-c FILE` is accepted before or after the subcommand. Commands print what a person needs on
+stdout and problems on stderr; a token is only ever printed by `hoop token issue`, alone on
+its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from hoop.core.config import DEFAULT_CONFIG, Config, load_config
+from hoop.core.errors import ConfigError, HoopError
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+
+
+def _store(config: Config):  # noqa: ANN202 - keeps heavy imports out of `hoop --help`
+    from hoop.core.store.sqlite import Store
+
+    return Store(config.gateway.db_path)
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    print(
+        f"{config.path}: ok ({len(config.users)} users, {len(config.connections)} connections, "
+        f"{len(config.rules)} rules, {len(config.masking)} masking rules)"
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from hoop.server.gateway import run
+
+    return run(config)
+
+
+def cmd_token(args: argparse.Namespace, config: Config) -> int:
+    from hoop.core import audit
+    from hoop.core.identity import TokenService, parse_ttl
+
+    store = _store(config)
+    tokens = TokenService(store, config)
+    actor = os.environ.get("USER") or "operator"
+    if args.token_cmd == "issue":
+        try:
+            ttl = parse_ttl(args.ttl)
+        except ValueError as exc:
+            raise HoopError(f"--ttl: {exc}") from None
+        issued = tokens.issue(args.user, ttl, args.note or "")
+        audit.record(store, f"cli:{actor}", "token.issue", args.user, token_id=issued.id, expires=issued.expires)
+        print(f"token {issued.id} for {args.user}, expires {_fmt_time(issued.expires)}", file=sys.stderr)
+        print(issued.token)
+    elif args.token_cmd == "revoke":
+        row = tokens.revoke(args.id)
+        audit.record(store, f"cli:{actor}", "token.revoke", str(row["user"]), token_id=args.id)
+        print(f"revoked token {args.id} of {row['user']}")
+    else:
+        now = time.time()
+        rows = []
+        for r in tokens.list():
+            state = "revoked" if r["revoked"] else ("expired" if r["expires"] <= now else "active")
+            rows.append({**r, "state": state, "created": _fmt_time(r["created"]), "expires": _fmt_time(r["expires"])})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            _print_table(rows, ["id", "user", "state", "created", "expires", "note"])
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    rows = store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (args.limit,))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        r["duration"] = f"{(r['ended'] or time.time()) - r['started']:.1f}s"
+        r["started"] = _fmt_time(r["started"])
+    columns = ["id", "user", "connection", "protocol", "client_addr", "started", "duration", "status"]
+    _print_table(rows, columns + ["statements", "blocked", "held"])
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
+    from hoop.core.replay import replay_session
+
+    store = _store(config)
+    return replay_session(store, config, args.session_id, speed=args.speed, start=args.start, as_text=args.text)
+
+
+def cmd_audit(args: argparse.Namespace, config: Config) -> int:
+    from hoop.core import audit
+
+    store = _store(config)
+    if args.audit_cmd == "verify":
+        result = audit.verify(store)
+        if result.ok:
+            print(f"audit trail intact: {result.checked} events verified")
+            return 0
+        print(f"audit trail BROKEN at event {result.bad_id}: {result.problem} ({result.checked} events before it verified)", file=sys.stderr)
+        return 1
+    rows = audit.events(store, limit=args.limit, action=args.action)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        detail = " ".join(f"{k}={v}" for k, v in sorted(r["detail"].items()))
+        print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {r['actor']:<14} {r['action']:<22} {r['target']:<12} {detail}")
+    return 0
+
+
+COMMANDS: dict[str, Handler] = {
+    "check": cmd_check,
+    "serve": cmd_serve,
+    "token": cmd_token,
+    "sessions": cmd_sessions,
+    "replay": cmd_replay,
+    "audit": cmd_audit,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
+    parser = argparse.ArgumentParser(prog="hoop", description="Hoop access gateway", parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("check", parents=[common], help="validate the config file")
+    sub.add_parser("serve", parents=[common], help="run the gateway")
+
+    token = sub.add_parser("token", parents=[common], help="issue, list and revoke local tokens")
+    tsub = token.add_subparsers(dest="token_cmd", required=True)
+    issue = tsub.add_parser("issue", parents=[common], help="print a new token for USER")
+    issue.add_argument("user")
+    issue.add_argument("--ttl", default="8h", help="lifetime, e.g. 30m, 8h, 7d (default 8h)")
+    issue.add_argument("--note", default="")
+    tlist = tsub.add_parser("list", parents=[common])
+    tlist.add_argument("--json", action="store_true")
+    revoke = tsub.add_parser("revoke", parents=[common])
+    revoke.add_argument("id")
+
+    sessions = sub.add_parser("sessions", parents=[common], help="list recent sessions")
+    sessions.add_argument("--json", action="store_true")
+    sessions.add_argument("--limit", type=int, default=50)
+
+    replay = sub.add_parser("replay", parents=[common], help="replay a recorded session")
+    replay.add_argument("session_id", type=int)
+    replay.add_argument("--speed", type=float, default=0.0, help="play with timing at this speed (0: print at once)")
+    replay.add_argument("--from", dest="start", type=float, default=0.0, help="start at this many seconds")
+    replay.add_argument("--text", action="store_true", help="print as plain text")
+
+    aud = sub.add_parser("audit", parents=[common], help="list or verify the audit trail")
+    aud.add_argument("audit_cmd", nargs="?", choices=["list", "verify"], default="list")
+    aud.add_argument("--json", action="store_true")
+    aud.add_argument("--limit", type=int, default=200)
+    aud.add_argument("--action", default=None)
+
+    for extra in EXTRA_PARSERS:
+        extra(sub, common)
+    return parser
+
+
+# Later features register their subcommands here (parser builders and handlers).
+EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config_path = Path(getattr(args, "config", DEFAULT_CONFIG))
+    try:
+        config = load_config(config_path)
+        return COMMANDS[args.command](args, config)
+    except ConfigError as exc:
+        print(f"hoop: config error: {exc}", file=sys.stderr)
+        return 2
+    except HoopError as exc:
+        print(f"hoop: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Append-only, hash-chained audit events.
+
+Each event's hash covers its own fields and the previous event's hash, so editing,
+deleting or reordering any row breaks the chain from that row on; `verify()` names the
+first bad one. Appends run under BEGIN IMMEDIATE, so the gateway and CLI commands that
+write events (token issue/revoke) extend one chain without forking it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from hoop.core.store.sqlite import Store
+
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    actor: str
+    action: str
+    target: str = ""
+    detail: dict[str, Any] | None = None
+    ts: float | None = None
+
+
+def _digest(prev: str, event_id: int, ts: float, actor: str, action: str, target: str, detail: str) -> str:
+    canonical = json.dumps(
+        [event_id, repr(ts), actor, action, target, detail], ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256((prev + canonical).encode("utf-8")).hexdigest()
+
+
+def _detail_json(detail: dict[str, Any] | None) -> str:
+    return json.dumps(detail or {}, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def append(store: Store, events: Iterable[AuditEvent]) -> int:
+    """Append events in order, in one transaction. Returns how many were written."""
+    events = list(events)
+    if not events:
+        return 0
+    with store.transaction() as conn:
+        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        prev, next_id = (last["hash"], last["id"] + 1) if last else (GENESIS, 1)
+        rows = []
+        for ev in events:
+            ts = ev.ts if ev.ts is not None else time.time()
+            detail = _detail_json(ev.detail)
+            h = _digest(prev, next_id, ts, ev.actor, ev.action, ev.target, detail)
+            rows.append((next_id, ts, ev.actor, ev.action, ev.target, detail, prev, h))
+            prev, next_id = h, next_id + 1
+        conn.executemany(
+            "INSERT INTO audit(id, ts, actor, action, target, detail, prev_hash, hash) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            rows,
+        )
+    return len(rows)
+
+
+def record(store: Store, actor: str, action: str, target: str = "", **detail: Any) -> None:
+    append(store, [AuditEvent(actor, action, target, detail)])
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_id: int | None = None
+    problem: str = ""
+
+
+def verify(store: Store) -> VerifyResult:
+    prev, expected_id, checked = GENESIS, 1, 0
+    for row in store.conn.execute(
+        "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit ORDER BY id"
+    ):
+        if row["id"] != expected_id:
+            return VerifyResult(False, checked, row["id"], f"expected event {expected_id}, found {row['id']} (deleted or reordered)")
+        if row["prev_hash"] != prev:
+            return VerifyResult(False, checked, row["id"], "previous-hash link broken (an earlier event changed or was removed)")
+        h = _digest(prev, row["id"], row["ts"], row["actor"], row["action"], row["target"], row["detail"])
+        if h != row["hash"]:
+            return VerifyResult(False, checked, row["id"], "content does not match its hash (event edited)")
+        prev, expected_id, checked = h, expected_id + 1, checked + 1
+    return VerifyResult(True, checked)
+
+
+def events(store: Store, limit: int = 1000, action: str | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT id, ts, actor, action, target, detail FROM audit"
+    params: list[Any] = []
+    if action:
+        sql += " WHERE action = ?"
+        params.append(action)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    rows = store.query(sql, params)
+    for row in rows:
+        row["detail"] = json.loads(row["detail"])
+    return list(reversed(rows))

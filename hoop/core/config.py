@@ -1,0 +1,356 @@
+"""One typed schema for hoop.toml.
+
+Every table is read by a small function that pops the keys it knows and rejects whatever is
+left, so a typo (`pasword = ...`) stops the gateway at start instead of silently doing nothing.
+Errors name the file, the dotted key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hoop.core.errors import ConfigError
+from hoop.core.secrets import Secret, resolve_secret
+
+DEFAULT_CONFIG = "hoop.toml"
+CONNECTION_TYPES = ("postgres", "mysql", "ssh")
+SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    data_dir: Path
+    recordings_dir: Path
+    max_message_size: int = 64 * 1024 * 1024
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    builtin_rules: bool = True
+    log_level: str = "info"
+    control_socket: Path | None = None
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hoop.db"
+
+    @property
+    def control_path(self) -> Path:
+        return self.control_socket or (self.data_dir / "control.sock")
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    postgres: tuple[str, int] | None = None
+    mysql: tuple[str, int] | None = None
+    ssh: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class UserEntry:
+    name: str
+    groups: tuple[str, ...] = ()
+    ssh_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Connection:
+    name: str
+    type: str
+    host: str
+    port: int
+    username: str = ""
+    password: Secret | None = None
+    database: str = ""
+    groups: tuple[str, ...] = ()
+    sslmode: str = "prefer"
+    sslrootcert: Path | None = None
+    connect_timeout: float = 10.0
+    # SSH targets
+    private_key: Secret | None = None
+    known_hosts: Path | None = None
+    allow_file_transfer: bool = False
+    allow_port_forwarding: bool = False
+    allow_agent_forwarding: bool = False
+    allow_x11: bool = False
+    record_input: bool = False
+    # MySQL targets
+    allow_local_infile: bool = False
+
+    def allows(self, groups: frozenset[str]) -> bool:
+        """An empty group list means nobody: access is always granted explicitly."""
+        return bool(groups.intersection(self.groups))
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    gateway: GatewaySettings
+    listen: ListenSettings
+    users: tuple[UserEntry, ...] = ()
+    connections: tuple[Connection, ...] = ()
+    rules: tuple[Any, ...] = ()
+    masking: tuple[Any, ...] = ()
+    oidc: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def connection(self, name: str) -> Connection | None:
+        for conn in self.connections:
+            if conn.name == name:
+                return conn
+        return None
+
+    def user(self, name: str) -> UserEntry | None:
+        for user in self.users:
+            if user.name == name:
+                return user
+        return None
+
+
+class _Table:
+    """Reads typed values out of one TOML table and remembers which keys were consumed."""
+
+    def __init__(self, data: Any, file: str, key: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(file, key, f"expected a table, got {type(data).__name__}")
+        self.data = dict(data)
+        self.file = file
+        self.key = key
+
+    def _k(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.file, self._k(name), problem)
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        if name not in self.data:
+            if required:
+                raise self.error(name, "is required (expected a string)")
+            return default  # type: ignore[return-value]
+        value = self.data.pop(name)
+        if not isinstance(value, str) or (required and not value):
+            raise self.error(name, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def int(self, name: str, default: int | None = None, *, lo: int = 0, hi: int = 2**62) -> int:
+        if name not in self.data:
+            return default  # type: ignore[return-value]
+        value = self.data.pop(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.error(name, f"expected an integer between {lo} and {hi}, got {value!r}")
+        return value
+
+    def float(self, name: str, default: float) -> float:
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.error(name, f"expected a positive number, got {value!r}")
+        return float(value)
+
+    def bool(self, name: str, default: bool) -> bool:
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {value!r}")
+        return value
+
+    def strs(self, name: str) -> tuple[str, ...]:
+        if name not in self.data:
+            return ()
+        value = self.data.pop(name)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(name, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def path(self, name: str, base: Path, default: str | None = None) -> Path | None:
+        raw = self.str(name, default)
+        if raw is None:
+            return None
+        p = Path(os.path.expanduser(raw))
+        return p if p.is_absolute() else (base / p)
+
+    def secret(self, name: str) -> Secret | None:
+        raw = self.str(name)
+        if raw is None:
+            return None
+        try:
+            return resolve_secret(raw)
+        except ValueError as exc:
+            raise self.error(name, str(exc)) from None
+
+    def done(self) -> None:
+        if self.data:
+            unknown = ", ".join(sorted(self.data))
+            raise ConfigError(self.file, self._k(sorted(self.data)[0]), f"unknown key(s): {unknown}")
+
+
+def parse_address(value: str, file: str, key: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(file, key, f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a hoop.toml; raises ConfigError naming the file and key."""
+    p = Path(path)
+    file = str(p)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(file, "-", "file not found (pass -c FILE or create ./hoop.toml)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
+    return parse_config(raw, p)
+
+
+def parse_config(raw: dict[str, Any], path: Path) -> Config:
+    file = str(path)
+    base = path.resolve().parent
+    top = _Table(raw, file, "")
+    gateway = _gateway(top.data.pop("gateway", {}), file, base)
+    listen = _listen(top.data.pop("listen", {}), file)
+    users = _users(top.data.pop("users", []), file)
+    connections = _connections(top.data.pop("connections", []), file, base)
+    rules = _rules(top.data.pop("rules", []), file)
+    masking = _masking(top.data.pop("masking", []), file)
+    oidc = None
+    auth = top.data.pop("auth", None)
+    if auth is not None:
+        oidc = _auth(auth, file)
+    top.done()
+    _check_unique(rules, "rules", file)
+    _check_unique(masking, "masking", file)
+    return Config(path, gateway, listen, users, connections, rules, masking, oidc)
+
+
+def _rules(value: Any, file: str) -> tuple[Any, ...]:
+    tables = _list_of_tables(value, file, "rules")
+    if not tables:
+        return ()
+    # The rule schema lives beside its engine.
+    from hoop.core.guardrails import rule_from_mapping
+
+    return tuple(rule_from_mapping(r, file=file, key=f"rules[{i}]") for i, r in enumerate(tables))
+
+
+def _masking(value: Any, file: str) -> tuple[Any, ...]:
+    tables = _list_of_tables(value, file, "masking")
+    if not tables:
+        return ()
+    from hoop.core.masking import mask_rule_from_mapping
+
+    return tuple(mask_rule_from_mapping(m, file=file, key=f"masking[{i}]") for i, m in enumerate(tables))
+
+
+def _list_of_tables(value: Any, file: str, key: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(file, key, "expected an array of tables ([[%s]])" % key)
+    return value
+
+
+def _check_unique(items: tuple[Any, ...], key: str, file: str) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if item.name in seen:
+            raise ConfigError(file, f"{key}[{i}].name", f"duplicate name {item.name!r}")
+        seen.add(item.name)
+
+
+def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
+    t = _Table(data, file, "gateway")
+    data_dir = t.path("data_dir", base, ".hoop")
+    recordings = t.path("recordings_dir", base, "recordings")
+    settings = GatewaySettings(
+        data_dir=data_dir,  # type: ignore[arg-type]
+        recordings_dir=recordings,  # type: ignore[arg-type]
+        max_message_size=t.int("max_message_size", 64 * 1024 * 1024, lo=1024, hi=1 << 30),
+        tls_cert=t.path("tls_cert", base),
+        tls_key=t.path("tls_key", base),
+        builtin_rules=t.bool("builtin_rules", True),
+        log_level=t.str("log_level", "info"),
+        control_socket=t.path("control_socket", base),
+    )
+    if settings.log_level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise ConfigError(file, "gateway.tls_cert", "tls_cert and tls_key must be set together")
+    t.done()
+    return settings
+
+
+def _listen(data: Any, file: str) -> ListenSettings:
+    t = _Table(data, file, "listen")
+    out: dict[str, tuple[str, int]] = {}
+    for proto in ("postgres", "mysql", "ssh"):
+        value = t.str(proto)
+        if value is not None:
+            out[proto] = parse_address(value, file, f"listen.{proto}")
+    t.done()
+    return ListenSettings(**out)
+
+
+def _users(data: Any, file: str) -> tuple[UserEntry, ...]:
+    users = []
+    for i, entry in enumerate(_list_of_tables(data, file, "users")):
+        t = _Table(entry, file, f"users[{i}]")
+        users.append(UserEntry(t.str("name", required=True), t.strs("groups"), t.strs("ssh_keys")))
+        t.done()
+    _check_unique(tuple(users), "users", file)
+    return tuple(users)
+
+
+def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
+    conns = []
+    for i, entry in enumerate(_list_of_tables(data, file, "connections")):
+        t = _Table(entry, file, f"connections[{i}]")
+        name = t.str("name", required=True)
+        kind = t.str("type", required=True)
+        if kind not in CONNECTION_TYPES:
+            raise t.error("type", f"expected one of {', '.join(CONNECTION_TYPES)}, got {kind!r}")
+        default_port = {"postgres": 5432, "mysql": 3306, "ssh": 22}[kind]
+        conn = Connection(
+            name=name,
+            type=kind,
+            host=t.str("host", required=True),
+            port=t.int("port", default_port, lo=1, hi=65535),
+            username=t.str("username", required=True),
+            password=t.secret("password"),
+            database=t.str("database", ""),
+            groups=t.strs("groups"),
+            sslmode=t.str("sslmode", "prefer"),
+            sslrootcert=t.path("sslrootcert", base),
+            connect_timeout=t.float("connect_timeout", 10.0),
+            private_key=t.secret("private_key"),
+            known_hosts=t.path("known_hosts", base),
+            allow_file_transfer=t.bool("allow_file_transfer", False),
+            allow_port_forwarding=t.bool("allow_port_forwarding", False),
+            allow_agent_forwarding=t.bool("allow_agent_forwarding", False),
+            allow_x11=t.bool("allow_x11", False),
+            record_input=t.bool("record_input", False),
+            allow_local_infile=t.bool("allow_local_infile", False),
+        )
+        if conn.sslmode not in SSLMODES:
+            raise t.error("sslmode", f"expected one of {', '.join(SSLMODES)}, got {conn.sslmode!r}")
+        if "+" in name or "/" in name:
+            raise t.error("name", "connection names may not contain '+' or '/'")
+        t.done()
+        conns.append(conn)
+    _check_unique(tuple(conns), "connections", file)
+    return tuple(conns)
+
+
+def _auth(data: Any, file: str) -> Any:
+    t = _Table(data, file, "auth")
+    oidc = t.data.pop("oidc", None)
+    t.done()
+    if oidc is None:
+        return None
+    from hoop.core.oidc_config import oidc_from_mapping
+
+    return oidc_from_mapping(oidc, file=file, key="auth.oidc")

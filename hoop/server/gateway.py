@@ -1,0 +1,137 @@
+"""`hoop serve`: start the listeners from the config and shut down gracefully.
+
+The gateway is the single writer of live state. It opens the store, marks anything a
+previous run left open as ended, starts one door per `[listen]` entry and the control
+endpoint, and on SIGINT/SIGTERM stops accepting, closes sessions and flushes the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from typing import Any
+
+from hoop.core.config import Config
+from hoop.core.pipeline import Pipeline
+from hoop.core.store.journal import Journal
+from hoop.core.store.sqlite import Store
+from hoop.core.tlscert import ensure_self_signed, server_context
+from hoop.server.services import Services
+
+log = logging.getLogger("hoop.gateway")
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def install_event_loop() -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on every supported platform
+        pass
+
+
+class Gateway:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.servers: list[Any] = []
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> Services:
+        config = self.config
+        gw = config.gateway
+        gw.data_dir.mkdir(parents=True, exist_ok=True)
+        gw.recordings_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(gw.db_path)
+        self._close_leftovers(store)
+        journal = Journal(gw.db_path, gw.recordings_dir)
+        pipeline = build_pipeline(config, store)
+        self.services = services = Services(config, store, journal, pipeline)
+        journal.audit("gateway", "config.load", str(config.path),
+                      connections=[c.name for c in config.connections], rules=len(config.rules))
+        cert, key = (gw.tls_cert, gw.tls_key) if gw.tls_cert else ensure_self_signed(gw.data_dir)
+        tls = server_context(cert, key)  # type: ignore[arg-type]
+        for name, address in (("postgres", config.listen.postgres), ("mysql", config.listen.mysql),
+                              ("ssh", config.listen.ssh)):
+            if address is None:
+                continue
+            server = await start_door(name, services, tls, *address)
+            self.servers.append(server)
+            log.info("%s listening on %s:%s", name, *address)
+        for extra in EXTRA_STARTERS:
+            started = await extra(self, services)
+            if started is not None:
+                self.servers.append(started)
+        return services
+
+    def _close_leftovers(self, store: Store) -> None:
+        """Sessions and approvals a crashed or stopped run left open can never finish now."""
+        now = time.time()
+        with store.transaction() as conn:
+            conn.execute("UPDATE sessions SET status = 'interrupted', ended = ? WHERE ended IS NULL", (now,))
+            conn.execute("UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'", (now,))
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for live in list(self.services.live.values()):
+            live.kill("gateway shutting down")
+        self.services.journal.audit("gateway", "gateway.stop")
+        await asyncio.sleep(0)
+        self.services.journal.close()
+
+
+async def start_door(name: str, services: Services, tls: Any, host: str, port: int) -> Any:
+    """Each protocol package is imported only when its door is configured."""
+    if name == "postgres":
+        from hoop.server.postgres.listener import PostgresDoor
+
+        return await PostgresDoor(services, tls).start(host, port)
+    if name == "mysql":
+        from hoop.server.mysql.listener import MySQLDoor
+
+        return await MySQLDoor(services, tls).start(host, port)
+    from hoop.server.ssh.listener import SSHDoor
+
+    return await SSHDoor(services).start(host, port)
+
+
+# Later subsystems (control endpoint, rule reloader) register coroutines here.
+EXTRA_STARTERS: list[Any] = []
+
+
+def build_pipeline(config: Config, store: Store) -> Pipeline:
+    return Pipeline(list(config.rules), list(config.masking))
+
+
+async def serve(config: Config) -> int:
+    gateway = Gateway(config)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, gateway.stopping.set)
+    print("hoop gateway ready", file=sys.stderr, flush=True)
+    await gateway.stopping.wait()
+    log.info("shutting down")
+    await gateway.stop()
+    return 0
+
+
+def run(config: Config) -> int:
+    setup_logging(config.gateway.log_level)
+    install_event_loop()
+    return asyncio.run(serve(config))

@@ -1,0 +1,229 @@
+"""PostgreSQL door of the gateway: one client connection from TCP accept to relay.
+
+`serve_client` reads as the list of steps a session goes through: negotiate TLS, read the
+startup packet, take the token as a password, pick the connection, log in upstream with the
+held credential, greet the client, relay. Each failure is answered with the ErrorResponse
+that fits it (translated in `_fail`, the one place that maps errors to the wire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import ssl
+from typing import Any
+
+from hoop.core.errors import AccessDenied, AuthError
+from hoop.core.identity import Identity
+from hoop.core.pipeline import Subject
+from hoop.server.postgres import codec
+from hoop.server.postgres.relay import Relay
+from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
+from hoop.server.services import LiveSession, Services
+
+log = logging.getLogger("hoop.postgres")
+STARTUP_TIMEOUT = 30.0
+
+
+class ClientError(Exception):
+    """Ends the startup phase with an ErrorResponse to the client."""
+
+    def __init__(self, sqlstate: str, message: str, audit_reason: str = "") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.audit_reason = audit_reason or message
+
+
+class PostgresDoor:
+    def __init__(self, services: Services, tls: ssl.SSLContext | None) -> None:
+        self.services = services
+        self.tls = tls
+        self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
+
+    async def start(self, host: str, port: int) -> asyncio.base_events.Server:
+        return await asyncio.start_server(self.serve_client, host, port, limit=1 << 20)
+
+    async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        client = f"{peer[0]}:{peer[1]}"
+        framer = codec.MessageFramer(min(self.services.config.gateway.max_message_size, 1 << 20))
+        try:
+            async with asyncio.timeout(STARTUP_TIMEOUT):
+                startup, reader, writer = await self._negotiate(reader, writer, framer)
+                if startup.kind == "cancel":
+                    await self._cancel(startup.pid, startup.key)
+                    writer.close()
+                    return
+                user, conn_name, params = self._who(startup)
+                token = await self._read_password(reader, writer, framer, client)
+                identity = await self._authenticate(user, token, client)
+                connection = self._connection(identity, conn_name, client)
+                upstream = await self._login_upstream(connection, params)
+        except ClientError as exc:
+            _fail(writer, exc.sqlstate, str(exc))
+            return
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            writer.close()
+            return
+        except codec.ProtocolViolation as exc:
+            self.services.journal.audit("-", "login.protocol_error", client, problem=str(exc))
+            _fail(writer, "08P01", f"invalid startup message: {exc}")
+            return
+        await self._run_session(reader, writer, framer, identity, connection, upstream, client)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _negotiate(self, reader: Any, writer: Any, framer: codec.MessageFramer) -> tuple[codec.Startup, Any, Any]:
+        """SSLRequest / GSSENCRequest until a StartupMessage or CancelRequest arrives."""
+        while True:
+            body = await _read_startup(reader, framer)
+            startup = codec.parse_startup(body)
+            if startup.kind == "ssl":
+                if self.tls is None or writer.get_extra_info("sslcontext") is not None:
+                    writer.write(b"N")
+                    continue
+                writer.write(b"S")
+                await writer.drain()
+                if framer.pending():
+                    raise codec.ProtocolViolation("data sent before the TLS handshake")
+                await writer.start_tls(self.tls)
+                continue
+            if startup.kind == "gssenc":
+                writer.write(b"N")
+                continue
+            return startup, reader, writer
+
+    def _who(self, startup: codec.Startup) -> tuple[str, str, dict[str, str]]:
+        params = dict(startup.params)
+        user = params.pop("user", "")
+        if not user:
+            raise ClientError("28000", "no user name given: connect with your Hoop user name")
+        conn_name = params.pop("database", "") or user
+        if "replication" in params:
+            raise ClientError("28000", "replication connections are not supported through Hoop")
+        return user, conn_name, params
+
+    async def _read_password(self, reader: Any, writer: Any, framer: codec.MessageFramer, client: str) -> str:
+        if writer.get_extra_info("sslcontext") is None and not _is_loopback(writer):
+            self.services.journal.audit("-", "login.failure", "postgres", reason="password without TLS", client=client)
+            raise ClientError("28000", "TLS is required to send a token to this gateway (use sslmode=require)")
+        writer.write(codec.authentication_cleartext_password())
+        await writer.drain()
+        t, msg = await _read_message(reader, framer)
+        if t != ord("p"):
+            raise codec.ProtocolViolation(f"expected a password message, got {chr(t)!r}")
+        return bytes(msg[5:]).rstrip(b"\0").decode("utf-8", "replace")
+
+    async def _authenticate(self, user: str, token: str, client: str) -> Identity:
+        try:
+            return await self.services.authenticate(user, token, door="postgres", client=client)
+        except AuthError as exc:
+            raise ClientError("28P01", f"authentication failed for user {user!r}: {exc.reason}") from None
+
+    def _connection(self, identity: Identity, name: str, client: str) -> Any:
+        try:
+            return self.services.resolve_connection(identity, name, "postgres")
+        except AccessDenied as exc:
+            self.services.journal.audit(identity.name, "login.failure", name, reason="no such connection", client=client)
+            raise ClientError("3D000", f"{exc} ({name!r})") from None
+
+    async def _login_upstream(self, connection: Any, params: dict[str, str]) -> Any:
+        target = UpstreamTarget(
+            host=connection.host, port=connection.port, database=connection.database or connection.name,
+            username=connection.username,
+            password=connection.password.reveal() if connection.password else None,
+            sslmode=connection.sslmode,
+            sslrootcert=str(connection.sslrootcert) if connection.sslrootcert else None,
+            connect_timeout=connection.connect_timeout, name=connection.name,
+        )
+        try:
+            upstream = await connect_upstream(target, params)
+        except UpstreamError as exc:
+            self.services.journal.audit("-", "upstream.failure", connection.name, reason=str(exc))
+            raise ClientError(exc.sqlstate, str(exc)) from None
+        upstream.target = target
+        return upstream
+
+    async def _run_session(self, reader: Any, writer: Any, framer: codec.MessageFramer, identity: Identity,
+                           connection: Any, upstream: Any, client: str) -> None:
+        services = self.services
+        session = services.journal.open_session(identity.name, connection.name, "postgres", client)
+        session.audit("session.start", client=client, tls=writer.get_extra_info("sslcontext") is not None,
+                      upstream_auth=upstream.auth_method)
+        key = (session.id & 0x7FFFFFFF, secrets.randbits(31))
+        greeting = [codec.authentication_ok()]
+        greeting += [codec.parameter_status(k, v) for k, v in upstream.parameters.items()]
+        greeting += [codec.backend_key_data(*key), codec.ready_for_query(b"I")]
+        writer.write(b"".join(greeting))
+
+        def finished(reason: str) -> None:
+            self.relays.pop(key, None)
+            services.unregister(session.id)
+            status = "closed" if reason in ("client-closed", "client-eof") else reason
+            session.audit("session.end", reason=reason)
+            session.close(status)
+
+        relay = Relay(
+            subject=Subject(identity.name, identity.groups, connection.name, "postgres"),
+            pipeline=services.pipeline, session=session,
+            max_message=services.config.gateway.max_message_size,
+            upstream_target=upstream.target, upstream_key=(upstream.backend_pid, upstream.backend_key),
+            on_close=finished,
+        )
+        self.relays[key] = relay
+        services.register(LiveSession(session.id, "postgres", identity.name, connection.name, relay.kill))
+        client_left = framer.take_rest() + _drain_stream(reader)
+        relay.attach(writer.transport, upstream.writer.transport, client_left,
+                     upstream.leftover + _drain_stream(upstream.reader))
+        await relay.done
+
+    async def _cancel(self, pid: int, key: int) -> None:
+        relay = self.relays.get((pid, key))
+        if relay is None:
+            return  # PostgreSQL also ignores unknown keys silently
+        relay.session.audit("statement.cancel")
+        await relay.cancel()
+
+
+async def _read_startup(reader: asyncio.StreamReader, framer: codec.MessageFramer) -> memoryview:
+    while (msg := framer.next_startup()) is None:
+        data = await reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        framer.feed(data)
+    return msg[4:]
+
+
+async def _read_message(reader: asyncio.StreamReader, framer: codec.MessageFramer) -> tuple[int, memoryview]:
+    while (msg := framer.next()) is None:
+        data = await reader.read(65536)
+        if not data:
+            raise asyncio.IncompleteReadError(b"", None)
+        framer.feed(data)
+    return msg
+
+
+def _drain_stream(reader: asyncio.StreamReader) -> bytes:
+    """Bytes a StreamReader already buffered, taken before its transport changes hands."""
+    buf = getattr(reader, "_buffer", b"")
+    data = bytes(buf)
+    buf.clear()
+    return data
+
+
+def _is_loopback(writer: asyncio.StreamWriter) -> bool:
+    peer = writer.get_extra_info("peername")
+    try:
+        return bool(peer) and ipaddress.ip_address(peer[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _fail(writer: asyncio.StreamWriter, sqlstate: str, message: str) -> None:
+    try:
+        writer.write(codec.error_response("FATAL", sqlstate, message))
+        writer.close()
+    except (OSError, RuntimeError):
+        pass

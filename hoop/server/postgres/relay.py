@@ -1,0 +1,293 @@
+"""The data path of one PostgreSQL session once both sides are logged in.
+
+Two `asyncio.Protocol`s share one `Relay`. Bytes are framed with the sans-IO codec and only
+the message types the policy or the recording needs are looked at; every run of untouched
+messages is forwarded as one slice, and each `data_received` ends in a single write.
+
+A statement the policy blocks is not answered by the gateway out of band: it is replaced by
+a statement that fails upstream with a unique marker, and the server's error is rewritten
+into ours on the way back. The server thereby keeps every ordering rule of the protocol
+(pipelined queries, discard-until-Sync, transaction state) and we only swap one message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Any, Callable
+
+from hoop.core.pipeline import Decision, Subject
+from hoop.server.postgres import codec
+from hoop.server.postgres.tracker import Tracker, Unit
+from hoop.server.postgres.upstream import UpstreamTarget
+
+log = logging.getLogger("hoop.postgres")
+
+# Client message types we inspect; everything else is forwarded as is.
+CLIENT_WATCH = frozenset(b"QPBEXF")
+# Upstream message types the recording needs (plus 'T'/'D' when masking is active).
+UPSTREAM_WATCH = frozenset(b"CEZIs")
+
+Q, P, B, E, X, F = (ord(c) for c in "QPBEXF")
+C_, ERR, Z, I_, S_ = (ord(c) for c in "CEZIs")
+
+
+def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
+    """A NUL-terminated name at `pos`; looks at a short prefix first since names are short."""
+    raw = bytes(buf[pos : pos + 128])
+    end = raw.find(b"\0")
+    if end < 0:
+        raw = bytes(buf[pos:])
+        end = raw.find(b"\0")
+    if end < 0:
+        raise codec.ProtocolViolation("string without NUL terminator")
+    return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
+
+
+class Relay:
+    """State shared by both directions of one session."""
+
+    def __init__(self, *, subject: Subject, pipeline: Any, session: Any, max_message: int,
+                 upstream_target: UpstreamTarget, upstream_key: tuple[int, int],
+                 on_close: Callable[[str], None]) -> None:
+        self.subject = subject
+        self.pipeline = pipeline
+        self.session = session  # SessionLog
+        self.upstream_target = upstream_target
+        self.upstream_key = upstream_key
+        self.on_close = on_close
+        self.client_framer = codec.MessageFramer(max_message)
+        self.upstream_framer = codec.MessageFramer(max_message)
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.tracker = Tracker(self._finish_unit)
+        self.prepared: dict[str, tuple[str, Decision]] = {}  # statement name -> (text, decision)
+        self.portals: dict[str, str] = {}  # portal name -> statement name
+        self.markers: dict[str, bytes] = {}  # marker -> ErrorResponse that replaces the server's
+        self.txn_status = b"I"
+        self.closed = False
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def attach(self, client: asyncio.Transport, upstream: asyncio.Transport,
+               client_leftover: bytes, upstream_leftover: bytes) -> None:
+        self.client, self.upstream = client, upstream
+        client.set_protocol(_Side(self, self.from_client, "client"))
+        upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
+        if upstream_leftover:
+            self.from_upstream(upstream_leftover)
+        if client_leftover:
+            self.from_client(client_leftover)
+
+    def close(self, reason: str, client_error: bytes | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.client is not None and not self.client.is_closing():
+            if client_error:
+                self.client.write(client_error)
+            self.client.close()
+        if self.upstream is not None and not self.upstream.is_closing():
+            self.upstream.write(codec.terminate())
+            self.upstream.close()
+        if not self.done.done():
+            self.done.set_result(reason)
+        self.on_close(reason)
+
+    def kill(self, reason: str) -> None:
+        self.close("killed", codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"))
+
+    async def cancel(self) -> None:
+        """Forward a client's CancelRequest with the upstream key (the client never sees it)."""
+        t = self.upstream_target
+        try:
+            async with asyncio.timeout(5):
+                _, w = await asyncio.open_connection(t.host, t.port)
+                w.write(codec.cancel_request(*self.upstream_key))
+                await w.drain()
+                w.close()
+        except (OSError, TimeoutError) as exc:
+            log.warning("session %s: cancel request to %s failed: %s", self.session.id, t.name, exc)
+
+    # -- client -> upstream ----------------------------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        framer = self.client_framer
+        framer.feed(data)
+        self.session.bytes_in += len(data)
+        try:
+            view, marks = framer.split_complete(CLIENT_WATCH)
+        except codec.ProtocolViolation as exc:
+            self._protocol_error(str(exc))
+            return
+        if not marks:
+            if view:
+                self.upstream.write(view)  # type: ignore[union-attr]
+            return
+        out: list[Any] = []
+        prev = 0
+        for t, start, end in marks:
+            if start > prev:
+                out.append(view[prev:start])
+            prev = end
+            try:
+                out.append(self._client_message(t, view[start:end]))
+            except codec.ProtocolViolation as exc:
+                self._protocol_error(str(exc))
+                return
+        if prev < len(view):
+            out.append(view[prev:])
+        self.upstream.writelines(out)  # type: ignore[union-attr]
+
+    def _client_message(self, t: int, msg: memoryview) -> Any:
+        if t == Q:
+            text = codec.parse_query(msg[5:])
+            decision = self.pipeline.check(self.subject, text)
+            self.tracker.push(Unit(text, True, decision.action, decision.rule))
+            return msg if decision.action == "allow" else self._refuse(decision, simple=True)
+        if t == P:
+            name, text, _ = codec.parse_parse(msg[5:])
+            decision = self.pipeline.check(self.subject, text)
+            self.prepared[name] = (text, decision)
+            return msg if decision.action == "allow" else self._refuse(decision, simple=False, name=name)
+        if t == B:
+            portal, pos = _cstr_at(msg, 5)
+            statement, _ = _cstr_at(msg, pos)
+            self.portals[portal] = statement
+            return msg
+        if t == E:
+            portal, _ = _cstr_at(msg, 5)
+            text, decision = self.prepared.get(self.portals.get(portal, ""), ("", None))
+            unit = Unit(text, False)
+            if decision is not None:
+                unit.decision, unit.rule = decision.action, decision.rule
+            self.tracker.push(unit)
+            return msg
+        if t == X:
+            self.session.audit("session.terminate")
+            return msg
+        # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
+        # it runs only where no rule applies (fail closed).
+        decision = self.pipeline.check(self.subject, "\x00fastpath function call")
+        if decision.action == "allow":
+            return msg
+        self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
+        return self._refuse(decision, simple=True)
+
+    def _refuse(self, decision: Decision, *, simple: bool, name: str = "") -> bytes:
+        """Replace a refused statement by one that fails upstream with a marker we rewrite."""
+        marker = f"hoop-refused-{secrets.token_hex(8)}"
+        sqlstate = "42501"
+        self.markers[marker] = codec.error_response(
+            "ERROR", sqlstate, f"blocked by rule {decision.rule}: {decision.reason}",
+            hint="Hoop refused this statement; ask an administrator if you need it.",
+        )
+        failing = f'SELECT FROM "{marker}"'
+        return codec.query(failing) if simple else codec.parse(name, failing)
+
+    # -- upstream -> client ----------------------------------------------------------------
+
+    def from_upstream(self, data: bytes) -> None:
+        framer = self.upstream_framer
+        framer.feed(data)
+        self.session.bytes_out += len(data)
+        try:
+            view, marks = framer.split_complete(UPSTREAM_WATCH)
+        except codec.ProtocolViolation as exc:
+            self.close("upstream-protocol-error", codec.error_response(
+                "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {exc}"))
+            return
+        client = self.client
+        if not marks:
+            if view:
+                client.write(view)  # type: ignore[union-attr]
+            return
+        out: list[Any] = []
+        prev = 0
+        for t, start, end in marks:
+            if start > prev:
+                out.append(view[prev:start])
+            prev = end
+            out.append(self._upstream_message(t, view[start:end]))
+        if prev < len(view):
+            out.append(view[prev:])
+        client.writelines(out)  # type: ignore[union-attr]
+
+    def _upstream_message(self, t: int, msg: memoryview) -> Any:
+        tracker = self.tracker
+        if t == C_:
+            tracker.command_complete(bytes(msg[5:-1]).decode("utf-8", "replace"))
+        elif t == ERR:
+            fields = codec.parse_error_fields(msg[5:])
+            text = fields.get("M", "")
+            if self.markers:
+                for marker, replacement in self.markers.items():
+                    if marker in text:
+                        del self.markers[marker]
+                        if tracker.current is not None:
+                            tracker.current.error = "refused by policy"
+                        tracker.error(codec.parse_error_fields(replacement[5:]).get("M", ""))
+                        return replacement
+            tracker.error(f"{fields.get('C', '')} {text}")
+        elif t == Z:
+            self.txn_status = bytes(msg[5:6])
+            tracker.ready()
+            if self.markers and self.txn_status != b"E":
+                # A marker the server never reached (skipped after an earlier error) is dropped.
+                self.markers.clear()
+        else:  # EmptyQueryResponse or PortalSuspended
+            tracker.end_of_portal()
+        return msg
+
+    def _finish_unit(self, unit: Unit) -> None:
+        duration = (time.time() - unit.started) * 1000.0
+        s = self.session
+        s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows, unit.error)
+        s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})
+        s.frame("r", {"tag": unit.tag, "rows": unit.rows, "ms": round(duration, 3), "error": unit.error,
+                      "sample": unit.sample})
+        s.audit("statement", decision=unit.decision, rule=unit.rule, text=unit.text[:2000],
+                rows=unit.rows, error=unit.error[:500])
+
+    def _protocol_error(self, problem: str) -> None:
+        log.warning("session %s: malformed client message: %s", self.session.id, problem)
+        self.session.audit("session.protocol_error", problem=problem)
+        self.close("protocol-error", codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))
+
+
+class _Side(asyncio.Protocol):
+    """One direction's transport callbacks; flow control pauses the other side."""
+
+    def __init__(self, relay: Relay, handler: Callable[[bytes], None], name: str) -> None:
+        self.relay = relay
+        self.handler = handler
+        self.name = name
+
+    def data_received(self, data: bytes) -> None:
+        if not self.relay.closed:
+            self.handler(data)
+
+    def eof_received(self) -> bool | None:
+        self.relay.close(f"{self.name}-eof")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        relay = self.relay
+        if self.name == "upstream" and not relay.closed:
+            relay.close("upstream-lost", codec.error_response(
+                "FATAL", "08006", f"connection {relay.subject.connection}: the server closed the connection"))
+        else:
+            relay.close(f"{self.name}-closed")
+
+    def pause_writing(self) -> None:
+        other = self.relay.upstream if self.name == "client" else self.relay.client
+        if other is not None and not other.is_closing():
+            other.pause_reading()
+
+    def resume_writing(self) -> None:
+        other = self.relay.upstream if self.name == "client" else self.relay.client
+        if other is not None and not other.is_closing():
+            other.resume_reading()

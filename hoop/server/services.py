@@ -1,0 +1,76 @@
+"""What every protocol server is handed: config, store, journal, identity and the pipeline.
+
+Protocol packages depend on this one object and never on each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from hoop.core.config import Config, Connection
+from hoop.core.errors import AccessDenied, AuthError
+from hoop.core.identity import Identity, TokenService
+from hoop.core.pipeline import Pipeline
+from hoop.core.store.journal import Journal
+from hoop.core.store.sqlite import Store
+
+log = logging.getLogger("hoop.gateway")
+
+NO_SUCH_CONNECTION = "no such connection for you"
+
+
+@dataclass
+class LiveSession:
+    """A running client session the gateway can list, watch and kill."""
+
+    id: int
+    protocol: str
+    user: str
+    connection: str
+    kill: Any  # callable(reason: str) -> None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Services:
+    def __init__(self, config: Config, store: Store, journal: Journal, pipeline: Pipeline) -> None:
+        self.config = config
+        self.store = store
+        self.journal = journal
+        self.pipeline = pipeline
+        self.tokens = TokenService(store, config)
+        self.authenticators: list[Any] = [self.tokens]
+        self.live: dict[int, LiveSession] = {}
+
+    async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
+        """Check a credential, audit the outcome, return the identity or raise AuthError."""
+        last: AuthError | None = None
+        for auth in self.authenticators:
+            try:
+                identity = await asyncio.to_thread(auth.authenticate, user, credential)
+            except AuthError as exc:
+                last = exc
+                continue
+            return identity
+        reason = last.reason if last else "no authenticator accepted the credential"
+        self.journal.audit(user, "login.failure", door, reason=reason, client=client)
+        raise AuthError(reason)
+
+    def resolve_connection(self, identity: Identity, name: str, kind: str | None = None) -> Connection:
+        """The connection this identity asked for, or AccessDenied with one answer for both
+        'does not exist' and 'not yours' so names cannot be probed."""
+        conn = self.config.connection(name)
+        if conn is None or (kind is not None and conn.type != kind) or not conn.allows(identity.groups):
+            raise AccessDenied(NO_SUCH_CONNECTION)
+        return conn
+
+    def connections_for(self, identity: Identity) -> list[Connection]:
+        return [c for c in self.config.connections if c.allows(identity.groups)]
+
+    def register(self, live: LiveSession) -> None:
+        self.live[live.id] = live
+
+    def unregister(self, session_id: int) -> None:
+        self.live.pop(session_id, None)
