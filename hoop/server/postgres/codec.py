@@ -1,0 +1,652 @@
+"""Sans-IO PostgreSQL wire protocol (v3) codec: framing, builders and parsers.
+
+No I/O happens here. The framer hands out memoryviews over its internal buffer so a relay can
+forward bytes without copying; builders return ``bytes``; parsers take a message *body* (the bytes
+after the 5-byte type+length header, or after the 4-byte length of a startup-phase message) as
+``bytes`` or ``memoryview``. Text is UTF-8 with ``surrogateescape`` so that any byte sequence
+round-trips unchanged through parse -> build.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+MAX_STARTUP_MESSAGE = 10_000  # the same cap PostgreSQL itself applies to startup packets
+
+PROTOCOL_3_0 = 196608
+SSL_REQUEST_CODE = 80877103
+GSSENC_REQUEST_CODE = 80877104
+CANCEL_REQUEST_CODE = 80877102
+
+_I32 = struct.Struct("!i")
+_U32 = struct.Struct("!I")
+_I16 = struct.Struct("!h")
+_HDR = struct.Struct("!cI")  # type byte + length
+_FIELD = struct.Struct("!IhIhih")  # RowDescription per-field trailer after the name
+_u32_from = _U32.unpack_from
+_ENC = "utf-8"
+_ERRS = "surrogateescape"
+
+
+class ProtocolViolation(Exception):
+    """The bytes on the wire do not form a valid PostgreSQL message."""
+
+
+class MessageTooLarge(ProtocolViolation):
+    """A message claims a length above the configured maximum."""
+
+
+# --------------------------------------------------------------------------- framing
+
+
+class MessageFramer:
+    """Splits a byte stream into whole messages.
+
+    Fast path: when a ``feed`` arrives and nothing is pending, the given ``bytes`` object becomes
+    the buffer as is (no copy). Only a message straddling two feeds costs a copy of the pending
+    tail. Views handed out stay valid until the next ``feed`` (in practice longer: a buffer with
+    live views is never mutated, it is replaced).
+    """
+
+    __slots__ = ("_buf", "_pos", "_view", "max_message")
+
+    def __init__(self, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+        self.max_message = max_message
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
+        self._view: memoryview | None = None  # cached view of _buf: slicing it is cheap
+
+    def _whole_view(self) -> memoryview:
+        view = self._view
+        if view is None:
+            view = self._view = memoryview(self._buf)
+        return view
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            return
+        if self._view is not None:
+            self._view.release()  # slices handed out keep their own reference to the buffer
+            self._view = None
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            # Nothing pending: adopt the chunk itself (zero copy for bytes).
+            self._buf = data if isinstance(data, bytes) else bytes(data)
+        elif isinstance(buf, bytearray):
+            try:  # compact in place: cheap memmove of the (usually short) pending tail
+                del buf[:pos]
+                buf += data
+            except BufferError:  # a caller still holds a view: leave that buffer alone
+                self._buf = buf[pos:] + data
+        else:
+            nb = bytearray(memoryview(buf)[pos:])
+            nb += data
+            self._buf = nb
+        self._pos = 0
+
+    def pending(self) -> int:
+        """Number of buffered bytes not yet returned as messages."""
+        return len(self._buf) - self._pos
+
+    def take_rest(self) -> bytes:
+        """Remove and return every buffered byte not yet returned (e.g. to hand to a relay)."""
+        rest = bytes(self._whole_view()[self._pos :])
+        self._view.release()  # type: ignore[union-attr]
+        self._buf, self._pos, self._view = b"", 0, None
+        return rest
+
+    def _length_at(self, pos: int, minimum: int, maximum: int) -> int:
+        length = _u32_from(self._buf, pos)[0]
+        if length < minimum:
+            raise ProtocolViolation(f"invalid message length {length} (minimum is {minimum})")
+        if length > maximum:
+            raise MessageTooLarge(f"message length {length} exceeds the limit of {maximum} bytes")
+        return length
+
+    def next(self) -> tuple[int, memoryview] | None:
+        """Next typed message as (type byte, view of the whole message), or None if incomplete."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 5:
+            return None
+        length = _u32_from(buf, pos + 1)[0]
+        if length < 4 or length > self.max_message:
+            self._length_at(pos + 1, 4, self.max_message)  # raises with a clear message
+        end = pos + 1 + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return buf[pos], self._whole_view()[pos:end]
+
+    def next_startup(self) -> memoryview | None:
+        """Next untyped startup-phase message (StartupMessage, SSLRequest, CancelRequest...)."""
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 4:
+            return None
+        end = pos + self._length_at(pos, 8, min(self.max_message, MAX_STARTUP_MESSAGE))
+        if end > len(buf):
+            return None
+        self._pos = end
+        return self._whole_view()[pos:end]
+
+    def split_complete(
+        self, watch: frozenset[int] | set[int] | None = None
+    ) -> tuple[memoryview, list[tuple[int, int, int]]]:
+        """Consume every complete message at once.
+
+        Returns a view over all complete bytes and ``(type, start, end)`` offsets into that view.
+        With ``watch`` only messages whose type byte is in it are listed, so a relay can forward
+        ``view[prev_end:start]`` runs untouched and only inspect what it cares about. The cost
+        per skipped message is one length read and one set lookup.
+        """
+        buf, start = self._buf, self._pos
+        size, pos, limit = len(buf), start, self.max_message
+        out: list[tuple[int, int, int]] = []
+        append = out.append
+        while size - pos >= 5:
+            length = _u32_from(buf, pos + 1)[0]
+            if length < 4 or length > limit:
+                if pos > start:
+                    break  # hand out what is valid first; the next call raises
+                self._length_at(pos + 1, 4, limit)
+            end = pos + 1 + length
+            if end > size:
+                break
+            t = buf[pos]
+            if watch is None or t in watch:
+                append((t, pos - start, end - start))
+            pos = end
+        self._pos = pos
+        return self._whole_view()[start:pos], out
+
+    def __iter__(self) -> Iterator[tuple[int, memoryview]]:
+        while (msg := self.next()) is not None:
+            yield msg
+
+
+def body(message: memoryview | bytes) -> memoryview:
+    """The body of a whole typed message (strips the 5-byte header)."""
+    return memoryview(message)[5:]
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def _enc(text: str) -> bytes:
+    raw = text.encode(_ENC, _ERRS)
+    if b"\0" in raw:
+        raise ValueError("protocol strings cannot contain NUL bytes")
+    return raw
+
+
+def _cstr(text: str) -> bytes:
+    return _enc(text) + b"\0"
+
+
+def message(type_byte: bytes, payload: bytes = b"") -> bytes:
+    """Frame a typed message: type byte + int32 length (self-inclusive) + payload."""
+    return _HDR.pack(type_byte, len(payload) + 4) + payload
+
+
+def authentication_ok() -> bytes:
+    return message(b"R", _I32.pack(0))
+
+
+def authentication_cleartext_password() -> bytes:
+    return message(b"R", _I32.pack(3))
+
+
+def authentication_md5_password(salt: bytes) -> bytes:
+    return message(b"R", _I32.pack(5) + salt)
+
+
+def authentication_sasl(mechanisms: Sequence[str]) -> bytes:
+    return message(b"R", _I32.pack(10) + b"".join(_cstr(m) for m in mechanisms) + b"\0")
+
+
+def authentication_sasl_continue(data: bytes) -> bytes:
+    return message(b"R", _I32.pack(11) + data)
+
+
+def authentication_sasl_final(data: bytes) -> bytes:
+    return message(b"R", _I32.pack(12) + data)
+
+
+def parameter_status(name: str, value: str) -> bytes:
+    return message(b"S", _cstr(name) + _cstr(value))
+
+
+def backend_key_data(pid: int, key: int) -> bytes:
+    return message(b"K", _I32.pack(pid) + _I32.pack(key))
+
+
+def ready_for_query(status: bytes = b"I") -> bytes:
+    if status not in (b"I", b"T", b"E"):
+        raise ValueError(f"invalid transaction status {status!r}")
+    return message(b"Z", status)
+
+
+def _fields_payload(
+    severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None
+) -> bytes:
+    if len(sqlstate) != 5:
+        raise ValueError(f"SQLSTATE must be 5 characters, got {sqlstate!r}")
+    parts = [b"S" + _cstr(severity), b"V" + _cstr(severity), b"C" + _cstr(sqlstate)]
+    parts.append(b"M" + _cstr(text))
+    if detail is not None:
+        parts.append(b"D" + _cstr(detail))
+    if hint is not None:
+        parts.append(b"H" + _cstr(hint))
+    return b"".join(parts) + b"\0"
+
+
+def error_response(
+    severity: str, sqlstate: str, text: str, detail: str | None = None, hint: str | None = None
+) -> bytes:
+    return message(b"E", _fields_payload(severity, sqlstate, text, detail, hint))
+
+
+def notice_response(
+    severity: str, sqlstate: str, text: str, detail: str | None = None, hint: str | None = None
+) -> bytes:
+    return message(b"N", _fields_payload(severity, sqlstate, text, detail, hint))
+
+
+def command_complete(tag: str) -> bytes:
+    return message(b"C", _cstr(tag))
+
+
+def empty_query_response() -> bytes:
+    return message(b"I")
+
+
+def parse_complete() -> bytes:
+    return message(b"1")
+
+
+def bind_complete() -> bytes:
+    return message(b"2")
+
+
+def close_complete() -> bytes:
+    return message(b"3")
+
+
+def no_data() -> bytes:
+    return message(b"n")
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One column of a RowDescription. Defaults describe an untyped text column."""
+
+    name: str
+    table_oid: int = 0
+    attnum: int = 0
+    type_oid: int = 25
+    typlen: int = -1
+    typmod: int = -1
+    format: int = 0
+
+
+def row_description(fields: Sequence[Field]) -> bytes:
+    parts = [_I16.pack(len(fields))]
+    for f in fields:
+        parts.append(_cstr(f.name))
+        parts.append(_FIELD.pack(f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, f.format))
+    return message(b"T", b"".join(parts))
+
+
+def data_row(values: Sequence[bytes | None]) -> bytes:
+    """Build a DataRow (also the way to rebuild one after rewriting values)."""
+    parts = [_I16.pack(len(values))]
+    for v in values:
+        parts.append(b"\xff\xff\xff\xff" if v is None else _I32.pack(len(v)) + v)
+    return message(b"D", b"".join(parts))
+
+
+# Frontend messages ------------------------------------------------------------------
+
+
+def startup_message(params: dict[str, str], version: int = PROTOCOL_3_0) -> bytes:
+    payload = _I32.pack(version) + b"".join(_cstr(k) + _cstr(v) for k, v in params.items()) + b"\0"
+    return _I32.pack(len(payload) + 4) + payload
+
+
+def ssl_request() -> bytes:
+    return _I32.pack(8) + _I32.pack(SSL_REQUEST_CODE)
+
+
+def gssenc_request() -> bytes:
+    return _I32.pack(8) + _I32.pack(GSSENC_REQUEST_CODE)
+
+
+def cancel_request(pid: int, key: int) -> bytes:
+    return struct.pack("!iiii", 16, CANCEL_REQUEST_CODE, pid, key)
+
+
+def password_message(password: bytes) -> bytes:
+    """PasswordMessage for cleartext or md5 auth (the NUL terminator is added here)."""
+    return message(b"p", password + b"\0")
+
+
+def sasl_initial_response(mechanism: str, data: bytes | None) -> bytes:
+    tail = _I32.pack(-1) if data is None else _I32.pack(len(data)) + data
+    return message(b"p", _cstr(mechanism) + tail)
+
+
+def sasl_response(data: bytes) -> bytes:
+    return message(b"p", data)
+
+
+def query(sql: str) -> bytes:
+    return message(b"Q", _cstr(sql))
+
+
+def terminate() -> bytes:
+    return message(b"X")
+
+
+def sync() -> bytes:
+    return message(b"S")
+
+
+def flush() -> bytes:
+    return message(b"H")
+
+
+def parse(name: str, sql: str, param_oids: Sequence[int] = ()) -> bytes:
+    oids = b"".join(_U32.pack(o) for o in param_oids)
+    return message(b"P", _cstr(name) + _cstr(sql) + _I16.pack(len(param_oids)) + oids)
+
+
+def bind(
+    portal: str,
+    statement: str,
+    params: Sequence[bytes | None] = (),
+    param_formats: Sequence[int] = (),
+    result_formats: Sequence[int] = (),
+) -> bytes:
+    parts = [_cstr(portal), _cstr(statement), _I16.pack(len(param_formats))]
+    parts += [_I16.pack(f) for f in param_formats]
+    parts.append(_I16.pack(len(params)))
+    parts += [b"\xff\xff\xff\xff" if p is None else _I32.pack(len(p)) + p for p in params]
+    parts.append(_I16.pack(len(result_formats)))
+    parts += [_I16.pack(f) for f in result_formats]
+    return message(b"B", b"".join(parts))
+
+
+def describe(kind: str, name: str) -> bytes:
+    return message(b"D", _enc(kind) + _cstr(name))
+
+
+def execute(portal: str = "", max_rows: int = 0) -> bytes:
+    return message(b"E", _cstr(portal) + _I32.pack(max_rows))
+
+
+def close(kind: str, name: str) -> bytes:
+    return message(b"C", _enc(kind) + _cstr(name))
+
+
+# --------------------------------------------------------------------------- parsers
+
+
+class _Reader:
+    """Cursor over a message body with bounds-checked reads."""
+
+    __slots__ = ("data", "pos", "what")
+
+    def __init__(self, data: bytes | memoryview, what: str) -> None:
+        self.data = data if isinstance(data, bytes) else bytes(data)
+        self.pos = 0
+        self.what = what
+
+    def _short(self, need: str) -> ProtocolViolation:
+        return ProtocolViolation(f"{self.what}: truncated message (expected {need})")
+
+    def cstr(self) -> str:
+        end = self.data.find(b"\0", self.pos)
+        if end < 0:
+            raise ProtocolViolation(f"{self.what}: string is missing its NUL terminator")
+        s = self.data[self.pos : end].decode(_ENC, _ERRS)
+        self.pos = end + 1
+        return s
+
+    def _unpack(self, st: struct.Struct, need: str) -> int:
+        if self.pos + st.size > len(self.data):
+            raise self._short(need)
+        (v,) = st.unpack_from(self.data, self.pos)
+        self.pos += st.size
+        return v
+
+    def i32(self) -> int:
+        return self._unpack(_I32, "int32")
+
+    def u32(self) -> int:
+        return self._unpack(_U32, "uint32")
+
+    def i16(self) -> int:
+        return self._unpack(_I16, "int16")
+
+    def count(self) -> int:
+        n = self.i16()
+        if n < 0:
+            raise ProtocolViolation(f"{self.what}: negative count {n}")
+        return n
+
+    def raw(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise self._short(f"{n} bytes")
+        v = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return v
+
+    def value(self) -> bytes | None:
+        n = self.i32()
+        if n == -1:
+            return None
+        if n < -1:
+            raise ProtocolViolation(f"{self.what}: invalid value length {n}")
+        return self.raw(n)
+
+    def rest(self) -> bytes:
+        v = self.data[self.pos :]
+        self.pos = len(self.data)
+        return v
+
+    def byte(self) -> str:
+        return self.raw(1).decode("latin-1")
+
+    def end(self) -> None:
+        if self.pos != len(self.data):
+            extra = len(self.data) - self.pos
+            raise ProtocolViolation(f"{self.what}: {extra} unexpected trailing bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Startup:
+    kind: str  # 'startup' | 'ssl' | 'gssenc' | 'cancel'
+    version: int = 0
+    params: dict[str, str] = field(default_factory=dict)
+    pid: int = 0
+    key: int = 0
+
+
+def parse_startup(data: bytes | memoryview) -> Startup:
+    """Parse a startup-phase message body (everything after its 4-byte length)."""
+    r = _Reader(data, "startup message")
+    code = r.i32()
+    if code == SSL_REQUEST_CODE:
+        r.end()
+        return Startup("ssl", code)
+    if code == GSSENC_REQUEST_CODE:
+        r.end()
+        return Startup("gssenc", code)
+    if code == CANCEL_REQUEST_CODE:
+        pid, key = r.i32(), r.i32()
+        r.end()
+        return Startup("cancel", code, pid=pid, key=key)
+    if code >> 16 != 3:
+        raise ProtocolViolation(
+            f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: only 3.x is supported"
+        )
+    params: dict[str, str] = {}
+    while True:
+        name = r.cstr()
+        if not name:
+            break
+        params[name] = r.cstr()
+    r.end()
+    return Startup("startup", code, params)
+
+
+def parse_error_fields(data: bytes | memoryview) -> dict[str, str]:
+    """ErrorResponse / NoticeResponse body -> {single-letter code: text}."""
+    r = _Reader(data, "error fields")
+    out: dict[str, str] = {}
+    while True:
+        code = r.byte()
+        if code == "\0":
+            break
+        out[code] = r.cstr()
+    r.end()
+    return out
+
+
+def parse_authentication(data: bytes | memoryview) -> tuple[int, bytes]:
+    r = _Reader(data, "authentication request")
+    return r.i32(), r.rest()
+
+
+def parse_sasl_mechanisms(payload: bytes) -> list[str]:
+    """The payload of AuthenticationSASL (code 10) -> mechanism names."""
+    r = _Reader(payload, "SASL mechanisms")
+    names = []
+    while name := r.cstr():
+        names.append(name)
+    r.end()
+    return names
+
+
+def parse_backend_key_data(data: bytes | memoryview) -> tuple[int, int]:
+    r = _Reader(data, "BackendKeyData")
+    pid, key = r.i32(), r.i32()
+    r.end()
+    return pid, key
+
+
+def parse_parameter_status(data: bytes | memoryview) -> tuple[str, str]:
+    r = _Reader(data, "ParameterStatus")
+    name, value = r.cstr(), r.cstr()
+    r.end()
+    return name, value
+
+
+def parse_ready_for_query(data: bytes | memoryview) -> bytes:
+    status = bytes(data)
+    if status not in (b"I", b"T", b"E"):
+        raise ProtocolViolation(f"ReadyForQuery: invalid transaction status {status!r}")
+    return status
+
+
+def parse_row_description(data: bytes | memoryview) -> list[Field]:
+    r = _Reader(data, "RowDescription")
+    fields = []
+    for _ in range(r.count()):
+        name = r.cstr()
+        if r.pos + _FIELD.size > len(r.data):
+            raise r._short("field attributes")
+        fields.append(Field(name, *_FIELD.unpack_from(r.data, r.pos)))
+        r.pos += _FIELD.size
+    r.end()
+    return fields
+
+
+def parse_data_row(data: bytes | memoryview) -> list[bytes | None]:
+    r = _Reader(data, "DataRow")
+    values = [r.value() for _ in range(r.count())]
+    r.end()
+    return values
+
+
+def parse_query(data: bytes | memoryview) -> str:
+    r = _Reader(data, "Query")
+    sql = r.cstr()
+    r.end()
+    return sql
+
+
+def parse_parse(data: bytes | memoryview) -> tuple[str, str, list[int]]:
+    r = _Reader(data, "Parse")
+    name, sql = r.cstr(), r.cstr()
+    oids = [r.u32() for _ in range(r.count())]
+    r.end()
+    return name, sql, oids
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    portal: str
+    statement: str
+    param_formats: list[int]
+    params: list[bytes | None]
+    result_formats: list[int]
+
+
+def parse_bind(data: bytes | memoryview) -> Bind:
+    r = _Reader(data, "Bind")
+    portal, statement = r.cstr(), r.cstr()
+    param_formats = [r.i16() for _ in range(r.count())]
+    params = [r.value() for _ in range(r.count())]
+    result_formats = [r.i16() for _ in range(r.count())]
+    r.end()
+    return Bind(portal, statement, param_formats, params, result_formats)
+
+
+def _kind_and_name(data: bytes | memoryview, what: str) -> tuple[str, str]:
+    r = _Reader(data, what)
+    kind = r.byte()
+    if kind not in ("S", "P"):
+        raise ProtocolViolation(f"{what}: kind must be 'S' or 'P', got {kind!r}")
+    name = r.cstr()
+    r.end()
+    return kind, name
+
+
+def parse_describe(data: bytes | memoryview) -> tuple[str, str]:
+    return _kind_and_name(data, "Describe")
+
+
+def parse_close(data: bytes | memoryview) -> tuple[str, str]:
+    return _kind_and_name(data, "Close")
+
+
+def parse_execute(data: bytes | memoryview) -> tuple[str, int]:
+    r = _Reader(data, "Execute")
+    portal, max_rows = r.cstr(), r.i32()
+    r.end()
+    return portal, max_rows
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResponse:
+    format: int  # 0 text, 1 binary (overall)
+    column_formats: list[int]
+
+
+def parse_copy_response(data: bytes | memoryview) -> CopyResponse:
+    """CopyInResponse / CopyOutResponse / CopyBothResponse body."""
+    r = _Reader(data, "CopyResponse")
+    fmt = r.raw(1)[0]
+    cols = [r.i16() for _ in range(r.count())]
+    r.end()
+    return CopyResponse(fmt, cols)
+
+
+def parse_command_complete(data: bytes | memoryview) -> str:
+    r = _Reader(data, "CommandComplete")
+    tag = r.cstr()
+    r.end()
+    return tag
