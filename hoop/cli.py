@@ -8,6 +8,7 @@ its last line.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -182,13 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--limit", type=int, default=200)
     aud.add_argument("--action", default=None)
 
-    for extra in EXTRA_PARSERS:
-        extra(sub, common)
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        COMMANDS.update(module.register(sub, common))
     return parser
 
 
-# Later features register their subcommands here (parser builders and handlers).
-EXTRA_PARSERS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
+# Each module adds subcommands: `register(subparsers, common) -> {command name: handler}`.
+COMMAND_MODULES = [
+    "hoop.commands.approvals",
+    "hoop.commands.rules",
+    "hoop.commands.login",
+    "hoop.commands.tui",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

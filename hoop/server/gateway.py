@@ -68,6 +68,9 @@ class Gateway:
             server = await start_door(name, services, tls, *address)
             self.servers.append(server)
             log.info("%s listening on %s:%s", name, *address)
+        from hoop.server.control import ControlServer
+
+        self.servers.append(await ControlServer(services, gw.control_path).start())
         for extra in EXTRA_STARTERS:
             started = await extra(self, services)
             if started is not None:
@@ -84,6 +87,7 @@ class Gateway:
     async def stop(self) -> None:
         for server in self.servers:
             server.close()
+        self.services.approvals.expire_all()
         for live in list(self.services.live.values()):
             live.kill("gateway shutting down")
         self.services.journal.audit("gateway", "gateway.stop")

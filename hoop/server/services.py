@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from hoop.core.approvals import Approvals
 from hoop.core.config import Config, Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity, TokenService
@@ -43,6 +44,7 @@ class Services:
         self.tokens = TokenService(store, config)
         self.authenticators: list[Any] = [self.tokens]
         self.live: dict[int, LiveSession] = {}
+        self.approvals = Approvals(store, journal.audit)
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
         """Check a credential, audit the outcome, return the identity or raise AuthError."""
@@ -68,6 +70,11 @@ class Services:
 
     def connections_for(self, identity: Identity) -> list[Connection]:
         return [c for c in self.config.connections if c.allows(identity.groups)]
+
+    def is_approver(self, identity: Identity) -> bool:
+        """Members of any review rule's approver group may watch and act on sessions."""
+        groups = {g for rule in self.pipeline.guard_rules for g in getattr(rule, "approvers", ())}
+        return bool(groups.intersection(identity.groups))
 
     def register(self, live: LiveSession) -> None:
         self.live[live.id] = live

@@ -170,6 +170,7 @@ class PostgresDoor:
             pipeline=services.pipeline, session=session,
             max_message=services.config.gateway.max_message_size,
             upstream_target=upstream.target, upstream_key=(upstream.backend_pid, upstream.backend_key),
+            approvals=services.approvals,
             on_close=finished,
         )
         self.relays[key] = relay

@@ -31,6 +31,7 @@ CLIENT_WATCH = frozenset(b"QPBEXF")
 UPSTREAM_WATCH = frozenset(b"CEZIs")
 
 Q, P, B, E, X, F = (ord(c) for c in "QPBEXF")
+HOLD = object()  # returned by a message handler: stop here until an approver decides
 C_, ERR, Z, I_, S_ = (ord(c) for c in "CEZIs")
 
 
@@ -50,7 +51,7 @@ class Relay:
     """State shared by both directions of one session."""
 
     def __init__(self, *, subject: Subject, pipeline: Any, session: Any, max_message: int,
-                 upstream_target: UpstreamTarget, upstream_key: tuple[int, int],
+                 upstream_target: UpstreamTarget, upstream_key: tuple[int, int], approvals: Any,
                  on_close: Callable[[str], None]) -> None:
         self.subject = subject
         self.pipeline = pipeline
@@ -69,6 +70,9 @@ class Relay:
         self.txn_status = b"I"
         self.closed = False
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.approvals = approvals
+        self.hold_task: asyncio.Future[None] | None = None
+        self.pending_review: tuple[Decision, str, bool, str] | None = None
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -93,6 +97,8 @@ class Relay:
         if self.upstream is not None and not self.upstream.is_closing():
             self.upstream.write(codec.terminate())
             self.upstream.close()
+        if self.hold_task is not None:
+            self.hold_task.cancel()  # marks a held request abandoned; it never runs later
         if not self.done.done():
             self.done.set_result(reason)
         self.on_close(reason)
@@ -101,7 +107,12 @@ class Relay:
         self.close("killed", codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"))
 
     async def cancel(self) -> None:
-        """Forward a client's CancelRequest with the upstream key (the client never sees it)."""
+        """Forward a client's CancelRequest with the upstream key (the client never sees it).
+        While a statement is held, cancelling withdraws the approval request instead."""
+        if self.hold_task is not None:
+            for approval_id in self.approvals.pending_for_session(self.session.id):
+                self.approvals.withdraw(approval_id)
+            return
         t = self.upstream_target
         try:
             async with asyncio.timeout(5):
@@ -118,6 +129,8 @@ class Relay:
         framer = self.client_framer
         framer.feed(data)
         self.session.bytes_in += len(data)
+        if self.hold_task is not None:
+            return  # held: the bytes wait in the framer until the decision
         try:
             view, marks = framer.split_complete(CLIENT_WATCH)
         except codec.ProtocolViolation as exc:
@@ -134,10 +147,15 @@ class Relay:
                 out.append(view[prev:start])
             prev = end
             try:
-                out.append(self._client_message(t, view[start:end]))
+                forward = self._client_message(t, view[start:end])
             except codec.ProtocolViolation as exc:
                 self._protocol_error(str(exc))
                 return
+            if forward is HOLD:
+                self.upstream.writelines(out)  # type: ignore[union-attr]
+                self._start_hold(bytes(view[start:end]), bytes(view[end:]) + framer.take_rest())
+                return
+            out.append(forward)
         if prev < len(view):
             out.append(view[prev:])
         self.upstream.writelines(out)  # type: ignore[union-attr]
@@ -147,11 +165,17 @@ class Relay:
             text = codec.parse_query(msg[5:])
             decision = self.pipeline.check(self.subject, text)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
+            if decision.action == "review":
+                self.pending_review = (decision, text, True, "")
+                return HOLD
             return msg if decision.action == "allow" else self._refuse(decision, simple=True)
         if t == P:
             name, text, _ = codec.parse_parse(msg[5:])
             decision = self.pipeline.check(self.subject, text)
             self.prepared[name] = (text, decision)
+            if decision.action == "review":
+                self.pending_review = (decision, text, False, name)
+                return HOLD
             return msg if decision.action == "allow" else self._refuse(decision, simple=False, name=name)
         if t == B:
             portal, pos = _cstr_at(msg, 5)
@@ -177,16 +201,51 @@ class Relay:
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, simple=True)
 
-    def _refuse(self, decision: Decision, *, simple: bool, name: str = "") -> bytes:
+    def _refuse(self, decision: Decision, *, simple: bool, name: str = "", sqlstate: str = "42501",
+                message: str = "") -> bytes:
         """Replace a refused statement by one that fails upstream with a marker we rewrite."""
         marker = f"hoop-refused-{secrets.token_hex(8)}"
-        sqlstate = "42501"
         self.markers[marker] = codec.error_response(
-            "ERROR", sqlstate, f"blocked by rule {decision.rule}: {decision.reason}",
+            "ERROR", sqlstate, message or f"blocked by rule {decision.rule}: {decision.reason}",
             hint="Hoop refused this statement; ask an administrator if you need it.",
         )
         failing = f'SELECT FROM "{marker}"'
         return codec.query(failing) if simple else codec.parse(name, failing)
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def _start_hold(self, held: bytes, backlog: bytes) -> None:
+        """Keep the statement (and everything after it) until an approver decides."""
+        self.client.pause_reading()  # type: ignore[union-attr]
+        self.client_framer.feed(backlog)
+        self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
+
+    async def _hold(self, held: bytes, decision: Decision, text: str, simple: bool, name: str) -> None:
+        def notify(message: str) -> None:
+            if self.client is not None and not self.client.is_closing():
+                self.client.write(codec.notice_response("NOTICE", "01000", message))
+
+        outcome = await self.approvals.hold(session=self.session, subject=self.subject, text=text,
+                                            decision=decision, notify=notify)
+        if self.closed:
+            return
+        unit = self.tracker.units[-1] if simple and self.tracker.units else None
+        if unit is not None:
+            unit.decision = f"review:{outcome.status}"
+        if outcome.approved:
+            if not simple:
+                self.prepared[name] = (text, Decision("allow", decision.rule, outcome.reason))
+            forward = held
+        else:
+            sqlstate = "42501" if outcome.status == "denied" else "57014"
+            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
+            message = (f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
+                       f": {outcome.reason}")
+            forward = self._refuse(decision, simple=simple, name=name, sqlstate=sqlstate, message=message)
+        self.upstream.write(forward)  # type: ignore[union-attr]
+        self.hold_task = None
+        self.client.resume_reading()  # type: ignore[union-attr]
+        self.from_client(b"")
 
     # -- upstream -> client ----------------------------------------------------------------
 

@@ -1,0 +1,1 @@
+"""Subcommands of `hoop` beyond the foundation, one module per area."""

@@ -1,0 +1,81 @@
+"""`hoop approvals`, `hoop approve ID`, `hoop deny ID --reason ...`, `hoop kill SESSION --reason ...`.
+
+Listing reads the store; decisions go to the running gateway's control endpoint, acting as
+the identity of `--token` / `HOOP_TOKEN`, because only the gateway can wake a held session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from hoop.control_client import ControlClient, token_from
+from hoop.core.config import Config
+from hoop.core.identity import parse_ttl
+
+
+def _client(args: argparse.Namespace, config: Config) -> ControlClient:
+    return ControlClient(config.gateway.control_path, token_from(args.token))
+
+
+def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
+    from hoop.core.store.sqlite import Store
+
+    store = Store(config.gateway.db_path)
+    where = "" if args.all else "WHERE status = 'pending'"
+    rows = store.query(f"SELECT * FROM approvals {where} ORDER BY id DESC LIMIT 200")
+    now = time.time()
+    for r in rows:
+        r["age"] = f"{now - r['created']:.0f}s"
+        r["approvers"] = json.loads(r["approvers"])
+        r["decisions"] = json.loads(r["decisions"])
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no pending approval requests" if not args.all else "no approval requests")
+        return 0
+    for r in rows:
+        text = " ".join(r["statement"].split())
+        print(f"#{r['id']:<5} {r['status']:<9} {r['user']:<10} {r['connection']:<10} rule={r['rule']:<16} age={r['age']:<6} {text[:80]}")
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace, config: Config) -> int:
+    client = _client(args, config)
+    params: dict[str, Any] = {"id": args.id, "reason": args.reason or ""}
+    if args.command == "approve" and args.grant:
+        params["grant_seconds"] = parse_ttl(args.grant)
+    result = client.call(args.command, **params)
+    if result.get("status") == "pending":
+        print(f"approved #{args.id}: {result['approvals']} of {result['required']} approvals so far")
+    else:
+        print(f"#{args.id} {result['status']}")
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace, config: Config) -> int:
+    _client(args, config).call("kill", id=args.id, reason=args.reason)
+    print(f"session {args.id} killed")
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
+    ident = argparse.ArgumentParser(add_help=False)
+    ident.add_argument("--token", default=None, help="your Hoop token (default: $HOOP_TOKEN)")
+    p = sub.add_parser("approvals", parents=[common], help="list approval requests")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--all", action="store_true", help="include decided requests")
+    p = sub.add_parser("approve", parents=[common, ident], help="approve a held command")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", default="")
+    p.add_argument("--grant", default=None, help="also let this user run statements of this rule for e.g. 30m")
+    p = sub.add_parser("deny", parents=[common, ident], help="deny a held command")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+    p = sub.add_parser("kill", parents=[common, ident], help="disconnect a live session")
+    p.add_argument("id", type=int)
+    p.add_argument("--reason", required=True)
+    return {"approvals": cmd_approvals, "approve": cmd_decide, "deny": cmd_decide, "kill": cmd_kill}

@@ -1,0 +1,197 @@
+"""Held commands: request, wait, decide, expire.
+
+A session task that hits a review rule calls `hold()`, which writes the request, tells the
+client, and awaits a future (mitmproxy's intercept/resume model). `decide()` — called by the
+gateway's control endpoint on behalf of an approver in another process — resolves that
+future at once, so the statement runs within milliseconds of the decision. Nothing polls.
+Time-boxed grants let matching statements through without a new hold until they expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hoop.core.errors import HoopError
+from hoop.core.store.sqlite import Store
+
+
+class DecisionRefused(HoopError):
+    """An approver's decision was not accepted (not pending, not an approver, own request...)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # approved | denied | expired | cancelled | abandoned
+    reason: str = ""
+    approval_id: int = 0
+    by: tuple[str, ...] = ()
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+
+@dataclass
+class _Pending:
+    id: int
+    user: str
+    connection: str
+    rule: Any
+    future: asyncio.Future[Outcome]
+    approvals: list[str] = field(default_factory=list)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{int(seconds // 3600)}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds:g}s"
+
+
+class Approvals:
+    def __init__(self, store: Store, audit: Callable[..., None]) -> None:
+        self.store = store
+        self.audit = audit  # journal.audit(actor, action, target, **detail)
+        self.pending: dict[int, _Pending] = {}
+        self.listeners: list[Callable[[str, int], None]] = []
+
+    # -- the held session's side -----------------------------------------------------------
+
+    async def hold(self, *, session: Any, subject: Any, text: str, decision: Any,
+                   notify: Callable[[str], None]) -> Outcome:
+        rule = decision.review
+        grant = await asyncio.to_thread(self._active_grant, subject.user, subject.connection, rule.name)
+        if grant is not None:
+            session.audit("grant.use", grant=grant["id"], rule=rule.name, text=text[:2000])
+            return Outcome("approved", f"grant #{grant['id']} by {grant['granted_by']}", 0, (grant["granted_by"],))
+        now = time.time()
+        approval_id = await asyncio.to_thread(self._insert, session.id, subject, text, rule, decision.reason, now)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.pending[approval_id] = _Pending(approval_id, subject.user, subject.connection, rule, future)
+        session.held += 1
+        session.touch()
+        session.audit("approval.request", approval=approval_id, rule=rule.name, text=text[:2000])
+        session.frame("e", {"event": "held", "approval": approval_id, "rule": rule.name})
+        self._announce("request", approval_id)
+        notify(f"held for approval #{approval_id} by rule {rule.name}; waiting up to {format_duration(rule.timeout)}")
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(future), timeout=rule.timeout)
+        except TimeoutError:
+            outcome = Outcome("expired", f"no decision within {format_duration(rule.timeout)}", approval_id)
+            self._close(approval_id, outcome)
+        except asyncio.CancelledError:
+            # The client went away (or cancelled) while waiting: never run it later.
+            self._close(approval_id, Outcome("abandoned", "the client left while waiting", approval_id))
+            raise
+        session.frame("e", {"event": outcome.status, "approval": approval_id, "reason": outcome.reason})
+        return outcome
+
+    def withdraw(self, approval_id: int, reason: str = "cancelled by the client") -> None:
+        """A CancelRequest (or Ctrl-C) while held withdraws the request."""
+        self._close(approval_id, Outcome("cancelled", reason, approval_id))
+
+    def pending_for_session(self, session_id: int) -> list[int]:
+        rows = self.store.query("SELECT id FROM approvals WHERE session_id = ? AND status = 'pending'", (session_id,))
+        return [r["id"] for r in rows if r["id"] in self.pending]
+
+    # -- the approver's side ----------------------------------------------------------------
+
+    def decide(self, approval_id: int, approver: Any, approve: bool, reason: str = "",
+               grant_seconds: float | None = None) -> dict[str, Any]:
+        pending = self.pending.get(approval_id)
+        row = self.store.one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+        if row is None:
+            raise DecisionRefused(f"no approval request #{approval_id}")
+        if pending is None or row["status"] != "pending":
+            raise DecisionRefused(f"request #{approval_id} is no longer pending (status {row['status']})")
+        rule = pending.rule
+        if approver.name == pending.user:
+            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="own request")
+            raise DecisionRefused("you cannot decide on your own request")
+        allowed = set(rule.approvers)
+        if allowed and not allowed.intersection(approver.groups):
+            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="not an approver")
+            raise DecisionRefused(f"only members of {', '.join(sorted(allowed))} may decide on rule {rule.name}")
+        if not approve:
+            if not reason:
+                raise DecisionRefused("a reason is required to deny")
+            self.audit(approver.name, "approval.deny", pending.connection, approval=approval_id, reason=reason)
+            self._close(approval_id, Outcome("denied", reason, approval_id, (approver.name,)))
+            return {"id": approval_id, "status": "denied"}
+        if approver.name in pending.approvals:
+            raise DecisionRefused(f"you already approved #{approval_id}; it needs another approver")
+        pending.approvals.append(approver.name)
+        self.audit(approver.name, "approval.approve", pending.connection, approval=approval_id,
+                   reason=reason, grant_seconds=grant_seconds)
+        if grant_seconds:
+            self._grant(pending, approver.name, grant_seconds, approval_id)
+        need = max(1, int(rule.approvals))
+        if len(pending.approvals) < need:
+            self._record_decisions(approval_id, pending.approvals)
+            self._announce("progress", approval_id)
+            return {"id": approval_id, "status": "pending", "approvals": len(pending.approvals), "required": need}
+        self._close(approval_id, Outcome("approved", reason, approval_id, tuple(pending.approvals)))
+        return {"id": approval_id, "status": "approved"}
+
+    def expire_all(self) -> None:
+        for approval_id in list(self.pending):
+            self._close(approval_id, Outcome("expired", "the gateway stopped", approval_id))
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _insert(self, session_id: int, subject: Any, text: str, rule: Any, reason: str, now: float) -> int:
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO approvals(session_id, user, connection, statement, rule, reason, approvers, "
+                "required, status, created, expires) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (session_id, subject.user, subject.connection, text, rule.name, reason,
+                 json.dumps(list(rule.approvers)), max(1, int(rule.approvals)), "pending", now, now + rule.timeout),
+            )
+            return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def _record_decisions(self, approval_id: int, approvers: list[str]) -> None:
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE approvals SET decisions = ? WHERE id = ?", (json.dumps(approvers), approval_id))
+
+    def _close(self, approval_id: int, outcome: Outcome) -> None:
+        pending = self.pending.pop(approval_id, None)
+        with self.store.transaction() as conn:
+            conn.execute(
+                "UPDATE approvals SET status = ?, decided = ?, decisions = ?, reason = CASE WHEN ? != '' "
+                "THEN ? ELSE reason END WHERE id = ? AND status = 'pending'",
+                (outcome.status, time.time(), json.dumps(list(outcome.by)), outcome.reason, outcome.reason, approval_id),
+            )
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(outcome)
+        if outcome.status in ("expired", "abandoned", "cancelled") and pending is not None:
+            self.audit(pending.user, f"approval.{outcome.status}", pending.connection, approval=approval_id)
+        self._announce(outcome.status, approval_id)
+
+    def _grant(self, pending: _Pending, approver: str, seconds: float, approval_id: int) -> None:
+        now = time.time()
+        with self.store.transaction() as conn:
+            conn.execute(
+                "INSERT INTO grants(user, connection, rule, granted_by, created, expires, approval_id) VALUES (?,?,?,?,?,?,?)",
+                (pending.user, pending.connection, pending.rule.name, approver, now, now + seconds, approval_id),
+            )
+        self.audit(approver, "grant.create", pending.connection, user=pending.user, rule=pending.rule.name,
+                   seconds=seconds, approval=approval_id)
+
+    def _active_grant(self, user: str, connection: str, rule: str) -> dict[str, Any] | None:
+        return self.store.one(
+            "SELECT id, granted_by, expires FROM grants WHERE user = ? AND connection = ? AND rule = ? "
+            "AND expires > ? ORDER BY expires DESC LIMIT 1",
+            (user, connection, rule, time.time()),
+        )
+
+    def _announce(self, event: str, approval_id: int) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event, approval_id)
+            except Exception:  # a watcher must never break a decision
+                pass

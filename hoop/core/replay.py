@@ -1,0 +1,64 @@
+"""`hoop replay SESSION_ID`: print a recorded session as a timeline, optionally with its timing.
+
+Database sessions print one line per statement with its decision and outcome. Terminal (SSH)
+recordings are handed to the terminal player, which writes the screen output itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from hoop.core import recording
+from hoop.core.errors import HoopError
+
+
+def describe_frame(t: float, kind: str, data: dict[str, Any]) -> str | None:
+    stamp = f"+{t:9.3f}s"
+    if kind == "q":
+        rule = f" rule={data['rule']}" if data.get("rule") else ""
+        text = " ".join(str(data.get("text", "")).split())
+        return f"{stamp}  [{data.get('decision', '?')}{rule}]  {text}"
+    if kind == "r":
+        if data.get("error"):
+            return f"{stamp}    -> error: {data['error']} ({data.get('ms', 0):.1f} ms)"
+        rows = "" if data.get("rows") is None else f", {data['rows']} rows"
+        line = f"{stamp}    -> {data.get('tag') or 'ok'}{rows} ({data.get('ms', 0):.1f} ms)"
+        for row in data.get("sample") or []:
+            line += "\n" + " " * 17 + " | ".join("NULL" if v is None else str(v) for v in row)
+        return line
+    if kind == "e":
+        extra = " ".join(f"{k}={v}" for k, v in data.items() if k != "event")
+        return f"{stamp}  -- {data.get('event')} {extra}".rstrip()
+    return None
+
+
+def replay_session(store: Any, config: Any, session_id: int, *, speed: float = 0.0, start: float = 0.0,
+                   as_text: bool = False, out: TextIO = sys.stdout) -> int:
+    row = store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+    if row is None:
+        raise HoopError(f"no session {session_id}")
+    cast = config.gateway.recordings_dir / f"{session_id}.cast"
+    if cast.exists():
+        from hoop.core.terminal import play_cast  # terminal recordings (SSH)
+
+        return play_cast(cast, speed=speed, start=start, as_text=as_text, out=out)
+    path = Path(row["recording"]) if row["recording"] else config.gateway.recordings_dir / f"{session_id}.hoop.jsonl"
+    if not path.exists():
+        raise HoopError(f"session {session_id} has no recording at {path}")
+    print(f"session {session_id}: {row['user']} on {row['connection']} ({row['protocol']}), "
+          f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['started']))}, status {row['status']}",
+          file=out)
+    last = start
+    for t, kind, data in recording.iter_frames(path):
+        if t < start:
+            continue
+        if speed > 0 and t > last:
+            time.sleep((t - last) / speed)
+        last = t
+        line = describe_frame(t, kind, data)
+        if line is not None:
+            print(line, file=out, flush=speed > 0)
+    return 0

@@ -1,0 +1,109 @@
+"""Run the real `hoop serve` as a subprocess with a throwaway config, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.servers import free_port, port_open
+
+HOOP = [sys.executable, "-m", "hoop.cli"]
+
+
+@dataclass
+class GatewayProcess:
+    root: Path
+    config: Path
+    ports: dict[str, int]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    outputs: list[str] = field(default_factory=list)  # every CLI output, for canary searches
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "gateway.log"
+
+    def start(self, timeout: float = 20.0) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            HOOP + ["serve", "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT,
+            env=self.env, cwd=self.root,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.proc.returncode}:\n{self.log()}")
+            if all(port_open("127.0.0.1", p, 0.2) for p in self.ports.values()) and "ready" in self.log():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"gateway did not start in {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            HOOP + list(args) + ["-c", str(self.config)], capture_output=True, text=True,
+            env={**self.env, **(env or {})}, cwd=self.root, input=input, timeout=60,
+        )
+        self.outputs += [result.stdout, result.stderr]
+        if check and result.returncode != 0:
+            raise AssertionError(f"hoop {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def token(self, user: str, ttl: str = "1h") -> str:
+        return self.cli("token", "issue", user, "--ttl", ttl).stdout.strip().splitlines()[-1]
+
+    def dsn(self, user: str, token: str, connection: str = "pg", **extra: str) -> str:
+        parts = {"host": "127.0.0.1", "port": str(self.ports["postgres"]), "user": user,
+                 "password": token, "dbname": connection, "sslmode": "disable", **extra}
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+    def psql(self, user: str, token: str, sql: str | None = None, *args: str, connection: str = "pg",
+             input: str | None = None, sslmode: str = "disable", timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        cmd = ["psql", f"host=127.0.0.1 port={self.ports['postgres']} user={user} dbname={connection} sslmode={sslmode}",
+               "-X", "-v", "ON_ERROR_STOP=0", *args]
+        if sql is not None:
+            cmd += ["-c", sql]
+        result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
+                                env={**os.environ, "PGPASSWORD": token, "PGCONNECT_TIMEOUT": "10"})
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+
+def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None) -> GatewayProcess:
+    """Write hoop.toml under `root` with free ports for the doors and return a (stopped) gateway."""
+    ports = listen or {"postgres": free_port()}
+    listen_lines = "\n".join(f'{k} = "127.0.0.1:{v}"' for k, v in ports.items())
+    text = f'''[gateway]
+data_dir = "data"
+recordings_dir = "recordings"
+
+[listen]
+{listen_lines}
+
+{body}
+'''
+    config = root / "hoop.toml"
+    config.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return GatewayProcess(root, config, ports, env)

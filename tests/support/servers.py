@@ -1,0 +1,31 @@
+"""Reachability of the real servers the tests use; missing ones fail under CI, skip elsewhere."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require(host: str, port: int, what: str) -> None:
+    if port_open(host, port):
+        return
+    reason = f"{what} is not answering on {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing server is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
