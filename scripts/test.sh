@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the test suite needs and run it. Used by the README and by CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the tests drive for real: OpenSSH (client and a throwaway sshd as SSH target),
+# tmux (interactive clients in a PTY), asciinema (plays recordings), the PostgreSQL and MariaDB
+# clients. Installed only when missing, so a prepared machine skips apt entirely.
+need=()
+command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
+command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "missing system packages: ${need[*]} (install them with apt-get as root)" >&2
+    exit 1
+  fi
+fi
+mkdir -p /run/sshd 2>/dev/null || true
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+exec .venv/bin/pytest "$@"
