@@ -1,0 +1,316 @@
+"""Log in to an upstream MySQL/MariaDB server with the gateway's stored credential.
+
+`connect_upstream(target)` runs the connection phase as named steps: connect, read the
+handshake, negotiate capabilities, upgrade to TLS if asked, send HandshakeResponse41, then
+follow the server through auth switches and caching_sha2 fast/full authentication.
+Error messages name the target, never the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl as ssl_mod
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hoop.server.mysql import auth
+from hoop.server.mysql import codec as c
+from hoop.server.mysql import packets as p
+
+SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
+
+# What the gateway asks for by default. No compression, no LOCAL INFILE (a file-read
+# primitive on the gateway host), no MariaDB metadata caching (changes row layouts).
+DEFAULT_CLIENT_CAPABILITIES = (
+    c.CLIENT_LONG_PASSWORD
+    | c.CLIENT_LONG_FLAG
+    | c.CLIENT_PROTOCOL_41
+    | c.CLIENT_TRANSACTIONS
+    | c.CLIENT_SECURE_CONNECTION
+    | c.CLIENT_MULTI_STATEMENTS
+    | c.CLIENT_MULTI_RESULTS
+    | c.CLIENT_PS_MULTI_RESULTS
+    | c.CLIENT_PLUGIN_AUTH
+    | c.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | c.CLIENT_CONNECT_ATTRS
+    | c.CLIENT_SESSION_TRACK
+    | c.CLIENT_DEPRECATE_EOF
+)
+# Bits the gateway's own login code depends on.
+_REQUIRED = c.CLIENT_PROTOCOL_41 | c.CLIENT_SECURE_CONNECTION | c.CLIENT_PLUGIN_AUTH
+
+
+class UpstreamError(Exception):
+    """Upstream refused or broke the login; code/sqlstate are suitable for an ERR packet."""
+
+    def __init__(self, code: int, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.sqlstate = sqlstate
+        self.message = message
+
+
+class UpstreamUnavailable(UpstreamError):
+    """The upstream could not be reached (refused, timed out, closed during login)."""
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The upstream rejected the stored credential."""
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    host: str
+    port: int = 3306
+    username: str = "root"
+    password: str = field(default="", repr=False)
+    database: str | None = None
+    ssl: SslMode = "prefer"
+    ssl_ca: str | None = None
+    connect_timeout: float = 10.0
+    name: str = ""
+    client_capabilities: int = DEFAULT_CLIENT_CAPABILITIES
+    charset: int = c.CHARSET_UTF8MB4_GENERAL_CI
+    connect_attrs: dict[str, str] = field(default_factory=lambda: {"_client_name": "hoop"})
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.host}:{self.port}"
+
+
+@dataclass
+class MySQLUpstream:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    handshake: p.ServerHandshake
+    capabilities: int  # negotiated (what both sides speak), incl. MariaDB extended bits
+    status: int  # server status from the final OK packet
+    leftover: bytes  # bytes read past the final OK (normally empty)
+    tls: bool
+
+    @property
+    def connection_id(self) -> int:
+        """Upstream thread id, e.g. for mapping KILL / cancellation."""
+        return self.handshake.connection_id
+
+    @property
+    def server_version(self) -> str:
+        return self.handshake.display_version
+
+    async def close(self) -> None:
+        try:
+            self.writer.write(c.encode_packet(bytes((c.COM_QUIT,)), 0))
+            self.writer.close()
+            await self.writer.wait_closed()
+        except (OSError, ConnectionError, ssl_mod.SSLError):
+            pass
+
+
+class _Conn:
+    """Packet I/O during the login: tracks the sequence id."""
+
+    def __init__(
+        self, target: MySQLTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.t = target
+        self.reader = reader
+        self.writer = writer
+        self.framer = c.PacketFramer()
+        self.seq = 0
+
+    async def read(self) -> bytes:
+        while True:
+            pkt = self.framer.next()
+            if pkt is not None:
+                self.seq = (pkt[0] + 1) & 0xFF
+                return pkt[1]
+            data = await self.reader.read(65536)
+            if not data:
+                raise UpstreamUnavailable(
+                    2013, "HY000", f"{self.t.label}: upstream closed the connection during login"
+                )
+            self.framer.feed(data)
+
+    def send(self, payload: bytes) -> None:
+        self.writer.write(c.encode_packet(payload, self.seq))
+        self.seq = (self.seq + c.packet_count(len(payload))) & 0xFF
+
+
+async def connect_upstream(target: MySQLTarget) -> MySQLUpstream:
+    try:
+        async with asyncio.timeout(target.connect_timeout):
+            return await _login(target)
+    except TimeoutError:
+        raise UpstreamUnavailable(
+            2013, "HY000", f"{target.label}: login timed out after {target.connect_timeout}s"
+        ) from None
+
+
+async def _login(t: MySQLTarget) -> MySQLUpstream:
+    reader, writer = await _open(t)
+    conn = _Conn(t, reader, writer)
+    try:
+        hs = await _read_handshake(conn)
+        caps = _negotiate(t, hs)
+        tls = await _maybe_start_tls(conn, hs, caps)
+        status = await _authenticate(conn, hs, caps, tls)
+    except BaseException:
+        writer.close()
+        raise
+    return MySQLUpstream(reader, writer, hs, caps, status, conn.framer.take_rest(), tls)
+
+
+async def _open(t: MySQLTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.open_connection(t.host, t.port)
+    except OSError as exc:
+        raise UpstreamUnavailable(
+            2003, "HY000", f"{t.label}: cannot connect to {t.host}:{t.port} ({exc.strerror or exc})"
+        ) from None
+
+
+async def _read_handshake(conn: _Conn) -> p.ServerHandshake:
+    payload = await conn.read()
+    if p.is_err(payload):
+        err = p.parse_err(payload)
+        raise UpstreamUnavailable(err.code, err.sqlstate, f"{conn.t.label}: {err.message}")
+    try:
+        return p.parse_handshake(payload)
+    except c.ProtocolViolation as exc:
+        raise UpstreamError(2027, "HY000", f"{conn.t.label}: bad handshake: {exc}") from None
+
+
+def _negotiate(t: MySQLTarget, hs: p.ServerHandshake) -> int:
+    wanted = t.client_capabilities | _REQUIRED
+    if t.database:
+        wanted |= c.CLIENT_CONNECT_WITH_DB
+    missing = _REQUIRED & ~hs.capabilities
+    if missing:
+        raise UpstreamError(
+            2054, "08004", f"{t.label}: server lacks required capabilities 0x{missing:x}"
+        )
+    caps = wanted & hs.capabilities & 0xFFFFFFFF
+    if not hs.capabilities & c.CLIENT_MYSQL:  # MariaDB: extended caps are negotiated too
+        caps |= wanted & hs.capabilities & ~0xFFFFFFFF
+        caps &= ~c.CLIENT_MYSQL
+    return caps
+
+
+async def _maybe_start_tls(conn: _Conn, hs: p.ServerHandshake, caps: int) -> bool:
+    t = conn.t
+    if t.ssl == "disable":
+        return False
+    if not hs.capabilities & c.CLIENT_SSL:
+        if t.ssl == "prefer":
+            return False
+        raise UpstreamError(
+            2026, "HY000", f"{t.label}: ssl={t.ssl} but the server does not offer TLS"
+        )
+    conn.send(p.build_ssl_request(caps, t.charset))
+    await conn.writer.drain()
+    try:
+        await conn.writer.start_tls(_ssl_context(t), server_hostname=t.host)
+    except (ssl_mod.SSLError, OSError) as exc:
+        raise UpstreamError(2026, "HY000", f"{t.label}: TLS handshake failed: {exc}") from None
+    return True
+
+
+def _ssl_context(t: MySQLTarget) -> ssl_mod.SSLContext:
+    ctx = ssl_mod.create_default_context(cafile=t.ssl_ca)
+    if t.ssl in ("prefer", "require"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl_mod.CERT_NONE
+    elif t.ssl == "verify-ca":
+        ctx.check_hostname = False
+    return ctx
+
+
+def _auth_data(plugin: str, password: bytes, scramble: bytes) -> bytes:
+    if plugin == auth.CACHING_SHA2_PASSWORD:
+        return auth.scramble_caching_sha2(password, scramble)
+    return auth.scramble_native_password(password, scramble)
+
+
+async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool) -> int:
+    t = conn.t
+    password = t.password.encode("utf-8")
+    plugin = (
+        hs.auth_plugin
+        if hs.auth_plugin in (auth.CACHING_SHA2_PASSWORD, auth.NATIVE_PASSWORD)
+        else auth.NATIVE_PASSWORD
+    )
+    scramble = hs.scramble
+    conn.send(
+        p.build_handshake_response(
+            p.HandshakeResponse(
+                capabilities=caps | (c.CLIENT_SSL if tls else 0),
+                username=t.username.encode("utf-8"),
+                auth_response=_auth_data(plugin, password, scramble),
+                database=t.database.encode("utf-8") if t.database else None,
+                auth_plugin=plugin,
+                connect_attrs={k.encode(): v.encode() for k, v in t.connect_attrs.items()},
+                charset=t.charset,
+            )
+        )
+    )
+    while True:
+        await conn.writer.drain()
+        payload = await conn.read()
+        if p.is_ok(payload):
+            return p.parse_ok(payload, caps).status
+        if p.is_err(payload):
+            _raise_err(t, p.parse_err(payload))
+        if payload[:1] == b"\xfe":
+            plugin, scramble = p.parse_auth_switch(payload)
+            conn.send(_switch_response(t, plugin, password, scramble, tls))
+        elif payload[:1] == b"\x01" and plugin == auth.CACHING_SHA2_PASSWORD:
+            await _caching_sha2_more(conn, p.parse_auth_more_data(payload), password, scramble, tls)
+        else:
+            raise UpstreamError(
+                2027, "HY000", f"{t.label}: unexpected packet 0x{payload[:1].hex()} during login"
+            )
+
+
+def _switch_response(
+    t: MySQLTarget, plugin: str, password: bytes, scramble: bytes, tls: bool
+) -> bytes:
+    if plugin in (auth.NATIVE_PASSWORD, auth.CACHING_SHA2_PASSWORD):
+        return _auth_data(plugin, password, scramble)
+    if plugin == auth.CLEAR_PASSWORD:
+        if not tls:
+            raise UpstreamError(
+                2059, "HY000", f"{t.label}: server asked for a clear-text password without TLS"
+            )
+        return auth.clear_password_response(password)
+    raise UpstreamError(2059, "HY000", f"{t.label}: unsupported authentication plugin {plugin!r}")
+
+
+async def _caching_sha2_more(
+    conn: _Conn, data: bytes, password: bytes, scramble: bytes, tls: bool
+) -> None:
+    if data == auth.CACHING_SHA2_FAST_AUTH_SUCCESS:
+        return  # the OK packet follows
+    if data != auth.CACHING_SHA2_PERFORM_FULL_AUTH:
+        raise UpstreamError(2027, "HY000", f"{conn.t.label}: unexpected caching_sha2 data")
+    if tls:
+        conn.send(auth.clear_password_response(password))
+        return
+    conn.send(auth.CACHING_SHA2_REQUEST_PUBLIC_KEY)
+    await conn.writer.drain()
+    reply = await conn.read()
+    if p.is_err(reply):
+        _raise_err(conn.t, p.parse_err(reply))
+    pem = p.parse_auth_more_data(reply)
+    try:
+        conn.send(auth.rsa_encrypt_password(password, scramble, pem))
+    except (ValueError, auth.AuthProtocolError) as exc:
+        raise UpstreamError(
+            2061, "HY000", f"{conn.t.label}: bad server public key: {exc}"
+        ) from None
+
+
+def _raise_err(t: MySQLTarget, err: p.ErrPacket) -> None:
+    msg = f"{t.label}: {err.message}"
+    if err.code in (1044, 1045, 1698, 1251, 1862):  # access denied / plugin / expired
+        raise UpstreamAuthFailed(err.code, err.sqlstate, msg)
+    raise UpstreamError(err.code, err.sqlstate, msg)
