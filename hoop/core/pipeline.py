@@ -1,16 +1,26 @@
 """THE decision path every protocol uses: classify, match guardrails, decide.
 
 `Pipeline.check` never raises: any exception while deciding becomes a block (fail closed),
-with the error named in the reason so an operator can see why.
+with the error named in the reason. Decisions are cached per statement shape (literals
+abstracted, see `sql/shape.py`) and subject, and the cache is dropped whenever the rules
+change, so a simple-protocol loop pays one parse per shape instead of one per statement.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
+
+from hoop.core.guardrails import Context, GuardRule, RuleSet
+from hoop.core.masking import MaskPolicy, MaskRule
+from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
+from hoop.core.sql.shape import shape
 
 log = logging.getLogger("hoop.pipeline")
+_SESSION_KINDS = frozenset({"prepare", "execute", "deallocate"})
+_CACHE_LIMIT = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,26 +38,112 @@ class Decision:
     action: str  # "allow" | "block" | "review"
     rule: str = ""
     reason: str = ""
-    review: Any = None  # the matching review rule (timeout, approvers, approvals)
-    classification: Any = None
+    review: GuardRule | None = None  # the matching review rule (timeout, approvers, approvals)
+    classification: Classification | None = None
 
 
 ALLOW = Decision("allow")
 
 
-class Pipeline:
-    def __init__(self, guard_rules: list[Any] | None = None, mask_rules: list[Any] | None = None) -> None:
-        self.guard_rules = list(guard_rules or [])
-        self.mask_rules = list(mask_rules or [])
+def _facts(stmt: Statement) -> tuple[Any, ...]:
+    return (stmt.kind, stmt.object, stmt.tables, stmt.functions, stmt.where, stmt.dynamic, stmt.flags,
+            tuple(_facts(s) for s in stmt.inner))
 
-    def check(self, subject: Subject, text: str) -> Decision:
+
+def _same_facts(a: Classification, b: Classification) -> bool:
+    if a.error or b.error or len(a.statements) != len(b.statements):
+        return False
+    return all(_facts(x) == _facts(y) for x, y in zip(a.statements, b.statements))
+
+
+class Pipeline:
+    def __init__(self, guard_rules: Sequence[GuardRule] = (), mask_rules: Sequence[MaskRule] = (),
+                 *, hash_key: bytes = b"") -> None:
+        self.hash_key = hash_key
+        self._lock = threading.Lock()
+        self.version = 0
+        self.set_rules(guard_rules, mask_rules)
+
+    # -- rules -------------------------------------------------------------------------------
+
+    def set_rules(self, guard_rules: Sequence[GuardRule], mask_rules: Sequence[MaskRule]) -> None:
+        """Swap the rule set atomically; cached decisions and mask policies start afresh."""
+        with self._lock:
+            self.guard_rules = list(guard_rules)
+            self.mask_rules = list(mask_rules)
+            self.ruleset = RuleSet(self.guard_rules)
+            self._decisions: dict[tuple[Any, ...], Decision] = {}
+            self._shapes: dict[tuple[str, str], bool] = {}
+            self._mask_policies: dict[tuple[str, frozenset[str]], MaskPolicy] = {}
+            self.version += 1
+
+    def applies(self, subject: Subject) -> bool:
+        ctx = Context(subject.connection, subject.user, subject.groups)
+        return any(c.applies(ctx) for c in self.ruleset.compiled) if hasattr(self.ruleset, "compiled") else True
+
+    # -- statements --------------------------------------------------------------------------
+
+    def check(self, subject: Subject, text: str, prepared: PreparedStatements | None = None) -> Decision:
         try:
-            return self._check(subject, text)
+            return self._check(subject, text, prepared)
         except Exception as exc:  # fail closed: a bug in deciding must never allow
             log.exception("policy evaluation failed")
             return Decision("block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})")
 
-    def _check(self, subject: Subject, text: str) -> Decision:
-        if not self.guard_rules:
-            return ALLOW
-        return ALLOW
+    def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None) -> Decision:
+        decisions = self._decisions
+        exact = (text, subject)
+        hit = decisions.get(exact)
+        if hit is not None:
+            return hit
+        key = shape(text, subject.dialect)
+        by_shape = (key, subject) if key is not None else None
+        if by_shape is not None and (hit := decisions.get(by_shape)) is not None:
+            return hit
+        classification = self._classify(text, subject.dialect)
+        session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
+        if session_bound and prepared is not None:
+            classification = prepared.resolve(classification)
+        decision = self._decide(subject, classification)
+        if session_bound:
+            if prepared is not None and decision.action == "allow":
+                prepared.observe(classification)
+            return decision  # depends on the session's prepared statements: never cached
+        if len(decisions) > _CACHE_LIMIT:
+            decisions.clear()
+        decisions[exact] = decision
+        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, classification):  # type: ignore[arg-type]
+            decisions[by_shape] = decision
+        return decision
+
+    def _classify(self, text: str, dialect: str) -> Classification:
+        if dialect == "shell":
+            return classify_shell(text)
+        return classify(text, dialect)  # type: ignore[arg-type]
+
+    def _shape_is_stable(self, key: str, text: str, dialect: str, classification: Classification) -> bool:
+        """A shape may stand for its texts only if abstracting the literals changed no fact."""
+        known = self._shapes.get((key, dialect))
+        if known is None:
+            known = _same_facts(classification, self._classify(key, dialect))
+            self._shapes[(key, dialect)] = known
+        return known
+
+    def _decide(self, subject: Subject, classification: Classification) -> Decision:
+        verdict = self.ruleset.evaluate(classification, Context(subject.connection, subject.user, subject.groups))
+        if verdict.action == "allow":
+            return Decision("allow", classification=classification)
+        rule = verdict.rule
+        return Decision(verdict.action, rule.name if rule else "", verdict.reason,
+                        rule if verdict.action == "review" else None, classification)
+
+    # -- masking -----------------------------------------------------------------------------
+
+    def mask_policy(self, subject: Subject) -> MaskPolicy:
+        key = (subject.connection, subject.groups)
+        policy = self._mask_policies.get(key)
+        if policy is None:
+            policy = MaskPolicy.build(self.mask_rules, connection=subject.connection, groups=subject.groups,
+                                      hash_key=self.hash_key)
+            self._mask_policies[key] = policy
+        return policy

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import signal
 import sys
 import time
@@ -16,6 +18,7 @@ from typing import Any
 
 from hoop.core.config import Config
 from hoop.core.pipeline import Pipeline
+from hoop.core.rulebook import RuleBook
 from hoop.core.store.journal import Journal
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
@@ -46,6 +49,7 @@ class Gateway:
         self.config = config
         self.servers: list[Any] = []
         self.stopping = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> Services:
         config = self.config
@@ -55,8 +59,10 @@ class Gateway:
         store = Store(gw.db_path)
         self._close_leftovers(store)
         journal = Journal(gw.db_path, gw.recordings_dir)
-        pipeline = build_pipeline(config, store)
+        rulebook = RuleBook(Store(gw.db_path))
+        pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
+        self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
         journal.audit("gateway", "config.load", str(config.path),
                       connections=[c.name for c in config.connections], rules=len(config.rules))
         cert, key = (gw.tls_cert, gw.tls_key) if gw.tls_cert else ensure_self_signed(gw.data_dir)
@@ -85,6 +91,8 @@ class Gateway:
             conn.execute("UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'", (now,))
 
     async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
         for server in self.servers:
             server.close()
         self.services.approvals.expire_all()
@@ -114,8 +122,40 @@ async def start_door(name: str, services: Services, tls: Any, host: str, port: i
 EXTRA_STARTERS: list[Any] = []
 
 
-def build_pipeline(config: Config, store: Store) -> Pipeline:
-    return Pipeline(list(config.rules), list(config.masking))
+def build_pipeline(config: Config, store: Store, rulebook: RuleBook, journal: Journal) -> Pipeline:
+    changes = rulebook.seed(list(config.rules), list(config.masking), config.gateway.builtin_rules)
+    if changes:
+        journal.audit("gateway", "rules.seed", str(config.path), changes=changes)
+    guards, masks = rulebook.current()
+    return Pipeline(guards, masks, hash_key=_mask_key(config))
+
+
+def _mask_key(config: Config) -> bytes:
+    """A per-installation secret so `hash` masking is stable here but useless elsewhere."""
+    path = config.gateway.data_dir / "mask.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+async def watch_rules(services: Services, rulebook: RuleBook, interval: float = 0.5) -> None:
+    """Apply rule changes made by the CLI, the TUI or another process within a second."""
+    seen = await asyncio.to_thread(rulebook.marker)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            marker = await asyncio.to_thread(rulebook.marker)
+            if marker == seen:
+                continue
+            guards, masks = await asyncio.to_thread(rulebook.current)
+            services.pipeline.set_rules(guards, masks)
+            seen = marker
+            services.journal.audit("gateway", "rules.reload", "", guard_rules=len(guards), mask_rules=len(masks))
+            log.info("rules reloaded: %d guardrails, %d masking rules", len(guards), len(masks))
+        except Exception:  # keep the current rules; try again on the next tick
+            log.exception("reloading rules failed")
 
 
 async def serve(config: Config) -> int:

@@ -19,6 +19,7 @@ import time
 from typing import Any, Callable
 
 from hoop.core.pipeline import Decision, Subject
+from hoop.core.sql import PreparedStatements
 from hoop.server.postgres import codec
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
@@ -71,6 +72,7 @@ class Relay:
         self.closed = False
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.approvals = approvals
+        self.sql_prepared = PreparedStatements()  # SQL-level PREPARE names, so EXECUTE is judged
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, bool, str] | None = None
 
@@ -163,7 +165,7 @@ class Relay:
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == Q:
             text = codec.parse_query(msg[5:])
-            decision = self.pipeline.check(self.subject, text)
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, True, "")
@@ -171,7 +173,7 @@ class Relay:
             return msg if decision.action == "allow" else self._refuse(decision, simple=True)
         if t == P:
             name, text, _ = codec.parse_parse(msg[5:])
-            decision = self.pipeline.check(self.subject, text)
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
             self.prepared[name] = (text, decision)
             if decision.action == "review":
                 self.pending_review = (decision, text, False, name)

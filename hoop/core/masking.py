@@ -1,0 +1,450 @@
+"""Masking rules -> a per-result-set plan -> rows with sensitive values replaced. Pure, no I/O.
+
+Column patterns (`MaskRule.columns`) are fnmatch globs, compared lower-case, and the number of
+dots in a pattern says which trailing parts of "schema.table.column" it is matched against:
+  "email"                      0 dots: the column name, any table, any schema
+  "*.email", "users.pass*"     1 dot:  "table.column"
+  "public.customers.card_no"   2 dots: "schema.table.column" (exact when it has no wildcards)
+Computed columns (no source table) never match a column pattern; detectors still scan them.
+
+A rule with `columns` only masks those whole columns. A rule with `detectors` only scans every
+column not masked whole. A rule with both scans only its columns with its detectors (span
+masking). When several rules hit the same column or detector the strongest style wins:
+redact > hash > partial. An identity in one of a rule's `exempt` groups is exempt from the whole
+rule (masking and limits); the rule's name is listed in `MaskPolicy.exempted` for auditing.
+
+Column types (type hints) decide what a masked value may look like, because clients parse them:
+  text-like (text, varchar, json, arrays, unknown types): masked in place as text.
+  numeric (int*, numeric, float*): only the credit_card detector runs (a Luhn-valid 16-digit
+      bigint is a card number); a masked value becomes SQL NULL (None), except style "hash",
+      which emits a decimal pseudonym that fits the type so joins still work.
+  other (bool, dates, times, uuid, inet, bytea, ...): never scanned (cannot hold the patterns;
+      bytea's hex text is opaque to detectors); a column rule turns them into NULL.
+json/jsonb values with a hit are re-serialised with the hits masked inside the parsed document,
+so a card number stored as a JSON number becomes a JSON string and the value stays valid JSON.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hoop.core.detectors import (
+    DETECTOR_NAMES,
+    DETECTORS,
+    STYLES,
+    Detector,
+    MaskFormatError,
+    Style,
+    copy_escape,
+    copy_unescape,
+    split_copy_fields,
+    type_kind,
+    whole_mask,
+)
+
+__all__ = [
+    "ColumnRef",
+    "MaskFormatError",
+    "MaskPlan",
+    "MaskPolicy",
+    "MaskRule",
+    "mask_copy_line",
+    "mask_rule_from_mapping",
+    "mask_rule_to_mapping",
+]
+from hoop.core.errors import ConfigError
+
+_STRENGTH = {"partial": 0, "hash": 1, "redact": 2}
+# Used when the caller gives no key: pseudonyms are then stable only within this process.
+_PROCESS_KEY = os.urandom(32)
+
+
+@dataclass(frozen=True)
+class MaskRule:
+    name: str
+    columns: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+    style: Style = "redact"
+    exempt: tuple[str, ...] = ()
+    connections: tuple[str, ...] = ("*",)
+    max_rows: int | None = None
+    max_bytes: int | None = None
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class ColumnRef:
+    """Where a result column comes from, lower-case (the caller resolves aliases and views)."""
+
+    schema: str
+    table: str
+    column: str
+
+
+# --- TOML mapping -----------------------------------------------------------------------------
+
+_LIST_KEYS = ("columns", "detectors", "exempt", "connections")
+_KEYS = ("name", "style", "max_rows", "max_bytes", "enabled", *_LIST_KEYS)
+
+
+def mask_rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> MaskRule:
+    """Validate one `[[masking]]` table; every error names `key.<field>`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(file, key, "expected a table")
+    for k in data:
+        if k not in _KEYS:
+            expected = ", ".join(_KEYS)
+            raise ConfigError(file, f"{key}.{k}", f"unknown key; expected one of {expected}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(file, f"{key}.name", "expected a non-empty string")
+    lists: dict[str, tuple[str, ...]] = {}
+    for k in _LIST_KEYS:
+        value = data.get(k, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(file, f"{key}.{k}", "expected a list of non-empty strings")
+        lists[k] = tuple(value)
+    columns = tuple(c.lower() for c in lists["columns"])
+    for c in columns:
+        if c.count(".") > 2:
+            raise ConfigError(file, f"{key}.columns", f"{c!r}: use at most schema.table.column")
+    for d in lists["detectors"]:
+        if d not in DETECTORS:
+            expected = ", ".join(DETECTOR_NAMES)
+            problem = f"unknown detector {d!r}; expected {expected}"
+            raise ConfigError(file, f"{key}.detectors", problem)
+    style = data.get("style", "redact")
+    if style not in STYLES:
+        raise ConfigError(file, f"{key}.style", f"expected one of {', '.join(STYLES)}")
+    limits: dict[str, int | None] = {}
+    for k in ("max_rows", "max_bytes"):
+        v = data.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ConfigError(file, f"{key}.{k}", "expected a positive integer")
+        limits[k] = v
+    enabled = data.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(file, f"{key}.enabled", "expected true or false")
+    if not columns and not lists["detectors"] and limits["max_rows"] is limits["max_bytes"] is None:
+        raise ConfigError(file, f"{key}.columns", "a rule needs columns, detectors or a limit")
+    connections = lists["connections"] if "connections" in data else ("*",)
+    if not connections:
+        raise ConfigError(file, f"{key}.connections", "expected at least one connection pattern")
+    return MaskRule(
+        name=name, columns=columns, detectors=lists["detectors"], style=style,
+        exempt=lists["exempt"], connections=connections, max_rows=limits["max_rows"],
+        max_bytes=limits["max_bytes"], enabled=enabled,
+    )  # fmt: skip
+
+
+def mask_rule_to_mapping(rule: MaskRule) -> dict[str, Any]:
+    """The TOML table for a rule (limits omitted when unset: TOML has no null)."""
+    out: dict[str, Any] = {"name": rule.name}
+    for k in _LIST_KEYS:
+        out[k] = list(getattr(rule, k))
+    out["style"] = rule.style
+    out["enabled"] = rule.enabled
+    for k in ("max_rows", "max_bytes"):
+        if getattr(rule, k) is not None:
+            out[k] = getattr(rule, k)
+    return out
+
+
+# --- policy -----------------------------------------------------------------------------------
+
+
+def _pattern_matcher(pattern: str) -> Callable[[ColumnRef], bool]:
+    rx = re.compile(fnmatch.translate(pattern))
+    dots = pattern.count(".")
+    if dots == 0:
+        return lambda r: rx.match(r.column.lower()) is not None
+    if dots == 1:
+        return lambda r: rx.match(f"{r.table}.{r.column}".lower()) is not None
+    return lambda r: rx.match(f"{r.schema}.{r.table}.{r.column}".lower()) is not None
+
+
+def _stronger(a: str | None, b: str) -> str:
+    return b if a is None or _STRENGTH[b] > _STRENGTH[a] else a
+
+
+class MaskPolicy:
+    """The rules that apply to one (connection, groups). Build once per session, plan per result."""
+
+    def __init__(self, rules: Sequence[MaskRule], exempted: tuple[str, ...], key: bytes) -> None:
+        self.exempted = exempted
+        self._key = key
+        self.max_rows = min((r.max_rows for r in rules if r.max_rows), default=None)
+        self.max_bytes = min((r.max_bytes for r in rules if r.max_bytes), default=None)
+        self._whole: list[tuple[list[Callable[[ColumnRef], bool]], str]] = []
+        self._scoped: list[tuple[list[Callable[[ColumnRef], bool]], tuple[str, ...], str]] = []
+        everywhere: dict[str, str] = {}
+        for r in rules:
+            matchers = [_pattern_matcher(p.lower()) for p in r.columns]
+            if r.detectors and matchers:
+                self._scoped.append((matchers, r.detectors, r.style))
+            elif matchers:
+                self._whole.append((matchers, r.style))
+            for d in r.detectors:
+                if d not in DETECTORS:
+                    raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
+                if not matchers:
+                    everywhere[d] = _stronger(everywhere.get(d), r.style)
+        self._everywhere = everywhere
+        self._all: dict[str, str] = dict(everywhere)
+        for _, names, style in self._scoped:
+            for d in names:
+                self._all[d] = _stronger(self._all.get(d), style)
+        self._text_scan = _Scan(self._all, key)  # free text: every detector of every rule
+        self._cache: dict[ColumnRef, tuple[str | None, dict[str, str]]] = {}
+
+    @classmethod
+    def build(
+        cls,
+        rules: Sequence[MaskRule],
+        *,
+        connection: str,
+        groups: frozenset[str],
+        hash_key: bytes | None = None,
+    ) -> MaskPolicy:
+        """Keep the enabled rules whose `connections` globs match; rules naming one of `groups`
+        in `exempt` are left out and reported in `exempted`. `hash_key` is the per-installation
+        HMAC key of the "hash" style (without it pseudonyms are stable only in this process)."""
+        applying: list[MaskRule] = []
+        exempted: list[str] = []
+        for r in rules:
+            if not r.enabled or not any(fnmatch.fnmatchcase(connection, c) for c in r.connections):
+                continue
+            if groups.intersection(r.exempt):
+                exempted.append(r.name)
+            else:
+                applying.append(r)
+        return cls(applying, tuple(exempted), hash_key or _PROCESS_KEY)
+
+    @property
+    def active(self) -> bool:
+        """False when no rule masks anything for this identity (limits may still apply)."""
+        return bool(self._whole or self._all)
+
+    def _for_column(self, ref: ColumnRef | None) -> tuple[str | None, dict[str, str]]:
+        if ref is None:
+            return None, self._everywhere
+        hit = self._cache.get(ref)
+        if hit is None:
+            whole: str | None = None
+            for matchers, style in self._whole:
+                if any(m(ref) for m in matchers):
+                    whole = _stronger(whole, style)
+            dets = self._everywhere
+            for matchers, names, style in self._scoped:
+                if any(m(ref) for m in matchers):
+                    dets = dict(dets)
+                    for d in names:
+                        dets[d] = _stronger(dets.get(d), style)
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            hit = self._cache[ref] = (whole, dets)
+        return hit
+
+    def plan(
+        self, columns: Sequence[ColumnRef | None], type_hints: Sequence[str | None] | None = None
+    ) -> MaskPlan | None:
+        """The per-result-set plan, or None when no value in this result set can be masked."""
+        if not self.active:
+            return None
+        if type_hints is not None and len(type_hints) != len(columns):
+            raise ValueError("type_hints must have one entry per column")
+        ops: list[tuple[int, Callable[[bytes], bytes | None]]] = []
+        masked: list[int] = []
+        scanned: list[int] = []
+        for i, ref in enumerate(columns):
+            type_name = type_hints[i] if type_hints is not None else None
+            kind = type_kind(type_name)
+            whole, dets = self._for_column(ref)
+            if whole is not None:
+                ops.append((i, whole_mask(kind, type_name, whole, self._key)))
+                masked.append(i)
+                continue
+            if kind == "opaque" or not dets:
+                continue
+            scan = _Scan(dets, self._key, numeric_only=kind in ("number", "numarray"))
+            if scan.steps:
+                ops.append((i, _scanner(kind, type_name, scan)))
+                scanned.append(i)
+        if not ops:
+            return None
+        return MaskPlan(ops, masked, scanned, self._text_scan)
+
+    def text_plan(self) -> MaskPlan | None:
+        """A plan with no columns, for free text (SSH SQL shell output, COPY of unknown shape)."""
+        return MaskPlan([], [], [], self._text_scan) if self._text_scan.steps else None
+
+    def apply_text(self, text: str) -> str:
+        raw = text.encode()
+        masked = self._text_scan.run(raw)
+        return text if masked is raw else masked.decode()
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+
+# translate() tables mapping the bytes of interest to 0 and every other byte to 1: a full table
+# plus `0 in` / `.count(0)` is several times cheaper than translate's delete argument.
+_DIGIT_TABLE = bytes(0 if 48 <= c <= 57 else 1 for c in range(256))
+
+
+class _Scan:
+    """The detectors for one column. One C-level translate rejects values holding no trigger
+    byte of any of them (most names, words and codes); the rest go through per-detector gates."""
+
+    __slots__ = ("steps", "table", "key")
+
+    def __init__(self, dets: Mapping[str, str], key: bytes, numeric_only: bool = False) -> None:
+        steps = []
+        triggers: set[int] = set()
+        for name in DETECTOR_NAMES:  # fixed order: long specific tokens first
+            style = dets.get(name)
+            for det in DETECTORS[name] if style is not None else ():
+                if det.numeric or not numeric_only:
+                    steps.append((det.min_len, det.min_digits, det.needle, det, style))
+                    triggers.update(det.triggers)
+        self.steps: tuple[tuple[int, int, int | bytes | None, Detector, str], ...] = tuple(steps)
+        self.table = bytes(0 if c in triggers else 1 for c in range(256))
+        self.key = key
+
+    def run(self, v: bytes) -> bytes:
+        """Returns `v` itself (same object) when nothing matched."""
+        if 0 not in v.translate(self.table):
+            return v
+        n = len(v)
+        nd = -1
+        for min_len, min_digits, needle, det, style in self.steps:
+            if n < min_len or (needle is not None and needle not in v):
+                continue
+            if min_digits:
+                if nd < 0:
+                    nd = v.translate(_DIGIT_TABLE).count(0)
+                if nd < min_digits:
+                    continue
+            nv = det.mask(v, style, self.key)
+            if nv is not v:
+                v, n, nd = nv, len(nv), -1
+        return v
+
+
+def _mask_json_doc(doc: Any, scan: _Scan) -> Any:
+    if isinstance(doc, str):
+        return scan.run(doc.encode()).decode()
+    if isinstance(doc, bool) or not isinstance(doc, int):
+        if isinstance(doc, dict):
+            return {_mask_json_doc(k, scan): _mask_json_doc(v, scan) for k, v in doc.items()}
+        if isinstance(doc, list):
+            return [_mask_json_doc(v, scan) for v in doc]
+        return doc
+    raw = str(doc).encode()
+    masked = scan.run(raw)
+    return doc if masked is raw else masked.decode()
+
+
+def _scanner(kind: str, type_name: str | None, scan: _Scan) -> Callable[[bytes], bytes | None]:
+    if kind == "text":
+        return scan.run
+    if kind == "json":
+
+        def scan_json(v: bytes) -> bytes | None:
+            if scan.run(v) is v:
+                return v
+            try:
+                doc = json.loads(v)
+            except ValueError:
+                return None  # a hit we cannot place safely: withhold the whole value
+            return json.dumps(_mask_json_doc(doc, scan), ensure_ascii=False).encode()
+
+        return scan_json
+    whole = whole_mask(kind, type_name, scan.steps[0][4], scan.key)  # a card number in a number
+
+    def scan_number(v: bytes) -> bytes | None:
+        return v if scan.run(v) is v else whole(v)
+
+    return scan_number
+
+
+class MaskPlan:
+    """Per result set: which columns to mask whole, which to scan. `apply` runs once per row."""
+
+    __slots__ = ("_ops", "masked_columns", "scanned_columns", "_masked", "_text_scan")
+
+    def __init__(
+        self,
+        ops: list[tuple[int, Callable[[bytes], bytes | None]]],
+        masked: list[int],
+        scanned: list[int],
+        text_scan: _Scan,
+    ) -> None:
+        self._ops = tuple(ops)
+        self.masked_columns = tuple(masked)
+        self.scanned_columns = tuple(scanned)
+        self._masked = frozenset(masked)
+        self._text_scan = text_scan
+
+    def column_masked(self, i: int) -> bool:
+        return i in self._masked
+
+    def apply(self, values: list[bytes | None]) -> list[bytes | None] | None:
+        """A new row with masked values (None = SQL NULL), or None if the row is unchanged."""
+        out = None
+        for i, fn in self._ops:
+            v = values[i]
+            if v is None:
+                continue
+            nv = fn(v)
+            if nv is not v:
+                if out is None:
+                    out = list(values)
+                out[i] = nv
+        return out
+
+    def apply_text(self, value: str) -> str:
+        raw = value.encode()
+        masked = self._text_scan.run(raw)
+        return value if masked is raw else masked.decode()
+
+
+# --- COPY text format -------------------------------------------------------------------------
+
+
+def mask_copy_line(
+    plan: MaskPlan, line: bytes, *, delimiter: bytes = b"\t", null: bytes = b"\\N"
+) -> bytes | None:
+    """Mask one COPY TO STDOUT text-format line (trailing newline optional and kept).
+
+    Fields are unescaped before masking so detectors see the real text, and only changed fields
+    are re-escaped; untouched fields keep their original bytes. Returns None when the line is
+    unchanged (also for the end-of-data marker), so the caller forwards the original bytes.
+    Raises MaskFormatError when the line has fewer fields than the plan needs.
+    """
+    body = line[:-1] if line.endswith(b"\n") else line
+    if body == b"\\.":
+        return None
+    fields = split_copy_fields(body, delimiter)
+    values: list[bytes | None] = [None if f == null else f for f in fields]
+    needed = max((i for i, _ in plan._ops), default=-1)
+    if needed >= len(values):
+        raise MaskFormatError(f"COPY line has {len(values)} fields, the plan needs {needed + 1}")
+    for i, _ in plan._ops:
+        v = values[i]
+        if v is not None:
+            values[i] = copy_unescape(v)
+    out = plan.apply(values)
+    if out is None:
+        return None
+    for i, _ in plan._ops:
+        v = out[i]
+        if v is not values[i]:
+            fields[i] = null if v is None else copy_escape(v, delimiter)
+    return delimiter.join(fields) + line[len(body) :]

@@ -1,0 +1,795 @@
+"""MySQL / MariaDB classification: our own lexer decides what the server will see, sqlglot parses DML.
+
+Why a lexer of our own: the server runs the content of executable comments (`/*! ... */`,
+`/*!50000 ... */`, MariaDB `/*M!100100 ... */`), treats `#` and `-- ` as comments, splits on `;`
+except inside stored-program bodies, and sqlglot handles none of that faithfully. It is also
+lenient: `FLUSH PRIVILEGES` parses as an alias and `SHUTDOWN` as a column. So the statement
+kind always comes from the first keywords; sqlglot is used only where its tree is trustworthy
+(SELECT / INSERT / REPLACE / UPDATE / DELETE / DO), and if it raises, the classification fails.
+Ambiguities that depend on server settings (NO_BACKSLASH_ESCAPES, 5- vs 6-digit version comments)
+are resolved by classifying every reading and keeping the union.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+
+import sqlglot
+from sqlglot import exp
+
+from .model import (
+    PLANNED_ONLY,
+    ROW,
+    UNKNOWN,
+    Classification,
+    Statement,
+    bool_and,
+    bool_not,
+    bool_or,
+    compare,
+    where_state,
+)
+
+logging.getLogger("sqlglot").setLevel(
+    logging.ERROR
+)  # its "falling back to Command" warnings are noise here
+
+
+class MySQLSyntaxError(ValueError):
+    """The text cannot be split or parsed the way the server would."""
+
+
+@dataclass(slots=True)
+class Tok:
+    kind: str  # word | ident (backticks) | string | dstring ("...") | number | var (@x, @@x) | op
+    text: str
+    start: int
+    end: int
+
+    @property
+    def up(self) -> str:
+        return self.text.upper() if self.kind == "word" else ""
+
+    @property
+    def name(self) -> str:
+        """Identifier value, lower-case, unquoted (backticks or ANSI double quotes)."""
+        if self.kind in ("ident", "dstring"):
+            q = self.text[0]
+            return self.text[1:-1].replace(q + q, q).lower()
+        return self.text.lower()
+
+
+_OPS = ("<=>", "->>", ":=", "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", "->")
+_WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
+_NUMBER = re.compile(r"\d+(\.\d*)?([eE][-+]?\d+)?(?![A-Za-z0-9_$])")
+_VERSION = re.compile(r"\d{5,6}")
+_ESC = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
+
+
+def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[list[Tok], str]:
+    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers blanked."""
+    clean = list(sql)
+    toks: list[Tok] = []
+    i, n, in_exec = 0, len(sql), False
+
+    def blank(a: int, b: int) -> None:
+        clean[a:b] = " " * (b - a)
+
+    while i < n:
+        c = sql[i]
+        if c.isspace():
+            i += 1
+        elif c == "#" or (
+            sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)
+        ):
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            blank(i, j)
+            i = j
+        elif sql.startswith("/*!", i) or sql.startswith("/*M!", i):
+            if in_exec:
+                raise MySQLSyntaxError("nested executable comment")
+            j = i + (3 if sql[i + 2] == "!" else 4)
+            m = _VERSION.match(sql, j)
+            if m:
+                j += min(len(m.group()), 6 if six_digits else 5)
+            blank(i, j)
+            i, in_exec = j, True
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            if j < 0:
+                raise MySQLSyntaxError("unterminated comment")
+            blank(i, j + 2)
+            i = j + 2
+        elif in_exec and sql.startswith("*/", i):
+            blank(i, i + 2)
+            i, in_exec = i + 2, False
+        elif c in "'\"`":
+            j = i + 1
+            while True:
+                if j >= n:
+                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}")
+                if sql[j] == "\\" and backslash and c != "`":
+                    j += 2
+                elif sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:
+                        j += 2
+                    else:
+                        break
+                else:
+                    j += 1
+            kind = {"'": "string", '"': "dstring", "`": "ident"}[c]
+            toks.append(Tok(kind, sql[i : j + 1], i, j + 1))
+            i = j + 1
+        elif c == "@":
+            j = i + 1 + (sql.startswith("@@", i))
+            if j < n and sql[j] in "'\"`":
+                sub, _ = lex(sql[j:], backslash=backslash)
+                j += sub[0].end if sub else 0
+            else:
+                while j < n and (sql[j].isalnum() or sql[j] in "_$."):
+                    j += 1
+            toks.append(Tok("var", sql[i:j], i, j))
+            i = j
+        elif (m := _NUMBER.match(sql, i)) is not None:
+            toks.append(Tok("number", m.group(), i, m.end()))
+            i = m.end()
+        elif (m := _WORD.match(sql, i)) is not None:
+            toks.append(Tok("word", m.group(), i, m.end()))
+            i = m.end()
+        else:
+            op = next((o for o in _OPS if sql.startswith(o, i)), c)
+            toks.append(Tok("op", op, i, i + len(op)))
+            i += len(op)
+    if in_exec:
+        raise MySQLSyntaxError("unterminated executable comment")
+    return toks, "".join(clean)
+
+
+def unquote_string(text: str, backslash: bool = True) -> str:
+    q, body, out, i = text[0], text[1:-1], [], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and backslash and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append(_ESC.get(nxt, ("\\" + nxt) if nxt in "%_" else nxt))
+            i += 2
+        elif ch == q and i + 1 < len(body) and body[i + 1] == q:
+            out.append(q)
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+_ROUTINES = {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"}
+_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT"}
+_STMT_START_AFTER = {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT"}
+
+
+def split(toks: list[Tok]) -> list[list[Tok]]:
+    """Split on `;`, keeping BEGIN ... END bodies of stored programs (and MariaDB BEGIN NOT ATOMIC) whole."""
+    segs: list[list[Tok]] = []
+    cur: list[Tok] = []
+    depth, routine = 0, False
+    for t in toks:
+        if depth == 0 and t.kind == "op" and t.text == ";":
+            if cur:
+                segs.append(cur)
+            cur, routine = [], False
+            continue
+        prev = cur[-1] if cur else None
+        cur.append(t)
+        u = t.up
+        if not u:
+            continue
+        if depth == 0:
+            if cur[0].up == "CREATE" and u in _ROUTINES:
+                routine = True
+            elif (
+                routine
+                and u == "BEGIN"
+                or u == "ATOMIC"
+                and [x.up for x in cur[:3]] == ["BEGIN", "NOT", "ATOMIC"]
+            ):
+                depth = 1
+            continue
+        after_end = prev is not None and prev.up == "END"
+        at_stmt_start = prev is None or prev.text in (";", ":") or prev.up in _STMT_START_AFTER
+        if (
+            u == "BEGIN"
+            or (u == "CASE" and not after_end)
+            or (u in _BLOCK_OPENERS and at_stmt_start and not after_end)
+        ):
+            depth += 1
+        elif u == "END":
+            depth -= 1
+    if depth > 0:
+        raise MySQLSyntaxError("unterminated BEGIN ... END block")
+    if cur:
+        segs.append(cur)
+    return segs
+
+
+# ---- classification of one segment ----
+
+_NOT_FUNCS = {
+    "IN",
+    "VALUES",
+    "VALUE",
+    "EXISTS",
+    "AS",
+    "ON",
+    "USING",
+    "INTO",
+    "TABLE",
+    "KEY",
+    "INDEX",
+    "ROW",
+    "ALL",
+    "ANY",
+    "SOME",
+    "AND",
+    "OR",
+    "NOT",
+    "FROM",
+    "JOIN",
+    "WHERE",
+    "SELECT",
+    "OVER",
+    "WITH",
+    "SET",
+    "PRIMARY",
+    "UNIQUE",
+    "FOREIGN",
+    "REFERENCES",
+    "PARTITION",
+    "CHECK",
+    "BY",
+    "IS",
+    "LIKE",
+    "THEN",
+    "ELSE",
+    "WHEN",
+    "RETURNS",
+    "USE",
+    "FORCE",
+    "IGNORE",
+    "DUPLICATE",
+    "UPDATE",
+    "DELETE",
+    "INSERT",
+    "REPLACE",
+    "CALL",
+    "PROCEDURE",
+    "FUNCTION",
+    "LIMIT",
+    "FOR",
+    "COLUMNS",
+    "FIELDS",
+    "LINES",
+    "CONSTRAINT",
+    "AFTER",
+    "BEFORE",
+    "UNION",
+    "DEFAULT",
+}
+_TYPES = {
+    "VARCHAR",
+    "DECIMAL",
+    "NUMERIC",
+    "INT",
+    "INTEGER",
+    "BIGINT",
+    "TINYINT",
+    "SMALLINT",
+    "MEDIUMINT",
+    "FLOAT",
+    "DOUBLE",
+    "BINARY",
+    "VARBINARY",
+    "BIT",
+    "ENUM",
+    "DATETIME",
+    "TIMESTAMP",
+    "TIME",
+    "YEAR",
+    "NCHAR",
+    "NVARCHAR",
+}
+_NAME_BEFORE = {
+    "TABLE",
+    "INTO",
+    "INDEX",
+    "KEY",
+    "REFERENCES",
+    "VIEW",
+    "EXISTS",
+    "PROCEDURE",
+    "FUNCTION",
+    "TRIGGER",
+}
+_STARTERS = {"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"}
+_OBJECTS = {
+    "TABLE": "table",
+    "TABLES": "table",
+    "VIEW": "view",
+    "USER": "user",
+    "ROLE": "role",
+    "DATABASE": "database",
+    "SCHEMA": "database",
+    "INDEX": "index",
+    "PROCEDURE": "procedure",
+    "FUNCTION": "function",
+    "TRIGGER": "trigger",
+    "EVENT": "event",
+    "SERVER": "server",
+    "SEQUENCE": "sequence",
+    "TABLESPACE": "tablespace",
+    "PACKAGE": "package",
+    "LOGFILE": "logfile group",
+    "INSTANCE": "instance",
+    "PREPARE": "prepare",
+    "RESOURCE": "resource group",
+}
+_SIMPLE = {
+    "SHOW": "show",
+    "USE": "use",
+    "KILL": "kill",
+    "FLUSH": "flush",
+    "INSTALL": "install",
+    "UNINSTALL": "uninstall",
+    "HANDLER": "handler",
+    "COMMIT": "commit",
+    "ROLLBACK": "rollback",
+    "SAVEPOINT": "savepoint",
+    "RELEASE": "release",
+    "XA": "xa",
+    "UNLOCK": "unlock",
+    "OPTIMIZE": "optimize",
+    "REPAIR": "repair",
+    "CHECK": "check",
+    "CHECKSUM": "checksum",
+    "RESET": "reset",
+    "PURGE": "purge",
+    "CHANGE": "change",
+    "STOP": "stop",
+    "SHUTDOWN": "shutdown",
+    "RESTART": "restart",
+    "HELP": "help",
+    "CACHE": "cache",
+    "SIGNAL": "signal",
+    "RESIGNAL": "resignal",
+    "GET": "get",
+    "BACKUP": "backup",
+    "CLONE": "clone",
+    "IMPORT": "import",
+    "LOCK": "lock",
+}
+_TABLE_OBJECT_KINDS = {"table", "view", "sequence"}
+_MODIFIERS = {"LOW_PRIORITY", "QUICK", "IGNORE", "HIGH_PRIORITY", "DELAYED"}
+_INTO_STOP = {
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "FOR",
+    "LOCK",
+    "UNION",
+    "EXCEPT",
+    "INTERSECT",
+    "WINDOW",
+    "PROCEDURE",
+}
+_PASSWORD_TABLES = {"mysql.user", "mysql.global_priv"}
+
+
+class _Seg:
+    """One statement: its tokens, the original text and the comment-free text sqlglot sees."""
+
+    def __init__(self, toks: list[Tok], sql: str, clean: str) -> None:
+        self.toks, self.sql, self.clean = toks, sql, clean
+        self.text = sql[toks[0].start : toks[-1].end]
+        self.words = [t.up for t in toks]
+
+    def word(self, i: int) -> str:
+        return self.words[i] if i < len(self.words) else ""
+
+    def index(self, word: str, start: int = 0) -> int:
+        return next((i for i in range(start, len(self.words)) if self.words[i] == word), -1)
+
+    def clean_from(self, i: int, blanks: tuple[tuple[int, int], ...] = ()) -> str:
+        text = self.clean[self.toks[i].start : self.toks[-1].end] if i < len(self.toks) else ""
+        base = self.toks[i].start if i < len(self.toks) else 0
+        for a, b in blanks:
+            text = text[: a - base] + " " * (b - a) + text[b - base :]
+        return text
+
+    def name_at(self, i: int) -> tuple[str, int]:
+        """Read a possibly qualified name starting at token i; returns (name, next index)."""
+        parts: list[str] = []
+        while i < len(self.toks) and self.toks[i].kind in ("word", "ident", "dstring"):
+            parts.append(self.toks[i].name)
+            if i + 1 < len(self.toks) and self.toks[i + 1].text == "." and i + 2 < len(self.toks):
+                i += 2
+            else:
+                i += 1
+                break
+        return ".".join(parts), i
+
+
+def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> None:
+    """Token-level facts that hold whatever the parser makes of the statement."""
+    toks = seg.toks
+    for i, t in enumerate(toks):
+        nxt = toks[i + 1] if i + 1 < len(toks) else None
+        prev_word = toks[i - 1].up if i else ""
+        if (
+            t.kind in ("word", "ident")
+            and nxt is not None
+            and nxt.text == "("
+            and t.up not in _NOT_FUNCS
+            and t.up not in _TYPES
+            and prev_word not in _NAME_BEFORE
+        ):
+            qual = toks[i - 2].name + "." if i >= 2 and toks[i - 1].text == "." else ""
+            functions.add(qual + t.name)
+            if t.name == "load_file":
+                flags.add("server_file")
+        if t.up in ("OUTFILE", "DUMPFILE", "INFILE"):
+            flags.add("server_file")
+        if t.kind in ("word", "ident") and t.name == "authentication_string":
+            flags.add("password_hash_read")
+        if (
+            t.kind in ("word", "ident", "dstring")
+            and t.name == "mysql"
+            and nxt is not None
+            and nxt.text == "."
+        ):
+            name = seg.name_at(i)[0]
+            if name in _PASSWORD_TABLES:
+                flags.add("password_hash_read")
+                tables.add(name)
+
+
+def _parse(text: str) -> exp.Expression:
+    try:
+        trees = [t for t in sqlglot.parse(text, read="mysql") if t is not None]
+    except sqlglot.errors.SqlglotError as exc:
+        raise MySQLSyntaxError(str(exc).splitlines()[0]) from exc
+    if len(trees) != 1 or isinstance(trees[0], exp.Command):
+        raise MySQLSyntaxError(f"statement not understood: {text.strip()[:60]!r}")
+    return trees[0]
+
+
+def _tables_of(tree: exp.Expression) -> set[str]:
+    return {
+        (f"{t.db}.{t.name}" if t.db else t.name).lower() for t in tree.find_all(exp.Table) if t.name
+    }
+
+
+def _fold(node: exp.Expression | None) -> object:
+    if isinstance(node, exp.Paren):
+        return _fold(node.this)
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        try:
+            return float(node.this)
+        except ValueError:
+            return UNKNOWN
+    if isinstance(node, exp.And):
+        return bool_and([_fold(node.this), _fold(node.expression)])
+    if isinstance(node, exp.Or):
+        return bool_or([_fold(node.this), _fold(node.expression)])
+    if isinstance(node, exp.Not):
+        return bool_not(_fold(node.this))
+    if (
+        isinstance(node, (exp.EQ, exp.NullSafeEQ, exp.GTE, exp.LTE))
+        and isinstance(node.this, exp.Column)
+        and node.this == node.expression
+    ):
+        return UNKNOWN  # col = col
+    ops = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
+    if type(node) in ops:
+        fn = {
+            "==": lambda a, b: a == b,
+            "!=": lambda a, b: a != b,
+            ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b,
+            "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b,
+        }[ops[type(node)]]
+        left, right = _fold(node.this), _fold(node.expression)
+        if isinstance(left, str) and isinstance(right, str) and left != right:
+            return UNKNOWN  # collations may compare 'a' = 'A ' as equal
+        return compare(fn, left, right)
+    if isinstance(node, exp.Is):
+        inner = _fold(node.this)
+        if inner is ROW or inner is UNKNOWN:
+            return inner
+        if isinstance(node.expression, exp.Null):
+            return inner is None
+        return UNKNOWN
+    if node is not None and next(node.find_all(exp.Column), None) is not None:
+        return ROW
+    return UNKNOWN
+
+
+def _string_body(seg: _Seg, i: int, backslash: bool) -> str | None:
+    """Concatenated literal strings from token i to the end ('a' 'b' is 'ab'), or None if not all literal."""
+    rest = seg.toks[i:]
+    if not rest or any(t.kind not in ("string", "dstring") for t in rest):
+        return None
+    return "".join(unquote_string(t.text, backslash) for t in rest)
+
+
+def _sub(seg: _Seg, i: int) -> _Seg:
+    return _Seg(seg.toks[i:], seg.sql, seg.clean)
+
+
+def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
+    """SELECT / WITH / INSERT / REPLACE / UPDATE / DELETE via sqlglot: returns (kind, where)."""
+    blanks: list[tuple[int, int]] = []
+    w0 = seg.word(first)
+    if w0 in ("SELECT", "WITH", "TABLE", "VALUES", ""):
+        # INTO OUTFILE/DUMPFILE/@var clauses: sqlglot cannot parse them; their facts come from _scan.
+        i = seg.index("INTO", first)
+        while i >= 0:
+            j = i + 1
+            while (
+                j < len(seg.toks)
+                and seg.words[j] not in _INTO_STOP
+                and seg.toks[j].text not in (")", ";")
+            ):
+                j += 1
+            blanks.append((seg.toks[i].start, seg.toks[j - 1].end))
+            i = seg.index("INTO", j)
+    j = first + 1
+    while seg.word(j) in _MODIFIERS:
+        blanks.append((seg.toks[j].start, seg.toks[j].end))
+        j += 1
+    text = seg.clean_from(
+        0, tuple(blanks)
+    )  # from token 0: keep the parentheses of (SELECT ...) UNION ...
+    if w0 == "REPLACE":
+        text = "INSERT " + text[len("REPLACE") :]
+    tree = _parse(text)
+    tables |= _tables_of(tree)
+    if isinstance(tree, exp.Delete | exp.Update):
+        kind = "delete" if isinstance(tree, exp.Delete) else "update"
+        where = tree.args.get("where")
+        return kind, where_state(_fold(where.this)) if where is not None else "missing"
+    if isinstance(tree, exp.Insert):
+        return ("replace" if w0 == "REPLACE" else "insert"), None
+    if isinstance(tree, exp.Query | exp.Values):
+        return "select", None
+    raise MySQLSyntaxError(f"statement not understood: {seg.text[:60]!r}")
+
+
+def _object(seg: _Seg, start: int) -> tuple[str, int]:
+    """First object keyword (TABLE, USER, ...) within the next few words, and the index after it."""
+    for i in range(
+        start, min(start + 24, len(seg.toks))
+    ):  # past OR REPLACE, DEFINER=..., SQL SECURITY ...
+        if seg.words[i] in _OBJECTS:
+            return _OBJECTS[seg.words[i]], i + 1
+        if seg.toks[i].text == "(":
+            break
+    return "", start
+
+
+def _names_list(seg: _Seg, i: int, tables: set[str]) -> None:
+    """`[IF [NOT] EXISTS] a, b.c, ...` into tables."""
+    while seg.word(i) in ("IF", "NOT", "EXISTS"):
+        i += 1
+    while i < len(seg.toks):
+        name, i = seg.name_at(i)
+        if not name:
+            return
+        tables.add(name)
+        if i < len(seg.toks) and seg.toks[i].text == ",":
+            i += 1
+        else:
+            return
+
+
+def _classify(seg: _Seg, backslash: bool) -> Statement:
+    tables: set[str] = set()
+    functions: set[str] = set()
+    flags: set[str] = set()
+    inner: list[Statement] = []
+    obj, where, dynamic = "", None, False
+    _scan(seg, functions, flags, tables)
+    first = 0
+    while first < len(seg.toks) and seg.toks[first].text == "(":
+        first += 1
+    w0, w1 = seg.word(first), seg.word(first + 1)
+    kind = w0.lower()
+    if w0 in _STARTERS or (first > 0 and w0 == ""):
+        kind, where = _dml(seg, first, tables)
+        if kind in ("insert", "replace", "update", "delete") and tables & _PASSWORD_TABLES:
+            flags.add("password_change")
+    elif w0 in ("DROP", "CREATE", "ALTER", "RENAME", "TRUNCATE"):
+        obj, after = _object(seg, 1)
+        if w0 == "TRUNCATE":
+            obj, after = "table", (after if obj else 1)
+        if w0 == "DROP" and obj == "prepare":
+            kind, obj = "deallocate", seg.name_at(after)[0]
+        elif w0 == "RENAME" or obj in _TABLE_OBJECT_KINDS:
+            _names_list(seg, after, tables)
+            if w0 == "RENAME":
+                for i, w in enumerate(seg.words):
+                    if w in ("TO", ",") or seg.toks[i].text == ",":
+                        _names_list(seg, i + 1, tables)
+        if obj in ("user", "role") and seg.index("IDENTIFIED") >= 0:
+            flags.add("password_change")
+        if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
+            s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
+            tables |= _tables_of(_parse(seg.clean_from(s)))
+        if obj == "trigger" and (e := seg.index("ROW")) > 0:
+            body = e + 1 + (2 if seg.word(e + 1) in ("FOLLOWS", "PRECEDES") else 0)
+            if seg.word(body) != "BEGIN" and body < len(seg.toks):
+                inner.append(_classify(_sub(seg, body), backslash))
+    elif w0 in ("GRANT", "REVOKE"):
+        obj = "" if seg.index("ON") >= 0 else "role"
+        if seg.index("IDENTIFIED") >= 0:
+            flags.add("password_change")
+    elif w0 == "SET":
+        i = 1 + (w1 in ("GLOBAL", "SESSION", "LOCAL", "PERSIST", "PERSIST_ONLY"))
+        obj = seg.toks[i].name if i < len(seg.toks) else ""
+        if obj == "password":
+            flags.add("password_change")
+        elif (
+            obj == "statement" and (f := seg.index("FOR")) > 0
+        ):  # MariaDB SET STATEMENT ... FOR <stmt>
+            inner.append(_classify(_sub(seg, f + 1), backslash))
+        if seg.index("SELECT") >= 0:
+            tables |= _tables_of(_parse("SELECT " + seg.clean_from(seg.index("SELECT") + 1)))
+    elif w0 in ("EXPLAIN", "DESCRIBE", "DESC", "ANALYZE"):
+        i = 1
+        analyze = w0 == "ANALYZE"
+        while seg.word(i) in ("ANALYZE", "EXTENDED", "PARTITIONS", "FORMAT"):
+            analyze |= seg.word(i) == "ANALYZE"
+            i += 3 if seg.word(i) == "FORMAT" else 1  # FORMAT = JSON
+        if seg.word(i) in _STARTERS or (i < len(seg.toks) and seg.toks[i].text == "("):
+            kind, target = "explain", _classify(_sub(seg, i), backslash)
+            if analyze:
+                inner.append(target)
+                tables |= target.tables
+            else:
+                inner.append(replace(target, flags=target.flags | {PLANNED_ONLY}))
+                flags, functions = set(), set()
+        elif w0 == "ANALYZE":
+            kind, obj = "analyze", "table"
+            _names_list(seg, seg.index("TABLE") + 1, tables)
+        elif seg.word(1) == "FOR":
+            kind = "explain"
+        else:
+            kind, obj = "show", "columns"
+            _names_list(seg, 1, tables)
+    elif w0 == "PREPARE":
+        obj = seg.toks[1].name if len(seg.toks) > 1 else ""
+        body = _string_body(seg, 3, backslash) if seg.word(2) == "FROM" else None
+        if body is None:
+            dynamic = True  # PREPARE ... FROM @var: text unknown until run time
+        else:
+            sub = classify_mysql(body)
+            if sub.error:
+                raise MySQLSyntaxError(f"in PREPARE body: {sub.error}")
+            inner.extend(sub.statements)
+    elif w0 == "EXECUTE":
+        if w1 == "IMMEDIATE":  # MariaDB: run the text directly
+            obj, body = "immediate", _string_body(seg, 2, backslash)
+            sub = classify_mysql(body) if body is not None else None
+            if sub is None or sub.error:
+                dynamic = True
+            else:
+                inner.extend(sub.statements)
+        else:
+            obj = seg.toks[1].name if len(seg.toks) > 1 else ""
+    elif w0 == "DEALLOCATE":
+        obj = seg.toks[2].name if len(seg.toks) > 2 else ""
+    elif w0 == "LOAD":
+        if w1 in ("DATA", "XML"):
+            kind = "load_data"
+            flags.add("server_file")
+            if seg.index("LOCAL") >= 0:
+                flags.add("local_infile")
+            t = seg.index("TABLE")
+            if t >= 0:
+                _names_list(seg, t + 1, tables)
+        else:
+            kind, obj = "load", w1.lower()
+    elif w0 == "CALL":
+        obj = seg.name_at(1)[0]
+        functions.add(obj)
+    elif w0 == "DO":
+        tables |= _tables_of(_parse("SELECT " + seg.clean_from(1)))
+    elif w0 == "BEGIN":
+        if w1 == "NOT":
+            kind, obj, dynamic = "do", "block", True  # MariaDB anonymous compound statement
+    elif w0 == "START":
+        kind, obj = ("begin", "") if w1 == "TRANSACTION" else ("start", w1.lower())
+    elif w0 in _SIMPLE:
+        kind = _SIMPLE[w0]
+        obj = w1.lower()
+        if w0 in ("LOCK", "OPTIMIZE", "REPAIR", "CHECK", "CHECKSUM") and w1 in ("TABLE", "TABLES"):
+            _names_list(seg, 2, tables)
+        elif w0 == "HANDLER":
+            _names_list(seg, 1, tables)
+        elif w0 == "USE":
+            obj = seg.toks[1].name if len(seg.toks) > 1 else ""
+        if w0 in ("CLONE", "IMPORT") and (seg.index("DIRECTORY") >= 0 or w0 == "IMPORT"):
+            flags.add("server_file")
+    elif w0 == "BINLOG":
+        kind, dynamic = "binlog", True  # replays base64 row events: effect unknown
+    else:
+        kind, dynamic = "unknown", True
+    for st in inner:
+        if PLANNED_ONLY not in st.flags:
+            functions |= st.functions
+            flags |= st.flags
+    return Statement(
+        kind=kind,
+        text=seg.text,
+        object=obj,
+        tables=frozenset(tables),
+        functions=frozenset(functions),
+        where=where,
+        dynamic=dynamic,
+        flags=frozenset(flags),
+        inner=tuple(inner),
+    )
+
+
+def _classify_text(
+    sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False
+) -> list[Statement]:
+    toks, clean = lex(sql, backslash=backslash, six_digits=six_digits)
+    out = []
+    for seg in split(toks):
+        try:
+            out.append(_classify(_Seg(seg, sql, clean), backslash))
+        except MySQLSyntaxError:
+            if (
+                not tolerant
+            ):  # alternative readings keep what parses: the server runs those before failing
+                raise
+    return out
+
+
+def classify_mysql(sql: str) -> Classification:
+    """Classify every statement; a lexing or parse failure sets Classification.error (fail closed)."""
+    try:
+        stmts = _classify_text(sql, True, True)
+    except MySQLSyntaxError as exc:
+        return Classification((), str(exc))
+    except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
+        return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
+    # Readings that depend on server settings: keep the union so a guardrail sees every possibility.
+    variants = []
+    if "\\" in sql:
+        variants.append((False, True))  # NO_BACKSLASH_ESCAPES
+    if re.search(r"/\*M?!\d{6}", sql):
+        variants.append((True, False))  # a server that reads 5 version digits
+    seen = {s.text for s in stmts}
+    for backslash, six in variants:
+        try:
+            extra = _classify_text(sql, backslash, six, tolerant=True)
+        except Exception:  # noqa: BLE001, S112 - a reading the server would reject entirely adds nothing
+            continue
+        for st in extra:
+            if st.text not in seen:
+                seen.add(st.text)
+                stmts.append(st)
+    return Classification(tuple(stmts))

@@ -1,0 +1,471 @@
+"""PostgreSQL classification with pglast (the real PostgreSQL parser).
+
+Each top-level statement becomes one `Statement`; every data-modifying statement found anywhere
+below it (CTEs, COPY (query), rule actions) becomes an `inner` statement with its own WHERE
+state, and its tables/functions/flags are also merged upward so the parent never looks smaller
+than what it runs. Plain EXPLAIN only plans: its target is kept in `inner` but flagged
+`PLANNED_ONLY` (and not merged), EXPLAIN ANALYZE executes and is treated like the statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from pglast import ast, enums, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+
+from .model import (
+    PLANNED_ONLY,
+    ROW,
+    UNKNOWN,
+    Classification,
+    Statement,
+    bool_and,
+    bool_not,
+    bool_or,
+    compare,
+    where_state,
+)
+
+# Functions that touch the server's file system.
+SERVER_FILE_FUNCS = frozenset(
+    {
+        "pg_read_file",
+        "pg_read_binary_file",
+        "pg_stat_file",
+        "pg_ls_dir",
+        "pg_ls_logdir",
+        "pg_ls_waldir",
+        "pg_ls_tmpdir",
+        "pg_ls_archive_statusdir",
+        "pg_ls_logicalsnapdir",
+        "pg_ls_logicalmapdir",
+        "pg_ls_replslotdir",
+        "lo_import",
+        "lo_export",
+        "pg_file_write",
+        "pg_file_rename",
+        "pg_file_unlink",
+        "pg_file_sync",
+        "pg_file_read",
+        "pg_file_length",
+        "pg_logdir_ls",
+    }
+)
+# Functions that run SQL given as text (or read a whole table by name): effect unknown statically.
+DYNAMIC_FUNCS = frozenset(
+    {
+        "dblink",
+        "dblink_exec",
+        "dblink_open",
+        "dblink_send_query",
+        "query_to_xml",
+        "query_to_xmlschema",
+        "query_to_xml_and_xmlschema",
+        "table_to_xml",
+        "table_to_xmlschema",
+        "table_to_xml_and_xmlschema",
+        "ts_stat",
+    }
+)
+# Catalogs that expose password hashes (or foreign-server passwords in umoptions).
+PASSWORD_HASH_RELATIONS = frozenset(
+    {"pg_authid", "pg_shadow", "pg_user_mappings", "pg_user_mapping"}
+)
+
+_DML = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+
+_SIMPLE_KINDS: dict[type, tuple[str, str]] = {
+    ast.SelectStmt: ("select", ""),
+    ast.InsertStmt: ("insert", ""),
+    ast.UpdateStmt: ("update", ""),
+    ast.DeleteStmt: ("delete", ""),
+    ast.MergeStmt: ("merge", ""),
+    ast.TruncateStmt: ("truncate", "table"),
+    ast.CopyStmt: ("copy", ""),
+    ast.DoStmt: ("do", ""),
+    ast.CallStmt: ("call", ""),
+    ast.PrepareStmt: ("prepare", ""),
+    ast.ExecuteStmt: ("execute", ""),
+    ast.DeallocateStmt: ("deallocate", ""),
+    ast.ExplainStmt: ("explain", ""),
+    ast.VariableShowStmt: ("show", ""),
+    ast.LockStmt: ("lock", "table"),
+    ast.ListenStmt: ("listen", ""),
+    ast.UnlistenStmt: ("unlisten", ""),
+    ast.NotifyStmt: ("notify", ""),
+    ast.LoadStmt: ("load", ""),
+    ast.CheckPointStmt: ("checkpoint", ""),
+    ast.ClusterStmt: ("cluster", ""),
+    ast.ReindexStmt: ("reindex", ""),
+    ast.DiscardStmt: ("discard", ""),
+    ast.CommentStmt: ("comment", ""),
+    ast.SecLabelStmt: ("security label", ""),
+    ast.DeclareCursorStmt: ("declare", "cursor"),
+    ast.ClosePortalStmt: ("close", "cursor"),
+    ast.ReassignOwnedStmt: ("reassign", "owned"),
+    ast.DropOwnedStmt: ("drop", "owned"),
+    ast.ConstraintsSetStmt: ("set", "constraints"),
+    ast.RefreshMatViewStmt: ("refresh", "materialized view"),
+    ast.CreateStmt: ("create", "table"),
+    ast.ImportForeignSchemaStmt: ("import", "foreign schema"),
+    ast.IndexStmt: ("create", "index"),
+    ast.ViewStmt: ("create", "view"),
+    ast.CreatedbStmt: ("create", "database"),
+    ast.DropdbStmt: ("drop", "database"),
+    ast.CreateTrigStmt: ("create", "trigger"),
+    ast.CreatePLangStmt: ("create", "language"),
+    ast.CreateSeqStmt: ("create", "sequence"),
+    ast.AlterSeqStmt: ("alter", "sequence"),
+    ast.CreateFdwStmt: ("create", "foreign data wrapper"),
+    ast.AlterFdwStmt: ("alter", "foreign data wrapper"),
+    ast.CreateAmStmt: ("create", "access method"),
+    ast.CreateStatsStmt: ("create", "statistics"),
+    ast.CreateTableSpaceStmt: ("create", "tablespace"),
+    ast.DropTableSpaceStmt: ("drop", "tablespace"),
+    ast.CompositeTypeStmt: ("create", "type"),
+    ast.CreateEnumStmt: ("create", "type"),
+    ast.CreateRangeStmt: ("create", "type"),
+    ast.RuleStmt: ("create", "rule"),
+    ast.CreateEventTrigStmt: ("create", "event trigger"),
+    ast.DropRoleStmt: ("drop", "role"),
+    ast.AlterRoleStmt: ("alter", "role"),
+    ast.AlterRoleSetStmt: ("alter", "role"),
+    ast.AlterSystemStmt: ("alter", "system"),
+    ast.ReplicaIdentityStmt: ("alter", "table"),
+    ast.AlterTableMoveAllStmt: ("alter", "table"),
+    ast.AlterDefaultPrivilegesStmt: ("alter", "default privileges"),
+}
+_TX_KINDS = {
+    "BEGIN": "begin",
+    "START": "begin",
+    "COMMIT": "commit",
+    "ROLLBACK": "rollback",
+    "SAVEPOINT": "savepoint",
+    "RELEASE": "release",
+    "ROLLBACK_TO": "rollback",
+    "PREPARE": "prepare transaction",
+    "COMMIT_PREPARED": "commit",
+    "ROLLBACK_PREPARED": "rollback",
+}
+
+
+def _objtype(value: object) -> str:
+    """ObjectType.OBJECT_FOREIGN_TABLE -> "foreign table"; OBJECT_MATVIEW -> "materialized view"."""
+    name = getattr(value, "name", "") or ""
+    name = name.removeprefix("OBJECT_").lower().replace("_", " ")
+    return {"matview": "materialized view", "tabconstraint": "table", "column": "table"}.get(
+        name, name
+    )
+
+
+def _camel_object(cls_name: str, prefix: str) -> str:
+    core = cls_name.removeprefix(prefix).removesuffix("Stmt")
+    return " ".join(w.lower() for w in re.findall(r"[A-Z][a-z]*|[A-Z]+(?![a-z])", core)) or "object"
+
+
+def _kind(node: ast.Node) -> tuple[str, str]:
+    cls = type(node)
+    if cls is ast.SelectStmt and node.intoClause is not None:
+        return "create", "table"  # SELECT ... INTO new_table creates a table
+    if cls is ast.TransactionStmt:
+        return _TX_KINDS.get(node.kind.name.removeprefix("TRANS_STMT_"), "unknown"), ""
+    if cls is ast.VacuumStmt:
+        return ("vacuum" if node.is_vacuumcmd else "analyze"), ""
+    if cls is ast.VariableSetStmt:
+        is_reset = node.kind.name.startswith("VAR_RESET")
+        return ("reset" if is_reset else "set"), (node.name or "").lower()
+    if cls is ast.FetchStmt:
+        return ("move" if node.ismove else "fetch"), "cursor"
+    if cls is ast.CreateRoleStmt:
+        return "create", node.stmt_type.name.removeprefix("ROLESTMT_").lower()
+    if cls is ast.CreateFunctionStmt:
+        return "create", "procedure" if node.is_procedure else "function"
+    if cls in (ast.GrantStmt, ast.GrantRoleStmt):
+        obj = "role" if cls is ast.GrantRoleStmt else _objtype(node.objtype)
+        return ("grant" if node.is_grant else "revoke"), obj
+    if cls is ast.DropStmt:
+        return "drop", _objtype(node.removeType)
+    if cls in (ast.DefineStmt, ast.CreateTableAsStmt):
+        return "create", _objtype(node.kind if cls is ast.DefineStmt else node.objtype)
+    if cls in (
+        ast.AlterTableStmt,
+        ast.AlterObjectSchemaStmt,
+        ast.AlterOwnerStmt,
+        ast.AlterFunctionStmt,
+    ):
+        attr = {ast.AlterTableStmt: "objtype", ast.AlterFunctionStmt: "objtype"}.get(
+            cls, "objectType"
+        )
+        return "alter", _objtype(getattr(node, attr))
+    if cls is ast.RenameStmt:
+        return "alter", _objtype(node.renameType)
+    if cls in _SIMPLE_KINDS:
+        return _SIMPLE_KINDS[cls]
+    for prefix in ("Create", "Alter", "Drop"):
+        if cls.__name__.startswith(prefix):
+            return prefix.lower(), _camel_object(cls.__name__, prefix)
+    return "unknown", ""
+
+
+class _Facts:
+    __slots__ = ("dynamic", "flags", "functions", "inner", "tables")
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()
+        self.functions: set[str] = set()
+        self.flags: set[str] = set()
+        self.inner: list[Statement] = []
+        self.dynamic = False
+
+    def absorb(self, stmt: Statement) -> None:
+        self.inner.append(stmt)
+        self.tables |= stmt.tables
+        self.functions |= stmt.functions
+        self.flags |= stmt.flags
+
+
+def _names(items: object) -> str:
+    return ".".join(str(getattr(i, "sval", "")).lower() for i in items or ())
+
+
+def _add_relation(facts: _Facts, schema: str | None, name: str) -> None:
+    name = name.lower()
+    facts.tables.add(f"{schema.lower()}.{name}" if schema else name)
+    if name in PASSWORD_HASH_RELATIONS:
+        facts.flags.add("password_hash_read")
+
+
+def _add_function(facts: _Facts, qualified: str) -> None:
+    facts.functions.add(qualified)
+    base = qualified.rsplit(".", 1)[-1]
+    if base in SERVER_FILE_FUNCS:
+        facts.flags.add("server_file")
+    if base in DYNAMIC_FUNCS:
+        facts.dynamic = True
+
+
+def _visit(value: object, facts: _Facts) -> None:
+    """Collect facts from a subtree; nested DML becomes an inner Statement."""
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            _visit(item, facts)
+        return
+    if not isinstance(value, ast.Node):
+        return
+    if isinstance(value, _DML):
+        facts.absorb(_statement(value, None))
+        return
+    if isinstance(value, ast.RangeVar):
+        _add_relation(facts, value.schemaname, value.relname)
+    elif isinstance(value, ast.FuncCall):
+        _add_function(facts, _names(value.funcname))
+    for slot in type(value).__slots__:
+        _visit(getattr(value, slot), facts)
+
+
+def _deparse(node: ast.Node) -> str:
+    try:
+        return RawStream()(node)
+    except Exception:  # noqa: BLE001 - the text is informative only; the facts come from the tree
+        return type(node).__name__
+
+
+def _has_password_option(options: object) -> bool:
+    return any(getattr(o, "defname", "") == "password" for o in options or ())
+
+
+def _explain_analyzes(node: ast.ExplainStmt) -> bool:
+    for opt in node.options or ():
+        if opt.defname == "analyze":
+            if opt.arg is None:
+                return True
+            arg = next(
+                (getattr(opt.arg, a) for a in ("sval", "boolval", "ival") if hasattr(opt.arg, a)),
+                None,
+            )
+            # anything we cannot read as "off" counts as ANALYZE: fail closed
+            return str(arg).lower() not in ("false", "off", "0", "no")
+    return False
+
+
+def _statement(node: ast.Node, text: str | None) -> Statement:
+    kind, obj = _kind(node)
+    facts = _Facts()
+    cls = type(node)
+    planned: Statement | None = None
+    if cls is ast.ExplainStmt:
+        target = _statement(node.query, None)
+        if _explain_analyzes(node):
+            facts.absorb(target)
+        else:
+            planned = _mark_planned(target)
+    elif cls in (ast.PrepareStmt, ast.DeclareCursorStmt):
+        facts.absorb(_statement(node.query, None))
+        obj = (node.name if cls is ast.PrepareStmt else obj).lower()
+    elif cls is ast.RuleStmt:
+        _visit(node.relation, facts)
+        for action in node.actions or ():
+            facts.absorb(_statement(action, None))
+    elif cls is ast.CreateFunctionStmt:
+        pass  # the body runs only when called; calls are judged by `functions`
+    elif cls is ast.CreateTrigStmt:
+        _visit(node.relation, facts)
+        facts.functions.add(_names(node.funcname))
+    elif cls is ast.DoStmt:
+        facts.dynamic = True
+    else:
+        _visit([getattr(node, s) for s in cls.__slots__], facts)
+    if cls is ast.CopyStmt:
+        if node.is_program:
+            facts.flags.add("program")
+        elif node.filename is not None:
+            facts.flags.add("server_file")
+    elif cls is ast.LoadStmt:
+        facts.flags.add("server_file")  # LOAD 'library' loads a file from the server
+    elif cls is ast.DropStmt and obj in (
+        "table",
+        "view",
+        "materialized view",
+        "sequence",
+        "index",
+        "foreign table",
+    ):
+        for parts in node.objects or ():
+            facts.tables.add(_names(parts))
+    elif cls in (
+        ast.CreateRoleStmt,
+        ast.AlterRoleStmt,
+        ast.CreateUserMappingStmt,
+        ast.AlterUserMappingStmt,
+    ):
+        if _has_password_option(node.options):
+            facts.flags.add("password_change")
+    elif cls in (ast.ExecuteStmt, ast.DeallocateStmt):
+        obj = "all" if getattr(node, "isall", False) else (node.name or "").lower()
+    elif cls is ast.CallStmt and node.funccall is not None:
+        obj = _names(node.funccall.funcname)
+    where = None
+    if cls in (ast.UpdateStmt, ast.DeleteStmt):
+        where = where_state(_fold(node.whereClause)) if node.whereClause is not None else "missing"
+    return Statement(
+        kind=kind,
+        text=text if text is not None else _deparse(node),
+        object=obj,
+        tables=frozenset(facts.tables),
+        functions=frozenset(facts.functions),
+        where=where,
+        dynamic=facts.dynamic or kind == "unknown",
+        flags=frozenset(facts.flags),
+        inner=tuple(facts.inner) + ((planned,) if planned else ()),
+    )
+
+
+def _mark_planned(stmt: Statement) -> Statement:
+    return replace(stmt, flags=stmt.flags | {PLANNED_ONLY})
+
+
+# ---- WHERE folding: is the predicate row-dependent, constant true/false, or unknowable? ----
+
+_CMP = {
+    "=": lambda a, b: a == b,
+    "<>": lambda a, b: a != b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+    "<=": lambda a, b: a <= b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _has_column(node: object) -> bool:
+    if isinstance(node, (tuple, list)):
+        return any(_has_column(n) for n in node)
+    if isinstance(node, (ast.ColumnRef, ast.CurrentOfExpr)):
+        return True
+    if isinstance(node, ast.Node):
+        return any(_has_column(getattr(node, s)) for s in type(node).__slots__)
+    return False
+
+
+def _const(node: ast.A_Const) -> object:
+    if node.isnull:
+        return None
+    val = node.val
+    for attr in ("boolval", "ival", "sval"):
+        if hasattr(val, attr):
+            return getattr(val, attr)
+    if hasattr(val, "fval"):
+        return float(val.fval)
+    return UNKNOWN
+
+
+def _fold(node: object) -> object:
+    """Return ROW, UNKNOWN, or a Python constant (None for SQL NULL)."""
+    if isinstance(node, ast.A_Const):
+        return _const(node)
+    if isinstance(node, ast.TypeCast):
+        inner = _fold(node.arg)
+        if inner in (ROW, UNKNOWN) or inner is None:
+            return inner
+        tname = _names(node.typeName.names).rsplit(".", 1)[-1] if node.typeName else ""
+        if tname in ("bool", "boolean"):
+            return str(inner).strip().lower() in ("t", "true", "y", "yes", "on", "1")
+        return inner
+    if isinstance(node, ast.BoolExpr):
+        args = [_fold(a) for a in node.args]
+        op = node.boolop.name
+        if op == "AND_EXPR":
+            return bool_and(args)
+        if op == "OR_EXPR":
+            return bool_or(args)
+        return bool_not(args[0])
+    if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
+        op = _names(node.name)
+        if op in _CMP and node.lexpr is not None:
+            if (
+                isinstance(node.lexpr, ast.ColumnRef)
+                and node.lexpr == node.rexpr
+                and op in ("=", "<=", ">=")
+            ):
+                return UNKNOWN  # col = col: true on every non-null row
+            return compare(_CMP[op], _fold(node.lexpr), _fold(node.rexpr))
+    if isinstance(node, ast.NullTest):
+        inner = _fold(node.arg)
+        if inner in (ROW, UNKNOWN):
+            return inner
+        return (inner is None) == (node.nulltesttype == enums.NullTestType.IS_NULL)
+    if isinstance(node, ast.BooleanTest):
+        inner = _fold(node.arg)
+        if inner in (ROW, UNKNOWN):
+            return inner
+        want = {"IS_TRUE": True, "IS_NOT_TRUE": True, "IS_FALSE": False, "IS_NOT_FALSE": False}.get(
+            node.booltesttype.name
+        )
+        if want is None:  # IS [NOT] UNKNOWN
+            res = inner is None
+            return res if node.booltesttype.name == "IS_UNKNOWN" else not res
+        res = inner is not None and bool(inner) == want
+        return not res if "_NOT_" in node.booltesttype.name else res
+    return ROW if _has_column(node) else UNKNOWN
+
+
+def classify_postgres(sql: str) -> Classification:
+    """Classify every statement of `sql`; a syntax error yields Classification.error."""
+    try:
+        raws = parse_sql(sql)
+    except ParseError as exc:
+        return Classification((), f"syntax error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - fail closed on anything the parser throws
+        return Classification((), f"parser failure: {type(exc).__name__}: {exc}")
+    out = []
+    for raw in raws:
+        start = raw.stmt_location or 0
+        text = sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:]
+        try:
+            out.append(_statement(raw.stmt, text.strip()))
+        except Exception as exc:  # noqa: BLE001 - an unexpected tree shape is "not understood"
+            return Classification(tuple(out), f"could not classify: {type(exc).__name__}: {exc}")
+    return Classification(tuple(out))

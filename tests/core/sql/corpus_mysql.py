@@ -1,0 +1,153 @@
+"""MySQL / MariaDB guardrail corpus: statements that must be BLOCKED / ALLOWED under RULES.
+
+Pure data, shared with end-to-end tests that send the same text through the mariadb client and
+the gateway. Import with `tests/` on sys.path: `from core.sql import corpus_mysql`.
+Tables referenced: users, orders, staging, banned, actions, drop_log, `drop`.
+"""
+
+from __future__ import annotations
+
+from hoop.core.guardrails import GuardRule, builtin_rules
+
+RULES: list[GuardRule] = [
+    GuardRule("no-destructive", "block", statements=("drop", "truncate")),
+    GuardRule(
+        "unbounded-writes", "block", statements=("delete", "update"), where="missing-or-trivial"
+    ),
+    *builtin_rules(),
+]
+
+BLOCK: list[str] = [
+    "DROP TABLE users",
+    "drop table `users`",
+    "DROP TABLE `app`.`users`",
+    "DROP /* c */ TABLE users",
+    "DROP TABLE IF EXISTS users, orders",
+    "DROP DATABASE prod",
+    "DROP SCHEMA prod",
+    "DROP USER 'bob'@'%'",
+    "TRUNCATE users",
+    "TRUNCATE TABLE `users`",
+    # executable comments: what the server runs
+    "/*!50000 DROP TABLE users */",
+    "/*! DROP TABLE users */",
+    "SELECT 1 /*!; DROP TABLE users */",
+    "/*M!100100 DROP TABLE users */",
+    "/*!40101 SET NAMES utf8 */; /*!50000 TRUNCATE users */",
+    # comments and multi-statement
+    "# comment\nDROP TABLE users",
+    "-- comment\nDROP TABLE users",
+    "SELECT 1; DROP TABLE users",
+    "SELECT 1;DROP TABLE users;SELECT 2",
+    "SELECT 1 # ; harmless\n; DROP TABLE users",
+    "SELECT 'a\\'; DROP TABLE users; -- '",  # under NO_BACKSLASH_ESCAPES the DROP runs
+    "CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP TABLE users",
+    # unbounded writes
+    "DELETE FROM users",
+    "DELETE FROM users WHERE 1",
+    "DELETE FROM users WHERE 1=1",
+    "DELETE FROM users WHERE TRUE",
+    "DELETE FROM users WHERE 'a'='a'",
+    "DELETE FROM users WHERE 'x' LIKE 'x'",
+    "DELETE FROM users WHERE NOT 0",
+    "DELETE FROM users WHERE id = id",
+    "DELETE FROM users WHERE 1 OR id = 3",
+    "DELETE LOW_PRIORITY QUICK FROM users",
+    "DELETE FROM users LIMIT 10",
+    "DELETE users FROM users JOIN orders ON users.id = orders.user_id",
+    "DELETE u, o FROM users u INNER JOIN orders o ON u.id = o.uid",
+    "UPDATE users SET active = 0",
+    "UPDATE users SET active = 0 WHERE 1",
+    "UPDATE users u JOIN orders o ON u.id = o.uid SET u.active = 0",
+    "update `users` set active=1 where 2>1",
+    "WITH x AS (SELECT 1) DELETE FROM users",
+    "BEGIN NOT ATOMIC DELETE FROM users; END",
+    "SET STATEMENT max_statement_time=10 FOR DELETE FROM users",
+    "CREATE TRIGGER wipe BEFORE INSERT ON orders FOR EACH ROW DELETE FROM users",
+    "ANALYZE DELETE FROM users",
+    # server files
+    "SELECT * FROM users INTO OUTFILE '/tmp/u.csv'",
+    "SELECT * INTO OUTFILE '/tmp/u.csv' FIELDS TERMINATED BY ',' FROM users",
+    "SELECT 0x3c3f INTO DUMPFILE '/var/www/x.php'",
+    "LOAD DATA INFILE '/etc/passwd' INTO TABLE staging",
+    "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE staging",
+    "load data low_priority local infile 'x' replace into table staging",
+    "SELECT LOAD_FILE('/etc/passwd')",
+    "SELECT load_file ('/etc/passwd')",
+    "SELECT * FROM users WHERE name = LOAD_FILE('/etc/hosts')",
+    # passwords
+    "ALTER USER 'bob'@'%' IDENTIFIED BY 'x'",
+    "CREATE USER 'eve'@'%' IDENTIFIED BY 'x'",
+    "SET PASSWORD FOR 'bob'@'%' = 'x'",
+    "SET PASSWORD = PASSWORD('x')",
+    "GRANT ALL ON *.* TO 'bob'@'%' IDENTIFIED BY 'x'",
+    "UPDATE mysql.user SET authentication_string = '' WHERE user = 'root'",
+    "SELECT user, authentication_string FROM mysql.user",
+    "SELECT * FROM `mysql`.`user`",
+    "SELECT * FROM mysql . user",
+    "SELECT * FROM users WHERE name IN (SELECT user FROM mysql.user)",
+    "SELECT 1 FROM (SELECT authentication_string FROM mysql.user) x",
+    "CREATE TABLE stolen AS SELECT * FROM mysql.user",
+    "SELECT * FROM mysql.global_priv",
+    # PREPARE / EXECUTE IMMEDIATE / dynamic
+    "PREPARE s FROM 'DROP TABLE users'",
+    "PREPARE s FROM 'DELETE FROM users'",
+    'PREPARE s FROM "DELETE FROM users"',
+    "PREPARE s FROM 'DELETE FROM ' 'users'",
+    "PREPARE s FROM @sql",
+    "EXECUTE IMMEDIATE 'DROP TABLE users'",
+    "BINLOG 'AAAA'",
+    # unparseable while rules apply: fail closed
+    "SELECT 'unterminated",
+    "/*!50000 DROP TABLE users",
+]
+
+ALLOW: list[str] = [
+    "SELECT 'DROP TABLE users'",
+    'SELECT "DROP TABLE users"',
+    "SELECT 1 -- DROP TABLE users",
+    "SELECT 1 # DROP TABLE users",
+    "/* DROP TABLE users */ SELECT 1",
+    "SELECT 1--1",
+    "SELECT 'it\\'s'",
+    "DELETE FROM users WHERE id = 3",
+    "DELETE FROM users WHERE false",
+    "UPDATE users SET active = 1 WHERE id = 3",
+    "SELECT * FROM drop_log",
+    "SELECT * FROM `drop`",
+    "SELECT `delete` FROM actions",
+    "INSERT INTO drop_log (what) VALUES ('DROP TABLE users')",
+    "DELETE FROM users WHERE id IN (SELECT id FROM banned)",
+    "DELETE users FROM users JOIN banned b ON users.id = b.id WHERE b.reason = 'spam'",
+    "UPDATE users u JOIN orders o ON u.id = o.uid SET u.active = 1 WHERE o.total > 10",
+    "EXPLAIN DELETE FROM users",
+    "EXPLAIN FORMAT=JSON UPDATE users SET active = 1",
+    "DESCRIBE users",
+    "SHOW TABLES",
+    "SHOW CREATE TABLE users",
+    "SELECT id INTO @x FROM users LIMIT 1",
+    "SELECT user FROM users",
+    "SELECT * FROM mysql.help_topic",
+    "SELECT CURRENT_USER()",
+    "CREATE TABLE drop_me (id INT)",
+    "ALTER TABLE users ADD COLUMN note TEXT",
+    "CREATE USER 'x'@'%'",
+    "ALTER USER 'bob'@'%' ACCOUNT LOCK",
+    "GRANT SELECT ON app.* TO 'bob'@'%'",
+    "PREPARE s FROM 'SELECT * FROM users WHERE id = ?'",
+    "EXECUTE s USING @id",
+    "DEALLOCATE PREPARE s",
+    "SET @a = 1",
+    "SET NAMES utf8mb4",
+    "/*!40101 SET NAMES utf8mb4 */",
+    "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */",
+    "USE app",
+    "START TRANSACTION; UPDATE users SET active = 1 WHERE id = 1; COMMIT",
+    "CALL cleanup(3)",
+    "REPLACE INTO users (id, active) VALUES (1, 2)",
+    "INSERT INTO users SELECT * FROM staging",
+    "CREATE PROCEDURE p() BEGIN DELETE FROM users WHERE id = 1; END",
+    "SELECT /*+ MAX_EXECUTION_TIME(1000) */ * FROM users",
+    "SELECT COUNT(*) FROM users WHERE 1",
+    "SELECT * FROM users FOR UPDATE",
+]
