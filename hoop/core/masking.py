@@ -7,9 +7,9 @@ dots in a pattern says which trailing parts of "schema.table.column" it is match
   "public.customers.card_no"   2 dots: "schema.table.column" (exact when it has no wildcards)
 Computed columns (no source table) never match a column pattern; detectors still scan them.
 
-A rule with `columns` only masks those whole columns. A rule with `detectors` only scans every
-column not masked whole. A rule with both scans only its columns with its detectors (span
-masking). When several rules hit the same column or detector the strongest style wins:
+A rule's `columns` are masked whole; its `detectors` scan every column not masked whole, so
+computed columns (`lower(email)`, `row_to_json(t)`, `string_agg(...)`) and renamed view
+columns are still caught by content. When several rules hit the same column or detector the strongest style wins:
 redact > hash > partial. An identity in one of a rule's `exempt` groups is exempt from the whole
 rule (masking and limits); the rule's name is listed in `MaskPolicy.exempted` for auditing.
 
@@ -182,24 +182,17 @@ class MaskPolicy:
         self.max_rows = min((r.max_rows for r in rules if r.max_rows), default=None)
         self.max_bytes = min((r.max_bytes for r in rules if r.max_bytes), default=None)
         self._whole: list[tuple[list[Callable[[ColumnRef], bool]], str]] = []
-        self._scoped: list[tuple[list[Callable[[ColumnRef], bool]], tuple[str, ...], str]] = []
         everywhere: dict[str, str] = {}
         for r in rules:
             matchers = [_pattern_matcher(p.lower()) for p in r.columns]
-            if r.detectors and matchers:
-                self._scoped.append((matchers, r.detectors, r.style))
-            elif matchers:
+            if matchers:
                 self._whole.append((matchers, r.style))
             for d in r.detectors:
                 if d not in DETECTORS:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
-                if not matchers:
-                    everywhere[d] = _stronger(everywhere.get(d), r.style)
+                everywhere[d] = _stronger(everywhere.get(d), r.style)
         self._everywhere = everywhere
         self._all: dict[str, str] = dict(everywhere)
-        for _, names, style in self._scoped:
-            for d in names:
-                self._all[d] = _stronger(self._all.get(d), style)
         self._text_scan = _Scan(self._all, key)  # free text: every detector of every rule
         self._cache: dict[ColumnRef, tuple[str | None, dict[str, str]]] = {}
 
@@ -241,11 +234,6 @@ class MaskPolicy:
                 if any(m(ref) for m in matchers):
                     whole = _stronger(whole, style)
             dets = self._everywhere
-            for matchers, names, style in self._scoped:
-                if any(m(ref) for m in matchers):
-                    dets = dict(dets)
-                    for d in names:
-                        dets[d] = _stronger(dets.get(d), style)
             if len(self._cache) > 4096:
                 self._cache.clear()
             hit = self._cache[ref] = (whole, dets)

@@ -14,6 +14,7 @@ from hoop.core.approvals import Approvals
 from hoop.core.config import Config, Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity, TokenService
+from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
 from hoop.core.store.journal import Journal
 from hoop.core.store.sqlite import Store
@@ -42,7 +43,8 @@ class Services:
         self.journal = journal
         self.pipeline = pipeline
         self.tokens = TokenService(store, config)
-        self.authenticators: list[Any] = [self.tokens]
+        # Local tokens, or (with [auth.oidc]) an OIDC verifier that hands non-JWTs to them.
+        self.authenticators: list[Any] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.approvals = Approvals(store, journal.audit)
 

@@ -19,6 +19,7 @@ from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
 from hoop.server.postgres import codec
+from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
 from hoop.server.services import LiveSession, Services
@@ -41,6 +42,7 @@ class PostgresDoor:
         self.services = services
         self.tls = tls
         self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
+        self.resolvers: dict[str, ColumnResolver] = {}  # connection name -> catalog lookups
 
     async def start(self, host: str, port: int) -> asyncio.base_events.Server:
         return await asyncio.start_server(self.serve_client, host, port, limit=1 << 20)
@@ -170,7 +172,7 @@ class PostgresDoor:
             pipeline=services.pipeline, session=session,
             max_message=services.config.gateway.max_message_size,
             upstream_target=upstream.target, upstream_key=(upstream.backend_pid, upstream.backend_key),
-            approvals=services.approvals,
+            approvals=services.approvals, resolver=self._resolver(connection.name, upstream.target),
             on_close=finished,
         )
         self.relays[key] = relay
@@ -179,6 +181,12 @@ class PostgresDoor:
         relay.attach(writer.transport, upstream.writer.transport, client_left,
                      upstream.leftover + _drain_stream(upstream.reader))
         await relay.done
+
+    def _resolver(self, name: str, target: UpstreamTarget) -> ColumnResolver:
+        resolver = self.resolvers.get(name)
+        if resolver is None:
+            resolver = self.resolvers[name] = ColumnResolver(target)
+        return resolver
 
     async def _cancel(self, pid: int, key: int) -> None:
         relay = self.relays.get((pid, key))

@@ -21,19 +21,21 @@ from typing import Any, Callable
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.server.postgres import codec
+from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
 
 log = logging.getLogger("hoop.postgres")
 
 # Client message types we inspect; everything else is forwarded as is.
-CLIENT_WATCH = frozenset(b"QPBEXF")
-# Upstream message types the recording needs (plus 'T'/'D' when masking is active).
-UPSTREAM_WATCH = frozenset(b"CEZIs")
+CLIENT_WATCH = frozenset(b"QPBEXFS")
+# Upstream message types always inspected; results.py adds 'D'/'d' while it reads rows.
+UPSTREAM_WATCH = BASE_WATCH
 
-Q, P, B, E, X, F = (ord(c) for c in "QPBEXF")
+Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
+DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
-C_, ERR, Z, I_, S_ = (ord(c) for c in "CEZIs")
+C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "CEZTDHd")
 
 
 def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
@@ -53,6 +55,7 @@ class Relay:
 
     def __init__(self, *, subject: Subject, pipeline: Any, session: Any, max_message: int,
                  upstream_target: UpstreamTarget, upstream_key: tuple[int, int], approvals: Any,
+                 resolver: Any,
                  on_close: Callable[[str], None]) -> None:
         self.subject = subject
         self.pipeline = pipeline
@@ -67,7 +70,14 @@ class Relay:
         self.tracker = Tracker(self._finish_unit)
         self.prepared: dict[str, tuple[str, Decision]] = {}  # statement name -> (text, decision)
         self.portals: dict[str, str] = {}  # portal name -> statement name
-        self.markers: dict[str, bytes] = {}  # marker -> ErrorResponse that replaces the server's
+        # marker -> (batch it was sent in, the ErrorResponse that replaces the server's)
+        self.markers: dict[str, tuple[int, bytes]] = {}
+        self.sent_batches = 0  # Query/Sync/FunctionCall messages sent: each ends in ReadyForQuery
+        self.done_batches = 0
+        self.upstream_watch = UPSTREAM_WATCH
+        self.upstream_waiting = False
+        self.portal_formats: dict[str, list[int]] = {}
+        self.results = Results(self, resolver)
         self.txn_status = b"I"
         self.closed = False
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -115,6 +125,9 @@ class Relay:
             for approval_id in self.approvals.pending_for_session(self.session.id):
                 self.approvals.withdraw(approval_id)
             return
+        await self.cancel_upstream()
+
+    async def cancel_upstream(self) -> None:
         t = self.upstream_target
         try:
             async with asyncio.timeout(5):
@@ -163,7 +176,12 @@ class Relay:
         self.upstream.writelines(out)  # type: ignore[union-attr]
 
     def _client_message(self, t: int, msg: memoryview) -> Any:
+        if t == SYNC:
+            self.sent_batches += 1
+            return msg
         if t == Q:
+            self.sent_batches += 1
+            self.results.statement_started()
             text = codec.parse_query(msg[5:])
             decision = self.pipeline.check(self.subject, text, self.sql_prepared)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
@@ -183,9 +201,15 @@ class Relay:
             portal, pos = _cstr_at(msg, 5)
             statement, _ = _cstr_at(msg, pos)
             self.portals[portal] = statement
+            if self.results.masker is not None or self.results.policy_active():
+                self.portal_formats[portal] = codec.parse_bind(msg[5:]).result_formats
             return msg
         if t == E:
+            self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
+            formats = self.portal_formats.get(portal)
+            if formats is not None:
+                self.results.execute_formats(formats)
             text, decision = self.prepared.get(self.portals.get(portal, ""), ("", None))
             unit = Unit(text, False)
             if decision is not None:
@@ -197,6 +221,7 @@ class Relay:
             return msg
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
+        self.sent_batches += 1
         decision = self.pipeline.check(self.subject, "\x00fastpath function call")
         if decision.action == "allow":
             return msg
@@ -207,10 +232,10 @@ class Relay:
                 message: str = "") -> bytes:
         """Replace a refused statement by one that fails upstream with a marker we rewrite."""
         marker = f"hoop-refused-{secrets.token_hex(8)}"
-        self.markers[marker] = codec.error_response(
-            "ERROR", sqlstate, message or f"blocked by rule {decision.rule}: {decision.reason}",
-            hint="Hoop refused this statement; ask an administrator if you need it.",
-        )
+        self.markers[marker] = (self.sent_batches, codec.error_response(
+            "ERROR", sqlstate, message or f"refused by Hoop: {decision.reason}",
+            hint="Ask an approver or administrator if you need this statement.",
+        ))
         failing = f'SELECT FROM "{marker}"'
         return codec.query(failing) if simple else codec.parse(name, failing)
 
@@ -255,56 +280,105 @@ class Relay:
         framer = self.upstream_framer
         framer.feed(data)
         self.session.bytes_out += len(data)
-        try:
-            view, marks = framer.split_complete(UPSTREAM_WATCH)
-        except codec.ProtocolViolation as exc:
-            self.close("upstream-protocol-error", codec.error_response(
-                "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {exc}"))
-            return
         client = self.client
-        if not marks:
-            if view:
-                client.write(view)  # type: ignore[union-attr]
-            return
-        out: list[Any] = []
-        prev = 0
-        for t, start, end in marks:
-            if start > prev:
-                out.append(view[prev:start])
-            prev = end
-            out.append(self._upstream_message(t, view[start:end]))
-        if prev < len(view):
-            out.append(view[prev:])
-        client.writelines(out)  # type: ignore[union-attr]
+        while not self.upstream_waiting:  # column lookup in flight: bytes wait in the framer
+            watch = self.upstream_watch
+            try:
+                view, marks = framer.split_complete(watch)
+            except codec.ProtocolViolation as exc:
+                self._upstream_protocol_error(str(exc))
+                return
+            if not marks:
+                if view:
+                    client.write(view)  # type: ignore[union-attr]
+                return
+            out: list[Any] = []
+            prev = 0
+            for t, start, end in marks:
+                if start > prev:
+                    out.append(view[prev:start])
+                prev = end
+                try:
+                    forward = self._upstream_message(t, view[start:end])
+                except codec.ProtocolViolation as exc:
+                    self._upstream_protocol_error(str(exc))
+                    return
+                if forward is WAIT:  # forward up to here, resolve columns, then go on
+                    out.append(view[start:end])
+                    client.writelines(out)  # type: ignore[union-attr]
+                    self._wait_for_columns(bytes(view[end:]) + framer.take_rest())
+                    return
+                if forward is not None:
+                    out.append(forward)
+                if self.upstream_watch is not watch:
+                    # Rows after this RowDescription must be split with the new watch set.
+                    framer.feed(bytes(view[end:]) + framer.take_rest())
+                    break
+            else:
+                if prev < len(view):
+                    out.append(view[prev:])
+                client.writelines(out)  # type: ignore[union-attr]
+                return
+            client.writelines(out)  # type: ignore[union-attr]
 
     def _upstream_message(self, t: int, msg: memoryview) -> Any:
         tracker = self.tracker
+        if t == D_ or t == COPY_DATA:
+            return self.results.row(t, msg)
+        if t == T_ or t == COPY_OUT:
+            return self.results.start(t, msg)
         if t == C_:
             tracker.command_complete(bytes(msg[5:-1]).decode("utf-8", "replace"))
-        elif t == ERR:
+            return self.results.end(msg)
+        if t == ERR:
             fields = codec.parse_error_fields(msg[5:])
             text = fields.get("M", "")
-            if self.markers:
-                for marker, replacement in self.markers.items():
-                    if marker in text:
-                        del self.markers[marker]
-                        if tracker.current is not None:
-                            tracker.current.error = "refused by policy"
-                        tracker.error(codec.parse_error_fields(replacement[5:]).get("M", ""))
-                        return replacement
-            tracker.error(f"{fields.get('C', '')} {text}")
-        elif t == Z:
+            for marker in self.markers:
+                if marker in text:
+                    replacement = self.markers.pop(marker)[1]
+                    if tracker.current is not None:
+                        tracker.current.error = "refused by policy"
+                    tracker.error(codec.parse_error_fields(replacement[5:]).get("M", ""))
+                    return replacement
+            if self.results.tripped is not None:
+                tracker.error(self.results.problem)
+            else:
+                tracker.error(f"{fields.get('C', '')} {text}")
+            return self.results.end(msg)
+        if t == Z:
             self.txn_status = bytes(msg[5:6])
             tracker.ready()
-            if self.markers and self.txn_status != b"E":
-                # A marker the server never reached (skipped after an earlier error) is dropped.
-                self.markers.clear()
-        else:  # EmptyQueryResponse or PortalSuspended
-            tracker.end_of_portal()
+            self.done_batches += 1
+            if self.markers:
+                # Markers of finished batches were skipped by the server after an earlier error.
+                done = self.done_batches
+                self.markers = {k: v for k, v in self.markers.items() if v[0] >= done}
+            return msg
+        tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
+
+    def _wait_for_columns(self, rest: bytes) -> None:
+        self.upstream_waiting = True
+        self.upstream.pause_reading()  # type: ignore[union-attr]
+        self.upstream_framer.feed(rest)
+        asyncio.ensure_future(self._resolve_then_resume())
+
+    async def _resolve_then_resume(self) -> None:
+        await self.results.resolve()
+        if self.closed:
+            return
+        self.upstream_waiting = False
+        self.upstream.resume_reading()  # type: ignore[union-attr]
+        self.from_upstream(b"")
+
+    def _upstream_protocol_error(self, problem: str) -> None:
+        self.close("upstream-protocol-error", codec.error_response(
+            "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {problem}"))
 
     def _finish_unit(self, unit: Unit) -> None:
         duration = (time.time() - unit.started) * 1000.0
+        if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
+            self.results.resolver.invalidate()  # column names may have changed
         s = self.session
         s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows, unit.error)
         s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})

@@ -1,0 +1,117 @@
+"""Where result columns come from: (table OID, attribute number) -> schema.table.column.
+
+RowDescription names a column by its table's OID and attribute number, whatever alias the
+query gave it, so a column rule cannot be dodged by renaming. The names are looked up in
+the upstream catalog over a side connection that the gateway opens with the held
+credential, shared by every session of that connection, and cached. A relation's entries
+are dropped after `TTL` seconds, so a table renamed or dropped and recreated is looked up
+again; DDL through the gateway clears the cache of that connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import psycopg
+
+from hoop.core.masking import ColumnRef
+
+log = logging.getLogger("hoop.postgres")
+TTL = 60.0
+
+# Type names for the OIDs PostgreSQL assigns to built-in types (stable across versions).
+TYPE_NAMES = {
+    16: "bool", 17: "bytea", 18: "char", 19: "name", 20: "int8", 21: "int2", 23: "int4", 25: "text",
+    26: "oid", 114: "json", 142: "xml", 700: "float4", 701: "float8", 790: "money", 829: "macaddr",
+    869: "inet", 650: "cidr", 1042: "bpchar", 1043: "varchar", 1082: "date", 1083: "time",
+    1114: "timestamp", 1184: "timestamptz", 1186: "interval", 1266: "timetz", 1560: "bit",
+    1562: "varbit", 1700: "numeric", 2950: "uuid", 3802: "jsonb", 1000: "_bool", 1005: "_int2",
+    1007: "_int4", 1016: "_int8", 1009: "_text", 1015: "_varchar", 1021: "_float4", 1022: "_float8",
+    1231: "_numeric", 199: "_json", 3807: "_jsonb", 2951: "_uuid", 1115: "_timestamp",
+}
+# Binary-format values of these types are their UTF-8 text, so detectors may read them.
+TEXT_IN_BINARY = frozenset({18, 19, 25, 1042, 1043})
+
+_LOOKUP = """
+SELECT a.attrelid::int8, a.attnum::int4, n.nspname, c.relname, a.attname
+FROM pg_attribute a
+JOIN pg_class c ON c.oid = a.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE a.attrelid = ANY(%s::oid[]) AND a.attnum > 0
+"""
+_TABLE_COLUMNS = """
+SELECT n.nspname, c.relname, a.attname
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum
+"""
+
+
+class ColumnResolver:
+    """One per upstream connection, shared by its sessions."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.columns: dict[tuple[int, int], ColumnRef] = {}
+        self.loaded: dict[int, float] = {}  # table OID -> when its columns were fetched
+        self.lock = asyncio.Lock()
+        self.conn: psycopg.AsyncConnection[Any] | None = None
+
+    def known(self, keys: list[tuple[int, int]]) -> bool:
+        now = time.monotonic()
+        return all(k[0] == 0 or now - self.loaded.get(k[0], -TTL) < TTL for k in keys)
+
+    def refs(self, keys: list[tuple[int, int]]) -> list[ColumnRef | None]:
+        return [self.columns.get(k) if k[0] else None for k in keys]
+
+    def invalidate(self) -> None:
+        self.loaded.clear()
+
+    async def load(self, keys: list[tuple[int, int]]) -> None:
+        async with self.lock:
+            now = time.monotonic()
+            oids = sorted({k[0] for k in keys if k[0] and now - self.loaded.get(k[0], -TTL) >= TTL})
+            if not oids:
+                return
+            rows = await self._query(_LOOKUP, (oids,))
+            for oid in oids:
+                self.loaded[oid] = now
+            for relid, attnum, schema, table, column in rows:
+                self.columns[(int(relid), int(attnum))] = ColumnRef(schema.lower(), table.lower(), column.lower())
+
+    async def table_columns(self, table: str) -> list[ColumnRef]:
+        async with self.lock:
+            rows = await self._query(_TABLE_COLUMNS, (table,))
+        return [ColumnRef(s.lower(), t.lower(), c.lower()) for s, t, c in rows]
+
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        for attempt in (1, 2):
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = await self._connect()
+                cur = await self.conn.execute(sql, params)
+                return await cur.fetchall()
+            except psycopg.OperationalError:
+                self.conn = None
+                if attempt == 2:
+                    raise
+        return []
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        t = self.target
+        kwargs: dict[str, Any] = {
+            "host": t.host, "port": t.port, "dbname": t.database, "user": t.username,
+            "sslmode": t.sslmode, "connect_timeout": max(1, int(t.connect_timeout)),
+            "application_name": "hoop-catalog", "autocommit": True,
+        }
+        if t.password:
+            kwargs["password"] = t.password
+        if t.sslrootcert:
+            kwargs["sslrootcert"] = t.sslrootcert
+        return await psycopg.AsyncConnection.connect(**kwargs)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()

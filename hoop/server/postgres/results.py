@@ -1,0 +1,191 @@
+"""What the relay does with result sets: masking, row limits and samples for the recording.
+
+`Results` decides per RowDescription / CopyOutResponse whether rows need looking at. If not
+(no masking applies, the sample is complete, no limits), DataRows leave the watch set and
+pass through as untouched slices. Column origins the resolver has not seen yet make the
+relay pause the upstream side until the catalog answers (`WAIT`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from hoop.core.masking import MaskPolicy
+from hoop.core.sql import classify
+from hoop.server.postgres import codec
+from hoop.server.postgres.columns import ColumnResolver
+from hoop.server.postgres.masker import CopyMasker, Limits, RowMasker, sample_row, type_hints
+
+log = logging.getLogger("hoop.postgres")
+SAMPLE_ROWS = 3
+T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
+ROW_TYPES = frozenset({D_, COPY_DATA})
+BASE_WATCH = frozenset(b"CEZIsTH")  # what the relay always looks at
+WAIT = object()  # forward up to this message, then wait for `resolve()`
+
+
+class Results:
+    def __init__(self, relay: Any, resolver: ColumnResolver) -> None:
+        self.relay = relay
+        self.resolver = resolver
+        self.policy: MaskPolicy | None = None
+        self.policy_version = -1
+        self.masker: RowMasker | CopyMasker | None = None
+        self.limits: Limits | None = None
+        self.tripped: bytes | None = None
+        self.sample_left = 0
+        self.pending: tuple[int, list[codec.Field] | None, Any] | None = None
+        self.audited_exempt = False
+        self.fields: list[codec.Field] | None = None  # of the current row masker
+        self.problem = ""
+
+    # -- policy --------------------------------------------------------------------------
+
+    def _current_policy(self) -> MaskPolicy:
+        pipeline = self.relay.pipeline
+        if self.policy is None or self.policy_version != pipeline.version:
+            self.policy = pipeline.mask_policy(self.relay.subject)
+            self.policy_version = pipeline.version
+        return self.policy
+
+    def policy_active(self) -> bool:
+        return self._current_policy().active
+
+    def statement_started(self) -> None:
+        policy = self._current_policy()
+        has_limits = policy.max_rows is not None or policy.max_bytes is not None
+        self.limits = Limits(policy.max_rows, policy.max_bytes) if has_limits else None
+        self.tripped = None
+        self.audited_exempt = False
+
+    # -- result set start ------------------------------------------------------------------
+
+    def start(self, t: int, msg: memoryview) -> Any:
+        policy = self._current_policy()
+        self.masker = None
+        self.sample_left = SAMPLE_ROWS if t == T_ else 0
+        self.fields = None
+        if policy.exempted and not self.audited_exempt:
+            self.audited_exempt = True
+            unit = self.relay.tracker.current
+            self.relay.session.audit("mask.exempt", rules=list(policy.exempted), text=unit.text[:2000] if unit else "")
+        if t == T_:
+            fields = codec.parse_row_description(msg[5:])
+            if policy.active:
+                keys = [(f.table_oid, f.attnum) for f in fields]
+                if not self.resolver.known(keys):
+                    self.pending = (t, fields, keys)
+                    return WAIT
+                self._plan_rows(policy, fields, keys)
+        elif policy.active:
+            copy = codec.parse_copy_response(msg[5:])
+            if copy.format != 0:
+                self._trip("binary COPY output is not allowed while masking rules apply; use text or csv format")
+            else:
+                self.pending = (t, None, len(copy.column_formats))
+                return WAIT
+        self._update_watch()
+        return msg
+
+    async def resolve(self) -> None:
+        """Look up what `start` was missing, then build the plan (fail closed on errors)."""
+        if self.pending is None:
+            return
+        t, fields, extra = self.pending
+        self.pending = None
+        policy = self._current_policy()
+        try:
+            if t == T_:
+                await self.resolver.load(extra)
+                self._plan_rows(policy, fields, extra)  # type: ignore[arg-type]
+            else:
+                refs = await self._copy_columns(extra)
+                plan = policy.plan(refs) if refs is not None else policy.text_plan()
+                self.masker = CopyMasker(plan) if plan is not None else None
+        except Exception as exc:  # no column names: nothing of this result may leave unmasked
+            log.warning("session %s: column lookup failed: %s", self.relay.session.id, exc)
+            self._trip("masking rules apply but the gateway could not resolve the result's columns")
+        self._update_watch()
+
+    def _plan_rows(self, policy: MaskPolicy, fields: list[codec.Field], keys: list[tuple[int, int]]) -> None:
+        plan = policy.plan(self.resolver.refs(keys), type_hints(fields))
+        self.masker = RowMasker(plan, fields) if plan is not None else None
+        self.fields = fields
+
+    def execute_formats(self, formats: list[int]) -> None:
+        """Bind's result formats: rows of a statement described earlier (Describe 'S') come in
+        these formats, not the zeros its RowDescription showed."""
+        masker, fields = self.masker, self.fields
+        if not isinstance(masker, RowMasker) or fields is None:
+            return
+        if len(formats) == 1:
+            formats = formats * len(fields)
+        if len(formats) != len(fields):
+            formats = [0] * len(fields)
+        adjusted = [codec.Field(f.name, f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
+                    for f, fmt in zip(fields, formats)]
+        self.masker = RowMasker(masker.plan, adjusted)
+
+    async def _copy_columns(self, count: int) -> list[Any] | None:
+        """Column origins of `COPY table TO STDOUT`; None (scan as text) for COPY (query)."""
+        unit = self.relay.tracker.current
+        if unit is None:
+            return None
+        statements = classify(unit.text, "postgres").statements
+        if len(statements) != 1 or statements[0].kind != "copy" or len(statements[0].tables) != 1:
+            return None
+        refs = await self.resolver.table_columns(next(iter(statements[0].tables)))
+        return refs if len(refs) == count else None
+
+    def _update_watch(self) -> None:
+        relay = self.relay
+        need_rows = self.masker is not None or self.limits is not None or self.sample_left > 0 or self.tripped
+        relay.upstream_watch = BASE_WATCH | ROW_TYPES if need_rows else BASE_WATCH
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def row(self, t: int, msg: memoryview) -> Any:
+        if self.tripped is not None:
+            return None  # past a limit: the rest of the result is dropped
+        out: Any = msg
+        if self.masker is not None and ((t == D_) == isinstance(self.masker, RowMasker)):
+            new = self.masker.rewrite(msg[5:])
+            if new is not None:
+                out = new
+        if self.limits is not None:
+            problem = self.limits.add(len(out))
+            if problem is not None:
+                self._trip(problem)
+                return None
+        if self.sample_left and t == D_:
+            self.sample_left -= 1
+            unit = self.relay.tracker.current
+            if unit is not None:
+                unit.sample.append(sample_row(memoryview(out)[5:]))
+            if not self.sample_left:
+                self._update_watch()
+        return out
+
+    def end(self, msg: memoryview) -> Any:
+        """CommandComplete or ErrorResponse of the statement: replaced when a limit tripped."""
+        self.masker = None
+        self.fields = None
+        self.sample_left = 0
+        if self.tripped is not None:
+            error, self.tripped = self.tripped, None
+            self._update_watch()
+            return error
+        self._update_watch()
+        return msg
+
+    def _trip(self, problem: str) -> None:
+        self.problem = problem
+        self.tripped = codec.error_response("ERROR", "54000", f"stopped by Hoop: {problem}")
+        unit = self.relay.tracker.current
+        if unit is not None:
+            unit.error = problem
+        self.relay.session.audit("statement.stopped", problem=problem)
+        self._update_watch()
+        asyncio.ensure_future(self.relay.cancel_upstream())
