@@ -1,0 +1,206 @@
+"""A byte-exact bridge between a client's channel on the gateway and a channel on the target.
+
+asyncssh calls back on every chunk (`data_received`), so the relay does no awaiting on the
+hot path: each chunk is written straight to the other channel, and flow control is passed
+through (the other side is paused while a channel's send buffer is full). Recording, SFTP
+event parsing and submitted-line detection are optional observers of the same chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Callable
+
+import asyncssh
+
+from hoop.core.terminal import CastWriter
+
+log = logging.getLogger("hoop.ssh")
+FLUSH_EVERY = 0.2  # seconds between recording flushes
+
+
+class TargetSession(asyncssh.SSHClientSession):  # type: ignore[type-arg]
+    """The target side of a Link: forwards everything to the link."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.exit_status: int | None = None
+        self.exit_signal: tuple[str, bool, str, str] | None = None
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        self.link.from_target(data, datatype == asyncssh.EXTENDED_DATA_STDERR)
+
+    def eof_received(self) -> bool:
+        self.link.target_eof()
+        return True  # stay half-open: the exit status may still follow
+
+    def exit_status_received(self, status: int) -> None:
+        self.exit_status = status
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self.exit_signal = (signal, core_dumped, msg, lang)
+
+    def pause_writing(self) -> None:
+        self.link.front.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.link.front.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link.target_closed(self.exit_status, self.exit_signal)
+
+
+class Link:
+    """One relayed channel. `front` is the client's SSHServerChannel on the gateway.
+
+    `on_close(exit_status, exit_signal)` runs once when the target channel is gone.
+    """
+
+    def __init__(self, front: Any, on_close: Callable[[int | None, Any], None], *,
+                 recorder: CastWriter | None = None, session: Any = None,
+                 monitor: Any = None, forward_eof: bool = True) -> None:
+        self.front = front
+        self.forward_eof = forward_eof
+        self.on_close = on_close
+        self.recorder = recorder
+        self.session = session  # SessionLog: byte counters and observed lines
+        self.monitor = monitor  # SFTP packet observer (feed_client / feed_target)
+        self.target: asyncssh.SSHClientChannel | None = None  # type: ignore[type-arg]
+        self._early: list[bytes] = []  # client bytes that arrived before the target channel
+        self._early_eof = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    async def open(self, conn: asyncssh.SSHClientConnection, *, command: str | None = None,
+                   subsystem: str | None = None, term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None,
+                   env: dict[str, str] | None = None) -> None:
+        """Open the target channel (shell when neither command nor subsystem is given)."""
+        kwargs: dict[str, Any] = {"encoding": None, "env": env or {}}
+        if term is not None:
+            kwargs.update(term_type=term[0], term_size=term[1], term_modes=term[2], request_pty="force")
+        else:
+            kwargs["request_pty"] = False
+        chan, _ = await conn.create_session(lambda: TargetSession(self), command, subsystem=subsystem, **kwargs)
+        self.target = chan
+        if self._early:
+            chan.write(b"".join(self._early))
+            self._early.clear()
+        if self._early_eof:
+            chan.write_eof()
+        if self.recorder is not None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
+
+    # -- client -> target ---------------------------------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.bytes_in += len(data)
+        rec = self.recorder
+        if rec is not None:
+            rec.input(data)
+            if b"\r" in data or b"\n" in data:
+                rec.mark_submit()
+        if self.monitor is not None:
+            self.monitor.feed_client(data)
+        if self.target is None:
+            self._early.append(data)
+        else:
+            self.target.write(data)
+
+    def _observe_lines(self, rec: CastWriter) -> None:
+        """Best effort: the screen line where Enter was echoed is what the user submitted."""
+        lines, rec.lines = rec.lines, []
+        if self.session is not None:
+            for line in lines:
+                self.session.statement(line, "observed")
+                self.session.audit("ssh.command", command=line, best_effort=True)
+
+    def client_eof(self) -> None:
+        if self.target is None:
+            self._early_eof = True
+        else:
+            self.target.write_eof()
+
+    def resize(self, cols: int, rows: int, pxw: int = 0, pxh: int = 0) -> None:
+        if self.recorder is not None:
+            self.recorder.resize(cols, rows)
+        if self.target is not None:
+            self.target.change_terminal_size(cols, rows, pxw, pxh)
+
+    def signal(self, name: str) -> None:
+        if self.target is not None:
+            self.target.signal(name)
+
+    def send_break(self, msec: int) -> None:
+        if self.target is not None:
+            self.target.send_break(msec)
+
+    def pause_reading(self) -> None:
+        if self.target is not None:
+            self.target.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.target is not None:
+            self.target.resume_reading()
+
+    # -- target -> client ---------------------------------------------------------------------
+
+    def from_target(self, data: bytes, stderr: bool) -> None:
+        if self.session is not None:
+            self.session.bytes_out += len(data)
+        rec = self.recorder
+        if rec is not None:
+            rec.output(data)
+            if rec.lines:
+                self._observe_lines(rec)
+        if self.monitor is not None and not stderr:
+            self.monitor.feed_target(data)
+        if stderr:
+            self.front.write_stderr(data)
+        else:
+            self.front.write(data)
+
+    def target_eof(self) -> None:
+        if self.forward_eof:
+            self.front.write_eof()
+
+    def target_closed(self, exit_status: int | None, exit_signal: Any) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.session is not None:
+            self.session.touch()
+        self.on_close(exit_status, exit_signal)
+
+    def close(self) -> None:
+        """Close the target channel (the front went away or the session is killed)."""
+        if self.target is not None:
+            self.target.close()
+        else:
+            self.target_closed(None, None)
+
+    def _tick(self) -> None:
+        if self.recorder is not None and not self.closed:
+            self.recorder.flush()
+            if self.session is not None:
+                self.session.touch()
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
+
+
+def terminal_recorder(services: Any, session: Any, connection: Any,
+                      term: tuple[str, tuple[int, int, int, int], dict[int, int]]) -> CastWriter:
+    """A cast for an interactive session, named after the session id."""
+    from hoop.core.terminal import cast_path
+
+    path = cast_path(services.config.gateway.recordings_dir, session.id)
+    rec = CastWriter(path, term[1][0] or 80, term[1][1] or 24, started=time.time(),
+                     title=f"{session.user}@{connection.name} (session {session.id})",
+                     env={"TERM": term[0] or "xterm"}, record_input=connection.record_input)
+    session.frame("e", {"event": "terminal", "cast": path.name})
+    return rec

@@ -1,0 +1,352 @@
+"""The built-in session: `ssh -p 2222 alice@gateway`.
+
+A prompt with `help`, `whoami`, `list`, `connect NAME`, `sessions` and `exit`. `connect` to an
+SSH connection relays a recorded terminal on the target and comes back to the prompt when it
+ends; `connect` to a database opens the SQL shell (see sqlshell.py). Without a terminal
+(`ssh alice@gateway list`) one command runs and the channel exits with its status.
+The session is in one of four modes: prompt, busy (a command runs; Ctrl-C cancels it),
+relay (bytes go to the target) and sql.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncssh
+
+from hoop.core.errors import AccessDenied
+from hoop.server.ssh.editor import LineEditor
+from hoop.server.ssh.relay import Link, terminal_recorder
+from hoop.server.ssh.sqlshell import SqlShellError, open_shell
+from hoop.server.ssh.target import TargetError, reachable
+
+log = logging.getLogger("hoop.ssh")
+DEFAULT_TERM = ("xterm", (80, 24, 0, 0), {})
+HELP = """\
+Commands:
+  help            this text
+  whoami          your identity and groups
+  list            connections you may use, with their type and whether they answer
+  connect NAME    open a terminal (ssh) or an SQL shell (postgres, mysql) on NAME
+  sessions        your recent sessions
+  exit            leave (also Ctrl-D)
+Line editing: arrows, Home/End, Ctrl-A/E/U; Up/Down for history; Ctrl-C abandons a line.
+Direct access: ssh -t USER+NAME@gateway (terminal) or ssh USER+NAME@gateway 'command'."""
+
+
+class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
+    def __init__(self, server: Any, *, notice: str = "", fail: bool = False, start_with: str = "") -> None:
+        self.server = server
+        self.services = server.services
+        self.notice, self.fail, self.start_with = notice, fail, start_with
+        self.chan: Any = None
+        self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
+        self.command: str | None = None
+        self.mode = "prompt"
+        self.editor: LineEditor | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.link: Link | None = None
+        self.sql: Any = None
+        self.sql_editor: LineEditor | None = None
+        self.sql_buf: list[str] = []
+
+    # -- asyncssh callbacks --------------------------------------------------------------------
+
+    def connection_made(self, chan: Any) -> None:
+        self.chan = chan
+
+    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: dict[int, int]) -> bool:
+        self.term = (term_type, term_size, term_modes)
+        return True
+
+    def shell_requested(self) -> bool:
+        return True
+
+    def exec_requested(self, command: str | bytes) -> bool:
+        self.command = command.decode("utf-8", "replace") if isinstance(command, bytes) else command
+        return True
+
+    def session_started(self) -> None:
+        echo = self.term is not None
+        self.editor = LineEditor(self.chan.write, f"hoop {self.server.user}> ", echo)
+        if self.notice:
+            self.say(f"hoop: {self.notice}", err=True)
+            self.chan.exit(1)
+            return
+        if self.command is not None:
+            self._spawn(self._one_command(self.command))
+        elif self.start_with:
+            self._spawn(self._direct(self.start_with))
+        else:
+            self.say(f"Hoop gateway. Signed in as {self.server.user}. Type 'help' for commands.")
+            self.editor.show_prompt()
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        if self.mode == "relay" and self.link is not None:
+            self.link.from_client(data)
+        elif self.mode == "busy":
+            if b"\x03" in data:
+                if self.sql is not None:  # a running statement: ask the server to cancel it
+                    self.say("^C (cancel requested)")
+                    asyncio.ensure_future(self.sql.cancel())
+                elif self.task is not None:
+                    self.task.cancel()
+        elif self.mode == "sql" and self.sql_editor is not None:
+            for event, text in self.sql_editor.feed(data):
+                self._sql_event(event, text)
+        elif self.mode == "prompt" and self.editor is not None:
+            for event, text in self.editor.feed(data):
+                self._prompt_event(event, text)
+
+    def eof_received(self) -> bool:
+        if self.mode == "relay" and self.link is not None:
+            self.link.client_eof()
+            return True
+        if self.mode == "prompt" and self.command is None:
+            self.chan.exit(0)
+        return True
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        if self.term is not None:
+            self.term = (self.term[0], (width, height, pixwidth, pixheight), self.term[2])
+        if self.link is not None:
+            self.link.resize(width, height, pixwidth, pixheight)
+
+    def pause_writing(self) -> None:
+        if self.link is not None:
+            self.link.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.link is not None:
+            self.link.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.link is not None and not self.link.closed:
+            self.link.close()
+        if self.sql is not None:
+            asyncio.ensure_future(self.sql.close())
+
+    # -- output and modes ----------------------------------------------------------------------
+
+    def say(self, text: str, err: bool = False) -> None:
+        nl = "\r\n" if self.term else "\n"
+        data = (text.replace("\r\n", "\n").replace("\n", nl) + nl).encode("utf-8", "replace")
+        (self.chan.write_stderr if err else self.chan.write)(data)
+
+    def _spawn(self, coro: Any) -> None:
+        self.mode = "busy"
+        self.task = asyncio.ensure_future(self._guard(coro))
+
+    async def _guard(self, coro: Any) -> None:
+        """Run a command; Ctrl-C cancels it; the prompt comes back unless the mode changed."""
+        status = 0
+        try:
+            status = await coro or 0
+        except asyncio.CancelledError:
+            self.say("^C")
+            status = 130
+        except Exception:  # a bug in one command must not kill the session
+            log.exception("built-in command failed")
+            self.say("hoop: internal error (see the gateway log)")
+            status = 1
+        if self.chan.is_closing():
+            return
+        if self.command is not None or self.start_with:
+            if self.mode == "busy":
+                self.chan.exit(status)
+            return
+        if self.mode == "busy":
+            self._back_to_prompt()
+
+    def _back_to_prompt(self) -> None:
+        self.mode = "prompt"
+        self.link = None
+        if self.command is not None or self.start_with:
+            self.chan.exit(0)
+        elif self.editor is not None:
+            self.editor.show_prompt()
+
+    def _prompt_event(self, event: str, text: str) -> None:
+        if event == "eof":
+            self.say("bye")
+            self.chan.exit(0)
+        elif event == "interrupt":
+            self.editor.show_prompt()  # type: ignore[union-attr]
+        elif event == "line":
+            if text.strip() in ("exit", "quit", "logout"):
+                self.chan.exit(0)
+            elif not text.strip():
+                self.editor.show_prompt()  # type: ignore[union-attr]
+            else:
+                self._spawn(self._dispatch(text.strip()))
+
+    async def _one_command(self, text: str) -> int:
+        return await self._dispatch(text)
+
+    async def _dispatch(self, text: str) -> int:
+        name, _, arg = text.partition(" ")
+        handler = {"help": self._help, "whoami": self._whoami, "list": self._list,
+                   "sessions": self._sessions, "connect": self._connect}.get(name)
+        if handler is None:
+            self.say(f"unknown command {name!r}; type 'help'")
+            return 127
+        return await handler(arg.strip())
+
+    # -- commands --------------------------------------------------------------------------------
+
+    async def _help(self, _: str) -> int:
+        self.say(HELP)
+        return 0
+
+    async def _whoami(self, _: str) -> int:
+        ident = self.server.identity
+        expires = time.strftime("%Y-%m-%d %H:%M", time.localtime(ident.expires)) if ident.expires else "-"
+        self.say(f"user: {ident.name}\ngroups: {', '.join(sorted(ident.groups)) or '-'}\n"
+                 f"signed in with: {ident.source} (expires {expires})\nfrom: {self.server.client}")
+        return 0
+
+    async def _list(self, _: str) -> int:
+        conns = self.services.connections_for(self.server.identity)
+        if not conns:
+            self.say("no connections are available to you")
+            return 0
+        up = await asyncio.gather(*(reachable(c.host, c.port, 1.0) for c in conns))
+        width = max(len(c.name) for c in conns)
+        lines = [f"{'NAME'.ljust(width)}  TYPE      STATUS"]
+        lines += [f"{c.name.ljust(width)}  {c.type.ljust(8)}  {'reachable' if ok else 'unreachable'}"
+                  for c, ok in zip(conns, up)]
+        self.say("\n".join(lines))
+        return 0
+
+    async def _sessions(self, _: str) -> int:
+        rows = await asyncio.to_thread(
+            self.services.store.query,
+            "SELECT id, connection, protocol, started, status, statements FROM sessions "
+            "WHERE user = ? ORDER BY id DESC LIMIT 15", (self.server.user,))
+        if not rows:
+            self.say("no sessions yet")
+            return 0
+        lines = ["   ID  STARTED           CONNECTION       PROTOCOL  STATUS        STATEMENTS"]
+        for r in rows:
+            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
+            lines.append(f"{r['id']:>5}  {started}  {str(r['connection'])[:15]:<15}  {r['protocol']:<8}  "
+                         f"{str(r['status'])[:12]:<12}  {r['statements']}")
+        self.say("\n".join(lines))
+        return 0
+
+    async def _connect(self, name: str) -> int:
+        if not name:
+            self.say("usage: connect NAME (see 'list')")
+            return 2
+        try:
+            conn = self.services.resolve_connection(self.server.identity, name)
+        except AccessDenied as exc:
+            self.say(f"{exc} ({name!r})")
+            return 1
+        self.services.journal.audit(self.server.user, "ssh.builtin.connect", conn.name, client=self.server.client)
+        if conn.type == "ssh":
+            return await self._connect_ssh(conn)
+        return await self._connect_sql(conn)
+
+    async def _direct(self, name: str) -> int:
+        return await self._connect(name)
+
+    # -- connect: SSH ----------------------------------------------------------------------------
+
+    async def _connect_ssh(self, conn: Any) -> int:
+        if self.term is None:
+            self.say("connect to an SSH connection needs a terminal (ssh -t)")
+            return 1
+        try:
+            target = await self.server.target(conn)
+        except TargetError as exc:
+            self.say(f"hoop: {exc}")
+            return 1
+        server = self.server
+        session = self.services.journal.open_session(server.user, conn.name, "ssh", server.client)
+        session.audit("session.start", client=server.client, kind="shell", pty=True, via="builtin")
+        from hoop.server.services import LiveSession
+
+        def closed(status: int | None, signal: Any) -> None:
+            self.services.unregister(session.id)
+            session.audit("session.end", reason="closed", exit_status=status)
+            session.close("closed")
+            if not self.chan.is_closing():
+                self.say(f"\r\n[connection to {conn.name} closed]")
+                self._back_to_prompt()
+
+        link = Link(self.chan, closed, recorder=terminal_recorder(self.services, session, conn, self.term),
+                    session=session, forward_eof=False)
+        self.services.register(LiveSession(session.id, "ssh", server.user, conn.name,
+                                           lambda reason: link.close(), {"kind": "shell"}))
+        self.link, self.mode = link, "relay"
+        try:
+            await link.open(target, term=self.term)
+        except (asyncssh.Error, OSError) as exc:
+            self.link, self.mode = None, "busy"
+            link.target_closed(None, None)
+            self.say(f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
+            return 1
+        return 0
+
+    # -- connect: SQL ----------------------------------------------------------------------------
+
+    async def _connect_sql(self, conn: Any) -> int:
+        shell = open_shell(self.services, self.server.user, conn, self.say)
+        try:
+            await shell.open()
+        except SqlShellError as exc:
+            self.say(f"hoop: {exc}")
+            return 1
+        self.sql = shell
+        self.say(f"SQL shell on {conn.name} ({conn.type}). End statements with ';'. \\q to leave.")
+        self.sql_editor = LineEditor(self.chan.write, f"{conn.name}=> ", self.term is not None)
+        self.mode = "sql"
+        self.sql_editor.show_prompt()
+        return 0
+
+    def _sql_event(self, event: str, text: str) -> None:
+        editor = self.sql_editor
+        assert editor is not None
+        if event == "interrupt":
+            self.sql_buf = []
+            editor.prompt = editor.prompt.replace("->", "=>")
+            editor.show_prompt()
+            return
+        if event == "eof" or (not self.sql_buf and text.strip() in ("\\q", "exit", "quit")):
+            self._leave_sql()
+            return
+        self.sql_buf.append(text)
+        statement = "\n".join(self.sql_buf).strip()
+        if not statement or not statement.endswith(";"):
+            editor.prompt = f"{self.sql_name()}-> " if statement else f"{self.sql_name()}=> "
+            if not statement:
+                self.sql_buf = []
+            editor.show_prompt()
+            return
+        self.sql_buf = []
+        editor.prompt = f"{self.sql_name()}=> "
+        self.mode = "busy"
+        self.task = asyncio.ensure_future(self._run_sql(statement))
+
+    def sql_name(self) -> str:
+        return self.sql.connection.name if self.sql is not None else "sql"
+
+    async def _run_sql(self, statement: str) -> None:
+        await self.sql.execute(statement)
+        if self.chan.is_closing():
+            return
+        self.mode = "sql"
+        if self.sql_editor is not None:
+            self.sql_editor.show_prompt()
+
+    def _leave_sql(self) -> None:
+        shell, self.sql, self.sql_editor = self.sql, None, None
+        if shell is not None:
+            asyncio.ensure_future(shell.close())
+        self._back_to_prompt()

@@ -1,0 +1,267 @@
+"""Real OpenSSH on both sides of the gateway.
+
+- ``sshd`` (session): a throwaway OpenSSH server on a free loopback port (own host key and
+  config) that accepts root with the target key, and user ``hoopt`` with a canary password.
+- ``gateway`` (session): `hoop serve` as a subprocess with [listen] ssh and postgres, users
+  alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
+  web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432) and locked (no file
+  transfer, no forwarding). Attributes: ssh(...), token(user), run_hoop(...), logs().
+
+Missing sshd/ssh skips, except under CI (env ``CI`` set), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+ROOT = Path(__file__).resolve().parents[3]
+HOOP = ROOT / ".venv" / "bin" / "hoop"
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+CANARY_PASSWORD = "Canary-" + secrets.token_hex(8)
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def keygen(path: Path) -> str:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+@dataclass
+class Sshd:
+    port: int
+    dir: Path
+    target_key: Path
+    proc: subprocess.Popen
+    password_user: str | None
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not Path(SSHD).exists() or not shutil.which("ssh"):
+        _missing("OpenSSH sshd/ssh not installed (apt-get install -y openssh-server openssh-client)")
+    d = tmp_path_factory.mktemp("sshd")
+    keygen(d / "host_key")
+    target_pub = keygen(d / "target_key")
+    (d / "authorized_keys").write_text(target_pub + "\n")
+    password_user = _password_user()
+    port = free_port()
+    (d / "sshd_config").write_text(f"""
+Port {port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host_key'}
+PidFile {d / 'sshd.pid'}
+AuthorizedKeysFile {d / 'authorized_keys'}
+StrictModes no
+UsePAM no
+PermitRootLogin yes
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+Subsystem sftp internal-sftp
+AcceptEnv LANG LC_*
+LogLevel ERROR
+""")
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb"))
+    try:
+        wait_port(port, proc)
+    except RuntimeError as exc:
+        _missing(f"sshd did not start: {exc}: {(d / 'sshd.log').read_text()[-500:]}")
+    yield Sshd(port, d, d / "target_key", proc, password_user)
+    proc.terminate()
+    proc.wait(10)
+
+
+def _password_user() -> str | None:
+    """A local user with the canary password (needs root; otherwise password tests skip)."""
+    if os.geteuid() != 0:
+        return None
+    name = "hoopt"
+    if subprocess.run(["id", name], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
+    subprocess.run(["chpasswd"], input=f"{name}:{CANARY_PASSWORD}\n", text=True, check=True)
+    return name
+
+
+@dataclass
+class Gateway:
+    dir: Path
+    config: Path
+    ssh_port: int
+    pg_port: int
+    client_key: Path
+    proc: subprocess.Popen
+    sshd: Sshd
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recordings(self) -> Path:
+        return self.dir / "recordings"
+
+    def ssh_args(self, user: str, *extra: str, key: bool = True) -> list[str]:
+        args = ["ssh", "-F", "/dev/null", "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
+                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=no"]
+        if key:
+            args += ["-o", "IdentitiesOnly=yes", "-i", str(self.client_key), "-o", "PasswordAuthentication=no"]
+        else:
+            args += ["-o", "PubkeyAuthentication=no", "-o", "IdentitiesOnly=yes"]
+        return args + list(extra) + [f"{user}@127.0.0.1"]
+
+    def ssh(self, user: str, *command: str, extra: tuple[str, ...] = (), input: bytes | None = None,
+            timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run(self.ssh_args(user, *extra) + list(command), input=input,
+                              capture_output=True, timeout=timeout)
+
+    def run_hoop(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(HOOP), *args, "-c", str(self.config)], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, **self.env, **(env or {})})
+
+    def token(self, user: str) -> str:
+        out = self.run_hoop("token", "issue", user, "--ttl", "1h")
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip().splitlines()[-1]
+
+    def logs(self) -> str:
+        return (self.dir / "gateway.log").read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def gateway(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    d = tmp_path_factory.mktemp("gateway")
+    client_pub = keygen(d / "alice_key")
+    ssh_port, pg_port = free_port(), free_port()
+    password_conn = ""
+    if sshd.password_user:
+        password_conn = f"""
+[[connections]]
+name = "web2"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "{sshd.password_user}"
+password = "${{HOOP_TEST_PASSWORD}}"
+groups = ["dev"]
+"""
+    config = d / "hoop.toml"
+    config.write_text(f"""
+[gateway]
+data_dir = "{d / 'data'}"
+recordings_dir = "{d / 'recordings'}"
+log_level = "info"
+
+[listen]
+ssh = "127.0.0.1:{ssh_port}"
+postgres = "127.0.0.1:{pg_port}"
+
+[[users]]
+name = "alice"
+groups = ["dev"]
+ssh_keys = ["{client_pub}"]
+
+[[users]]
+name = "bob"
+groups = ["ops"]
+
+[[connections]]
+name = "web1"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "root"
+private_key = "{sshd.target_key}"
+groups = ["dev"]
+allow_file_transfer = true
+record_input = false
+
+[[connections]]
+name = "web3"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "root"
+private_key = "${{HOOP_TEST_KEY}}"
+groups = ["dev"]
+
+[[connections]]
+name = "locked"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "root"
+private_key = "{sshd.target_key}"
+groups = ["dev"]
+{password_conn}
+[[connections]]
+name = "db"
+type = "postgres"
+host = "127.0.0.1"
+port = 5432
+username = "postgres"
+database = "test"
+sslmode = "disable"
+groups = ["dev"]
+
+[[rules]]
+name = "no-rm"
+action = "block"
+commands = ["rm"]
+
+[[rules]]
+name = "hold-hostname"
+action = "review"
+commands = ["hostname"]
+approvers = ["ops"]
+timeout = "60s"
+""")
+    env = {**os.environ, "HOOP_TEST_KEY": sshd.target_key.read_text(), "HOOP_TEST_PASSWORD": CANARY_PASSWORD}
+    log = open(d / "gateway.log", "wb")
+    proc = subprocess.Popen([str(HOOP), "serve", "-c", str(config)], stdout=log, stderr=log, env=env, cwd=d)
+    try:
+        wait_port(ssh_port, proc, 30)
+    except RuntimeError as exc:
+        pytest.fail(f"gateway did not start: {exc}\n{(d / 'gateway.log').read_text()[-3000:]}")
+    gw = Gateway(d, config, ssh_port, pg_port, d / "alice_key", proc, sshd, env)
+    yield gw
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
