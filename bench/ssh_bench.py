@@ -2,16 +2,19 @@
 
 Reuses the test fixtures' set-up (a throwaway sshd and `hoop serve` subprocess):
 
-    .venv/bin/python bench/ssh_bench.py [--mb 200] [--rounds 3]
+    .venv/bin/python bench/ssh_bench.py [--mb 200] [--rounds 3] [--baseline DIR]
 
 Prints the median seconds and MB/s of each path and the ratio gateway/direct (1.0 = as fast
-as direct). Client, gateway and sshd share the machine's cores, so compare within one run.
+as direct). Client, gateway and sshd share the machine's cores, so compare within one run:
+`--baseline DIR` starts a second gateway from another copy of the `hoop` package (for
+example `git archive HEAD hoop | tar -x -C DIR`) and times it in the same rounds.
 Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -40,25 +43,53 @@ def direct_args(sshd: fx.Sshd) -> list[str]:
             "-i", str(sshd.target_key)]
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], logs: list[Path]) -> float:
     start = time.perf_counter()
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if done.returncode != 0:
-        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace')}")
+        tails = "".join(f"\n--- {p}:\n{p.read_text(errors='replace')[-2000:]}" for p in logs if p.exists())
+        raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode(errors='replace')}{tails}")
     return time.perf_counter() - start
+
+
+def start_gateway(sshd: fx.Sshd, factory: _Factory, pythonpath: str | None) -> tuple[object, fx.Gateway]:
+    """The test fixture's gateway, optionally importing `hoop` from another directory."""
+    old = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        os.environ["PYTHONPATH"] = pythonpath
+    try:
+        gen = fx.gateway.__wrapped__(sshd, factory)  # type: ignore[attr-defined]
+        return gen, next(gen)
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", help="a directory holding another copy of the hoop package")
+    ap.add_argument("--only", nargs="*", help="cases to run (cat, 'scp download', 'scp upload')")
     opts = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         factory = _Factory(Path(tmp))
+        # Run the gateways under a name of their own, so that clean-ups elsewhere on a shared
+        # machine that stop "hoop serve" processes by name leave this run alone.
+        alias = Path(tmp) / "ssh-bench-gateway"
+        alias.symlink_to(fx.HOOP)
+        fx.HOOP = alias
         sshd_gen = fx.sshd.__wrapped__(factory)  # type: ignore[attr-defined]
         sshd = next(sshd_gen)
-        gw_gen = fx.gateway.__wrapped__(sshd, factory)  # type: ignore[attr-defined]
-        gw = next(gw_gen)
+        gw_gen, gw = start_gateway(sshd, factory, None)
+        gens = [gw_gen, sshd_gen]
+        paths = {"gateway": gw}
+        if opts.baseline:
+            base_gen, paths["baseline"] = start_gateway(sshd, factory, str(Path(opts.baseline).resolve()))
+            gens.insert(0, base_gen)
+        logs = [g.dir / "gateway.log" for g in paths.values()] + [sshd.dir / "sshd.log"]
         try:
             big = Path(tmp) / "big.bin"
             with big.open("wb") as fh:
@@ -66,28 +97,34 @@ def main() -> int:
                 for _ in range(opts.mb):
                     fh.write(chunk)
             d = direct_args(sshd)
-            via = gw.ssh_args("alice+web1")[1:-1]
             scp_d = [o if o != "-p" else "-P" for o in d]
-            scp_g = [o if o != "-p" else "-P" for o in via]
-            cases = {
-                "cat": (["ssh", *d, "root@127.0.0.1", f"cat {big}"],
-                        ["ssh", *via, "alice+web1@127.0.0.1", f"cat {big}"]),
-                "scp download": (["scp", *scp_d, f"root@127.0.0.1:{big}", "/dev/null"],
-                                 ["scp", *scp_g, f"alice+web1@127.0.0.1:{big}", "/dev/null"]),
-                "scp upload": (["scp", *scp_d, str(big), "root@127.0.0.1:/tmp/hoop-bench-up"],
-                               ["scp", *scp_g, str(big), "alice+web1@127.0.0.1:/tmp/hoop-bench-up"]),
+            cases: dict[str, dict[str, list[str]]] = {
+                "cat": {"direct": ["ssh", *d, "root@127.0.0.1", f"cat {big}"]},
+                "scp download": {"direct": ["scp", *scp_d, f"root@127.0.0.1:{big}", "/dev/null"]},
+                "scp upload": {"direct": ["scp", *scp_d, str(big), "root@127.0.0.1:/tmp/hoop-bench-up"]},
             }
-            print(f"{opts.mb} MB, median of {opts.rounds} rounds (alternating direct / gateway)")
-            for name, (direct, gateway) in cases.items():
-                dt, gt = [], []
+            for label, g in paths.items():
+                via = g.ssh_args("alice+web1")[1:-1]
+                scp_g = [o if o != "-p" else "-P" for o in via]
+                cases["cat"][label] = ["ssh", *via, "alice+web1@127.0.0.1", f"cat {big}"]
+                cases["scp download"][label] = ["scp", *scp_g, f"alice+web1@127.0.0.1:{big}", "/dev/null"]
+                cases["scp upload"][label] = ["scp", *scp_g, str(big), "alice+web1@127.0.0.1:/tmp/hoop-bench-up"]
+            print(f"{opts.mb} MB, median of {opts.rounds} rounds (paths alternate within each round)")
+            for name, argvs in cases.items():
+                if opts.only and name not in opts.only:
+                    continue
+                times: dict[str, list[float]] = {label: [] for label in argvs}
                 for _ in range(opts.rounds):
-                    dt.append(timed(direct))
-                    gt.append(timed(gateway))
-                d_med, g_med = statistics.median(dt), statistics.median(gt)
-                print(f"{name:13} direct {d_med:6.2f}s {opts.mb / d_med:7.1f} MB/s   gateway {g_med:6.2f}s "
-                      f"{opts.mb / g_med:7.1f} MB/s   ratio {d_med / g_med:.2f}x")
+                    for label, argv in argvs.items():
+                        times[label].append(timed(argv, logs))
+                med = {label: statistics.median(t) for label, t in times.items()}
+                line = f"{name:13} direct {med['direct']:6.2f}s {opts.mb / med['direct']:6.1f} MB/s"
+                for label in paths:
+                    line += (f" | {label} {med[label]:6.2f}s {opts.mb / med[label]:6.1f} MB/s "
+                             f"ratio {med['direct'] / med[label]:.2f}x")
+                print(line, flush=True)
         finally:
-            for gen in (gw_gen, sshd_gen):
+            for gen in gens:
                 try:
                     next(gen)
                 except StopIteration:

@@ -68,7 +68,8 @@ class Relay:
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.tracker = Tracker(self._finish_unit)
-        self.prepared: dict[str, tuple[str, Decision]] = {}  # statement name -> (text, decision)
+        # statement name -> (text, decision, rules version it was decided under)
+        self.prepared: dict[str, tuple[str, Decision, int]] = {}
         self.portals: dict[str, str] = {}  # portal name -> statement name
         # marker -> (batch it was sent in, the ErrorResponse that replaces the server's)
         self.markers: dict[str, tuple[int, bytes]] = {}
@@ -84,7 +85,8 @@ class Relay:
         self.approvals = approvals
         self.sql_prepared = PreparedStatements()  # SQL-level PREPARE names, so EXECUTE is judged
         self.hold_task: asyncio.Future[None] | None = None
-        self.pending_review: tuple[Decision, str, bool, str] | None = None
+        self.pending_review: tuple[Decision, str, str, str] | None = None
+        self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
 
     # -- wiring -------------------------------------------------------------------------------
 
@@ -186,34 +188,34 @@ class Relay:
             decision = self.pipeline.check(self.subject, text, self.sql_prepared)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
-                self.pending_review = (decision, text, True, "")
+                self.pending_review = (decision, text, "query", "")
                 return HOLD
-            return msg if decision.action == "allow" else self._refuse(decision, simple=True)
+            return msg if decision.action == "allow" else self._refuse(decision, "query")
         if t == P:
             name, text, _ = codec.parse_parse(msg[5:])
             decision = self.pipeline.check(self.subject, text, self.sql_prepared)
-            self.prepared[name] = (text, decision)
-            if decision.action == "review":
-                self.pending_review = (decision, text, False, name)
-                return HOLD
-            return msg if decision.action == "allow" else self._refuse(decision, simple=False, name=name)
+            self.prepared[name] = (text, decision, self.pipeline.version)
+            # Parsing runs nothing: a statement under review is held at each Bind instead.
+            return msg if decision.action != "block" else self._refuse(decision, "parse", name)
         if t == B:
             portal, pos = _cstr_at(msg, 5)
             statement, _ = _cstr_at(msg, pos)
             self.portals[portal] = statement
             if self.results.masker is not None or self.results.policy_active():
                 self.portal_formats[portal] = codec.parse_bind(msg[5:]).result_formats
-            return msg
+            return self._judge_bind(msg, portal, statement)
         if t == E:
             self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
             formats = self.portal_formats.get(portal)
             if formats is not None:
                 self.results.execute_formats(formats)
-            text, decision = self.prepared.get(self.portals.get(portal, ""), ("", None))
+            text, decision, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0))
             unit = Unit(text, False)
             if decision is not None:
                 unit.decision, unit.rule = decision.action, decision.rule
+                if decision.action == "review" and self.held_outcome:
+                    unit.decision, self.held_outcome = self.held_outcome, ""
             self.tracker.push(unit)
             return msg
         if t == X:
@@ -226,18 +228,40 @@ class Relay:
         if decision.action == "allow":
             return msg
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
-        return self._refuse(decision, simple=True)
+        return self._refuse(decision, "query")
 
-    def _refuse(self, decision: Decision, *, simple: bool, name: str = "", sqlstate: str = "42501",
+    def _judge_bind(self, msg: memoryview, portal: str, statement: str) -> Any:
+        """Each execution of a prepared statement is judged under the rules in force now: a
+        statement prepared before a rule change must not slip past the new rule."""
+        entry = self.prepared.get(statement)
+        if entry is None:
+            return msg  # unknown to us: the server will report it does not exist
+        text, decision, version = entry
+        if version != self.pipeline.version:
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
+            self.prepared[statement] = (text, decision, self.pipeline.version)
+        if decision.action == "allow":
+            return msg
+        if decision.action == "review":
+            self.pending_review = (decision, text, "bind", portal)
+            return HOLD
+        return self._refuse(decision, "bind", portal)
+
+    def _refuse(self, decision: Decision, kind: str, name: str = "", sqlstate: str = "42501",
                 message: str = "") -> bytes:
-        """Replace a refused statement by one that fails upstream with a marker we rewrite."""
+        """Replace a refused Query/Parse/Bind by one that fails upstream with a marker we then
+        rewrite into our error, so the server keeps the protocol's ordering rules."""
         marker = f"hoop-refused-{secrets.token_hex(8)}"
         self.markers[marker] = (self.sent_batches, codec.error_response(
             "ERROR", sqlstate, message or f"refused by Hoop: {decision.reason}",
             hint="Ask an approver or administrator if you need this statement.",
         ))
         failing = f'SELECT FROM "{marker}"'
-        return codec.query(failing) if simple else codec.parse(name, failing)
+        if kind == "query":
+            return codec.query(failing)
+        if kind == "parse":
+            return codec.parse(name, failing)
+        return codec.bind(name, marker, [], [], [])  # no such prepared statement: fails with the marker
 
     # -- approvals ---------------------------------------------------------------------------
 
@@ -247,7 +271,7 @@ class Relay:
         self.client_framer.feed(backlog)
         self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
 
-    async def _hold(self, held: bytes, decision: Decision, text: str, simple: bool, name: str) -> None:
+    async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
         def notify(message: str) -> None:
             if self.client is not None and not self.client.is_closing():
                 self.client.write(codec.notice_response("NOTICE", "01000", message))
@@ -256,19 +280,18 @@ class Relay:
                                             decision=decision, notify=notify)
         if self.closed:
             return
-        unit = self.tracker.units[-1] if simple and self.tracker.units else None
+        unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
         if unit is not None:
             unit.decision = f"review:{outcome.status}"
+        self.held_outcome = f"review:{outcome.status}"
         if outcome.approved:
-            if not simple:
-                self.prepared[name] = (text, Decision("allow", decision.rule, outcome.reason))
             forward = held
         else:
             sqlstate = "42501" if outcome.status == "denied" else "57014"
             what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
             message = (f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
                        f": {outcome.reason}")
-            forward = self._refuse(decision, simple=simple, name=name, sqlstate=sqlstate, message=message)
+            forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=message)
         self.upstream.write(forward)  # type: ignore[union-attr]
         self.hold_task = None
         self.client.resume_reading()  # type: ignore[union-attr]
@@ -280,7 +303,7 @@ class Relay:
         framer = self.upstream_framer
         framer.feed(data)
         self.session.bytes_out += len(data)
-        client = self.client
+        out: list[Any] = []  # everything this call forwards, written once at the end
         while not self.upstream_waiting:  # column lookup in flight: bytes wait in the framer
             watch = self.upstream_watch
             try:
@@ -290,9 +313,8 @@ class Relay:
                 return
             if not marks:
                 if view:
-                    client.write(view)  # type: ignore[union-attr]
-                return
-            out: list[Any] = []
+                    out.append(view)
+                break
             prev = 0
             for t, start, end in marks:
                 if start > prev:
@@ -305,21 +327,20 @@ class Relay:
                     return
                 if forward is WAIT:  # forward up to here, resolve columns, then go on
                     out.append(view[start:end])
-                    client.writelines(out)  # type: ignore[union-attr]
                     self._wait_for_columns(bytes(view[end:]) + framer.take_rest())
-                    return
+                    break
                 if forward is not None:
                     out.append(forward)
                 if self.upstream_watch is not watch:
-                    # Rows after this RowDescription must be split with the new watch set.
+                    # Rows after this message must be split with the new watch set.
                     framer.feed(bytes(view[end:]) + framer.take_rest())
                     break
             else:
                 if prev < len(view):
                     out.append(view[prev:])
-                client.writelines(out)  # type: ignore[union-attr]
-                return
-            client.writelines(out)  # type: ignore[union-attr]
+                break
+        if out:
+            self.client.writelines(out)  # type: ignore[union-attr]
 
     def _upstream_message(self, t: int, msg: memoryview) -> Any:
         tracker = self.tracker
@@ -383,7 +404,7 @@ class Relay:
         s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows, unit.error)
         s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})
         s.frame("r", {"tag": unit.tag, "rows": unit.rows, "ms": round(duration, 3), "error": unit.error,
-                      "sample": unit.sample})
+                      "columns": unit.columns, "sample": unit.sample})
         s.audit("statement", decision=unit.decision, rule=unit.rule, text=unit.text[:2000],
                 rows=unit.rows, error=unit.error[:500])
 

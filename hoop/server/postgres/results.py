@@ -73,6 +73,9 @@ class Results:
             self.relay.session.audit("mask.exempt", rules=list(policy.exempted), text=unit.text[:2000] if unit else "")
         if t == T_:
             fields = codec.parse_row_description(msg[5:])
+            unit = self.relay.tracker.current
+            if unit is not None and not unit.columns:
+                unit.columns = [f.name for f in fields]
             if policy.active:
                 keys = [(f.table_oid, f.attnum) for f in fields]
                 if not self.resolver.known(keys):
@@ -110,7 +113,11 @@ class Results:
         self._update_watch()
 
     def _plan_rows(self, policy: MaskPolicy, fields: list[codec.Field], keys: list[tuple[int, int]]) -> None:
-        plan = policy.plan(self.resolver.refs(keys), type_hints(fields))
+        refs = self.resolver.refs(keys)
+        unit = self.relay.tracker.current
+        if unit is not None:
+            unit.columns = [f"{r.schema}.{r.table}.{r.column}" if r else f.name for r, f in zip(refs, fields)]
+        plan = policy.plan(refs, type_hints(fields))
         self.masker = RowMasker(plan, fields) if plan is not None else None
         self.fields = fields
 

@@ -26,6 +26,7 @@ class Unit:
     error: str = ""
     tag: str = ""
     sample: list[Any] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # "schema.table.column" where known, else the name
 
 
 def rows_from_tag(tag: str) -> int | None:

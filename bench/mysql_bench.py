@@ -1,0 +1,155 @@
+"""MySQL door benchmark: a `SELECT 1` loop and a bulk select, direct vs through the gateway.
+
+Starts a real `hoop serve` with a MySQL door in front of the local MariaDB (root, no
+password), creates a per-run database with a bulk table, and prints medians and ratios.
+The loop runs in several client processes (PyMySQL); client, server and gateway share the
+machine's cores, so the ratio is the figure to quote, not the absolute rate.
+
+    .venv/bin/python bench/mysql_bench.py [--clients 4] [--seconds 5] [--rows 100000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import HOOP, REPO, free_port, port_open  # noqa: E402
+
+DIRECT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+def start_gateway(root: Path, db: str) -> tuple[subprocess.Popen[bytes], int, str]:
+    port = free_port()
+    (root / "hoop.toml").write_text(f'''[gateway]
+data_dir = "data"
+recordings_dir = "recordings"
+
+[listen]
+mysql = "127.0.0.1:{port}"
+
+[[users]]
+name = "bench"
+groups = ["dev"]
+
+[[connections]]
+name = "my"
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+username = "root"
+database = "{db}"
+sslmode = "disable"
+groups = ["dev"]
+''')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
+    log = (root / "gateway.log").open("ab")
+    proc = subprocess.Popen(HOOP + ["serve", "-c", str(root / "hoop.toml")], cwd=root, stdout=log,
+                            stderr=subprocess.STDOUT, env={**env, "PYTHONPATH": str(REPO)})
+    deadline = time.monotonic() + 20
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"gateway did not start:\n{(root / 'gateway.log').read_text()}")
+        time.sleep(0.05)
+    token = subprocess.run(HOOP + ["token", "issue", "bench", "-c", str(root / "hoop.toml")], cwd=root, env=env,
+                           capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    return proc, port, token
+
+
+def _loop_worker(args: tuple[dict[str, Any], float, Any]) -> int:
+    kw, seconds, barrier = args
+    conn = pymysql.connect(**kw)
+    cur = conn.cursor()
+    cur.execute("SELECT 1")
+    barrier.wait()
+    n = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        cur.execute("SELECT 1")
+        cur.fetchall()
+        n += 1
+    conn.close()
+    return n
+
+
+def select1_qps(kw: dict[str, Any], clients: int, seconds: float) -> float:
+    with mp.Manager() as manager:
+        barrier = manager.Barrier(clients)
+        with mp.Pool(clients) as pool:
+            counts = pool.map(_loop_worker, [(kw, seconds, barrier)] * clients)
+    return sum(counts) / seconds
+
+
+def bulk_seconds(kw: dict[str, Any], repeat: int) -> float:
+    times = []
+    conn = pymysql.connect(**kw)
+    for _ in range(repeat):
+        cur = conn.cursor()
+        t = time.perf_counter()
+        cur.execute("SELECT * FROM bulk")
+        rows = cur.fetchall()
+        times.append(time.perf_counter() - t)
+        assert rows
+    conn.close()
+    return statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    db = f"hoop_bench_{secrets.token_hex(4)}"
+    root_conn = pymysql.connect(**DIRECT, database="test", autocommit=True)
+    with root_conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{db}`")
+        cur.execute(f"CREATE TABLE `{db}`.bulk (id INT PRIMARY KEY, name VARCHAR(40), note VARCHAR(80), n DOUBLE)")
+        cur.execute(f"INSERT INTO `{db}`.bulk SELECT seq, CONCAT('name-', seq), REPEAT('x', 40), seq / 7 "
+                    f"FROM seq_1_to_{args.rows}")
+    tmp = Path(tempfile.mkdtemp(prefix="hoop-mybench-"))
+    proc = None
+    try:
+        proc, port, token = start_gateway(tmp, db)
+        ca = str(tmp / "data" / "tls.crt")
+        targets = {
+            "direct": {**DIRECT, "database": db},
+            "gateway-tls": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token, "database": "my",
+                            "ssl": {"ca": ca, "check_hostname": False}},
+            "gateway-plain": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token,
+                              "database": "my"},
+        }
+        results: dict[str, tuple[float, float]] = {}
+        for name, kw in targets.items():
+            qps = select1_qps(kw, args.clients, args.seconds)
+            bulk = bulk_seconds(kw, args.repeat)
+            results[name] = (qps, bulk)
+        base_qps, base_bulk = results["direct"]
+        print(f"SELECT 1 loop: {args.clients} clients x {args.seconds:.0f}s; bulk: {args.rows} rows, "
+              f"median of {args.repeat}")
+        print(f"{'path':<15}{'SELECT 1 q/s':>14}{'ratio':>8}{'bulk s':>10}{'ratio':>8}")
+        for name, (qps, bulk) in results.items():
+            print(f"{name:<15}{qps:>14.0f}{qps / base_qps:>8.2f}{bulk:>10.3f}{base_bulk / bulk:>8.2f}")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(15)
+        with root_conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

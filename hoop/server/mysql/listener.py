@@ -1,0 +1,315 @@
+"""MySQL/MariaDB door of the gateway: one client connection from TCP accept to relay.
+
+`serve_client` reads as the steps a session goes through: greet with our own handshake
+(our connection id, caching_sha2_password), negotiate TLS, read the HandshakeResponse,
+take the token in clear (full authentication inside TLS), authenticate, pick the
+connection by database name, log in upstream with the held credential, answer OK, relay.
+Failures are ERR packets built in `_fail`, the one place that maps errors to the wire.
+
+Before TLS the socket is read with exact sizes: a client sends its ClientHello right after
+the SSLRequest, and those bytes must still be in the kernel buffer when TLS starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import logging
+import socket
+import ssl
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from hoop.core.errors import AccessDenied, AuthError
+from hoop.core.identity import Identity
+from hoop.core.pipeline import Subject
+from hoop.server.mysql import codec as c
+from hoop.server.mysql import packets as p
+from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
+from hoop.server.mysql.relay import Relay
+from hoop.server.mysql.views import Views
+from hoop.server.mysql.upstream import DEFAULT_CLIENT_CAPABILITIES, MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.services import LiveSession, Services
+
+log = logging.getLogger("hoop.mysql")
+LOGIN_TIMEOUT = 30.0
+# Clients see the gateway: a MariaDB-style version makes them pick collations both MariaDB
+# and MySQL know (a MySQL 8 version makes some pick utf8mb4_0900_ai_ci, unknown to MariaDB).
+# SELECT VERSION() still shows the real server.
+SERVER_VERSION = b"5.5.5-10.11.99-MariaDB-hoop"
+
+# What we offer clients. CLIENT_MYSQL (bit 0) stays set, so no MariaDB extended capability
+# (metadata caching, COM_MULTI, bulk) is ever negotiated; no compression, no query attributes.
+OFFERED = (
+    c.CLIENT_LONG_PASSWORD | c.CLIENT_FOUND_ROWS | c.CLIENT_LONG_FLAG | c.CLIENT_CONNECT_WITH_DB
+    | c.CLIENT_PROTOCOL_41 | c.CLIENT_IGNORE_SPACE | c.CLIENT_INTERACTIVE | c.CLIENT_TRANSACTIONS
+    | c.CLIENT_SECURE_CONNECTION | c.CLIENT_MULTI_STATEMENTS | c.CLIENT_MULTI_RESULTS
+    | c.CLIENT_PS_MULTI_RESULTS | c.CLIENT_PLUGIN_AUTH | c.CLIENT_CONNECT_ATTRS
+    | c.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | c.CLIENT_SESSION_TRACK | c.CLIENT_DEPRECATE_EOF
+)
+# Bits that change the byte layout of responses: client and upstream must agree on them,
+# because the relay forwards the server's packets as they are.
+LAYOUT = (c.CLIENT_PROTOCOL_41 | c.CLIENT_DEPRECATE_EOF | c.CLIENT_SESSION_TRACK | c.CLIENT_MULTI_RESULTS
+          | c.CLIENT_PS_MULTI_RESULTS | c.CLIENT_TRANSACTIONS)
+# Bits only the gateway's side of the connection uses.
+CLIENT_ONLY = c.CLIENT_SSL | c.CLIENT_CONNECT_WITH_DB | c.CLIENT_COMPRESS | c.CLIENT_SSL_VERIFY_SERVER_CERT
+
+
+class ClientError(Exception):
+    """Ends the login with an ERR packet to the client."""
+
+    def __init__(self, code: int, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.sqlstate = sqlstate
+
+
+class _Listening:
+    """What `start` returns: the gateway only calls close()."""
+
+    def __init__(self, sock: socket.socket, task: asyncio.Task[None]) -> None:
+        self.sock, self.task = sock, task
+
+    def close(self) -> None:
+        self.task.cancel()
+        self.sock.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+class _Login:
+    """Packet I/O during the login; tracks the sequence id."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seq: int) -> None:
+        self.reader, self.writer, self.seq = reader, writer, seq
+        self.framer = c.PacketFramer(1 << 20)
+
+    async def read(self) -> bytes:
+        while (pkt := self.framer.next()) is None:
+            data = await self.reader.read(65536)
+            if not data:
+                raise ConnectionError("client went away during login")
+            self.framer.feed(data)
+        self.seq = (pkt[0] + 1) & 0xFF
+        return pkt[1]
+
+    def send(self, payload: bytes) -> None:
+        self.writer.write(c.encode_packet(payload, self.seq))
+        self.seq = (self.seq + 1) & 0xFF
+
+
+class MySQLDoor:
+    def __init__(self, services: Services, tls: ssl.SSLContext | None) -> None:
+        self.services = services
+        self.tls = tls
+        self.relays: dict[int, Relay] = {}  # gateway connection id -> relay, for KILL
+        self._ids = itertools.count(1000)
+        # Lets a loopback client without TLS send its token RSA-encrypted (caching_sha2's
+        # public-key path); remote clients must use TLS.
+        self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.views = Views()  # view -> base columns, for masking
+        allow_infile = any(conn.type == "mysql" and conn.allow_local_infile for conn in services.config.connections)
+        self.offered = OFFERED | (c.CLIENT_SSL if tls else 0) | (c.CLIENT_LOCAL_FILES if allow_infile else 0)
+
+    async def start(self, host: str, port: int) -> _Listening:
+        sock = socket.create_server((host, port), backlog=512)
+        sock.setblocking(False)
+        return _Listening(sock, asyncio.create_task(self._accept(sock)))
+
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            sock, _ = await loop.sock_accept(listener)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = asyncio.create_task(self.serve_client(sock))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def serve_client(self, sock: socket.socket) -> None:
+        peer = sock.getpeername()
+        client = f"{peer[0]}:{peer[1]}"
+        conn_id = next(self._ids)
+        login: _Login | None = None
+        try:
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                scramble = new_scramble()
+                login, tls, response = await self._handshake(sock, conn_id, scramble)
+                caps = response.capabilities & self.offered
+                token = await self._read_token(login, response, scramble, tls, peer[0])
+                user = response.username.decode("utf-8", "replace")
+                identity = await self._authenticate(user, token, client)
+                name = (response.database or b"").decode("utf-8", "replace") or user
+                connection = self._connection(identity, name, client)
+                target = self._target(connection, caps, response, identity)
+                upstream = await self._login_upstream(target, caps)
+                if self.services.pipeline.mask_policy(Subject(identity.name, identity.groups, connection.name,
+                                                              "mysql")).active:
+                    await self.views.ensure(target)
+        except ClientError as exc:
+            if login is not None:
+                _fail(login, exc.code, exc.sqlstate, str(exc))
+            else:
+                sock.close()
+            return
+        except c.ProtocolViolation as exc:
+            self.services.journal.audit("-", "login.protocol_error", client, problem=str(exc))
+            if login is not None:
+                _fail(login, 1043, "08S01", f"bad handshake: {exc}")
+            else:
+                sock.close()
+            return
+        except (TimeoutError, ConnectionError, OSError, ssl.SSLError, AuthProtocolError) as exc:
+            if isinstance(exc, AuthProtocolError) and login is not None:
+                _fail(login, 1045, "28000", str(exc))
+            elif login is not None:
+                login.writer.close()
+            else:
+                sock.close()
+            return
+        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, client)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _handshake(self, sock: socket.socket, conn_id: int,
+                         scramble: bytes) -> tuple[_Login, bool, p.HandshakeResponse]:
+        loop = asyncio.get_running_loop()
+        hs = p.ServerHandshake(SERVER_VERSION, conn_id, scramble, self.offered, c.CHARSET_UTF8MB4_GENERAL_CI,
+                               c.SERVER_STATUS_AUTOCOMMIT, "caching_sha2_password")
+        await loop.sock_sendall(sock, c.encode_packet(p.build_handshake(hs), 0))
+        header = await _sock_exact(loop, sock, 4)
+        length = int.from_bytes(header[:3], "little")
+        if length > 1 << 16:
+            raise c.ProtocolViolation("handshake response too large")
+        payload = await _sock_exact(loop, sock, length)
+        use_tls = self.tls is not None and p.is_ssl_request(payload)
+        reader = asyncio.StreamReader(limit=1 << 20)
+        proto = asyncio.StreamReaderProtocol(reader)
+        transport, _ = await loop.connect_accepted_socket(lambda: proto, sock, ssl=self.tls if use_tls else None)
+        writer = asyncio.StreamWriter(transport, proto, reader, loop)
+        login = _Login(reader, writer, (header[3] + 1) & 0xFF)
+        if use_tls:
+            payload = await login.read()
+        return login, use_tls, p.parse_handshake_response(payload)
+
+    async def _read_token(self, login: _Login, response: p.HandshakeResponse, scramble: bytes, tls: bool,
+                          host: str) -> str:
+        key = self._rsa if not tls and _is_loopback(host) else None
+        auth = ClearTokenAuth(scramble, tls, key)
+        try:
+            step = auth.start(response)
+            while step.token is None:
+                login.send(step.reply or b"")
+                await login.writer.drain()
+                step = auth.feed(await login.read())
+        except AuthProtocolError as exc:
+            raise ClientError(1045, "28000", f"{exc} (connect with TLS, e.g. mariadb --ssl)") from None
+        return step.token.decode("utf-8", "replace")
+
+    async def _authenticate(self, user: str, token: str, client: str) -> Identity:
+        try:
+            return await self.services.authenticate(user, token, door="mysql", client=client)
+        except AuthError as exc:
+            raise ClientError(1045, "28000", f"Access denied for user {user!r}: {exc.reason}") from None
+
+    def _connection(self, identity: Identity, name: str, client: str) -> Any:
+        try:
+            return self.services.resolve_connection(identity, name, "mysql")
+        except AccessDenied as exc:
+            self.services.journal.audit(identity.name, "login.failure", name, reason="no such connection", client=client)
+            raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
+
+    def _target(self, connection: Any, caps: int, response: p.HandshakeResponse, identity: Identity) -> MySQLTarget:
+        wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH)
+        if not connection.allow_local_infile:
+            wanted &= ~c.CLIENT_LOCAL_FILES
+        attrs = {"_client_name": "hoop", "hoop_user": identity.name}
+        program = response.connect_attrs.get(b"program_name")
+        if program:
+            attrs["program_name"] = program.decode("utf-8", "replace")[:64]
+        return MySQLTarget(
+            host=connection.host, port=connection.port, username=connection.username,
+            password=connection.password.reveal() if connection.password else "",
+            database=connection.database or None, ssl=connection.sslmode,
+            ssl_ca=str(connection.sslrootcert) if connection.sslrootcert else None,
+            connect_timeout=connection.connect_timeout, name=connection.name,
+            client_capabilities=wanted, charset=response.charset or c.CHARSET_UTF8MB4_GENERAL_CI,
+            connect_attrs=attrs,
+        )
+
+    async def _login_upstream(self, target: MySQLTarget, caps: int) -> Any:
+        try:
+            upstream = await connect_upstream(target)
+        except UpstreamError as exc:
+            self.services.journal.audit("-", "upstream.failure", target.name, reason=exc.message)
+            raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None
+        if (upstream.capabilities ^ caps) & LAYOUT:
+            await upstream.close()
+            raise ClientError(2054, "08004", f"connection {target.name!r}: the server lacks protocol features "
+                                             f"this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})")
+        return upstream
+
+    async def _run_session(self, login: _Login, tls: bool, conn_id: int, caps: int, identity: Identity,
+                           connection: Any, target: MySQLTarget, upstream: Any, client: str) -> None:
+        services = self.services
+        session = services.journal.open_session(identity.name, connection.name, "mysql", client)
+        session.audit("session.start", client=client, tls=tls, gateway_id=conn_id,
+                      upstream_id=upstream.connection_id, upstream_tls=upstream.tls)
+        login.send(p.build_ok(p.OkPacket(status=upstream.status), caps))
+
+        def finished(reason: str) -> None:
+            self.relays.pop(conn_id, None)
+            services.unregister(session.id)
+            session.audit("session.end", reason=reason)
+            session.close("closed" if reason in ("client-closed", "client-eof", "client-quit") else reason)
+
+        relay = Relay(
+            subject=Subject(identity.name, identity.groups, connection.name, "mysql"),
+            services=services, session=session, caps=caps, target=target,
+            upstream_id=upstream.connection_id, gateway_id=conn_id, door=self,
+            allow_local_infile=connection.allow_local_infile, on_close=finished,
+        )
+        self.relays[conn_id] = relay
+        services.register(LiveSession(session.id, "mysql", identity.name, connection.name, relay.kill,
+                                      {"gateway_id": conn_id}))
+        client_left = login.framer.take_rest() + _drain_stream(login.reader)
+        relay.attach(login.writer.transport, upstream.writer.transport, client_left,
+                     upstream.leftover + _drain_stream(upstream.reader))
+        await relay.done
+
+
+async def _sock_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = await loop.sock_recv(sock, n - len(buf))
+        if not chunk:
+            raise ConnectionError("client went away")
+        buf += chunk
+    return buf
+
+
+def _drain_stream(reader: asyncio.StreamReader) -> bytes:
+    """Bytes a StreamReader already buffered, taken before its transport changes hands."""
+    buf = getattr(reader, "_buffer", b"")
+    data = bytes(buf)
+    buf.clear()
+    return data
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _fail(login: _Login, code: int, sqlstate: str, message: str) -> None:
+    try:
+        login.send(p.build_err(code, sqlstate, message[:1000]))
+        login.writer.close()
+    except (OSError, RuntimeError):
+        pass

@@ -1,0 +1,404 @@
+"""The data path of one MySQL session once both sides are logged in.
+
+Client commands are read one logical packet at a time; the policy looks at COM_QUERY,
+COM_STMT_PREPARE and COM_INIT_DB text, everything else is judged by its command byte. A
+refused command never goes upstream: the gateway answers it with an ERR packet in its turn
+(MySQL answers commands strictly in order, so a queue of `Unit`s keeps our answers and the
+server's in sequence). Responses are parsed by `results.Responses`.
+
+Ids: clients see the gateway's own connection id (handshake). `KILL [QUERY] <id>` and
+COM_PROCESS_KILL are mapped to the upstream thread id of that gateway session, for sessions
+of the same Hoop user only; raw upstream ids are never accepted, since every session of a
+connection shares the upstream account and could otherwise kill other people's queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import deque
+from typing import Any, Callable
+
+from hoop.core.pipeline import Decision, Subject
+from hoop.core.sql import PreparedStatements
+from hoop.server.mysql import codec as c
+from hoop.server.mysql import packets as p
+from hoop.server.mysql.results import Responses, Unit
+from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
+
+log = logging.getLogger("hoop.mysql")
+_KILL = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
+# Commands answered by a single OK / ERR / EOF packet.
+_SINGLE = {c.COM_PING: "", c.COM_STMT_RESET: "", c.COM_SET_OPTION: "", c.COM_RESET_CONNECTION: "",
+           c.COM_DEBUG: "", c.COM_REFRESH: "FLUSH", c.COM_SHUTDOWN: "SHUTDOWN"}
+_NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
+ER_BLOCKED = (1142, "42000")
+ER_DENIED = (1142, "42000")
+ER_TIMEOUT = (1317, "70100")
+
+
+class Relay:
+    """State shared by both directions of one session."""
+
+    def __init__(self, *, subject: Subject, services: Any, session: Any, caps: int, target: MySQLTarget,
+                 upstream_id: int, gateway_id: int, door: Any, allow_local_infile: bool,
+                 on_close: Callable[[str], None]) -> None:
+        self.subject = subject
+        self.services = services
+        self.pipeline = services.pipeline
+        self.approvals = services.approvals
+        self.session = session  # SessionLog
+        self.caps = caps
+        self.target = target
+        self.upstream_id = upstream_id
+        self.gateway_id = gateway_id
+        self.door = door
+        self.allow_local_infile = allow_local_infile
+        self.on_close = on_close
+        self.client_framer = c.PacketFramer(services.config.gateway.max_message_size)
+        self.responses = Responses(self, caps)
+        self.units: deque[Unit] = deque()
+        self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
+        self.stmts: dict[int, tuple[str, str, str]] = {}  # COM_STMT_PREPARE id -> text, decision, rule
+        self.client: asyncio.Transport | None = None
+        self.upstream: asyncio.Transport | None = None
+        self.client_infile = False  # the client is uploading a LOCAL INFILE (allowed connections only)
+        self.hold_task: asyncio.Future[None] | None = None
+        self.closed = False
+        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._policy: Any = None
+        self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- wiring -------------------------------------------------------------------------------
+
+    def attach(self, client: asyncio.Transport, upstream: asyncio.Transport, client_left: bytes,
+               upstream_left: bytes) -> None:
+        self.client, self.upstream = client, upstream
+        client.set_protocol(_Side(self, self.from_client, "client"))
+        upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
+        if upstream_left:
+            self.from_upstream(upstream_left)
+        if client_left:
+            self.from_client(client_left)
+
+    def close(self, reason: str, client_error: bytes | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.client is not None and not self.client.is_closing():
+            if client_error:
+                self.client.write(client_error)
+            self.client.close()
+        if self.upstream is not None and not self.upstream.is_closing():
+            self.upstream.write(c.encode_packet(bytes((c.COM_QUIT,)), 0))
+            self.upstream.close()
+        if self.hold_task is not None:
+            self.hold_task.cancel()  # a held request is abandoned; it never runs later
+        if not self.done.done():
+            self.done.set_result(reason)
+        self.on_close(reason)
+
+    def kill(self, reason: str) -> None:
+        if not self.closed:
+            self._spawn(self.interrupt(query_only=False))
+        self.close("killed", c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: "
+                                                                        f"{reason}"), 0))
+
+    async def interrupt(self, query_only: bool = True) -> None:
+        """KILL [QUERY] our upstream thread over a short side connection with the same target."""
+        try:
+            side = await connect_upstream(self.target)
+        except UpstreamError as exc:
+            log.warning("session %s: cannot interrupt upstream: %s", self.session.id, exc.message)
+            return
+        try:
+            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
+            side.writer.write(c.encode_packet(p.build_com_query(f"{verb} {self.upstream_id}"), 0))
+            async with asyncio.timeout(5):
+                await side.reader.read(1024)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            await side.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def upstream_write(self, data: bytes) -> None:
+        if self.upstream is not None and not self.upstream.is_closing():
+            self.upstream.write(data)
+
+    # -- client -> upstream ----------------------------------------------------------------
+
+    def from_client(self, data: bytes) -> None:
+        framer = self.client_framer
+        if data:
+            framer.feed(data)
+            self.session.bytes_in += len(data)
+        if self.hold_task is not None:
+            return  # held: later commands wait in the framer until the decision
+        try:
+            if self.client_infile:
+                self._infile_data()
+            while not self.client_infile and (pkt := framer.next()) is not None:
+                if self._command(pkt[0], pkt[1]) is _HOLD:
+                    return
+                if self.closed:
+                    return
+        except (c.ProtocolViolation, IndexError) as exc:
+            self._protocol_error(str(exc))
+
+    def _infile_data(self) -> None:
+        got = self.client_framer.split_complete()
+        if got is None:
+            return
+        buf, marks = got
+        for i, (_, start, end) in enumerate(marks):
+            if start == end:  # the empty packet ends the upload
+                self.client_infile = False
+                rest = buf[end:]
+                self.upstream_write(buf[:end])
+                if rest:
+                    self.client_framer.feed(rest)  # commands after the upload (not expected)
+                return
+        self.upstream_write(buf)
+
+    def _command(self, seq: int, payload: bytes) -> object:
+        cmd = payload[0]
+        if cmd == c.COM_QUERY:
+            text = p.parse_com_query(payload, self.caps).decode("utf-8", "replace")
+            return self._statement(seq, payload, text, "result")
+        if cmd == c.COM_STMT_PREPARE:
+            return self._statement(seq, payload, payload[1:].decode("utf-8", "replace"), "prepare")
+        if cmd == c.COM_STMT_EXECUTE:
+            stmt_id = int.from_bytes(payload[1:5], "little")
+            text, action, rule = self.stmts.get(stmt_id, ("<unknown prepared statement>", "allow", ""))
+            unit = Unit(text, "result", action, rule, binary=True, stmt_id=stmt_id)
+            return self._forward(seq, payload, unit)
+        if cmd == c.COM_STMT_FETCH:
+            return self._forward(seq, payload, Unit("", "fetch", record=False, binary=True,
+                                                    stmt_id=int.from_bytes(payload[1:5], "little")))
+        if cmd in _NO_REPLY:
+            if cmd == c.COM_STMT_CLOSE:
+                self.stmts.pop(int.from_bytes(payload[1:5], "little"), None)
+            return self._forward(seq, payload, None)
+        if cmd == c.COM_INIT_DB:
+            name = payload[1:].decode("utf-8", "replace")
+            return self._statement(seq, payload, "USE `" + name.replace("`", "``") + "`", "single")
+        if cmd == c.COM_FIELD_LIST:
+            return self._forward(seq, payload, Unit("", "fields", record=False))
+        if cmd == c.COM_STATISTICS:
+            return self._forward(seq, payload, Unit("", "stats", record=False))
+        if cmd == c.COM_PROCESS_INFO:
+            return self._statement(seq, payload, "SHOW PROCESSLIST", "result")
+        if cmd == c.COM_PROCESS_KILL and len(payload) >= 5:
+            return self._kill(seq, payload, int.from_bytes(payload[1:5], "little"), False, "<COM_PROCESS_KILL>")
+        if cmd == c.COM_QUIT:
+            self.session.audit("session.terminate")
+            self.upstream_write(c.encode_packet(payload, seq))
+            self.close("client-quit")
+            return None
+        if cmd in _SINGLE:
+            if cmd == c.COM_RESET_CONNECTION:
+                self.stmts.clear()
+                self.prepared = PreparedStatements()
+            if _SINGLE[cmd]:
+                return self._statement(seq, payload, _SINGLE[cmd], "single")
+            return self._forward(seq, payload, Unit("", "single", record=False))
+        self.session.audit("command.refused", command=cmd)
+        return self._reply(seq, Unit(f"<command 0x{cmd:02x}>", "single", "block", "protocol"),
+                           1047, "08S01", f"command 0x{cmd:02x} is not supported through Hoop")
+
+    def _statement(self, seq: int, payload: bytes, text: str, kind: str, record: bool = True) -> object:
+        decision = self.pipeline.check(self.subject, text, self.prepared)
+        unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
+        if decision.action == "block":
+            return self._reply(seq, unit, *ER_BLOCKED, f"blocked by rule {decision.rule}: {decision.reason}")
+        if decision.action == "review":
+            self._start_hold(seq, payload, unit, decision)
+            return _HOLD
+        if kind == "result" and (m := _KILL.fullmatch(text)):
+            return self._kill(seq, payload, int(m.group(2)), bool(m.group(1) and m.group(1)[0] in "qQ"), text)
+        if decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements):
+            return self._reply(seq, unit, 1094, "HY000", "KILL through Hoop takes one gateway connection id "
+                                                          "(KILL [QUERY] <id>) as the whole statement")
+        return self._allowed(seq, payload, unit, decision)
+
+    def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
+        return self._forward(seq, payload, unit)
+
+    def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None:
+        if unit is not None:
+            unit.started = time.time()
+            self.units.append(unit)
+        self.upstream_write(c.encode_packet(payload, seq))
+        return None
+
+    def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> None:
+        """Answer a command ourselves, in its turn among the responses still on their way."""
+        unit.error = message
+        unit.reply = c.encode_packet(p.build_err(code, sqlstate, message[:2000]), seq + 1)
+        self.units.append(unit)
+        if len(self.units) == 1:
+            self._flush_replies()
+        return None
+
+    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> object:
+        target = self.door.relays.get(gateway_id)
+        unit = Unit(text, "single", "allow", "kill")
+        if target is None or target.subject.user != self.subject.user:
+            return self._reply(seq, unit, 1094, "HY000", f"Unknown thread id: {gateway_id}")
+        target.session.audit("statement.kill", by_session=self.session.id, query_only=query_only)
+        if target.target.name == self.target.name and target is not self:
+            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
+            return self._forward(0, p.build_com_query(f"{verb} {target.upstream_id}"), unit)
+        self._spawn(target.interrupt(query_only))
+        unit.reply = c.encode_packet(p.build_ok(p.OkPacket(), self.caps), seq + 1)
+        self.units.append(unit)
+        if len(self.units) == 1:
+            self._flush_replies()
+        return None
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def _start_hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
+        self.client.pause_reading()  # type: ignore[union-attr]
+        self.hold_task = asyncio.ensure_future(self._hold(seq, payload, unit, decision))
+
+    async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
+        def notify(message: str) -> None:
+            # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
+            log.info("session %s: %s", self.session.id, message)
+
+        outcome = await self.approvals.hold(session=self.session, subject=self.subject, text=unit.text,
+                                            decision=decision, notify=notify)
+        if self.closed:
+            return
+        self.hold_task = None
+        unit.decision = f"review:{outcome.status}"
+        if outcome.approved:
+            self._allowed(seq, payload, unit, Decision("allow", decision.rule, outcome.reason))
+        else:
+            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
+            code, state = ER_DENIED if outcome.status == "denied" else ER_TIMEOUT
+            self._reply(seq, unit, code, state, f"approval #{outcome.approval_id} for rule {decision.rule} "
+                                                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}")
+        self.client.resume_reading()  # type: ignore[union-attr]
+        self.from_client(b"")
+
+    # -- upstream -> client ----------------------------------------------------------------
+
+    def from_upstream(self, data: bytes) -> None:
+        self.session.bytes_out += len(data)
+        try:
+            out = self.responses.feed(data)
+        except c.ProtocolViolation as exc:
+            self.close("upstream-protocol-error", c.encode_packet(p.build_err(
+                2027, "HY000", f"connection {self.subject.connection}: server sent invalid data: {exc}"), 0))
+            return
+        if out and self.client is not None:
+            self.client.writelines(out)
+
+    def unit_done(self) -> None:
+        unit = self.units.popleft()
+        if unit.record:
+            self._finish(unit)
+        self._flush_replies()
+
+    def _flush_replies(self) -> None:
+        units = self.units
+        while units and units[0].reply is not None:
+            unit = units.popleft()
+            if self._inject is not None:
+                self._inject.append(unit.reply)  # type: ignore[arg-type]
+            elif self.client is not None:
+                self.client.write(unit.reply)  # type: ignore[arg-type]
+            if unit.record:
+                self._finish(unit)
+
+    def prepared_ok(self, unit: Unit, stmt_id: int) -> None:
+        self.stmts[stmt_id] = (unit.text, unit.decision, unit.rule)
+
+    # -- masking -----------------------------------------------------------------------------
+
+    def masking_active(self) -> bool:
+        policy = self._policy = self.pipeline.mask_policy(self.subject)
+        return bool(policy.active or policy.max_rows or policy.max_bytes or policy.exempted)
+
+    def plan_for(self, cols: list[p.ColumnDefinition]) -> Any:
+        policy = self._policy
+        if policy is None:
+            return None
+        if policy.exempted:
+            self.session.audit("mask.exempt", rules=list(policy.exempted))
+        refs, hints = self.responses.column_plan_inputs(cols)
+        refs = self.door.views.resolve(self.target, refs) if self.door.views is not None else refs
+        return policy.plan(refs, hints)
+
+    def row_limits(self) -> tuple[int | None, int | None]:
+        policy = self._policy
+        return (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
+
+    def limit_reached(self) -> None:
+        self.session.audit("result.limit", text=self.units[0].text[:2000] if self.units else "")
+        self._spawn(self.interrupt(query_only=True))  # stop the server streaming rows we discard
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _finish(self, unit: Unit) -> None:
+        duration = (time.time() - unit.started) * 1000.0
+        rows = unit.rows if unit.rows else unit.affected
+        s = self.session
+        s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
+        s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})
+        s.frame("r", {"rows": rows, "ms": round(duration, 3), "error": unit.error})
+        s.audit("statement", decision=unit.decision, rule=unit.rule, text=unit.text[:2000], rows=rows,
+                error=unit.error[:500])
+
+    def _protocol_error(self, problem: str) -> None:
+        log.warning("session %s: malformed client packet: %s", self.session.id, problem)
+        self.session.audit("session.protocol_error", problem=problem)
+        self.close("protocol-error", c.encode_packet(p.build_err(1043, "08S01", f"bad packet: {problem}"), 0))
+
+
+_HOLD = object()
+
+
+class _Side(asyncio.Protocol):
+    """One direction's transport callbacks; flow control pauses the other side."""
+
+    def __init__(self, relay: Relay, handler: Callable[[bytes], None], name: str) -> None:
+        self.relay = relay
+        self.handler = handler
+        self.name = name
+
+    def data_received(self, data: bytes) -> None:
+        if not self.relay.closed:
+            self.handler(data)
+
+    def eof_received(self) -> bool | None:
+        self.relay.close(f"{self.name}-eof")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        relay = self.relay
+        if self.name == "upstream" and not relay.closed:
+            relay.close("upstream-lost", c.encode_packet(p.build_err(
+                2013, "HY000", f"connection {relay.subject.connection}: the server closed the connection"), 0))
+        else:
+            relay.close(f"{self.name}-closed")
+
+    def pause_writing(self) -> None:
+        other = self.relay.upstream if self.name == "client" else self.relay.client
+        if other is not None and not other.is_closing():
+            other.pause_reading()
+
+    def resume_writing(self) -> None:
+        other = self.relay.upstream if self.name == "client" else self.relay.client
+        if other is not None and not other.is_closing():
+            other.resume_reading()

@@ -1,0 +1,346 @@
+"""Upstream -> client half of a MySQL session: find where each response ends, mask rows.
+
+MySQL answers strictly one command at a time, so a FIFO of `Unit`s (one per command that
+expects an answer) tells which command every packet belongs to. The state machine only looks
+at the first byte and length of each packet: OK / ERR / LOCAL INFILE / column count, column
+definitions, rows, end of rows (EOF, or OK with the 0xFE header under DEPRECATE_EOF).
+Untouched packets are forwarded as slices of what arrived; rows are rewritten only when the
+mask plan for the result set changes something. Binary rows (prepared statements) are decoded
+only for the columns the plan touches.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hoop.core.masking import ColumnRef, MaskPlan
+from hoop.server.mysql import codec as c
+from hoop.server.mysql import packets as p
+
+if TYPE_CHECKING:
+    from hoop.server.mysql.relay import Relay
+
+# How masking names MySQL column types (see hoop.core.detectors.type_kind).
+TYPE_HINTS = {
+    c.MYSQL_TYPE_TINY: "tinyint", c.MYSQL_TYPE_SHORT: "smallint", c.MYSQL_TYPE_LONG: "int",
+    c.MYSQL_TYPE_INT24: "mediumint", c.MYSQL_TYPE_LONGLONG: "bigint", c.MYSQL_TYPE_FLOAT: "float",
+    c.MYSQL_TYPE_DOUBLE: "double", c.MYSQL_TYPE_DECIMAL: "decimal", c.MYSQL_TYPE_NEWDECIMAL: "decimal",
+    c.MYSQL_TYPE_YEAR: "year", c.MYSQL_TYPE_DATE: "date", c.MYSQL_TYPE_NEWDATE: "date",
+    c.MYSQL_TYPE_TIME: "time", c.MYSQL_TYPE_DATETIME: "datetime", c.MYSQL_TYPE_TIMESTAMP: "timestamp",
+    c.MYSQL_TYPE_BIT: "bit", c.MYSQL_TYPE_GEOMETRY: "geometry", c.MYSQL_TYPE_JSON: "json",
+    c.MYSQL_TYPE_NULL: "text",
+}
+_NUMERIC_BINARY = frozenset((c.MYSQL_TYPE_TINY, c.MYSQL_TYPE_SHORT, c.MYSQL_TYPE_LONG, c.MYSQL_TYPE_INT24,
+                             c.MYSQL_TYPE_LONGLONG, c.MYSQL_TYPE_YEAR))
+
+FIRST, COLS, COLS_EOF, ROWS, PREPARE, SKIP, INFILE = range(7)
+
+
+@dataclass(slots=True)
+class Unit:
+    """One command waiting for its response."""
+
+    text: str
+    kind: str  # result | prepare | fields | single | stats | fetch
+    decision: str = "allow"
+    rule: str = ""
+    record: bool = True
+    binary: bool = False
+    stmt_id: int = 0
+    reply: bytes | None = None  # answered by the gateway (a wire packet), nothing goes upstream
+    started: float = field(default_factory=time.time)
+    rows: int = 0
+    affected: int | None = None
+    error: str = ""
+
+
+def column_ref(col: p.ColumnDefinition) -> ColumnRef | None:
+    """MySQL names the origin of each result column, so aliases resolve here; computed columns
+    have no origin table and are left to the content detectors."""
+    if not col.org_table or not col.org_name:
+        return None
+    return ColumnRef(col.schema.decode("utf-8", "replace").lower(), col.org_table.decode("utf-8", "replace").lower(),
+                     col.org_name.decode("utf-8", "replace").lower())
+
+
+class Responses:
+    """The upstream side's parsing state; `feed` returns what to write to the client."""
+
+    def __init__(self, relay: Relay, caps: int) -> None:
+        self.relay = relay
+        self.deprecate_eof = bool(caps & c.CLIENT_DEPRECATE_EOF)
+        self.caps = caps
+        self.framer = c.PacketFramer()
+        self.state = FIRST
+        self.remaining = 0
+        self.columns: list[p.ColumnDefinition] | None = None  # parsed only when masking may apply
+        self.ncols = 0
+        self.plan: MaskPlan | None = None
+        self.limits: tuple[int | None, int | None] = (None, None)
+        self.bytes = 0
+        self.discard = False  # the client already got its final packet for this unit
+        self.continued = False  # previous wire packet was a full 16 MiB chunk
+        self.stmt_columns: dict[int, list[p.ColumnDefinition]] = {}
+
+    # -- entry -------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Any]:
+        self.framer.feed(data)
+        got = self.framer.split_complete()
+        if got is None:
+            return []
+        buf, marks = got
+        out: list[Any] = []
+        prev = 0  # start of the run of packets forwarded unchanged
+        inject: list[bytes] = []
+        self.relay._inject = inject
+        try:
+            for seq, start, end in marks:
+                if self.continued:  # the rest of a >16 MiB packet travels with its head
+                    self.continued = end - start == c.MAX_CHUNK
+                    if self.discard:
+                        out.append(buf[prev:start - 4])
+                        prev = end
+                    continue
+                self.continued = end - start == c.MAX_CHUNK
+                replacement = self._packet(seq, buf, start, end)
+                if replacement is not None:
+                    if start - 4 > prev:
+                        out.append(buf[prev:start - 4])
+                    if replacement:
+                        out.append(replacement)
+                    prev = end
+                if inject:  # gateway answers queued behind this response go right after it
+                    if end > prev:
+                        out.append(buf[prev:end])
+                    out += inject
+                    inject.clear()
+                    prev = end
+        finally:
+            self.relay._inject = None
+        if prev < len(buf):
+            out.append(buf[prev:] if prev else buf)
+        return out
+
+    # -- one packet: returns None to forward it, else the bytes to send instead --------------
+
+    def _packet(self, seq: int, buf: bytes, start: int, end: int) -> bytes | None:
+        units = self.relay.units
+        unit = units[0] if units else None
+        if unit is None:
+            return None  # nothing asked (e.g. a server-side disconnect notice): pass through
+        first = buf[start] if end > start else -1
+        drop = b"" if self.discard else None
+        state = self.state
+        if state == FIRST and unit.kind == "fetch":
+            self.columns = self.stmt_columns.get(unit.stmt_id)
+            self._rows_begin(unit)
+            state = ROWS
+        if state == ROWS:
+            if first == c.EOF_HEADER and end - start < c.MAX_CHUNK and (end - start < 9 or self.deprecate_eof):
+                self._end_of_rows(buf[start:end])
+                return drop
+            if first == c.ERR_HEADER:
+                res = self._error(unit, buf[start:end])
+                return drop if drop is not None else res
+            unit.rows += 1
+            if self.discard:
+                return b""
+            return self._row(unit, seq, buf, start, end)
+        if state == FIRST:
+            if first == c.OK_HEADER:
+                ok = p.parse_ok(buf[start:end], self.caps)
+                unit.affected = (unit.affected or 0) + ok.affected_rows
+                self._more_or_done(ok.status)
+                return drop
+            if first == c.ERR_HEADER:
+                res = self._error(unit, buf[start:end])
+                return drop if drop is not None else res
+            if unit.kind in ("single", "stats"):
+                self._done()
+                return drop
+            if unit.kind == "prepare":
+                return self._prepare_ok(unit, buf[start:end]) if not self.discard else b""
+            if first == c.LOCAL_INFILE_HEADER and unit.kind == "result":
+                return self._local_infile(seq)
+            if unit.kind == "fields":
+                if first == c.EOF_HEADER:
+                    self._done()
+                    return drop
+                self.state = COLS
+                return self._column(unit, buf, start, end)
+            self.ncols = self.remaining = p.parse_column_count(buf[start:end])
+            self.columns = [] if self.relay.masking_active() else None
+            self.state = COLS
+            return drop
+        if state == COLS:
+            if unit.kind == "fields":
+                if first in (c.EOF_HEADER, c.ERR_HEADER):
+                    self._done()
+                return drop
+            return self._column(unit, buf, start, end)
+        if state == COLS_EOF:
+            self._rows_begin(unit)
+            return drop
+        if state in (PREPARE, SKIP):
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self._done()
+            return drop
+        return drop
+
+    def _column(self, unit: Unit, buf: bytes, start: int, end: int) -> bytes | None:
+        if self.columns is not None or unit.binary:
+            col = p.parse_column_definition(buf[start:end])
+            if self.columns is None:
+                self.columns = []
+            self.columns.append(col)
+        if unit.kind == "fields":
+            return b"" if self.discard else None
+        self.remaining -= 1
+        if self.remaining == 0:
+            if self.deprecate_eof:
+                self._rows_begin(unit)
+            else:
+                self.state = COLS_EOF
+        return b"" if self.discard else None
+
+    def _rows_begin(self, unit: Unit) -> None:
+        self.state = ROWS
+        cols = self.columns
+        if unit.binary and cols is not None:
+            self.stmt_columns[unit.stmt_id] = cols
+        self.plan = self.relay.plan_for(cols) if cols is not None else None
+        self.limits = self.relay.row_limits()
+        self.bytes = 0
+
+    def _end_of_rows(self, payload: bytes) -> None:
+        if len(payload) < 9:
+            status = p.parse_eof(payload)[1]
+        else:
+            status = p.parse_ok(payload, self.caps).status
+        if status & c.SERVER_STATUS_CURSOR_EXISTS and self.relay.units[0].binary:
+            self._done()  # rows come later through COM_STMT_FETCH
+            return
+        self._more_or_done(status)
+
+    def _more_or_done(self, status: int) -> None:
+        if status & c.SERVER_MORE_RESULTS_EXISTS:
+            self.state = FIRST
+        else:
+            self._done()
+
+    def _error(self, unit: Unit, payload: bytes) -> bytes | None:
+        err = p.parse_err(payload)
+        if err.is_progress_report:
+            return None
+        unit.error = f"{err.code} {err.message}"[:500]
+        self._done()
+        return None
+
+    def _prepare_ok(self, unit: Unit, payload: bytes) -> bytes | None:
+        ok = p.parse_stmt_prepare_ok(payload)
+        self.relay.prepared_ok(unit, ok.statement_id)
+        extra = 0 if self.deprecate_eof else (ok.num_params > 0) + (ok.num_columns > 0)
+        self.remaining = ok.num_params + ok.num_columns + extra
+        if self.remaining:
+            self.state = PREPARE
+        else:
+            self._done()
+        return None
+
+    def _local_infile(self, seq: int) -> bytes | None:
+        if self.relay.allow_local_infile:
+            self.relay.client_infile = True
+            return None
+        # A server must not read the client's files through us: say "no file" upstream and
+        # tell the client; the server's answer to the empty upload is dropped.
+        self.relay.upstream_write(c.encode_packet(b"", seq + 1))
+        self.relay.session.audit("local_infile.refused")
+        self.discard = True
+        return c.encode_packet(p.build_err(1148, "42000", "LOAD DATA LOCAL INFILE is disabled for this connection "
+                                                           "by Hoop"), seq)
+
+    def _done(self) -> None:
+        self.state = FIRST
+        self.discard = False
+        self.columns = None
+        self.plan = None
+        self.relay.unit_done()
+
+    # -- rows --------------------------------------------------------------------------------
+
+    def _row(self, unit: Unit, seq: int, buf: bytes, start: int, end: int) -> bytes | None:
+        max_rows, max_bytes = self.limits
+        if max_rows is not None or max_bytes is not None:
+            self.bytes += end - start
+            if (max_rows is not None and unit.rows > max_rows) or (max_bytes is not None and self.bytes > max_bytes):
+                what = f"{max_rows} rows" if max_rows is not None and unit.rows > max_rows else f"{max_bytes} bytes"
+                unit.error = f"result stopped at the limit of {what}"
+                self.discard = True
+                self.relay.limit_reached()
+                return c.encode_packet(p.build_err(1226, "42000", f"Hoop stopped this result at the limit of {what} "
+                                                                  "per statement"), seq)
+        plan = self.plan
+        if plan is None:
+            return None
+        if end - start >= c.MAX_CHUNK:  # cannot mask a split row safely: withhold the rest
+            self.discard = True
+            unit.error = "row too large to mask"
+            return c.encode_packet(p.build_err(1226, "42000", "Hoop cannot mask a row of 16 MiB or more"), seq)
+        payload = buf[start:end]
+        cols = self.columns or []
+        if not unit.binary:
+            values = p.parse_text_row(payload, len(cols))
+            new = plan.apply(values)
+            return None if new is None else c.encode_packet(p.build_text_row(new), seq)
+        return self._binary_row(plan, payload, cols, seq)
+
+    def _binary_row(self, plan: MaskPlan, payload: bytes, cols: list[p.ColumnDefinition], seq: int) -> bytes | None:
+        values: list[Any] = p.parse_binary_row(payload, cols)
+        touched = set(plan.masked_columns) | set(plan.scanned_columns)
+        as_text: list[bytes | None] = [None] * len(values)
+        for i in touched:
+            v = values[i]
+            as_text[i] = v if isinstance(v, bytes) or v is None else _text_of(v)
+        new = plan.apply(as_text)
+        if new is None:
+            return None
+        for i in touched:
+            if new[i] is as_text[i]:
+                continue
+            values[i] = _binary_of(new[i], cols[i])
+        return c.encode_packet(p.build_binary_row(values, cols), seq)
+
+    def column_plan_inputs(self, cols: list[p.ColumnDefinition]) -> tuple[list[ColumnRef | None], list[str | None]]:
+        refs = [column_ref(col) for col in cols]
+        hints: list[str | None] = [TYPE_HINTS.get(col.type, "text") for col in cols]
+        return refs, hints
+
+
+def _text_of(v: Any) -> bytes:
+    if isinstance(v, float):
+        return repr(v).encode()
+    return str(v).encode()
+
+
+def _binary_of(v: bytes | None, col: p.ColumnDefinition) -> Any:
+    """A masked value back in the column's binary type; anything that does not fit is NULL."""
+    if v is None:
+        return None
+    if col.type in _NUMERIC_BINARY:
+        try:
+            return int(v)
+        except ValueError:
+            return None
+    if col.type in (c.MYSQL_TYPE_DOUBLE, c.MYSQL_TYPE_FLOAT):
+        try:
+            return float(v)
+        except ValueError:
+            return None
+    if col.type in TYPE_HINTS and col.type not in (c.MYSQL_TYPE_DECIMAL, c.MYSQL_TYPE_NEWDECIMAL,
+                                                   c.MYSQL_TYPE_JSON, c.MYSQL_TYPE_BIT, c.MYSQL_TYPE_GEOMETRY):
+        return None  # dates and times: masked whole means withheld
+    return v

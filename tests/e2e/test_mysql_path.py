@@ -1,0 +1,429 @@
+"""The MySQL door end to end: the real `hoop serve`, the real MariaDB, the real `mariadb`
+client, PyMySQL, aiomysql and mysql-connector (for server-side prepared statements)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from core.sql import corpus_mysql
+from hoop.core.guardrails import rule_to_mapping
+from hoop.core.pipeline import Pipeline, Subject
+from hoop.core.sql import PreparedStatements
+from support.gateway import GatewayProcess, write_config
+from support.servers import free_port
+
+pytestmark = pytest.mark.needs_mariadb
+ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+USERS = '''
+[[users]]
+name = "alice"
+groups = ["dev"]
+
+[[users]]
+name = "bob"
+groups = ["dev", "dba"]
+
+[[users]]
+name = "sec"
+groups = ["dev", "security"]
+'''
+
+
+def _toml_value(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
+
+
+def rules_toml() -> str:
+    out = []
+    for rule in corpus_mysql.RULES:
+        if rule.name.startswith("builtin-"):
+            continue  # the gateway seeds the built-in rules itself
+        out.append("[[rules]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in rule_to_mapping(rule).items()))
+    out.append('''[[rules]]
+name = "review-held"
+action = "review"
+statements = ["insert"]
+tables = ["held_t"]
+approvers = ["dba"]
+timeout = "60s"
+
+[[rules]]
+name = "review-quick"
+action = "review"
+statements = ["insert"]
+tables = ["quick_t"]
+approvers = ["dba"]
+timeout = "2s"
+
+[[masking]]
+name = "pii-columns"
+columns = ["customers.email", "customers.ssn"]
+style = "redact"
+exempt = ["security"]
+
+[[masking]]
+name = "pii-content"
+detectors = ["email", "us_ssn"]
+style = "partial"
+exempt = ["security"]
+''')
+    return "\n".join(out)
+
+
+@pytest.fixture(scope="module")
+def maria() -> Iterator[dict[str, str]]:
+    """A per-run database and user; the user's password is a canary."""
+    try:
+        root = pymysql.connect(**ROOT, autocommit=True, connect_timeout=5)
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"MariaDB not available: {exc}")
+    suffix = secrets.token_hex(4)
+    info = {"user": f"hoop_app_{suffix}", "db": f"hoop_t_{suffix}", "password": f"CANARY-my-{secrets.token_hex(8)}"}
+    with root.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{info['db']}`")
+        cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (info["user"], info["password"]))
+        cur.execute(f"GRANT ALL ON `{info['db']}`.* TO %s@'127.0.0.1'", (info["user"],))
+        cur.execute(f"USE `{info['db']}`")
+        for ddl in (
+            "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(40), user VARCHAR(40), active INT)",
+            "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, uid INT, total INT)",
+            "CREATE TABLE staging LIKE users", "CREATE TABLE banned (id INT, reason VARCHAR(20))",
+            "CREATE TABLE actions (`delete` INT)", "CREATE TABLE drop_log (what TEXT)", "CREATE TABLE `drop` (x INT)",
+            "CREATE TABLE held_t (id INT)", "CREATE TABLE quick_t (id INT)",
+            "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))",
+            "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80), ssn VARCHAR(11),"
+            " note VARCHAR(80), age INT)",
+            "INSERT INTO customers VALUES (1, 'Zed Secret', 'zed.secret@example.com', '123-45-6789',"
+            " 'call me at noon', 41), (2, 'Decoy', 'nobody@example.org', '234-56-7891', 'order #12-34', 7)",
+            "CREATE VIEW v_customers AS SELECT id, email AS contact, ssn, name FROM customers",
+        ):
+            cur.execute(ddl)
+    yield info
+    with root.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{info['db']}`")
+        cur.execute("DROP USER IF EXISTS %s@'127.0.0.1'", (info["user"],))
+    root.close()
+
+
+@pytest.fixture(scope="module")
+def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    root = tmp_path_factory.mktemp("mygw")
+    conn = f'''
+[[connections]]
+name = "my"
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+database = "{maria['db']}"
+username = "{maria['user']}"
+password = "${{HOOP_TEST_MY_PASSWORD}}"
+sslmode = "disable"
+groups = ["dev"]
+
+[[connections]]
+name = "mybad"
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+username = "{maria['user']}"
+password = "${{HOOP_TEST_MY_WRONG}}"
+groups = ["dev"]
+'''
+    g = write_config(root, USERS + conn + rules_toml(), listen={"mysql": free_port()})
+    g.env["HOOP_TEST_MY_PASSWORD"] = maria["password"]
+    g.env["HOOP_TEST_MY_WRONG"] = f"CANARY-wrong-{secrets.token_hex(8)}"
+    g.start()
+    g.tokens = {u: g.token(u) for u in ("alice", "bob", "sec")}  # type: ignore[attr-defined]
+    yield g
+    g.stop()
+
+
+def ca(gw: GatewayProcess) -> str:
+    return str(gw.root / "data" / "tls.crt")
+
+
+def connect(gw: GatewayProcess, user: str = "alice", db: str = "my", **kw: Any) -> pymysql.Connection:
+    return pymysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user=user, password=gw.tokens[user],  # type: ignore[attr-defined]
+                           database=db, ssl={"ca": ca(gw), "check_hostname": False}, connect_timeout=10,
+                           client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=True, **kw)
+
+
+def mariadb(gw: GatewayProcess, sql: str, user: str = "alice", *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = ["mariadb", "-h", "127.0.0.1", "-P", str(gw.ports["mysql"]), "-u", user, f"-p{gw.tokens[user]}",  # type: ignore[attr-defined]
+           "--ssl", f"--ssl-ca={ca(gw)}", "--ssl-verify-server-cert=0", "--comments", "-N", "-B", *args, "my", "-e", sql]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    gw.outputs += [r.stdout, r.stderr]
+    return r
+
+
+def run_all(cur: Any, sql: str) -> list[Any]:
+    cur.execute(sql)
+    out = [cur.fetchall()]
+    while cur.nextset():
+        out.append(cur.fetchall())
+    return out
+
+
+# -- relay fidelity ------------------------------------------------------------------------
+
+
+def test_mariadb_client_multi_results_and_warnings(gw: GatewayProcess) -> None:
+    r = mariadb(gw, "SELECT 1 AS a; SELECT 2, 'two'; SELECT 1/0; SHOW WARNINGS")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == ["1", "2\ttwo", "NULL"]
+    assert "Division by 0" in r.stdout
+    bad = mariadb(gw, "SELECT 1", "alice", "--skip-ssl")  # loopback without TLS: RSA path still works
+    assert bad.returncode == 0, bad.stderr
+
+
+def test_pymysql_affected_rows_insert_id_and_rollback(gw: GatewayProcess) -> None:
+    conn = connect(gw)
+    cur = conn.cursor()
+    cur.execute("INSERT INTO t (v) VALUES ('a'), ('b'), ('c')")
+    assert cur.rowcount == 3 and cur.lastrowid >= 1
+    first = cur.lastrowid
+    cur.execute("UPDATE t SET v = 'z' WHERE id >= %s", (first + 1,))
+    assert cur.rowcount == 2
+    assert run_all(cur, "SELECT 1; SELECT COUNT(*) FROM t") == [((1,),), ((3,),)]
+    cur.execute("BEGIN")
+    cur.execute("INSERT INTO t (v) VALUES ('tx')")
+    with pytest.raises(pymysql.err.ProgrammingError):
+        cur.execute("INSERT INTO no_such_table VALUES (1)")
+    cur.execute("ROLLBACK")
+    cur.execute("SELECT COUNT(*) FROM t WHERE v = 'tx'")
+    assert cur.fetchone() == (0,)
+    conn.ping()
+    conn.select_db("information_schema")  # COM_INIT_DB
+    cur.execute("SELECT DATABASE()")
+    assert cur.fetchone() == ("information_schema",)
+    conn.close()
+
+
+def test_aiomysql_and_field_list(gw: GatewayProcess) -> None:
+    import aiomysql
+
+    async def go() -> Any:
+        ctx = ssl.create_default_context(cafile=ca(gw))
+        ctx.check_hostname = False
+        conn = await aiomysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice",
+                                      password=gw.tokens["alice"], db="my", ssl=ctx)  # type: ignore[attr-defined]
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT 40 + 2, 'x'")
+            rows = await cur.fetchall()
+        conn.close()
+        return rows
+
+    assert asyncio.run(go()) == ((42, "x"),)
+    conn = connect(gw)
+    conn._execute_command(pymysql.constants.COMMAND.COM_FIELD_LIST, "users\0")  # COM_FIELD_LIST
+    names = []
+    while True:
+        pkt = conn._read_packet()
+        if pkt.is_eof_packet():
+            break
+        names.append(pkt.read_length_coded_string() and pkt)  # catalog; fields follow
+    assert len(names) == 4
+    conn.ping()
+    conn.close()
+
+
+def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
+    connector = pytest.importorskip("mysql.connector")
+    import datetime
+    import decimal
+
+    conn = connector.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"],  # type: ignore[attr-defined]
+                             database="my", ssl_ca=ca(gw), ssl_verify_cert=False, use_pure=True, autocommit=True)
+    cur = conn.cursor(prepared=True)
+    cur.execute("CREATE TABLE IF NOT EXISTS bin_t (id INT, d DATETIME, f DOUBLE, s VARCHAR(20), n DECIMAL(8,2))")
+    cur.execute("INSERT INTO bin_t VALUES (?, ?, ?, ?, ?)", (7, datetime.datetime(2020, 1, 2, 3, 4, 5), 1.5, "hi", "3.14"))
+    assert cur.rowcount == 1
+    cur.execute("SELECT * FROM bin_t WHERE id = ?", (7,))
+    assert cur.fetchall() == [(7, datetime.datetime(2020, 1, 2, 3, 4, 5), 1.5, "hi", decimal.Decimal("3.14"))]
+    cur.execute("SELECT id, email, ssn, note, CONCAT(email, '') FROM customers WHERE id = ?", (1,))
+    row = cur.fetchall()[0]
+    assert row[0] == 1 and row[3] == "call me at noon"
+    assert "zed.secret" not in repr(row) and "6789" not in str(row[2]) and "123-45" not in repr(row)
+    conn.close()
+
+
+def test_kill_query_from_second_connection(gw: GatewayProcess) -> None:
+    victim, killer = connect(gw), connect(gw)
+    assert victim.thread_id() != killer.thread_id() and victim.thread_id() >= 1000
+
+    def kill() -> None:
+        time.sleep(0.5)
+        killer.cursor().execute(f"KILL QUERY {victim.thread_id()}")
+
+    threading.Thread(target=kill).start()
+    started = time.monotonic()
+    with pytest.raises(pymysql.err.OperationalError) as err:
+        victim.cursor().execute("SELECT SLEEP(30)")
+    assert time.monotonic() - started < 2.5
+    assert err.value.args[0] == 1317
+    with pytest.raises(pymysql.err.OperationalError) as unknown:
+        killer.cursor().execute("KILL QUERY 1")  # a raw upstream id is never accepted
+    assert unknown.value.args[0] == 1094
+    victim.ping()
+    victim.close()
+    killer.close()
+
+
+def test_bad_login_and_unknown_connection(gw: GatewayProcess) -> None:
+    with pytest.raises(pymysql.err.OperationalError) as e1:
+        pymysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password="nope", database="my",
+                        ssl={"ca": ca(gw), "check_hostname": False})
+    assert e1.value.args[0] == 1045
+    with pytest.raises(pymysql.err.OperationalError) as e2:
+        connect(gw, db="nosuch")
+    assert e2.value.args[0] == 1044
+    with pytest.raises(pymysql.err.OperationalError) as e3:
+        connect(gw, db="mybad")
+    assert "connection 'mybad'" in e3.value.args[1]
+    assert connect(gw).cursor().execute("SELECT 1") == 1  # others unaffected
+
+
+# -- guardrails and approvals --------------------------------------------------------------
+
+
+def test_guardrail_corpus_through_pymysql(gw: GatewayProcess) -> None:
+    expect = Pipeline(corpus_mysql.RULES)
+    subject = Subject("alice", frozenset({"dev"}), "my", "mysql")
+    conn = connect(gw)
+    wrong: list[str] = []
+    for sql in corpus_mysql.BLOCK:
+        rule = expect.check(subject, sql).rule
+        try:
+            run_all(conn.cursor(), sql)
+            wrong.append(f"ran: {sql}")
+        except pymysql.err.MySQLError as exc:
+            if f"blocked by rule {rule}" not in str(exc):
+                wrong.append(f"{sql}: {exc}")
+    prepared = PreparedStatements()
+    for sql in corpus_mysql.ALLOW:
+        assert expect.check(subject, sql, prepared).action == "allow", sql
+        try:
+            run_all(conn.cursor(), sql)
+        except pymysql.err.MySQLError as exc:
+            if "blocked by rule" in str(exc) or conn.open is False:
+                wrong.append(f"{sql}: {exc}")
+            if not conn.open:
+                conn = connect(gw)
+    assert not wrong, "\n".join(wrong)
+    assert len(corpus_mysql.BLOCK) >= 50 and len(corpus_mysql.ALLOW) >= 40
+
+
+def test_guardrails_through_mariadb_client(gw: GatewayProcess) -> None:
+    for sql in ("/*!50000 DROP TABLE users */", "SELECT 1; DROP TABLE users", "DELETE FROM users",
+                "SELECT LOAD_FILE('/etc/passwd')", "PREPARE s FROM 'DROP TABLE users'"):
+        r = mariadb(gw, sql)
+        assert r.returncode != 0 and "blocked by rule" in r.stderr, (sql, r.stderr)
+    ok = mariadb(gw, "SELECT COUNT(*) FROM users WHERE 1")
+    assert ok.returncode == 0 and ok.stdout.strip().isdigit(), ok.stderr
+
+
+def _held(gw: GatewayProcess, text: str) -> int:
+    for _ in range(150):
+        out = gw.cli("approvals", "--json", check=False)
+        rows = json.loads(out.stdout or "[]") if out.returncode == 0 else []
+        pending = [r for r in rows if r["status"] == "pending" and r["statement"] == text]
+        if pending:
+            return int(pending[0]["id"])
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} was not held")
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["ok"] = fn()
+        except Exception as exc:  # noqa: BLE001 - handed to the test thread
+            box["err"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+def test_held_statement_approved_denied_and_timed_out(gw: GatewayProcess) -> None:
+    conn = connect(gw)
+    t, box = _in_thread(lambda: conn.cursor().execute("INSERT INTO held_t VALUES (1)"))
+    approval = _held(gw, "INSERT INTO held_t VALUES (1)")
+    own = gw.cli("approve", str(approval), "--token", gw.tokens["alice"], check=False)  # type: ignore[attr-defined]
+    assert own.returncode != 0  # not an approver, and it is her own request
+    gw.cli("approve", str(approval), "--token", gw.tokens["bob"])  # type: ignore[attr-defined]
+    t.join(30)
+    assert box.get("ok") == 1, box
+    t, box = _in_thread(lambda: conn.cursor().execute("INSERT INTO held_t VALUES (2)"))
+    approval = _held(gw, "INSERT INTO held_t VALUES (2)")
+    gw.cli("deny", str(approval), "--reason", "not today", "--token", gw.tokens["bob"])  # type: ignore[attr-defined]
+    t.join(30)
+    assert isinstance(box.get("err"), pymysql.err.MySQLError) and "denied: not today" in str(box["err"])
+    with pytest.raises(pymysql.err.MySQLError) as late:
+        conn.cursor().execute("INSERT INTO quick_t VALUES (1)")
+    assert late.value.args[0] == 1317 and "not approved in time" in late.value.args[1]
+    cur = conn.cursor()
+    cur.execute("SELECT (SELECT COUNT(*) FROM held_t), (SELECT COUNT(*) FROM quick_t)")
+    assert cur.fetchone() == (1, 0)
+
+
+# -- masking -------------------------------------------------------------------------------
+
+
+def test_masking_text_protocol_aliases_star_view_computed(gw: GatewayProcess) -> None:
+    cur = connect(gw).cursor()
+    cur.execute("SELECT * FROM customers ORDER BY id")
+    rows = cur.fetchall()
+    cur.execute("SELECT c.email AS e, ssn AS s, UPPER(email) AS u, CONCAT('ssn: ', ssn) AS cs, note, name, age "
+                "FROM customers c ORDER BY id")
+    aliased = cur.fetchall()
+    cur.execute("SELECT * FROM v_customers ORDER BY id")
+    view = cur.fetchall()
+    everything = repr((rows, aliased, view))
+    for secret in ("zed.secret", "ZED.SECRET", "123-45-6789", "234-56-7891", "nobody@"):
+        assert secret not in everything
+    assert rows[0][1] == "Zed Secret" and rows[0][4] == "call me at noon" and rows[1][4] == "order #12-34"
+    assert rows[0][5] == 41 and aliased[0][5] == "Zed Secret" and view[0][3] == "Zed Secret"
+    exempt = connect(gw, user="sec").cursor()
+    exempt.execute("SELECT email FROM customers WHERE id = 1")
+    assert exempt.fetchone() == ("zed.secret@example.com",)
+    r = mariadb(gw, "SELECT email, note FROM v_customers JOIN customers USING (id) WHERE id = 1")
+    assert "zed.secret" not in r.stdout and "call me at noon" in r.stdout, r.stderr
+
+
+# -- credentials ---------------------------------------------------------------------------
+
+
+def test_canary_credential_never_leaks(gw: GatewayProcess, maria: dict[str, str]) -> None:
+    connect(gw).cursor().execute("SELECT CURRENT_USER(), 1/0")
+    for sql in ("SELECT user, authentication_string FROM mysql.user", "SELECT 1", "SHOW GRANTS"):
+        mariadb(gw, sql)
+    with pytest.raises(pymysql.err.OperationalError):
+        connect(gw, db="mybad")
+    time.sleep(0.5)
+    for args in (["sessions", "--json"], ["audit", "--json"], ["audit", "verify"]):
+        gw.cli(*args, check=False)
+    gw.stop()  # flushes the journal; this test runs last in the module
+    haystacks = [("cli", o.encode()) for o in gw.outputs]
+    for path in Path(gw.root).rglob("*"):
+        if path.is_file() and path.name != "hoop.toml":
+            haystacks.append((str(path), path.read_bytes()))
+    assert any(name.endswith(".jsonl") for name, _ in haystacks)
+    for secret in (maria["password"], gw.env["HOOP_TEST_MY_WRONG"]):
+        for name, data in haystacks:
+            assert secret.encode() not in data, f"credential found in {name}"
