@@ -169,6 +169,24 @@ def _pattern_matcher(pattern: str) -> Callable[[ColumnRef], bool]:
     return lambda r: rx.match(f"{r.schema}.{r.table}.{r.column}".lower()) is not None
 
 
+def _key_regex(glob: str) -> str:
+    """The column part of a pattern as a regex over JSON key text."""
+    column = glob.lower().rsplit(".", 1)[-1]
+    return "".join('[^"]*' if c == "*" else '[^"]' if c == "?" else re.escape(c) for c in column)
+
+
+def _key_pattern(glob: str) -> re.Pattern[str]:
+    return re.compile(_key_regex(glob), re.IGNORECASE)
+
+
+def _key_gate(globs: list[str]) -> re.Pattern[bytes] | None:
+    """One search telling whether a JSON value has any key a column pattern covers."""
+    if not globs:
+        return None
+    body = "|".join(_key_regex(g) for g in globs)
+    return re.compile(f'"(?:{body})"\\s*:'.encode(), re.IGNORECASE)
+
+
 def _stronger(a: str | None, b: str) -> str:
     return b if a is None or _STRENGTH[b] > _STRENGTH[a] else a
 
@@ -192,6 +210,10 @@ class MaskPolicy:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
                 everywhere[d] = _stronger(everywhere.get(d), r.style)
         self._everywhere = everywhere
+        # JSON built from rows (row_to_json, json_agg, to_jsonb) keeps column names as keys:
+        # a key matching a column pattern's last part is masked too (over-masking is the safe side).
+        self._json_keys = [(_key_pattern(p), r.style) for r in rules for p in r.columns]
+        self._json_gate = _key_gate([p for r in rules for p in r.columns])
         self._all: dict[str, str] = dict(everywhere)
         self._text_scan = _Scan(self._all, key)  # free text: every detector of every rule
         self._cache: dict[ColumnRef, tuple[str | None, dict[str, str]]] = {}
@@ -257,6 +279,11 @@ class MaskPolicy:
             if whole is not None:
                 ops.append((i, whole_mask(kind, type_name, whole, self._key)))
                 masked.append(i)
+                continue
+            if kind == "json" and self._json_gate is not None:
+                scan = _Scan(dets, self._key)
+                ops.append((i, _json_scanner(scan, self._json_gate, self._json_keys)))
+                scanned.append(i)
                 continue
             if kind == "opaque" or not dets:
                 continue
@@ -337,6 +364,48 @@ def _mask_json_doc(doc: Any, scan: _Scan) -> Any:
     raw = str(doc).encode()
     masked = scan.run(raw)
     return doc if masked is raw else masked.decode()
+
+
+def _json_scanner(scan: _Scan, gate: re.Pattern[bytes],
+                  keys: list[tuple[re.Pattern[str], str]]) -> Callable[[bytes], bytes | None]:
+    """JSON values: detectors inside strings plus whole values under keys a column rule covers."""
+    def mask_keys(doc: Any) -> Any:
+        if isinstance(doc, dict):
+            out = {}
+            for k, v in doc.items():
+                style = None
+                for pattern, st in keys:
+                    if pattern.fullmatch(k):
+                        style = _stronger(style, st)
+                out[k] = mask_keys(v) if style is None else _mask_json_value(v, style, scan.key)
+            return out
+        if isinstance(doc, list):
+            return [mask_keys(v) for v in doc]
+        return doc
+
+    def scan_json(v: bytes) -> bytes | None:
+        keyed = gate.search(v) is not None
+        if not keyed and (not scan.steps or scan.run(v) is v):
+            return v
+        try:
+            doc = json.loads(v)
+        except ValueError:
+            return None  # a hit we cannot place safely: withhold the whole value
+        if keyed:
+            doc = mask_keys(doc)
+        if scan.steps:
+            doc = _mask_json_doc(doc, scan)
+        return json.dumps(doc, ensure_ascii=False).encode()
+
+    return scan_json
+
+
+def _mask_json_value(value: Any, style: str, key: bytes) -> Any:
+    if value is None:
+        return None
+    raw = value.encode() if isinstance(value, str) else json.dumps(value).encode()
+    masked = whole_mask("text", None, style, key)(raw)
+    return None if masked is None else masked.decode("utf-8", "replace")
 
 
 def _scanner(kind: str, type_name: str | None, scan: _Scan) -> Callable[[bytes], bytes | None]:

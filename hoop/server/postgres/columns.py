@@ -33,7 +33,8 @@ TYPE_NAMES = {
     1231: "_numeric", 199: "_json", 3807: "_jsonb", 2951: "_uuid", 1115: "_timestamp",
 }
 # Binary-format values of these types are their UTF-8 text, so detectors may read them.
-TEXT_IN_BINARY = frozenset({18, 19, 25, 1042, 1043})
+TEXT_IN_BINARY = frozenset({18, 19, 25, 114, 142, 1042, 1043})
+JSONB = 3802  # binary jsonb is a version byte (1) followed by the JSON text
 
 _LOOKUP = """
 SELECT a.attrelid::int8, a.attnum::int4, n.nspname, c.relname, a.attname
@@ -99,7 +100,24 @@ class ColumnResolver:
                     raise
         return []
 
+    async def describe(self, query: str) -> list[tuple[int, int]]:
+        """(table OID, attnum) of each output column of `query`, from Parse + Describe only:
+        the query is analysed upstream, never executed."""
+        return await asyncio.to_thread(self._describe, query)
+
+    def _describe(self, query: str) -> list[tuple[int, int]]:
+        with psycopg.connect(**self._kwargs()) as conn:
+            pg = conn.pgconn
+            res = pg.prepare(b"hoop_describe", query.encode())
+            if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                raise psycopg.ProgrammingError("the COPY query could not be analysed")
+            res = pg.describe_prepared(b"hoop_describe")
+            return [(int(res.ftable(i)), int(res.ftablecol(i))) for i in range(res.nfields)]
+
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(**self._kwargs())
+
+    def _kwargs(self) -> dict[str, Any]:
         t = self.target
         kwargs: dict[str, Any] = {
             "host": t.host, "port": t.port, "dbname": t.database, "user": t.username,
@@ -110,7 +128,7 @@ class ColumnResolver:
             kwargs["password"] = t.password
         if t.sslrootcert:
             kwargs["sslrootcert"] = t.sslrootcert
-        return await psycopg.AsyncConnection.connect(**kwargs)
+        return kwargs
 
     async def close(self) -> None:
         if self.conn is not None:

@@ -11,15 +11,9 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable
 
-from hoop.core.masking import MaskFormatError, MaskPlan, mask_copy_line
+from hoop.core.masking import MaskPlan
 from hoop.server.postgres import codec
-from hoop.server.postgres.columns import TEXT_IN_BINARY, TYPE_NAMES
-
-_INT_BINARY: dict[int, Callable[[bytes], int]] = {
-    20: lambda v: struct.unpack("!q", v)[0],
-    23: lambda v: struct.unpack("!i", v)[0],
-    21: lambda v: struct.unpack("!h", v)[0],
-}
+from hoop.server.postgres.columns import JSONB, TEXT_IN_BINARY, TYPE_NAMES
 
 
 def type_hints(fields: list[codec.Field]) -> list[str | None]:
@@ -27,26 +21,23 @@ def type_hints(fields: list[codec.Field]) -> list[str | None]:
 
 
 class RowMasker:
-    """Applies a plan to DataRow messages of one result set."""
+    """Applies a plan to DataRow messages of one result set.
 
-    __slots__ = ("plan", "binary", "columns", "binary_text")
+    Binary-format values the plan touches are shown to it as text where their binary form is
+    readable (text types, json, jsonb, integers, floats) and written back in binary; a value
+    whose binary form we cannot read is withheld (NULL) rather than passed on unexamined.
+    """
+
+    __slots__ = ("plan", "columns", "binary")
 
     def __init__(self, plan: MaskPlan, fields: list[codec.Field]) -> None:
         self.plan = plan
         self.columns = len(fields)
-        # Binary columns the plan touches: index -> how to show the value to the detectors.
-        self.binary: dict[int, Callable[[bytes], int] | None] = {}
-        self.binary_text: set[int] = set()  # binary columns whose wire form is UTF-8 text
+        self.binary: dict[int, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes] | None]] = {}
         touched = set(plan.masked_columns) | set(plan.scanned_columns)
         for i, f in enumerate(fields):
             if f.format == 1 and i in touched:
-                if f.type_oid in TEXT_IN_BINARY:
-                    self.binary[i] = None
-                    self.binary_text.add(i)
-                elif plan.column_masked(i):
-                    self.binary[i] = None
-                else:
-                    self.binary[i] = _INT_BINARY.get(f.type_oid, _unreadable)
+                self.binary[i] = _binary_codec(f.type_oid)
 
     def rewrite(self, body: memoryview) -> bytes | None:
         """A replacement DataRow message, or None when the row is unchanged."""
@@ -57,47 +48,63 @@ class RowMasker:
             out = self.plan.apply(values)
             return None if out is None else codec.data_row(out)
         shown = list(values)
-        for i, decode in self.binary.items():
+        unreadable: list[int] = []
+        for i, (decode, _) in self.binary.items():
             v = values[i]
-            if v is not None and decode is not None:
+            if v is not None:
                 try:
-                    shown[i] = str(decode(v)).encode()
-                except (struct.error, ValueError):
-                    shown[i] = b"\x00unreadable"
+                    shown[i] = decode(v)
+                except (struct.error, ValueError, UnicodeDecodeError):
+                    unreadable.append(i)
         out = self.plan.apply(shown)
-        if out is None:
+        if out is None and not unreadable:
             return None
         final = list(values)
-        for i, new in enumerate(out):
-            if new is not shown[i]:
-                # A masked binary value becomes NULL unless its binary form is text: a text
-                # mask is not valid binary data of another type.
-                final[i] = new if i not in self.binary or i in self.binary_text else None
+        for i, new in enumerate(out if out is not None else shown):
+            if new is shown[i]:
+                continue
+            if i not in self.binary:
+                final[i] = new
+                continue
+            encode = self.binary[i][1]
+            final[i] = encode(new) if encode is not None and new is not None else None
+        for i in unreadable:
+            final[i] = None
         return codec.data_row(final)
 
 
-def _unreadable(value: bytes) -> int:
+def _same(value: bytes) -> bytes:
+    return value
+
+
+def _utf8(value: bytes) -> bytes:
+    value.decode("utf-8")  # raises for bytes that are not text: then the value is withheld
+    return value
+
+
+def _binary_codec(type_oid: int) -> tuple[Callable[[bytes], bytes], Callable[[bytes], bytes] | None]:
+    """(binary -> text shown to the plan, masked text -> binary or None for NULL)."""
+    if type_oid in TEXT_IN_BINARY:
+        return _utf8, _same
+    if type_oid == JSONB:
+        return (lambda v: v[1:] if v[:1] == b"\x01" else _unreadable(v)), (lambda t: b"\x01" + t)
+    number = _NUMBERS.get(type_oid)
+    if number is not None:
+        return (lambda v: str(number(v)).encode()), None  # a masked number becomes NULL
+    return _unreadable, None
+
+
+_NUMBERS: dict[int, Callable[[bytes], object]] = {
+    20: lambda v: struct.unpack("!q", v)[0],
+    23: lambda v: struct.unpack("!i", v)[0],
+    21: lambda v: struct.unpack("!h", v)[0],
+    701: lambda v: struct.unpack("!d", v)[0],
+    700: lambda v: struct.unpack("!f", v)[0],
+}
+
+
+def _unreadable(value: bytes) -> bytes:
     raise ValueError("binary value the detectors cannot read")
-
-
-class CopyMasker:
-    """Applies a plan to COPY OUT text-format rows (one CopyData per row from the server)."""
-
-    __slots__ = ("plan",)
-
-    def __init__(self, plan: MaskPlan) -> None:
-        self.plan = plan
-
-    def rewrite(self, body: memoryview) -> bytes | None:
-        line = bytes(body)
-        try:
-            out = mask_copy_line(self.plan, line)
-        except MaskFormatError:
-            # A line we cannot split by columns is scanned as free text instead.
-            text = line.decode("utf-8", "surrogateescape")
-            masked = self.plan.apply_text(text)
-            out = None if masked == text else masked.encode("utf-8", "surrogateescape")
-        return None if out is None else codec.message(b"d", out)
 
 
 class Limits:

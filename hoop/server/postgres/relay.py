@@ -147,6 +147,8 @@ class Relay:
         framer.feed(data)
         self.session.bytes_in += len(data)
         if self.hold_task is not None:
+            if framer.pending() > framer.max_message:
+                self.client.pause_reading()  # type: ignore[union-attr]
             return  # held: the bytes wait in the framer until the decision
         try:
             view, marks = framer.split_complete(CLIENT_WATCH)
@@ -267,7 +269,8 @@ class Relay:
 
     def _start_hold(self, held: bytes, backlog: bytes) -> None:
         """Keep the statement (and everything after it) until an approver decides."""
-        self.client.pause_reading()  # type: ignore[union-attr]
+        # Reading goes on (a client that disconnects while held must be noticed at once);
+        # what it sends meanwhile waits in the framer, up to one maximum message.
         self.client_framer.feed(backlog)
         self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
 

@@ -12,11 +12,11 @@ import asyncio
 import logging
 from typing import Any
 
-from hoop.core.masking import MaskPolicy
-from hoop.core.sql import classify
+from hoop.core.masking import MaskFormatError, MaskPolicy
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
-from hoop.server.postgres.masker import CopyMasker, Limits, RowMasker, sample_row, type_hints
+from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy
+from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hints
 
 log = logging.getLogger("hoop.postgres")
 SAMPLE_ROWS = 3
@@ -32,7 +32,7 @@ class Results:
         self.resolver = resolver
         self.policy: MaskPolicy | None = None
         self.policy_version = -1
-        self.masker: RowMasker | CopyMasker | None = None
+        self.masker: RowMasker | CopyRowMasker | None = None
         self.limits: Limits | None = None
         self.tripped: bytes | None = None
         self.sample_left = 0
@@ -104,9 +104,7 @@ class Results:
                 await self.resolver.load(extra)
                 self._plan_rows(policy, fields, extra)  # type: ignore[arg-type]
             else:
-                refs = await self._copy_columns(extra)
-                plan = policy.plan(refs) if refs is not None else policy.text_plan()
-                self.masker = CopyMasker(plan) if plan is not None else None
+                self.masker = await self._copy_masker(policy, extra)
         except Exception as exc:  # no column names: nothing of this result may leave unmasked
             log.warning("session %s: column lookup failed: %s", self.relay.session.id, exc)
             self._trip("masking rules apply but the gateway could not resolve the result's columns")
@@ -135,16 +133,22 @@ class Results:
                     for f, fmt in zip(fields, formats)]
         self.masker = RowMasker(masker.plan, adjusted)
 
-    async def _copy_columns(self, count: int) -> list[Any] | None:
-        """Column origins of `COPY table TO STDOUT`; None (scan as text) for COPY (query)."""
+    async def _copy_masker(self, policy: MaskPolicy, count: int) -> CopyRowMasker | None:
+        """The masker for COPY OUT rows; raises (failing closed) when the columns are unknown."""
         unit = self.relay.tracker.current
-        if unit is None:
-            return None
-        statements = classify(unit.text, "postgres").statements
-        if len(statements) != 1 or statements[0].kind != "copy" or len(statements[0].tables) != 1:
-            return None
-        refs = await self.resolver.table_columns(next(iter(statements[0].tables)))
-        return refs if len(refs) == count else None
+        spec = read_copy(unit.text) if unit is not None else None
+        if spec is None:
+            raise ValueError("not a single COPY statement")
+        if spec.query is not None:
+            keys = await self.resolver.describe(spec.query)
+            await self.resolver.load(keys)
+            refs = self.resolver.refs(keys)
+        else:
+            refs = pick_columns(await self.resolver.table_columns(spec.table or ""), spec.columns)
+        if len(refs) != count:
+            raise ValueError("COPY column count does not match its table")
+        plan = policy.plan(refs)
+        return CopyRowMasker(plan, spec) if plan is not None else None
 
     def _update_watch(self) -> None:
         relay = self.relay
@@ -158,7 +162,11 @@ class Results:
             return None  # past a limit: the rest of the result is dropped
         out: Any = msg
         if self.masker is not None and ((t == D_) == isinstance(self.masker, RowMasker)):
-            new = self.masker.rewrite(msg[5:])
+            try:
+                new = self.masker.rewrite(msg[5:])
+            except MaskFormatError as exc:
+                self._trip(str(exc))
+                return None
             if new is not None:
                 out = new
         if self.limits is not None:
