@@ -45,7 +45,7 @@ class SessionLog:
 
     def frame(self, kind: str, data: dict[str, Any]) -> None:
         line = recording.encode_frame(time.time() - self.started, kind, data)
-        self.journal._append("frames", (self, line))
+        self.journal._append("ordered", ("frame", (self, line)))
 
     def statement(self, text: str, decision: str, rule: str = "", started: float | None = None,
                   duration_ms: float | None = None, rows: int | None = None, error: str = "") -> None:
@@ -59,6 +59,19 @@ class SessionLog:
             "duration_ms": duration_ms, "text": text, "decision": decision, "rule": rule,
             "rows": rows, "error": error,
         })
+
+    def finished(self, text: str, decision: str, rule: str, started: float, duration_ms: float,
+                 rows: int | None, error: str, tag: str = "", columns: list[str] | None = None,
+                 sample: list[Any] | None = None) -> None:
+        """A statement is done: its row, its recording frames and its audit event, appended as
+        one tuple; the writer thread does the formatting, so the data path pays one append."""
+        self._seq += 1
+        self.statements += 1
+        if decision == "block":
+            self.blocked += 1
+        self._dirty = True
+        self.journal._append("ordered", ("done", (self, self._seq, text, decision, rule, started, duration_ms, rows,
+                                      error, tag, columns, sample)))
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
         detail.setdefault("session", self.id)
@@ -94,7 +107,9 @@ class Journal:
         recordings_dir.mkdir(parents=True, exist_ok=True)
         self.interval = interval
         self._lock = threading.Lock()
-        self._pending: dict[str, list[Any]] = {"frames": [], "statements": [], "audit": [], "closed": []}
+        # "ordered" keeps frames, audit events and finished statements in the order they
+        # happened; the writer thread sorts them into files and tables.
+        self._pending: dict[str, list[Any]] = {"ordered": [], "statements": [], "closed": []}
         self._open: dict[int, SessionLog] = {}
         self._files: dict[int, TextIO] = {}
         row = store.one("SELECT max(id) AS m FROM sessions")
@@ -119,7 +134,7 @@ class Journal:
             return list(self._open.values())
 
     def audit(self, actor: str, action: str, target: str = "", **detail: Any) -> None:
-        self._append("audit", audit.AuditEvent(actor, action, target, detail, time.time()))
+        self._append("ordered", ("audit", audit.AuditEvent(actor, action, target, detail, time.time())))
 
     def _append(self, kind: str, item: Any) -> None:
         with self._lock:
@@ -141,7 +156,8 @@ class Journal:
                 s._dirty = False
             for s in pending["closed"]:
                 self._open.pop(s.id, None)
-        self._write_frames(pending["frames"])
+        frames, events = self._expand(pending)
+        self._write_frames(frames)
         store = self.store
         with store.transaction() as conn:
             for s in dirty + pending["closed"]:
@@ -162,12 +178,43 @@ class Journal:
                     "VALUES (:session_id,:seq,:started,:duration_ms,:text,:decision,:rule,:rows,:error)",
                     pending["statements"],
                 )
-        if pending["audit"]:
-            audit.append(store, pending["audit"])
+        if events:
+            audit.append(store, events)
         for s in pending["closed"]:
             fh = self._files.pop(s.id, None)
             if fh is not None:
                 fh.close()
+
+    @staticmethod
+    def _expand(pending: dict[str, list[Any]]) -> tuple[list[Any], list[Any]]:
+        """Frames and audit events in the order they happened; finished statements become a
+        row, two frames and an audit event here, on the writer thread, not on the data path."""
+        frames: list[tuple[SessionLog, str]] = []
+        events: list[audit.AuditEvent] = []
+        rows = pending["statements"]
+        for kind, item in pending["ordered"]:
+            if kind == "frame":
+                frames.append(item)
+                continue
+            if kind == "audit":
+                events.append(item)
+                continue
+            log, seq, text, decision, rule, started, ms, nrows, error, tag, columns, sample = item
+            rows.append({"session_id": log.id, "seq": seq, "started": started, "duration_ms": ms, "text": text,
+                         "decision": decision, "rule": rule, "rows": nrows, "error": error})
+            t = started - log.started
+            frames.append((log, recording.encode_frame(t, "q", {"text": text, "decision": decision, "rule": rule})))
+            result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
+            if columns:
+                result["columns"] = columns
+            if sample:
+                result["sample"] = sample
+            frames.append((log, recording.encode_frame(t + ms / 1000.0, "r", result)))
+            events.append(audit.AuditEvent(
+                log.user, "statement", log.connection,
+                {"session": log.id, "seq": seq, "decision": decision, "rule": rule, "text": text[:2000],
+                 "rows": nrows, "error": error[:500]}, started))
+        return frames, events
 
     def _write_frames(self, frames: list[tuple[SessionLog, str]]) -> None:
         by_session: dict[int, list[str]] = {}

@@ -403,13 +403,8 @@ class Relay:
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
-        s = self.session
-        s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows, unit.error)
-        s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})
-        s.frame("r", {"tag": unit.tag, "rows": unit.rows, "ms": round(duration, 3), "error": unit.error,
-                      "columns": unit.columns, "sample": unit.sample})
-        s.audit("statement", decision=unit.decision, rule=unit.rule, text=unit.text[:2000],
-                rows=unit.rows, error=unit.error[:500])
+        self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows,
+                              unit.error, unit.tag, unit.columns, unit.sample)
 
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client message: %s", self.session.id, problem)

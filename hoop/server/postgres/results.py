@@ -20,6 +20,8 @@ from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hint
 
 log = logging.getLogger("hoop.postgres")
 SAMPLE_ROWS = 3
+SAMPLE_FIRST = 20
+SAMPLE_EVERY = 100
 T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
 BASE_WATCH = frozenset(b"CEZIsTH")  # what the relay always looks at
@@ -38,6 +40,7 @@ class Results:
         self.sample_left = 0
         self.pending: tuple[int, list[codec.Field] | None, Any] | None = None
         self.audited_exempt = False
+        self.descriptions: dict[bytes, list[codec.Field]] = {}
         self.fields: list[codec.Field] | None = None  # of the current row masker
         self.problem = ""
 
@@ -62,17 +65,33 @@ class Results:
 
     # -- result set start ------------------------------------------------------------------
 
+    def _sampling(self) -> bool:
+        """Result samples for the recording: the first statements of a session, then every
+        100th, so a busy session does not pay to decode rows nobody will read."""
+        n = self.relay.session.statements
+        return n < SAMPLE_FIRST or n % SAMPLE_EVERY == 0
+
+    def _fields(self, msg: memoryview) -> list[codec.Field]:
+        """RowDescriptions repeat (the same query again and again): parse each shape once."""
+        raw = bytes(msg)
+        fields = self.descriptions.get(raw)
+        if fields is None:
+            if len(self.descriptions) > 256:
+                self.descriptions.clear()
+            fields = self.descriptions[raw] = codec.parse_row_description(msg[5:])
+        return fields
+
     def start(self, t: int, msg: memoryview) -> Any:
         policy = self._current_policy()
         self.masker = None
-        self.sample_left = SAMPLE_ROWS if t == T_ else 0
+        self.sample_left = SAMPLE_ROWS if t == T_ and self._sampling() else 0
         self.fields = None
         if policy.exempted and not self.audited_exempt:
             self.audited_exempt = True
             unit = self.relay.tracker.current
             self.relay.session.audit("mask.exempt", rules=list(policy.exempted), text=unit.text[:2000] if unit else "")
         if t == T_:
-            fields = codec.parse_row_description(msg[5:])
+            fields = self._fields(msg)
             unit = self.relay.tracker.current
             if unit is not None and not unit.columns:
                 unit.columns = [f.name for f in fields]
