@@ -177,7 +177,7 @@ class Relay:
             out.append(forward)
         if prev < len(view):
             out.append(view[prev:])
-        self.upstream.writelines(out)  # type: ignore[union-attr]
+        _write(self.upstream, out)
 
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == SYNC:
@@ -343,7 +343,7 @@ class Relay:
                     out.append(view[prev:])
                 break
         if out:
-            self.client.writelines(out)  # type: ignore[union-attr]
+            _write(self.client, out)
 
     def _upstream_message(self, t: int, msg: memoryview) -> Any:
         tracker = self.tracker
@@ -410,6 +410,12 @@ class Relay:
         log.warning("session %s: malformed client message: %s", self.session.id, problem)
         self.session.audit("session.protocol_error", problem=problem)
         self.close("protocol-error", codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))
+
+
+def _write(transport: Any, parts: list[Any]) -> None:
+    """One write per batch: joining is a memcpy, far cheaper than a syscall (or a TLS record)
+    per message."""
+    transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 class _Side(asyncio.Protocol):
