@@ -16,8 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 HOOP = [sys.executable, "-m", "hoop.cli"]
@@ -45,11 +46,18 @@ def port_open(port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 1800, quiet: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    cmd: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 1800,
+    quiet: bool = True,
+) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing output; raise BenchError with its stderr when it fails."""
-    result = subprocess.run(list(cmd), capture_output=quiet, text=True, timeout=timeout,
-                            env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        list(cmd), capture_output=quiet, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     if check and result.returncode != 0:
         raise BenchError(f"{' '.join(cmd[:3])}... exited {result.returncode}: {(result.stderr or '')[-2000:]}")
     return result
@@ -71,6 +79,7 @@ class Cleanup:
     def __enter__(self) -> Cleanup:
         def interrupt(signum: int, _frame: Any) -> None:
             raise KeyboardInterrupt(f"signal {signum}")
+
         signal.signal(signal.SIGTERM, interrupt)
         return self
 
@@ -107,8 +116,14 @@ def temp_dir(cleanup: Cleanup, prefix: str) -> Path:
     return path
 
 
-def wait_listening(proc: subprocess.Popen[Any], port: int, log: Path, what: str,
-                   ready: Callable[[], bool] = lambda: True, timeout: float = 30) -> None:
+def wait_listening(
+    proc: subprocess.Popen[Any],
+    port: int,
+    log: Path,
+    what: str,
+    ready: Callable[[], bool] = lambda: True,
+    timeout: float = 30,
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -126,8 +141,7 @@ class Gateway:
     """`hoop serve` on a free loopback port with a throwaway hoop.toml (body = everything after
     [gateway] and [listen]), stopped by `cleanup`."""
 
-    def __init__(self, cleanup: Cleanup, body: str, *, name: str = "gateway",
-                 gateway_extra: str = "") -> None:
+    def __init__(self, cleanup: Cleanup, body: str, *, name: str = "gateway", gateway_extra: str = "") -> None:
         self.name = name
         self.root = temp_dir(cleanup, f"hoop-bench-{name}-")
         self.port = free_port()
@@ -144,10 +158,16 @@ class Gateway:
 
     def start(self) -> Gateway:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(HOOP + ["serve", "-c", str(self.config)], stdout=log,
-                                         stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
-        wait_listening(self.proc, self.port, self.log, self.name,
-                       ready=lambda: "ready" in self.log.read_text(errors="replace"))
+            self.proc = subprocess.Popen(
+                HOOP + ["serve", "-c", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.root,
+            )
+        wait_listening(
+            self.proc, self.port, self.log, self.name, ready=lambda: "ready" in self.log.read_text(errors="replace")
+        )
         return self
 
     @property
@@ -156,8 +176,14 @@ class Gateway:
         return self.proc.pid
 
     def token(self, user: str) -> str:
-        out = subprocess.run(HOOP + ["token", "issue", user, "--ttl", "4h", "-c", str(self.config)],
-                             capture_output=True, text=True, env=self.env, cwd=self.root, timeout=60)
+        out = subprocess.run(
+            HOOP + ["token", "issue", user, "--ttl", "4h", "-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.root,
+            timeout=60,
+        )
         if out.returncode != 0:
             raise BenchError(f"hoop token issue failed: {out.stderr[-2000:]}")
         return out.stdout.strip().splitlines()[-1]
@@ -173,8 +199,9 @@ class Gateway:
 def timed(cmd: Sequence[str], *, env: dict[str, str] | None = None, stdout: Any = subprocess.DEVNULL) -> float:
     """Wall-clock seconds of one command (output discarded); raises BenchError on failure."""
     start = time.perf_counter()
-    result = subprocess.run(list(cmd), stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})}, timeout=1800)
+    result = subprocess.run(
+        list(cmd), stdout=stdout, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}, timeout=1800
+    )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise BenchError(f"{' '.join(cmd[:2])}... exited {result.returncode}: {result.stderr[-2000:]}")
@@ -200,8 +227,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], title: st
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     if title:
         print(f"\n{title}")
     print(line(headers))

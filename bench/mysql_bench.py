@@ -55,15 +55,30 @@ groups = ["dev"]
 ''')
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
     log = (root / "gateway.log").open("ab")
-    proc = subprocess.Popen(HOOP + ["serve", "-c", str(root / "hoop.toml")], cwd=root, stdout=log,
-                            stderr=subprocess.STDOUT, env={**env, "PYTHONPATH": str(REPO)})
+    proc = subprocess.Popen(
+        HOOP + ["serve", "-c", str(root / "hoop.toml")],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**env, "PYTHONPATH": str(REPO)},
+    )
     deadline = time.monotonic() + 20
     while not port_open(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"gateway did not start:\n{(root / 'gateway.log').read_text()}")
         time.sleep(0.05)
-    token = subprocess.run(HOOP + ["token", "issue", "bench", "-c", str(root / "hoop.toml")], cwd=root, env=env,
-                           capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    token = (
+        subprocess.run(
+            HOOP + ["token", "issue", "bench", "-c", str(root / "hoop.toml")],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     return proc, port, token
 
 
@@ -117,8 +132,10 @@ def main() -> int:
     with root_conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{db}`")
         cur.execute(f"CREATE TABLE `{db}`.bulk (id INT PRIMARY KEY, name VARCHAR(40), note VARCHAR(80), n DOUBLE)")
-        cur.execute(f"INSERT INTO `{db}`.bulk SELECT seq, CONCAT('name-', seq), REPEAT('x', 40), seq / 7 "
-                    f"FROM seq_1_to_{args.rows}")
+        cur.execute(
+            f"INSERT INTO `{db}`.bulk SELECT seq, CONCAT('name-', seq), REPEAT('x', 40), seq / 7 "
+            f"FROM seq_1_to_{args.rows}"
+        )
     tmp = Path(tempfile.mkdtemp(prefix="hoop-mybench-"))
     proc = None
     try:
@@ -126,10 +143,15 @@ def main() -> int:
         ca = str(tmp / "data" / "tls.crt")
         targets = {
             "direct": {**DIRECT, "database": db},
-            "gateway-tls": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token, "database": "my",
-                            "ssl": {"ca": ca, "check_hostname": False}},
-            "gateway-plain": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token,
-                              "database": "my"},
+            "gateway-tls": {
+                "host": "127.0.0.1",
+                "port": port,
+                "user": "bench",
+                "password": token,
+                "database": "my",
+                "ssl": {"ca": ca, "check_hostname": False},
+            },
+            "gateway-plain": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token, "database": "my"},
         }
         results: dict[str, tuple[float, float]] = {}
         for name, kw in targets.items():
@@ -137,8 +159,10 @@ def main() -> int:
             bulk = bulk_seconds(kw, args.repeat)
             results[name] = (qps, bulk)
         base_qps, base_bulk = results["direct"]
-        print(f"SELECT 1 loop: {args.clients} clients x {args.seconds:.0f}s; bulk: {args.rows} rows, "
-              f"median of {args.repeat}")
+        print(
+            f"SELECT 1 loop: {args.clients} clients x {args.seconds:.0f}s; bulk: {args.rows} rows, "
+            f"median of {args.repeat}"
+        )
         print(f"{'path':<15}{'SELECT 1 q/s':>14}{'ratio':>8}{'bulk s':>10}{'ratio':>8}")
         for name, (qps, bulk) in results.items():
             print(f"{name:<15}{qps:>14.0f}{qps / base_qps:>8.2f}{bulk:>10.3f}{base_bulk / bulk:>8.2f}")

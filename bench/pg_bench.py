@@ -22,8 +22,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
-    LOOPBACK, BenchError, Cleanup, Gateway, banner, cpu_seconds, fmt, free_port, median,
-    print_table, ratio, run, stop_process, temp_dir, timed, wait_listening,
+    LOOPBACK,
+    BenchError,
+    Cleanup,
+    Gateway,
+    banner,
+    cpu_seconds,
+    fmt,
+    free_port,
+    median,
+    print_table,
+    ratio,
+    run,
+    stop_process,
+    temp_dir,
+    timed,
+    wait_listening,
 )
 
 PG_PORT = 5432
@@ -67,8 +81,27 @@ class Results:
 
 
 def admin_sql(sql: str, db: str = "postgres") -> str:
-    out = run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", LOOPBACK, "-p", str(PG_PORT),
-               "-U", "postgres", "-d", db, "-c", sql], env=PLAIN_SSL)
+    out = run(
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-At",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            LOOPBACK,
+            "-p",
+            str(PG_PORT),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ],
+        env=PLAIN_SSL,
+    )
     return out.stdout
 
 
@@ -78,15 +111,32 @@ def create_database(cleanup: Cleanup, name: str, scale: int, bulk_rows: int, mas
     cleanup.push("bench role", lambda: admin_sql(f'DROP ROLE IF EXISTS "{name}"'))
     admin_sql(f'CREATE DATABASE "{name}" OWNER "{name}"')
     cleanup.push("bench database", lambda: admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    run(["pgbench", "-i", "-q", "-s", str(scale), "-h", LOOPBACK, "-p", str(PG_PORT), "-U", name, name],
-        env=PLAIN_SSL)
+    run(["pgbench", "-i", "-q", "-s", str(scale), "-h", LOOPBACK, "-p", str(PG_PORT), "-U", name, name], env=PLAIN_SSL)
     if masking:
         banner(f"creating bench_rows with {bulk_rows:,} fake e-mail addresses")
-        run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", LOOPBACK, "-U", name, "-d", name, "-c",
-             "CREATE TABLE bench_rows(id int PRIMARY KEY, email text NOT NULL)", "-c",
-             "INSERT INTO bench_rows SELECT g, 'user' || g || '.' || substr(md5(g::text), 1, 6) || "
-             f"'@example.com' FROM generate_series(1, {bulk_rows}) g", "-c", "VACUUM ANALYZE bench_rows"],
-            env=PLAIN_SSL)
+        run(
+            [
+                "psql",
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                LOOPBACK,
+                "-U",
+                name,
+                "-d",
+                name,
+                "-c",
+                "CREATE TABLE bench_rows(id int PRIMARY KEY, email text NOT NULL)",
+                "-c",
+                "INSERT INTO bench_rows SELECT g, 'user' || g || '.' || substr(md5(g::text), 1, 6) || "
+                f"'@example.com' FROM generate_series(1, {bulk_rows}) g",
+                "-c",
+                "VACUUM ANALYZE bench_rows",
+            ],
+            env=PLAIN_SSL,
+        )
 
 
 def ensure_pgbouncer() -> str:
@@ -136,13 +186,16 @@ def start_pgbouncer(cleanup: Cleanup, db: str, role: str) -> Target:
 
 def gateway_body(db: str, role: str, extra: str = "") -> str:
     def conn(name: str) -> str:
-        return (f'[[connections]]\nname = "{name}"\ntype = "postgres"\nhost = "{LOOPBACK}"\nport = {PG_PORT}\n'
-                f'database = "{db}"\nusername = "{role}"\nsslmode = "disable"\ngroups = ["dev"]\n\n')
+        return (
+            f'[[connections]]\nname = "{name}"\ntype = "postgres"\nhost = "{LOOPBACK}"\nport = {PG_PORT}\n'
+            f'database = "{db}"\nusername = "{role}"\nsslmode = "disable"\ngroups = ["dev"]\n\n'
+        )
+
     return f'[[users]]\nname = "alice"\ngroups = ["dev"]\n\n{conn(CONN)}{conn(CONN + "_other")}{extra}'
 
 
 # A realistic rule set: what an operator would turn on first.
-RULES = '''
+RULES = """
 [[rules]]
 name = "no-drop-truncate"
 action = "block"
@@ -164,19 +217,22 @@ connections = ["bench_other"]
 name = "no-password-hashes"
 action = "block"
 flags = ["password_hash_read", "server_file", "program"]
-'''
+"""
 
-MASKING = '''
+MASKING = """
 [[masking]]
 name = "m"
 columns = ["*.email"]
-'''
+"""
 
 
-def start_gateway(cleanup: Cleanup, name: str, db: str, role: str, *, extra: str = "",
-                  builtin: bool) -> Target:
-    gw = Gateway(cleanup, gateway_body(db, role, extra), name=name,
-                 gateway_extra=f"builtin_rules = {'true' if builtin else 'false'}\n")
+def start_gateway(cleanup: Cleanup, name: str, db: str, role: str, *, extra: str = "", builtin: bool) -> Target:
+    gw = Gateway(
+        cleanup,
+        gateway_body(db, role, extra),
+        name=name,
+        gateway_extra=f"builtin_rules = {'true' if builtin else 'false'}\n",
+    )
     gw.start()
     return Target(name, gw.port, "alice", CONN, password=gw.token("alice"), pid=gw.pid, log=gw.log)
 
@@ -190,8 +246,25 @@ TXNS_RE = re.compile(r"number of transactions actually processed: (\d+)")
 def pgbench(t: Target, mode: str, args: argparse.Namespace) -> tuple[float, float | None]:
     """TPS of `pgbench -S` and the proxy's CPU µs per transaction (None for direct)."""
     before = cpu_seconds(t.pid) if t.pid else 0.0
-    out = run(["pgbench", "-n", "-S", "-c", str(args.clients), "-j", str(args.jobs), "-T", str(args.seconds),
-               "-M", mode, *t.conn_args(), t.dbname], env=t.env(), timeout=args.seconds * 4 + 120)
+    out = run(
+        [
+            "pgbench",
+            "-n",
+            "-S",
+            "-c",
+            str(args.clients),
+            "-j",
+            str(args.jobs),
+            "-T",
+            str(args.seconds),
+            "-M",
+            mode,
+            *t.conn_args(),
+            t.dbname,
+        ],
+        env=t.env(),
+        timeout=args.seconds * 4 + 120,
+    )
     cpu = cpu_seconds(t.pid) - before if t.pid else None
     tps, txns = TPS_RE.search(out.stdout), TXNS_RE.search(out.stdout)
     if not tps or not txns:
@@ -216,8 +289,7 @@ def run_pgbench(targets: list[Target], args: argparse.Namespace, res: Results) -
                 res.notes.append(f"pgbench -M {mode} via {t.name} failed: {exc}{t.log_tail()}")
 
 
-def run_bulk(targets: list[Target], label: str, sql: str, rows: int, args: argparse.Namespace,
-             res: Results) -> None:
+def run_bulk(targets: list[Target], label: str, sql: str, rows: int, args: argparse.Namespace, res: Results) -> None:
     if targets:  # warm-up, untimed: the first path must not pay for a cold cache
         timed(["psql", "-X", "-q", *targets[0].conn_args(), "-d", targets[0].dbname, "-c", sql], env=targets[0].env())
     for t in targets:
@@ -237,17 +309,32 @@ def report(res: Results, args: argparse.Namespace) -> None:
     for mode in ("simple", "extended"):
         for n in names:
             if (mode, n) in res.tps:
-                tps_rows.append([f"-M {mode}", n, fmt(res.tps[mode, n]), fmt(res.cpu_us.get((mode, n)), 1),
-                                 ratio(res.tps[mode, n], res.tps.get((mode, "direct"))),
-                                 ratio(res.tps[mode, n], res.tps.get((mode, "pgbouncer")))])
+                tps_rows.append(
+                    [
+                        f"-M {mode}",
+                        n,
+                        fmt(res.tps[mode, n]),
+                        fmt(res.cpu_us.get((mode, n)), 1),
+                        ratio(res.tps[mode, n], res.tps.get((mode, "direct"))),
+                        ratio(res.tps[mode, n], res.tps.get((mode, "pgbouncer"))),
+                    ]
+                )
     if tps_rows:
-        print_table(["pgbench -S", "path", "TPS", "proxy CPU µs/txn", "vs direct", "vs pgbouncer"], tps_rows,
-                    f"pgbench -S, {args.clients} clients, {args.jobs} threads, {args.seconds}s each")
-    bulk_rows = [[label, n, fmt(v), ratio(v, res.bulk.get((label, "direct"))),
-                  ratio(v, res.bulk.get((label, "pgbouncer")))] for (label, n), v in res.bulk.items()]
+        print_table(
+            ["pgbench -S", "path", "TPS", "proxy CPU µs/txn", "vs direct", "vs pgbouncer"],
+            tps_rows,
+            f"pgbench -S, {args.clients} clients, {args.jobs} threads, {args.seconds}s each",
+        )
+    bulk_rows = [
+        [label, n, fmt(v), ratio(v, res.bulk.get((label, "direct"))), ratio(v, res.bulk.get((label, "pgbouncer")))]
+        for (label, n), v in res.bulk.items()
+    ]
     if bulk_rows:
-        print_table(["bulk SELECT via psql", "path", "rows/s", "vs direct", "vs pgbouncer"], bulk_rows,
-                    f"bulk SELECT, whole psql command, median of {args.repeat}")
+        print_table(
+            ["bulk SELECT via psql", "path", "rows/s", "vs direct", "vs pgbouncer"],
+            bulk_rows,
+            f"bulk SELECT, whole psql command, median of {args.repeat}",
+        )
     summary = []
     for mode in ("simple", "extended"):
         g, d, b = (res.tps.get((mode, n)) for n in ("gateway", "direct", "pgbouncer"))
@@ -259,9 +346,12 @@ def report(res: Results, args: argparse.Namespace) -> None:
         summary.append([f"bulk {label}", ratio(g, d), ratio(g, b), ratio(b, d)])
         if (label, "gateway-masking") in res.bulk:
             summary.append([f"bulk {label} masked/direct", ratio(res.bulk[label, "gateway-masking"], d), "", ""])
-    print_table(["ratio", "gateway/direct", "gateway/pgbouncer", "pgbouncer/direct"], summary,
-                "ratios (targets: gateway >= 1.0x pgbouncer TPS; bulk >= 0.7x direct; rules on >= 0.8x off; "
-                "masked bulk >= 0.35x direct)")
+    print_table(
+        ["ratio", "gateway/direct", "gateway/pgbouncer", "pgbouncer/direct"],
+        summary,
+        "ratios (targets: gateway >= 1.0x pgbouncer TPS; bulk >= 0.7x direct; rules on >= 0.8x off; "
+        "masked bulk >= 0.35x direct)",
+    )
     for note in res.notes:
         print(f"note: {note}")
 
@@ -277,8 +367,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--masking", action="store_true", help="also bulk rows with one masked column")
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--only", default="direct,gateway,pgbouncer",
-                   help="comma-separated paths among direct,gateway,pgbouncer (default all)")
+    p.add_argument(
+        "--only",
+        default="direct,gateway,pgbouncer",
+        help="comma-separated paths among direct,gateway,pgbouncer (default all)",
+    )
     p.add_argument("--no-bulk", action="store_true", help="skip the bulk SELECTs")
     p.add_argument("--no-pgbench", action="store_true", help="skip the pgbench runs")
     args = p.parse_args(argv)
@@ -321,11 +414,24 @@ def main(argv: list[str] | None = None) -> int:
             gen = f"SELECT g, md5(g::text) FROM generate_series(1,{args.rows}) g"
             run_bulk(targets, "generate_series+md5", gen, args.rows, args, res)
             if args.masking:
-                run_bulk(targets + masked, "bench_rows(id,email)", "SELECT id, email FROM bench_rows",
-                         args.rows, args, res)
+                run_bulk(
+                    targets + masked, "bench_rows(id,email)", "SELECT id, email FROM bench_rows", args.rows, args, res
+                )
                 if masked:
-                    check = run(["psql", "-X", "-At", *masked[0].conn_args(), "-d", CONN, "-c",
-                                 "SELECT email FROM bench_rows LIMIT 1"], env=masked[0].env(), check=False)
+                    check = run(
+                        [
+                            "psql",
+                            "-X",
+                            "-At",
+                            *masked[0].conn_args(),
+                            "-d",
+                            CONN,
+                            "-c",
+                            "SELECT email FROM bench_rows LIMIT 1",
+                        ],
+                        env=masked[0].env(),
+                        check=False,
+                    )
                     if "@example.com" in check.stdout:
                         res.notes.append("masking gateway returned an unmasked e-mail: masking not applied yet")
         if args.rules:

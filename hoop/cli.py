@@ -13,8 +13,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from hoop.core.config import DEFAULT_CONFIG, Config, load_config
 from hoop.core.errors import ConfigError, HoopError
@@ -125,7 +126,11 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         if result.ok:
             print(f"audit trail intact: {result.checked} events verified")
             return 0
-        print(f"audit trail BROKEN at event {result.bad_id}: {result.problem} ({result.checked} events before it verified)", file=sys.stderr)
+        print(
+            f"audit trail BROKEN at event {result.bad_id}: {result.problem} "
+            f"({result.checked} events before it verified)",
+            file=sys.stderr,
+        )
         return 1
     rows = audit.events(store, limit=args.limit, action=args.action)
     if args.json:

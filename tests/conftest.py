@@ -48,15 +48,15 @@ name = "{name}"
 type = "postgres"
 host = "127.0.0.1"
 port = 5432
-database = "{target['database']}"
-username = "{target['role']}"
+database = "{target["database"]}"
+username = "{target["role"]}"
 password = "${{HOOP_TEST_PG_PASSWORD}}"
 groups = {groups}
 {extra}
 '''
 
 
-USERS_TOML = '''
+USERS_TOML = """
 [[users]]
 name = "alice"
 groups = ["dev"]
@@ -72,7 +72,7 @@ groups = ["dev", "dba"]
 [[users]]
 name = "mallory"
 groups = ["contractors"]
-'''
+"""
 
 
 @pytest.fixture
@@ -80,8 +80,9 @@ def make_gateway(tmp_path: Path, pg_target: dict[str, str]) -> Iterator[object]:
     """Factory: make_gateway(extra_toml) -> a started GatewayProcess with users and the `pg` connection."""
     started: list[GatewayProcess] = []
 
-    def make(extra: str = "", *, connections: str | None = None, listen: dict[str, int] | None = None,
-             start: bool = True) -> GatewayProcess:
+    def make(
+        extra: str = "", *, connections: str | None = None, listen: dict[str, int] | None = None, start: bool = True
+    ) -> GatewayProcess:
         root = tmp_path / f"gw{len(started)}"
         root.mkdir()
         body = USERS_TOML + (connections if connections is not None else pg_connection_toml(pg_target)) + extra

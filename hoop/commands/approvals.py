@@ -39,7 +39,10 @@ def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
         return 0
     for r in rows:
         text = " ".join(r["statement"].split())
-        print(f"#{r['id']:<5} {r['status']:<9} {r['user']:<10} {r['connection']:<10} rule={r['rule']:<16} age={r['age']:<6} {text[:80]}")
+        print(
+            f"#{r['id']:<5} {r['status']:<9} {r['user']:<10} {r['connection']:<10} "
+            f"rule={r['rule']:<16} age={r['age']:<6} {text[:80]}"
+        )
     return 0
 
 

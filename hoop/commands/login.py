@@ -78,6 +78,7 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
 
         tokens = browser_login(cfg, open_url, timeout=args.timeout)
     else:
+
         def prompt(auth: Any) -> None:
             print(f"To log in, visit {auth.verification_uri} and enter the code {auth.user_code}", file=sys.stderr)
             if auth.verification_uri_complete:
@@ -88,8 +89,10 @@ def cmd_login(args: argparse.Namespace, config: Config) -> int:
     path = save_credential(cfg, tokens)
     until = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(tokens.expires_at))
     groups = ", ".join(tokens.groups) or "none"
-    print(f"logged in as {tokens.user} (groups: {groups}); credential saved to {path}, valid until {until}"
-          + (" (renewed automatically)" if tokens.refresh_token else ""))
+    print(
+        f"logged in as {tokens.user} (groups: {groups}); credential saved to {path}, valid until {until}"
+        + (" (renewed automatically)" if tokens.refresh_token else "")
+    )
     return 0
 
 
@@ -122,15 +125,28 @@ def client_env(args: argparse.Namespace, config: Config) -> tuple[str, dict[str,
     conn = config.connection(args.connection)
     kind = conn.type if conn is not None else "postgres"
     if kind == "ssh":
-        raise HoopError(f"{args.connection} is an ssh connection: ssh to the gateway and log in with the "
-                        "device code it shows (keyboard-interactive), or use your SSH key")
+        raise HoopError(
+            f"{args.connection} is an ssh connection: ssh to the gateway and log in with the "
+            "device code it shows (keyboard-interactive), or use your SSH key"
+        )
     tokens = current_credential(cfg)
     host, port = _gateway_address(args, config, kind)
     if kind == "mysql":
-        return kind, {"MYSQL_HOST": host, "MYSQL_TCP_PORT": str(port), "MYSQL_PWD": tokens.id_token,
-                      "HOOP_USER": tokens.user, "HOOP_CONNECTION": args.connection}
-    return kind, {"PGHOST": host, "PGPORT": str(port), "PGUSER": tokens.user, "PGDATABASE": args.connection,
-                  "PGSSLMODE": os.environ.get("PGSSLMODE", "require"), "PGPASSWORD": tokens.id_token}
+        return kind, {
+            "MYSQL_HOST": host,
+            "MYSQL_TCP_PORT": str(port),
+            "MYSQL_PWD": tokens.id_token,
+            "HOOP_USER": tokens.user,
+            "HOOP_CONNECTION": args.connection,
+        }
+    return kind, {
+        "PGHOST": host,
+        "PGPORT": str(port),
+        "PGUSER": tokens.user,
+        "PGDATABASE": args.connection,
+        "PGSSLMODE": os.environ.get("PGSSLMODE", "require"),
+        "PGPASSWORD": tokens.id_token,
+    }
 
 
 def cmd_env(args: argparse.Namespace, config: Config) -> int:
@@ -138,8 +154,10 @@ def cmd_env(args: argparse.Namespace, config: Config) -> int:
     for name, value in env.items():
         print(f"export {name}={shlex.quote(value)}")
     if kind == "mysql":
-        print(f"# then: mariadb --user={shlex.quote(env['HOOP_USER'])} --database={shlex.quote(args.connection)}"
-              " --ssl --enable-cleartext-plugin")
+        print(
+            f"# then: mariadb --user={shlex.quote(env['HOOP_USER'])} --database={shlex.quote(args.connection)}"
+            " --ssl --enable-cleartext-plugin"
+        )
     else:
         print("# then: psql")
     return 0

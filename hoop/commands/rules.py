@@ -70,8 +70,10 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
                 raise HoopError(f"the rule's name {body['name']!r} differs from {args.name!r}")
             if not book.history(args.kind, args.name):
                 raise HoopError(f"no {args.kind} rule named {args.name!r} (use add)")
-        elif book.history(args.kind, str(body.get("name", ""))) and \
-                not book.history(args.kind, str(body.get("name")))[-1]["deleted"]:
+        elif (
+            book.history(args.kind, str(body.get("name", "")))
+            and not book.history(args.kind, str(body.get("name")))[-1]["deleted"]
+        ):
             raise HoopError(f"a {args.kind} rule named {body.get('name')!r} exists (use edit)")
         return _save(store, book, args.kind, body)
     if action in ("enable", "disable"):
@@ -108,8 +110,10 @@ def _test(store: Store, config: Config, args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
         return 0
     for hit in report["hits"]:
-        print(f"session {hit['session']:<6} {hit['user']:<10} {hit['connection']:<10} {hit['outcome']:<7} "
-              f"{' '.join(hit['text'].split())[:90]}")
+        print(
+            f"session {hit['session']:<6} {hit['user']:<10} {hit['connection']:<10} {hit['outcome']:<7} "
+            f"{' '.join(hit['text'].split())[:90]}"
+        )
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report["counts"].items())) or "nothing"
     print(f"rule {rule.name} over {report['examined']} recorded {report['unit']}: would have {counts}")
     return 0

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hoop.core.errors import HoopError
 from hoop.core.store.sqlite import Store
@@ -62,8 +63,9 @@ class Approvals:
 
     # -- the held session's side -----------------------------------------------------------
 
-    async def hold(self, *, session: Any, subject: Any, text: str, decision: Any,
-                   notify: Callable[[str], None]) -> Outcome:
+    async def hold(
+        self, *, session: Any, subject: Any, text: str, decision: Any, notify: Callable[[str], None]
+    ) -> Outcome:
         rule = decision.review
         grant = await asyncio.to_thread(self._active_grant, subject.user, subject.connection, rule.name)
         if grant is not None:
@@ -101,8 +103,9 @@ class Approvals:
 
     # -- the approver's side ----------------------------------------------------------------
 
-    def decide(self, approval_id: int, approver: Any, approve: bool, reason: str = "",
-               grant_seconds: float | None = None) -> dict[str, Any]:
+    def decide(
+        self, approval_id: int, approver: Any, approve: bool, reason: str = "", grant_seconds: float | None = None
+    ) -> dict[str, Any]:
         pending = self.pending.get(approval_id)
         row = self.store.one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if row is None:
@@ -115,7 +118,9 @@ class Approvals:
             raise DecisionRefused("you cannot decide on your own request")
         allowed = set(rule.approvers)
         if allowed and not allowed.intersection(approver.groups):
-            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="not an approver")
+            self.audit(
+                approver.name, "approval.refused", pending.connection, approval=approval_id, why="not an approver"
+            )
             raise DecisionRefused(f"only members of {', '.join(sorted(allowed))} may decide on rule {rule.name}")
         if not approve:
             if not reason:
@@ -126,8 +131,14 @@ class Approvals:
         if approver.name in pending.approvals:
             raise DecisionRefused(f"you already approved #{approval_id}; it needs another approver")
         pending.approvals.append(approver.name)
-        self.audit(approver.name, "approval.approve", pending.connection, approval=approval_id,
-                   reason=reason, grant_seconds=grant_seconds)
+        self.audit(
+            approver.name,
+            "approval.approve",
+            pending.connection,
+            approval=approval_id,
+            reason=reason,
+            grant_seconds=grant_seconds,
+        )
         if grant_seconds:
             self._grant(pending, approver.name, grant_seconds, approval_id)
         need = max(1, int(rule.approvals))
@@ -149,8 +160,19 @@ class Approvals:
             cur = conn.execute(
                 "INSERT INTO approvals(session_id, user, connection, statement, rule, reason, approvers, "
                 "required, status, created, expires) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (session_id, subject.user, subject.connection, text, rule.name, reason,
-                 json.dumps(list(rule.approvers)), max(1, int(rule.approvals)), "pending", now, now + rule.timeout),
+                (
+                    session_id,
+                    subject.user,
+                    subject.connection,
+                    text,
+                    rule.name,
+                    reason,
+                    json.dumps(list(rule.approvers)),
+                    max(1, int(rule.approvals)),
+                    "pending",
+                    now,
+                    now + rule.timeout,
+                ),
             )
             return int(cur.lastrowid)  # type: ignore[arg-type]
 
@@ -164,7 +186,14 @@ class Approvals:
             conn.execute(
                 "UPDATE approvals SET status = ?, decided = ?, decisions = ?, reason = CASE WHEN ? != '' "
                 "THEN ? ELSE reason END WHERE id = ? AND status = 'pending'",
-                (outcome.status, time.time(), json.dumps(list(outcome.by)), outcome.reason, outcome.reason, approval_id),
+                (
+                    outcome.status,
+                    time.time(),
+                    json.dumps(list(outcome.by)),
+                    outcome.reason,
+                    outcome.reason,
+                    approval_id,
+                ),
             )
         if pending is not None and not pending.future.done():
             pending.future.set_result(outcome)
@@ -176,11 +205,19 @@ class Approvals:
         now = time.time()
         with self.store.transaction() as conn:
             conn.execute(
-                "INSERT INTO grants(user, connection, rule, granted_by, created, expires, approval_id) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO grants(user, connection, rule, granted_by, created, expires, approval_id) "
+                "VALUES (?,?,?,?,?,?,?)",
                 (pending.user, pending.connection, pending.rule.name, approver, now, now + seconds, approval_id),
             )
-        self.audit(approver, "grant.create", pending.connection, user=pending.user, rule=pending.rule.name,
-                   seconds=seconds, approval=approval_id)
+        self.audit(
+            approver,
+            "grant.create",
+            pending.connection,
+            user=pending.user,
+            rule=pending.rule.name,
+            seconds=seconds,
+            approval=approval_id,
+        )
 
     def _active_grant(self, user: str, connection: str, rule: str) -> dict[str, Any] | None:
         return self.store.one(

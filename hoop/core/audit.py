@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from hoop.core.store.sqlite import Store
 
@@ -55,8 +56,7 @@ def append(store: Store, events: Iterable[AuditEvent]) -> int:
             rows.append((next_id, ts, ev.actor, ev.action, ev.target, detail, prev, h))
             prev, next_id = h, next_id + 1
         conn.executemany(
-            "INSERT INTO audit(id, ts, actor, action, target, detail, prev_hash, hash) "
-            "VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO audit(id, ts, actor, action, target, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
             rows,
         )
     return len(rows)
@@ -80,9 +80,13 @@ def verify(store: Store) -> VerifyResult:
         "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit ORDER BY id"
     ):
         if row["id"] != expected_id:
-            return VerifyResult(False, checked, row["id"], f"expected event {expected_id}, found {row['id']} (deleted or reordered)")
+            return VerifyResult(
+                False, checked, row["id"], f"expected event {expected_id}, found {row['id']} (deleted or reordered)"
+            )
         if row["prev_hash"] != prev:
-            return VerifyResult(False, checked, row["id"], "previous-hash link broken (an earlier event changed or was removed)")
+            return VerifyResult(
+                False, checked, row["id"], "previous-hash link broken (an earlier event changed or was removed)"
+            )
         h = _digest(prev, row["id"], row["ts"], row["actor"], row["action"], row["target"], row["detail"])
         if h != row["hash"]:
             return VerifyResult(False, checked, row["id"], "content does not match its hash (event edited)")

@@ -250,7 +250,7 @@ def _masking(value: Any, file: str) -> tuple[Any, ...]:
 
 def _list_of_tables(value: Any, file: str, key: str) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(file, key, "expected an array of tables ([[%s]])" % key)
+        raise ConfigError(file, key, f"expected an array of tables ([[{key}]])")
     return value
 
 

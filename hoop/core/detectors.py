@@ -38,6 +38,7 @@ Style = Literal["redact", "partial", "hash"]
 STYLES: tuple[str, ...] = ("redact", "partial", "hash")
 REDACTED = b"****"
 
+
 class MaskFormatError(HoopError):
     """A value handed to the masker is not in the expected wire text format (e.g. a COPY line)."""
 
@@ -123,9 +124,7 @@ _CARD = re.compile(
     rb"(?:\d{12,18}|\d{3}([ \-])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?|\d{3}([ \-])\d{6}\2\d{4,5})"
     rb"(?![0-9A-Za-z_]|[.\-]\d)"
 )
-_SSN = re.compile(
-    rb"(?<![0-9A-Za-z_\-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![0-9A-Za-z_]|-\d)"
-)
+_SSN = re.compile(rb"(?<![0-9A-Za-z_\-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![0-9A-Za-z_]|-\d)")
 _PHONE_E164 = re.compile(rb"(?<![0-9A-Za-z_+])\+[1-9](?:[ \-]?\d){7,14}(?![0-9A-Za-z_]|[ \-]?\d)")
 # NANP: area and exchange codes start with 2-9, which rules out most order numbers.
 _PHONE_NANP = re.compile(
@@ -249,17 +248,13 @@ def render(match: bytes, style: str, partial: PartialKind, key: bytes) -> bytes:
 # Order matters: long, specific tokens first so a shorter detector never splits them.
 _DIGITS = b"0123456789"
 DETECTORS: dict[str, tuple[Detector, ...]] = {
-    "private_key": (
-        Detector("private_key", b"-", 40, 0, b"-----BEGIN ", "secret", spans_fn=_pem_spans),
-    ),
+    "private_key": (Detector("private_key", b"-", 40, 0, b"-----BEGIN ", "secret", spans_fn=_pem_spans),),
     "jwt": (Detector("jwt", b"J", 20, 0, b"eyJ", "tail", _JWT, _jwt_ok),),
     "github_token": (Detector("github_token", b"_", 33, 0, 95, "tail", _GITHUB),),
     "aws_access_key": (Detector("aws_access_key", b"I", 20, 0, b"IA", "tail", _AWS_KEY),),
     "iban": (Detector("iban", _DIGITS, 15, 2, None, "tail", spans_fn=_iban_spans),),
     "email": (Detector("email", b"@", 6, 0, 64, "email", _EMAIL),),
-    "credit_card": (
-        Detector("credit_card", _DIGITS, 13, 13, None, "digits", _CARD, _card_ok, numeric=True),
-    ),
+    "credit_card": (Detector("credit_card", _DIGITS, 13, 13, None, "digits", _CARD, _card_ok, numeric=True),),
     "us_ssn": (Detector("us_ssn", b"-", 11, 9, 45, "digits", _SSN),),
     "phone": (
         Detector("phone", b"+", 9, 8, 43, "digits", _PHONE_E164, _phone_e164_ok),
@@ -290,7 +285,7 @@ _OPAQUE = frozenset(
 
 
 def _base_type(name: str) -> str:
-    """"Character Varying(20)[]" -> "character varying"; "_int8" -> "int8"; drops "unsigned"."""
+    """ "Character Varying(20)[]" -> "character varying"; "_int8" -> "int8"; drops "unsigned"."""
     name = name.lower().strip().lstrip("_").removesuffix("[]")
     return re.sub(r"\(.*\)| unsigned| zerofill", "", name).strip()
 
@@ -326,9 +321,7 @@ def partial_text(value: bytes) -> bytes:
     return REDACTED + text[-4:].encode() if len(text) >= 8 else REDACTED
 
 
-def whole_mask(
-    kind: str, type_name: str | None, style: str, key: bytes
-) -> Callable[[bytes], bytes | None]:
+def whole_mask(kind: str, type_name: str | None, style: str, key: bytes) -> Callable[[bytes], bytes | None]:
     """The function replacing a whole value of a column of this kind (None = SQL NULL)."""
     if kind in ("text", "json"):
         if style == "redact":

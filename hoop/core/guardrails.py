@@ -22,9 +22,7 @@ from .errors import ConfigError
 from .sql.model import Classification, Statement
 
 Action = Literal["block", "review"]
-KNOWN_FLAGS = frozenset(
-    {"server_file", "program", "password_change", "password_hash_read", "local_infile"}
-)
+KNOWN_FLAGS = frozenset({"server_file", "program", "password_change", "password_hash_read", "local_infile"})
 _FLAG_TEXT = {
     "server_file": "touches files on the database server",
     "program": "runs a program on the database server",
@@ -32,9 +30,7 @@ _FLAG_TEXT = {
     "password_hash_read": "reads password hashes",
     "local_infile": "reads a local file into the server",
 }
-_NAMED_OBJECTS = frozenset(
-    {"prepare", "execute", "deallocate", "set", "reset", "use", "call", "show"}
-)
+_NAMED_OBJECTS = frozenset({"prepare", "execute", "deallocate", "set", "reset", "use", "call", "show"})
 _SEVERITY = {"allow": 0, "review": 1, "block": 2}
 
 
@@ -119,22 +115,16 @@ def rule_from_mapping(data: Mapping, *, file: str, key: str) -> GuardRule:
     for field_name, raw in data.items():
         where = f"{key}.{field_name}"
         if field_name not in known:
-            raise ConfigError(
-                file, where, f"unknown key; expected one of {', '.join(sorted(known))}"
-            )
+            raise ConfigError(file, where, f"unknown key; expected one of {', '.join(sorted(known))}")
         if field_name in _LIST_FIELDS:
             items = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else raw
-            if not isinstance(items, (list, tuple)) or not all(
-                isinstance(i, str) and i.strip() for i in items
-            ):
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) and i.strip() for i in items):
                 raise ConfigError(file, where, "expected a list of non-empty strings")
             items = [" ".join(i.split()) for i in items]
             if field_name in ("statements", "tables", "functions", "flags"):
                 items = [i.lower() for i in items]
             if field_name == "flags" and (bad := [i for i in items if i not in KNOWN_FLAGS]):
-                raise ConfigError(
-                    file, where, f"expected flags among {', '.join(sorted(KNOWN_FLAGS))}, got {bad}"
-                )
+                raise ConfigError(file, where, f"expected flags among {', '.join(sorted(KNOWN_FLAGS))}, got {bad}")
             values[field_name] = tuple(items)
         elif field_name in _CHOICES:
             if raw not in _CHOICES[field_name]:
@@ -147,9 +137,7 @@ def rule_from_mapping(data: Mapping, *, file: str, key: str) -> GuardRule:
         elif field_name == "timeout":
             seconds = parse_duration(raw)
             if seconds is None or seconds <= 0:
-                raise ConfigError(
-                    file, where, 'expected a positive duration such as 30, "30s", "5m" or "1h"'
-                )
+                raise ConfigError(file, where, 'expected a positive duration such as 30, "30s", "5m" or "1h"')
             values[field_name] = seconds
         elif field_name == "enabled":
             if not isinstance(raw, bool):
@@ -243,11 +231,7 @@ class _Compiled:
         }
 
     def applies(self, ctx: Context) -> bool:
-        if (
-            not self.rule.enabled
-            or self.connections is None
-            or not self.connections.fullmatch(ctx.connection)
-        ):
+        if not self.rule.enabled or self.connections is None or not self.connections.fullmatch(ctx.connection):
             return False
         return not self.groups or bool(self.groups & ctx.groups)
 
@@ -289,11 +273,7 @@ def _describe(stmt: Statement) -> str:
 def _reason(c: _Compiled, stmt: Statement, verb: str) -> str:
     what = _describe(stmt)
     if c.where is not None:
-        what += (
-            " without a WHERE clause"
-            if stmt.where == "missing"
-            else " with an always-true WHERE clause"
-        )
+        what += " without a WHERE clause" if stmt.where == "missing" else " with an always-true WHERE clause"
     hit = sorted(c.flags & stmt.flags)
     if hit:
         what += " that " + " and ".join(_FLAG_TEXT.get(f, f) for f in hit)

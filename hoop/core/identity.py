@@ -99,23 +99,17 @@ class TokenService:
             raise AuthError(f"no token with id {token_id!r}")
         if row["revoked"] is None:
             with self.store.lock:
-                self.store.conn.execute(
-                    "UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id)
-                )
+                self.store.conn.execute("UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id))
         return row
 
     def list(self) -> list[dict[str, object]]:
-        return self.store.query(
-            "SELECT id, user, created, expires, revoked, note FROM tokens ORDER BY created"
-        )
+        return self.store.query("SELECT id, user, created, expires, revoked, note FROM tokens ORDER BY created")
 
     def authenticate(self, user: str, credential: str) -> Identity:
         if not credential.startswith(TOKEN_PREFIX):
             raise AuthError("credential is not a Hoop token")
         token_id = credential[len(TOKEN_PREFIX) :].split("_", 1)[0]
-        row = self.store.one(
-            "SELECT user, hash, expires, revoked FROM tokens WHERE id = ?", (token_id,)
-        )
+        row = self.store.one("SELECT user, hash, expires, revoked FROM tokens WHERE id = ?", (token_id,))
         # Compare against a dummy hash when the id is unknown so timing does not reveal ids.
         expected = row["hash"] if row else hash_token("")
         if not hmac.compare_digest(expected, hash_token(credential)) or row is None:

@@ -366,9 +366,11 @@ def _mask_json_doc(doc: Any, scan: _Scan) -> Any:
     return doc if masked is raw else masked.decode()
 
 
-def _json_scanner(scan: _Scan, gate: re.Pattern[bytes],
-                  keys: list[tuple[re.Pattern[str], str]]) -> Callable[[bytes], bytes | None]:
+def _json_scanner(
+    scan: _Scan, gate: re.Pattern[bytes], keys: list[tuple[re.Pattern[str], str]]
+) -> Callable[[bytes], bytes | None]:
     """JSON values: detectors inside strings plus whole values under keys a column rule covers."""
+
     def mask_keys(doc: Any) -> Any:
         if isinstance(doc, dict):
             out = {}
@@ -475,9 +477,7 @@ class MaskPlan:
 # --- COPY text format -------------------------------------------------------------------------
 
 
-def mask_copy_line(
-    plan: MaskPlan, line: bytes, *, delimiter: bytes = b"\t", null: bytes = b"\\N"
-) -> bytes | None:
+def mask_copy_line(plan: MaskPlan, line: bytes, *, delimiter: bytes = b"\t", null: bytes = b"\\N") -> bytes | None:
     """Mask one COPY TO STDOUT text-format line (trailing newline optional and kept).
 
     Fields are unescaped before masking so detectors see the real text, and only changed fields

@@ -37,8 +37,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -57,8 +58,9 @@ class ProviderError(HoopError):
     """The OIDC provider could not be reached or answered something unusable."""
 
 
-def fetch_json(url: str, timeout: float, data: dict[str, str] | None = None,
-               headers: dict[str, str] | None = None) -> dict[str, Any]:
+def fetch_json(
+    url: str, timeout: float, data: dict[str, str] | None = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """GET (or form POST when `data` is given) and parse a JSON object. OAuth error bodies
     (HTTP 400/401 with JSON) are returned, not raised, so callers can read `error`."""
     from urllib.parse import urlencode
@@ -96,8 +98,9 @@ def discover(cfg: OIDCConfig) -> dict[str, Any]:
 class JWKSCache:
     """The provider's signing keys by kid; refetched on an unknown kid, rate-limited."""
 
-    def __init__(self, cfg: OIDCConfig, audit: AuditFn | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cfg: OIDCConfig, audit: AuditFn | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.cfg = cfg
         self.audit = audit
         self.clock = clock
@@ -148,8 +151,7 @@ def _fmt(ts: float) -> str:
 class OIDCVerifier:
     """Checks an ID token and returns its claims, or raises AuthError saying what is wrong."""
 
-    def __init__(self, cfg: OIDCConfig, jwks: JWKSCache | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: OIDCConfig, jwks: JWKSCache | None = None, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
         self.jwks = jwks or JWKSCache(cfg)
         self.clock = clock
@@ -229,9 +231,15 @@ class LoginResult:
 class OIDCAuthenticator:
     """An Authenticator (see hoop.core.identity) for ID tokens presented as passwords."""
 
-    def __init__(self, cfg: OIDCConfig, store: Any, audit: AuditFn | None = None,
-                 verifier: OIDCVerifier | None = None, local_users: Callable[[str], bool] | None = None,
-                 fallback: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: OIDCConfig,
+        store: Any,
+        audit: AuditFn | None = None,
+        verifier: OIDCVerifier | None = None,
+        local_users: Callable[[str], bool] | None = None,
+        fallback: Any = None,
+    ) -> None:
         self.cfg = cfg
         self.fallback = fallback  # e.g. TokenService: gets every credential that is not a JWT
         self.store = store
@@ -267,8 +275,13 @@ class OIDCAuthenticator:
             # [[users]] entries stay authoritative for local accounts; only provider-only
             # users live in the store, refreshed whenever the token says something new.
             self.store.upsert_user(name, groups, source="oidc")
-        detail: dict[str, Any] = {"groups": sorted(groups), "new_user": new_user, "groups_changed": changed,
-                                  "expires": claims["exp"], "sub": claims.get("sub", "")}
+        detail: dict[str, Any] = {
+            "groups": sorted(groups),
+            "new_user": new_user,
+            "groups_changed": changed,
+            "expires": claims["exp"],
+            "sub": claims.get("sub", ""),
+        }
         if changed:
             detail["added"] = sorted(groups - frozenset(previous or ()))
             detail["removed"] = sorted(frozenset(previous or ()) - groups)
@@ -282,5 +295,6 @@ def authenticators_for(config: Any, store: Any, audit: AuditFn | None, tokens: A
     each kind of credential fails with its own reason (not the last authenticator's)."""
     if getattr(config, "oidc", None) is None:
         return [tokens]
-    return [OIDCAuthenticator(config.oidc, store, audit, local_users=lambda n: config.user(n) is not None,
-                              fallback=tokens)]
+    return [
+        OIDCAuthenticator(config.oidc, store, audit, local_users=lambda n: config.user(n) is not None, fallback=tokens)
+    ]

@@ -25,10 +25,11 @@ import os
 import threading
 import time
 import webbrowser
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from authlib.common.errors import AuthlibBaseError
 from authlib.common.security import generate_token
@@ -72,8 +73,9 @@ def _token_call(cfg: OIDCConfig, endpoint: str, **form: str) -> dict[str, Any]:
     return fetch_json(endpoint, cfg.timeout, data={**form, **_client_params(cfg)})
 
 
-def _accept(cfg: OIDCConfig, answer: dict[str, Any], nonce: str | None = None,
-            old_refresh: str | None = None) -> TokenSet:
+def _accept(
+    cfg: OIDCConfig, answer: dict[str, Any], nonce: str | None = None, old_refresh: str | None = None
+) -> TokenSet:
     """Verify the ID token in a token response and make a TokenSet of it."""
     if "error" in answer:
         raise LoginError(f"provider refused: {answer['error']}: {answer.get('error_description', '')}".rstrip(": "))
@@ -89,8 +91,13 @@ def _accept(cfg: OIDCConfig, answer: dict[str, Any], nonce: str | None = None,
     user = claims.get(cfg.username_claim)
     if not isinstance(user, str) or not user:
         raise LoginError(f"ID token has no {cfg.username_claim!r} claim")
-    return TokenSet(id_token, answer.get("refresh_token") or old_refresh, float(claims["exp"]), user,
-                    sorted(groups_from_claims(claims, cfg.groups_claim)))
+    return TokenSet(
+        id_token,
+        answer.get("refresh_token") or old_refresh,
+        float(claims["exp"]),
+        user,
+        sorted(groups_from_claims(claims, cfg.groups_claim)),
+    )
 
 
 # -- device authorization flow ----------------------------------------------------------------
@@ -116,9 +123,13 @@ def start_device(cfg: OIDCConfig) -> DeviceAuthorization:
     if "error" in answer or "device_code" not in answer:
         raise LoginError(f"device authorization refused: {answer.get('error', 'no device_code in answer')}")
     return DeviceAuthorization(
-        answer["device_code"], answer["user_code"], answer["verification_uri"],
-        answer.get("verification_uri_complete"), float(answer.get("interval", 5)),
-        time.time() + float(answer.get("expires_in", 600)), doc["token_endpoint"],
+        answer["device_code"],
+        answer["user_code"],
+        answer["verification_uri"],
+        answer.get("verification_uri_complete"),
+        float(answer.get("interval", 5)),
+        time.time() + float(answer.get("expires_in", 600)),
+        doc["token_endpoint"],
     )
 
 
@@ -140,8 +151,9 @@ def poll_device_once(cfg: OIDCConfig, auth: DeviceAuthorization) -> TokenSet | N
     return _accept(cfg, answer)
 
 
-def device_login(cfg: OIDCConfig, prompt: Callable[[DeviceAuthorization], None],
-                 sleep: Callable[[float], None] = time.sleep) -> TokenSet:
+def device_login(
+    cfg: OIDCConfig, prompt: Callable[[DeviceAuthorization], None], sleep: Callable[[float], None] = time.sleep
+) -> TokenSet:
     auth = start_device(cfg)
     prompt(auth)
     while True:
@@ -196,8 +208,9 @@ class _Callback(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def browser_login(cfg: OIDCConfig, open_url: Callable[[str], Any] = webbrowser.open,
-                  timeout: float = 300.0) -> TokenSet:
+def browser_login(
+    cfg: OIDCConfig, open_url: Callable[[str], Any] = webbrowser.open, timeout: float = 300.0
+) -> TokenSet:
     doc = discover(cfg)
     server = HTTPServer(("127.0.0.1", 0), _Callback)
     server.result = None  # type: ignore[attr-defined]
@@ -205,8 +218,15 @@ def browser_login(cfg: OIDCConfig, open_url: Callable[[str], Any] = webbrowser.o
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     verifier, state, nonce = generate_token(64), generate_token(24), generate_token(24)
     url = prepare_grant_uri(
-        doc["authorization_endpoint"], cfg.client_id, "code", redirect_uri, " ".join(cfg.scopes), state,
-        code_challenge=create_s256_code_challenge(verifier), code_challenge_method="S256", nonce=nonce,
+        doc["authorization_endpoint"],
+        cfg.client_id,
+        "code",
+        redirect_uri,
+        " ".join(cfg.scopes),
+        state,
+        code_challenge=create_s256_code_challenge(verifier),
+        code_challenge_method="S256",
+        nonce=nonce,
     )
     done = threading.Event()
 
@@ -236,8 +256,14 @@ def browser_login(cfg: OIDCConfig, open_url: Callable[[str], Any] = webbrowser.o
         params = parse_authorization_code_response(callback, state=state)
     except AuthlibBaseError as exc:
         raise LoginError(f"bad redirect from the provider: {exc.error}") from None
-    answer = _token_call(cfg, doc["token_endpoint"], grant_type="authorization_code", code=params["code"],
-                         redirect_uri=redirect_uri, code_verifier=verifier)
+    answer = _token_call(
+        cfg,
+        doc["token_endpoint"],
+        grant_type="authorization_code",
+        code=params["code"],
+        redirect_uri=redirect_uri,
+        code_verifier=verifier,
+    )
     return _accept(cfg, answer, nonce=nonce)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
@@ -46,8 +47,16 @@ ALLOW = Decision("allow")
 
 
 def _facts(stmt: Statement) -> tuple[Any, ...]:
-    return (stmt.kind, stmt.object, stmt.tables, stmt.functions, stmt.where, stmt.dynamic, stmt.flags,
-            tuple(_facts(s) for s in stmt.inner))
+    return (
+        stmt.kind,
+        stmt.object,
+        stmt.tables,
+        stmt.functions,
+        stmt.where,
+        stmt.dynamic,
+        stmt.flags,
+        tuple(_facts(s) for s in stmt.inner),
+    )
 
 
 def _same_facts(a: Classification, b: Classification) -> bool:
@@ -57,8 +66,9 @@ def _same_facts(a: Classification, b: Classification) -> bool:
 
 
 class Pipeline:
-    def __init__(self, guard_rules: Sequence[GuardRule] = (), mask_rules: Sequence[MaskRule] = (),
-                 *, hash_key: bytes = b"") -> None:
+    def __init__(
+        self, guard_rules: Sequence[GuardRule] = (), mask_rules: Sequence[MaskRule] = (), *, hash_key: bytes = b""
+    ) -> None:
         self.hash_key = hash_key
         self._lock = threading.Lock()
         self.version = 0
@@ -88,7 +98,9 @@ class Pipeline:
             return self._check(subject, text, prepared)
         except Exception as exc:  # fail closed: a bug in deciding must never allow
             log.exception("policy evaluation failed")
-            return Decision("block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})")
+            return Decision(
+                "block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})"
+            )
 
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None) -> Decision:
         decisions = self._decisions
@@ -134,8 +146,13 @@ class Pipeline:
         if verdict.action == "allow":
             return Decision("allow", classification=classification)
         rule = verdict.rule
-        return Decision(verdict.action, rule.name if rule else "", verdict.reason,
-                        rule if verdict.action == "review" else None, classification)
+        return Decision(
+            verdict.action,
+            rule.name if rule else "",
+            verdict.reason,
+            rule if verdict.action == "review" else None,
+            classification,
+        )
 
     # -- masking -----------------------------------------------------------------------------
 
@@ -143,7 +160,8 @@ class Pipeline:
         key = (subject.connection, subject.groups)
         policy = self._mask_policies.get(key)
         if policy is None:
-            policy = MaskPolicy.build(self.mask_rules, connection=subject.connection, groups=subject.groups,
-                                      hash_key=self.hash_key)
+            policy = MaskPolicy.build(
+                self.mask_rules, connection=subject.connection, groups=subject.groups, hash_key=self.hash_key
+            )
             self._mask_policies[key] = policy
         return policy

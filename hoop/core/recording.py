@@ -16,9 +16,10 @@ module reads both so replay tools have one entry point.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 FORMAT = "hoop-recording"
 VERSION = 1

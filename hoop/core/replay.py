@@ -35,8 +35,16 @@ def describe_frame(t: float, kind: str, data: dict[str, Any]) -> str | None:
     return None
 
 
-def replay_session(store: Any, config: Any, session_id: int, *, speed: float = 0.0, start: float = 0.0,
-                   as_text: bool = False, out: TextIO = sys.stdout) -> int:
+def replay_session(
+    store: Any,
+    config: Any,
+    session_id: int,
+    *,
+    speed: float = 0.0,
+    start: float = 0.0,
+    as_text: bool = False,
+    out: TextIO = sys.stdout,
+) -> int:
     row = store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
     if row is None:
         raise HoopError(f"no session {session_id}")
@@ -48,9 +56,11 @@ def replay_session(store: Any, config: Any, session_id: int, *, speed: float = 0
     path = Path(row["recording"]) if row["recording"] else config.gateway.recordings_dir / f"{session_id}.hoop.jsonl"
     if not path.exists():
         raise HoopError(f"session {session_id} has no recording at {path}")
-    print(f"session {session_id}: {row['user']} on {row['connection']} ({row['protocol']}), "
-          f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['started']))}, status {row['status']}",
-          file=out)
+    print(
+        f"session {session_id}: {row['user']} on {row['connection']} ({row['protocol']}), "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['started']))}, status {row['status']}",
+        file=out,
+    )
     last = start
     for t, kind, data in recording.iter_frames(path):
         if t < start:

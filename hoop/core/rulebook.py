@@ -82,15 +82,17 @@ class RuleBook:
 
     def remove(self, kind: str, name: str, author: str) -> int:
         latest = self.store.one(
-            "SELECT * FROM rules WHERE kind = ? AND name = ? ORDER BY version DESC LIMIT 1", (kind, name))
+            "SELECT * FROM rules WHERE kind = ? AND name = ? ORDER BY version DESC LIMIT 1", (kind, name)
+        )
         if latest is None or latest["deleted"]:
             raise HoopError(f"no {kind} rule named {name!r}")
         return self._write(kind, name, json.loads(latest["body"]), author, deleted=True)
 
     def _write(self, kind: str, name: str, body: dict[str, Any], author: str, *, deleted: bool) -> int:
         with self.store.transaction() as conn:
-            row = conn.execute("SELECT coalesce(max(version), 0) FROM rules WHERE kind = ? AND name = ?",
-                               (kind, name)).fetchone()
+            row = conn.execute(
+                "SELECT coalesce(max(version), 0) FROM rules WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
             version = int(row[0]) + 1
             conn.execute(
                 "INSERT INTO rules(kind, name, version, body, author, created, deleted) VALUES (?,?,?,?,?,?,?)",
@@ -123,7 +125,9 @@ class RuleBook:
             body = rule_body(kind, rule)
             if current is not None and current["author"] not in (CONFIG_AUTHOR, BUILTIN_AUTHOR):
                 if _canonical(body) != current["body"]:
-                    log.warning("rule %s was last changed by %s; keeping it over %s", rule.name, current["author"], author)
+                    log.warning(
+                        "rule %s was last changed by %s; keeping it over %s", rule.name, current["author"], author
+                    )
                 continue
             if current is None or current["deleted"] or _canonical(body) != current["body"]:
                 version = self._write(kind, rule.name, body, author, deleted=False)

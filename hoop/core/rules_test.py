@@ -31,7 +31,9 @@ def _groups(store: Store, config: Any, user: str) -> frozenset[str]:
 def test_guard_rule(store: Store, config: Any, rule: GuardRule, *, limit: int = 10_000) -> dict[str, Any]:
     rows = store.query(
         "SELECT s.session_id, s.text, x.user, x.connection, x.protocol FROM statements s "
-        "JOIN sessions x ON x.id = s.session_id ORDER BY s.id DESC LIMIT ?", (limit,))
+        "JOIN sessions x ON x.id = s.session_id ORDER BY s.id DESC LIMIT ?",
+        (limit,),
+    )
     ruleset = RuleSet([rule])
     counts: Counter[str] = Counter()
     hits = []
@@ -40,15 +42,24 @@ def test_guard_rule(store: Store, config: Any, rule: GuardRule, *, limit: int = 
         if dialect is None or not row["text"]:
             continue
         classification = classify_shell(row["text"]) if dialect == "shell" else classify(row["text"], dialect)  # type: ignore[arg-type]
-        verdict = ruleset.evaluate(classification, Context(row["connection"], row["user"],
-                                                           _groups(store, config, row["user"])))
+        verdict = ruleset.evaluate(
+            classification, Context(row["connection"], row["user"], _groups(store, config, row["user"]))
+        )
         if verdict.action == "allow":
             continue
         outcome = "block" if verdict.action == "block" else "hold"
         counts["blocked" if outcome == "block" else "held"] += 1
         if len(hits) < MAX_HITS:
-            hits.append({"session": row["session_id"], "user": row["user"], "connection": row["connection"],
-                         "outcome": outcome, "text": row["text"], "reason": verdict.reason})
+            hits.append(
+                {
+                    "session": row["session_id"],
+                    "user": row["user"],
+                    "connection": row["connection"],
+                    "outcome": outcome,
+                    "text": row["text"],
+                    "reason": verdict.reason,
+                }
+            )
     return {"examined": len(rows), "unit": "statements", "counts": dict(counts), "hits": hits}
 
 
@@ -60,7 +71,9 @@ def _ref(name: str) -> ColumnRef | None:
 def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10_000) -> dict[str, Any]:
     sessions = store.query(
         "SELECT id, user, connection, recording FROM sessions WHERE protocol IN ('postgres', 'mysql') "
-        "ORDER BY id DESC LIMIT ?", (limit,))
+        "ORDER BY id DESC LIMIT ?",
+        (limit,),
+    )
     counts: Counter[str] = Counter()
     hits: list[dict[str, Any]] = []
     examined = 0
@@ -87,6 +100,13 @@ def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10
                 counts["masked"] += 1
                 if len(hits) < MAX_HITS:
                     changed = [c for c, a, b in zip(columns or [""] * len(row), values, out) if a != b]
-                    hits.append({"session": s["id"], "user": s["user"], "connection": s["connection"],
-                                 "outcome": "mask", "text": f"{text} -> {', '.join(changed) or 'values'}"})
+                    hits.append(
+                        {
+                            "session": s["id"],
+                            "user": s["user"],
+                            "connection": s["connection"],
+                            "outcome": "mask",
+                            "text": f"{text} -> {', '.join(changed) or 'values'}",
+                        }
+                    )
     return {"examined": examined, "unit": "result rows", "counts": dict(counts), "hits": hits}

@@ -25,9 +25,10 @@ import codecs
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyte
 
@@ -90,9 +91,19 @@ class _Emulator:
 class CastWriter:
     """Writes one terminal session as asciicast v2 plus keyframes."""
 
-    def __init__(self, path: Path, cols: int, rows: int, *, started: float | None = None,
-                 title: str = "", env: dict[str, str] | None = None, record_input: bool = False,
-                 keyframe_every: float = 10.0, keyframe_bytes: int = 512 * 1024) -> None:
+    def __init__(
+        self,
+        path: Path,
+        cols: int,
+        rows: int,
+        *,
+        started: float | None = None,
+        title: str = "",
+        env: dict[str, str] | None = None,
+        record_input: bool = False,
+        keyframe_every: float = 10.0,
+        keyframe_bytes: int = 512 * 1024,
+    ) -> None:
         self.path = path
         self.kf_path = keyframes_path(path)
         self.started = started if started is not None else time.time()
@@ -112,14 +123,18 @@ class CastWriter:
         self.closed = False
         self.lines: list[str] = []  # submitted lines detected so far (caller drains)
         self._await_line = False
-        header = {"version": 2, "width": self.cols, "height": self.rows,
-                  "timestamp": int(self.started), "env": env or {"TERM": "xterm-256color"}}
+        header = {
+            "version": 2,
+            "width": self.cols,
+            "height": self.rows,
+            "timestamp": int(self.started),
+            "env": env or {"TERM": "xterm-256color"},
+        }
         if title:
             header["title"] = title
         if self._offset == 0:
             self._emit(_json(header))
-            self._pending_kf.append(_json({"format": KEYFRAME_FORMAT, "version": KEYFRAME_VERSION,
-                                           "cast": path.name}))
+            self._pending_kf.append(_json({"format": KEYFRAME_FORMAT, "version": KEYFRAME_VERSION, "cast": path.name}))
 
     def _emit(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
@@ -150,8 +165,7 @@ class CastWriter:
                 self.keyframe(now)
                 return
         self.emu.add(text)
-        if (t - self._last_kf_t >= self.keyframe_every
-                or self._offset - self._last_kf_offset >= self.keyframe_bytes):
+        if t - self._last_kf_t >= self.keyframe_every or self._offset - self._last_kf_offset >= self.keyframe_bytes:
             self.keyframe(now)
 
     def input(self, data: bytes, now: float | None = None) -> None:
@@ -170,10 +184,18 @@ class CastWriter:
         """Full screen state at this point; the next event starts at the current offset."""
         t = (now if now is not None else time.time()) - self.started
         screen = self.emu.render()
-        self._pending_kf.append(_json({
-            "t": round(t, 6), "offset": self._offset, "cols": self.cols, "rows": self.rows,
-            "cursor": [screen.cursor.x, screen.cursor.y], "lines": self.emu.lines(),
-        }))
+        self._pending_kf.append(
+            _json(
+                {
+                    "t": round(t, 6),
+                    "offset": self._offset,
+                    "cols": self.cols,
+                    "rows": self.rows,
+                    "cursor": [screen.cursor.x, screen.cursor.y],
+                    "lines": self.emu.lines(),
+                }
+            )
+        )
         self._last_kf_t = t
         self._last_kf_offset = self._offset
 
@@ -188,7 +210,7 @@ class CastWriter:
         screen = self.emu.render()
         row = screen.display[screen.cursor.y].rstrip() if 0 <= screen.cursor.y < self.rows else ""
         m = _PROMPT.match(row)
-        return (row[m.end():] if m else row).strip()
+        return (row[m.end() :] if m else row).strip()
 
     def flush(self) -> None:
         if self._pending:
@@ -252,8 +274,7 @@ class CastReader:
                     k = json.loads(line)
                 except ValueError:
                     break  # a half-written last line after a crash
-                out.append(Keyframe(k["t"], k["offset"], k["cols"], k["rows"], tuple(k["cursor"]),
-                                    tuple(k["lines"])))
+                out.append(Keyframe(k["t"], k["offset"], k["cols"], k["rows"], tuple(k["cursor"]), tuple(k["lines"])))
         return out
 
     def events(self, offset: int | None = None) -> Iterator[tuple[float, str, str]]:
@@ -332,8 +353,7 @@ def cast_text(path: Path) -> str:
     return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "")
 
 
-def play_cast(path: Path, *, speed: float = 0.0, start: float = 0.0, as_text: bool = False,
-              out: Any = None) -> int:
+def play_cast(path: Path, *, speed: float = 0.0, start: float = 0.0, as_text: bool = False, out: Any = None) -> int:
     """`hoop replay` for terminal sessions: with timing (`speed` > 0) or at once, from `start`
     seconds (painting the nearest keyframe first instead of replaying from the beginning)."""
     import sys

@@ -12,8 +12,9 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from hoop.core.approvals import DecisionRefused
 from hoop.core.errors import AuthError, HoopError
@@ -43,8 +44,9 @@ async def _whoami(services: Services, who: Identity, req: dict[str, Any]) -> Any
 @handler("approve")
 async def _approve(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     grant = req.get("grant_seconds")
-    return services.approvals.decide(int(req["id"]), who, True, str(req.get("reason", "")),
-                                     float(grant) if grant else None)
+    return services.approvals.decide(
+        int(req["id"]), who, True, str(req.get("reason", "")), float(grant) if grant else None
+    )
 
 
 @handler("deny")
@@ -54,8 +56,9 @@ async def _deny(services: Services, who: Identity, req: dict[str, Any]) -> Any:
 
 @handler("live")
 async def _live(services: Services, who: Identity, req: dict[str, Any]) -> Any:
-    return [{"id": s.id, "protocol": s.protocol, "user": s.user, "connection": s.connection}
-            for s in services.live.values()]
+    return [
+        {"id": s.id, "protocol": s.protocol, "user": s.user, "connection": s.connection} for s in services.live.values()
+    ]
 
 
 @handler("kill")
@@ -68,8 +71,7 @@ async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     live = services.live.get(session_id)
     if live is None:
         raise HoopError(f"session {session_id} is not live")
-    services.journal.audit(who.name, "session.kill", live.connection, session=session_id, reason=reason,
-                           user=live.user)
+    services.journal.audit(who.name, "session.kill", live.connection, session=session_id, reason=reason, user=live.user)
     live.kill(reason)
     return {"id": session_id, "status": "killed"}
 
@@ -112,8 +114,9 @@ class ControlServer:
         if fn is None:
             return {"ok": False, "error": f"unknown operation {op!r}"}
         try:
-            who = await self.services.authenticate(str(req.get("user", "")), str(req.get("token", "")),
-                                                   door="control", client="local")
+            who = await self.services.authenticate(
+                str(req.get("user", "")), str(req.get("token", "")), door="control", client="local"
+            )
         except AuthError as exc:
             return {"ok": False, "error": f"authentication failed: {exc.reason}"}
         try:

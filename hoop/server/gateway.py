@@ -63,12 +63,20 @@ class Gateway:
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
-        journal.audit("gateway", "config.load", str(config.path),
-                      connections=[c.name for c in config.connections], rules=len(config.rules))
+        journal.audit(
+            "gateway",
+            "config.load",
+            str(config.path),
+            connections=[c.name for c in config.connections],
+            rules=len(config.rules),
+        )
         cert, key = (gw.tls_cert, gw.tls_key) if gw.tls_cert else ensure_self_signed(gw.data_dir)
         tls = server_context(cert, key)  # type: ignore[arg-type]
-        for name, address in (("postgres", config.listen.postgres), ("mysql", config.listen.mysql),
-                              ("ssh", config.listen.ssh)):
+        for name, address in (
+            ("postgres", config.listen.postgres),
+            ("mysql", config.listen.mysql),
+            ("ssh", config.listen.ssh),
+        ):
             if address is None:
                 continue
             server = await start_door(name, services, tls, *address)

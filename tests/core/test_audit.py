@@ -24,7 +24,7 @@ def test_fresh_log_verifies(store: Store) -> None:
 
 
 def test_edited_row_is_named(store: Store) -> None:
-    store.conn.execute("UPDATE audit SET detail = '{\"text\":\"SELECT 42\"}' WHERE id = 3")
+    store.conn.execute('UPDATE audit SET detail = \'{"text":"SELECT 42"}\' WHERE id = 3')
     result = audit.verify(store)
     assert not result.ok and result.bad_id == 3 and "edited" in result.problem
 

@@ -9,7 +9,7 @@ import pytest
 from hoop.core.config import load_config
 from hoop.core.errors import ConfigError
 
-BASE = '''
+BASE = """
 [gateway]
 data_dir = "state"
 [listen]
@@ -25,7 +25,7 @@ database = "test"
 username = "app"
 password = "${HOOP_T_PW}"
 groups = ["dev"]
-'''
+"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -59,16 +59,17 @@ def test_file_secret(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "key", "expect"),
     [
-        (("username = \"app\"", "usename = \"app\""), "connections[0].username", "is required"),
+        (('username = "app"', 'usename = "app"'), "connections[0].username", "is required"),
         (("groups = [\"dev\"]\n'''", "groups = [\"dev\"]\nextra = 1\n'''"), "connections[0].extra", "unknown key"),
-        (("type = \"postgres\"", "type = \"oracle\""), "connections[0].type", "expected one of"),
-        (("postgres = \"127.0.0.1:15432\"", "postgres = \"15432\""), "listen.postgres", "expected HOST:PORT"),
+        (('type = "postgres"', 'type = "oracle"'), "connections[0].type", "expected one of"),
+        (('postgres = "127.0.0.1:15432"', 'postgres = "15432"'), "listen.postgres", "expected HOST:PORT"),
         (("[gateway]", "[gateway]\nlog_level = 3"), "gateway.log_level", "expected a non-empty string"),
         (("${HOOP_T_PW}", "${HOOP_T_MISSING}"), "connections[0].password", "HOOP_T_MISSING is not set"),
     ],
 )
-def test_errors_name_file_key_and_expectation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              edit: tuple[str, str], key: str, expect: str) -> None:
+def test_errors_name_file_key_and_expectation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: tuple[str, str], key: str, expect: str
+) -> None:
     monkeypatch.setenv("HOOP_T_PW", "x")
     text = (BASE + "'''").replace(*edit).removesuffix("'''")
     path = write(tmp_path, text)

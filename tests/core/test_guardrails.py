@@ -38,16 +38,12 @@ def test_block_beats_review_beats_allow_across_statements() -> None:
         "no-drop",
         "rule no-drop blocks DROP TABLE",
     )
-    assert (
-        evaluate(rules, pg("DROP VIEW v"), DEV).action == "allow"
-    )  # "drop table" matches kind + object only
+    assert evaluate(rules, pg("DROP VIEW v"), DEV).action == "allow"  # "drop table" matches kind + object only
 
 
 def test_connections_groups_and_enabled_decide_which_rules_apply() -> None:
     rules = [
-        GuardRule(
-            "prod-only", "block", statements=("truncate",), connections=("prod-*",), groups=("dev",)
-        ),
+        GuardRule("prod-only", "block", statements=("truncate",), connections=("prod-*",), groups=("dev",)),
         GuardRule("off", "block", statements=("select",), enabled=False),
     ]
     assert evaluate(rules, pg("TRUNCATE t"), DEV).action == "block"
@@ -75,9 +71,7 @@ def test_dynamic_statements_get_the_rule_fail_mode() -> None:
 
 def test_where_modes_and_table_globs() -> None:
     missing = GuardRule("m", "block", statements=("delete",), where="missing")
-    trivial = GuardRule(
-        "t", "block", statements=("delete",), where="missing-or-trivial", tables=("billing.*",)
-    )
+    trivial = GuardRule("t", "block", statements=("delete",), where="missing-or-trivial", tables=("billing.*",))
     assert evaluate([missing], pg("DELETE FROM t WHERE true"), DEV).action == "allow"
     assert evaluate([missing], pg("DELETE FROM t"), DEV).action == "block"
     assert evaluate([trivial], pg("DELETE FROM billing.invoices WHERE 1=1"), DEV).action == "block"
@@ -114,9 +108,7 @@ def test_rule_from_mapping_validates_and_round_trips() -> None:
         "connections": "prod-*, billing",
     }
     rule = rule_from_mapping(data, file="hoop.toml", key="guardrails.careful")
-    assert (
-        rule.name == "careful" and rule.statements == ("delete", "update") and rule.timeout == 300.0
-    )
+    assert rule.name == "careful" and rule.statements == ("delete", "update") and rule.timeout == 300.0
     assert rule.connections == ("prod-*", "billing")
     assert rule_from_mapping(rule_to_mapping(rule), file="db", key="x") == rule
     assert rule_to_mapping(GuardRule("a", "block")) == {"name": "a", "action": "block"}
@@ -178,10 +170,7 @@ def test_ruleset_is_fast_enough_for_the_hot_path() -> None:
     rules = RuleSet(
         [
             *builtin_rules(),
-            *(
-                GuardRule(f"r{i}", "block", statements=("drop",), tables=(f"t{i}",))
-                for i in range(50)
-            ),
+            *(GuardRule(f"r{i}", "block", statements=("drop",), tables=(f"t{i}",)) for i in range(50)),
         ]
     )
     c = pg("WITH d AS (DELETE FROM x WHERE id = 1 RETURNING *) SELECT * FROM d JOIN y USING (id)")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from joserfc.jwk import RSAKey
+from oidc_provider import OIDCProvider, b64url
 
 from hoop.core import audit
 from hoop.core.config import parse_config
@@ -35,7 +36,6 @@ from hoop.core.oidc_login import (
 from hoop.core.pipeline import Pipeline
 from hoop.core.store.journal import Journal
 from hoop.core.store.sqlite import Store
-from oidc_provider import OIDCProvider, b64url
 
 CLIENT_SECRET = "CANARY-oidc-secret-5f1c2e"
 
@@ -47,8 +47,14 @@ def provider():  # type: ignore[no-untyped-def]
 
 
 def make_cfg(provider: OIDCProvider, **extra: object):  # type: ignore[no-untyped-def]
-    data = {"issuer": provider.issuer, "client_id": "hoop", "client_secret": CLIENT_SECRET, "timeout": 5,
-            "jwks_min_refresh": 0, **extra}
+    data = {
+        "issuer": provider.issuer,
+        "client_id": "hoop",
+        "client_secret": CLIENT_SECRET,
+        "timeout": 5,
+        "jwks_min_refresh": 0,
+        **extra,
+    }
     return oidc_from_mapping(data, file="hoop.toml", key="auth.oidc")
 
 
@@ -77,15 +83,18 @@ def test_config_defaults_and_toml_section(tmp_path: Path) -> None:
     assert cfg.discovery_url == "https://id.example.com/.well-known/openid-configuration"
 
 
-@pytest.mark.parametrize("extra, key, words", [
-    ({"issuer": "http://id.example.com"}, "auth.oidc.issuer", "https"),
-    ({"algorithms": ["RS256", "HS256"]}, "auth.oidc.algorithms", "HS256"),
-    ({"algorithms": ["none"]}, "auth.oidc.algorithms", "never accepted"),
-    ({"clock_skew": -1}, "auth.oidc.clock_skew", ">= 0"),
-    ({"scopes": ["profile"]}, "auth.oidc.scopes", "openid"),
-    ({"client_secret": "${HOOP_NO_SUCH_VAR_XYZ}"}, "auth.oidc.client_secret", "HOOP_NO_SUCH_VAR_XYZ"),
-    ({"groupz_claim": "g"}, "auth.oidc.groupz_claim", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "extra, key, words",
+    [
+        ({"issuer": "http://id.example.com"}, "auth.oidc.issuer", "https"),
+        ({"algorithms": ["RS256", "HS256"]}, "auth.oidc.algorithms", "HS256"),
+        ({"algorithms": ["none"]}, "auth.oidc.algorithms", "never accepted"),
+        ({"clock_skew": -1}, "auth.oidc.clock_skew", ">= 0"),
+        ({"scopes": ["profile"]}, "auth.oidc.scopes", "openid"),
+        ({"client_secret": "${HOOP_NO_SUCH_VAR_XYZ}"}, "auth.oidc.client_secret", "HOOP_NO_SUCH_VAR_XYZ"),
+        ({"groupz_claim": "g"}, "auth.oidc.groupz_claim", "unknown key"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path: Path, extra: dict, key: str, words: str) -> None:
     raw = {"auth": {"oidc": {"issuer": "https://id.example.com", "client_id": "hoop", **extra}}}
     with pytest.raises(ConfigError) as err:
@@ -96,8 +105,9 @@ def test_config_errors_name_the_key(tmp_path: Path, extra: dict, key: str, words
 # -- gateway side: verification -----------------------------------------------------------------
 
 
-def test_login_creates_user_then_refreshes_groups(provider: OIDCProvider, auth: OIDCAuthenticator,
-                                                  store: Store) -> None:
+def test_login_creates_user_then_refreshes_groups(
+    provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+) -> None:
     identity = auth.authenticate("alice", provider.mint("alice"))
     assert (identity.name, identity.groups, identity.source) == ("alice", frozenset({"dev"}), "oidc")
     assert identity.expires and identity.expires > time.time()
@@ -137,8 +147,10 @@ def _forged(provider: OIDCProvider) -> str:
 
 
 REFUSALS = {
-    "expired": (lambda p: p.mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200,
-                                 nbf=int(time.time()) - 7200), "token expired at"),
+    "expired": (
+        lambda p: p.mint(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200),
+        "token expired at",
+    ),
     "not yet valid": (lambda p: p.mint(nbf=int(time.time()) + 3600), "not valid before"),
     "issued in the future": (lambda p: p.mint(iat=int(time.time()) + 3600), "issued in the future"),
     "wrong issuer": (lambda p: p.mint(iss="http://127.0.0.1:1/evil"), "wrong issuer 'http://127.0.0.1:1/evil'"),
@@ -153,8 +165,9 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_refusals_have_clear_reasons_and_are_audited(case: str, provider: OIDCProvider,
-                                                     auth: OIDCAuthenticator, store: Store) -> None:
+def test_refusals_have_clear_reasons_and_are_audited(
+    case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+) -> None:
     make, message = REFUSALS[case]
     with pytest.raises(AuthError) as err:
         auth.authenticate("alice", make(provider))
@@ -164,8 +177,9 @@ def test_refusals_have_clear_reasons_and_are_audited(case: str, provider: OIDCPr
     assert store.user_groups("alice") is None  # nothing is created from a refused token
 
 
-def test_unknown_kid_after_refresh_and_rotation_without_restart(provider: OIDCProvider,
-                                                                auth: OIDCAuthenticator) -> None:
+def test_unknown_kid_after_refresh_and_rotation_without_restart(
+    provider: OIDCProvider, auth: OIDCAuthenticator
+) -> None:
     old = provider.mint("alice")
     auth.authenticate("alice", old)
     auth.authenticate("alice", provider.mint("alice"))
@@ -203,8 +217,9 @@ def test_group_lost_access_is_refused_for_that_connection(provider: OIDCProvider
 
     raw = {
         "auth": {"oidc": {"issuer": provider.issuer, "client_id": "hoop", "jwks_min_refresh": 0}},
-        "connections": [{"name": "prod", "type": "postgres", "host": "127.0.0.1", "username": "postgres",
-                         "groups": ["dba"]}],
+        "connections": [
+            {"name": "prod", "type": "postgres", "host": "127.0.0.1", "username": "postgres", "groups": ["dba"]}
+        ],
     }
     config = parse_config(raw, tmp_path / "hoop.toml")
     store = Store(tmp_path / "hoop.db")
@@ -292,8 +307,9 @@ def test_credential_file_is_private_and_refreshed(provider: OIDCProvider, tmp_pa
     assert forget_credential(cfg, path) and load_credential(cfg, path) is None
 
 
-def test_canary_token_and_secret_never_stored_or_logged(provider: OIDCProvider, tmp_path: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_canary_token_and_secret_never_stored_or_logged(
+    provider: OIDCProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     store = Store(tmp_path / "c.db")
     auth = OIDCAuthenticator(make_cfg(provider), store, partial(audit.record, store))

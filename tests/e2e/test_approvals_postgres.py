@@ -13,7 +13,7 @@ import pytest
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = '''
+RULES = """
 [[rules]]
 name = "hold-updates"
 action = "review"
@@ -38,13 +38,14 @@ statements = ["insert"]
 tables = ["accounts"]
 approvers = ["dba"]
 timeout = "2s"
-'''
+"""
 
 
 @pytest.fixture
 def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"],
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
+    ) as conn:
         conn.execute("DROP TABLE IF EXISTS accounts")
         conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int, updated_at timestamptz)")
         conn.execute("INSERT INTO accounts VALUES (1, 0, NULL), (2, 0, NULL), (3, 0, NULL)")
@@ -54,16 +55,20 @@ def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
 
 
 def _direct(target: dict[str, str], sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(host="127.0.0.1", port=5432, user=target["role"], dbname=target["database"],
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user=target["role"], dbname=target["database"], autocommit=True
+    ) as conn:
         return conn.execute(sql).fetchall()
 
 
 def _psql(gw, user: str, token: str, sql: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
     return subprocess.Popen(
-        ["psql", f"host=127.0.0.1 port={gw.ports['postgres']} user={user} dbname=pg sslmode=disable", "-X",
-         "-c", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PGPASSWORD": token})
+        ["psql", f"host=127.0.0.1 port={gw.ports['postgres']} user={user} dbname=pg sslmode=disable", "-X", "-c", sql],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPASSWORD": token},
+    )
 
 
 def _wait_pending(gw, count: int = 1, timeout: float = 10.0) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
@@ -85,7 +90,9 @@ def test_approve_runs_the_statement_within_a_second(gw) -> None:  # type: ignore
     alice, bob = gw.token("alice"), gw.token("bob")
     held = _psql(gw, "alice", alice, "UPDATE accounts SET balance = 10, updated_at = clock_timestamp() WHERE id = 1")
     [request] = _wait_pending(gw)
-    assert request["user"] == "alice" and request["rule"] == "hold-updates" and "UPDATE accounts" in request["statement"]
+    assert (
+        request["user"] == "alice" and request["rule"] == "hold-updates" and "UPDATE accounts" in request["statement"]
+    )
     assert gw.direct("SELECT balance FROM accounts WHERE id = 1") == [(0,)]  # not sent upstream while held
     gw.cli("approve", str(request["id"]), "--token", bob, "--reason", "ticket 42")
     out, err = held.communicate(timeout=10)

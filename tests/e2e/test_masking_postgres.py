@@ -11,7 +11,7 @@ import pytest
 
 pytestmark = pytest.mark.needs_postgres
 
-MASKING = '''
+MASKING = """
 [[masking]]
 name = "pii"
 columns = ["*.email", "public.customers.card_number", "*.password*"]
@@ -26,7 +26,7 @@ max_rows = 500
 [[users]]
 name = "sam"
 groups = ["dev", "security"]
-'''
+"""
 
 SECRETS = {
     "email": "grace.hopper@navy.example",
@@ -50,20 +50,32 @@ DECOYS = {
 
 @pytest.fixture
 def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"],
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
+    ) as conn:
         conn.execute("DROP TABLE IF EXISTS customers CASCADE")
         conn.execute("""CREATE TABLE customers (id int, name text, email text, card_number text, note text,
                         password_hash text, order_no text, sku text, version text, handle text, bad_iban text,
                         uuid uuid, account bigint)""")
         conn.execute(
             "INSERT INTO customers VALUES (1, 'Grace', %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 4539578763621486)",
-            (SECRETS["email"], SECRETS["card"],
-             f"ssn {SECRETS['ssn']} iban {SECRETS['iban']} key {SECRETS['aws']} call {SECRETS['phone']}",
-             SECRETS["password"], DECOYS["order_no"], DECOYS["sku"], DECOYS["version"], DECOYS["handle"],
-             DECOYS["bad_iban"], DECOYS["uuid"]))
+            (
+                SECRETS["email"],
+                SECRETS["card"],
+                f"ssn {SECRETS['ssn']} iban {SECRETS['iban']} key {SECRETS['aws']} call {SECRETS['phone']}",
+                SECRETS["password"],
+                DECOYS["order_no"],
+                DECOYS["sku"],
+                DECOYS["version"],
+                DECOYS["handle"],
+                DECOYS["bad_iban"],
+                DECOYS["uuid"],
+            ),
+        )
         conn.execute("INSERT INTO customers (id, name) SELECT g, 'filler ' || g FROM generate_series(2, 100) g")
-        conn.execute("CREATE VIEW customer_contacts AS SELECT id, email AS contact, card_number AS cc, note FROM customers")
+        conn.execute(
+            "CREATE VIEW customer_contacts AS SELECT id, email AS contact, card_number AS cc, note FROM customers"
+        )
     return make_gateway(MASKING)
 
 
@@ -92,7 +104,9 @@ def test_psql_routes_do_not_leak_and_decoys_survive(gw) -> None:  # type: ignore
     for value in DECOYS.values():
         assert value in everything
     assert "****@navy.example" in everything and "************1486" in everything
-    copy = gw.psql("alice", token, None, input="COPY customers TO STDOUT;\nCOPY (SELECT * FROM customers) TO STDOUT WITH CSV;\n")
+    copy = gw.psql(
+        "alice", token, None, input="COPY customers TO STDOUT;\nCOPY (SELECT * FROM customers) TO STDOUT WITH CSV;\n"
+    )
     assert copy.returncode == 0 and not _leaks(copy.stdout), (copy.stderr, _leaks(copy.stdout))
     assert DECOYS["order_no"] in copy.stdout and DECOYS["bad_iban"] in copy.stdout
 

@@ -16,18 +16,18 @@ from typing import Any
 
 import pymysql
 import pytest
-
 from core.sql import corpus_mysql
+from support.gateway import GatewayProcess, write_config
+from support.servers import free_port
+
 from hoop.core.guardrails import rule_to_mapping
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql import PreparedStatements
-from support.gateway import GatewayProcess, write_config
-from support.servers import free_port
 
 pytestmark = pytest.mark.needs_mariadb
 ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
-USERS = '''
+USERS = """
 [[users]]
 name = "alice"
 groups = ["dev"]
@@ -39,7 +39,7 @@ groups = ["dev", "dba"]
 [[users]]
 name = "sec"
 groups = ["dev", "security"]
-'''
+"""
 
 
 def _toml_value(v: Any) -> str:
@@ -52,7 +52,7 @@ def rules_toml() -> str:
         if rule.name.startswith("builtin-"):
             continue  # the gateway seeds the built-in rules itself
         out.append("[[rules]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in rule_to_mapping(rule).items()))
-    out.append('''[[rules]]
+    out.append("""[[rules]]
 name = "review-held"
 action = "review"
 statements = ["insert"]
@@ -79,7 +79,7 @@ name = "pii-content"
 detectors = ["email", "us_ssn"]
 style = "partial"
 exempt = ["security"]
-''')
+""")
     return "\n".join(out)
 
 
@@ -100,9 +100,13 @@ def maria() -> Iterator[dict[str, str]]:
         for ddl in (
             "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(40), user VARCHAR(40), active INT)",
             "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, uid INT, total INT)",
-            "CREATE TABLE staging LIKE users", "CREATE TABLE banned (id INT, reason VARCHAR(20))",
-            "CREATE TABLE actions (`delete` INT)", "CREATE TABLE drop_log (what TEXT)", "CREATE TABLE `drop` (x INT)",
-            "CREATE TABLE held_t (id INT)", "CREATE TABLE quick_t (id INT)",
+            "CREATE TABLE staging LIKE users",
+            "CREATE TABLE banned (id INT, reason VARCHAR(20))",
+            "CREATE TABLE actions (`delete` INT)",
+            "CREATE TABLE drop_log (what TEXT)",
+            "CREATE TABLE `drop` (x INT)",
+            "CREATE TABLE held_t (id INT)",
+            "CREATE TABLE quick_t (id INT)",
             "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(20))",
             "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(80), ssn VARCHAR(11),"
             " note VARCHAR(80), age INT)",
@@ -127,8 +131,8 @@ name = "my"
 type = "mysql"
 host = "127.0.0.1"
 port = 3306
-database = "{maria['db']}"
-username = "{maria['user']}"
+database = "{maria["db"]}"
+username = "{maria["user"]}"
 password = "${{HOOP_TEST_MY_PASSWORD}}"
 sslmode = "disable"
 groups = ["dev"]
@@ -138,7 +142,7 @@ name = "mybad"
 type = "mysql"
 host = "127.0.0.1"
 port = 3306
-username = "{maria['user']}"
+username = "{maria["user"]}"
 password = "${{HOOP_TEST_MY_WRONG}}"
 groups = ["dev"]
 '''
@@ -156,14 +160,41 @@ def ca(gw: GatewayProcess) -> str:
 
 
 def connect(gw: GatewayProcess, user: str = "alice", db: str = "my", **kw: Any) -> pymysql.Connection:
-    return pymysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user=user, password=gw.tokens[user],  # type: ignore[attr-defined]
-                           database=db, ssl={"ca": ca(gw), "check_hostname": False}, connect_timeout=10,
-                           client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=True, **kw)
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user=user,
+        password=gw.tokens[user],  # type: ignore[attr-defined]
+        database=db,
+        ssl={"ca": ca(gw), "check_hostname": False},
+        connect_timeout=10,
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+        autocommit=True,
+        **kw,
+    )
 
 
 def mariadb(gw: GatewayProcess, sql: str, user: str = "alice", *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = ["mariadb", "-h", "127.0.0.1", "-P", str(gw.ports["mysql"]), "-u", user, f"-p{gw.tokens[user]}",  # type: ignore[attr-defined]
-           "--ssl", f"--ssl-ca={ca(gw)}", "--ssl-verify-server-cert=0", "--comments", "-N", "-B", *args, "my", "-e", sql]
+    cmd = [
+        "mariadb",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        str(gw.ports["mysql"]),
+        "-u",
+        user,
+        f"-p{gw.tokens[user]}",  # type: ignore[attr-defined]
+        "--ssl",
+        f"--ssl-ca={ca(gw)}",
+        "--ssl-verify-server-cert=0",
+        "--comments",
+        "-N",
+        "-B",
+        *args,
+        "my",
+        "-e",
+        sql,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     gw.outputs += [r.stdout, r.stderr]
     return r
@@ -218,8 +249,9 @@ def test_aiomysql_and_field_list(gw: GatewayProcess) -> None:
     async def go() -> Any:
         ctx = ssl.create_default_context(cafile=ca(gw))
         ctx.check_hostname = False
-        conn = await aiomysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice",
-                                      password=gw.tokens["alice"], db="my", ssl=ctx)  # type: ignore[attr-defined]
+        conn = await aiomysql.connect(
+            host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"], db="my", ssl=ctx
+        )  # type: ignore[attr-defined]
         async with conn.cursor() as cur:
             await cur.execute("SELECT 40 + 2, 'x'")
             rows = await cur.fetchall()
@@ -245,11 +277,22 @@ def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
     import datetime
     import decimal
 
-    conn = connector.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"],  # type: ignore[attr-defined]
-                             database="my", ssl_ca=ca(gw), ssl_verify_cert=False, use_pure=True, autocommit=True)
+    conn = connector.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user="alice",
+        password=gw.tokens["alice"],  # type: ignore[attr-defined]
+        database="my",
+        ssl_ca=ca(gw),
+        ssl_verify_cert=False,
+        use_pure=True,
+        autocommit=True,
+    )
     cur = conn.cursor(prepared=True)
     cur.execute("CREATE TABLE IF NOT EXISTS bin_t (id INT, d DATETIME, f DOUBLE, s VARCHAR(20), n DECIMAL(8,2))")
-    cur.execute("INSERT INTO bin_t VALUES (?, ?, ?, ?, ?)", (7, datetime.datetime(2020, 1, 2, 3, 4, 5), 1.5, "hi", "3.14"))
+    cur.execute(
+        "INSERT INTO bin_t VALUES (?, ?, ?, ?, ?)", (7, datetime.datetime(2020, 1, 2, 3, 4, 5), 1.5, "hi", "3.14")
+    )
     assert cur.rowcount == 1
     cur.execute("SELECT * FROM bin_t WHERE id = ?", (7,))
     assert cur.fetchall() == [(7, datetime.datetime(2020, 1, 2, 3, 4, 5), 1.5, "hi", decimal.Decimal("3.14"))]
@@ -284,8 +327,14 @@ def test_kill_query_from_second_connection(gw: GatewayProcess) -> None:
 
 def test_bad_login_and_unknown_connection(gw: GatewayProcess) -> None:
     with pytest.raises(pymysql.err.OperationalError) as e1:
-        pymysql.connect(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password="nope", database="my",
-                        ssl={"ca": ca(gw), "check_hostname": False})
+        pymysql.connect(
+            host="127.0.0.1",
+            port=gw.ports["mysql"],
+            user="alice",
+            password="nope",
+            database="my",
+            ssl={"ca": ca(gw), "check_hostname": False},
+        )
     assert e1.value.args[0] == 1045
     with pytest.raises(pymysql.err.OperationalError) as e2:
         connect(gw, db="nosuch")
@@ -327,8 +376,13 @@ def test_guardrail_corpus_through_pymysql(gw: GatewayProcess) -> None:
 
 
 def test_guardrails_through_mariadb_client(gw: GatewayProcess) -> None:
-    for sql in ("/*!50000 DROP TABLE users */", "SELECT 1; DROP TABLE users", "DELETE FROM users",
-                "SELECT LOAD_FILE('/etc/passwd')", "PREPARE s FROM 'DROP TABLE users'"):
+    for sql in (
+        "/*!50000 DROP TABLE users */",
+        "SELECT 1; DROP TABLE users",
+        "DELETE FROM users",
+        "SELECT LOAD_FILE('/etc/passwd')",
+        "PREPARE s FROM 'DROP TABLE users'",
+    ):
         r = mariadb(gw, sql)
         assert r.returncode != 0 and "blocked by rule" in r.stderr, (sql, r.stderr)
     ok = mariadb(gw, "SELECT COUNT(*) FROM users WHERE 1")
@@ -389,8 +443,10 @@ def test_masking_text_protocol_aliases_star_view_computed(gw: GatewayProcess) ->
     cur = connect(gw).cursor()
     cur.execute("SELECT * FROM customers ORDER BY id")
     rows = cur.fetchall()
-    cur.execute("SELECT c.email AS e, ssn AS s, UPPER(email) AS u, CONCAT('ssn: ', ssn) AS cs, note, name, age "
-                "FROM customers c ORDER BY id")
+    cur.execute(
+        "SELECT c.email AS e, ssn AS s, UPPER(email) AS u, CONCAT('ssn: ', ssn) AS cs, note, name, age "
+        "FROM customers c ORDER BY id"
+    )
     aliased = cur.fetchall()
     cur.execute("SELECT * FROM v_customers ORDER BY id")
     view = cur.fetchall()

@@ -12,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from oidc_provider import OIDCProvider
 from support.gateway import HOOP, GatewayProcess, write_config
 from support.servers import require
@@ -23,8 +22,9 @@ SECRET = "CANARY-oidc-client-secret-9d2b"
 
 @pytest.fixture
 def provider():  # type: ignore[no-untyped-def]
-    with OIDCProvider(client_secret=SECRET, users={"olivia": ["dev"], "mallory": ["contractors"]},
-                      auto_user="olivia") as p:
+    with OIDCProvider(
+        client_secret=SECRET, users={"olivia": ["dev"], "mallory": ["contractors"]}, auto_user="olivia"
+    ) as p:
         yield p
 
 
@@ -61,9 +61,18 @@ groups = ["dev"]
 
 def psql(gw: GatewayProcess, user: str, token: str, sql: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        ["psql", f"host=127.0.0.1 port={gw.ports['postgres']} user={user} dbname=pg sslmode=require",
-         "-X", "-A", "-t", "-c", sql],
-        capture_output=True, text=True, timeout=30,
+        [
+            "psql",
+            f"host=127.0.0.1 port={gw.ports['postgres']} user={user} dbname=pg sslmode=require",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            sql,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
         env={**os.environ, "PGPASSWORD": token, "PGCONNECT_TIMEOUT": "10"},
     )
     gw.outputs += [result.stdout, result.stderr]
@@ -72,8 +81,14 @@ def psql(gw: GatewayProcess, user: str, token: str, sql: str) -> subprocess.Comp
 
 def device_login(gw: GatewayProcess, provider: OIDCProvider) -> str:
     """`hoop login --device`, approving the code it prints the way a person would."""
-    proc = subprocess.Popen(HOOP + ["login", "--device", "-c", str(gw.config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=gw.env, cwd=gw.root)
+    proc = subprocess.Popen(
+        HOOP + ["login", "--device", "-c", str(gw.config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=gw.env,
+        cwd=gw.root,
+    )
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert "enter the code" in line, line
@@ -95,7 +110,7 @@ def test_device_login_then_psql_via_hoop_env_and_hoop_psql(gw: GatewayProcess, p
     exports = gw.cli("env", "pg").stdout
     assert "export PGUSER=olivia" in exports and "export PGDATABASE=pg" in exports
     assert f"export PGPORT={gw.ports['postgres']}" in exports
-    env = dict(line[len("export "):].split("=", 1) for line in exports.splitlines() if line.startswith("export "))
+    env = dict(line[len("export ") :].split("=", 1) for line in exports.splitlines() if line.startswith("export "))
     assert psql(gw, "olivia", env["PGPASSWORD"], "select 40 + 2").stdout.strip() == "42"
 
     # psql's own -c follows CONNECTION, so hoop's -c CONFIG goes before the subcommand.

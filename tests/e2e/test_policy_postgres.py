@@ -41,8 +41,9 @@ def rules_toml(rules: list[object]) -> str:
 
 @pytest.fixture
 def corpus_gateway(make_gateway, pg_admin, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"],
-                         autocommit=True) as conn:
+    with psycopg.connect(
+        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
+    ) as conn:
         conn.execute(SCHEMA)
     custom = [r for r in corpus_postgres.RULES if not r.name.startswith("builtin-")]
     return make_gateway(rules_toml(custom))
@@ -119,8 +120,12 @@ def test_builtin_rules_and_session_stays_usable(make_gateway) -> None:  # type: 
     gw = make_gateway()
     token = gw.token("alice")
     with psycopg.connect(gw.dsn("alice", token), autocommit=True) as conn:
-        for sql in ("SELECT rolpassword FROM pg_authid", "ALTER ROLE CURRENT_USER PASSWORD 'x'",
-                    "COPY (SELECT 1) TO PROGRAM 'id'", "SELECT pg_read_file('/etc/passwd')"):
+        for sql in (
+            "SELECT rolpassword FROM pg_authid",
+            "ALTER ROLE CURRENT_USER PASSWORD 'x'",
+            "COPY (SELECT 1) TO PROGRAM 'id'",
+            "SELECT pg_read_file('/etc/passwd')",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="refused by Hoop: rule builtin-"):
                 conn.execute(sql)
             assert conn.execute("SELECT 1").fetchone() == (1,)

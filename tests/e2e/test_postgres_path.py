@@ -11,7 +11,6 @@ import time
 
 import psycopg
 import pytest
-from psycopg import pq
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -55,7 +54,9 @@ def test_psql_cancel_returns_quickly(gw) -> None:  # type: ignore[no-untyped-def
 
     proc = subprocess.Popen(
         ["psql", gw.dsn("alice", token).replace(f"password={token} ", ""), "-X", "-c", "SELECT pg_sleep(30)"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PGPASSWORD": token},
     )
     time.sleep(1.0)
@@ -103,8 +104,10 @@ def test_psycopg_binary_pipeline_cancel_and_server_cursor(gw) -> None:  # type: 
 def test_listen_notify_and_notices(gw) -> None:  # type: ignore[no-untyped-def]
     token = gw.token("alice")
     notices: list[str] = []
-    with psycopg.connect(gw.dsn("alice", token), autocommit=True) as a, \
-            psycopg.connect(gw.dsn("alice", token), autocommit=True) as b:
+    with (
+        psycopg.connect(gw.dsn("alice", token), autocommit=True) as a,
+        psycopg.connect(gw.dsn("alice", token), autocommit=True) as b,
+    ):
         a.add_notice_handler(lambda d: notices.append(d.message_primary))
         a.execute("LISTEN hoop_test")
         b.execute("NOTIFY hoop_test, 'hello'")
@@ -118,15 +121,51 @@ def test_listen_notify_and_notices(gw) -> None:  # type: ignore[no-untyped-def]
 def test_pgbench_select_only(gw, pg_target) -> None:  # type: ignore[no-untyped-def]
     import os
 
-    init = subprocess.run(["pgbench", "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", "5432", "-U", pg_target["role"],
-                           pg_target["database"]], capture_output=True, text=True)
+    init = subprocess.run(
+        [
+            "pgbench",
+            "-i",
+            "-s",
+            "1",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            pg_target["role"],
+            pg_target["database"],
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert init.returncode == 0, init.stderr
     token = gw.token("alice")
     for mode in ("simple", "extended", "prepared"):
         run = subprocess.run(
-            ["pgbench", "-S", "-n", "-c", "4", "-j", "2", "-t", "200", "-M", mode, "-h", "127.0.0.1",
-             "-p", str(gw.ports["postgres"]), "-U", "alice", "pg"],
-            capture_output=True, text=True, env={**os.environ, "PGPASSWORD": token, "PGSSLMODE": "disable"},
+            [
+                "pgbench",
+                "-S",
+                "-n",
+                "-c",
+                "4",
+                "-j",
+                "2",
+                "-t",
+                "200",
+                "-M",
+                mode,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(gw.ports["postgres"]),
+                "-U",
+                "alice",
+                "pg",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PGPASSWORD": token, "PGSSLMODE": "disable"},
         )
         assert run.returncode == 0, run.stderr
         assert "number of failed transactions: 0" in run.stdout
@@ -217,7 +256,7 @@ def test_upstream_down_names_connection_not_credential(make_gateway, pg_target) 
     from support.servers import free_port
 
     dead = free_port()
-    conns = f'''
+    conns = f"""
 [[connections]]
 name = "dead"
 type = "postgres"
@@ -228,7 +267,7 @@ username = "y"
 password = "${{HOOP_TEST_PG_PASSWORD}}"
 groups = ["dev"]
 connect_timeout = 2
-'''
+"""
     gw = make_gateway(connections=conns)
     token = gw.token("alice")
     result = gw.psql("alice", token, "SELECT 1", connection="dead")
@@ -262,9 +301,12 @@ def test_bad_config_stops_serve(tmp_path) -> None:  # type: ignore[no-untyped-de
     import sys
 
     config = tmp_path / "hoop.toml"
-    config.write_text('[listen]\npostgres = "127.0.0.1:1"\n[[connections]]\nname = "pg"\ntype = "postgres"\n'
-                      'host = "h"\nusername = "u"\npasword = "x"\n')
-    result = subprocess.run([sys.executable, "-m", "hoop.cli", "serve", "-c", str(config)],
-                            capture_output=True, text=True, timeout=30)
+    config.write_text(
+        '[listen]\npostgres = "127.0.0.1:1"\n[[connections]]\nname = "pg"\ntype = "postgres"\n'
+        'host = "h"\nusername = "u"\npasword = "x"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "hoop.cli", "serve", "-c", str(config)], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 2
     assert f"{config}: connections[0].pasword: unknown key" in result.stderr

@@ -30,8 +30,11 @@ class GatewayProcess:
     def start(self, timeout: float = 20.0) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            HOOP + ["serve", "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT,
-            env=self.env, cwd=self.root,
+            HOOP + ["serve", "-c", str(self.config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.root,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -58,33 +61,69 @@ class GatewayProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None,
-            input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, check: bool = True, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            HOOP + list(args) + ["-c", str(self.config)], capture_output=True, text=True,
-            env={**self.env, **(env or {})}, cwd=self.root, input=input, timeout=60,
+            HOOP + list(args) + ["-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            env={**self.env, **(env or {})},
+            cwd=self.root,
+            input=input,
+            timeout=60,
         )
         self.outputs += [result.stdout, result.stderr]
         if check and result.returncode != 0:
-            raise AssertionError(f"hoop {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"hoop {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def token(self, user: str, ttl: str = "1h") -> str:
         return self.cli("token", "issue", user, "--ttl", ttl).stdout.strip().splitlines()[-1]
 
     def dsn(self, user: str, token: str, connection: str = "pg", **extra: str) -> str:
-        parts = {"host": "127.0.0.1", "port": str(self.ports["postgres"]), "user": user,
-                 "password": token, "dbname": connection, "sslmode": "disable", **extra}
+        parts = {
+            "host": "127.0.0.1",
+            "port": str(self.ports["postgres"]),
+            "user": user,
+            "password": token,
+            "dbname": connection,
+            "sslmode": "disable",
+            **extra,
+        }
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
-    def psql(self, user: str, token: str, sql: str | None = None, *args: str, connection: str = "pg",
-             input: str | None = None, sslmode: str = "disable", timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        cmd = ["psql", f"host=127.0.0.1 port={self.ports['postgres']} user={user} dbname={connection} sslmode={sslmode}",
-               "-X", "-v", "ON_ERROR_STOP=0", *args]
+    def psql(
+        self,
+        user: str,
+        token: str,
+        sql: str | None = None,
+        *args: str,
+        connection: str = "pg",
+        input: str | None = None,
+        sslmode: str = "disable",
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [
+            "psql",
+            f"host=127.0.0.1 port={self.ports['postgres']} user={user} dbname={connection} sslmode={sslmode}",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=0",
+            *args,
+        ]
         if sql is not None:
             cmd += ["-c", sql]
-        result = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=timeout,
-                                env={**os.environ, "PGPASSWORD": token, "PGCONNECT_TIMEOUT": "10"})
+        result = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+            env={**os.environ, "PGPASSWORD": token, "PGCONNECT_TIMEOUT": "10"},
+        )
         self.outputs += [result.stdout, result.stderr]
         return result
 
@@ -93,7 +132,7 @@ def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None)
     """Write hoop.toml under `root` with free ports for the doors and return a (stopped) gateway."""
     ports = listen or {"postgres": free_port()}
     listen_lines = "\n".join(f'{k} = "127.0.0.1:{v}"' for k, v in ports.items())
-    text = f'''[gateway]
+    text = f"""[gateway]
 data_dir = "data"
 recordings_dir = "recordings"
 
@@ -101,7 +140,7 @@ recordings_dir = "recordings"
 {listen_lines}
 
 {body}
-'''
+"""
     config = root / "hoop.toml"
     config.write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}

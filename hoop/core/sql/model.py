@@ -93,9 +93,7 @@ class PreparedStatements:
                 if body is None:
                     stmt = replace(stmt, dynamic=True)
                 else:
-                    stmt = replace(
-                        stmt, inner=stmt.inner + body, dynamic=stmt.dynamic or name in self._dynamic
-                    )
+                    stmt = replace(stmt, inner=stmt.inner + body, dynamic=stmt.dynamic or name in self._dynamic)
             out.append(stmt)
         return Classification(tuple(out), classification.error, classification.dialect)
 

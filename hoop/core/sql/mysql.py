@@ -32,9 +32,7 @@ from .model import (
     where_state,
 )
 
-logging.getLogger("sqlglot").setLevel(
-    logging.ERROR
-)  # its "falling back to Command" warnings are noise here
+logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
 
 
 class MySQLSyntaxError(ValueError):
@@ -81,9 +79,7 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
         c = sql[i]
         if c.isspace():
             i += 1
-        elif c == "#" or (
-            sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)
-        ):
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
             j = sql.find("\n", i)
             j = n if j < 0 else j
             blank(i, j)
@@ -189,21 +185,12 @@ def split(toks: list[Tok]) -> list[list[Tok]]:
         if depth == 0:
             if cur[0].up == "CREATE" and u in _ROUTINES:
                 routine = True
-            elif (
-                routine
-                and u == "BEGIN"
-                or u == "ATOMIC"
-                and [x.up for x in cur[:3]] == ["BEGIN", "NOT", "ATOMIC"]
-            ):
+            elif routine and u == "BEGIN" or u == "ATOMIC" and [x.up for x in cur[:3]] == ["BEGIN", "NOT", "ATOMIC"]:
                 depth = 1
             continue
         after_end = prev is not None and prev.up == "END"
         at_stmt_start = prev is None or prev.text in (";", ":") or prev.up in _STMT_START_AFTER
-        if (
-            u == "BEGIN"
-            or (u == "CASE" and not after_end)
-            or (u in _BLOCK_OPENERS and at_stmt_start and not after_end)
-        ):
+        if u == "BEGIN" or (u == "CASE" and not after_end) or (u in _BLOCK_OPENERS and at_stmt_start and not after_end):
             depth += 1
         elif u == "END":
             depth -= 1
@@ -445,12 +432,7 @@ def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> 
             flags.add("server_file")
         if t.kind in ("word", "ident") and t.name == "authentication_string":
             flags.add("password_hash_read")
-        if (
-            t.kind in ("word", "ident", "dstring")
-            and t.name == "mysql"
-            and nxt is not None
-            and nxt.text == "."
-        ):
+        if t.kind in ("word", "ident", "dstring") and t.name == "mysql" and nxt is not None and nxt.text == ".":
             name = seg.name_at(i)[0]
             if name in _PASSWORD_TABLES:
                 flags.add("password_hash_read")
@@ -468,9 +450,7 @@ def _parse(text: str) -> exp.Expression:
 
 
 def _tables_of(tree: exp.Expression) -> set[str]:
-    return {
-        (f"{t.db}.{t.name}" if t.db else t.name).lower() for t in tree.find_all(exp.Table) if t.name
-    }
+    return {(f"{t.db}.{t.name}" if t.db else t.name).lower() for t in tree.find_all(exp.Table) if t.name}
 
 
 def _fold(node: exp.Expression | None) -> object:
@@ -546,11 +526,7 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
         i = seg.index("INTO", first)
         while i >= 0:
             j = i + 1
-            while (
-                j < len(seg.toks)
-                and seg.words[j] not in _INTO_STOP
-                and seg.toks[j].text not in (")", ";")
-            ):
+            while j < len(seg.toks) and seg.words[j] not in _INTO_STOP and seg.toks[j].text not in (")", ";"):
                 j += 1
             blanks.append((seg.toks[i].start, seg.toks[j - 1].end))
             i = seg.index("INTO", j)
@@ -558,9 +534,7 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
     while seg.word(j) in _MODIFIERS:
         blanks.append((seg.toks[j].start, seg.toks[j].end))
         j += 1
-    text = seg.clean_from(
-        0, tuple(blanks)
-    )  # from token 0: keep the parentheses of (SELECT ...) UNION ...
+    text = seg.clean_from(0, tuple(blanks))  # from token 0: keep the parentheses of (SELECT ...) UNION ...
     if w0 == "REPLACE":
         text = "INSERT " + text[len("REPLACE") :]
     tree = _parse(text)
@@ -578,9 +552,7 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
 
 def _object(seg: _Seg, start: int) -> tuple[str, int]:
     """First object keyword (TABLE, USER, ...) within the next few words, and the index after it."""
-    for i in range(
-        start, min(start + 24, len(seg.toks))
-    ):  # past OR REPLACE, DEFINER=..., SQL SECURITY ...
+    for i in range(start, min(start + 24, len(seg.toks))):  # past OR REPLACE, DEFINER=..., SQL SECURITY ...
         if seg.words[i] in _OBJECTS:
             return _OBJECTS[seg.words[i]], i + 1
         if seg.toks[i].text == "(":
@@ -649,9 +621,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         obj = seg.toks[i].name if i < len(seg.toks) else ""
         if obj == "password":
             flags.add("password_change")
-        elif (
-            obj == "statement" and (f := seg.index("FOR")) > 0
-        ):  # MariaDB SET STATEMENT ... FOR <stmt>
+        elif obj == "statement" and (f := seg.index("FOR")) > 0:  # MariaDB SET STATEMENT ... FOR <stmt>
             inner.append(_classify(_sub(seg, f + 1), backslash))
         if seg.index("SELECT") >= 0:
             tables |= _tables_of(_parse("SELECT " + seg.clean_from(seg.index("SELECT") + 1)))
@@ -752,18 +722,14 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     )
 
 
-def _classify_text(
-    sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False
-) -> list[Statement]:
+def _classify_text(sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False) -> list[Statement]:
     toks, clean = lex(sql, backslash=backslash, six_digits=six_digits)
     out = []
     for seg in split(toks):
         try:
             out.append(_classify(_Seg(seg, sql, clean), backslash))
         except MySQLSyntaxError:
-            if (
-                not tolerant
-            ):  # alternative readings keep what parses: the server runs those before failing
+            if not tolerant:  # alternative readings keep what parses: the server runs those before failing
                 raise
     return out
 

@@ -71,9 +71,7 @@ DYNAMIC_FUNCS = frozenset(
     }
 )
 # Catalogs that expose password hashes (or foreign-server passwords in umoptions).
-PASSWORD_HASH_RELATIONS = frozenset(
-    {"pg_authid", "pg_shadow", "pg_user_mappings", "pg_user_mapping"}
-)
+PASSWORD_HASH_RELATIONS = frozenset({"pg_authid", "pg_shadow", "pg_user_mappings", "pg_user_mapping"})
 
 _DML = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 
@@ -156,9 +154,7 @@ def _objtype(value: object) -> str:
     """ObjectType.OBJECT_FOREIGN_TABLE -> "foreign table"; OBJECT_MATVIEW -> "materialized view"."""
     name = getattr(value, "name", "") or ""
     name = name.removeprefix("OBJECT_").lower().replace("_", " ")
-    return {"matview": "materialized view", "tabconstraint": "table", "column": "table"}.get(
-        name, name
-    )
+    return {"matview": "materialized view", "tabconstraint": "table", "column": "table"}.get(name, name)
 
 
 def _camel_object(cls_name: str, prefix: str) -> str:
@@ -196,9 +192,7 @@ def _kind(node: ast.Node) -> tuple[str, str]:
         ast.AlterOwnerStmt,
         ast.AlterFunctionStmt,
     ):
-        attr = {ast.AlterTableStmt: "objtype", ast.AlterFunctionStmt: "objtype"}.get(
-            cls, "objectType"
-        )
+        attr = {ast.AlterTableStmt: "objtype", ast.AlterFunctionStmt: "objtype"}.get(cls, "objectType")
         return "alter", _objtype(getattr(node, attr))
     if cls is ast.RenameStmt:
         return "alter", _objtype(node.renameType)
@@ -425,11 +419,7 @@ def _fold(node: object) -> object:
     if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
         op = _names(node.name)
         if op in _CMP and node.lexpr is not None:
-            if (
-                isinstance(node.lexpr, ast.ColumnRef)
-                and node.lexpr == node.rexpr
-                and op in ("=", "<=", ">=")
-            ):
+            if isinstance(node.lexpr, ast.ColumnRef) and node.lexpr == node.rexpr and op in ("=", "<=", ">="):
                 return UNKNOWN  # col = col: true on every non-null row
             return compare(_CMP[op], _fold(node.lexpr), _fold(node.rexpr))
     if isinstance(node, ast.NullTest):

@@ -195,9 +195,7 @@ def _simple(argv: list[str], inner: list[Statement], depth: int) -> Statement:
     dynamic = prog.startswith("$") or "$" in argv[0]
     rest = argv[1:]
     if prog in SHELLS or prog in INTERPRETERS:
-        flag = next(
-            (k for k, a in enumerate(rest) if re.fullmatch(r"-[a-zA-Z]*[ce][a-zA-Z]*", a)), None
-        )
+        flag = next((k for k, a in enumerate(rest) if re.fullmatch(r"-[a-zA-Z]*[ce][a-zA-Z]*", a)), None)
         if prog in SHELLS and flag is not None and flag + 1 < len(rest):
             inner = inner + _parse(rest[flag + 1], depth + 1)
         else:
@@ -209,9 +207,7 @@ def _simple(argv: list[str], inner: list[Statement], depth: int) -> Statement:
     elif prog in WRAPPERS and rest:
         k, arg_opts = 0, _WRAPPER_ARG_OPTS.get(prog, "")
         while k < len(rest) and (
-            rest[k].startswith("-")
-            or _ASSIGN.match(rest[k])
-            or (prog == "timeout" and rest[k][:1].isdigit())
+            rest[k].startswith("-") or _ASSIGN.match(rest[k]) or (prog == "timeout" and rest[k][:1].isdigit())
         ):
             opt = rest[k]
             takes_arg = (len(opt) == 2 and opt[1] in arg_opts) or opt[2:] in _LONG_ARG_OPTS

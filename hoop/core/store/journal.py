@@ -21,13 +21,28 @@ class SessionLog:
     """Everything one client session writes. Created by `Journal.open_session`."""
 
     __slots__ = (
-        "journal", "id", "user", "connection", "protocol", "client_addr", "started",
-        "statements", "blocked", "held", "bytes_in", "bytes_out", "status", "ended",
-        "recording_path", "_seq", "_dirty",
+        "journal",
+        "id",
+        "user",
+        "connection",
+        "protocol",
+        "client_addr",
+        "started",
+        "statements",
+        "blocked",
+        "held",
+        "bytes_in",
+        "bytes_out",
+        "status",
+        "ended",
+        "recording_path",
+        "_seq",
+        "_dirty",
     )
 
-    def __init__(self, journal: Journal, session_id: int, user: str, connection: str,
-                 protocol: str, client_addr: str) -> None:
+    def __init__(
+        self, journal: Journal, session_id: int, user: str, connection: str, protocol: str, client_addr: str
+    ) -> None:
         self.journal = journal
         self.id = session_id
         self.user = user
@@ -47,22 +62,49 @@ class SessionLog:
         line = recording.encode_frame(time.time() - self.started, kind, data)
         self.journal._append("ordered", ("frame", (self, line)))
 
-    def statement(self, text: str, decision: str, rule: str = "", started: float | None = None,
-                  duration_ms: float | None = None, rows: int | None = None, error: str = "") -> None:
+    def statement(
+        self,
+        text: str,
+        decision: str,
+        rule: str = "",
+        started: float | None = None,
+        duration_ms: float | None = None,
+        rows: int | None = None,
+        error: str = "",
+    ) -> None:
         self._seq += 1
         self.statements += 1
         if decision == "block":
             self.blocked += 1
         self._dirty = True
-        self.journal._append("statements", {
-            "session_id": self.id, "seq": self._seq, "started": started or time.time(),
-            "duration_ms": duration_ms, "text": text, "decision": decision, "rule": rule,
-            "rows": rows, "error": error,
-        })
+        self.journal._append(
+            "statements",
+            {
+                "session_id": self.id,
+                "seq": self._seq,
+                "started": started or time.time(),
+                "duration_ms": duration_ms,
+                "text": text,
+                "decision": decision,
+                "rule": rule,
+                "rows": rows,
+                "error": error,
+            },
+        )
 
-    def finished(self, text: str, decision: str, rule: str, started: float, duration_ms: float,
-                 rows: int | None, error: str, tag: str = "", columns: list[str] | None = None,
-                 sample: list[Any] | None = None) -> None:
+    def finished(
+        self,
+        text: str,
+        decision: str,
+        rule: str,
+        started: float,
+        duration_ms: float,
+        rows: int | None,
+        error: str,
+        tag: str = "",
+        columns: list[str] | None = None,
+        sample: list[Any] | None = None,
+    ) -> None:
         """A statement is done: its row, its recording frames and its audit event, appended as
         one tuple; the writer thread does the formatting, so the data path pays one append."""
         self._seq += 1
@@ -70,8 +112,10 @@ class SessionLog:
         if decision == "block":
             self.blocked += 1
         self._dirty = True
-        self.journal._append("ordered", ("done", (self, self._seq, text, decision, rule, started, duration_ms, rows,
-                                      error, tag, columns, sample)))
+        self.journal._append(
+            "ordered",
+            ("done", (self, self._seq, text, decision, rule, started, duration_ms, rows, error, tag, columns, sample)),
+        )
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
         detail.setdefault("session", self.id)
@@ -90,11 +134,20 @@ class SessionLog:
 
     def row(self) -> dict[str, Any]:
         return {
-            "id": self.id, "user": self.user, "connection": self.connection,
-            "protocol": self.protocol, "client_addr": self.client_addr, "started": self.started,
-            "ended": self.ended, "status": self.status, "statements": self.statements,
-            "blocked": self.blocked, "held": self.held, "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out, "recording": str(self.recording_path),
+            "id": self.id,
+            "user": self.user,
+            "connection": self.connection,
+            "protocol": self.protocol,
+            "client_addr": self.client_addr,
+            "started": self.started,
+            "ended": self.ended,
+            "status": self.status,
+            "statements": self.statements,
+            "blocked": self.blocked,
+            "held": self.held,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "recording": str(self.recording_path),
         }
 
 
@@ -200,8 +253,19 @@ class Journal:
                 events.append(item)
                 continue
             log, seq, text, decision, rule, started, ms, nrows, error, tag, columns, sample = item
-            rows.append({"session_id": log.id, "seq": seq, "started": started, "duration_ms": ms, "text": text,
-                         "decision": decision, "rule": rule, "rows": nrows, "error": error})
+            rows.append(
+                {
+                    "session_id": log.id,
+                    "seq": seq,
+                    "started": started,
+                    "duration_ms": ms,
+                    "text": text,
+                    "decision": decision,
+                    "rule": rule,
+                    "rows": nrows,
+                    "error": error,
+                }
+            )
             t = started - log.started
             frames.append((log, recording.encode_frame(t, "q", {"text": text, "decision": decision, "rule": rule})))
             result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
@@ -210,10 +274,23 @@ class Journal:
             if sample:
                 result["sample"] = sample
             frames.append((log, recording.encode_frame(t + ms / 1000.0, "r", result)))
-            events.append(audit.AuditEvent(
-                log.user, "statement", log.connection,
-                {"session": log.id, "seq": seq, "decision": decision, "rule": rule, "text": text[:2000],
-                 "rows": nrows, "error": error[:500]}, started))
+            events.append(
+                audit.AuditEvent(
+                    log.user,
+                    "statement",
+                    log.connection,
+                    {
+                        "session": log.id,
+                        "seq": seq,
+                        "decision": decision,
+                        "rule": rule,
+                        "text": text[:2000],
+                        "rows": nrows,
+                        "error": error[:500],
+                    },
+                    started,
+                )
+            )
         return frames, events
 
     def _write_frames(self, frames: list[tuple[SessionLog, str]]) -> None:

@@ -76,9 +76,7 @@ def rsa_encrypt_password(password: bytes, scramble: bytes, public_key_pem: bytes
     return key.encrypt(_xor(password + b"\x00", scramble[:20]), _OAEP)
 
 
-def rsa_decrypt_password(
-    private_key: rsa.RSAPrivateKey, ciphertext: bytes, scramble: bytes
-) -> bytes:
+def rsa_decrypt_password(private_key: rsa.RSAPrivateKey, ciphertext: bytes, scramble: bytes) -> bytes:
     """Gateway side of `rsa_encrypt_password`: returns the password without the NUL."""
     try:
         plain = _xor(private_key.decrypt(ciphertext, _OAEP), scramble[:20])
@@ -113,9 +111,7 @@ class ClearTokenAuth:
     A client that already answered with mysql_clear_password (over TLS) is accepted as is.
     """
 
-    def __init__(
-        self, scramble: bytes, tls: bool, rsa_private_key: rsa.RSAPrivateKey | None = None
-    ) -> None:
+    def __init__(self, scramble: bytes, tls: bool, rsa_private_key: rsa.RSAPrivateKey | None = None) -> None:
         self.scramble = scramble
         self.tls = tls
         self._key = rsa_private_key

@@ -240,9 +240,7 @@ class PacketFramer:
             length = hdr & 0xFFFFFF
             seq = hdr >> 24
             if expect_seq is not None and seq != expect_seq:
-                raise ProtocolViolation(
-                    f"split packet chunk has sequence id {seq}, expected {expect_seq}"
-                )
+                raise ProtocolViolation(f"split packet chunk has sequence id {seq}, expected {expect_seq}")
             total += length
             if total > self._max_total:
                 raise ProtocolViolation(f"packet payload exceeds {self._max_total} bytes")

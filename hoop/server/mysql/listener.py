@@ -29,8 +29,8 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 from hoop.server.mysql.relay import Relay
-from hoop.server.mysql.views import Views
 from hoop.server.mysql.upstream import DEFAULT_CLIENT_CAPABILITIES, MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.mysql.views import Views
 from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.mysql")
@@ -43,16 +43,34 @@ SERVER_VERSION = b"5.5.5-10.11.99-MariaDB-hoop"
 # What we offer clients. CLIENT_MYSQL (bit 0) stays set, so no MariaDB extended capability
 # (metadata caching, COM_MULTI, bulk) is ever negotiated; no compression, no query attributes.
 OFFERED = (
-    c.CLIENT_LONG_PASSWORD | c.CLIENT_FOUND_ROWS | c.CLIENT_LONG_FLAG | c.CLIENT_CONNECT_WITH_DB
-    | c.CLIENT_PROTOCOL_41 | c.CLIENT_IGNORE_SPACE | c.CLIENT_INTERACTIVE | c.CLIENT_TRANSACTIONS
-    | c.CLIENT_SECURE_CONNECTION | c.CLIENT_MULTI_STATEMENTS | c.CLIENT_MULTI_RESULTS
-    | c.CLIENT_PS_MULTI_RESULTS | c.CLIENT_PLUGIN_AUTH | c.CLIENT_CONNECT_ATTRS
-    | c.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | c.CLIENT_SESSION_TRACK | c.CLIENT_DEPRECATE_EOF
+    c.CLIENT_LONG_PASSWORD
+    | c.CLIENT_FOUND_ROWS
+    | c.CLIENT_LONG_FLAG
+    | c.CLIENT_CONNECT_WITH_DB
+    | c.CLIENT_PROTOCOL_41
+    | c.CLIENT_IGNORE_SPACE
+    | c.CLIENT_INTERACTIVE
+    | c.CLIENT_TRANSACTIONS
+    | c.CLIENT_SECURE_CONNECTION
+    | c.CLIENT_MULTI_STATEMENTS
+    | c.CLIENT_MULTI_RESULTS
+    | c.CLIENT_PS_MULTI_RESULTS
+    | c.CLIENT_PLUGIN_AUTH
+    | c.CLIENT_CONNECT_ATTRS
+    | c.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | c.CLIENT_SESSION_TRACK
+    | c.CLIENT_DEPRECATE_EOF
 )
 # Bits that change the byte layout of responses: client and upstream must agree on them,
 # because the relay forwards the server's packets as they are.
-LAYOUT = (c.CLIENT_PROTOCOL_41 | c.CLIENT_DEPRECATE_EOF | c.CLIENT_SESSION_TRACK | c.CLIENT_MULTI_RESULTS
-          | c.CLIENT_PS_MULTI_RESULTS | c.CLIENT_TRANSACTIONS)
+LAYOUT = (
+    c.CLIENT_PROTOCOL_41
+    | c.CLIENT_DEPRECATE_EOF
+    | c.CLIENT_SESSION_TRACK
+    | c.CLIENT_MULTI_RESULTS
+    | c.CLIENT_PS_MULTI_RESULTS
+    | c.CLIENT_TRANSACTIONS
+)
 # Bits only the gateway's side of the connection uses.
 CLIENT_ONLY = c.CLIENT_SSL | c.CLIENT_CONNECT_WITH_DB | c.CLIENT_COMPRESS | c.CLIENT_SSL_VERIFY_SERVER_CERT
 
@@ -147,8 +165,9 @@ class MySQLDoor:
                 connection = self._connection(identity, name, client)
                 target = self._target(connection, caps, response, identity)
                 upstream = await self._login_upstream(target, caps)
-                if self.services.pipeline.mask_policy(Subject(identity.name, identity.groups, connection.name,
-                                                              "mysql")).active:
+                if self.services.pipeline.mask_policy(
+                    Subject(identity.name, identity.groups, connection.name, "mysql")
+                ).active:
                     await self.views.ensure(target)
         except ClientError as exc:
             if login is not None:
@@ -175,11 +194,19 @@ class MySQLDoor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def _handshake(self, sock: socket.socket, conn_id: int,
-                         scramble: bytes) -> tuple[_Login, bool, p.HandshakeResponse]:
+    async def _handshake(
+        self, sock: socket.socket, conn_id: int, scramble: bytes
+    ) -> tuple[_Login, bool, p.HandshakeResponse]:
         loop = asyncio.get_running_loop()
-        hs = p.ServerHandshake(SERVER_VERSION, conn_id, scramble, self.offered, c.CHARSET_UTF8MB4_GENERAL_CI,
-                               c.SERVER_STATUS_AUTOCOMMIT, "caching_sha2_password")
+        hs = p.ServerHandshake(
+            SERVER_VERSION,
+            conn_id,
+            scramble,
+            self.offered,
+            c.CHARSET_UTF8MB4_GENERAL_CI,
+            c.SERVER_STATUS_AUTOCOMMIT,
+            "caching_sha2_password",
+        )
         await loop.sock_sendall(sock, c.encode_packet(p.build_handshake(hs), 0))
         header = await _sock_exact(loop, sock, 4)
         length = int.from_bytes(header[:3], "little")
@@ -196,8 +223,9 @@ class MySQLDoor:
             payload = await login.read()
         return login, use_tls, p.parse_handshake_response(payload)
 
-    async def _read_token(self, login: _Login, response: p.HandshakeResponse, scramble: bytes, tls: bool,
-                          host: str) -> str:
+    async def _read_token(
+        self, login: _Login, response: p.HandshakeResponse, scramble: bytes, tls: bool, host: str
+    ) -> str:
         key = self._rsa if not tls and _is_loopback(host) else None
         auth = ClearTokenAuth(scramble, tls, key)
         try:
@@ -220,7 +248,9 @@ class MySQLDoor:
         try:
             return self.services.resolve_connection(identity, name, "mysql")
         except AccessDenied as exc:
-            self.services.journal.audit(identity.name, "login.failure", name, reason="no such connection", client=client)
+            self.services.journal.audit(
+                identity.name, "login.failure", name, reason="no such connection", client=client
+            )
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
 
     def _target(self, connection: Any, caps: int, response: p.HandshakeResponse, identity: Identity) -> MySQLTarget:
@@ -232,12 +262,17 @@ class MySQLDoor:
         if program:
             attrs["program_name"] = program.decode("utf-8", "replace")[:64]
         return MySQLTarget(
-            host=connection.host, port=connection.port, username=connection.username,
+            host=connection.host,
+            port=connection.port,
+            username=connection.username,
             password=connection.password.reveal() if connection.password else "",
-            database=connection.database or None, ssl=connection.sslmode,
+            database=connection.database or None,
+            ssl=connection.sslmode,
             ssl_ca=str(connection.sslrootcert) if connection.sslrootcert else None,
-            connect_timeout=connection.connect_timeout, name=connection.name,
-            client_capabilities=wanted, charset=response.charset or c.CHARSET_UTF8MB4_GENERAL_CI,
+            connect_timeout=connection.connect_timeout,
+            name=connection.name,
+            client_capabilities=wanted,
+            charset=response.charset or c.CHARSET_UTF8MB4_GENERAL_CI,
             connect_attrs=attrs,
         )
 
@@ -249,16 +284,36 @@ class MySQLDoor:
             raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None
         if (upstream.capabilities ^ caps) & LAYOUT:
             await upstream.close()
-            raise ClientError(2054, "08004", f"connection {target.name!r}: the server lacks protocol features "
-                                             f"this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})")
+            raise ClientError(
+                2054,
+                "08004",
+                f"connection {target.name!r}: the server lacks protocol features "
+                f"this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})",
+            )
         return upstream
 
-    async def _run_session(self, login: _Login, tls: bool, conn_id: int, caps: int, identity: Identity,
-                           connection: Any, target: MySQLTarget, upstream: Any, client: str) -> None:
+    async def _run_session(
+        self,
+        login: _Login,
+        tls: bool,
+        conn_id: int,
+        caps: int,
+        identity: Identity,
+        connection: Any,
+        target: MySQLTarget,
+        upstream: Any,
+        client: str,
+    ) -> None:
         services = self.services
         session = services.journal.open_session(identity.name, connection.name, "mysql", client)
-        session.audit("session.start", client=client, tls=tls, gateway_id=conn_id,
-                      upstream_id=upstream.connection_id, upstream_tls=upstream.tls)
+        session.audit(
+            "session.start",
+            client=client,
+            tls=tls,
+            gateway_id=conn_id,
+            upstream_id=upstream.connection_id,
+            upstream_tls=upstream.tls,
+        )
         login.send(p.build_ok(p.OkPacket(status=upstream.status), caps))
 
         def finished(reason: str) -> None:
@@ -269,16 +324,27 @@ class MySQLDoor:
 
         relay = Relay(
             subject=Subject(identity.name, identity.groups, connection.name, "mysql"),
-            services=services, session=session, caps=caps, target=target,
-            upstream_id=upstream.connection_id, gateway_id=conn_id, door=self,
-            allow_local_infile=connection.allow_local_infile, on_close=finished,
+            services=services,
+            session=session,
+            caps=caps,
+            target=target,
+            upstream_id=upstream.connection_id,
+            gateway_id=conn_id,
+            door=self,
+            allow_local_infile=connection.allow_local_infile,
+            on_close=finished,
         )
         self.relays[conn_id] = relay
-        services.register(LiveSession(session.id, "mysql", identity.name, connection.name, relay.kill,
-                                      {"gateway_id": conn_id}))
+        services.register(
+            LiveSession(session.id, "mysql", identity.name, connection.name, relay.kill, {"gateway_id": conn_id})
+        )
         client_left = login.framer.take_rest() + _drain_stream(login.reader)
-        relay.attach(login.writer.transport, upstream.writer.transport, client_left,
-                     upstream.leftover + _drain_stream(upstream.reader))
+        relay.attach(
+            login.writer.transport,
+            upstream.writer.transport,
+            client_left,
+            upstream.leftover + _drain_stream(upstream.reader),
+        )
         await relay.done
 
 

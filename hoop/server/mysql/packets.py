@@ -132,11 +132,7 @@ class HandshakeResponse:
 
 def _fixed_part(caps: int, max_packet: int, charset: int) -> bytes:
     ext = (caps >> 32) & 0xFFFFFFFF
-    return (
-        struct.pack("<IIB", caps & 0xFFFFFFFF, max_packet, charset)
-        + b"\x00" * 19
-        + (struct.pack("<I", ext))
-    )
+    return struct.pack("<IIB", caps & 0xFFFFFFFF, max_packet, charset) + b"\x00" * 19 + (struct.pack("<I", ext))
 
 
 def build_ssl_request(caps: int, charset: int, max_packet: int = 1 << 24) -> bytes:
@@ -164,9 +160,7 @@ def build_handshake_response(r: HandshakeResponse) -> bytes:
     if caps & c.CLIENT_PLUGIN_AUTH:
         parts.append((r.auth_plugin or "").encode("ascii") + b"\x00")
     if caps & c.CLIENT_CONNECT_ATTRS:
-        attrs = b"".join(
-            write_lenenc_str(k) + write_lenenc_str(v) for k, v in r.connect_attrs.items()
-        )
+        attrs = b"".join(write_lenenc_str(k) + write_lenenc_str(v) for k, v in r.connect_attrs.items())
         parts.append(write_lenenc_str(attrs))
     return b"".join(parts)
 
@@ -410,16 +404,11 @@ def parse_column_definition(payload: bytes, extended_metadata: bool = False) -> 
 
 
 def build_column_definition(col: ColumnDefinition, extended_metadata: bool = False) -> bytes:
-    parts = [
-        write_lenenc_str(v)
-        for v in (col.catalog, col.schema, col.table, col.org_table, col.name, col.org_name)
-    ]
+    parts = [write_lenenc_str(v) for v in (col.catalog, col.schema, col.table, col.org_table, col.name, col.org_name)]
     if extended_metadata:
         parts.append(write_lenenc_str(col.extended_info or b""))
     parts.append(
-        b"\x0c"
-        + struct.pack("<HIBHB", col.charset, col.length, col.type, col.flags, col.decimals)
-        + b"\x00\x00"
+        b"\x0c" + struct.pack("<HIBHB", col.charset, col.length, col.type, col.flags, col.decimals) + b"\x00\x00"
     )
     return b"".join(parts)
 
@@ -467,9 +456,7 @@ def parse_stmt_prepare_ok(payload: bytes) -> StmtPrepareOk:
 
 
 def build_stmt_prepare_ok(p: StmtPrepareOk) -> bytes:
-    return b"\x00" + struct.pack(
-        "<IHHBH", p.statement_id, p.num_columns, p.num_params, 0, p.warnings
-    )
+    return b"\x00" + struct.pack("<IHHBH", p.statement_id, p.num_columns, p.num_params, 0, p.warnings)
 
 
 def build_com_query(sql: bytes | str, caps: int = 0) -> bytes:
@@ -541,9 +528,7 @@ _INT_FORMATS = {
     c.MYSQL_TYPE_INT24: ("<i", "<I"),
     c.MYSQL_TYPE_LONGLONG: ("<q", "<Q"),
 }
-_DATE_TYPES = frozenset(
-    (c.MYSQL_TYPE_DATE, c.MYSQL_TYPE_DATETIME, c.MYSQL_TYPE_TIMESTAMP, c.MYSQL_TYPE_NEWDATE)
-)
+_DATE_TYPES = frozenset((c.MYSQL_TYPE_DATE, c.MYSQL_TYPE_DATETIME, c.MYSQL_TYPE_TIMESTAMP, c.MYSQL_TYPE_NEWDATE))
 _TIME_TYPE = c.MYSQL_TYPE_TIME
 
 
@@ -631,12 +616,7 @@ def _write_binary_value(v: BinaryValue, col: ColumnDefinition) -> bytes:
             raise TypeError(f"column {col.name!r} needs a MyDateTime")
         date = struct.pack("<HBB", v.year, v.month, v.day)
         if v.microsecond:
-            return (
-                b"\x0b"
-                + date
-                + bytes((v.hour, v.minute, v.second))
-                + struct.pack("<I", v.microsecond)
-            )
+            return b"\x0b" + date + bytes((v.hour, v.minute, v.second)) + struct.pack("<I", v.microsecond)
         if v.hour or v.minute or v.second:
             return b"\x07" + date + bytes((v.hour, v.minute, v.second))
         if v.year or v.month or v.day:

@@ -19,7 +19,8 @@ import logging
 import re
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
@@ -31,8 +32,15 @@ from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstr
 log = logging.getLogger("hoop.mysql")
 _KILL = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
 # Commands answered by a single OK / ERR / EOF packet.
-_SINGLE = {c.COM_PING: "", c.COM_STMT_RESET: "", c.COM_SET_OPTION: "", c.COM_RESET_CONNECTION: "",
-           c.COM_DEBUG: "", c.COM_REFRESH: "FLUSH", c.COM_SHUTDOWN: "SHUTDOWN"}
+_SINGLE = {
+    c.COM_PING: "",
+    c.COM_STMT_RESET: "",
+    c.COM_SET_OPTION: "",
+    c.COM_RESET_CONNECTION: "",
+    c.COM_DEBUG: "",
+    c.COM_REFRESH: "FLUSH",
+    c.COM_SHUTDOWN: "SHUTDOWN",
+}
 _NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
 ER_BLOCKED = (1142, "42000")
 ER_DENIED = (1142, "42000")
@@ -42,9 +50,20 @@ ER_TIMEOUT = (1317, "70100")
 class Relay:
     """State shared by both directions of one session."""
 
-    def __init__(self, *, subject: Subject, services: Any, session: Any, caps: int, target: MySQLTarget,
-                 upstream_id: int, gateway_id: int, door: Any, allow_local_infile: bool,
-                 on_close: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        subject: Subject,
+        services: Any,
+        session: Any,
+        caps: int,
+        target: MySQLTarget,
+        upstream_id: int,
+        gateway_id: int,
+        door: Any,
+        allow_local_infile: bool,
+        on_close: Callable[[str], None],
+    ) -> None:
         self.subject = subject
         self.services = services
         self.pipeline = services.pipeline
@@ -74,8 +93,9 @@ class Relay:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def attach(self, client: asyncio.Transport, upstream: asyncio.Transport, client_left: bytes,
-               upstream_left: bytes) -> None:
+    def attach(
+        self, client: asyncio.Transport, upstream: asyncio.Transport, client_left: bytes, upstream_left: bytes
+    ) -> None:
         self.client, self.upstream = client, upstream
         client.set_protocol(_Side(self, self.from_client, "client"))
         upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
@@ -104,8 +124,10 @@ class Relay:
     def kill(self, reason: str) -> None:
         if not self.closed:
             self._spawn(self.interrupt(query_only=False))
-        self.close("killed", c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: "
-                                                                        f"{reason}"), 0))
+        self.close(
+            "killed",
+            c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}"), 0),
+        )
 
     async def interrupt(self, query_only: bool = True) -> None:
         """KILL [QUERY] our upstream thread over a short side connection with the same target."""
@@ -158,7 +180,7 @@ class Relay:
         if got is None:
             return
         buf, marks = got
-        for i, (_, start, end) in enumerate(marks):
+        for _, start, end in marks:
             if start == end:  # the empty packet ends the upload
                 self.client_infile = False
                 rest = buf[end:]
@@ -181,8 +203,11 @@ class Relay:
             unit = Unit(text, "result", action, rule, binary=True, stmt_id=stmt_id)
             return self._forward(seq, payload, unit)
         if cmd == c.COM_STMT_FETCH:
-            return self._forward(seq, payload, Unit("", "fetch", record=False, binary=True,
-                                                    stmt_id=int.from_bytes(payload[1:5], "little")))
+            return self._forward(
+                seq,
+                payload,
+                Unit("", "fetch", record=False, binary=True, stmt_id=int.from_bytes(payload[1:5], "little")),
+            )
         if cmd in _NO_REPLY:
             if cmd == c.COM_STMT_CLOSE:
                 self.stmts.pop(int.from_bytes(payload[1:5], "little"), None)
@@ -211,8 +236,13 @@ class Relay:
                 return self._statement(seq, payload, _SINGLE[cmd], "single")
             return self._forward(seq, payload, Unit("", "single", record=False))
         self.session.audit("command.refused", command=cmd)
-        return self._reply(seq, Unit(f"<command 0x{cmd:02x}>", "single", "block", "protocol"),
-                           1047, "08S01", f"command 0x{cmd:02x} is not supported through Hoop")
+        return self._reply(
+            seq,
+            Unit(f"<command 0x{cmd:02x}>", "single", "block", "protocol"),
+            1047,
+            "08S01",
+            f"command 0x{cmd:02x} is not supported through Hoop",
+        )
 
     def _statement(self, seq: int, payload: bytes, text: str, kind: str, record: bool = True) -> object:
         decision = self.pipeline.check(self.subject, text, self.prepared)
@@ -225,8 +255,13 @@ class Relay:
         if kind == "result" and (m := _KILL.fullmatch(text)):
             return self._kill(seq, payload, int(m.group(2)), bool(m.group(1) and m.group(1)[0] in "qQ"), text)
         if decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements):
-            return self._reply(seq, unit, 1094, "HY000", "KILL through Hoop takes one gateway connection id "
-                                                          "(KILL [QUERY] <id>) as the whole statement")
+            return self._reply(
+                seq,
+                unit,
+                1094,
+                "HY000",
+                "KILL through Hoop takes one gateway connection id (KILL [QUERY] <id>) as the whole statement",
+            )
         return self._allowed(seq, payload, unit, decision)
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
@@ -275,8 +310,9 @@ class Relay:
             # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
             log.info("session %s: %s", self.session.id, message)
 
-        outcome = await self.approvals.hold(session=self.session, subject=self.subject, text=unit.text,
-                                            decision=decision, notify=notify)
+        outcome = await self.approvals.hold(
+            session=self.session, subject=self.subject, text=unit.text, decision=decision, notify=notify
+        )
         if self.closed:
             return
         self.hold_task = None
@@ -286,8 +322,14 @@ class Relay:
         else:
             what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
             code, state = ER_DENIED if outcome.status == "denied" else ER_TIMEOUT
-            self._reply(seq, unit, code, state, f"approval #{outcome.approval_id} for rule {decision.rule} "
-                                                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}")
+            self._reply(
+                seq,
+                unit,
+                code,
+                state,
+                f"approval #{outcome.approval_id} for rule {decision.rule} "
+                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}",
+            )
         self.client.resume_reading()  # type: ignore[union-attr]
         self.from_client(b"")
 
@@ -298,8 +340,15 @@ class Relay:
         try:
             out = self.responses.feed(data)
         except c.ProtocolViolation as exc:
-            self.close("upstream-protocol-error", c.encode_packet(p.build_err(
-                2027, "HY000", f"connection {self.subject.connection}: server sent invalid data: {exc}"), 0))
+            self.close(
+                "upstream-protocol-error",
+                c.encode_packet(
+                    p.build_err(
+                        2027, "HY000", f"connection {self.subject.connection}: server sent invalid data: {exc}"
+                    ),
+                    0,
+                ),
+            )
             return
         if out and self.client is not None:
             self.client.writelines(out)
@@ -357,8 +406,14 @@ class Relay:
         s.statement(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
         s.frame("q", {"text": unit.text, "decision": unit.decision, "rule": unit.rule})
         s.frame("r", {"rows": rows, "ms": round(duration, 3), "error": unit.error})
-        s.audit("statement", decision=unit.decision, rule=unit.rule, text=unit.text[:2000], rows=rows,
-                error=unit.error[:500])
+        s.audit(
+            "statement",
+            decision=unit.decision,
+            rule=unit.rule,
+            text=unit.text[:2000],
+            rows=rows,
+            error=unit.error[:500],
+        )
 
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client packet: %s", self.session.id, problem)
@@ -388,8 +443,15 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         relay = self.relay
         if self.name == "upstream" and not relay.closed:
-            relay.close("upstream-lost", c.encode_packet(p.build_err(
-                2013, "HY000", f"connection {relay.subject.connection}: the server closed the connection"), 0))
+            relay.close(
+                "upstream-lost",
+                c.encode_packet(
+                    p.build_err(
+                        2013, "HY000", f"connection {relay.subject.connection}: the server closed the connection"
+                    ),
+                    0,
+                ),
+            )
         else:
             relay.close(f"{self.name}-closed")
 

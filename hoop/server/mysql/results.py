@@ -24,16 +24,36 @@ if TYPE_CHECKING:
 
 # How masking names MySQL column types (see hoop.core.detectors.type_kind).
 TYPE_HINTS = {
-    c.MYSQL_TYPE_TINY: "tinyint", c.MYSQL_TYPE_SHORT: "smallint", c.MYSQL_TYPE_LONG: "int",
-    c.MYSQL_TYPE_INT24: "mediumint", c.MYSQL_TYPE_LONGLONG: "bigint", c.MYSQL_TYPE_FLOAT: "float",
-    c.MYSQL_TYPE_DOUBLE: "double", c.MYSQL_TYPE_DECIMAL: "decimal", c.MYSQL_TYPE_NEWDECIMAL: "decimal",
-    c.MYSQL_TYPE_YEAR: "year", c.MYSQL_TYPE_DATE: "date", c.MYSQL_TYPE_NEWDATE: "date",
-    c.MYSQL_TYPE_TIME: "time", c.MYSQL_TYPE_DATETIME: "datetime", c.MYSQL_TYPE_TIMESTAMP: "timestamp",
-    c.MYSQL_TYPE_BIT: "bit", c.MYSQL_TYPE_GEOMETRY: "geometry", c.MYSQL_TYPE_JSON: "json",
+    c.MYSQL_TYPE_TINY: "tinyint",
+    c.MYSQL_TYPE_SHORT: "smallint",
+    c.MYSQL_TYPE_LONG: "int",
+    c.MYSQL_TYPE_INT24: "mediumint",
+    c.MYSQL_TYPE_LONGLONG: "bigint",
+    c.MYSQL_TYPE_FLOAT: "float",
+    c.MYSQL_TYPE_DOUBLE: "double",
+    c.MYSQL_TYPE_DECIMAL: "decimal",
+    c.MYSQL_TYPE_NEWDECIMAL: "decimal",
+    c.MYSQL_TYPE_YEAR: "year",
+    c.MYSQL_TYPE_DATE: "date",
+    c.MYSQL_TYPE_NEWDATE: "date",
+    c.MYSQL_TYPE_TIME: "time",
+    c.MYSQL_TYPE_DATETIME: "datetime",
+    c.MYSQL_TYPE_TIMESTAMP: "timestamp",
+    c.MYSQL_TYPE_BIT: "bit",
+    c.MYSQL_TYPE_GEOMETRY: "geometry",
+    c.MYSQL_TYPE_JSON: "json",
     c.MYSQL_TYPE_NULL: "text",
 }
-_NUMERIC_BINARY = frozenset((c.MYSQL_TYPE_TINY, c.MYSQL_TYPE_SHORT, c.MYSQL_TYPE_LONG, c.MYSQL_TYPE_INT24,
-                             c.MYSQL_TYPE_LONGLONG, c.MYSQL_TYPE_YEAR))
+_NUMERIC_BINARY = frozenset(
+    (
+        c.MYSQL_TYPE_TINY,
+        c.MYSQL_TYPE_SHORT,
+        c.MYSQL_TYPE_LONG,
+        c.MYSQL_TYPE_INT24,
+        c.MYSQL_TYPE_LONGLONG,
+        c.MYSQL_TYPE_YEAR,
+    )
+)
 
 FIRST, COLS, COLS_EOF, ROWS, PREPARE, SKIP, INFILE = range(7)
 
@@ -61,8 +81,11 @@ def column_ref(col: p.ColumnDefinition) -> ColumnRef | None:
     have no origin table and are left to the content detectors."""
     if not col.org_table or not col.org_name:
         return None
-    return ColumnRef(col.schema.decode("utf-8", "replace").lower(), col.org_table.decode("utf-8", "replace").lower(),
-                     col.org_name.decode("utf-8", "replace").lower())
+    return ColumnRef(
+        col.schema.decode("utf-8", "replace").lower(),
+        col.org_table.decode("utf-8", "replace").lower(),
+        col.org_name.decode("utf-8", "replace").lower(),
+    )
 
 
 class Responses:
@@ -101,14 +124,14 @@ class Responses:
                 if self.continued:  # the rest of a >16 MiB packet travels with its head
                     self.continued = end - start == c.MAX_CHUNK
                     if self.discard:
-                        out.append(buf[prev:start - 4])
+                        out.append(buf[prev : start - 4])
                         prev = end
                     continue
                 self.continued = end - start == c.MAX_CHUNK
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
                     if start - 4 > prev:
-                        out.append(buf[prev:start - 4])
+                        out.append(buf[prev : start - 4])
                     if replacement:
                         out.append(replacement)
                     prev = end
@@ -260,8 +283,9 @@ class Responses:
         self.relay.upstream_write(c.encode_packet(b"", seq + 1))
         self.relay.session.audit("local_infile.refused")
         self.discard = True
-        return c.encode_packet(p.build_err(1148, "42000", "LOAD DATA LOCAL INFILE is disabled for this connection "
-                                                           "by Hoop"), seq)
+        return c.encode_packet(
+            p.build_err(1148, "42000", "LOAD DATA LOCAL INFILE is disabled for this connection by Hoop"), seq
+        )
 
     def _done(self) -> None:
         self.state = FIRST
@@ -281,8 +305,9 @@ class Responses:
                 unit.error = f"result stopped at the limit of {what}"
                 self.discard = True
                 self.relay.limit_reached()
-                return c.encode_packet(p.build_err(1226, "42000", f"Hoop stopped this result at the limit of {what} "
-                                                                  "per statement"), seq)
+                return c.encode_packet(
+                    p.build_err(1226, "42000", f"Hoop stopped this result at the limit of {what} per statement"), seq
+                )
         plan = self.plan
         if plan is None:
             return None
@@ -340,7 +365,12 @@ def _binary_of(v: bytes | None, col: p.ColumnDefinition) -> Any:
             return float(v)
         except ValueError:
             return None
-    if col.type in TYPE_HINTS and col.type not in (c.MYSQL_TYPE_DECIMAL, c.MYSQL_TYPE_NEWDECIMAL,
-                                                   c.MYSQL_TYPE_JSON, c.MYSQL_TYPE_BIT, c.MYSQL_TYPE_GEOMETRY):
+    if col.type in TYPE_HINTS and col.type not in (
+        c.MYSQL_TYPE_DECIMAL,
+        c.MYSQL_TYPE_NEWDECIMAL,
+        c.MYSQL_TYPE_JSON,
+        c.MYSQL_TYPE_BIT,
+        c.MYSQL_TYPE_GEOMETRY,
+    ):
         return None  # dates and times: masked whole means withheld
     return v

@@ -109,9 +109,7 @@ class MySQLUpstream:
 class _Conn:
     """Packet I/O during the login: tracks the sequence id."""
 
-    def __init__(
-        self, target: MySQLTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, target: MySQLTarget, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.t = target
         self.reader = reader
         self.writer = writer
@@ -126,9 +124,7 @@ class _Conn:
                 return pkt[1]
             data = await self.reader.read(65536)
             if not data:
-                raise UpstreamUnavailable(
-                    2013, "HY000", f"{self.t.label}: upstream closed the connection during login"
-                )
+                raise UpstreamUnavailable(2013, "HY000", f"{self.t.label}: upstream closed the connection during login")
             self.framer.feed(data)
 
     def send(self, payload: bytes) -> None:
@@ -186,9 +182,7 @@ def _negotiate(t: MySQLTarget, hs: p.ServerHandshake) -> int:
         wanted |= c.CLIENT_CONNECT_WITH_DB
     missing = _REQUIRED & ~hs.capabilities
     if missing:
-        raise UpstreamError(
-            2054, "08004", f"{t.label}: server lacks required capabilities 0x{missing:x}"
-        )
+        raise UpstreamError(2054, "08004", f"{t.label}: server lacks required capabilities 0x{missing:x}")
     caps = wanted & hs.capabilities & 0xFFFFFFFF
     if not hs.capabilities & c.CLIENT_MYSQL:  # MariaDB: extended caps are negotiated too
         caps |= wanted & hs.capabilities & ~0xFFFFFFFF
@@ -203,9 +197,7 @@ async def _maybe_start_tls(conn: _Conn, hs: p.ServerHandshake, caps: int) -> boo
     if not hs.capabilities & c.CLIENT_SSL:
         if t.ssl == "prefer":
             return False
-        raise UpstreamError(
-            2026, "HY000", f"{t.label}: ssl={t.ssl} but the server does not offer TLS"
-        )
+        raise UpstreamError(2026, "HY000", f"{t.label}: ssl={t.ssl} but the server does not offer TLS")
     conn.send(p.build_ssl_request(caps, t.charset))
     await conn.writer.drain()
     try:
@@ -235,9 +227,7 @@ async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool
     t = conn.t
     password = t.password.encode("utf-8")
     plugin = (
-        hs.auth_plugin
-        if hs.auth_plugin in (auth.CACHING_SHA2_PASSWORD, auth.NATIVE_PASSWORD)
-        else auth.NATIVE_PASSWORD
+        hs.auth_plugin if hs.auth_plugin in (auth.CACHING_SHA2_PASSWORD, auth.NATIVE_PASSWORD) else auth.NATIVE_PASSWORD
     )
     scramble = hs.scramble
     conn.send(
@@ -266,28 +256,20 @@ async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool
         elif payload[:1] == b"\x01" and plugin == auth.CACHING_SHA2_PASSWORD:
             await _caching_sha2_more(conn, p.parse_auth_more_data(payload), password, scramble, tls)
         else:
-            raise UpstreamError(
-                2027, "HY000", f"{t.label}: unexpected packet 0x{payload[:1].hex()} during login"
-            )
+            raise UpstreamError(2027, "HY000", f"{t.label}: unexpected packet 0x{payload[:1].hex()} during login")
 
 
-def _switch_response(
-    t: MySQLTarget, plugin: str, password: bytes, scramble: bytes, tls: bool
-) -> bytes:
+def _switch_response(t: MySQLTarget, plugin: str, password: bytes, scramble: bytes, tls: bool) -> bytes:
     if plugin in (auth.NATIVE_PASSWORD, auth.CACHING_SHA2_PASSWORD):
         return _auth_data(plugin, password, scramble)
     if plugin == auth.CLEAR_PASSWORD:
         if not tls:
-            raise UpstreamError(
-                2059, "HY000", f"{t.label}: server asked for a clear-text password without TLS"
-            )
+            raise UpstreamError(2059, "HY000", f"{t.label}: server asked for a clear-text password without TLS")
         return auth.clear_password_response(password)
     raise UpstreamError(2059, "HY000", f"{t.label}: unsupported authentication plugin {plugin!r}")
 
 
-async def _caching_sha2_more(
-    conn: _Conn, data: bytes, password: bytes, scramble: bytes, tls: bool
-) -> None:
+async def _caching_sha2_more(conn: _Conn, data: bytes, password: bytes, scramble: bytes, tls: bool) -> None:
     if data == auth.CACHING_SHA2_FAST_AUTH_SUCCESS:
         return  # the OK packet follows
     if data != auth.CACHING_SHA2_PERFORM_FULL_AUTH:
@@ -304,9 +286,7 @@ async def _caching_sha2_more(
     try:
         conn.send(auth.rsa_encrypt_password(password, scramble, pem))
     except (ValueError, auth.AuthProtocolError) as exc:
-        raise UpstreamError(
-            2061, "HY000", f"{conn.t.label}: bad server public key: {exc}"
-        ) from None
+        raise UpstreamError(2061, "HY000", f"{conn.t.label}: bad server public key: {exc}") from None
 
 
 def _raise_err(t: MySQLTarget, err: p.ErrPacket) -> None:

@@ -106,7 +106,7 @@ async def _fetch(target: MySQLTarget) -> list[tuple[str, str, str]]:
                 framer.feed(data)
         if not packets or p.is_err(packets[0]) or p.is_ok(packets[0]):
             return []
-        body = packets[1 + 3: -1]
+        body = packets[1 + 3 : -1]
         if not up.capabilities & c.CLIENT_DEPRECATE_EOF:
             body = body[1:]
         return [tuple((v or b"").decode("utf-8", "replace") for v in p.parse_text_row(r, 3)) for r in body]  # type: ignore[misc]

@@ -228,9 +228,7 @@ def ready_for_query(status: bytes = b"I") -> bytes:
     return message(b"Z", status)
 
 
-def _fields_payload(
-    severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None
-) -> bytes:
+def _fields_payload(severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None) -> bytes:
     if len(sqlstate) != 5:
         raise ValueError(f"SQLSTATE must be 5 characters, got {sqlstate!r}")
     parts = [b"S" + _cstr(severity), b"V" + _cstr(severity), b"C" + _cstr(sqlstate)]
@@ -489,9 +487,7 @@ def parse_startup(data: bytes | memoryview) -> Startup:
         r.end()
         return Startup("cancel", code, pid=pid, key=key)
     if code >> 16 != 3:
-        raise ProtocolViolation(
-            f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: only 3.x is supported"
-        )
+        raise ProtocolViolation(f"unsupported frontend protocol {code >> 16}.{code & 0xFFFF}: only 3.x is supported")
     params: dict[str, str] = {}
     while True:
         name = r.cstr()

@@ -97,8 +97,9 @@ class CopyRowMasker:
             out = self._csv(line)
         else:
             try:
-                out = mask_copy_line(self.plan, line, delimiter=self.spec.delimiter.encode(),
-                                     null=self.spec.null.encode())
+                out = mask_copy_line(
+                    self.plan, line, delimiter=self.spec.delimiter.encode(), null=self.spec.null.encode()
+                )
             except MaskFormatError:
                 out = self._as_text(line)
         return None if out is None else codec.message(b"d", out)
@@ -119,7 +120,8 @@ class CopyRowMasker:
             return None
         out = io.StringIO(newline="")
         csv.writer(out, delimiter=spec.delimiter, quotechar=spec.quote, lineterminator="\n").writerow(
-            [spec.null if v is None else v.decode("utf-8", "surrogateescape") for v in masked])
+            [spec.null if v is None else v.decode("utf-8", "surrogateescape") for v in masked]
+        )
         return out.getvalue().encode("utf-8", "surrogateescape")
 
     def _as_text(self, line: bytes) -> bytes | None:

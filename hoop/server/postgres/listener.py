@@ -128,17 +128,22 @@ class PostgresDoor:
         try:
             return self.services.resolve_connection(identity, name, "postgres")
         except AccessDenied as exc:
-            self.services.journal.audit(identity.name, "login.failure", name, reason="no such connection", client=client)
+            self.services.journal.audit(
+                identity.name, "login.failure", name, reason="no such connection", client=client
+            )
             raise ClientError("3D000", f"{exc} ({name!r})") from None
 
     async def _login_upstream(self, connection: Any, params: dict[str, str]) -> Any:
         target = UpstreamTarget(
-            host=connection.host, port=connection.port, database=connection.database or connection.name,
+            host=connection.host,
+            port=connection.port,
+            database=connection.database or connection.name,
             username=connection.username,
             password=connection.password.reveal() if connection.password else None,
             sslmode=connection.sslmode,
             sslrootcert=str(connection.sslrootcert) if connection.sslrootcert else None,
-            connect_timeout=connection.connect_timeout, name=connection.name,
+            connect_timeout=connection.connect_timeout,
+            name=connection.name,
         )
         try:
             upstream = await connect_upstream(target, params)
@@ -148,12 +153,24 @@ class PostgresDoor:
         upstream.target = target
         return upstream
 
-    async def _run_session(self, reader: Any, writer: Any, framer: codec.MessageFramer, identity: Identity,
-                           connection: Any, upstream: Any, client: str) -> None:
+    async def _run_session(
+        self,
+        reader: Any,
+        writer: Any,
+        framer: codec.MessageFramer,
+        identity: Identity,
+        connection: Any,
+        upstream: Any,
+        client: str,
+    ) -> None:
         services = self.services
         session = services.journal.open_session(identity.name, connection.name, "postgres", client)
-        session.audit("session.start", client=client, tls=writer.get_extra_info("sslcontext") is not None,
-                      upstream_auth=upstream.auth_method)
+        session.audit(
+            "session.start",
+            client=client,
+            tls=writer.get_extra_info("sslcontext") is not None,
+            upstream_auth=upstream.auth_method,
+        )
         key = (session.id & 0x7FFFFFFF, secrets.randbits(31))
         greeting = [codec.authentication_ok()]
         greeting += [codec.parameter_status(k, v) for k, v in upstream.parameters.items()]
@@ -169,17 +186,21 @@ class PostgresDoor:
 
         relay = Relay(
             subject=Subject(identity.name, identity.groups, connection.name, "postgres"),
-            pipeline=services.pipeline, session=session,
+            pipeline=services.pipeline,
+            session=session,
             max_message=services.config.gateway.max_message_size,
-            upstream_target=upstream.target, upstream_key=(upstream.backend_pid, upstream.backend_key),
-            approvals=services.approvals, resolver=self._resolver(connection.name, upstream.target),
+            upstream_target=upstream.target,
+            upstream_key=(upstream.backend_pid, upstream.backend_key),
+            approvals=services.approvals,
+            resolver=self._resolver(connection.name, upstream.target),
             on_close=finished,
         )
         self.relays[key] = relay
         services.register(LiveSession(session.id, "postgres", identity.name, connection.name, relay.kill))
         client_left = framer.take_rest() + _drain_stream(reader)
-        relay.attach(writer.transport, upstream.writer.transport, client_left,
-                     upstream.leftover + _drain_stream(upstream.reader))
+        relay.attach(
+            writer.transport, upstream.writer.transport, client_left, upstream.leftover + _drain_stream(upstream.reader)
+        )
         await relay.done
 
     def _resolver(self, name: str, target: UpstreamTarget) -> ColumnResolver:

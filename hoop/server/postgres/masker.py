@@ -9,7 +9,8 @@ masked, and are only scanned when their binary form is readable (text types, int
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hoop.core.masking import MaskPlan
 from hoop.server.postgres import codec

@@ -16,7 +16,8 @@ import asyncio
 import logging
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
@@ -53,10 +54,19 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
 class Relay:
     """State shared by both directions of one session."""
 
-    def __init__(self, *, subject: Subject, pipeline: Any, session: Any, max_message: int,
-                 upstream_target: UpstreamTarget, upstream_key: tuple[int, int], approvals: Any,
-                 resolver: Any,
-                 on_close: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        *,
+        subject: Subject,
+        pipeline: Any,
+        session: Any,
+        max_message: int,
+        upstream_target: UpstreamTarget,
+        upstream_key: tuple[int, int],
+        approvals: Any,
+        resolver: Any,
+        on_close: Callable[[str], None],
+    ) -> None:
         self.subject = subject
         self.pipeline = pipeline
         self.session = session  # SessionLog
@@ -90,8 +100,9 @@ class Relay:
 
     # -- wiring -------------------------------------------------------------------------------
 
-    def attach(self, client: asyncio.Transport, upstream: asyncio.Transport,
-               client_leftover: bytes, upstream_leftover: bytes) -> None:
+    def attach(
+        self, client: asyncio.Transport, upstream: asyncio.Transport, client_leftover: bytes, upstream_leftover: bytes
+    ) -> None:
         self.client, self.upstream = client, upstream
         client.set_protocol(_Side(self, self.from_client, "client"))
         upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
@@ -118,7 +129,9 @@ class Relay:
         self.on_close(reason)
 
     def kill(self, reason: str) -> None:
-        self.close("killed", codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"))
+        self.close(
+            "killed", codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}")
+        )
 
     async def cancel(self) -> None:
         """Forward a client's CancelRequest with the upstream key (the client never sees it).
@@ -249,15 +262,21 @@ class Relay:
             return HOLD
         return self._refuse(decision, "bind", portal)
 
-    def _refuse(self, decision: Decision, kind: str, name: str = "", sqlstate: str = "42501",
-                message: str = "") -> bytes:
+    def _refuse(
+        self, decision: Decision, kind: str, name: str = "", sqlstate: str = "42501", message: str = ""
+    ) -> bytes:
         """Replace a refused Query/Parse/Bind by one that fails upstream with a marker we then
         rewrite into our error, so the server keeps the protocol's ordering rules."""
         marker = f"hoop-refused-{secrets.token_hex(8)}"
-        self.markers[marker] = (self.sent_batches, codec.error_response(
-            "ERROR", sqlstate, message or f"refused by Hoop: {decision.reason}",
-            hint="Ask an approver or administrator if you need this statement.",
-        ))
+        self.markers[marker] = (
+            self.sent_batches,
+            codec.error_response(
+                "ERROR",
+                sqlstate,
+                message or f"refused by Hoop: {decision.reason}",
+                hint="Ask an approver or administrator if you need this statement.",
+            ),
+        )
         failing = f'SELECT FROM "{marker}"'
         if kind == "query":
             return codec.query(failing)
@@ -279,8 +298,9 @@ class Relay:
             if self.client is not None and not self.client.is_closing():
                 self.client.write(codec.notice_response("NOTICE", "01000", message))
 
-        outcome = await self.approvals.hold(session=self.session, subject=self.subject, text=text,
-                                            decision=decision, notify=notify)
+        outcome = await self.approvals.hold(
+            session=self.session, subject=self.subject, text=text, decision=decision, notify=notify
+        )
         if self.closed:
             return
         unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
@@ -292,8 +312,10 @@ class Relay:
         else:
             sqlstate = "42501" if outcome.status == "denied" else "57014"
             what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
-            message = (f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
-                       f": {outcome.reason}")
+            message = (
+                f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
+                f": {outcome.reason}"
+            )
             forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=message)
         self.upstream.write(forward)  # type: ignore[union-attr]
         self.hold_task = None
@@ -396,15 +418,29 @@ class Relay:
         self.from_upstream(b"")
 
     def _upstream_protocol_error(self, problem: str) -> None:
-        self.close("upstream-protocol-error", codec.error_response(
-            "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {problem}"))
+        self.close(
+            "upstream-protocol-error",
+            codec.error_response(
+                "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {problem}"
+            ),
+        )
 
     def _finish_unit(self, unit: Unit) -> None:
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
-        self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, unit.rows,
-                              unit.error, unit.tag, unit.columns, unit.sample)
+        self.session.finished(
+            unit.text,
+            unit.decision,
+            unit.rule,
+            unit.started,
+            duration,
+            unit.rows,
+            unit.error,
+            unit.tag,
+            unit.columns,
+            unit.sample,
+        )
 
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client message: %s", self.session.id, problem)
@@ -437,8 +473,12 @@ class _Side(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         relay = self.relay
         if self.name == "upstream" and not relay.closed:
-            relay.close("upstream-lost", codec.error_response(
-                "FATAL", "08006", f"connection {relay.subject.connection}: the server closed the connection"))
+            relay.close(
+                "upstream-lost",
+                codec.error_response(
+                    "FATAL", "08006", f"connection {relay.subject.connection}: the server closed the connection"
+                ),
+            )
         else:
             relay.close(f"{self.name}-closed")
 

@@ -148,8 +148,10 @@ class Results:
             formats = formats * len(fields)
         if len(formats) != len(fields):
             formats = [0] * len(fields)
-        adjusted = [codec.Field(f.name, f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
-                    for f, fmt in zip(fields, formats)]
+        adjusted = [
+            codec.Field(f.name, f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
+            for f, fmt in zip(fields, formats)
+        ]
         self.masker = RowMasker(masker.plan, adjusted)
 
     async def _copy_masker(self, policy: MaskPolicy, count: int) -> CopyRowMasker | None:

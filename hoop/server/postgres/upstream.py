@@ -156,9 +156,7 @@ class _Login:
             self.fail(UpstreamUnavailable, f"cannot connect to {t.host}:{t.port}: {reason}")
         if t.sslmode != "disable":
             await self._negotiate_tls()
-        self.writer.write(
-            codec.startup_message({"user": t.username, "database": t.database, **self.params})
-        )
+        self.writer.write(codec.startup_message({"user": t.username, "database": t.database, **self.params}))
         await self.writer.drain()
         return await self._authenticate()
 
@@ -245,9 +243,7 @@ class _Login:
                 continue  # notices and NegotiateProtocolVersion need no answer
             elif mtype == ord("Z"):
                 rest = self.framer.take_rest()
-                return UpstreamSession(
-                    self.reader, self.writer, parameters, pid, key, self.tls, rest, self.auth_method
-                )
+                return UpstreamSession(self.reader, self.writer, parameters, pid, key, self.tls, rest, self.auth_method)
             else:
                 self.fail(UpstreamError, f"unexpected message {chr(mtype)!r} during login", "08P01")
 
@@ -304,9 +300,7 @@ class _Login:
         self.fail(UpstreamError, text, code)
 
 
-async def connect_upstream(
-    target: UpstreamTarget, startup_params: dict[str, str]
-) -> UpstreamSession:
+async def connect_upstream(target: UpstreamTarget, startup_params: dict[str, str]) -> UpstreamSession:
     """Open a logged-in connection to ``target``; raises an UpstreamError subclass on failure."""
     login = _Login(target, startup_params)
     try:

@@ -11,9 +11,7 @@ from hoop.core.guardrails import GuardRule, builtin_rules
 
 RULES: list[GuardRule] = [
     GuardRule("no-destructive", "block", statements=("drop", "truncate")),
-    GuardRule(
-        "unbounded-writes", "block", statements=("delete", "update"), where="missing-or-trivial"
-    ),
+    GuardRule("unbounded-writes", "block", statements=("delete", "update"), where="missing-or-trivial"),
     *builtin_rules(),
 ]
 

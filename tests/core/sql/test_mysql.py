@@ -46,9 +46,7 @@ def test_files_passwords_and_load_data() -> None:
     assert (s.kind, s.flags, s.tables) == ("load_data", {"server_file", "local_infile"}, {"db.t"})
     assert "server_file" in one("SELECT a INTO DUMPFILE '/x' FROM t").flags
     assert one("SELECT a INTO @v FROM t").flags == frozenset()
-    assert one("ALTER USER u IDENTIFIED WITH mysql_native_password BY 'x'").flags == {
-        "password_change"
-    }
+    assert one("ALTER USER u IDENTIFIED WITH mysql_native_password BY 'x'").flags == {"password_change"}
     assert one("SELECT `Host` FROM `MySQL`.`User`").flags == {"password_hash_read"}
 
 

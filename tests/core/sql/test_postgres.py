@@ -28,9 +28,7 @@ def test_where_states() -> None:
 
 
 def test_cte_dml_is_inner_with_its_own_where() -> None:
-    s = one(
-        "WITH a AS (DELETE FROM s.t RETURNING *), b AS (UPDATE u SET x = 1 WHERE id = 2 RETURNING *) SELECT 1"
-    )
+    s = one("WITH a AS (DELETE FROM s.t RETURNING *), b AS (UPDATE u SET x = 1 WHERE id = 2 RETURNING *) SELECT 1")
     assert s.kind == "select"
     assert {(i.kind, i.where) for i in s.inner} == {("delete", "missing"), ("update", "present")}
     assert {"s.t", "u"} <= s.tables
@@ -49,18 +47,10 @@ def test_flags() -> None:
     assert one("COPY t TO PROGRAM 'gzip > /tmp/x'").flags == {"program"}
     assert one("COPY t FROM '/tmp/x'").flags == {"server_file"}
     assert one("COPY t FROM STDIN").flags == frozenset()
-    assert (
-        "server_file"
-        in one("SELECT x FROM t WHERE y = pg_catalog.pg_stat_file('base')::text").flags
-    )
-    assert (
-        "password_hash_read"
-        in one("SELECT * FROM t JOIN LATERAL (SELECT * FROM pg_shadow) s ON true").flags
-    )
+    assert "server_file" in one("SELECT x FROM t WHERE y = pg_catalog.pg_stat_file('base')::text").flags
+    assert "password_hash_read" in one("SELECT * FROM t JOIN LATERAL (SELECT * FROM pg_shadow) s ON true").flags
     assert one("ALTER ROLE r WITH LOGIN").flags == frozenset()
-    assert one("CREATE USER MAPPING FOR r SERVER s OPTIONS (user 'a', password 'b')").flags == {
-        "password_change"
-    }
+    assert one("CREATE USER MAPPING FOR r SERVER s OPTIONS (user 'a', password 'b')").flags == {"password_change"}
 
 
 def test_kinds_and_objects() -> None:

@@ -147,9 +147,7 @@ class TokenServer:
             | c.CLIENT_MULTI_RESULTS
             | (c.CLIENT_SSL if self.ssl_context else 0)
         )
-        hs = p.ServerHandshake(
-            b"8.0.99-hoop-test", 4242, scramble, caps, 45, 2, "caching_sha2_password"
-        )
+        hs = p.ServerHandshake(b"8.0.99-hoop-test", 4242, scramble, caps, 45, 2, "caching_sha2_password")
         await loop.sock_sendall(sock, c.encode_packet(p.build_handshake(hs), 0))
         header = await _sock_exact(loop, sock, 4)
         payload = await _sock_exact(loop, sock, int.from_bytes(header[:3], "little"))
@@ -188,11 +186,7 @@ class TokenServer:
         ok = secrets.compare_digest(step.token, self.token)
         self.logins.append(Login(resp.username, resp.auth_plugin, tls, ok))
         if not ok:
-            writer.write(
-                c.encode_packet(
-                    p.build_err(1045, "28000", "Access denied (hoop test server)"), seq + 1
-                )
-            )
+            writer.write(c.encode_packet(p.build_err(1045, "28000", "Access denied (hoop test server)"), seq + 1))
             await writer.drain()
             return
         writer.write(c.encode_packet(p.build_ok(p.OkPacket(), caps), seq + 1))

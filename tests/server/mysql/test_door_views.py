@@ -7,8 +7,10 @@ from hoop.server.mysql.views import view_columns
 
 
 def test_plain_aliased_and_computed_view_columns() -> None:
-    cols = view_columns("select `app`.`c`.`id` AS `id`,`app`.`c`.`email` AS `contact`,"
-                        "concat(`app`.`c`.`email`,'x') AS `mixed` from `app`.`customers` `c`")
+    cols = view_columns(
+        "select `app`.`c`.`id` AS `id`,`app`.`c`.`email` AS `contact`,"
+        "concat(`app`.`c`.`email`,'x') AS `mixed` from `app`.`customers` `c`"
+    )
     assert cols["contact"] == ColumnRef("app", "customers", "email")
     assert cols["id"] == ColumnRef("app", "customers", "id")
     assert cols["mixed"] is None  # computed: left to the content detectors

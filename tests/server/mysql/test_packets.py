@@ -96,9 +96,7 @@ def test_ssl_request_is_32_bytes() -> None:
     wire = p.build_ssl_request(c.CLIENT_PROTOCOL_41, 45)
     assert len(wire) == 32 and p.is_ssl_request(wire)
     assert int.from_bytes(wire[:4], "little") & c.CLIENT_SSL
-    full = p.build_handshake_response(
-        p.HandshakeResponse(c.CLIENT_PROTOCOL_41 | c.CLIENT_SSL, b"u")
-    )
+    full = p.build_handshake_response(p.HandshakeResponse(c.CLIENT_PROTOCOL_41 | c.CLIENT_SSL, b"u"))
     assert not p.is_ssl_request(full)
     with pytest.raises(c.ProtocolViolation):
         p.parse_handshake_response(wire[:20])
@@ -140,9 +138,7 @@ def test_rsa_password_interop_with_pymysql() -> None:
 
 def test_clear_token_auth_switches_then_asks_for_full_auth() -> None:
     flow = auth.ClearTokenAuth(SCRAMBLE, tls=True)
-    resp = p.HandshakeResponse(
-        c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 20, auth_plugin="mysql_native_password"
-    )
+    resp = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 20, auth_plugin="mysql_native_password")
     step = flow.start(resp)
     assert step.token is None
     assert step.reply == b"\xfecaching_sha2_password\x00" + SCRAMBLE + b"\x00"
@@ -152,22 +148,16 @@ def test_clear_token_auth_switches_then_asks_for_full_auth() -> None:
 
 
 def test_clear_token_auth_refuses_clear_text_without_tls() -> None:
-    resp = p.HandshakeResponse(
-        c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 32, auth_plugin="caching_sha2_password"
-    )
+    resp = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 32, auth_plugin="caching_sha2_password")
     flow = auth.ClearTokenAuth(SCRAMBLE, tls=False)
     assert flow.start(resp).reply == b"\x01\x04"
     with pytest.raises(auth.AuthProtocolError, match="TLS"):
         flow.feed(b"tok\x00")
-    clear = p.HandshakeResponse(
-        c.CLIENT_PROTOCOL_41, b"u", b"tok\x00", auth_plugin="mysql_clear_password"
-    )
+    clear = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"tok\x00", auth_plugin="mysql_clear_password")
     with pytest.raises(auth.AuthProtocolError):
         auth.ClearTokenAuth(SCRAMBLE, tls=False).start(clear)
     assert auth.ClearTokenAuth(SCRAMBLE, tls=True).start(clear).token == b"tok"
-    empty = p.HandshakeResponse(
-        c.CLIENT_PROTOCOL_41, b"u", b"", auth_plugin=auth.CACHING_SHA2_PASSWORD
-    )
+    empty = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"", auth_plugin=auth.CACHING_SHA2_PASSWORD)
     assert auth.ClearTokenAuth(SCRAMBLE, tls=True).start(empty).token == b""
 
 
@@ -186,9 +176,7 @@ def test_ok_packet_bytes_and_session_track() -> None:
     assert wire == b"\x00\x01\x00\x02\x40\x00\x00" + b"\x00" + b"\x07" + state
     assert p.parse_ok(wire, track) == ok
     end = p.OkPacket(header=0xFE)
-    assert p.is_result_end(
-        p.build_ok(end, track | c.CLIENT_DEPRECATE_EOF), track | c.CLIENT_DEPRECATE_EOF
-    )
+    assert p.is_result_end(p.build_ok(end, track | c.CLIENT_DEPRECATE_EOF), track | c.CLIENT_DEPRECATE_EOF)
 
 
 def test_err_and_eof_packets() -> None:
@@ -289,9 +277,7 @@ def test_binary_row_bytes_for_each_type() -> None:
 @pytest.mark.needs_mariadb
 async def test_binary_row_from_real_server_parse_rewrite_build(mariadb_user) -> None:
     up = await connect_upstream(
-        MySQLTarget(
-            "127.0.0.1", 3306, mariadb_user.name, mariadb_user.password, "test", ssl="disable"
-        )
+        MySQLTarget("127.0.0.1", 3306, mariadb_user.name, mariadb_user.password, "test", ssl="disable")
     )
     framer = c.PacketFramer()
 
@@ -302,9 +288,7 @@ async def test_binary_row_from_real_server_parse_rewrite_build(mariadb_user) -> 
                 out.append(pkt[1])
                 if p.is_err(pkt[1]):
                     raise AssertionError(p.parse_err(pkt[1]).message)
-                if len(out) == n or (
-                    n is None and len(out) > 1 and p.is_result_end(out[-1], up.capabilities)
-                ):
+                if len(out) == n or (n is None and len(out) > 1 and p.is_result_end(out[-1], up.capabilities)):
                     return out
             framer.feed(await up.reader.read(65536))
 

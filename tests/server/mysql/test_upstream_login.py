@@ -64,9 +64,7 @@ async def _query(up, sql: str) -> list[list[bytes | None]]:
     return [p.parse_text_row(r, ncols) for r in packets[1 + ncols : -1]]
 
 
-async def test_login_native_password_and_query(
-    mariadb_user, mariadb_root: pymysql.Connection
-) -> None:
+async def test_login_native_password_and_query(mariadb_user, mariadb_root: pymysql.Connection) -> None:
     up = await connect_upstream(_target(mariadb_user))
     try:
         assert up.handshake.auth_plugin == "mysql_native_password"
@@ -79,9 +77,7 @@ async def test_login_native_password_and_query(
         # The handshake's connection id is the server thread id (needed for KILL mapping).
         assert int(rows[0][2] or b"0") == up.connection_id
         with mariadb_root.cursor() as cur:
-            cur.execute(
-                "SELECT USER FROM information_schema.PROCESSLIST WHERE ID = %s", (up.connection_id,)
-            )
+            cur.execute("SELECT USER FROM information_schema.PROCESSLIST WHERE ID = %s", (up.connection_id,))
             assert cur.fetchone() == (mariadb_user.name,)
     finally:
         await up.close()
@@ -98,9 +94,7 @@ async def test_wrong_password_is_auth_failure_without_secret(mariadb_user) -> No
     assert wrong not in repr(_target(mariadb_user, password=wrong))
 
 
-async def test_tls_require_against_this_server(
-    mariadb_user, mariadb_root: pymysql.Connection
-) -> None:
+async def test_tls_require_against_this_server(mariadb_user, mariadb_root: pymysql.Connection) -> None:
     with mariadb_root.cursor() as cur:
         cur.execute("SHOW VARIABLES LIKE 'have_ssl'")
         have_ssl = cur.fetchone()[1]
@@ -123,10 +117,7 @@ async def test_tls_require_against_this_server(
 def test_mariadb_has_no_caching_sha2_server_plugin(mariadb_root: pymysql.Connection) -> None:
     """Why caching_sha2 upstream login is proven against the token server below instead."""
     with mariadb_root.cursor() as cur:
-        cur.execute(
-            "SELECT PLUGIN_NAME FROM information_schema.ALL_PLUGINS "
-            "WHERE PLUGIN_TYPE = 'AUTHENTICATION'"
-        )
+        cur.execute("SELECT PLUGIN_NAME FROM information_schema.ALL_PLUGINS WHERE PLUGIN_TYPE = 'AUTHENTICATION'")
         names = {r[0] for r in cur.fetchall()}
     assert "mysql_native_password" in names
     assert "caching_sha2_password" not in names
@@ -183,9 +174,7 @@ async def _mariadb_cli(port: int, user: str, token: str, *extra: str) -> tuple[i
 
 
 @pytest.mark.parametrize("good", [True, False])
-async def test_mariadb_client_sends_token_over_tls(
-    token_server_factory, tls_files, good: bool
-) -> None:
+async def test_mariadb_client_sends_token_over_tls(token_server_factory, tls_files, good: bool) -> None:
     srv = await token_server_factory(b"tok-123", _server_ctx(tls_files))
     rc, out = await _mariadb_cli(
         srv.port,
@@ -221,9 +210,7 @@ async def test_pymysql_sends_token_over_tls(token_server_factory, tls_files) -> 
 async def test_aiomysql_sends_token_over_tls(token_server_factory, tls_files) -> None:
     srv = await token_server_factory(b"tok-123", _server_ctx(tls_files))
     ctx = ssl.create_default_context(cafile=str(tls_files.cert))
-    conn = await aiomysql.connect(
-        host="127.0.0.1", port=srv.port, user="carol", password="tok-123", ssl=ctx
-    )
+    conn = await aiomysql.connect(host="127.0.0.1", port=srv.port, user="carol", password="tok-123", ssl=ctx)
     conn.close()
     assert [(x.user, x.tls, x.accepted) for x in srv.logins] == [(b"carol", True, True)]
 
@@ -277,8 +264,6 @@ async def test_upstream_caching_sha2_full_auth_with_rsa(token_server_factory) ->
     await up.close()
     with pytest.raises(UpstreamAuthFailed):
         await connect_upstream(
-            MySQLTarget(
-                host="127.0.0.1", port=srv.port, username="gw", password="wrong", ssl="prefer"
-            )
+            MySQLTarget(host="127.0.0.1", port=srv.port, username="gw", password="wrong", ssl="prefer")
         )
     assert [x.accepted for x in srv.logins] == [True, False]

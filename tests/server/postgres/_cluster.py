@@ -53,26 +53,42 @@ class Cluster:
 
     def psql(self, sql: str, database: str | None = None) -> str:
         """Run SQL as the superuser over the unix socket; returns unaligned output."""
-        cmd = [str(self.bindir / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-               "-h", self.socket_dir, "-p", str(self.port), "-U", self.superuser,
-               "-d", database or self.database, "-c", sql]
+        cmd = [
+            str(self.bindir / "psql"),
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            self.socket_dir,
+            "-p",
+            str(self.port),
+            "-U",
+            self.superuser,
+            "-d",
+            database or self.database,
+            "-c",
+            sql,
+        ]
         return _run(cmd, self._run_as, self.root).stdout
 
     def stop(self) -> None:
         try:
-            _run([str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate",
-                  "-w", "stop"], self._run_as, self.root)
+            _run(
+                [str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
+                self._run_as,
+                self.root,
+            )
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
 def find_bindir() -> Path | None:
     """Newest PostgreSQL server bin dir with initdb, pg_ctl and postgres."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True
-    )
-    extra = [os.path.dirname(os.path.realpath(p)) for p in ("/usr/local/bin/initdb",)
-             if os.path.exists(p)]
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]), reverse=True)
+    extra = [os.path.dirname(os.path.realpath(p)) for p in ("/usr/local/bin/initdb",) if os.path.exists(p)]
     for d in [*candidates, *extra]:
         if all(os.access(os.path.join(d, b), os.X_OK) for b in ("initdb", "pg_ctl", "postgres")):
             return Path(d)
@@ -106,8 +122,11 @@ def _write_cert(root: Path) -> tuple[Path, Path]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=2))
         # Only the name: verify-full must use host="localhost"; 127.0.0.1 fails the name check.
@@ -117,9 +136,9 @@ def _write_cert(root: Path) -> tuple[Path, Path]:
     )
     crt, keyf = root / "server.crt", root / "server.key"
     crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyf.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                       serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    keyf.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     keyf.chmod(0o600)
     return crt, keyf
 
@@ -155,8 +174,22 @@ def _start(bindir: Path, root: Path, run_as: str | None) -> Cluster:
             os.chown(p, pw.pw_uid, pw.pw_gid)
     root.chmod(0o700)
     data = root / "data"
-    _run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-          "--no-sync", "-E", "UTF8", "--locale=C"], run_as, root)
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        run_as,
+        root,
+    )
     port = free_port()
     with open(data / "postgresql.conf", "a") as conf:
         conf.write(
@@ -167,12 +200,14 @@ def _start(bindir: Path, root: Path, run_as: str | None) -> Cluster:
             "shared_buffers = 16MB\nmax_connections = 40\n"
         )
     (data / "pg_hba.conf").write_text(HBA)
-    _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-          "-t", "60", "start"], run_as, root)
+    _run(
+        [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "start"],
+        run_as,
+        root,
+    )
     cluster = Cluster(LOCAL_HOST, port, bindir, root, cafile=str(crt), _run_as=run_as)
     try:
-        cluster.passwords = {u: secrets.token_urlsafe(12) for u in
-                             ("md5_user", "scram_user", "clear_user")}
+        cluster.passwords = {u: secrets.token_urlsafe(12) for u in ("md5_user", "scram_user", "clear_user")}
         # One psql call = one session, so the SET applies to the CREATE ROLE after it.
         cluster.psql(
             "SET password_encryption = 'md5';"

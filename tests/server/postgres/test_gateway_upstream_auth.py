@@ -37,16 +37,18 @@ def canary_role(pg_cluster):  # type: ignore[no-untyped-def]
 
 
 def test_md5_and_scram_upstream_logins(make_gateway, pg_cluster) -> None:  # type: ignore[no-untyped-def]
-    conns = (_conn("md5db", pg_cluster, "md5_user", "PW_MD5")
-             + _conn("scramdb", pg_cluster, "scram_user", "PW_SCRAM", 'sslmode = "require"'))
+    conns = _conn("md5db", pg_cluster, "md5_user", "PW_MD5") + _conn(
+        "scramdb", pg_cluster, "scram_user", "PW_SCRAM", 'sslmode = "require"'
+    )
     gw = make_gateway(connections=conns, start=False)
     gw.env.update(PW_MD5=pg_cluster.passwords["md5_user"], PW_SCRAM=pg_cluster.passwords["scram_user"])
     gw.start()
     token = gw.token("alice")
     md5 = gw.psql("alice", token, "SELECT current_user", connection="md5db")
     assert "md5_user" in md5.stdout, md5.stderr
-    scram = gw.psql("alice", token, "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                    connection="scramdb")
+    scram = gw.psql(
+        "alice", token, "SELECT current_user, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", connection="scramdb"
+    )
     assert " scram_user   | t" in scram.stdout, scram.stderr
     time.sleep(0.5)
     starts = [e for e in json.loads(gw.cli("audit", "--json").stdout) if e["action"] == "session.start"]
@@ -56,9 +58,11 @@ def test_md5_and_scram_upstream_logins(make_gateway, pg_cluster) -> None:  # typ
 def test_canary_credential_never_leaks(make_gateway, pg_cluster, canary_role, tmp_path) -> None:  # type: ignore[no-untyped-def]
     role, password = canary_role
     wrong = f"CANARY-wrong-{secrets.token_hex(8)}"
-    conns = (_conn("good", pg_cluster, role, "PW_GOOD", 'sslmode = "require"')
-             + _conn("plain", pg_cluster, role, "PW_GOOD", 'sslmode = "disable"')
-             + _conn("bad", pg_cluster, role, "PW_BAD"))
+    conns = (
+        _conn("good", pg_cluster, role, "PW_GOOD", 'sslmode = "require"')
+        + _conn("plain", pg_cluster, role, "PW_GOOD", 'sslmode = "disable"')
+        + _conn("bad", pg_cluster, role, "PW_BAD")
+    )
     gw = make_gateway(connections=conns, start=False)
     gw.env.update(PW_GOOD=password, PW_BAD=wrong)
     gw.start()

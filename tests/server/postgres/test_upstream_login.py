@@ -25,8 +25,12 @@ pytestmark = pytest.mark.needs_postgres
 
 def _target(cluster: Cluster, user: str, **kw: object) -> UpstreamTarget:
     fields = dict(
-        host=cluster.host, port=cluster.port, database="test", username=user,
-        password=cluster.passwords.get(user), name="orders-db",
+        host=cluster.host,
+        port=cluster.port,
+        database="test",
+        username=user,
+        password=cluster.passwords.get(user),
+        name="orders-db",
     )
     fields.update(kw)
     return UpstreamTarget(**fields)  # type: ignore[arg-type]
@@ -59,8 +63,7 @@ async def _scalar(session: UpstreamSession, sql: str) -> str | None:
 async def test_trust_login_on_local_server_passes_startup_params(local_pg: tuple[str, int]) -> None:
     host, port = local_pg
     target = UpstreamTarget(host, port, "test", "postgres", None, sslmode="disable", name="local")
-    params = {"user": "mallory", "database": "other", "application_name": "hoop-test",
-              "DateStyle": "ISO, DMY"}
+    params = {"user": "mallory", "database": "other", "application_name": "hoop-test", "DateStyle": "ISO, DMY"}
     session = await connect_upstream(target, params)
     try:
         assert session.tls is False and session.auth_method == "trust"
@@ -68,9 +71,7 @@ async def test_trust_login_on_local_server_passes_startup_params(local_pg: tuple
         assert session.parameters["application_name"] == "hoop-test"
         assert session.parameters["DateStyle"] == "ISO, DMY"
         # user and database come from the target, never from the client's startup packet
-        assert await _scalar(session, "select current_user || '/' || current_database()") == (
-            "postgres/test"
-        )
+        assert await _scalar(session, "select current_user || '/' || current_database()") == ("postgres/test")
         assert await _scalar(session, "select pg_backend_pid()::text") == str(session.backend_pid)
     finally:
         await session.close()
@@ -97,9 +98,7 @@ def test_md5_role_really_stores_an_md5_hash(pg_cluster: Cluster) -> None:
 
 
 @pytest.mark.parametrize("user", ["md5_user", "scram_user", "clear_user"])
-async def test_wrong_password_is_auth_failure_without_leaking_it(
-    pg_cluster: Cluster, user: str
-) -> None:
+async def test_wrong_password_is_auth_failure_without_leaking_it(pg_cluster: Cluster, user: str) -> None:
     secret = "Wr0ng-" + pg_cluster.passwords[user]
     with pytest.raises(UpstreamAuthFailed) as info:
         await connect_upstream(_target(pg_cluster, user, password=secret), {})
@@ -149,15 +148,12 @@ async def test_silent_server_times_out() -> None:
     [("require", "127.0.0.1"), ("verify-ca", "127.0.0.1"), ("verify-full", "localhost")],
 )
 async def test_tls_modes_get_tls(pg_cluster: Cluster, sslmode: str, host: str) -> None:
-    target = _target(
-        pg_cluster, "scram_user", host=host, sslmode=sslmode, sslrootcert=pg_cluster.cafile
-    )
+    target = _target(pg_cluster, "scram_user", host=host, sslmode=sslmode, sslrootcert=pg_cluster.cafile)
     session = await connect_upstream(target, {"application_name": "tls-test"})
     try:
         assert session.tls is True
         assert session.writer.get_extra_info("ssl_object") is not None
-        assert await _scalar(session, "select ssl::text from pg_stat_ssl "
-                             "where pid = pg_backend_pid()") == "true"
+        assert await _scalar(session, "select ssl::text from pg_stat_ssl where pid = pg_backend_pid()") == "true"
     finally:
         await session.close()
 
@@ -232,8 +228,16 @@ async def _scripted(replies: list[bytes], target_kw: dict[str, object]) -> Upstr
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    kw = dict(host="127.0.0.1", port=port, database="d", username="u", password="pw",
-              sslmode="disable", name="fake", connect_timeout=5.0)
+    kw = dict(
+        host="127.0.0.1",
+        port=port,
+        database="d",
+        username="u",
+        password="pw",
+        sslmode="disable",
+        name="fake",
+        connect_timeout=5.0,
+    )
     kw.update(target_kw)
     try:
         return await connect_upstream(UpstreamTarget(**kw), {})  # type: ignore[arg-type]
@@ -243,8 +247,7 @@ async def _scripted(replies: list[bytes], target_kw: dict[str, object]) -> Upstr
 
 async def test_server_skipping_scram_proof_is_rejected() -> None:
     with pytest.raises(UpstreamAuthFailed, match="skipped SCRAM"):
-        await _scripted([codec.authentication_sasl(["SCRAM-SHA-256"]) + codec.authentication_ok()],
-                        {})
+        await _scripted([codec.authentication_sasl(["SCRAM-SHA-256"]) + codec.authentication_ok()], {})
 
 
 async def test_plaintext_injected_after_tls_accept_is_rejected() -> None:
@@ -254,9 +257,13 @@ async def test_plaintext_injected_after_tls_accept_is_rejected() -> None:
 
 
 async def test_bytes_after_ready_for_query_are_kept_as_leftover() -> None:
-    reply = (codec.authentication_ok() + codec.parameter_status("server_version", "15")
-             + codec.backend_key_data(7, 9) + codec.ready_for_query() + codec.notice_response(
-                 "NOTICE", "00000", "early"))
+    reply = (
+        codec.authentication_ok()
+        + codec.parameter_status("server_version", "15")
+        + codec.backend_key_data(7, 9)
+        + codec.ready_for_query()
+        + codec.notice_response("NOTICE", "00000", "early")
+    )
     session = await _scripted([reply], {})
     try:
         assert (session.backend_pid, session.backend_key) == (7, 9)
