@@ -21,7 +21,9 @@ import asyncssh
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.server.services import Services
+from hoop.server.ssh.device_auth import LOGIN_TIMEOUT, DeviceAuth
 from hoop.server.ssh.target import TargetError, connect_target
+from hoop.server.ssh.tuning import channel_options, connection_options
 
 log = logging.getLogger("hoop.ssh")
 HOST_KEY_NAME = "ssh_host_ed25519_key"
@@ -50,8 +52,9 @@ class SSHDoor:
         return await asyncssh.create_server(
             lambda: GatewayServer(self.services), host, port, server_host_keys=[key],
             encoding=None, line_editor=False, agent_forwarding=True, x11_forwarding=False,
-            allow_scp=False, keepalive_interval=60, login_timeout=60,
-            server_version="Hoop",
+            allow_scp=False, keepalive_interval=60,
+            login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else 60,
+            server_version="Hoop", **connection_options(server=True),
         )
 
 
@@ -67,6 +70,7 @@ class GatewayServer(asyncssh.SSHServer):
         self.identity: Identity | None = None
         self._target: dict[str, asyncio.Future[asyncssh.SSHClientConnection]] = {}
         self._targets: list[asyncssh.SSHClientConnection] = []
+        self._device: DeviceAuth | None = None
 
     # -- connection and authentication --------------------------------------------------------
 
@@ -94,6 +98,24 @@ class GatewayServer(asyncssh.SSHServer):
             self.identity = await self.services.authenticate(self.user, password, door="ssh", client=self.client)
         except AuthError:
             return False
+        return True
+
+    # Keyboard-interactive: the OIDC device flow when [auth.oidc] is set; otherwise asyncssh's
+    # default (NotImplemented), which asks for the password through the same prompt.
+    def kbdint_auth_supported(self) -> bool:
+        return True if self.services.config.oidc is not None else NotImplemented  # type: ignore[return-value]
+
+    async def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        self._device = DeviceAuth(self.services, self.user, self.client)
+        return await self._device.challenge()
+
+    async def validate_kbdint_response(self, username: str, responses: Any) -> bool:
+        if self._device is None:
+            return False
+        identity = await self._device.finish(self.conn)
+        if identity is None:
+            return False
+        self.identity = identity
         return True
 
     def public_key_auth_supported(self) -> bool:
@@ -149,12 +171,14 @@ class GatewayServer(asyncssh.SSHServer):
         from hoop.server.ssh.session import BuiltinSession
 
         assert self.conn is not None
-        chan = self.conn.create_server_channel(encoding=None)
+        chan = self.conn.create_server_channel(encoding=None, **channel_options())
         AuditedChannel.adopt(chan, self)
         if not self.target_name:
             return chan, BuiltinSession(self)
         if self.target_name == TUI_NAME:
-            return chan, BuiltinSession(self, notice="the approver TUI over SSH is not available yet")
+            from hoop.server.ssh.tui_bridge import TuiBridgeSession
+
+            return chan, TuiBridgeSession(self)
         try:
             connection = self.connection()
         except AccessDenied as exc:

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import asyncssh
 
 from hoop.core.terminal import CastWriter
+from hoop.server.ssh.tuning import channel_options, tune_channel
 
 log = logging.getLogger("hoop.ssh")
 FLUSH_EVERY = 0.2  # seconds between recording flushes
@@ -62,6 +63,7 @@ class Link:
                  recorder: CastWriter | None = None, session: Any = None,
                  monitor: Any = None, forward_eof: bool = True) -> None:
         self.front = front
+        tune_channel(front)
         self.forward_eof = forward_eof
         self.on_close = on_close
         self.recorder = recorder
@@ -77,13 +79,14 @@ class Link:
                    subsystem: str | None = None, term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None,
                    env: dict[str, str] | None = None) -> None:
         """Open the target channel (shell when neither command nor subsystem is given)."""
-        kwargs: dict[str, Any] = {"encoding": None, "env": env or {}}
+        kwargs: dict[str, Any] = {"encoding": None, "env": env or {}, **channel_options()}
         if term is not None:
             kwargs.update(term_type=term[0], term_size=term[1], term_modes=term[2], request_pty="force")
         else:
             kwargs["request_pty"] = False
         chan, _ = await conn.create_session(lambda: TargetSession(self), command, subsystem=subsystem, **kwargs)
         self.target = chan
+        tune_channel(chan)
         if self._early:
             chan.write(b"".join(self._early))
             self._early.clear()

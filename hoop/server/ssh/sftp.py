@@ -17,21 +17,27 @@ FXP_OPEN, FXP_CLOSE, FXP_READ, FXP_WRITE = 3, 4, 5, 6
 FXP_REMOVE, FXP_MKDIR, FXP_RMDIR, FXP_RENAME = 13, 14, 15, 18
 FXP_HANDLE, FXP_DATA = 102, 103
 HEAD_MAX = 4096 + 64  # enough for a path or a handle plus the fixed fields
+# How much of a packet body the observer needs, by type: DATA needs only its request id and
+# payload length, WRITE its id, handle (<= 256 bytes), offset and length. Their payloads (the
+# bulk of every transfer) are passed over by length without being copied or looked at.
+HEAD_BY_TYPE = {FXP_DATA: 1 + 4 + 4, FXP_WRITE: 1 + 4 + 4 + 256 + 8 + 4}
 
 
 class _Framer:
-    """Calls `on_packet(type, head)` with the first HEAD_MAX bytes of each packet body."""
+    """Calls `on_packet(type, head)` with the first bytes of each packet body the observer
+    needs (HEAD_BY_TYPE, else up to HEAD_MAX); the rest of the packet is skipped by length."""
 
     def __init__(self, on_packet: Callable[[int, bytes], None]) -> None:
         self.on_packet = on_packet
         self.buf = bytearray()
         self.length: int | None = None  # body length of the current packet, once known
-        self.want = 0  # body bytes to keep (the head)
+        self.want = 0  # body bytes to keep (the head); 1 until the type byte is known
         self.skip = 0  # payload bytes of the current packet still to pass over
 
     def feed(self, data: bytes) -> None:
-        view = memoryview(data)
-        i, n = 0, len(view)
+        n = len(data)
+        i = 0
+        buf = self.buf
         while i < n:
             if self.skip:
                 k = min(self.skip, n - i)
@@ -39,25 +45,39 @@ class _Framer:
                 i += k
                 continue
             if self.length is None:
-                take = min(4 - len(self.buf), n - i)
-                self.buf += view[i : i + take]
-                i += take
-                if len(self.buf) < 4:
-                    return
-                self.length = struct.unpack_from(">I", self.buf)[0]
-                self.want = min(self.length, HEAD_MAX)
-                self.buf.clear()
-            take = min(self.want - len(self.buf), n - i)
-            self.buf += view[i : i + take]
+                if not buf and n - i >= 5:  # common case: length and type in one piece
+                    self.length = length = int.from_bytes(data[i : i + 4], "big")
+                    if length == 0:
+                        i += 4
+                        self.length = None
+                        continue
+                    self.want = min(length, HEAD_BY_TYPE.get(data[i + 4], HEAD_MAX))
+                    i += 4
+                else:
+                    take = min(4 - len(buf), n - i)
+                    buf += data[i : i + take]
+                    i += take
+                    if len(buf) < 4:
+                        return
+                    self.length = int.from_bytes(buf, "big")
+                    buf.clear()
+                    if self.length == 0:
+                        self.length = None
+                        continue
+                    self.want = 1  # decide the head size once the type byte is in
+            take = min(self.want - len(buf), n - i)
+            buf += data[i : i + take]
             i += take
-            if len(self.buf) < self.want:
+            if len(buf) == 1 and self.want == 1 and self.length > 1:
+                self.want = min(self.length, HEAD_BY_TYPE.get(buf[0], HEAD_MAX))
+                continue
+            if len(buf) < self.want:
                 return
-            head = bytes(self.buf)
-            self.buf.clear()
+            head = bytes(buf)
+            buf.clear()
             self.skip = self.length - self.want
             self.length = None
-            if head:
-                self.on_packet(head[0], head[1:])
+            self.on_packet(head[0], head[1:])
 
 
 def _string(buf: bytes, pos: int) -> tuple[bytes, int]:

@@ -17,6 +17,7 @@ import asyncssh
 
 from hoop.core.config import Connection
 from hoop.core.errors import HoopError
+from hoop.server.ssh.tuning import connection_options
 
 log = logging.getLogger("hoop.ssh")
 
@@ -89,7 +90,7 @@ async def connect_target(services: Any, connection: Connection, *, user: str,
             agent_path=agent_path, agent_forwarding=agent_path is not None,
             config=None, preferred_auth="publickey,password,keyboard-interactive"
             if keys else "password,keyboard-interactive",
-            kbdint_auth=password is not None, encoding=None,
+            kbdint_auth=password is not None, encoding=None, **connection_options(server=False),
         ), connection.connect_timeout)
     except asyncssh.HostKeyNotVerifiable:
         services.journal.audit(user, "ssh.hostkey.mismatch", connection.name,
