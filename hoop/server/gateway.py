@@ -33,6 +33,8 @@ def setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if level != "debug":  # asyncssh narrates every connection at INFO; our own log says what matters
+        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 def install_event_loop() -> None:
