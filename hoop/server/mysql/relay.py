@@ -28,6 +28,7 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.sides import Side, write_batch
 
 log = logging.getLogger("hoop.mysql")
 _KILL = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
@@ -97,8 +98,8 @@ class Relay:
         self, client: asyncio.Transport, upstream: asyncio.Transport, client_left: bytes, upstream_left: bytes
     ) -> None:
         self.client, self.upstream = client, upstream
-        client.set_protocol(_Side(self, self.from_client, "client"))
-        upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
+        client.set_protocol(Side(self, self.from_client, "client"))
+        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
         if upstream_left:
             self.from_upstream(upstream_left)
         if client_left:
@@ -351,8 +352,7 @@ class Relay:
             )
             return
         if out and self.client is not None:
-            # One write per batch: a memcpy costs far less than a syscall or TLS record per packet.
-            self.client.write(out[0] if len(out) == 1 else b"".join(out))
+            write_batch(self.client, out)
 
     def unit_done(self) -> None:
         unit = self.units.popleft()
@@ -405,6 +405,15 @@ class Relay:
         rows = unit.rows if unit.rows else unit.affected
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
 
+    def upstream_lost(self) -> None:
+        self.close(
+            "upstream-lost",
+            c.encode_packet(
+                p.build_err(2013, "HY000", f"connection {self.subject.connection}: the server closed the connection"),
+                0,
+            ),
+        )
+
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client packet: %s", self.session.id, problem)
         self.session.audit("session.protocol_error", problem=problem)
@@ -412,45 +421,3 @@ class Relay:
 
 
 _HOLD = object()
-
-
-class _Side(asyncio.Protocol):
-    """One direction's transport callbacks; flow control pauses the other side."""
-
-    def __init__(self, relay: Relay, handler: Callable[[bytes], None], name: str) -> None:
-        self.relay = relay
-        self.handler = handler
-        self.name = name
-
-    def data_received(self, data: bytes) -> None:
-        if not self.relay.closed:
-            self.handler(data)
-
-    def eof_received(self) -> bool | None:
-        self.relay.close(f"{self.name}-eof")
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        relay = self.relay
-        if self.name == "upstream" and not relay.closed:
-            relay.close(
-                "upstream-lost",
-                c.encode_packet(
-                    p.build_err(
-                        2013, "HY000", f"connection {relay.subject.connection}: the server closed the connection"
-                    ),
-                    0,
-                ),
-            )
-        else:
-            relay.close(f"{self.name}-closed")
-
-    def pause_writing(self) -> None:
-        other = self.relay.upstream if self.name == "client" else self.relay.client
-        if other is not None and not other.is_closing():
-            other.pause_reading()
-
-    def resume_writing(self) -> None:
-        other = self.relay.upstream if self.name == "client" else self.relay.client
-        if other is not None and not other.is_closing():
-            other.resume_reading()

@@ -25,6 +25,7 @@ from hoop.server.postgres import codec
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
+from hoop.server.sides import Side, write_batch
 
 log = logging.getLogger("hoop.postgres")
 
@@ -104,8 +105,8 @@ class Relay:
         self, client: asyncio.Transport, upstream: asyncio.Transport, client_leftover: bytes, upstream_leftover: bytes
     ) -> None:
         self.client, self.upstream = client, upstream
-        client.set_protocol(_Side(self, self.from_client, "client"))
-        upstream.set_protocol(_Side(self, self.from_upstream, "upstream"))
+        client.set_protocol(Side(self, self.from_client, "client"))
+        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
         if upstream_leftover:
             self.from_upstream(upstream_leftover)
         if client_leftover:
@@ -190,7 +191,7 @@ class Relay:
             out.append(forward)
         if prev < len(view):
             out.append(view[prev:])
-        _write(self.upstream, out)
+        write_batch(self.upstream, out)
 
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == SYNC:
@@ -365,7 +366,7 @@ class Relay:
                     out.append(view[prev:])
                 break
         if out:
-            _write(self.client, out)
+            write_batch(self.client, out)
 
     def _upstream_message(self, t: int, msg: memoryview) -> Any:
         tracker = self.tracker
@@ -442,52 +443,15 @@ class Relay:
             unit.sample,
         )
 
+    def upstream_lost(self) -> None:
+        self.close(
+            "upstream-lost",
+            codec.error_response(
+                "FATAL", "08006", f"connection {self.subject.connection}: the server closed the connection"
+            ),
+        )
+
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client message: %s", self.session.id, problem)
         self.session.audit("session.protocol_error", problem=problem)
         self.close("protocol-error", codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))
-
-
-def _write(transport: Any, parts: list[Any]) -> None:
-    """One write per batch: joining is a memcpy, far cheaper than a syscall (or a TLS record)
-    per message."""
-    transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
-
-
-class _Side(asyncio.Protocol):
-    """One direction's transport callbacks; flow control pauses the other side."""
-
-    def __init__(self, relay: Relay, handler: Callable[[bytes], None], name: str) -> None:
-        self.relay = relay
-        self.handler = handler
-        self.name = name
-
-    def data_received(self, data: bytes) -> None:
-        if not self.relay.closed:
-            self.handler(data)
-
-    def eof_received(self) -> bool | None:
-        self.relay.close(f"{self.name}-eof")
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        relay = self.relay
-        if self.name == "upstream" and not relay.closed:
-            relay.close(
-                "upstream-lost",
-                codec.error_response(
-                    "FATAL", "08006", f"connection {relay.subject.connection}: the server closed the connection"
-                ),
-            )
-        else:
-            relay.close(f"{self.name}-closed")
-
-    def pause_writing(self) -> None:
-        other = self.relay.upstream if self.name == "client" else self.relay.client
-        if other is not None and not other.is_closing():
-            other.pause_reading()
-
-    def resume_writing(self) -> None:
-        other = self.relay.upstream if self.name == "client" else self.relay.client
-        if other is not None and not other.is_closing():
-            other.resume_reading()
