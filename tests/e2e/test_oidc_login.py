@@ -3,6 +3,7 @@ then the real psql through a real `hoop serve` with the ID token as the password
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -161,3 +162,76 @@ def test_canary_id_token_and_client_secret_never_leak(gw: GatewayProcess, provid
     for secret in (token, bad, token.split(".")[2], SECRET):
         assert secret.encode() not in blobs, "credential found in the gateway's files or log"
         assert all(secret not in out for out in gw.outputs)
+
+
+def test_groups_from_the_claim_decide_approver_rights(gw: GatewayProcess, provider: OIDCProvider) -> None:
+    """A review rule for approvers in `dba`: an OIDC user in `dba` (per the token) approves,
+    one without it is refused, and the requester cannot approve their own statement."""
+    gw.stop()
+    gw.config.write_text(
+        gw.config.read_text()
+        + """
+[[rules]]
+name = "hold-oidc-updates"
+action = "review"
+statements = ["update", "create", "drop"]
+tables = ["oidc_hold"]
+approvers = ["dba"]
+timeout = "30s"
+"""
+    )
+    gw.start()
+    provider.users["dora"] = ["dev", "dba"]
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "test",
+            "-X",
+            "-q",
+            "-c",
+            "DROP TABLE IF EXISTS oidc_hold; CREATE TABLE oidc_hold (id int, v int); "
+            "INSERT INTO oidc_hold VALUES (1, 0)",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    held = subprocess.Popen(
+        [
+            "psql",
+            f"host=127.0.0.1 port={gw.ports['postgres']} user=olivia dbname=pg sslmode=require",
+            "-X",
+            "-c",
+            "UPDATE oidc_hold SET v = 1 WHERE id = 1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPASSWORD": provider.mint("olivia")},
+    )
+    try:
+        deadline = time.time() + 15
+        pending: list[dict[str, object]] = []
+        while not pending and time.time() < deadline:
+            pending = json.loads(gw.cli("approvals", "--json").stdout)
+            time.sleep(0.1)
+        assert pending, "the update was not held"
+        request_id = str(pending[0]["id"])
+        own = gw.cli("approve", request_id, "--token", provider.mint("olivia"), check=False)
+        assert own.returncode == 1 and "your own request" in own.stderr
+        provider.users["mallory"] = ["contractors"]
+        outsider = gw.cli("approve", request_id, "--token", provider.mint("mallory"), check=False)
+        assert outsider.returncode == 1 and "only members of dba" in outsider.stderr
+        gw.cli("approve", request_id, "--token", provider.mint("dora"))
+        out, err = held.communicate(timeout=15)
+        assert "UPDATE 1" in out, err
+    finally:
+        if held.poll() is None:
+            held.kill()
+        subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-U", "postgres", "test", "-X", "-q", "-c", "DROP TABLE IF EXISTS oidc_hold"],
+            capture_output=True,
+        )
