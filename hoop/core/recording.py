@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson  # frames are encoded once per statement on the writer thread: the fast encoder
+
 FORMAT = "hoop-recording"
 VERSION = 1
 
@@ -54,7 +56,7 @@ def encode_header(log: Any) -> str:
 
 
 def encode_frame(t: float, kind: str, data: dict[str, Any]) -> str:
-    return json.dumps([round(t, 6), kind, data], ensure_ascii=False, separators=(",", ":"), default=str)
+    return orjson.dumps([round(t, 6), kind, data], default=str).decode()
 
 
 def iter_frames(path: Path) -> Iterator[tuple[float, str, dict[str, Any]]]:
