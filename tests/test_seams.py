@@ -15,6 +15,8 @@ CHECKS = [
     (["hoop.server.postgres.listener"], ["hoop.server.mysql", "hoop.server.ssh", "hoop.tui", "textual"]),
     (["hoop.server.mysql.codec"], ["hoop.server.postgres", "hoop.server.ssh", "hoop.tui"]),
     (["hoop.control_client"], ["hoop.server"]),
+    (["hoop.tui.app", "hoop.tui.screens.sessions", "hoop.tui.screens.approvals", "hoop.tui.screens.rules",
+      "hoop.tui.screens.recordings", "hoop.tui.screens.replay", "hoop.commands.tui"], ["hoop.server"]),
 ]
 
 

@@ -14,7 +14,6 @@ The ID token never leaves the gateway and is never logged.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -63,7 +62,7 @@ class DeviceAuth:
         pending, self.pending = self.pending, None
         try:
             id_token = await pending.wait(WAIT_FOR_PROVIDER)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return self._refused(conn, "the login was not approved in time")
         except (HoopError, OSError) as exc:
             return self._refused(conn, str(exc))

@@ -10,7 +10,7 @@ so the session can switch between editing and relaying without reopening anythin
 from __future__ import annotations
 
 import codecs
-from typing import Callable
+from collections.abc import Callable
 
 KEYS = {"A": "up", "B": "down", "C": "right", "D": "left", "H": "home", "F": "end"}
 

@@ -11,7 +11,8 @@ Exit statuses the gateway itself returns (the target's own status is passed back
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hoop.core.pipeline import Subject
 

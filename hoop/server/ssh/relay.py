@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import asyncssh
 
@@ -59,9 +60,16 @@ class Link:
     `on_close(exit_status, exit_signal)` runs once when the target channel is gone.
     """
 
-    def __init__(self, front: Any, on_close: Callable[[int | None, Any], None], *,
-                 recorder: CastWriter | None = None, session: Any = None,
-                 monitor: Any = None, forward_eof: bool = True) -> None:
+    def __init__(
+        self,
+        front: Any,
+        on_close: Callable[[int | None, Any], None],
+        *,
+        recorder: CastWriter | None = None,
+        session: Any = None,
+        monitor: Any = None,
+        forward_eof: bool = True,
+    ) -> None:
         self.front = front
         tune_channel(front)
         self.forward_eof = forward_eof
@@ -75,9 +83,15 @@ class Link:
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
 
-    async def open(self, conn: asyncssh.SSHClientConnection, *, command: str | None = None,
-                   subsystem: str | None = None, term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None,
-                   env: dict[str, str] | None = None) -> None:
+    async def open(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        *,
+        command: str | None = None,
+        subsystem: str | None = None,
+        term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         """Open the target channel (shell when neither command nor subsystem is given)."""
         kwargs: dict[str, Any] = {"encoding": None, "env": env or {}, **channel_options()}
         if term is not None:
@@ -196,14 +210,21 @@ class Link:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
 
 
-def terminal_recorder(services: Any, session: Any, connection: Any,
-                      term: tuple[str, tuple[int, int, int, int], dict[int, int]]) -> CastWriter:
+def terminal_recorder(
+    services: Any, session: Any, connection: Any, term: tuple[str, tuple[int, int, int, int], dict[int, int]]
+) -> CastWriter:
     """A cast for an interactive session, named after the session id."""
     from hoop.core.terminal import cast_path
 
     path = cast_path(services.config.gateway.recordings_dir, session.id)
-    rec = CastWriter(path, term[1][0] or 80, term[1][1] or 24, started=time.time(),
-                     title=f"{session.user}@{connection.name} (session {session.id})",
-                     env={"TERM": term[0] or "xterm"}, record_input=connection.record_input)
+    rec = CastWriter(
+        path,
+        term[1][0] or 80,
+        term[1][1] or 24,
+        started=time.time(),
+        title=f"{session.user}@{connection.name} (session {session.id})",
+        env={"TERM": term[0] or "xterm"},
+        record_input=connection.record_input,
+    )
     session.frame("e", {"event": "terminal", "cast": path.name})
     return rec

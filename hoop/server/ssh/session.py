@@ -32,6 +32,7 @@ Commands:
   list            connections you may use, with their type and whether they answer
   connect NAME    open a terminal (ssh) or an SQL shell (postgres, mysql) on NAME
   sessions        your recent sessions
+  tui             the approvers' console (members of an approver group)
   exit            leave (also Ctrl-D)
 Line editing: arrows, Home/End, Ctrl-A/E/U; Up/Down for history; Ctrl-C abandons a line.
 Direct access: ssh -t USER+NAME@gateway (terminal) or ssh USER+NAME@gateway 'command'."""
@@ -52,6 +53,7 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.sql: Any = None
         self.sql_editor: LineEditor | None = None
         self.sql_buf: list[str] = []
+        self.bridge: Any = None  # the approvers' console while `tui` runs
 
     # -- asyncssh callbacks --------------------------------------------------------------------
 
@@ -85,7 +87,9 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.editor.show_prompt()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
-        if self.mode == "relay" and self.link is not None:
+        if self.mode == "tui" and self.bridge is not None:
+            self.bridge.data_received(data, datatype)
+        elif self.mode == "relay" and self.link is not None:
             self.link.from_client(data)
         elif self.mode == "busy":
             if b"\x03" in data:
@@ -114,6 +118,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.term = (self.term[0], (width, height, pixwidth, pixheight), self.term[2])
         if self.link is not None:
             self.link.resize(width, height, pixwidth, pixheight)
+        if self.bridge is not None:
+            self.bridge.terminal_size_changed(width, height, pixwidth, pixheight)
 
     def pause_writing(self) -> None:
         if self.link is not None:
@@ -124,6 +130,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.link.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.bridge is not None:
+            self.bridge.connection_lost(exc)
         if self.task is not None and not self.task.done():
             self.task.cancel()
         if self.link is not None and not self.link.closed:
@@ -190,8 +198,14 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     async def _dispatch(self, text: str) -> int:
         name, _, arg = text.partition(" ")
-        handler = {"help": self._help, "whoami": self._whoami, "list": self._list,
-                   "sessions": self._sessions, "connect": self._connect}.get(name)
+        handler = {
+            "help": self._help,
+            "whoami": self._whoami,
+            "list": self._list,
+            "sessions": self._sessions,
+            "connect": self._connect,
+            "tui": self._tui,
+        }.get(name)
         if handler is None:
             self.say(f"unknown command {name!r}; type 'help'")
             return 127
@@ -206,8 +220,10 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     async def _whoami(self, _: str) -> int:
         ident = self.server.identity
         expires = time.strftime("%Y-%m-%d %H:%M", time.localtime(ident.expires)) if ident.expires else "-"
-        self.say(f"user: {ident.name}\ngroups: {', '.join(sorted(ident.groups)) or '-'}\n"
-                 f"signed in with: {ident.source} (expires {expires})\nfrom: {self.server.client}")
+        self.say(
+            f"user: {ident.name}\ngroups: {', '.join(sorted(ident.groups)) or '-'}\n"
+            f"signed in with: {ident.source} (expires {expires})\nfrom: {self.server.client}"
+        )
         return 0
 
     async def _list(self, _: str) -> int:
@@ -218,8 +234,10 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         up = await asyncio.gather(*(reachable(c.host, c.port, 1.0) for c in conns))
         width = max(len(c.name) for c in conns)
         lines = [f"{'NAME'.ljust(width)}  TYPE      STATUS"]
-        lines += [f"{c.name.ljust(width)}  {c.type.ljust(8)}  {'reachable' if ok else 'unreachable'}"
-                  for c, ok in zip(conns, up)]
+        lines += [
+            f"{c.name.ljust(width)}  {c.type.ljust(8)}  {'reachable' if ok else 'unreachable'}"
+            for c, ok in zip(conns, up)
+        ]
         self.say("\n".join(lines))
         return 0
 
@@ -227,15 +245,19 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         rows = await asyncio.to_thread(
             self.services.store.query,
             "SELECT id, connection, protocol, started, status, statements FROM sessions "
-            "WHERE user = ? ORDER BY id DESC LIMIT 15", (self.server.user,))
+            "WHERE user = ? ORDER BY id DESC LIMIT 15",
+            (self.server.user,),
+        )
         if not rows:
             self.say("no sessions yet")
             return 0
         lines = ["   ID  STARTED           CONNECTION       PROTOCOL  STATUS        STATEMENTS"]
         for r in rows:
             started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
-            lines.append(f"{r['id']:>5}  {started}  {str(r['connection'])[:15]:<15}  {r['protocol']:<8}  "
-                         f"{str(r['status'])[:12]:<12}  {r['statements']}")
+            lines.append(
+                f"{r['id']:>5}  {started}  {str(r['connection'])[:15]:<15}  {r['protocol']:<8}  "
+                f"{str(r['status'])[:12]:<12}  {r['statements']}"
+            )
         self.say("\n".join(lines))
         return 0
 
@@ -252,6 +274,25 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if conn.type == "ssh":
             return await self._connect_ssh(conn)
         return await self._connect_sql(conn)
+
+    async def _tui(self, _: str) -> int:
+        """The approvers' console on this session's terminal; back to the prompt when it quits."""
+        if self.term is None:
+            self.say("the approver console needs a terminal (ssh -t)")
+            return 1
+        from hoop.server.ssh.tui_bridge import TuiBridgeSession
+
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        bridge = TuiBridgeSession(self.server, on_exit=lambda status: done.done() or done.set_result(status))
+        bridge.attach(self.chan, self.term)
+        self.bridge, self.mode = bridge, "tui"
+        try:
+            await bridge.run()
+            return await done
+        finally:
+            self.bridge = None
+            if self.mode == "tui":
+                self.mode = "busy"
 
     async def _direct(self, name: str) -> int:
         return await self._connect(name)
@@ -280,10 +321,16 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.say(f"\r\n[connection to {conn.name} closed]")
                 self._back_to_prompt()
 
-        link = Link(self.chan, closed, recorder=terminal_recorder(self.services, session, conn, self.term),
-                    session=session, forward_eof=False)
-        self.services.register(LiveSession(session.id, "ssh", server.user, conn.name,
-                                           lambda reason: link.close(), {"kind": "shell"}))
+        link = Link(
+            self.chan,
+            closed,
+            recorder=terminal_recorder(self.services, session, conn, self.term),
+            session=session,
+            forward_eof=False,
+        )
+        self.services.register(
+            LiveSession(session.id, "ssh", server.user, conn.name, lambda reason: link.close(), {"kind": "shell"})
+        )
         self.link, self.mode = link, "relay"
         try:
             await link.open(target, term=self.term)

@@ -10,7 +10,8 @@ arrives.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MAX_CELL = 60
 MAX_ROWS = 1000

@@ -102,7 +102,7 @@ async def connect_target(services: Any, connection: Connection, *, user: str,
     except asyncssh.PermissionDenied:
         services.journal.audit(user, "upstream.failure", connection.name, reason="target refused login")
         raise TargetError(f"{where} refused the gateway's credential") from None
-    except (OSError, asyncio.TimeoutError, asyncssh.Error) as exc:
+    except (TimeoutError, OSError, asyncssh.Error) as exc:
         services.journal.audit(user, "upstream.failure", connection.name, reason=type(exc).__name__)
         raise TargetError(f"cannot reach {where}: {_reason(exc)}") from None
     if tofu and stored is None:
@@ -126,7 +126,7 @@ async def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
     """A quick TCP connect, for `list`."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return False
     writer.close()
     return True

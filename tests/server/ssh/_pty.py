@@ -60,7 +60,8 @@ class Term:
             if not self._read(0.2) and self.proc.poll() is not None:
                 self._read(0.2)
                 if not rx.search(self.text, self.pos):
-                    raise AssertionError(f"client exited ({self.proc.returncode}) before {pattern!r}:\n{self.text[-2000:]}")
+                    tail = self.text[-2000:]
+                    raise AssertionError(f"client exited ({self.proc.returncode}) before {pattern!r}:\n{tail}")
 
     def wait(self, timeout: float = 15.0) -> int:
         deadline = time.time() + timeout

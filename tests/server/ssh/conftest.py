@@ -15,10 +15,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,43 +31,7 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 CANARY_PASSWORD = "Canary-" + secrets.token_hex(8)
 
 
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not open")
-
-
-def keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path.with_suffix(".pub").read_text().strip()
-
-
-@dataclass
-class Sshd:
-    port: int
-    dir: Path
-    target_key: Path
-    proc: subprocess.Popen
-    password_user: str | None
+from sshd_support import Sshd, _missing, free_port, keygen, wait_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +47,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     (d / "sshd_config").write_text(f"""
 Port {port}
 ListenAddress 127.0.0.1
-HostKey {d / 'host_key'}
-PidFile {d / 'sshd.pid'}
-AuthorizedKeysFile {d / 'authorized_keys'}
+HostKey {d / "host_key"}
+PidFile {d / "sshd.pid"}
+AuthorizedKeysFile {d / "authorized_keys"}
 StrictModes no
 UsePAM no
 PermitRootLogin yes
@@ -99,8 +61,9 @@ AcceptEnv LANG LC_*
 LogLevel ERROR
 """)
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb"))
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb")
+    )
     try:
         wait_port(port, proc)
     except RuntimeError as exc:
@@ -137,22 +100,42 @@ class Gateway:
         return self.dir / "recordings"
 
     def ssh_args(self, user: str, *extra: str, key: bool = True) -> list[str]:
-        args = ["ssh", "-F", "/dev/null", "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=no"]
+        args = [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-p",
+            str(self.ssh_port),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=no",
+        ]
         if key:
             args += ["-o", "IdentitiesOnly=yes", "-i", str(self.client_key), "-o", "PasswordAuthentication=no"]
         else:
             args += ["-o", "PubkeyAuthentication=no", "-o", "IdentitiesOnly=yes"]
         return args + list(extra) + [f"{user}@127.0.0.1"]
 
-    def ssh(self, user: str, *command: str, extra: tuple[str, ...] = (), input: bytes | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run(self.ssh_args(user, *extra) + list(command), input=input,
-                              capture_output=True, timeout=timeout)
+    def ssh(
+        self, user: str, *command: str, extra: tuple[str, ...] = (), input: bytes | None = None, timeout: float = 30
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.ssh_args(user, *extra) + list(command), input=input, capture_output=True, timeout=timeout
+        )
 
     def run_hoop(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(HOOP), *args, "-c", str(self.config)], capture_output=True, text=True,
-                              timeout=30, env={**os.environ, **self.env, **(env or {})})
+        return subprocess.run(
+            [str(HOOP), *args, "-c", str(self.config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={**os.environ, **self.env, **(env or {})},
+        )
 
     def token(self, user: str) -> str:
         out = self.run_hoop("token", "issue", user, "--ttl", "1h")
@@ -183,8 +166,8 @@ groups = ["dev"]
     config = d / "hoop.toml"
     config.write_text(f"""
 [gateway]
-data_dir = "{d / 'data'}"
-recordings_dir = "{d / 'recordings'}"
+data_dir = "{d / "data"}"
+recordings_dir = "{d / "recordings"}"
 log_level = "info"
 
 [listen]

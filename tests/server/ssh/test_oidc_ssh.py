@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from _pty import Term
-from conftest import Sshd, free_port
 from oidc_provider import OIDCProvider
+from sshd_support import Sshd, free_port
 from support.gateway import GatewayProcess, write_config
 
 SECRET = "CANARY-oidc-ssh-secret-51ac"

@@ -41,7 +41,7 @@ def test_download_counted_from_data_headers_whatever_the_chunking():
     close = pkt(4, struct.pack(">I", 99) + s(b"HANDLE-0"))
     for step in (1, 3, 4, 5, 9, 4096, len(target)):
         events = []
-        mon = SftpMonitor(lambda action, **d: events.append((action, d)))
+        mon = SftpMonitor(lambda action, events=events, **d: events.append((action, d)))
         mon.feed_client(client)
         for i in range(0, len(target), step):
             mon.feed_target(target[i : i + step])

@@ -1,0 +1,198 @@
+"""`ssh -t -p 2222 bob+tui@gateway`: the approver TUI over SSH.
+
+The gateway runs `hoop tui` for the SSH user as a child process on a pseudo-terminal and relays
+bytes between the channel and the PTY; window size changes are applied to the PTY (TIOCSWINSZ,
+which makes the kernel send SIGWINCH to the TUI). The child acts as the user through a
+short-lived token issued for this session and revoked when it ends; the token travels in the
+child's environment, never on its command line. Only members of an approver group get in.
+
+Kept in the server package, but it starts the TUI as a separate program: the gateway itself
+never imports Textual or hoop.tui.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+from typing import Any
+
+import asyncssh
+
+log = logging.getLogger("hoop.ssh")
+TOKEN_TTL = 12 * 3600.0  # the token dies with the session anyway (revoked on exit)
+
+
+def set_winsize(fd: int, cols: int, rows: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", max(rows, 1), max(cols, 1), 0, 0))
+
+
+class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
+    def __init__(self, server: Any, on_exit: Any = None) -> None:
+        self.server = server
+        # Standalone (`alice+tui`) the channel ends with the console; inside the built-in
+        # session (`tui` at the prompt) the caller gets the status and shows its prompt again.
+        self.on_exit = on_exit
+        self.services = server.services
+        self.chan: Any = None
+        self.term_type = "xterm-256color"
+        self.size = (80, 24)
+        self.has_pty = False
+        self.master = -1
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.token_id = ""
+
+    # -- asyncssh callbacks --------------------------------------------------------------------
+
+    def connection_made(self, chan: Any) -> None:
+        self.chan = chan
+
+    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
+        self.has_pty = True
+        self.term_type = term_type or self.term_type
+        self.size = (term_size[0] or 80, term_size[1] or 24)
+        return True
+
+    def shell_requested(self) -> bool:
+        return True
+
+    def exec_requested(self, command: Any) -> bool:
+        return False  # the TUI is interactive only
+
+    def session_started(self) -> None:
+        asyncio.ensure_future(self._run())
+
+    def data_received(self, data: bytes, datatype: Any) -> None:
+        if self.master >= 0:
+            try:
+                os.write(self.master, data)
+            except OSError:
+                pass
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        self.size = (width or self.size[0], height or self.size[1])
+        if self.master >= 0:
+            set_winsize(self.master, *self.size)
+
+    def eof_received(self) -> bool:
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+
+    # -- the bridge ------------------------------------------------------------------------------
+
+    def _fail(self, text: str) -> None:
+        self.chan.write_stderr(f"hoop: {text}\r\n".encode())
+        self._exit(1)
+
+    def _exit(self, status: int) -> None:
+        if self.on_exit is not None:
+            self.on_exit(status)
+        else:
+            self.chan.exit(status)
+
+    def attach(self, chan: Any, term: tuple[Any, ...]) -> None:
+        """Run on a channel that already has a terminal (the built-in session's)."""
+        self.chan = chan
+        self.has_pty = True
+        self.term_type = term[0] or self.term_type
+        self.size = (term[1][0] or 80, term[1][1] or 24)
+
+    async def run(self) -> None:
+        await self._run()
+
+    async def _run(self) -> None:
+        identity = self.server.identity
+        user = self.server.user
+        if identity is None or not self.services.is_approver(identity):
+            self.server.refuse("tui", reason="not an approver")
+            self._fail("the approver console is for members of an approver group")
+            return
+        if not self.has_pty:
+            self._fail("the approver console needs a terminal: use ssh -t")
+            return
+        issued = await asyncio.to_thread(self.services.tokens.issue, user, TOKEN_TTL, "ssh tui session")
+        self.token_id = issued.id
+        self.services.journal.audit(user, "tui.open", "ssh", client=self.server.client, token_id=issued.id)
+        master, slave = pty.openpty()
+        set_winsize(slave, *self.size)
+        # The gateway's own environment: the config it loads may name ${VARS} defined there.
+        env = dict(os.environ)
+        env.update({"HOOP_TOKEN": issued.token, "TERM": self.term_type, "COLORTERM": "truecolor"})
+        config = str(self.services.config.path)
+        try:
+            # subprocess (not the loop's subprocess_exec) so preexec_fn runs after the PTY is
+            # the child's stdin: it becomes the controlling terminal and SIGWINCH reaches the TUI.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hoop.cli", "tui", "-c", config],
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_controlling_tty,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            os.close(master)
+            os.close(slave)
+            await self._revoke()
+            self._fail(f"could not start the console: {exc}")
+            return
+        os.close(slave)
+        os.set_blocking(master, False)
+        self.master = master
+        loop = asyncio.get_running_loop()
+        loop.add_reader(master, self._from_pty)
+        code = await asyncio.to_thread(self.proc.wait)
+        await asyncio.sleep(0.05)
+        self._drain()
+        loop.remove_reader(master)
+        os.close(master)
+        self.master = -1
+        await self._revoke()
+        self.services.journal.audit(user, "tui.close", "ssh", status=code)
+        self._exit(0 if code == 0 else 1)
+
+    def _from_pty(self) -> None:
+        try:
+            data = os.read(self.master, 65536)
+        except OSError:  # EIO: the child closed its side
+            data = b""
+        if data:
+            self.chan.write(data)
+        else:
+            asyncio.get_running_loop().remove_reader(self.master)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except (OSError, BlockingIOError):
+                return
+            if not data:
+                return
+            self.chan.write(data)
+
+    async def _revoke(self) -> None:
+        if self.token_id:
+            try:
+                await asyncio.to_thread(self.services.tokens.revoke, self.token_id)
+            except Exception:  # the token expires on its own; never break the session's end
+                log.exception("could not revoke the tui token %s", self.token_id)
+            self.token_id = ""
+
+
+def _controlling_tty() -> None:
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)

@@ -1,0 +1,195 @@
+"""What the TUI reads from the store and what it asks the gateway to do.
+
+Reads are small, paged, index-friendly queries (the store may hold 10,000s of sessions and
+millions of statements): the TUI never loads a table whole. They run in worker threads and the
+results travel to the screens as messages. Every mutation goes to the gateway's control
+endpoint through `GatewayLink`; the TUI never writes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from hoop.core.store.sqlite import Store
+
+PAGE = 200
+DECIDED_WINDOW = 600.0  # decided requests stay visible this long (seconds)
+
+
+class Control(Protocol):
+    """The one method of hoop.control_client.ControlClient the TUI uses."""
+
+    def call(self, op: str, **params: Any) -> Any: ...
+
+
+class GatewayLink:
+    """Serialises control calls (one socket, called from worker threads) and remembers whether
+    the gateway answered, so the app can say plainly when live actions are unavailable."""
+
+    def __init__(self, client: Control | None) -> None:
+        self.client = client
+        self.lock = threading.Lock()
+
+    def call(self, op: str, **params: Any) -> Any:
+        from hoop.control_client import GatewayUnavailable
+
+        if self.client is None:
+            raise GatewayUnavailable("no token given (--token or HOOP_TOKEN)")
+        with self.lock:
+            return self.client.call(op, **params)
+
+
+@dataclass
+class Snapshot:
+    """One poll of the store: what the Sessions and Approvals areas show."""
+
+    taken: float
+    live: list[dict[str, Any]] = field(default_factory=list)
+    recent: list[dict[str, Any]] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    decided: list[dict[str, Any]] = field(default_factory=list)
+
+
+class History:
+    """Read-only queries over hoop.db (plus recordings_dir for samples)."""
+
+    def __init__(self, store: Store, recordings_dir: Path) -> None:
+        self.store = store
+        self.recordings_dir = recordings_dir
+
+    @classmethod
+    def open(cls, db_path: Path, recordings_dir: Path) -> History:
+        return cls(Store(db_path), recordings_dir)
+
+    # -- sessions and approvals -------------------------------------------------------------
+
+    def snapshot(self, now: float, limit: int = PAGE) -> Snapshot:
+        live = self.store.query("SELECT * FROM sessions WHERE ended IS NULL ORDER BY id DESC LIMIT ?", (limit,))
+        recent = self.store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
+        recent = [r for r in recent if r["ended"] is not None]
+        pending = self.store.query(
+            "SELECT a.*, s.protocol FROM approvals a LEFT JOIN sessions s ON s.id = a.session_id "
+            "WHERE a.status = 'pending' ORDER BY a.created DESC, a.id DESC LIMIT ?",
+            (limit,),
+        )
+        # Decided requests are the newest ids that are not pending: walk back from the top id.
+        decided = self.store.query(
+            "SELECT a.*, s.protocol FROM approvals a LEFT JOIN sessions s ON s.id = a.session_id "
+            "WHERE a.id > (SELECT coalesce(max(id), 0) - 200 FROM approvals) AND a.status != 'pending' "
+            "AND a.decided > ? ORDER BY a.decided DESC LIMIT 50",
+            (now - DECIDED_WINDOW,),
+        )
+        for row in pending + decided:
+            row["approvers"] = json.loads(row["approvers"] or "[]")
+            row["decisions"] = json.loads(row["decisions"] or "[]")
+        return Snapshot(now, live, recent, pending, decided)
+
+    def session(self, session_id: int) -> dict[str, Any] | None:
+        return self.store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
+
+    def statements_after(self, session_id: int, seq: int, limit: int = PAGE) -> list[dict[str, Any]]:
+        return self.store.query(
+            "SELECT * FROM statements WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ?", (session_id, seq, limit)
+        )
+
+    def recent_statements(self, limit: int = PAGE) -> list[dict[str, Any]]:
+        """The newest statements with their session's connection, user and protocol (by rowid)."""
+        return self.store.query(
+            "SELECT st.id, st.text, st.decision, s.user, s.connection, s.protocol FROM "
+            "(SELECT * FROM statements ORDER BY id DESC LIMIT ?) st JOIN sessions s ON s.id = st.session_id "
+            "ORDER BY st.id DESC",
+            (limit,),
+        )
+
+    def search_sessions(self, text: str = "", limit: int = PAGE) -> list[dict[str, Any]]:
+        """Recordings list: newest first; `text` matches user, connection, protocol, date or
+        a statement. Statement text is scanned newest-first and stops at `limit` sessions."""
+        text = text.strip()
+        if not text:
+            return self.store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
+        like = f"%{text}%"
+        rows = self.store.query(
+            "SELECT * FROM sessions WHERE user LIKE ? OR connection LIKE ? OR protocol LIKE ? "
+            "OR strftime('%Y-%m-%d %H:%M', started, 'unixepoch', 'localtime') LIKE ? ORDER BY id DESC LIMIT ?",
+            (like, like, like, like, limit),
+        )
+        seen = {r["id"] for r in rows}
+        if len(rows) < limit:
+            hits = self.store.query(
+                "SELECT DISTINCT session_id FROM (SELECT session_id FROM statements WHERE text LIKE ? "
+                "ORDER BY id DESC LIMIT ?)",
+                (like, limit * 20),
+            )
+            ids = [h["session_id"] for h in hits if h["session_id"] not in seen][: limit - len(rows)]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                rows += self.store.query(f"SELECT * FROM sessions WHERE id IN ({marks})", ids)
+        return sorted(rows, key=lambda r: -r["id"])
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def rules(self) -> list[dict[str, Any]]:
+        from hoop.core.rulebook import RuleBook
+
+        rows = RuleBook(self.store).latest_rows(include_deleted=False)
+        for row in rows:
+            row["body"] = json.loads(row["body"])
+        return rows
+
+    def sample_rows(self, session_id: int | None = None) -> tuple[int | None, list[str], list[list[Any]]]:
+        """The last result rows (columns, rows) recorded for a database session: the given one,
+        or the newest session whose recording holds a sample."""
+        candidates = (
+            [session_id]
+            if session_id
+            else [
+                r["id"]
+                for r in self.store.query(
+                    "SELECT id FROM sessions WHERE protocol IN ('postgres', 'mysql') ORDER BY id DESC LIMIT 20"
+                )
+            ]
+        )
+        for sid in candidates:
+            path = self.recordings_dir / f"{sid}.hoop.jsonl"
+            columns, rows = _last_sample(path)
+            if rows:
+                return sid, columns, rows
+        return (session_id, [], [])
+
+
+def _last_sample(path: Path, tail: int = 256 * 1024) -> tuple[list[str], list[list[Any]]]:
+    """Read only the end of a recording: the last "r" frame with sample rows."""
+    if not path.exists():
+        return [], []
+    with path.open("rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - tail))
+        lines = fh.read().splitlines()
+    for line in reversed(lines):
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(frame, list) and len(frame) == 3 and frame[1] == "r" and frame[2].get("sample"):
+            data = frame[2]
+            return list(data.get("columns") or []), list(data["sample"])
+    return [], []
+
+
+def fmt_time(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def fmt_span(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

@@ -1,0 +1,93 @@
+"""Typed modal screens for decisions: each returns its answer (or None when dismissed)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label
+
+
+class AskText(ModalScreen[str | None]):
+    """One line of text (a reason, a search, a time). Enter submits, Escape cancels.
+    `required` refuses an empty answer with a message instead of submitting."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self,
+        title: str,
+        prompt: str,
+        *,
+        placeholder: str = "",
+        value: str = "",
+        required: bool = False,
+        validate: object = None,
+    ) -> None:
+        super().__init__()
+        self.title_text, self.prompt, self.placeholder = title, prompt, placeholder
+        self.value, self.required = value, required
+        self.check = validate  # callable(str) -> error text or "" (validation as you type)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.prompt)
+            yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+            yield Label("", id="problem", classes="problem")
+            yield Label("Enter: OK   Escape: cancel", classes="dim")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def _problem(self, text: str) -> str:
+        if self.required and not text.strip():
+            return "required"
+        if callable(self.check):
+            return str(self.check(text) or "")
+        return ""
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#problem", Label).update(self._problem(event.value) if event.value else "")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        problem = self._problem(event.value)
+        if problem:
+            self.query_one("#problem", Label).update(problem)
+            return
+        self.dismiss(event.value.strip())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def duration_problem(text: str) -> str:
+    from hoop.core.identity import parse_ttl
+
+    try:
+        parse_ttl(text.strip())
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def seconds_problem(text: str) -> str:
+    try:
+        parse_clock(text)
+    except ValueError:
+        return "expected seconds (90) or minutes:seconds (1:30)"
+    return ""
+
+
+def parse_clock(text: str) -> float:
+    """'90', '90.5', '1:30' or '1:02:03' -> seconds."""
+    parts = text.strip().split(":")
+    if not parts or len(parts) > 3 or any(p == "" for p in parts):
+        raise ValueError(text)
+    total = 0.0
+    for part in parts:
+        total = total * 60 + float(part)
+    if total < 0:
+        raise ValueError(text)
+    return total

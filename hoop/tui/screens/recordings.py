@@ -1,0 +1,96 @@
+"""Area 4, Recordings: a searchable list of sessions (user, connection, date, statement text);
+Enter opens the replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from hoop.tui.data import fmt_span, fmt_time
+from hoop.tui.screens.base import AreaScreen, reset_table
+
+RECORDING_COLUMNS = (
+    ("ID", 5),
+    ("User", 10),
+    ("Connection", 12),
+    ("Proto", 8),
+    ("Started", 19),
+    ("Length", 8),
+    ("Stmts", 6),
+)
+
+
+class RecordingsScreen(AreaScreen):
+    AREA = "recordings"
+    BINDINGS = [Binding("slash", "focus_search", "Search"), Binding("enter", "open", "Replay", show=False)]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def body(self) -> ComposeResult:
+        yield Input(placeholder="search: user, connection, date (2025-01-31) or statement text", id="search")
+        yield DataTable(id="recordings", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="recordings-status", classes="status")
+
+    def on_mount(self) -> None:
+        reset_table(self.query_one(DataTable), RECORDING_COLUMNS)
+        super().on_mount()
+        self.query_one(DataTable).focus()
+        self.search("")
+
+    def action_focus_search(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.search(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    @work(thread=True, exclusive=True, group="search")
+    def search(self, text: str) -> None:
+        rows = self.app.history.search_sessions(text)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show, text, rows)
+
+    def _show(self, text: str, rows: list[dict[str, Any]]) -> None:
+        table = self.query_one(DataTable)
+        reset_table(table, RECORDING_COLUMNS)
+        self.rows = {}
+        for row in rows:
+            key = str(row["id"])
+            self.rows[key] = row
+            length = fmt_span(row["ended"] - row["started"]) if row["ended"] else "live"
+            table.add_row(
+                key,
+                row["user"],
+                row["connection"],
+                row["protocol"],
+                fmt_time(row["started"]),
+                length,
+                str(row["statements"]),
+                key=key,
+            )
+        what = f" matching {text!r}" if text.strip() else ""
+        self.query_one("#recordings-status", Static).update(f"{len(rows)} sessions{what}   enter: replay   /: search")
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self.rows.get(str(key))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        from hoop.tui.screens.replay import ReplayScreen
+
+        row = self.selected()
+        if row is not None:
+            self.app.push_screen(ReplayScreen(row))

@@ -1,0 +1,233 @@
+"""Area 3, Rules: guardrail and masking rules, latest versions.
+
+`n` new guardrail, `m` new masking rule, Enter/`e` edit, Space enable/disable, `x` remove.
+The editor validates the TOML draft as you type and previews it live: a guardrail against the
+recent statements in the store, a masking rule on a sample value and on the last result rows
+of a recorded session. Ctrl+S sends it to the gateway, which versions, audits and applies it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
+
+from hoop.tui.app import ActionResult
+from hoop.tui.preview import GUARD_TEMPLATE, MASK_TEMPLATE, guard_preview, mask_preview, parse_draft, to_toml
+from hoop.tui.screens.base import AreaScreen, reset_table
+from hoop.tui.screens.modals import AskText
+
+
+def summary(row: dict[str, Any]) -> str:
+    b = row["body"]
+    if row["kind"] == "guard":
+        what = b.get("statements") or b.get("commands") or b.get("tables") or b.get("flags") or []
+        return f"{b.get('action')} {', '.join(what)}"[:60]
+    return f"{b.get('style', 'redact')} {', '.join(list(b.get('columns', [])) + list(b.get('detectors', [])))}"[:60]
+
+
+RULE_COLUMNS = (("Kind", 5), ("Name", 26), ("Ver", 4), ("On", 3), ("Author", 12), ("What", 40))
+
+
+class RulesScreen(AreaScreen):
+    AREA = "rules"
+    BINDINGS = [
+        Binding("n", "new('guard')", "New guardrail"),
+        Binding("m", "new('mask')", "New mask"),
+        Binding("e", "edit", "Edit"),
+        Binding("space", "toggle", "On/off"),
+        Binding("x", "remove", "Remove"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def body(self) -> ComposeResult:
+        yield Label("Guardrail and masking rules (latest versions)", classes="section")
+        yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="rules-status", classes="status")
+
+    def on_mount(self) -> None:
+        reset_table(self.query_one(DataTable), RULE_COLUMNS)
+        super().on_mount()
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="rules")
+    def load(self) -> None:
+        rows = self.app.history.rules()  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show, rows)
+
+    def _show(self, rows: list[dict[str, Any]]) -> None:
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        reset_table(table, RULE_COLUMNS)
+        self.rows = {}
+        for row in rows:
+            key = f"{row['kind']}:{row['name']}"
+            self.rows[key] = row
+            on = Text("on", style="green") if row["body"].get("enabled", True) else Text("off", style="red")
+            table.add_row(row["kind"], row["name"], str(row["version"]), on, row["author"], summary(row), key=key)
+        if rows:
+            table.move_cursor(row=min(max(keep, 0), len(rows) - 1))
+        self.query_one("#rules-status", Static).update(f"{len(rows)} rules   enter: edit   space: on/off")
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self.rows.get(str(key))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    def action_new(self, kind: str) -> None:
+        body = GUARD_TEMPLATE if kind == "guard" else MASK_TEMPLATE
+        self.app.push_screen(RuleEditor(kind, to_toml(body), new=True))
+
+    def action_edit(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.app.push_screen(RuleEditor(row["kind"], to_toml(row["body"])))
+
+    def action_toggle(self) -> None:
+        row = self.selected()
+        if row is not None:
+            body = dict(row["body"])
+            body["enabled"] = not body.get("enabled", True)
+            self.app.act(self, "rules.save", kind=row["kind"], body=body)
+
+    def action_remove(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+
+        def answer(text: str | None) -> None:
+            if text:
+                self.app.act(self, "rules.remove", kind=row["kind"], name=row["name"])
+
+        self.app.push_screen(
+            AskText(
+                f"Remove {row['kind']} rule {row['name']}?",
+                "Type the rule's name to confirm:",
+                validate=lambda t: "" if t.strip() == row["name"] else "type the exact name",
+                required=True,
+            ),
+            answer,
+        )
+
+    def on_action_result(self, message: ActionResult) -> None:
+        status = self.query_one("#rules-status", Static)
+        if message.ok:
+            status.update(f"{message.op}: {message.result}")
+            self.load()
+        else:
+            status.update(f"{message.op} refused: {message.error}")
+            self.notify(message.error, title="Rule not saved", severity="error")
+
+
+class RuleEditor(Screen[None]):
+    BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "app.pop_screen", "Back")]
+
+    def __init__(self, kind: str, text: str, new: bool = False) -> None:
+        super().__init__()
+        self.kind, self.text, self.new = kind, text, new
+        self.draft = parse_draft(kind, text)
+        self.sample_session: int | None = None
+
+    def compose(self) -> ComposeResult:
+        what = "guardrail" if self.kind == "guard" else "masking rule"
+        yield Label(f"{'New' if self.new else 'Edit'} {what}   ctrl+s: save   escape: back", classes="section")
+        with Horizontal(id="rules-split"):
+            with Vertical(id="rule-editor"):
+                yield TextArea(self.text, language="toml", id="draft", theme="monokai")
+                yield Static("", id="rule-problem")
+            with VerticalScroll(id="rule-preview-box"):
+                if self.kind == "mask":
+                    yield Input(
+                        value="alice@example.com 4111 1111 1111 1111", id="sample-input", placeholder="sample value"
+                    )
+                yield Static("", id="rule-preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TextArea).focus()
+        self.revalidate()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self.text = event.text_area.text
+        self.revalidate()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.revalidate()
+
+    def revalidate(self) -> None:
+        self.draft = parse_draft(self.kind, self.text)
+        problem = self.query_one("#rule-problem", Static)
+        problem.set_class(not self.draft.problem, "ok")
+        problem.update(self.draft.problem or "valid")
+        if self.draft.rule is not None:
+            sample = self.query_one("#sample-input", Input).value if self.kind == "mask" else ""
+            self.preview(self.draft.rule, sample)
+        else:
+            self.query_one("#rule-preview", Static).update(Text("(fix the draft to see a preview)", style="dim"))
+
+    @work(thread=True, exclusive=True, group="preview")
+    def preview(self, rule: Any, sample: str) -> None:
+        history = self.app.history  # type: ignore[attr-defined]
+        if self.kind == "guard":
+            statements = history.recent_statements(200)
+            groups: dict[str, tuple[str, ...]] = {}
+
+            def groups_of(user: str) -> tuple[str, ...]:
+                if user not in groups:
+                    groups[user] = history.store.user_groups(user) or ()
+                return groups[user]
+
+            result = guard_preview(rule, statements, groups_of)
+            text = Text(
+                f"Of the last {result.checked} statements this rule would stop {len(result.hits)}:\n", style="bold"
+            )
+            for action, row, _reason in result.hits[:40]:
+                style = {"block": "red", "review": "yellow"}.get(action, "magenta")
+                text.append(f"{action.upper():<6} ", style=style)
+                text.append(f"{row['user']}@{row['connection']}: {' '.join(row['text'].split())[:70]}\n")
+        else:
+            sid, columns, rows = history.sample_rows(self.sample_session)
+            connection = (history.session(sid) or {}).get("connection", "*") if sid else "*"
+            masked, out = mask_preview(rule, connection, sample, columns, rows[:10])
+            text = Text("Sample value:\n", style="bold")
+            text.append(f"  {masked}\n\n")
+            if out:
+                text.append(f"Last result rows of session {sid}:\n", style="bold")
+                if columns:
+                    text.append("  " + " | ".join(columns) + "\n", style="dim")
+                for r in out:
+                    text.append("  " + " | ".join(r) + "\n")
+            else:
+                text.append("(no recorded result rows to preview on)\n", style="dim")
+        self.app.call_from_thread(self.query_one("#rule-preview", Static).update, text)
+
+    def action_save(self) -> None:
+        if self.draft.problem or self.draft.body is None:
+            self.notify(self.draft.problem or "nothing to save", title="Not saved", severity="error")
+            return
+        self.app.act(self, "rules.save", kind=self.kind, body=self.draft.body)
+
+    def on_action_result(self, message: ActionResult) -> None:
+        if message.ok:
+            self.notify(f"saved {message.params['body'].get('name')} ({message.result})")
+            self.app.pop_screen()
+        else:
+            self.query_one("#rule-problem", Static).update(f"the gateway refused: {message.error}")
+            self.notify(message.error, title="Not saved", severity="error")

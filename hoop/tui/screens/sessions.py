@@ -1,0 +1,221 @@
+"""Area 1, Sessions: live and recent sessions, updating as they change. Enter watches one
+(database: its statement log; SSH: its terminal screen), `k` kills a live one after asking for
+a reason (the gateway disconnects the client and audits the kill)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, RichLog, Static
+
+from hoop.tui.app import ActionResult
+from hoop.tui.data import Snapshot, fmt_span, fmt_time
+from hoop.tui.screens.base import AreaScreen, reset_table
+from hoop.tui.screens.modals import AskText
+
+COLUMNS = (
+    ("ID", 5),
+    ("User", 10),
+    ("Connection", 12),
+    ("Proto", 8),
+    ("Started", 11),
+    ("Length", 8),
+    ("Stmt", 5),
+    ("Blk", 4),
+    ("Held", 4),
+    ("Status", 12),
+)
+
+
+def session_cells(row: dict[str, Any], now: float) -> tuple[Any, ...]:
+    live = row["ended"] is None
+    status = Text(row["status"], style="bold green" if live else "dim")
+    duration = fmt_span((row["ended"] or now) - row["started"])
+    return (
+        str(row["id"]),
+        row["user"],
+        row["connection"],
+        row["protocol"],
+        fmt_time(row["started"])[5:16],
+        duration,
+        str(row["statements"]),
+        str(row["blocked"]),
+        str(row["held"]),
+        status,
+    )
+
+
+class SessionsScreen(AreaScreen):
+    AREA = "sessions"
+    BINDINGS = [
+        Binding("enter", "watch", "Watch"),
+        Binding("k", "kill", "Kill"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.last_error = ""
+
+    def body(self) -> ComposeResult:
+        yield Label("Live and recent sessions", classes="section")
+        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="sessions-status", classes="status")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        reset_table(table, COLUMNS)
+        super().on_mount()
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        table = self.query_one(DataTable)
+        now = snapshot.taken
+        rows = snapshot.live + snapshot.recent
+        keep = table.cursor_row
+        selected = self.selected()
+        reset_table(table, COLUMNS)
+        self.rows = {}
+        for row in rows:
+            key = str(row["id"])
+            self.rows[key] = row
+            table.add_row(*session_cells(row, now), key=key)
+        if selected is not None and str(selected["id"]) in self.rows:
+            table.move_cursor(row=table.get_row_index(str(selected["id"])))
+        elif rows:
+            table.move_cursor(row=min(keep, len(rows) - 1))
+        live = len(snapshot.live)
+        self.query_one("#sessions-status", Static).update(
+            self.last_error or f"{live} live, {len(snapshot.recent)} recent   enter: watch   k: kill"
+        )
+
+    def selected(self) -> dict[str, Any] | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row < 0 or table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self.rows.get(str(key))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_watch()
+
+    def action_watch(self) -> None:
+        row = self.selected()
+        if row is not None:
+            self.app.push_screen(WatchScreen(row))
+
+    def action_kill(self) -> None:
+        row = self.selected()
+        if row is None:
+            return
+        if row["ended"] is not None:
+            self.notify(f"session {row['id']} has already ended", severity="warning")
+            return
+
+        def answer(reason: str | None) -> None:
+            if reason:
+                self.app.act(self, "kill", id=row["id"], reason=reason)
+
+        self.app.push_screen(
+            AskText(
+                f"Kill session {row['id']}?",
+                f"{row['user']} on {row['connection']} will be disconnected. Reason:",
+                required=True,
+            ),
+            answer,
+        )
+
+    def on_action_result(self, message: ActionResult) -> None:
+        if message.ok:
+            self.last_error = ""
+            self.notify(f"session {message.params['id']} killed")
+        else:
+            self.last_error = f"kill refused: {message.error}"
+            self.query_one("#sessions-status", Static).update(self.last_error)
+            self.notify(message.error, title="Kill refused", severity="error")
+
+
+class WatchScreen(Screen[None]):
+    """Follow one session live: its statements (database) or its terminal screen (SSH)."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("k", "kill", "Kill")]
+
+    def __init__(self, session: dict[str, Any]) -> None:
+        super().__init__()
+        self.session = session
+        self.seq = 0
+        self.terminal = session["protocol"] == "ssh"
+
+    def compose(self) -> ComposeResult:
+        s = self.session
+        yield Label(
+            f"Session {s['id']}: {s['user']} on {s['connection']} ({s['protocol']}), started {fmt_time(s['started'])}",
+            classes="section",
+        )
+        if self.terminal:
+            yield Static("", id="terminal", classes="terminal")
+        else:
+            yield RichLog(id="log", wrap=True, markup=False, highlight=False)
+        yield Static("", id="watch-status", classes="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+        self.set_interval(0.5, self.refresh_view)
+
+    @work(thread=True, exclusive=True, group="watch")
+    def refresh_view(self) -> None:
+        history = self.app.history  # type: ignore[attr-defined]
+        session = history.session(self.session["id"]) or self.session
+        if self.terminal:
+            from hoop.tui.timeline import CastTimeline
+
+            path = history.recordings_dir / f"{session['id']}.cast"
+            lines = CastTimeline(path).view(10**9, 0) if path.exists() else ["(no terminal output yet)"]
+            self.app.call_from_thread(self._show_terminal, session, lines)
+        else:
+            rows = history.statements_after(session["id"], self.seq)
+            self.app.call_from_thread(self._show_statements, session, rows)
+
+    def _show_terminal(self, session: dict[str, Any], lines: list[str]) -> None:
+        self.query_one("#terminal", Static).update(Text("\n".join(lines)))
+        self._status(session)
+
+    def _show_statements(self, session: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        log = self.query_one(RichLog)
+        for r in rows:
+            self.seq = max(self.seq, r["seq"])
+            style = {"block": "bold red", "review": "yellow"}.get(r["decision"], "green")
+            line = Text(f"{fmt_time(r['started'])[11:]} ")
+            line.append(f"[{r['decision']}{' ' + r['rule'] if r['rule'] else ''}] ", style=style)
+            line.append(" ".join(r["text"].split()))
+            if r["error"]:
+                line.append(f"  -> error: {r['error']}", style="red")
+            elif r["rows"] is not None:
+                line.append(f"  -> {r['rows']} rows", style="dim")
+            log.write(line)
+        self._status(session)
+
+    def _status(self, session: dict[str, Any]) -> None:
+        state = "live" if session["ended"] is None else f"ended ({session['status']})"
+        self.query_one("#watch-status", Static).update(
+            f"{state}   {session['statements']} statements, {session['blocked']} blocked, {session['held']} held"
+            "   escape: back   k: kill"
+        )
+
+    def action_kill(self) -> None:
+        def answer(reason: str | None) -> None:
+            if reason:
+                self.app.act(self, "kill", id=self.session["id"], reason=reason)
+
+        self.app.push_screen(AskText(f"Kill session {self.session['id']}?", "Reason:", required=True), answer)
+
+    def on_action_result(self, message: ActionResult) -> None:
+        if message.ok:
+            self.notify(f"session {message.params['id']} killed")
+        else:
+            self.notify(message.error, title="Kill refused", severity="error")

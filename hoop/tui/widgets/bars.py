@@ -1,0 +1,38 @@
+"""The line at the top of every area: the areas (current one highlighted) and who you are,
+or plainly that live actions are unavailable."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+AREA_LABELS = (
+    ("sessions", "1 Sessions"),
+    ("approvals", "2 Approvals"),
+    ("rules", "3 Rules"),
+    ("recordings", "4 Recordings"),
+)
+
+
+class AreaBar(Static):
+    def __init__(self, current: str) -> None:
+        super().__init__(id="area-bar")
+        self.current = current
+
+    def on_mount(self) -> None:
+        text = Text()
+        for name, label in AREA_LABELS:
+            style = "bold reverse" if name == self.current else "dim"
+            text.append(f" {label} ", style=style)
+            text.append(" ")
+        self.update(text)
+
+
+class Banner(Static):
+    """Identity when the gateway answered; otherwise a warning line that live actions are off."""
+
+    def show(self, who: object) -> None:
+        online = getattr(who, "online", False)
+        self.set_class(not online, "offline")
+        prefix = "" if online else "LIVE ACTIONS UNAVAILABLE: "
+        self.update(prefix + who.describe())  # type: ignore[attr-defined]

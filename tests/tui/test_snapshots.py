@@ -1,0 +1,56 @@
+"""Each area at 80x24 and 120x40 with deterministic data (fixed clock, fixed store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tui_fixtures import settle
+
+AREAS = ["sessions", "approvals", "rules", "recordings"]
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES, ids=["80x24", "120x40"])
+@pytest.mark.parametrize("area", AREAS)
+def test_area(snap_compare: Any, make_app: Any, area: str, size: tuple[int, int]) -> None:
+    async def ready(pilot: Any) -> None:
+        from textual.widgets import DataTable
+
+        await settle(pilot)
+        pilot.app.screen.query(DataTable).first().focus()  # the same focus on every run
+        pilot.app.clear_notifications()
+        await pilot.wait_for_scheduled_animations()
+        await settle(pilot)
+
+    assert snap_compare(make_app(start=area), terminal_size=size, run_before=ready)
+
+
+def test_replay_db(snap_compare: Any, make_app: Any) -> None:
+    async def ready(pilot: Any) -> None:
+        from hoop.tui.screens.replay import ReplayScreen
+
+        await settle(pilot)
+        pilot.app.push_screen(ReplayScreen(pilot.app.history.session(1)))
+        await settle(pilot)
+        for key in ("right_square_bracket", "right"):
+            await pilot.press(key)
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(start="recordings"), terminal_size=(80, 24), run_before=ready)
+
+
+def test_replay_ssh(snap_compare: Any, make_app: Any, tmp_path: Path) -> None:
+    async def ready(pilot: Any) -> None:
+        from hoop.tui.screens.replay import ReplayScreen
+
+        await settle(pilot)
+        pilot.app.push_screen(ReplayScreen(pilot.app.history.session(3)))
+        await settle(pilot)
+        await pilot.press("end")
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(make_app(start="recordings"), terminal_size=(80, 24), run_before=ready)

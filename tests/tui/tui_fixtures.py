@@ -1,0 +1,277 @@
+"""Deterministic data for TUI tests: a store with sessions, statements, approvals and rules at
+fixed times, recordings on disk, and a control endpoint double that records what it was asked.
+
+Times are fixed (NOW) and the app is given `now=lambda: NOW`, so snapshots do not drift.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hoop.control_client import ControlError, GatewayUnavailable
+from hoop.core import recording
+from hoop.core.rulebook import RuleBook
+from hoop.core.store.sqlite import Store
+from hoop.core.terminal import CastWriter
+from hoop.tui.data import History
+
+NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
+
+os.environ["TZ"] = "UTC"
+time.tzset()
+
+
+def _session(
+    store: Store,
+    sid: int,
+    user: str,
+    conn: str,
+    proto: str,
+    started: float,
+    ended: float | None,
+    statements: int = 0,
+    blocked: int = 0,
+    held: int = 0,
+    recording_path: str = "",
+) -> None:
+    store.conn.execute(
+        "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, statements, "
+        "blocked, held, recording) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            sid,
+            user,
+            conn,
+            proto,
+            "127.0.0.1:5000",
+            started,
+            ended,
+            "open" if ended is None else "closed",
+            statements,
+            blocked,
+            held,
+            recording_path,
+        ),
+    )
+
+
+def _statement(
+    store: Store,
+    sid: int,
+    seq: int,
+    started: float,
+    text: str,
+    decision: str = "allow",
+    rule: str = "",
+    rows: int | None = 1,
+    error: str = "",
+) -> None:
+    store.conn.execute(
+        "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        (sid, seq, started, 1.5, text, decision, rule, rows, error),
+    )
+
+
+def _approval(
+    store: Store,
+    aid: int,
+    sid: int,
+    user: str,
+    text: str,
+    created: float,
+    status: str = "pending",
+    decided: float | None = None,
+    decisions: list[str] | None = None,
+) -> None:
+    store.conn.execute(
+        "INSERT INTO approvals(id, session_id, user, connection, statement, rule, reason, approvers, required, "
+        "status, created, expires, decided, decisions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            aid,
+            sid,
+            user,
+            "pg",
+            text,
+            "hold-writes",
+            f"update on {text.split()[1]} needs review by dba",
+            json.dumps(["dba"]),
+            1,
+            status,
+            created,
+            created + 300,
+            decided,
+            json.dumps(decisions or []),
+        ),
+    )
+
+
+def write_db_recording(path: Path, sid: int, frames: list[tuple[float, str, dict[str, Any]]]) -> None:
+    head = recording.header(sid, "postgres", "alice", "pg", NOW - 600)
+    lines = [json.dumps(head)] + [recording.encode_frame(t, k, d) for t, k, d in frames]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_cast(path: Path, chunks: list[str], *, step: float = 0.5, keyframe_every: float = 10.0) -> None:
+    """A terminal recording: each chunk is output at `step` seconds after the previous one."""
+    start = NOW - 3600
+    for old in (path, path.with_suffix(".keyframes.jsonl")):
+        old.unlink(missing_ok=True)
+    writer = CastWriter(path, 60, 12, started=start, keyframe_every=keyframe_every)
+    for i, chunk in enumerate(chunks):
+        writer.output(chunk.encode(), now=start + (i + 1) * step)
+    writer.close()
+
+
+def build_store(root: Path) -> History:
+    """Sessions 1-6, statements, two pending approvals and one decided, rules, recordings."""
+    recordings = root / "recordings"
+    recordings.mkdir(parents=True, exist_ok=True)
+    store = Store(root / "data" / "hoop.db")
+    with store.lock:
+        _session(store, 1, "alice", "pg", "postgres", NOW - 7200, NOW - 7000, 3, 1, 0, str(recordings / "1.hoop.jsonl"))
+        _session(store, 2, "carol", "pg", "postgres", NOW - 5400, NOW - 5300, 1)
+        _session(store, 3, "alice", "web1", "ssh", NOW - 3600, NOW - 3500, 2)
+        _session(store, 4, "dave", "mysql1", "mysql", NOW - 1800, NOW - 1700, 1)
+        _session(store, 5, "alice", "pg", "postgres", NOW - 600, None, 4, 0, 2)
+        _session(store, 6, "bob", "pg", "postgres", NOW - 120, None, 1, 0, 0)
+        _statement(store, 1, 1, NOW - 7190, "select id, email from customers limit 2", rows=2)
+        _statement(
+            store,
+            1,
+            2,
+            NOW - 7180,
+            "delete from orders",
+            "block",
+            "unbounded-writes",
+            None,
+            "blocked by rule unbounded-writes",
+        )
+        _statement(store, 1, 3, NOW - 7170, "update orders set total = 0 where id = 7", rows=1)
+        _statement(store, 3, 1, NOW - 3590, "ls -la", rows=None)
+        _statement(store, 3, 2, NOW - 3580, "cat /etc/hostname", rows=None)
+        _statement(store, 5, 1, NOW - 590, "select count(*) from orders", rows=1)
+        _statement(
+            store,
+            5,
+            2,
+            NOW - 500,
+            "update orders set status = 'void' where id = 42",
+            "review",
+            "hold-writes",
+            rows=None,
+        )
+        _approval(
+            store,
+            1,
+            2,
+            "carol",
+            "update invoices set paid = true where id = 9",
+            NOW - 5350,
+            "approved",
+            NOW - 5340,
+            ["bob"],
+        )
+        _approval(store, 2, 5, "alice", "update orders set status = 'void' where id = 42", NOW - 240)
+        _approval(store, 3, 5, "alice", "update customers set email = 'x@y.z' where id = 3", NOW - 30)
+    # Decided requests are listed for 10 minutes; request 1 is older than that.
+    book = RuleBook(store)
+    book.save(
+        "guard",
+        {
+            "name": "hold-writes",
+            "action": "review",
+            "statements": ["update", "delete"],
+            "approvers": ["dba"],
+            "timeout": "5m",
+        },
+        "hoop.toml",
+    )
+    book.save("guard", {"name": "no-drop", "action": "block", "statements": ["drop", "truncate"]}, "hoop.toml")
+    book.save("mask", {"name": "pii", "columns": ["*.email"], "detectors": ["email"], "style": "partial"}, "bob")
+    store.conn.execute("UPDATE rules SET created = ?", (NOW - 86400,))
+    store.upsert_user("alice", ["dev"], "config")
+    store.upsert_user("bob", ["dev", "dba"], "config")
+    write_db_recording(
+        recordings / "1.hoop.jsonl",
+        1,
+        [
+            (0.0, "e", {"event": "start"}),
+            (10.0, "q", {"text": "select id, email from customers limit 2", "decision": "allow", "rule": ""}),
+            (
+                10.01,
+                "r",
+                {
+                    "tag": "SELECT 2",
+                    "rows": 2,
+                    "ms": 1.2,
+                    "error": "",
+                    "columns": ["id", "email"],
+                    "sample": [["1", "a***@example.com"], ["2", "b***@example.com"]],
+                },
+            ),
+            (20.0, "q", {"text": "delete from orders", "decision": "block", "rule": "unbounded-writes"}),
+            (20.0, "r", {"tag": "", "rows": None, "ms": 0.1, "error": "blocked by rule unbounded-writes"}),
+            (30.0, "q", {"text": "update orders set total = 0 where id = 7", "decision": "allow", "rule": ""}),
+            (30.02, "r", {"tag": "UPDATE 1", "rows": 1, "ms": 2.0, "error": ""}),
+            (200.0, "e", {"event": "end"}),
+        ],
+    )
+    write_cast(
+        recordings / "3.cast",
+        [
+            "root@web1:~# ",
+            "ls -la\r\n",
+            "total 8\r\nfile.txt\r\n",
+            "root@web1:~# ",
+            "cat /etc/hostname\r\n",
+            "web1\r\n",
+            "root@web1:~# ",
+        ],
+    )
+    return History(store, recordings)
+
+
+@dataclass
+class FakeControl:
+    """Stands in for the gateway's control endpoint in pilot tests: records each call and
+    answers like the gateway (including its refusals)."""
+
+    user: str = "bob"
+    groups: tuple[str, ...] = ("dba", "dev")
+    online: bool = True
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    def call(self, op: str, **params: Any) -> Any:
+        if not self.online:
+            raise GatewayUnavailable(
+                "the gateway is not running (no control socket at data/control.sock); live actions are unavailable"
+            )
+        if op == "whoami":
+            return {"user": self.user, "groups": list(self.groups)}
+        self.calls.append((op, params))
+        if op in self.refuse:
+            raise ControlError(self.refuse[op])
+        if op == "approve":
+            return {"id": params["id"], "status": "approved"}
+        if op == "deny":
+            return {"id": params["id"], "status": "denied"}
+        if op == "kill":
+            return {"id": params["id"], "status": "killed"}
+        if op == "rules.save":
+            return {"kind": params["kind"], "name": params["body"]["name"], "version": 2}
+        if op == "rules.remove":
+            return {"kind": params["kind"], "name": params["name"], "version": 2}
+        raise ControlError(f"unknown operation {op!r}")
+
+
+async def settle(pilot: Any, rounds: int = 3) -> None:
+    """Let workers finish and their messages be handled."""
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
