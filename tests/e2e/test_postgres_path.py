@@ -310,3 +310,40 @@ def test_bad_config_stops_serve(tmp_path) -> None:  # type: ignore[no-untyped-de
     )
     assert result.returncode == 2
     assert f"{config}: connections[0].pasword: unknown key" in result.stderr
+
+
+def test_kill_disconnects_the_client_and_is_audited(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway('[[rules]]\nname = "hold"\naction = "review"\nstatements = ["truncate"]\napprovers = ["dba"]\n')
+    alice, bob = gw.token("alice"), gw.token("bob")
+    import os
+
+    victim = subprocess.Popen(
+        [
+            "psql",
+            f"host=127.0.0.1 port={gw.ports['postgres']} user=alice dbname=pg sslmode=disable",
+            "-X",
+            "-c",
+            "SELECT pg_sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPASSWORD": alice},
+    )
+    deadline = time.monotonic() + 10
+    live: list[dict[str, object]] = []
+    while not live and time.monotonic() < deadline:
+        live = [s for s in json.loads(gw.cli("sessions", "--json").stdout) if s["status"] == "open"]
+        time.sleep(0.2)
+    assert live, "the session never showed up"
+    session_id = str(live[0]["id"])
+    refused = gw.cli("kill", session_id, "--reason", "no", "--token", alice, check=False)
+    assert refused.returncode == 1 and "only members of an approver group" in refused.stderr
+    started = time.monotonic()
+    gw.cli("kill", session_id, "--reason", "runaway query", "--token", bob)
+    _, err = victim.communicate(timeout=10)
+    assert time.monotonic() - started < 5
+    assert "terminated by an administrator: runaway query" in err
+    time.sleep(0.5)
+    kills = [e for e in json.loads(gw.cli("audit", "--json").stdout) if e["action"] == "session.kill"]
+    assert kills and kills[0]["actor"] == "bob" and kills[0]["detail"]["reason"] == "runaway query"
