@@ -22,6 +22,7 @@ from typing import Any
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.server.postgres import codec
+from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
@@ -52,7 +53,7 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
     return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
 
 
-class Relay:
+class Relay(Holds):
     """State shared by both directions of one session."""
 
     def __init__(
@@ -284,44 +285,6 @@ class Relay:
         if kind == "parse":
             return codec.parse(name, failing)
         return codec.bind(name, marker, [], [], [])  # no such prepared statement: fails with the marker
-
-    # -- approvals ---------------------------------------------------------------------------
-
-    def _start_hold(self, held: bytes, backlog: bytes) -> None:
-        """Keep the statement (and everything after it) until an approver decides."""
-        # Reading goes on (a client that disconnects while held must be noticed at once);
-        # what it sends meanwhile waits in the framer, up to one maximum message.
-        self.client_framer.feed(backlog)
-        self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
-
-    async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
-        def notify(message: str) -> None:
-            if self.client is not None and not self.client.is_closing():
-                self.client.write(codec.notice_response("NOTICE", "01000", message))
-
-        outcome = await self.approvals.hold(
-            session=self.session, subject=self.subject, text=text, decision=decision, notify=notify
-        )
-        if self.closed:
-            return
-        unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
-        if unit is not None:
-            unit.decision = f"review:{outcome.status}"
-        self.held_outcome = f"review:{outcome.status}"
-        if outcome.approved:
-            forward = held
-        else:
-            sqlstate = "42501" if outcome.status == "denied" else "57014"
-            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
-            message = (
-                f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
-                f": {outcome.reason}"
-            )
-            forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=message)
-        self.upstream.write(forward)  # type: ignore[union-attr]
-        self.hold_task = None
-        self.client.resume_reading()  # type: ignore[union-attr]
-        self.from_client(b"")
 
     # -- upstream -> client ----------------------------------------------------------------
 

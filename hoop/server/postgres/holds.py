@@ -1,0 +1,68 @@
+"""Statements held for approval inside a live PostgreSQL session.
+
+The held message and everything the client sends after it wait in the client framer; the
+client's socket stays readable so a disconnect is noticed at once (the request is then
+abandoned). The decision either forwards the held message unchanged or swaps it for the
+refusal marker, and the relay carries on with the backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hoop.core.pipeline import Decision
+from hoop.server.postgres import codec
+
+
+class Holds:
+    """Mixed into `Relay`: the parts of a session that wait for approvers. The relay provides
+    the attributes below and `_refuse()` / `from_client()`."""
+
+    client: Any
+    upstream: Any
+    client_framer: codec.MessageFramer
+    hold_task: asyncio.Future[None] | None
+    pending_review: tuple[Decision, str, str, str] | None
+    held_outcome: str
+    closed: bool
+    approvals: Any
+    session: Any
+    subject: Any
+    tracker: Any
+
+    def _start_hold(self, held: bytes, backlog: bytes) -> None:
+        """Keep the statement (and everything after it) until an approver decides."""
+        # Reading goes on (a client that disconnects while held must be noticed at once);
+        # what it sends meanwhile waits in the framer, up to one maximum message.
+        self.client_framer.feed(backlog)
+        self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
+
+    async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
+        def notify(message: str) -> None:
+            if self.client is not None and not self.client.is_closing():
+                self.client.write(codec.notice_response("NOTICE", "01000", message))
+
+        outcome = await self.approvals.hold(
+            session=self.session, subject=self.subject, text=text, decision=decision, notify=notify
+        )
+        if self.closed:
+            return
+        unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
+        if unit is not None:
+            unit.decision = f"review:{outcome.status}"
+        self.held_outcome = f"review:{outcome.status}"
+        if outcome.approved:
+            forward = held
+        else:
+            sqlstate = "42501" if outcome.status == "denied" else "57014"
+            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
+            message = (
+                f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
+                f": {outcome.reason}"
+            )
+            forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=message)
+        self.upstream.write(forward)  # type: ignore[union-attr]
+        self.hold_task = None
+        self.client.resume_reading()  # type: ignore[union-attr]
+        self.from_client(b"")
