@@ -125,4 +125,6 @@ class ControlServer:
             return {"ok": False, "error": str(exc)}
         except (KeyError, TypeError, ValueError) as exc:
             return {"ok": False, "error": f"bad request for {op}: {exc}"}
+
+
 from hoop.server import control_tui as _control_tui  # noqa: E402,F401  (registers the TUI operations)

@@ -39,8 +39,7 @@ async def _rules_save(services: Services, who: Identity, req: dict[str, Any]) ->
         version = await asyncio.to_thread(RuleBook(services.store).save, kind, body, who.name)
     except ConfigError as exc:
         raise HoopError(f"invalid rule: {exc}") from None
-    services.journal.audit(who.name, "rule.save", f"{kind}:{body.get('name')}", kind=kind, version=version,
-                           body=body)
+    services.journal.audit(who.name, "rule.save", f"{kind}:{body.get('name')}", kind=kind, version=version, body=body)
     return {"kind": kind, "name": body.get("name"), "version": version}
 
 

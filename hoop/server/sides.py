@@ -1,8 +1,9 @@
-"""The transport callbacks both database relays share (one object per direction).
+"""What both database relays share: wiring, closing, and the transport callbacks.
 
-A relay provides `client`, `upstream`, `closed`, `close(reason)` and `upstream_lost()`, which
-tells the client in its own protocol that the server went away. Flow control is symmetric:
-when one side's write buffer fills, the other side stops reading until it drains.
+A relay subclasses `TwoSided` and provides `from_client`, `from_upstream`, `upstream_lost()`
+(tell the client, in its protocol, that the server went away) and `GOODBYE` (the message that
+ends the upstream session politely). Flow control is symmetric: when one side's write buffer
+fills, the other side stops reading until it drains.
 """
 
 from __future__ import annotations
@@ -50,3 +51,42 @@ class Side(asyncio.Protocol):
         other = self._other()
         if other is not None and not other.is_closing():
             other.resume_reading()
+
+
+class TwoSided:
+    GOODBYE: bytes = b""
+    client: Any
+    upstream: Any
+    closed: bool
+    done: asyncio.Future[str]
+    hold_task: asyncio.Future[None] | None
+    on_close: Callable[[str], None]
+    from_client: Callable[[bytes], None]
+    from_upstream: Callable[[bytes], None]
+
+    def attach(self, client: Any, upstream: Any, client_left: bytes, upstream_left: bytes) -> None:
+        """Take over both logged-in transports; bytes read ahead during login are fed first."""
+        self.client, self.upstream = client, upstream
+        client.set_protocol(Side(self, self.from_client, "client"))
+        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
+        if upstream_left:
+            self.from_upstream(upstream_left)
+        if client_left:
+            self.from_client(client_left)
+
+    def close(self, reason: str, client_error: bytes | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.client is not None and not self.client.is_closing():
+            if client_error:
+                self.client.write(client_error)
+            self.client.close()
+        if self.upstream is not None and not self.upstream.is_closing():
+            self.upstream.write(self.GOODBYE)
+            self.upstream.close()
+        if self.hold_task is not None:
+            self.hold_task.cancel()  # a held request is abandoned; it never runs later
+        if not self.done.done():
+            self.done.set_result(reason)
+        self.on_close(reason)

@@ -28,7 +28,7 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
-from hoop.server.sides import Side, write_batch
+from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.mysql")
 _KILL = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
@@ -48,8 +48,10 @@ ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
 
 
-class Relay:
+class Relay(TwoSided):
     """State shared by both directions of one session."""
+
+    GOODBYE = c.encode_packet(bytes((c.COM_QUIT,)), 0)
 
     def __init__(
         self,
@@ -92,35 +94,7 @@ class Relay:
         self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    # -- wiring -------------------------------------------------------------------------------
-
-    def attach(
-        self, client: asyncio.Transport, upstream: asyncio.Transport, client_left: bytes, upstream_left: bytes
-    ) -> None:
-        self.client, self.upstream = client, upstream
-        client.set_protocol(Side(self, self.from_client, "client"))
-        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
-        if upstream_left:
-            self.from_upstream(upstream_left)
-        if client_left:
-            self.from_client(client_left)
-
-    def close(self, reason: str, client_error: bytes | None = None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.client is not None and not self.client.is_closing():
-            if client_error:
-                self.client.write(client_error)
-            self.client.close()
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.write(c.encode_packet(bytes((c.COM_QUIT,)), 0))
-            self.upstream.close()
-        if self.hold_task is not None:
-            self.hold_task.cancel()  # a held request is abandoned; it never runs later
-        if not self.done.done():
-            self.done.set_result(reason)
-        self.on_close(reason)
+    # -- ending (attach and close come from TwoSided) ----------------------------------------
 
     def kill(self, reason: str) -> None:
         if not self.closed:

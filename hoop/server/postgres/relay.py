@@ -26,7 +26,7 @@ from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
-from hoop.server.sides import Side, write_batch
+from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.postgres")
 
@@ -53,8 +53,10 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
     return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
 
 
-class Relay(Holds):
+class Relay(Holds, TwoSided):
     """State shared by both directions of one session."""
+
+    GOODBYE = codec.terminate()
 
     def __init__(
         self,
@@ -100,35 +102,7 @@ class Relay(Holds):
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
 
-    # -- wiring -------------------------------------------------------------------------------
-
-    def attach(
-        self, client: asyncio.Transport, upstream: asyncio.Transport, client_leftover: bytes, upstream_leftover: bytes
-    ) -> None:
-        self.client, self.upstream = client, upstream
-        client.set_protocol(Side(self, self.from_client, "client"))
-        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
-        if upstream_leftover:
-            self.from_upstream(upstream_leftover)
-        if client_leftover:
-            self.from_client(client_leftover)
-
-    def close(self, reason: str, client_error: bytes | None = None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.client is not None and not self.client.is_closing():
-            if client_error:
-                self.client.write(client_error)
-            self.client.close()
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.write(codec.terminate())
-            self.upstream.close()
-        if self.hold_task is not None:
-            self.hold_task.cancel()  # marks a held request abandoned; it never runs later
-        if not self.done.done():
-            self.done.set_result(reason)
-        self.on_close(reason)
+    # -- ending (attach and close come from TwoSided) ----------------------------------------
 
     def kill(self, reason: str) -> None:
         self.close(

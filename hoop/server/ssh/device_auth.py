@@ -78,8 +78,9 @@ class DeviceAuth:
         return None
 
     def _failed(self, reason: str) -> None:
-        self.services.journal.audit(self.user, "login.failure", "ssh", client=self.client,
-                                    method="oidc-device", reason=reason)
+        self.services.journal.audit(
+            self.user, "login.failure", "ssh", client=self.client, method="oidc-device", reason=reason
+        )
 
     @staticmethod
     def _banner(conn: Any, text: str) -> None:

@@ -120,11 +120,16 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         server, conn, link = self.server, self.connection, self.link
         assert link is not None and server.identity is not None
         self.session = session = self.services.journal.open_session(server.user, conn.name, "ssh", server.client)
-        session.audit("session.start", client=server.client, kind=self.kind, pty=self.term is not None,
-                      command=self.command or "", subsystem=self.subsystem or "")
+        session.audit(
+            "session.start",
+            client=server.client,
+            kind=self.kind,
+            pty=self.term is not None,
+            command=self.command or "",
+            subsystem=self.subsystem or "",
+        )
         link.session = session
-        self.services.register(LiveSession(session.id, "ssh", server.user, conn.name, self.kill,
-                                           {"kind": self.kind}))
+        self.services.register(LiveSession(session.id, "ssh", server.user, conn.name, self.kill, {"kind": self.kind}))
         self.started = time.time()
         if not await self._admit():
             return
@@ -136,8 +141,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.term is not None:
             link.recorder = terminal_recorder(self.services, session, conn, self.term)
         try:
-            await link.open(target, command=self.command, subsystem=self.subsystem, term=self.term,
-                            env=_env(self.chan))
+            await link.open(target, command=self.command, subsystem=self.subsystem, term=self.term, env=_env(self.chan))
         except (asyncssh.Error, OSError) as exc:
             self.end(EXIT_TARGET, f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
             link.target_closed(None, None)
@@ -159,8 +163,11 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.kind == "shell":
             if self.term is None:
                 session.audit("ssh.refused.shell", reason="no terminal")
-                self.end(1, "hoop: an interactive shell needs a terminal (ssh -t); "
-                            "to run a command, pass it as an argument so the gateway can check it")
+                self.end(
+                    1,
+                    "hoop: an interactive shell needs a terminal (ssh -t); "
+                    "to run a command, pass it as an argument so the gateway can check it",
+                )
                 return False
             return True
         assert self.command is not None
@@ -184,11 +191,20 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if session is not None and self.kind == "exec":
             ms = (time.time() - self.started) * 1000
             outcome = f"signal {exit_signal[0]}" if exit_signal else f"exit {exit_status}"
-            session.statement(self.command or "", "allow", started=self.started, duration_ms=ms,
-                              error="" if exit_status == 0 else outcome)
+            session.statement(
+                self.command or "",
+                "allow",
+                started=self.started,
+                duration_ms=ms,
+                error="" if exit_status == 0 else outcome,
+            )
             session.frame("r", {"tag": outcome, "ms": round(ms, 3)})
-            session.audit("ssh.exec", command=self.command, exit_status=exit_status,
-                          signal=exit_signal[0] if exit_signal else None)
+            session.audit(
+                "ssh.exec",
+                command=self.command,
+                exit_status=exit_status,
+                signal=exit_signal[0] if exit_signal else None,
+            )
         if chan is not None and not self.done:
             self.done = True
             if exit_signal is not None:

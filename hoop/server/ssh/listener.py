@@ -50,11 +50,19 @@ class SSHDoor:
     async def start(self, host: str, port: int) -> asyncssh.SSHAcceptor:
         key = await asyncio.to_thread(ensure_host_key, self.services.config.gateway.data_dir)
         return await asyncssh.create_server(
-            lambda: GatewayServer(self.services), host, port, server_host_keys=[key],
-            encoding=None, line_editor=False, agent_forwarding=True, x11_forwarding=False,
-            allow_scp=False, keepalive_interval=60,
+            lambda: GatewayServer(self.services),
+            host,
+            port,
+            server_host_keys=[key],
+            encoding=None,
+            line_editor=False,
+            agent_forwarding=True,
+            x11_forwarding=False,
+            allow_scp=False,
+            keepalive_interval=60,
             login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else 60,
-            server_version="Hoop", **connection_options(server=True),
+            server_version="Hoop",
+            **connection_options(server=True),
         )
 
 
@@ -138,8 +146,14 @@ class GatewayServer(asyncssh.SSHServer):
 
     def auth_completed(self) -> None:
         assert self.identity is not None
-        self.services.journal.audit(self.user, "login.success", "ssh", client=self.client,
-                                    method=self.identity.source, via=self.target_name or "-")
+        self.services.journal.audit(
+            self.user,
+            "login.success",
+            "ssh",
+            client=self.client,
+            method=self.identity.source,
+            via=self.target_name or "-",
+        )
 
     # -- what the user asked for ---------------------------------------------------------------
 
@@ -162,8 +176,9 @@ class GatewayServer(asyncssh.SSHServer):
         return target
 
     def refuse(self, what: str, **detail: Any) -> None:
-        self.services.journal.audit(self.user, f"ssh.refused.{what}", self.target_name or "-",
-                                    client=self.client, **detail)
+        self.services.journal.audit(
+            self.user, f"ssh.refused.{what}", self.target_name or "-", client=self.client, **detail
+        )
 
     def session_requested(self) -> Any:
         from hoop.server.ssh.channel import AuditedChannel

@@ -20,15 +20,15 @@ EXIT_NOT_RUN = 126
 EXIT_TARGET = 255
 
 
-async def admit(services: Any, identity: Any, connection: Any, session: Any, command: str,
-                say: Callable[[str], None]) -> int | None:
+async def admit(
+    services: Any, identity: Any, connection: Any, session: Any, command: str, say: Callable[[str], None]
+) -> int | None:
     """None when the command may run; otherwise the exit status to return without running it.
 
     `say` writes one line to the user's stderr."""
     subject = Subject(identity.name, identity.groups, connection.name, "shell")
     decision = services.pipeline.check(subject, command)
-    session.frame("q", {"text": command, "decision": decision.action, "rule": decision.rule,
-                        "reason": decision.reason})
+    session.frame("q", {"text": command, "decision": decision.action, "rule": decision.rule, "reason": decision.reason})
     if decision.action == "block":
         say(f"hoop: blocked by rule {decision.rule}: {decision.reason}")
         session.statement(command, "block", decision.rule, error=decision.reason)
@@ -41,11 +41,14 @@ async def admit(services: Any, identity: Any, connection: Any, session: Any, com
             session.statement(command, "block", decision.rule, error="approvals unavailable")
             return EXIT_NOT_RUN
         started = time.time()
-        outcome = await approvals.hold(session=session, subject=subject, text=command,
-                                       decision=decision, notify=lambda m: say(f"hoop: {m}"))
+        outcome = await approvals.hold(
+            session=session, subject=subject, text=command, decision=decision, notify=lambda m: say(f"hoop: {m}")
+        )
         if outcome.status != "approved":
-            say(f"hoop: not run: request #{outcome.approval_id} {outcome.status}"
-                + (f" ({outcome.reason})" if outcome.reason else ""))
+            say(
+                f"hoop: not run: request #{outcome.approval_id} {outcome.status}"
+                + (f" ({outcome.reason})" if outcome.reason else "")
+            )
             session.statement(command, outcome.status, decision.rule, started=started, error=outcome.reason)
             return EXIT_NOT_RUN
         say(f"hoop: approved (#{outcome.approval_id}){' by ' + ', '.join(outcome.by) if outcome.by else ''}")

@@ -26,8 +26,7 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
     """A psql-like aligned table."""
     cells = [["NULL" if v is None else _cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    out = [" | ".join(c.center(w) for c, w in zip(columns, widths)).rstrip(),
-           "-+-".join("-" * w for w in widths)]
+    out = [" | ".join(c.center(w) for c, w in zip(columns, widths)).rstrip(), "-+-".join("-" * w for w in widths)]
     out += [" | ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
@@ -59,9 +58,16 @@ class PostgresShell:
         token = await _one_login_token(self.services, self.user, self.connection.name)
         try:
             self.conn = await psycopg.AsyncConnection.connect(
-                host=LOOPBACK.get(address[0], address[0]), port=address[1], user=self.user,
-                password=token.token, dbname=self.connection.name, autocommit=True,
-                application_name="hoop ssh", connect_timeout=10, sslmode="prefer")
+                host=LOOPBACK.get(address[0], address[0]),
+                port=address[1],
+                user=self.user,
+                password=token.token,
+                dbname=self.connection.name,
+                autocommit=True,
+                application_name="hoop ssh",
+                connect_timeout=10,
+                sslmode="prefer",
+            )
         except psycopg.Error as exc:
             raise SqlShellError(_pg_message(exc)) from None
         finally:
@@ -112,14 +118,22 @@ class MySQLShell:
 
         address = self.services.config.listen.mysql
         if address is None:
-            raise SqlShellError("the gateway's MySQL door is not enabled ([listen] mysql), "
-                                "so the SQL shell is not available for this connection")
+            raise SqlShellError(
+                "the gateway's MySQL door is not enabled ([listen] mysql), "
+                "so the SQL shell is not available for this connection"
+            )
         token = await _one_login_token(self.services, self.user, self.connection.name)
         try:
             self.conn = await asyncio.to_thread(
-                pymysql.connect, host=LOOPBACK.get(address[0], address[0]), port=address[1],
-                user=self.user, password=token.token, database=self.connection.name,
-                autocommit=True, connect_timeout=10)
+                pymysql.connect,
+                host=LOOPBACK.get(address[0], address[0]),
+                port=address[1],
+                user=self.user,
+                password=token.token,
+                database=self.connection.name,
+                autocommit=True,
+                connect_timeout=10,
+            )
         except pymysql.MySQLError as exc:
             raise SqlShellError(str(exc.args[-1]) if exc.args else str(exc)) from None
         finally:

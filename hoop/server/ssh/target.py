@@ -41,8 +41,9 @@ def client_keys(connection: Connection) -> list[asyncssh.SSHKey]:
         return [asyncssh.read_private_key(value)]
     except (OSError, asyncssh.KeyImportError) as exc:
         # Name the connection and the kind of problem, never the value.
-        raise TargetError(f"the private key of connection {connection.name!r} cannot be loaded "
-                          f"({type(exc).__name__})") from None
+        raise TargetError(
+            f"the private key of connection {connection.name!r} cannot be loaded ({type(exc).__name__})"
+        ) from None
 
 
 class _Pinned:
@@ -56,8 +57,10 @@ class _Pinned:
 
 
 def stored_host_key(store: Any, connection: Connection) -> str | None:
-    row = store.one("SELECT key FROM host_keys WHERE connection = ? AND host = ? AND port = ?",
-                    (connection.name, connection.host, connection.port))
+    row = store.one(
+        "SELECT key FROM host_keys WHERE connection = ? AND host = ? AND port = ?",
+        (connection.name, connection.host, connection.port),
+    )
     return str(row["key"]) if row else None
 
 
@@ -66,11 +69,13 @@ def remember_host_key(store: Any, connection: Connection, key: asyncssh.SSHKey) 
     with store.lock:
         store.conn.execute(
             "INSERT OR IGNORE INTO host_keys(connection, host, port, key, first_seen) VALUES (?,?,?,?,?)",
-            (connection.name, connection.host, connection.port, text, time.time()))
+            (connection.name, connection.host, connection.port, text, time.time()),
+        )
 
 
-async def connect_target(services: Any, connection: Connection, *, user: str,
-                         agent_path: str | None = None) -> asyncssh.SSHClientConnection:
+async def connect_target(
+    services: Any, connection: Connection, *, user: str, agent_path: str | None = None
+) -> asyncssh.SSHClientConnection:
     """Log in to the target; raises TargetError with a message fit for the user."""
     keys = client_keys(connection)
     password = connection.password.reveal() if connection.password else None
@@ -84,21 +89,37 @@ async def connect_target(services: Any, connection: Connection, *, user: str,
         known_hosts = None  # first contact: accept, then record below
     where = f"{connection.name} ({connection.host}:{connection.port})"
     try:
-        conn = await asyncio.wait_for(asyncssh.connect(
-            connection.host, connection.port, username=connection.username,
-            client_keys=keys or None, password=password, known_hosts=known_hosts,
-            agent_path=agent_path, agent_forwarding=agent_path is not None,
-            config=None, preferred_auth="publickey,password,keyboard-interactive"
-            if keys else "password,keyboard-interactive",
-            kbdint_auth=password is not None, encoding=None, **connection_options(server=False),
-        ), connection.connect_timeout)
+        conn = await asyncio.wait_for(
+            asyncssh.connect(
+                connection.host,
+                connection.port,
+                username=connection.username,
+                client_keys=keys or None,
+                password=password,
+                known_hosts=known_hosts,
+                agent_path=agent_path,
+                agent_forwarding=agent_path is not None,
+                config=None,
+                preferred_auth="publickey,password,keyboard-interactive" if keys else "password,keyboard-interactive",
+                kbdint_auth=password is not None,
+                encoding=None,
+                **connection_options(server=False),
+            ),
+            connection.connect_timeout,
+        )
     except asyncssh.HostKeyNotVerifiable:
-        services.journal.audit(user, "ssh.hostkey.mismatch", connection.name,
-                               host=connection.host, port=connection.port,
-                               pinned_by="known_hosts" if not tofu else "store")
+        services.journal.audit(
+            user,
+            "ssh.hostkey.mismatch",
+            connection.name,
+            host=connection.host,
+            port=connection.port,
+            pinned_by="known_hosts" if not tofu else "store",
+        )
         raise HostKeyChanged(
             f"the host key of {where} does not match the one Hoop trusts; refusing to connect "
-            "(an operator must verify the host and update the pinned key)") from None
+            "(an operator must verify the host and update the pinned key)"
+        ) from None
     except asyncssh.PermissionDenied:
         services.journal.audit(user, "upstream.failure", connection.name, reason="target refused login")
         raise TargetError(f"{where} refused the gateway's credential") from None
@@ -109,8 +130,14 @@ async def connect_target(services: Any, connection: Connection, *, user: str,
         key = conn.get_server_host_key()
         if key is not None:
             await asyncio.to_thread(remember_host_key, services.store, connection, key)
-            services.journal.audit(user, "ssh.hostkey.trusted", connection.name, host=connection.host,
-                                   port=connection.port, fingerprint=key.get_fingerprint())
+            services.journal.audit(
+                user,
+                "ssh.hostkey.trusted",
+                connection.name,
+                host=connection.host,
+                port=connection.port,
+                fingerprint=key.get_fingerprint(),
+            )
     return conn
 
 

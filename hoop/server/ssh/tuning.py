@@ -34,8 +34,14 @@ WRITE_LOW = 1 * 1024 * 1024
 SERVER_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 # Towards targets the gateway's order decides: GCM first, then OpenSSH's other defaults so
 # that a target restricted to one of them still works.
-TARGET_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "aes128-ctr", "aes192-ctr",
-                  "aes256-ctr", "chacha20-poly1305@openssh.com")
+TARGET_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+    "chacha20-poly1305@openssh.com",
+)
 
 
 def channel_options() -> dict[str, Any]:
