@@ -56,8 +56,11 @@ class Gateway:
     async def start(self) -> Services:
         config = self.config
         gw = config.gateway
-        gw.data_dir.mkdir(parents=True, exist_ok=True)
-        gw.recordings_dir.mkdir(parents=True, exist_ok=True)
+        # Only the gateway's OS user may read its state: the store holds statement texts and token
+        # hashes, recordings hold (masked) results, and data_dir holds the TLS and SSH keys.
+        for folder in (gw.data_dir, gw.recordings_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o700)
         store = Store(gw.db_path)
         self._close_leftovers(store)
         journal = Journal(gw.db_path, gw.recordings_dir)
