@@ -91,6 +91,9 @@ class Results:
             unit = self.relay.tracker.current
             self.relay.session.audit("mask.exempt", rules=list(policy.exempted), text=unit.text[:2000] if unit else "")
         if t == T_:
+            if not policy.active and not self.sample_left:
+                self._update_watch()
+                return msg  # nothing will read these rows: not even their description
             fields = self._fields(msg)
             unit = self.relay.tracker.current
             if unit is not None and not unit.columns:
