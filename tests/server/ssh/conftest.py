@@ -204,6 +204,16 @@ private_key = "${{HOOP_TEST_KEY}}"
 groups = ["dev"]
 
 [[connections]]
+name = "tunnel"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "root"
+private_key = "{sshd.target_key}"
+groups = ["dev"]
+allow_port_forwarding = true
+
+[[connections]]
 name = "locked"
 type = "ssh"
 host = "127.0.0.1"

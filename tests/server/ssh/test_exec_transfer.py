@@ -174,6 +174,33 @@ def test_port_forward_refused_and_audited(gateway):
     assert audit_actions(gateway, "ssh.refused.port_forwarding")
 
 
+def test_port_forward_allowed_goes_through_the_target(gateway):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # Forward to the target's own sshd: the banner proves the tunnel reached it.
+    args = gateway.ssh_args("alice+tunnel", "-o", "ExitOnForwardFailure=yes", "-N",
+                            "-L", f"127.0.0.1:{port}:127.0.0.1:{gateway.sshd.port}")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        banner = b""
+        for _ in range(50):
+            try:
+                with socket.create_connection(("127.0.0.1", port), 2) as c:
+                    c.settimeout(5)
+                    banner = c.recv(100)
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert banner.startswith(b"SSH-2.0-OpenSSH"), banner
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert audit_actions(gateway, "ssh.port_forward")
+
+
 def test_changed_target_host_key_is_refused(gateway):
     db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
     gateway.ssh("alice+locked", "true")  # first contact records the key
