@@ -29,4 +29,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# Quality gates first (seconds): lint everything, type-check the core (files set in pyproject).
+.venv/bin/ruff check hoop tests bench
+.venv/bin/mypy
 exec .venv/bin/pytest "$@"

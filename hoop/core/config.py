@@ -7,11 +7,12 @@ Errors name the file, the dotted key and what was expected.
 
 from __future__ import annotations
 
+import builtins
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from hoop.core.errors import ConfigError
 from hoop.core.secrets import Secret, resolve_secret
@@ -125,25 +126,45 @@ class _Table:
     def error(self, name: str, problem: str) -> ConfigError:
         return ConfigError(self.file, self._k(name), problem)
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+    # `str`/`int` shadow the builtins inside this class body, hence `builtins.` in annotations below.
+    # The overloads say when None can come back: only with no default and required=False.
+    @overload
+    def str(self, name: builtins.str, default: builtins.str, *, required: bool = ...) -> builtins.str: ...
+    @overload
+    def str(self, name: builtins.str, default: None = ..., *, required: Literal[True]) -> builtins.str: ...
+    @overload
+    def str(self, name: builtins.str, default: None = ..., *, required: bool = ...) -> builtins.str | None: ...
+    def str(
+        self, name: builtins.str, default: builtins.str | None = None, *, required: bool = False
+    ) -> builtins.str | None:
         if name not in self.data:
             if required:
                 raise self.error(name, "is required (expected a string)")
-            return default  # type: ignore[return-value]
+            return default
         value = self.data.pop(name)
         if not isinstance(value, str) or (required and not value):
             raise self.error(name, f"expected a non-empty string, got {value!r}")
         return value
 
-    def int(self, name: str, default: int | None = None, *, lo: int = 0, hi: int = 2**62) -> int:
+    @overload
+    def int(
+        self, name: builtins.str, default: builtins.int, *, lo: builtins.int = ..., hi: builtins.int = ...
+    ) -> builtins.int: ...
+    @overload
+    def int(
+        self, name: builtins.str, default: None = ..., *, lo: builtins.int = ..., hi: builtins.int = ...
+    ) -> builtins.int | None: ...
+    def int(
+        self, name: builtins.str, default: builtins.int | None = None, *, lo: builtins.int = 0, hi: builtins.int = 2**62
+    ) -> builtins.int | None:
         if name not in self.data:
-            return default  # type: ignore[return-value]
+            return default
         value = self.data.pop(name)
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
             raise self.error(name, f"expected an integer between {lo} and {hi}, got {value!r}")
         return value
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: float) -> float:
         if name not in self.data:
             return default
         value = self.data.pop(name)
@@ -151,7 +172,7 @@ class _Table:
             raise self.error(name, f"expected a positive number, got {value!r}")
         return float(value)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: bool) -> bool:
         if name not in self.data:
             return default
         value = self.data.pop(name)
@@ -159,7 +180,7 @@ class _Table:
             raise self.error(name, f"expected true or false, got {value!r}")
         return value
 
-    def strs(self, name: str) -> tuple[str, ...]:
+    def strs(self, name: builtins.str) -> tuple[builtins.str, ...]:
         if name not in self.data:
             return ()
         value = self.data.pop(name)
@@ -167,14 +188,14 @@ class _Table:
             raise self.error(name, f"expected a list of strings, got {value!r}")
         return tuple(value)
 
-    def path(self, name: str, base: Path, default: str | None = None) -> Path | None:
+    def path(self, name: builtins.str, base: Path, default: builtins.str | None = None) -> Path | None:
         raw = self.str(name, default)
         if raw is None:
             return None
         p = Path(os.path.expanduser(raw))
         return p if p.is_absolute() else (base / p)
 
-    def secret(self, name: str) -> Secret | None:
+    def secret(self, name: builtins.str) -> Secret | None:
         raw = self.str(name)
         if raw is None:
             return None

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import ConfigError
 from .sql.model import Classification, Statement
@@ -108,7 +108,7 @@ def parse_duration(value: object) -> float | None:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def rule_from_mapping(data: Mapping, *, file: str, key: str) -> GuardRule:
+def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardRule:
     """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part."""
     known = {f.name for f in fields(GuardRule)}
     values: dict[str, object] = {}
@@ -161,7 +161,7 @@ def rule_from_mapping(data: Mapping, *, file: str, key: str) -> GuardRule:
     return GuardRule(**values)  # type: ignore[arg-type]
 
 
-def rule_to_mapping(rule: GuardRule) -> dict:
+def rule_to_mapping(rule: GuardRule) -> dict[str, Any]:
     """The inverse of rule_from_mapping: name and action always, other fields when not the default."""
     out: dict[str, object] = {}
     for f in fields(GuardRule):

@@ -324,7 +324,9 @@ class _Scan:
         triggers: set[int] = set()
         for name in DETECTOR_NAMES:  # fixed order: long specific tokens first
             style = dets.get(name)
-            for det in DETECTORS[name] if style is not None else ():
+            if style is None:
+                continue
+            for det in DETECTORS[name]:
                 if det.numeric or not numeric_only:
                     steps.append((det.min_len, det.min_digits, det.needle, det, style))
                     triggers.update(det.triggers)
@@ -367,7 +369,7 @@ def _mask_json_doc(doc: Any, scan: _Scan) -> Any:
 
 
 def _json_scanner(
-    scan: _Scan, gate: re.Pattern[bytes], keys: list[tuple[re.Pattern[str], str]]
+    scan: _Scan, gate: re.Pattern[bytes], keys: Sequence[tuple[re.Pattern[str], str]]
 ) -> Callable[[bytes], bytes | None]:
     """JSON values: detectors inside strings plus whole values under keys a column rule covers."""
 

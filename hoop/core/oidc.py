@@ -252,7 +252,8 @@ class OIDCAuthenticator:
             # Not ours (a local token, a typo): the fallback's answer (and reason) is the one
             # that counts; no audit here, the caller audits the failure.
             if self.fallback is not None:
-                return self.fallback.authenticate(user, credential)
+                identity: Identity = self.fallback.authenticate(user, credential)
+                return identity
             raise AuthError("credential is neither a Hoop token nor an OIDC ID token")
         try:
             return self.login(user, credential).identity

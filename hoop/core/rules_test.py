@@ -36,7 +36,7 @@ def test_guard_rule(store: Store, config: Any, rule: GuardRule, *, limit: int = 
     )
     ruleset = RuleSet([rule])
     counts: Counter[str] = Counter()
-    hits = []
+    hits: list[dict[str, Any]] = []
     for row in rows:
         dialect = DIALECTS.get(row["protocol"])
         if dialect is None or not row["text"]:

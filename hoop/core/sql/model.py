@@ -8,8 +8,9 @@ objects, so one guardrail engine serves every protocol. The model states facts; 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 # Flag set on the statements nested in a plain EXPLAIN (without ANALYZE): the server only plans
 # them, it does not run them. Guardrails skip such subtrees; `Classification.walk` still yields them.
@@ -157,7 +158,7 @@ def bool_not(value: object) -> object:
     return v if v is ROW or v is UNKNOWN or v is None else not v
 
 
-def compare(op, left: object, right: object) -> object:
+def compare(op: Callable[[Any, Any], object], left: object, right: object) -> object:
     if left is ROW or right is ROW:
         return ROW
     if left is UNKNOWN or right is UNKNOWN:
@@ -166,7 +167,7 @@ def compare(op, left: object, right: object) -> object:
         return None
     if isinstance(left, str) != isinstance(right, str):
         try:  # '1' = 1: compare numerically, as both servers do
-            left, right = float(left), float(right)
+            left, right = float(cast(Any, left)), float(cast(Any, right))
         except (TypeError, ValueError):
             return UNKNOWN
     try:

@@ -439,7 +439,7 @@ def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> 
                 tables.add(name)
 
 
-def _parse(text: str) -> exp.Expression:
+def _parse(text: str) -> exp.Expr:
     try:
         trees = [t for t in sqlglot.parse(text, read="mysql") if t is not None]
     except sqlglot.errors.SqlglotError as exc:
@@ -449,11 +449,11 @@ def _parse(text: str) -> exp.Expression:
     return trees[0]
 
 
-def _tables_of(tree: exp.Expression) -> set[str]:
+def _tables_of(tree: exp.Expr) -> set[str]:
     return {(f"{t.db}.{t.name}" if t.db else t.name).lower() for t in tree.find_all(exp.Table) if t.name}
 
 
-def _fold(node: exp.Expression | None) -> object:
+def _fold(node: exp.Expr | None) -> object:
     if isinstance(node, exp.Paren):
         return _fold(node.this)
     if isinstance(node, exp.Boolean):
@@ -480,7 +480,7 @@ def _fold(node: exp.Expression | None) -> object:
     ):
         return UNKNOWN  # col = col
     ops = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
-    if type(node) in ops:
+    if isinstance(node, exp.Binary) and type(node) in ops:  # isinstance narrows for mypy
         fn = {
             "==": lambda a, b: a == b,
             "!=": lambda a, b: a != b,
@@ -609,9 +609,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
             tables |= _tables_of(_parse(seg.clean_from(s)))
         if obj == "trigger" and (e := seg.index("ROW")) > 0:
-            body = e + 1 + (2 if seg.word(e + 1) in ("FOLLOWS", "PRECEDES") else 0)
-            if seg.word(body) != "BEGIN" and body < len(seg.toks):
-                inner.append(_classify(_sub(seg, body), backslash))
+            body_at = e + 1 + (2 if seg.word(e + 1) in ("FOLLOWS", "PRECEDES") else 0)
+            if seg.word(body_at) != "BEGIN" and body_at < len(seg.toks):
+                inner.append(_classify(_sub(seg, body_at), backslash))
     elif w0 in ("GRANT", "REVOKE"):
         obj = "" if seg.index("ON") >= 0 else "role"
         if seg.index("IDENTIFIED") >= 0:
@@ -660,11 +660,11 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     elif w0 == "EXECUTE":
         if w1 == "IMMEDIATE":  # MariaDB: run the text directly
             obj, body = "immediate", _string_body(seg, 2, backslash)
-            sub = classify_mysql(body) if body is not None else None
-            if sub is None or sub.error:
+            immediate = classify_mysql(body) if body is not None else None
+            if immediate is None or immediate.error:
                 dynamic = True
             else:
-                inner.extend(sub.statements)
+                inner.extend(immediate.statements)
         else:
             obj = seg.toks[1].name if len(seg.toks) > 1 else ""
     elif w0 == "DEALLOCATE":

@@ -10,7 +10,9 @@ than what it runs. Plain EXPLAIN only plans: its target is kept in `inner` but f
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import Any, cast
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
@@ -162,30 +164,45 @@ def _camel_object(cls_name: str, prefix: str) -> str:
     return " ".join(w.lower() for w in re.findall(r"[A-Z][a-z]*|[A-Z]+(?![a-z])", core)) or "object"
 
 
+def _dyn(node: object) -> Any:
+    """The node as `Any`, for reading fields after dispatching on `type(node) is X`.
+
+    pglast's stubs cannot follow that dispatch (only isinstance narrows) and declare every field
+    Optional; the code below reads the fields the parser always fills for that node class."""
+    return node
+
+
+def _fields(node: ast.Node) -> Iterable[str]:
+    """Field names of a pglast node: the keys of its class's __slots__ (the stubs omit them)."""
+    slots: Iterable[str] = getattr(type(node), "__slots__")  # noqa: B009 - attribute unknown to the stubs
+    return slots
+
+
 def _kind(node: ast.Node) -> tuple[str, str]:
     cls = type(node)
-    if cls is ast.SelectStmt and node.intoClause is not None:
+    n = _dyn(node)
+    if cls is ast.SelectStmt and n.intoClause is not None:
         return "create", "table"  # SELECT ... INTO new_table creates a table
     if cls is ast.TransactionStmt:
-        return _TX_KINDS.get(node.kind.name.removeprefix("TRANS_STMT_"), "unknown"), ""
+        return _TX_KINDS.get(n.kind.name.removeprefix("TRANS_STMT_"), "unknown"), ""
     if cls is ast.VacuumStmt:
-        return ("vacuum" if node.is_vacuumcmd else "analyze"), ""
+        return ("vacuum" if n.is_vacuumcmd else "analyze"), ""
     if cls is ast.VariableSetStmt:
-        is_reset = node.kind.name.startswith("VAR_RESET")
-        return ("reset" if is_reset else "set"), (node.name or "").lower()
+        is_reset = n.kind.name.startswith("VAR_RESET")
+        return ("reset" if is_reset else "set"), (n.name or "").lower()
     if cls is ast.FetchStmt:
-        return ("move" if node.ismove else "fetch"), "cursor"
+        return ("move" if n.ismove else "fetch"), "cursor"
     if cls is ast.CreateRoleStmt:
-        return "create", node.stmt_type.name.removeprefix("ROLESTMT_").lower()
+        return "create", n.stmt_type.name.removeprefix("ROLESTMT_").lower()
     if cls is ast.CreateFunctionStmt:
-        return "create", "procedure" if node.is_procedure else "function"
+        return "create", "procedure" if n.is_procedure else "function"
     if cls in (ast.GrantStmt, ast.GrantRoleStmt):
-        obj = "role" if cls is ast.GrantRoleStmt else _objtype(node.objtype)
-        return ("grant" if node.is_grant else "revoke"), obj
+        obj = "role" if cls is ast.GrantRoleStmt else _objtype(n.objtype)
+        return ("grant" if n.is_grant else "revoke"), obj
     if cls is ast.DropStmt:
-        return "drop", _objtype(node.removeType)
+        return "drop", _objtype(n.removeType)
     if cls in (ast.DefineStmt, ast.CreateTableAsStmt):
-        return "create", _objtype(node.kind if cls is ast.DefineStmt else node.objtype)
+        return "create", _objtype(n.kind if cls is ast.DefineStmt else n.objtype)
     if cls in (
         ast.AlterTableStmt,
         ast.AlterObjectSchemaStmt,
@@ -195,7 +212,7 @@ def _kind(node: ast.Node) -> tuple[str, str]:
         attr = {ast.AlterTableStmt: "objtype", ast.AlterFunctionStmt: "objtype"}.get(cls, "objectType")
         return "alter", _objtype(getattr(node, attr))
     if cls is ast.RenameStmt:
-        return "alter", _objtype(node.renameType)
+        return "alter", _objtype(n.renameType)
     if cls in _SIMPLE_KINDS:
         return _SIMPLE_KINDS[cls]
     for prefix in ("Create", "Alter", "Drop"):
@@ -221,7 +238,7 @@ class _Facts:
         self.flags |= stmt.flags
 
 
-def _names(items: object) -> str:
+def _names(items: Iterable[object] | None) -> str:
     return ".".join(str(getattr(i, "sval", "")).lower() for i in items or ())
 
 
@@ -253,10 +270,10 @@ def _visit(value: object, facts: _Facts) -> None:
         facts.absorb(_statement(value, None))
         return
     if isinstance(value, ast.RangeVar):
-        _add_relation(facts, value.schemaname, value.relname)
+        _add_relation(facts, value.schemaname, cast(str, value.relname))  # the parser always names a RangeVar
     elif isinstance(value, ast.FuncCall):
         _add_function(facts, _names(value.funcname))
-    for slot in type(value).__slots__:
+    for slot in _fields(value):
         _visit(getattr(value, slot), facts)
 
 
@@ -267,7 +284,7 @@ def _deparse(node: ast.Node) -> str:
         return type(node).__name__
 
 
-def _has_password_option(options: object) -> bool:
+def _has_password_option(options: Iterable[object] | None) -> bool:
     return any(getattr(o, "defname", "") == "password" for o in options or ())
 
 
@@ -289,33 +306,34 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
     kind, obj = _kind(node)
     facts = _Facts()
     cls = type(node)
+    n = _dyn(node)
     planned: Statement | None = None
     if cls is ast.ExplainStmt:
-        target = _statement(node.query, None)
-        if _explain_analyzes(node):
+        target = _statement(n.query, None)
+        if _explain_analyzes(n):
             facts.absorb(target)
         else:
             planned = _mark_planned(target)
     elif cls in (ast.PrepareStmt, ast.DeclareCursorStmt):
-        facts.absorb(_statement(node.query, None))
-        obj = (node.name if cls is ast.PrepareStmt else obj).lower()
+        facts.absorb(_statement(n.query, None))
+        obj = (n.name if cls is ast.PrepareStmt else obj).lower()
     elif cls is ast.RuleStmt:
-        _visit(node.relation, facts)
-        for action in node.actions or ():
+        _visit(n.relation, facts)
+        for action in n.actions or ():
             facts.absorb(_statement(action, None))
     elif cls is ast.CreateFunctionStmt:
         pass  # the body runs only when called; calls are judged by `functions`
     elif cls is ast.CreateTrigStmt:
-        _visit(node.relation, facts)
-        facts.functions.add(_names(node.funcname))
+        _visit(n.relation, facts)
+        facts.functions.add(_names(n.funcname))
     elif cls is ast.DoStmt:
         facts.dynamic = True
     else:
-        _visit([getattr(node, s) for s in cls.__slots__], facts)
+        _visit([getattr(node, s) for s in _fields(node)], facts)
     if cls is ast.CopyStmt:
-        if node.is_program:
+        if n.is_program:
             facts.flags.add("program")
-        elif node.filename is not None:
+        elif n.filename is not None:
             facts.flags.add("server_file")
     elif cls is ast.LoadStmt:
         facts.flags.add("server_file")  # LOAD 'library' loads a file from the server
@@ -327,7 +345,7 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         "index",
         "foreign table",
     ):
-        for parts in node.objects or ():
+        for parts in n.objects or ():
             facts.tables.add(_names(parts))
     elif cls in (
         ast.CreateRoleStmt,
@@ -335,15 +353,15 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         ast.CreateUserMappingStmt,
         ast.AlterUserMappingStmt,
     ):
-        if _has_password_option(node.options):
+        if _has_password_option(n.options):
             facts.flags.add("password_change")
     elif cls in (ast.ExecuteStmt, ast.DeallocateStmt):
-        obj = "all" if getattr(node, "isall", False) else (node.name or "").lower()
-    elif cls is ast.CallStmt and node.funccall is not None:
-        obj = _names(node.funccall.funcname)
+        obj = "all" if getattr(node, "isall", False) else (n.name or "").lower()
+    elif cls is ast.CallStmt and n.funccall is not None:
+        obj = _names(n.funccall.funcname)
     where = None
     if cls in (ast.UpdateStmt, ast.DeleteStmt):
-        where = where_state(_fold(node.whereClause)) if node.whereClause is not None else "missing"
+        where = where_state(_fold(n.whereClause)) if n.whereClause is not None else "missing"
     return Statement(
         kind=kind,
         text=text if text is not None else _deparse(node),
@@ -380,14 +398,14 @@ def _has_column(node: object) -> bool:
     if isinstance(node, (ast.ColumnRef, ast.CurrentOfExpr)):
         return True
     if isinstance(node, ast.Node):
-        return any(_has_column(getattr(node, s)) for s in type(node).__slots__)
+        return any(_has_column(getattr(node, s)) for s in _fields(node))
     return False
 
 
 def _const(node: ast.A_Const) -> object:
     if node.isnull:
         return None
-    val = node.val
+    val = _dyn(node.val)
     for attr in ("boolval", "ival", "sval"):
         if hasattr(val, attr):
             return getattr(val, attr)
@@ -409,8 +427,8 @@ def _fold(node: object) -> object:
             return str(inner).strip().lower() in ("t", "true", "y", "yes", "on", "1")
         return inner
     if isinstance(node, ast.BoolExpr):
-        args = [_fold(a) for a in node.args]
-        op = node.boolop.name
+        args = [_fold(a) for a in _dyn(node).args]
+        op = _dyn(node).boolop.name
         if op == "AND_EXPR":
             return bool_and(args)
         if op == "OR_EXPR":
@@ -431,14 +449,13 @@ def _fold(node: object) -> object:
         inner = _fold(node.arg)
         if inner in (ROW, UNKNOWN):
             return inner
-        want = {"IS_TRUE": True, "IS_NOT_TRUE": True, "IS_FALSE": False, "IS_NOT_FALSE": False}.get(
-            node.booltesttype.name
-        )
+        test = _dyn(node).booltesttype.name
+        want = {"IS_TRUE": True, "IS_NOT_TRUE": True, "IS_FALSE": False, "IS_NOT_FALSE": False}.get(test)
         if want is None:  # IS [NOT] UNKNOWN
             res = inner is None
-            return res if node.booltesttype.name == "IS_UNKNOWN" else not res
+            return res if test == "IS_UNKNOWN" else not res
         res = inner is not None and bool(inner) == want
-        return not res if "_NOT_" in node.booltesttype.name else res
+        return not res if "_NOT_" in test else res
     return ROW if _has_column(node) else UNKNOWN
 
 
@@ -455,7 +472,7 @@ def classify_postgres(sql: str) -> Classification:
         start = raw.stmt_location or 0
         text = sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:]
         try:
-            out.append(_statement(raw.stmt, text.strip()))
+            out.append(_statement(cast(ast.Node, raw.stmt), text.strip()))  # a RawStmt always holds one
         except Exception as exc:  # noqa: BLE001 - an unexpected tree shape is "not understood"
             return Classification(tuple(out), f"could not classify: {type(exc).__name__}: {exc}")
     return Classification(tuple(out))
