@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hoop.core.errors import HoopError
+from hoop.core.redact import redact_statement
 from hoop.core.store.sqlite import Store
 
 
@@ -67,6 +68,7 @@ class Approvals:
         self, *, session: Any, subject: Any, text: str, decision: Any, notify: Callable[[str], None]
     ) -> Outcome:
         rule = decision.review
+        text = redact_statement(text)  # what approvers, the store and the audit see
         grant = await asyncio.to_thread(self._active_grant, subject.user, subject.connection, rule.name)
         if grant is not None:
             session.audit("grant.use", grant=grant["id"], rule=rule.name, text=text[:2000])

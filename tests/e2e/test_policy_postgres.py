@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -177,3 +178,19 @@ def test_rules_test_reports_on_recorded_history(make_gateway) -> None:  # type: 
     human = gw.cli("rules", "test", "guard", input=draft).stdout
     assert "would have 2 held" in human
     gw.psql("alice", token, "DROP TABLE ledger")
+
+
+def test_passwords_typed_into_statements_are_not_recorded(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    gw = make_gateway()
+    token = gw.token("alice")
+    typed = "CANARY-typed-pw-7f3a9c"
+    refused = gw.psql("alice", token, f"ALTER ROLE CURRENT_USER PASSWORD '{typed}'")
+    assert "refused by Hoop: rule builtin-password-change" in refused.stderr
+    gw.psql("alice", token, f"CREATE ROLE canary_role LOGIN PASSWORD '{typed}'")  # refused too
+    time.sleep(0.5)
+    statements = gw.cli("audit", "--json").stdout
+    assert "ALTER ROLE CURRENT_USER PASSWORD '****'" in statements
+    gw.stop()
+    for path in Path(gw.root).rglob("*"):
+        if path.is_file() and path.name != "hoop.toml":
+            assert typed.encode() not in path.read_bytes(), f"typed password found in {path}"

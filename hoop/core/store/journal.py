@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from hoop.core import audit, recording
+from hoop.core.redact import redact_statement
 from hoop.core.store.sqlite import Store
 
 
@@ -245,14 +246,19 @@ class Journal:
         frames: list[tuple[SessionLog, str]] = []
         events: list[audit.AuditEvent] = []
         rows = pending["statements"]
+        for row in rows:  # written by SessionLog.statement()
+            row["text"] = redact_statement(row["text"])
         for kind, item in pending["ordered"]:
             if kind == "frame":
                 frames.append(item)
                 continue
             if kind == "audit":
+                if item.detail and isinstance(item.detail.get("text"), str):
+                    item.detail["text"] = redact_statement(item.detail["text"])
                 events.append(item)
                 continue
             log, seq, text, decision, rule, started, ms, nrows, error, tag, columns, sample = item
+            text = redact_statement(text)
             rows.append(
                 {
                     "session_id": log.id,
