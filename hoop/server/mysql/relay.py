@@ -80,6 +80,7 @@ class Relay(TwoSided):
         self.allow_local_infile = allow_local_infile
         self.on_close = on_close
         self.client_framer = c.PacketFramer(services.config.gateway.max_message_size)
+        self.max_held_bytes = services.config.gateway.max_message_size
         self.responses = Responses(self, caps)
         self.units: deque[Unit] = deque()
         self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
@@ -138,6 +139,8 @@ class Relay(TwoSided):
             framer.feed(data)
             self.session.bytes_in += len(data)
         if self.hold_task is not None:
+            if framer.buffered > self.max_held_bytes:
+                self.client.pause_reading()  # type: ignore[union-attr]
             return  # held: later commands wait in the framer until the decision
         try:
             if self.client_infile:
@@ -277,7 +280,8 @@ class Relay(TwoSided):
     # -- approvals ---------------------------------------------------------------------------
 
     def _start_hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
-        self.client.pause_reading()  # type: ignore[union-attr]
+        # Reading goes on, so a client that disconnects while held is noticed at once and the
+        # request abandoned; what it sends meanwhile waits in the framer (bounded below).
         self.hold_task = asyncio.ensure_future(self._hold(seq, payload, unit, decision))
 
     async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
