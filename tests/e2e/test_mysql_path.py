@@ -316,12 +316,14 @@ def test_kill_query_from_second_connection(gw: GatewayProcess) -> None:
         time.sleep(0.5)
         killer.cursor().execute(f"KILL QUERY {victim.thread_id()}")
 
-    threading.Thread(target=kill).start()
+    killing = threading.Thread(target=kill)
+    killing.start()
     started = time.monotonic()
     with pytest.raises(pymysql.err.OperationalError) as err:
         victim.cursor().execute("SELECT SLEEP(30)")
     assert time.monotonic() - started < 2.5
     assert err.value.args[0] == 1317
+    killing.join(10)  # the killer connection is used below: never from two threads at once
     with pytest.raises(pymysql.err.OperationalError) as unknown:
         killer.cursor().execute("KILL QUERY 1")  # a raw upstream id is never accepted
     assert unknown.value.args[0] == 1094
