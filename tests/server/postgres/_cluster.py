@@ -5,7 +5,6 @@ Reusable outside pytest fixtures: ``cluster = start_cluster(); ...; cluster.stop
 
 from __future__ import annotations
 
-import datetime
 import glob
 import os
 import pwd
@@ -17,10 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from hoop.core.tlscert import write_self_signed
 
 LOCAL_HOST = "127.0.0.1"
 LOCAL_PORT = 5432
@@ -118,29 +114,8 @@ def _run(cmd: list[str], user: str | None, cwd: Path) -> subprocess.CompletedPro
 
 
 def _write_cert(root: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        # Only the name: verify-full must use host="localhost"; 127.0.0.1 fails the name check.
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    crt, keyf = root / "server.crt", root / "server.key"
-    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyf.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    keyf.chmod(0o600)
-    return crt, keyf
+    # Only the name: verify-full must use host="localhost"; 127.0.0.1 fails the name check.
+    return write_self_signed(root / "server.crt", root / "server.key", names=("localhost",), days=2)
 
 
 HBA = """\
