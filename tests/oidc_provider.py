@@ -58,9 +58,15 @@ class Grant:
 
 
 class OIDCProvider:
-    def __init__(self, client_id: str = "hoop", client_secret: str | None = None,
-                 users: dict[str, list[str]] | None = None, auto_user: str = "alice",
-                 id_token_ttl: int = 300, device_interval: int = 1) -> None:
+    def __init__(
+        self,
+        client_id: str = "hoop",
+        client_secret: str | None = None,
+        users: dict[str, list[str]] | None = None,
+        auto_user: str = "alice",
+        id_token_ttl: int = 300,
+        device_interval: int = 1,
+    ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.users: dict[str, list[str]] = users if users is not None else {"alice": ["dev"]}
@@ -98,8 +104,9 @@ class OIDCProvider:
 
     @staticmethod
     def _new_key() -> RSAKey:
-        return RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(6), "use": "sig", "alg": "RS256"},
-                                   auto_kid=False)
+        return RSAKey.generate_key(
+            2048, parameters={"kid": secrets.token_hex(6), "use": "sig", "alg": "RS256"}, auto_kid=False
+        )
 
     @property
     def key(self) -> RSAKey:
@@ -117,9 +124,16 @@ class OIDCProvider:
     def claims_for(self, user: str, nonce: str | None = None, **overrides: Any) -> dict[str, Any]:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": f"sub-{user}", "aud": self.client_id, "azp": self.client_id,
-            "iat": now, "nbf": now, "exp": now + self.id_token_ttl, "auth_time": now,
-            "preferred_username": user, "email": f"{user}@example.test",
+            "iss": self.issuer,
+            "sub": f"sub-{user}",
+            "aud": self.client_id,
+            "azp": self.client_id,
+            "iat": now,
+            "nbf": now,
+            "exp": now + self.id_token_ttl,
+            "auth_time": now,
+            "preferred_username": user,
+            "email": f"{user}@example.test",
             "groups": list(self.users.get(user, [])),
         }
         if nonce:
@@ -127,16 +141,22 @@ class OIDCProvider:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def mint(self, user: str = "alice", *, key: Any = None, alg: str = "RS256",
-             header: dict[str, Any] | None = None, **overrides: Any) -> str:
+    def mint(
+        self,
+        user: str = "alice",
+        *,
+        key: Any = None,
+        alg: str = "RS256",
+        header: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> str:
         key = key or self.key
         hdr = {"alg": alg, "kid": key.kid, **(header or {})}
         return jwt.encode(hdr, self.claims_for(user, **overrides), key, algorithms=[alg])
 
     def mint_es256(self, user: str = "alice") -> tuple[str, ECKey]:
         """An ES256 token from a fresh EC key, which is added to the JWKS."""
-        ec = ECKey.generate_key("P-256", parameters={"kid": "ec-" + secrets.token_hex(4), "use": "sig"},
-                                auto_kid=False)
+        ec = ECKey.generate_key("P-256", parameters={"kid": "ec-" + secrets.token_hex(4), "use": "sig"}, auto_kid=False)
         with self.lock:
             self.keys.append(ec)
         return self.mint(user, key=ec, alg="ES256"), ec
@@ -145,8 +165,11 @@ class OIDCProvider:
         refresh = secrets.token_urlsafe(24)
         self.refresh_tokens[refresh] = Grant(grant.user, grant.client_id)
         return {
-            "access_token": secrets.token_urlsafe(24), "token_type": "Bearer", "expires_in": self.id_token_ttl,
-            "id_token": self.mint(grant.user, nonce=grant.nonce), "refresh_token": refresh,
+            "access_token": secrets.token_urlsafe(24),
+            "token_type": "Bearer",
+            "expires_in": self.id_token_ttl,
+            "id_token": self.mint(grant.user, nonce=grant.nonce),
+            "refresh_token": refresh,
             "scope": "openid profile email groups",
         }
 
@@ -196,15 +219,21 @@ def _handler(p: OIDCProvider) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
             if url.path == "/.well-known/openid-configuration":
-                self._json(200, {
-                    "issuer": p.issuer, "jwks_uri": p.issuer + "/jwks",
-                    "authorization_endpoint": p.issuer + "/authorize", "token_endpoint": p.issuer + "/token",
-                    "device_authorization_endpoint": p.issuer + "/device_authorization",
-                    "response_types_supported": ["code"], "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-                    "code_challenge_methods_supported": ["S256"],
-                    "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
-                })
+                self._json(
+                    200,
+                    {
+                        "issuer": p.issuer,
+                        "jwks_uri": p.issuer + "/jwks",
+                        "authorization_endpoint": p.issuer + "/authorize",
+                        "token_endpoint": p.issuer + "/token",
+                        "device_authorization_endpoint": p.issuer + "/device_authorization",
+                        "response_types_supported": ["code"],
+                        "subject_types_supported": ["public"],
+                        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+                        "code_challenge_methods_supported": ["S256"],
+                        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
+                    },
+                )
             elif url.path == "/jwks":
                 with p.lock:
                     p.jwks_requests += 1
@@ -245,15 +274,27 @@ def _handler(p: OIDCProvider) -> type[BaseHTTPRequestHandler]:
             if not self._client_ok(form):
                 self._error("invalid_client", 401)
             elif path == "/device_authorization":
-                req = DeviceRequest(secrets.token_urlsafe(24), secrets.token_hex(4).upper(), p.client_id,
-                                    form.get("scope", ""), time.time() + 600)
+                req = DeviceRequest(
+                    secrets.token_urlsafe(24),
+                    secrets.token_hex(4).upper(),
+                    p.client_id,
+                    form.get("scope", ""),
+                    time.time() + 600,
+                )
                 with p.lock:
                     p.device[req.device_code] = req
                 uri = p.issuer + "/device"
-                self._json(200, {"device_code": req.device_code, "user_code": req.user_code,
-                                 "verification_uri": uri,
-                                 "verification_uri_complete": f"{uri}?user_code={req.user_code}",
-                                 "expires_in": 600, "interval": p.device_interval})
+                self._json(
+                    200,
+                    {
+                        "device_code": req.device_code,
+                        "user_code": req.user_code,
+                        "verification_uri": uri,
+                        "verification_uri_complete": f"{uri}?user_code={req.user_code}",
+                        "expires_in": 600,
+                        "interval": p.device_interval,
+                    },
+                )
             elif path == "/token":
                 self._token(form)
             else:

@@ -9,14 +9,35 @@ import pytest
 
 CHECKS = [
     # (modules to import, prefixes that must then be absent from sys.modules)
-    (["hoop.core.config", "hoop.core.pipeline", "hoop.core.guardrails", "hoop.core.masking", "hoop.core.audit",
-      "hoop.core.approvals", "hoop.core.recording", "hoop.core.identity", "hoop.core.store.journal"],
-     ["hoop.server", "hoop.tui", "textual", "asyncssh"]),
+    (
+        [
+            "hoop.core.config",
+            "hoop.core.pipeline",
+            "hoop.core.guardrails",
+            "hoop.core.masking",
+            "hoop.core.audit",
+            "hoop.core.approvals",
+            "hoop.core.recording",
+            "hoop.core.identity",
+            "hoop.core.store.journal",
+        ],
+        ["hoop.server", "hoop.tui", "textual", "asyncssh"],
+    ),
     (["hoop.server.postgres.listener"], ["hoop.server.mysql", "hoop.server.ssh", "hoop.tui", "textual"]),
     (["hoop.server.mysql.codec"], ["hoop.server.postgres", "hoop.server.ssh", "hoop.tui"]),
     (["hoop.control_client"], ["hoop.server"]),
-    (["hoop.tui.app", "hoop.tui.screens.sessions", "hoop.tui.screens.approvals", "hoop.tui.screens.rules",
-      "hoop.tui.screens.recordings", "hoop.tui.screens.replay", "hoop.commands.tui"], ["hoop.server"]),
+    (
+        [
+            "hoop.tui.app",
+            "hoop.tui.screens.sessions",
+            "hoop.tui.screens.approvals",
+            "hoop.tui.screens.rules",
+            "hoop.tui.screens.recordings",
+            "hoop.tui.screens.replay",
+            "hoop.commands.tui",
+        ],
+        ["hoop.server"],
+    ),
 ]
 
 

@@ -16,13 +16,16 @@ def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def require(host: str, port: int, what: str) -> None:
-    if port_open(host, port):
-        return
-    reason = f"{what} is not answering on {host}:{port}"
+def missing(reason: str) -> None:
+    """A server or tool the test needs is absent: a failure under CI, a skip elsewhere."""
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set: a missing server is a failure, not a skip)")
     pytest.skip(reason)
+
+
+def require(host: str, port: int, what: str) -> None:
+    if not port_open(host, port):
+        missing(f"{what} is not answering on {host}:{port}")
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ When a server is missing these skip, except under CI (env ``CI`` set), where the
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,12 +26,7 @@ from _cluster import (  # noqa: E402
     local_server_up,
     start_cluster,
 )
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
-    pytest.skip(reason)
+from support.servers import missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +34,7 @@ def pg_cluster() -> Iterator[Cluster]:
     try:
         cluster = start_cluster()
     except ClusterUnavailable as exc:
-        _missing(f"throwaway PostgreSQL cluster unavailable: {exc}")
+        missing(f"throwaway PostgreSQL cluster unavailable: {exc}")
     try:
         yield cluster
     finally:
@@ -50,5 +44,5 @@ def pg_cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def local_pg() -> tuple[str, int]:
     if not local_server_up():
-        _missing(f"no PostgreSQL server on {LOCAL_HOST}:{LOCAL_PORT}")
+        missing(f"no PostgreSQL server on {LOCAL_HOST}:{LOCAL_PORT}")
     return LOCAL_HOST, LOCAL_PORT

@@ -22,8 +22,9 @@ class Term:
         def controlling_tty() -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                                     start_new_session=True, preexec_fn=controlling_tty)
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, preexec_fn=controlling_tty
+        )
         os.close(slave)
         self.fd = master
         self.raw = b""

@@ -31,13 +31,14 @@ SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 CANARY_PASSWORD = "Canary-" + secrets.token_hex(8)
 
 
-from sshd_support import Sshd, _missing, free_port, keygen, wait_port  # noqa: E402
+from sshd_support import Sshd, free_port, keygen, wait_port  # noqa: E402
+from support.servers import missing  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     if not Path(SSHD).exists() or not shutil.which("ssh"):
-        _missing("OpenSSH sshd/ssh not installed (apt-get install -y openssh-server openssh-client)")
+        missing("OpenSSH sshd/ssh not installed (apt-get install -y openssh-server openssh-client)")
     d = tmp_path_factory.mktemp("sshd")
     keygen(d / "host_key")
     target_pub = keygen(d / "target_key")
@@ -67,7 +68,7 @@ LogLevel ERROR
     try:
         wait_port(port, proc)
     except RuntimeError as exc:
-        _missing(f"sshd did not start: {exc}: {(d / 'sshd.log').read_text()[-500:]}")
+        missing(f"sshd did not start: {exc}: {(d / 'sshd.log').read_text()[-500:]}")
     yield Sshd(port, d, d / "target_key", proc, password_user)
     proc.terminate()
     proc.wait(10)

@@ -153,8 +153,11 @@ def test_canary_credentials_never_leak(gateway):
     key_body = "".join(key.strip().splitlines()[1:-1])
     # Slices from the middle of the key (its start is the same for every OpenSSH key).
     canaries = [gateway.env["HOOP_TEST_PASSWORD"].encode(), key_body[100:140].encode(), key_body[160:200].encode()]
-    files = [p for p in gateway.dir.rglob("*") if p.is_file() and p.suffix not in (".toml",)
-             and p.name not in ("alice_key", "fake")]
+    files = [
+        p
+        for p in gateway.dir.rglob("*")
+        if p.is_file() and p.suffix not in (".toml",) and p.name not in ("alice_key", "fake")
+    ]
     for blob in outputs + [p.read_bytes() for p in files]:
         for canary in canaries:
             assert canary not in blob

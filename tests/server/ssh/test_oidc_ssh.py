@@ -24,8 +24,9 @@ SECRET = "CANARY-oidc-ssh-secret-51ac"
 
 @pytest.fixture
 def provider() -> Iterator[OIDCProvider]:
-    with OIDCProvider(client_secret=SECRET, users={"olivia": ["dev"], "mallory": ["contractors"]},
-                      auto_user="olivia") as p:
+    with OIDCProvider(
+        client_secret=SECRET, users={"olivia": ["dev"], "mallory": ["contractors"]}, auto_user="olivia"
+    ) as p:
         minted: list[str] = []
         mint = p.mint
 
@@ -68,10 +69,29 @@ groups = ["dev"]
 
 def ssh_without_key(gw: GatewayProcess, user: str) -> Term:
     # Default LogLevel (INFO) so the client shows auth banners, as a person's ssh would.
-    return Term(["ssh", "-F", "/dev/null", "-p", str(gw.ports["ssh"]), "-o", "StrictHostKeyChecking=no",
-                 "-o", "UserKnownHostsFile=/dev/null", "-o", "PubkeyAuthentication=no",
-                 "-o", "PasswordAuthentication=no", "-o", "PreferredAuthentications=keyboard-interactive",
-                 "-o", "NumberOfPasswordPrompts=1", "-t", f"{user}@127.0.0.1"])
+    return Term(
+        [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-p",
+            str(gw.ports["ssh"]),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PasswordAuthentication=no",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-t",
+            f"{user}@127.0.0.1",
+        ]
+    )
 
 
 def approve_shown_code(t: Term, provider: OIDCProvider, deny: bool = False, as_user: str | None = None) -> str:

@@ -46,5 +46,6 @@ def test_download_counted_from_data_headers_whatever_the_chunking():
         for i in range(0, len(target), step):
             mon.feed_target(target[i : i + step])
         mon.feed_client(close)
-        assert events == [("ssh.transfer", {"direction": "download", "path": "/srv/big",
-                                            "size": sum(map(len, payloads))})], step
+        assert events == [
+            ("ssh.transfer", {"direction": "download", "path": "/srv/big", "size": sum(map(len, payloads))})
+        ], step
