@@ -173,19 +173,20 @@ class Responses:
                 return b""
             return self._row(unit, seq, buf, start, end)
         if state == FIRST:
+            if first == c.ERR_HEADER:
+                res = self._error(unit, buf[start:end])
+                return drop if drop is not None else res
+            # COM_STMT_PREPARE_OK also starts with 0x00: it must not be read as an OK packet.
+            if unit.kind == "prepare":
+                return self._prepare_ok(unit, buf[start:end]) if not self.discard else b""
             if first == c.OK_HEADER:
                 ok = p.parse_ok(buf[start:end], self.caps)
                 unit.affected = (unit.affected or 0) + ok.affected_rows
                 self._more_or_done(ok.status)
                 return drop
-            if first == c.ERR_HEADER:
-                res = self._error(unit, buf[start:end])
-                return drop if drop is not None else res
             if unit.kind in ("single", "stats"):
                 self._done()
                 return drop
-            if unit.kind == "prepare":
-                return self._prepare_ok(unit, buf[start:end]) if not self.discard else b""
             if first == c.LOCAL_INFILE_HEADER and unit.kind == "result":
                 return self._local_infile(seq)
             if unit.kind == "fields":
