@@ -305,6 +305,39 @@ def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
     conn.close()
 
 
+def test_prepared_statement_is_judged_again_after_a_rule_change(gw: GatewayProcess) -> None:
+    import mysql.connector as connector
+
+    conn = connector.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user="alice",
+        password=gw.tokens["alice"],  # type: ignore[attr-defined]
+        database="my",
+        ssl_ca=ca(gw),
+        ssl_verify_cert=False,
+        use_pure=True,
+        autocommit=True,
+    )
+    cur = conn.cursor(prepared=True)
+    cur.execute("CREATE TABLE IF NOT EXISTS judged_t (id INT)")
+    query = "SELECT COUNT(*) FROM judged_t WHERE id = ?"
+    cur.execute(query, (1,))  # prepared once; the client re-executes the same statement id below
+    assert cur.fetchall() == [(0,)]
+    gw.cli("rules", "add", "guard", input='name = "no-judged"\naction = "block"\ntables = ["judged_t"]\n')
+    deadline = time.monotonic() + 3
+    while True:
+        try:
+            cur.execute(query, (1,))
+            cur.fetchall()
+        except connector.Error as exc:
+            assert "no-judged" in str(exc)
+            break
+        assert time.monotonic() < deadline, "the prepared statement slipped past the new rule"
+        time.sleep(0.1)
+    conn.close()
+
+
 def test_kill_query_from_second_connection(gw: GatewayProcess) -> None:
     victim, killer = connect(gw), connect(gw)
     assert victim.thread_id() != killer.thread_id() and victim.thread_id() >= 1000

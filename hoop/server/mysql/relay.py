@@ -84,7 +84,7 @@ class Relay(TwoSided):
         self.responses = Responses(self, caps)
         self.units: deque[Unit] = deque()
         self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
-        self.stmts: dict[int, tuple[str, str, str]] = {}  # COM_STMT_PREPARE id -> text, decision, rule
+        self.stmts: dict[int, str] = {}  # COM_STMT_PREPARE id -> its text, judged again at each execute
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.client_infile = False  # the client is uploading a LOCAL INFILE (allowed connections only)
@@ -176,10 +176,7 @@ class Relay(TwoSided):
         if cmd == c.COM_STMT_PREPARE:
             return self._statement(seq, payload, payload[1:].decode("utf-8", "replace"), "prepare")
         if cmd == c.COM_STMT_EXECUTE:
-            stmt_id = int.from_bytes(payload[1:5], "little")
-            text, action, rule = self.stmts.get(stmt_id, ("<unknown prepared statement>", "allow", ""))
-            unit = Unit(text, "result", action, rule, binary=True, stmt_id=stmt_id)
-            return self._forward(seq, payload, unit)
+            return self._execute(seq, payload)
         if cmd == c.COM_STMT_FETCH:
             return self._forward(
                 seq,
@@ -227,7 +224,7 @@ class Relay(TwoSided):
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
         if decision.action == "block":
             return self._reply(seq, unit, *ER_BLOCKED, f"blocked by rule {decision.rule}: {decision.reason}")
-        if decision.action == "review":
+        if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
             self._start_hold(seq, payload, unit, decision)
             return _HOLD
         if kind == "result" and (m := _KILL.fullmatch(text)):
@@ -241,6 +238,25 @@ class Relay(TwoSided):
                 "KILL through Hoop takes one gateway connection id (KILL [QUERY] <id>) as the whole statement",
             )
         return self._allowed(seq, payload, unit, decision)
+
+    def _execute(self, seq: int, payload: bytes) -> object:
+        """Each execution of a prepared statement is judged under the rules in force now (the
+        pipeline's cache makes that a dictionary lookup): a statement prepared before a rule
+        change cannot slip past it, and a statement under review is held at every execution."""
+        stmt_id = int.from_bytes(payload[1:5], "little")
+        text = self.stmts.get(stmt_id)
+        if text is None:  # unknown to us: the server will say so
+            return self._forward(
+                seq, payload, Unit("<unknown prepared statement>", "result", binary=True, stmt_id=stmt_id)
+            )
+        decision = self.pipeline.check(self.subject, text, self.prepared)
+        unit = Unit(text, "result", decision.action, decision.rule, binary=True, stmt_id=stmt_id)
+        if decision.action == "block":
+            return self._reply(seq, unit, *ER_BLOCKED, f"blocked by rule {decision.rule}: {decision.reason}")
+        if decision.action == "review":
+            self._start_hold(seq, payload, unit, decision)
+            return _HOLD
+        return self._forward(seq, payload, unit)
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
         return self._forward(seq, payload, unit)
@@ -350,7 +366,7 @@ class Relay(TwoSided):
                 self._finish(unit)
 
     def prepared_ok(self, unit: Unit, stmt_id: int) -> None:
-        self.stmts[stmt_id] = (unit.text, unit.decision, unit.rule)
+        self.stmts[stmt_id] = unit.text
 
     # -- masking -----------------------------------------------------------------------------
 
