@@ -37,16 +37,15 @@ from typing import Any
 from hoop.core.detectors import (
     DETECTOR_NAMES,
     DETECTORS,
-    STYLES,
     Detector,
     MaskFormatError,
-    Style,
     copy_escape,
     copy_unescape,
     split_copy_fields,
     type_kind,
     whole_mask,
 )
+from hoop.core.masking_rules import MaskRule, mask_rule_from_mapping, mask_rule_to_mapping
 
 __all__ = [
     "ColumnRef",
@@ -58,24 +57,10 @@ __all__ = [
     "mask_rule_from_mapping",
     "mask_rule_to_mapping",
 ]
-from hoop.core.errors import ConfigError
 
 _STRENGTH = {"partial": 0, "hash": 1, "redact": 2}
 # Used when the caller gives no key: pseudonyms are then stable only within this process.
 _PROCESS_KEY = os.urandom(32)
-
-
-@dataclass(frozen=True)
-class MaskRule:
-    name: str
-    columns: tuple[str, ...] = ()
-    detectors: tuple[str, ...] = ()
-    style: Style = "redact"
-    exempt: tuple[str, ...] = ()
-    connections: tuple[str, ...] = ("*",)
-    max_rows: int | None = None
-    max_bytes: int | None = None
-    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,78 +70,6 @@ class ColumnRef:
     schema: str
     table: str
     column: str
-
-
-# --- TOML mapping -----------------------------------------------------------------------------
-
-_LIST_KEYS = ("columns", "detectors", "exempt", "connections")
-_KEYS = ("name", "style", "max_rows", "max_bytes", "enabled", *_LIST_KEYS)
-
-
-def mask_rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> MaskRule:
-    """Validate one `[[masking]]` table; every error names `key.<field>`."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(file, key, "expected a table")
-    for k in data:
-        if k not in _KEYS:
-            expected = ", ".join(_KEYS)
-            raise ConfigError(file, f"{key}.{k}", f"unknown key; expected one of {expected}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(file, f"{key}.name", "expected a non-empty string")
-    lists: dict[str, tuple[str, ...]] = {}
-    for k in _LIST_KEYS:
-        value = data.get(k, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(file, f"{key}.{k}", "expected a list of non-empty strings")
-        lists[k] = tuple(value)
-    columns = tuple(c.lower() for c in lists["columns"])
-    for c in columns:
-        if c.count(".") > 2:
-            raise ConfigError(file, f"{key}.columns", f"{c!r}: use at most schema.table.column")
-    for d in lists["detectors"]:
-        if d not in DETECTORS:
-            expected = ", ".join(DETECTOR_NAMES)
-            problem = f"unknown detector {d!r}; expected {expected}"
-            raise ConfigError(file, f"{key}.detectors", problem)
-    style = data.get("style", "redact")
-    if style not in STYLES:
-        raise ConfigError(file, f"{key}.style", f"expected one of {', '.join(STYLES)}")
-    limits: dict[str, int | None] = {}
-    for k in ("max_rows", "max_bytes"):
-        v = data.get(k)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ConfigError(file, f"{key}.{k}", "expected a positive integer")
-        limits[k] = v
-    enabled = data.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(file, f"{key}.enabled", "expected true or false")
-    if not columns and not lists["detectors"] and limits["max_rows"] is limits["max_bytes"] is None:
-        raise ConfigError(file, f"{key}.columns", "a rule needs columns, detectors or a limit")
-    connections = lists["connections"] if "connections" in data else ("*",)
-    if not connections:
-        raise ConfigError(file, f"{key}.connections", "expected at least one connection pattern")
-    return MaskRule(
-        name=name, columns=columns, detectors=lists["detectors"], style=style,
-        exempt=lists["exempt"], connections=connections, max_rows=limits["max_rows"],
-        max_bytes=limits["max_bytes"], enabled=enabled,
-    )  # fmt: skip
-
-
-def mask_rule_to_mapping(rule: MaskRule) -> dict[str, Any]:
-    """The TOML table for a rule (limits omitted when unset: TOML has no null)."""
-    out: dict[str, Any] = {"name": rule.name}
-    for k in _LIST_KEYS:
-        out[k] = list(getattr(rule, k))
-    out["style"] = rule.style
-    out["enabled"] = rule.enabled
-    for k in ("max_rows", "max_bytes"):
-        if getattr(rule, k) is not None:
-            out[k] = getattr(rule, k)
-    return out
-
-
-# --- policy -----------------------------------------------------------------------------------
 
 
 def _pattern_matcher(pattern: str) -> Callable[[ColumnRef], bool]:
