@@ -1,21 +1,29 @@
 """Batched writes of sessions, statements, audit events and recording frames.
 
 The data path only appends to in-memory lists (a lock-protected `list.append`, well under a
-microsecond). A writer thread flushes everything every `interval` seconds in one SQLite
-transaction per table and one write per recording file, so a crash loses at most the last
-interval and no query ever waits for the disk.
+microsecond). Every `interval` seconds a thread of the gateway hands what accumulated to the
+writer process (`journal_writer`), which formats, hashes and writes it in one SQLite
+transaction per table and one write per recording file and confirms. So a crash of the
+gateway loses at most the last interval, and no query ever waits for the disk or for the
+formatting of its own record.
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any
 
 from hoop.core import audit, recording
-from hoop.core.redact import redact_statement
+from hoop.core.store.journal_writer import LENGTH, WRITTEN
 from hoop.core.store.sqlite import Store
+
+log = logging.getLogger("hoop.journal")
 
 
 class SessionLog:
@@ -61,7 +69,7 @@ class SessionLog:
 
     def frame(self, kind: str, data: dict[str, Any]) -> None:
         line = recording.encode_frame(time.time() - self.started, kind, data)
-        self.journal._append("ordered", ("frame", (self, line)))
+        self.journal._append("ordered", ("f", (self, line)))
 
     def statement(
         self,
@@ -78,20 +86,8 @@ class SessionLog:
         if decision == "block":
             self.blocked += 1
         self._dirty = True
-        self.journal._append(
-            "statements",
-            {
-                "session_id": self.id,
-                "seq": self._seq,
-                "started": started or time.time(),
-                "duration_ms": duration_ms,
-                "text": text,
-                "decision": decision,
-                "rule": rule,
-                "rows": rows,
-                "error": error,
-            },
-        )
+        row = (self.id, self._seq, started or time.time(), duration_ms, text, decision, rule, rows, error)
+        self.journal._append("ordered", ("s", row))
 
     def finished(
         self,
@@ -115,7 +111,7 @@ class SessionLog:
         self._dirty = True
         self.journal._append(
             "ordered",
-            ("done", (self, self._seq, text, decision, rule, started, duration_ms, rows, error, tag, columns, sample)),
+            ("d", (self, self._seq, text, decision, rule, started, duration_ms, rows, error, tag, columns, sample)),
         )
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
@@ -154,23 +150,32 @@ class SessionLog:
 
 class Journal:
     def __init__(self, db_path: Path, recordings_dir: Path, interval: float = 0.2) -> None:
-        # Its own connection: a flush never holds the lock readers on the event loop take.
-        store = Store(db_path)
-        self.store = store
+        store = Store(db_path)  # creates or migrates the schema before the writer opens it
+        try:
+            row = store.one("SELECT max(id) AS m FROM sessions")
+        finally:
+            store.close()
+        self._next_id = (row["m"] or 0) + 1 if row else 1
+        self.db_path = db_path
         self.recordings_dir = recordings_dir
         recordings_dir.mkdir(parents=True, exist_ok=True)
         self.interval = interval
         self._lock = threading.Lock()
-        # "ordered" keeps frames, audit events and finished statements in the order they
-        # happened; the writer thread sorts them into files and tables.
-        self._pending: dict[str, list[Any]] = {"ordered": [], "statements": [], "closed": []}
+        self._flush_lock = threading.Lock()  # the thread and close() both flush
+        # Frames, audit events and statements in the order they happened.
+        self._pending: dict[str, list[Any]] = {"ordered": [], "closed": []}
         self._open: dict[int, SessionLog] = {}
-        self._files: dict[int, TextIO] = {}
-        row = store.one("SELECT max(id) AS m FROM sessions")
-        self._next_id = (row["m"] or 0) + 1 if row else 1
+        self._writer = self._start_writer()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hoop-journal", daemon=True)
         self._thread.start()
+
+    def _start_writer(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path), str(self.recordings_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     # -- called from the event loop ---------------------------------------------------------
 
@@ -188,13 +193,13 @@ class Journal:
             return list(self._open.values())
 
     def audit(self, actor: str, action: str, target: str = "", **detail: Any) -> None:
-        self._append("ordered", ("audit", audit.AuditEvent(actor, action, target, detail, time.time())))
+        self._append("ordered", ("a", audit.AuditEvent(actor, action, target, detail, time.time())))
 
     def _append(self, kind: str, item: Any) -> None:
         with self._lock:
             self._pending[kind].append(item)
 
-    # -- writer thread ---------------------------------------------------------------------
+    # -- journal thread --------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -202,6 +207,13 @@ class Journal:
         self.flush()
 
     def flush(self) -> None:
+        """Hand everything pending to the writer and wait until it is written."""
+        with self._flush_lock:
+            batch = self._take()
+            if batch is not None:
+                self._send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), len(batch["ordered"]))
+
+    def _take(self) -> dict[str, Any] | None:
         with self._lock:
             pending = self._pending
             self._pending = {k: [] for k in pending}
@@ -210,115 +222,73 @@ class Journal:
                 s._dirty = False
             for s in pending["closed"]:
                 self._open.pop(s.id, None)
-        frames, events = self._expand(pending)
-        self._write_frames(frames)
-        store = self.store
-        with store.transaction() as conn:
-            for s in dirty + pending["closed"]:
-                row = s.row()
-                conn.execute(
-                    "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, "
-                    "statements, blocked, held, bytes_in, bytes_out, recording) "
-                    "VALUES (:id,:user,:connection,:protocol,:client_addr,:started,:ended,:status,:statements,"
-                    ":blocked,:held,:bytes_in,:bytes_out,:recording) ON CONFLICT(id) DO UPDATE SET "
-                    "ended=excluded.ended, status=excluded.status, statements=excluded.statements, "
-                    "blocked=excluded.blocked, held=excluded.held, bytes_in=excluded.bytes_in, "
-                    "bytes_out=excluded.bytes_out",
-                    row,
-                )
-            if pending["statements"]:
-                conn.executemany(
-                    "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error) "
-                    "VALUES (:session_id,:seq,:started,:duration_ms,:text,:decision,:rule,:rows,:error)",
-                    pending["statements"],
-                )
-        if events:
-            audit.append(store, events)
-        for s in pending["closed"]:
-            fh = self._files.pop(s.id, None)
-            if fh is not None:
-                fh.close()
-
-    @staticmethod
-    def _expand(pending: dict[str, list[Any]]) -> tuple[list[Any], list[Any]]:
-        """Frames and audit events in the order they happened; finished statements become a
-        row, two frames and an audit event here, on the writer thread, not on the data path."""
-        frames: list[tuple[SessionLog, str]] = []
-        events: list[audit.AuditEvent] = []
-        rows = pending["statements"]
-        for row in rows:  # written by SessionLog.statement()
-            row["text"] = redact_statement(row["text"])
+        closed: list[SessionLog] = pending["closed"]
+        if not (pending["ordered"] or dirty or closed):
+            return None
+        recordings: dict[int, tuple[str, str]] = {}
+        ordered: list[tuple[Any, ...]] = []
         for kind, item in pending["ordered"]:
-            if kind == "frame":
-                frames.append(item)
+            if kind == "a" or kind == "s":
+                ordered.append((kind, item))
                 continue
-            if kind == "audit":
-                if item.detail and isinstance(item.detail.get("text"), str):
-                    item.detail["text"] = redact_statement(item.detail["text"])
-                events.append(item)
-                continue
-            log, seq, text, decision, rule, started, ms, nrows, error, tag, columns, sample = item
-            text = redact_statement(text)
-            rows.append(
-                {
-                    "session_id": log.id,
-                    "seq": seq,
-                    "started": started,
-                    "duration_ms": ms,
-                    "text": text,
-                    "decision": decision,
-                    "rule": rule,
-                    "rows": nrows,
-                    "error": error,
-                }
-            )
-            t = started - log.started
-            frames.append((log, recording.encode_frame(t, "q", {"text": text, "decision": decision, "rule": rule})))
-            result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
-            if columns:
-                result["columns"] = columns
-            if sample:
-                result["sample"] = sample
-            frames.append((log, recording.encode_frame(t + ms / 1000.0, "r", result)))
-            events.append(
-                audit.AuditEvent(
-                    log.user,
-                    "statement",
-                    log.connection,
-                    {
-                        "session": log.id,
-                        "seq": seq,
-                        "decision": decision,
-                        "rule": rule,
-                        "text": text[:2000],
-                        "rows": nrows,
-                        "error": error[:500],
-                    },
-                    started,
-                )
-            )
-        return frames, events
+            s = item[0]
+            if s.id not in recordings:  # each batch names its recordings: a restarted writer needs no state
+                recordings[s.id] = (str(s.recording_path), recording.encode_header(s))
+            if kind == "f":
+                ordered.append(("f", s.id, item[1]))
+            else:  # "d": a finished statement, expanded by the writer
+                ordered.append(("d", s.id, s.user, s.connection, s.started, *item[1:]))
+        return {
+            "recordings": recordings,
+            "ordered": ordered,
+            "sessions": [s.row() for s in dirty + closed],
+            "closed": [s.id for s in closed],
+        }
 
-    def _write_frames(self, frames: list[tuple[SessionLog, str]]) -> None:
-        by_session: dict[int, list[str]] = {}
-        logs: dict[int, SessionLog] = {}
-        for log, line in frames:
-            by_session.setdefault(log.id, []).append(line)
-            logs[log.id] = log
-        for sid, lines in by_session.items():
-            fh = self._files.get(sid)
-            if fh is None:
-                log = logs[sid]
-                fh = log.recording_path.open("a", encoding="utf-8")
-                if fh.tell() == 0:
-                    fh.write(recording.encode_header(log) + "\n")
-                self._files[sid] = fh
-            fh.write("\n".join(lines) + "\n")
-            fh.flush()
+    def _send(self, data: bytes, items: int) -> None:
+        answer = self._exchange(data)
+        if answer == b"":  # the writer is gone (killed, crashed): a new one gets this batch
+            log.error("journal writer exited; starting a new one")
+            _stop_writer(self._writer)
+            self._writer = self._start_writer()
+            answer = self._exchange(data)
+        if answer != WRITTEN:  # the reason is on stderr, in the gateway's log
+            log.error("journal writer could not write %d records; they are lost", items)
+
+    def _exchange(self, data: bytes) -> bytes:
+        stdin, stdout = self._writer.stdin, self._writer.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(LENGTH.pack(len(data)) + data)
+            stdin.flush()
+            return stdout.read(1)
+        except (OSError, ValueError):
+            return b""
 
     def close(self) -> None:
-        for log in self.open_sessions():
-            log.close("gateway-shutdown")
+        for log_ in self.open_sessions():
+            log_.close("gateway-shutdown")
         self._stop.set()
         self._thread.join(timeout=10)
-        self.store.close()
+        _stop_writer(self._writer)
+
+
+def _stop_writer(proc: subprocess.Popen[bytes]) -> None:
+    """End of input tells the writer to finish what it has and exit."""
+    _close_pipes(proc)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        log.error("journal writer did not finish in 10 s; stopping it")
+        proc.kill()
+        proc.wait()
+
+
+def _close_pipes(proc: subprocess.Popen[bytes]) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        pipe_: IO[bytes] | None = pipe
+        if pipe_ is not None:
+            try:
+                pipe_.close()
+            except OSError:
+                pass

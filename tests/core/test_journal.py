@@ -1,0 +1,83 @@
+"""The journal: what sessions append reaches SQLite, the recordings and the audit chain
+through the writer process, in order, and survives that process dying."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hoop.core import audit, recording
+from hoop.core.store.journal import Journal
+from hoop.core.store.sqlite import Store
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600)  # flushed by hand here
+    yield j
+    j.close()
+
+
+def test_statements_frames_and_audit_are_written_in_order(journal: Journal, tmp_path: Path) -> None:
+    s = journal.open_session("alice", "pg", "postgres", "127.0.0.1:5")
+    for i in range(3):
+        s.finished(f"SELECT {i}", "allow", "", time.time(), 0.5, 1, "")
+    s.statement("DROP TABLE t", "block", "no-drop", error="blocked")
+    s.finished("ALTER USER bob PASSWORD 'hunter2'", "allow", "", time.time(), 0.5, 0, "")
+    journal.flush()
+
+    store = Store(tmp_path / "hoop.db")
+    rows = store.query("SELECT seq, text, decision FROM statements WHERE session_id = ? ORDER BY seq", (s.id,))
+    assert [r["text"] for r in rows][:4] == ["SELECT 0", "SELECT 1", "SELECT 2", "DROP TABLE t"]
+    assert rows[3]["decision"] == "block"
+    assert "hunter2" not in rows[4]["text"]  # redacted by the writer before anything is stored
+    session = store.one("SELECT user, statements, blocked, status FROM sessions WHERE id = ?", (s.id,))
+    assert session == {"user": "alice", "statements": 5, "blocked": 1, "status": "open"}
+    texts = [e["detail"] for e in store.query("SELECT detail FROM audit WHERE action = 'statement' ORDER BY id")]
+    assert [f"SELECT {i}" in t for i, t in enumerate(texts[:3])] == [True, True, True]
+    assert audit.verify(store).ok
+
+    frames = list(recording.iter_frames(s.recording_path))
+    queries = [data["text"] for _, kind, data in frames if kind == "q"]
+    assert queries == ["SELECT 0", "SELECT 1", "SELECT 2", queries[3]]
+    assert "hunter2" not in s.recording_path.read_text()
+
+
+def test_a_killed_writer_is_replaced_and_the_batch_still_lands(
+    journal: Journal, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = journal.open_session("alice", "my", "mysql", "127.0.0.1:6")
+    s.finished("SELECT 'before'", "allow", "", time.time(), 0.1, 1, "")
+    journal.flush()
+    first = journal._writer
+    first.kill()
+    first.wait()
+
+    s.finished("SELECT 'after'", "allow", "", time.time(), 0.1, 1, "")
+    with caplog.at_level(logging.ERROR, logger="hoop.journal"):
+        journal.flush()
+    assert "journal writer exited" in caplog.text
+    assert journal._writer.pid != first.pid and journal._writer.poll() is None
+
+    store = Store(tmp_path / "hoop.db")
+    texts = [r["text"] for r in store.query("SELECT text FROM statements ORDER BY seq")]
+    assert texts == ["SELECT 'before'", "SELECT 'after'"]
+    lines = s.recording_path.read_text().splitlines()
+    assert sum('"q"' in line for line in lines) == 2 and lines[0].startswith('{"')  # one header only
+    assert audit.verify(store).ok
+
+
+def test_close_ends_open_sessions_and_the_writer(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600)
+    s = j.open_session("alice", "pg", "postgres", "127.0.0.1:7")
+    s.finished("SELECT 1", "allow", "", time.time(), 0.1, 1, "")
+    writer = j._writer
+    j.close()
+    assert writer.poll() == 0
+    store = Store(tmp_path / "hoop.db")
+    assert store.one("SELECT status FROM sessions WHERE id = ?", (s.id,)) == {"status": "gateway-shutdown"}
+    assert store.one("SELECT count(*) AS n FROM statements") == {"n": 1}
