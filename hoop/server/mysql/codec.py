@@ -261,21 +261,45 @@ class PacketFramer:
         A chunk whose payload is exactly MAX_CHUNK bytes continues in the next entry.
         """
         buf = self._buf
-        start = pos = self._pos
-        avail = len(buf)
-        marks: list[tuple[int, int, int]] = []
-        unpack = _HDR.unpack_from
-        while avail - pos >= 4:
-            (hdr,) = unpack(buf, pos)
-            end = pos + 4 + (hdr & 0xFFFFFF)
-            if end > avail:
-                break
-            marks.append((hdr >> 24, pos + 4 - start, end - start))
-            pos = end
+        start = self._pos
+        marks, pos = _scan(buf, start)
         if not marks:
             return None
         self._pos = pos
         return bytes(buf[start:pos]), marks
+
+    def feed_and_split(self, data: bytes) -> tuple[bytes, list[tuple[int, int, int]]] | None:
+        """`feed(data)` then `split_complete()`, without copying `data` through the buffer
+        when nothing was pending (the usual case: a response arrives in whole packets)."""
+        if self._pos < len(self._buf):
+            self.feed(data)
+            return self.split_complete()
+        marks, pos = _scan(data, 0)
+        if pos < len(data):
+            self._buf = bytearray(data[pos:])
+        elif self._buf:
+            self._buf.clear()
+        self._pos = 0
+        if not marks:
+            return None
+        return (data if pos == len(data) else data[:pos]), marks
+
+
+def _scan(buf: bytes | bytearray, start: int) -> tuple[list[tuple[int, int, int]], int]:
+    """Complete wire packets from `start`: their (seq, payload_start, payload_end) relative to
+    `start`, and where the first incomplete one begins."""
+    pos = start
+    avail = len(buf)
+    marks: list[tuple[int, int, int]] = []
+    unpack = _HDR.unpack_from
+    while avail - pos >= 4:
+        (hdr,) = unpack(buf, pos)
+        end = pos + 4 + (hdr & 0xFFFFFF)
+        if end > avail:
+            break
+        marks.append((hdr >> 24, pos + 4 - start, end - start))
+        pos = end
+    return marks, pos
 
 
 def encode_packet(payload: bytes | bytearray | memoryview, seq: int) -> bytes:

@@ -92,6 +92,7 @@ class Relay(TwoSided):
         self.closed = False
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._policy: Any = None
+        self._completed: list[Unit] = []  # answered during this `from_upstream`, recorded after the write
         self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -135,6 +136,9 @@ class Relay(TwoSided):
 
     def from_client(self, data: bytes) -> None:
         framer = self.client_framer
+        if self._quick_query(data):
+            self.session.bytes_in += len(data)
+            return
         if data:
             framer.feed(data)
             self.session.bytes_in += len(data)
@@ -152,6 +156,35 @@ class Relay(TwoSided):
                     return
         except (c.ProtocolViolation, IndexError) as exc:
             self._protocol_error(str(exc))
+
+    def _quick_query(self, data: bytes) -> bool:
+        """The hot path of a query loop: `data` is exactly one COM_QUERY packet, nothing is
+        pending or held, and the policy already allowed this very text (a dictionary hit), so
+        the packet goes upstream as it arrived. Anything else returns False for the full path."""
+        n = len(data)
+        if (
+            n < 6
+            or data[4] != c.COM_QUERY
+            or data[0] | data[1] << 8 | data[2] << 16 != n - 4
+            or n - 4 >= c.MAX_CHUNK
+            or self.hold_task is not None
+            or self.client_infile
+            or self.client_framer.buffered
+            or self.caps & c.CLIENT_QUERY_ATTRIBUTES
+        ):
+            return False
+        text = data[5:].decode("utf-8", "replace")
+        decision = self.pipeline.cached(self.subject, text)
+        if (
+            decision is None
+            or decision.action != "allow"
+            or decision.classification is None
+            or any(s.kind == "kill" for s in decision.classification.statements)
+        ):
+            return False
+        self.units.append(Unit(text, "result", "allow", decision.rule))
+        self.upstream_write(data)
+        return True
 
     def _infile_data(self) -> None:
         got = self.client_framer.split_complete()
@@ -335,6 +368,7 @@ class Relay(TwoSided):
         try:
             out = self.responses.feed(data)
         except c.ProtocolViolation as exc:
+            out = []
             self.close(
                 "upstream-protocol-error",
                 c.encode_packet(
@@ -344,14 +378,18 @@ class Relay(TwoSided):
                     0,
                 ),
             )
-            return
         if out and self.client is not None:
             write_batch(self.client, out)
+        if self._completed:  # recorded after the answer is on its way: off the client's wait
+            completed, self._completed = self._completed, []
+            for unit in completed:
+                self._finish(unit)
 
     def unit_done(self) -> None:
         unit = self.units.popleft()
         if unit.record:
-            self._finish(unit)
+            unit.ended = time.time()
+            self._completed.append(unit)
         self._flush_replies()
 
     def _flush_replies(self) -> None:
@@ -395,7 +433,7 @@ class Relay(TwoSided):
     # -- recording ---------------------------------------------------------------------------
 
     def _finish(self, unit: Unit) -> None:
-        duration = (time.time() - unit.started) * 1000.0
+        duration = ((unit.ended or time.time()) - unit.started) * 1000.0
         rows = unit.rows if unit.rows else unit.affected
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
 

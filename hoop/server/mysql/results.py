@@ -71,6 +71,7 @@ class Unit:
     stmt_id: int = 0
     reply: bytes | None = None  # answered by the gateway (a wire packet), nothing goes upstream
     started: float = field(default_factory=time.time)
+    ended: float = 0.0
     rows: int = 0
     affected: int | None = None
     error: str = ""
@@ -110,8 +111,7 @@ class Responses:
     # -- entry -------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Any]:
-        self.framer.feed(data)
-        got = self.framer.split_complete()
+        got = self.framer.feed_and_split(data)
         if got is None:
             return []
         buf, marks = got
