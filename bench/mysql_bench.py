@@ -151,7 +151,15 @@ def main() -> int:
                 "database": "my",
                 "ssl": {"ca": ca, "check_hostname": False},
             },
-            "gateway-plain": {"host": "127.0.0.1", "port": port, "user": "bench", "password": token, "database": "my"},
+            # PyMySQL negotiates TLS whenever the server offers it unless told not to.
+            "gateway-plain": {
+                "host": "127.0.0.1",
+                "port": port,
+                "user": "bench",
+                "password": token,
+                "database": "my",
+                "ssl_disabled": True,
+            },
         }
         results: dict[str, tuple[float, float]] = {}
         for name, kw in targets.items():
