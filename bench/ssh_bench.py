@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the fixtures import `support`
 sys.path.insert(0, str(ROOT / "tests" / "server" / "ssh"))
 
 import conftest as fx  # noqa: E402  (the test fixtures, used here as plain functions)
