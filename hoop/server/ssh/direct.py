@@ -15,6 +15,7 @@ from typing import Any
 import asyncssh
 
 from hoop.server.services import LiveSession
+from hoop.server.ssh.openssh_leg import open_child_leg
 from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, admit, scp_transfer
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
@@ -134,12 +135,24 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if not await self._admit():
             return
         try:
+            if self.term is None and await open_child_leg(
+                self.services,
+                conn,
+                link,
+                user=server.user,
+                command=self.command,
+                subsystem=self.subsystem,
+                env=_env(self.chan),
+            ):
+                session.audit("ssh.target", leg="openssh")
+                return
             target = await server.target(conn)
         except TargetError as exc:
             self.end(EXIT_TARGET, f"hoop: {exc}")
             return
         if self.term is not None:
             link.recorder = terminal_recorder(self.services, session, conn, self.term)
+        session.audit("ssh.target", leg="asyncssh")
         try:
             await link.open(target, command=self.command, subsystem=self.subsystem, term=self.term, env=_env(self.chan))
         except (asyncssh.Error, OSError) as exc:

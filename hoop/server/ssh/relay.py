@@ -77,7 +77,7 @@ class Link:
         self.recorder = recorder
         self.session = session  # SessionLog: byte counters and observed lines
         self.monitor = monitor  # SFTP packet observer (feed_client / feed_target)
-        self.target: asyncssh.SSHClientChannel | None = None  # type: ignore[type-arg]
+        self.target: Any = None  # an asyncssh SSHClientChannel, or a stand-in (adopt)
         self._early: list[bytes] = []  # client bytes that arrived before the target channel
         self._early_eof = False
         self._timer: asyncio.TimerHandle | None = None
@@ -99,13 +99,18 @@ class Link:
         else:
             kwargs["request_pty"] = False
         chan, _ = await conn.create_session(lambda: TargetSession(self), command, subsystem=subsystem, **kwargs)
-        self.target = chan
         tune_channel(chan)
+        self.adopt(chan)
+
+    def adopt(self, target: Any) -> None:
+        """Relay to `target` from now on: an asyncssh channel, or anything with its methods
+        (see openssh_leg.ChildLeg). What the client sent meanwhile goes first."""
+        self.target = target
         if self._early:
-            chan.write(b"".join(self._early))
+            target.write(b"".join(self._early))
             self._early.clear()
         if self._early_eof:
-            chan.write_eof()
+            target.write_eof()
         if self.recorder is not None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
 

@@ -231,4 +231,5 @@ def test_changed_target_host_key_is_refused(gateway):
     r = gateway.ssh("alice+locked", "true")
     assert r.returncode == 255
     assert b"host key" in r.stderr and b"does not match" in r.stderr
+    assert b"REMOTE HOST IDENTIFICATION" not in r.stderr  # Hoop's words, not the target leg's ssh
     assert audit_actions(gateway, "ssh.hostkey.mismatch")

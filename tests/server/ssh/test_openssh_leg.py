@@ -1,0 +1,56 @@
+"""Channels without a terminal reach the target through an OpenSSH `ssh` child of the
+gateway, which holds the key in memory only; terminals keep the asyncssh leg."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from test_exec_transfer import audit_actions
+
+
+def _ssh_children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            if Path(f"/proc/{child}/comm").read_text().strip() == "ssh":
+                found.append(int(child))
+    return found
+
+
+def test_exec_runs_through_an_ssh_child_holding_no_key_on_disk_or_in_argv(gateway):
+    assert gateway.ssh("alice+web1", "true").returncode == 0  # first contact pins the host key
+    client = subprocess.Popen(
+        gateway.ssh_args("alice+web1") + ["sleep 1.5; echo done; echo oops >&2; exit 4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 5
+    children: list[int] = []
+    while not children and time.monotonic() < deadline:
+        children = _ssh_children(gateway.proc.pid)
+        time.sleep(0.05)
+    assert children, "no ssh child of the gateway while the command ran"
+    argv = Path(f"/proc/{children[0]}/cmdline").read_bytes().split(b"\0")
+    key_arg = argv[argv.index(b"-i") + 1].decode()
+    assert key_arg.startswith(f"/proc/{gateway.proc.pid}/fd/")
+    assert os.readlink(key_arg).startswith("/memfd:hoop-target-key")  # in memory, not a file
+    secret = gateway.sshd.target_key.read_bytes()
+    body = b"".join(secret.splitlines()[1:-1])
+    assert body[:40] not in b"".join(argv) and b"PRIVATE KEY" not in b"".join(argv)
+    out, err = client.communicate(timeout=30)
+    assert (client.returncode, out, err) == (4, b"done\n", b"oops\n")
+    legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target")]
+    assert "openssh" in legs
+
+
+def test_terminal_sessions_keep_the_asyncssh_leg(gateway):
+    gateway.ssh("alice+web1", "true")
+    before = len(audit_actions(gateway, "ssh.target"))
+    r = gateway.ssh("alice+web1", "tty", extra=("-tt",))
+    assert r.returncode == 0 and b"/dev/pts/" in r.stdout
+    legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target")[before:]]
+    assert legs == ["asyncssh"]
