@@ -107,6 +107,8 @@ class Responses:
         self.discard = False  # the client already got its final packet for this unit
         self.continued = False  # previous wire packet was a full 16 MiB chunk
         self.stmt_columns: dict[int, list[p.ColumnDefinition]] = {}
+        # Rows that are neither masked nor limited are only counted: `feed` does that inline.
+        self.plain_rows = False
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -128,6 +130,9 @@ class Responses:
                         prev = end
                     continue
                 self.continued = end - start == c.MAX_CHUNK
+                if self.plain_rows and end > start and buf[start] < c.EOF_HEADER:
+                    self.relay.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
+                    continue
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
                     if start - 4 > prev:
@@ -238,9 +243,11 @@ class Responses:
             self.stmt_columns[unit.stmt_id] = cols
         self.plan = self.relay.plan_for(cols) if cols is not None else None
         self.limits = self.relay.row_limits()
+        self.plain_rows = self.plan is None and self.limits == (None, None)
         self.bytes = 0
 
     def _end_of_rows(self, payload: bytes) -> None:
+        self.plain_rows = False
         if len(payload) < 9:
             status = p.parse_eof(payload)[1]
         else:
@@ -290,6 +297,7 @@ class Responses:
 
     def _done(self) -> None:
         self.state = FIRST
+        self.plain_rows = False
         self.discard = False
         self.columns = None
         self.plan = None
