@@ -2,10 +2,12 @@
 
 Starts a real `hoop serve` with a MySQL door in front of the local MariaDB (root, no
 password), creates a per-run database with a bulk table, and prints medians and ratios.
-The loop runs in several client processes (PyMySQL); client, server and gateway share the
-machine's cores, so the ratio is the figure to quote, not the absolute rate.
+The loop runs once with one client (each query waits for the previous answer: the latency a
+proxy adds) and once with several client processes (PyMySQL) that keep the machine's cores
+busy (the CPU a proxy adds). Client, server and gateway share the cores, so the ratio is the
+figure to quote, not the absolute rate.
 
-    .venv/bin/python bench/mysql_bench.py [--clients 4] [--seconds 5] [--rows 100000] [--repeat 3]
+    .venv/bin/python bench/mysql_bench.py [--clients 1,4] [--seconds 5] [--rows 100000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ def bulk_seconds(kw: dict[str, Any], repeat: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", default="1,4", help="comma-separated client counts for the loop")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
@@ -161,19 +163,19 @@ def main() -> int:
                 "ssl_disabled": True,
             },
         }
-        results: dict[str, tuple[float, float]] = {}
+        counts = [int(n) for n in args.clients.split(",")]
+        qps: dict[tuple[str, int], float] = {}
+        bulk: dict[str, float] = {}
         for name, kw in targets.items():
-            qps = select1_qps(kw, args.clients, args.seconds)
-            bulk = bulk_seconds(kw, args.repeat)
-            results[name] = (qps, bulk)
-        base_qps, base_bulk = results["direct"]
-        print(
-            f"SELECT 1 loop: {args.clients} clients x {args.seconds:.0f}s; bulk: {args.rows} rows, "
-            f"median of {args.repeat}"
-        )
-        print(f"{'path':<15}{'SELECT 1 q/s':>14}{'ratio':>8}{'bulk s':>10}{'ratio':>8}")
-        for name, (qps, bulk) in results.items():
-            print(f"{name:<15}{qps:>14.0f}{qps / base_qps:>8.2f}{bulk:>10.3f}{base_bulk / bulk:>8.2f}")
+            for n in counts:
+                qps[name, n] = select1_qps(kw, n, args.seconds)
+            bulk[name] = bulk_seconds(kw, args.repeat)
+        print(f"SELECT 1 loop: {args.seconds:.0f}s per run; bulk: {args.rows} rows, median of {args.repeat}")
+        head = "".join(f"{f'{n} client(s) q/s':>20}{'ratio':>7}" for n in counts)
+        print(f"{'path':<15}{head}{'bulk s':>10}{'ratio':>7}")
+        for name in targets:
+            cells = "".join(f"{qps[name, n]:>20.0f}{qps[name, n] / qps['direct', n]:>7.2f}" for n in counts)
+            print(f"{name:<15}{cells}{bulk[name]:>10.3f}{bulk['direct'] / bulk[name]:>7.2f}")
     finally:
         if proc is not None:
             proc.terminate()
