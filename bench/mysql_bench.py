@@ -139,12 +139,19 @@ def main() -> int:
             f"FROM seq_1_to_{args.rows}"
         )
     tmp = Path(tempfile.mkdtemp(prefix="hoop-mybench-"))
-    proc = None
+    proc = relay = None
     try:
         proc, port, token = start_gateway(tmp, db)
+        relay_port = free_port()
+        bare = Path(__file__).with_name("bare_relay.py")
+        relay = subprocess.Popen([sys.executable, str(bare), str(relay_port), "3306"])
+        while not port_open(relay_port):
+            time.sleep(0.05)
         ca = str(tmp / "data" / "tls.crt")
         targets = {
             "direct": {**DIRECT, "database": db},
+            # Reference: a second hop that does nothing (bench/bare_relay.py), the floor of any Python proxy.
+            "bare-relay": {**DIRECT, "port": relay_port, "database": db},
             "gateway-tls": {
                 "host": "127.0.0.1",
                 "port": port,
@@ -177,9 +184,10 @@ def main() -> int:
             cells = "".join(f"{qps[name, n]:>20.0f}{qps[name, n] / qps['direct', n]:>7.2f}" for n in counts)
             print(f"{name:<15}{cells}{bulk[name]:>10.3f}{bulk['direct'] / bulk[name]:>7.2f}")
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(15)
+        for p in (proc, relay):
+            if p is not None:
+                p.terminate()
+                p.wait(15)
         with root_conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
     return 0
