@@ -48,3 +48,17 @@ def test_appends_from_two_stores_extend_one_chain(tmp_path: Path) -> None:
     for i in range(10):
         audit.record(a if i % 2 else b, "op", "token.issue", str(i))
     assert audit.verify(a).ok and audit.verify(a).checked == 10
+
+
+@pytest.mark.parametrize(
+    "text", ["plain", 'quote " and \\\\ backslash', "tab\there\nnewline\x01\x1f", "ünïcødé ✓ 𝄞", "\u2028\u2029", ""]
+)
+def test_hashed_form_is_the_standard_librarys_compact_json(text: str) -> None:
+    """Chains written before and after a change of encoder must verify alike."""
+    import hashlib
+    import json
+
+    ts, detail = 1764381234.123456, json.dumps({"text": text})
+    expected = json.dumps([7, repr(ts), text, "statement", text, detail], ensure_ascii=False, separators=(",", ":"))
+    digest = audit._digest("p" * 64, 7, ts, text, "statement", text, detail)
+    assert digest == hashlib.sha256(("p" * 64 + expected).encode("utf-8")).hexdigest()
