@@ -15,6 +15,7 @@ stop) and exits on end of input, so whatever the gateway sent before dying is wr
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import struct
@@ -147,6 +148,9 @@ class Writer:
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Writing records is batch work: on a busy machine it yields the CPU to the data path
+    # (clients, servers, the gateway's event loop) and catches up in the gaps.
+    os.nice(10)
     writer = Writer(Path(argv[0]), Path(argv[1]))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
