@@ -64,10 +64,23 @@ def run(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) from /proc, in seconds."""
+    """User + system CPU time of a process (all its threads) and of its live children (the
+    gateway's journal writer, for one), from /proc, in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
+    own = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14 and 15)
+    children = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children.update(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            pass  # the thread ended meanwhile
+    for child in children:
+        try:
+            own += cpu_seconds(child)
+        except OSError:
+            pass  # exited meanwhile
+    return own
 
 
 class Cleanup:
