@@ -81,3 +81,10 @@ def test_close_ends_open_sessions_and_the_writer(tmp_path: Path) -> None:
     store = Store(tmp_path / "hoop.db")
     assert store.one("SELECT status FROM sessions WHERE id = ?", (s.id,)) == {"status": "gateway-shutdown"}
     assert store.one("SELECT count(*) AS n FROM statements") == {"n": 1}
+
+
+def test_an_audit_detail_pickle_refuses_is_kept_as_text(journal: Journal, tmp_path: Path) -> None:
+    journal.audit("alice", "odd.detail", "pg", handle=lambda: None, n=3)
+    journal.flush()
+    row = Store(tmp_path / "hoop.db").one("SELECT detail FROM audit WHERE action = 'odd.detail'")
+    assert row is not None and '"n":3' in row["detail"] and "function" in row["detail"]

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from hoop.core import audit, recording
 from hoop.core.store.journal_writer import LENGTH, WRITTEN
 from hoop.core.store.sqlite import Store
@@ -203,15 +205,29 @@ class Journal:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
+            self._flush_logged()
+        self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        try:
             self.flush()
-        self.flush()
+        except Exception:  # the thread must outlive one bad batch
+            log.exception("journal flush failed")
 
     def flush(self) -> None:
         """Hand everything pending to the writer and wait until it is written."""
         with self._flush_lock:
             batch = self._take()
-            if batch is not None:
-                self._send(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL), len(batch["ordered"]))
+            if batch is None:
+                return
+            try:
+                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # an audit detail holding an object pickle refuses: keep its text
+                for item in batch["ordered"]:
+                    if item[0] == "a":
+                        item[1].detail = orjson.loads(orjson.dumps(item[1].detail or {}, default=str))
+                data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+            self._send(data, len(batch["ordered"]))
 
     def _take(self) -> dict[str, Any] | None:
         with self._lock:
