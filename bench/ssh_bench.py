@@ -100,6 +100,8 @@ def main() -> int:
             d = direct_args(sshd)
             scp_d = [o if o != "-p" else "-P" for o in d]
             cases: dict[str, dict[str, list[str]]] = {
+                # Login and exit alone: the part of each command below that is not streaming.
+                "login": {"direct": ["ssh", *d, "root@127.0.0.1", "true"]},
                 "cat": {"direct": ["ssh", *d, "root@127.0.0.1", f"cat {big}"]},
                 "scp download": {"direct": ["scp", *scp_d, f"root@127.0.0.1:{big}", "/dev/null"]},
                 "scp upload": {"direct": ["scp", *scp_d, str(big), "root@127.0.0.1:/tmp/hoop-bench-up"]},
@@ -107,24 +109,37 @@ def main() -> int:
             for label, g in paths.items():
                 via = g.ssh_args("alice+web1")[1:-1]
                 scp_g = [o if o != "-p" else "-P" for o in via]
+                cases["login"][label] = ["ssh", *via, "alice+web1@127.0.0.1", "true"]
                 cases["cat"][label] = ["ssh", *via, "alice+web1@127.0.0.1", f"cat {big}"]
                 cases["scp download"][label] = ["scp", *scp_g, f"alice+web1@127.0.0.1:{big}", "/dev/null"]
                 cases["scp upload"][label] = ["scp", *scp_g, str(big), "alice+web1@127.0.0.1:/tmp/hoop-bench-up"]
             for label in paths:  # first contact records the target's host key, as any gateway in use has
                 timed(cases["cat"][label][:-1] + ["true"], logs)
             print(f"{opts.mb} MB, median of {opts.rounds} rounds (paths alternate within each round)")
+            logins: dict[str, float] = {}
             for name, argvs in cases.items():
-                if opts.only and name not in opts.only:
+                if opts.only and name not in opts.only and name != "login":
                     continue
                 times: dict[str, list[float]] = {label: [] for label in argvs}
                 for _ in range(opts.rounds):
                     for label, argv in argvs.items():
                         times[label].append(timed(argv, logs))
                 med = {label: statistics.median(t) for label, t in times.items()}
+                if name == "login":
+                    logins = med
+                    line = f"{name:13} direct {med['direct']:6.2f}s"
+                    line += "".join(f" | {label} {med[label]:6.2f}s" for label in paths)
+                    print(line, flush=True)
+                    continue
                 line = f"{name:13} direct {med['direct']:6.2f}s {opts.mb / med['direct']:6.1f} MB/s"
                 for label in paths:
                     line += (f" | {label} {med[label]:6.2f}s {opts.mb / med[label]:6.1f} MB/s "
                              f"ratio {med['direct'] / med[label]:.2f}x")
+                if logins:  # the transfer alone: the command's time less a login's
+                    streamed = {k: max(med[k] - logins[k], 1e-3) for k in med}
+                    line += " | without login: " + ", ".join(
+                        f"{label} {streamed['direct'] / streamed[label]:.2f}x" for label in paths
+                    )
                 print(line, flush=True)
         finally:
             for gen in gens:
