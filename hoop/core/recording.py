@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson  # frames are encoded once per statement on the writer thread: the fast encoder
+import orjson  # frames are encoded once per statement by the journal writer: the fast encoder
 
 FORMAT = "hoop-recording"
 VERSION = 1

@@ -105,7 +105,7 @@ class SessionLog:
         sample: list[Any] | None = None,
     ) -> None:
         """A statement is done: its row, its recording frames and its audit event, appended as
-        one tuple; the writer thread does the formatting, so the data path pays one append."""
+        one tuple; the writer process does the formatting, so the data path pays one append."""
         self._seq += 1
         self.statements += 1
         if decision == "block":
