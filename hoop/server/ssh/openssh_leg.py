@@ -37,6 +37,7 @@ from hoop.server.ssh.tuning import TARGET_CIPHERS, TARGET_KEX
 log = logging.getLogger("hoop.ssh")
 OPENSSH = shutil.which("ssh")
 ALIAS = "hoop-target"  # the name the pinned key is filed under in the child's known_hosts
+_CHILD_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@/+,=-]*")
 
 
@@ -76,7 +77,12 @@ async def open_child_leg(
         leg = ChildLeg(link, files, services, connection, user)
         loop = asyncio.get_running_loop()
         await loop.subprocess_exec(
-            lambda: leg, *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            lambda: leg,
+            *argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_CHILD_ENV,  # not the gateway's: its variables may hold other connections' secrets
         )
     except OSError as exc:
         files.close()

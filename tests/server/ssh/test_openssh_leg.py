@@ -41,6 +41,8 @@ def test_exec_runs_through_an_ssh_child_holding_no_key_on_disk_or_in_argv(gatewa
     secret = gateway.sshd.target_key.read_bytes()
     body = b"".join(secret.splitlines()[1:-1])
     assert body[:40] not in b"".join(argv) and b"PRIVATE KEY" not in b"".join(argv)
+    environ = Path(f"/proc/{children[0]}/environ").read_bytes()
+    assert b"HOOP_TEST_KEY" not in environ and b"HOOP_TEST_PASSWORD" not in environ  # the gateway's secrets stay
     out, err = client.communicate(timeout=30)
     assert (client.returncode, out, err) == (4, b"done\n", b"oops\n")
     legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target")]
