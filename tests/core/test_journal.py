@@ -88,3 +88,13 @@ def test_an_audit_detail_pickle_refuses_is_kept_as_text(journal: Journal, tmp_pa
     journal.flush()
     row = Store(tmp_path / "hoop.db").one("SELECT detail FROM audit WHERE action = 'odd.detail'")
     assert row is not None and '"n":3' in row["detail"] and "function" in row["detail"]
+
+
+def test_the_writer_does_not_inherit_the_gateways_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOP_DB_PASSWORD", "canary-not-for-the-writer")
+    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600)
+    try:
+        environ = Path(f"/proc/{j._writer.pid}/environ").read_bytes()
+    finally:
+        j.close()
+    assert b"canary-not-for-the-writer" not in environ and b"PATH=" in environ

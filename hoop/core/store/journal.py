@@ -11,6 +11,7 @@ formatting of its own record.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from hoop.core.store.journal_writer import LENGTH, WRITTEN
 from hoop.core.store.sqlite import Store
 
 log = logging.getLogger("hoop.journal")
+_WRITER_ENV = {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME", "TMPDIR", "LANG", "TZ"}
 
 
 class SessionLog:
@@ -173,10 +175,13 @@ class Journal:
         self._thread.start()
 
     def _start_writer(self) -> subprocess.Popen[bytes]:
+        # Only what Python needs to start: the gateway's variables may hold credentials.
+        env = {k: v for k, v in os.environ.items() if k in _WRITER_ENV or k.startswith("LC_")}
         return subprocess.Popen(
             [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path), str(self.recordings_dir)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=env,
         )
 
     # -- called from the event loop ---------------------------------------------------------
