@@ -180,6 +180,8 @@ class ChildLeg(asyncio.SubprocessProtocol):
         diagnostics = self.files.diagnostics().strip()
         self.files.close()
         self.transport.close()
+        if self.link.closed:  # the client is gone or the session was killed: nobody to tell
+            return
         # The end of the output is passed on here, not when stdout closes, so that a failed
         # login can still be explained on stderr before it.
         if status == EXIT_TARGET and diagnostics:

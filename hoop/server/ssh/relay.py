@@ -106,6 +106,9 @@ class Link:
         """Relay to `target` from now on: an asyncssh channel, or anything with its methods
         (see openssh_leg.ChildLeg). What the client sent meanwhile goes first."""
         self.target = target
+        if self.closed:  # the client left while the target was being opened
+            target.close()
+            return
         if self._early:
             target.write(b"".join(self._early))
             self._early.clear()

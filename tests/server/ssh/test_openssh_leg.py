@@ -56,3 +56,18 @@ def test_terminal_sessions_keep_the_asyncssh_leg(gateway):
     assert r.returncode == 0 and b"/dev/pts/" in r.stdout
     legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target")[before:]]
     assert legs == ["asyncssh"]
+
+
+def test_a_client_that_leaves_takes_its_ssh_child_with_it(gateway):
+    gateway.ssh("alice+web1", "true")
+    client = subprocess.Popen(gateway.ssh_args("alice+web1") + ["sleep 30"], stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 5
+    while not _ssh_children(gateway.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _ssh_children(gateway.proc.pid)
+    client.kill()
+    client.wait()
+    deadline = time.monotonic() + 5
+    while _ssh_children(gateway.proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _ssh_children(gateway.proc.pid), "the target leg outlived its client"
