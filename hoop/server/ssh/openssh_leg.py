@@ -35,7 +35,7 @@ from hoop.server.ssh.target import TargetError, client_keys, stored_host_key
 from hoop.server.ssh.tuning import TARGET_CIPHERS, TARGET_KEX
 
 log = logging.getLogger("hoop.ssh")
-OPENSSH = shutil.which("ssh")
+OPENSSH = shutil.which("ssh") if hasattr(os, "memfd_create") else None  # memfd: Linux
 ALIAS = "hoop-target"  # the name the pinned key is filed under in the child's known_hosts
 _CHILD_ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@/+,=-]*")
