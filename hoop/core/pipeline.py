@@ -102,11 +102,6 @@ class Pipeline:
                 "block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})"
             )
 
-    def cached(self, subject: Subject, text: str) -> Decision | None:
-        """The decision already taken for exactly this text, if any: the relays' fast path
-        (a dictionary lookup; anything else goes through `check`)."""
-        return self._decisions.get((text, subject))
-
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None) -> Decision:
         decisions = self._decisions
         exact = (text, subject)

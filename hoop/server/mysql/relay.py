@@ -159,8 +159,9 @@ class Relay(TwoSided):
 
     def _quick_query(self, data: bytes) -> bool:
         """The hot path of a query loop: `data` is exactly one COM_QUERY packet, nothing is
-        pending or held, and the policy already allowed this very text (a dictionary hit), so
-        the packet goes upstream as it arrived. Anything else returns False for the full path."""
+        pending or held, and the pipeline allows it (for a repeated text, a hit in its cache),
+        so the packet goes upstream as it arrived, without reframing. Anything else returns
+        False for the full path."""
         n = len(data)
         if (
             n < 6
@@ -174,10 +175,9 @@ class Relay(TwoSided):
         ):
             return False
         text = data[5:].decode("utf-8", "replace")
-        decision = self.pipeline.cached(self.subject, text)
+        decision = self.pipeline.check(self.subject, text, self.prepared)
         if (
-            decision is None
-            or decision.action != "allow"
+            decision.action != "allow"
             or decision.classification is None
             or any(s.kind == "kill" for s in decision.classification.statements)
         ):
