@@ -178,7 +178,7 @@ class Journal:
         # Only what Python needs to start: the gateway's variables may hold credentials.
         env = {k: v for k, v in os.environ.items() if k in _WRITER_ENV or k.startswith("LC_")}
         return subprocess.Popen(
-            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path), str(self.recordings_dir)],
+            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

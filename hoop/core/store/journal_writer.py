@@ -1,9 +1,9 @@
 """The journal's writer process: batches from the gateway become session rows, statement
 rows, recording lines and hash-chained audit events.
 
-Started by `Journal` as `python -m hoop.core.store.journal_writer DB RECORDINGS`. It reads
-length-prefixed batches on stdin and answers each with one byte on stdout once the batch is
-on disk (1 written, 0 failed, the traceback on stderr). Formatting, redaction, hashing and
+Started by `Journal` as `python -m hoop.core.store.journal_writer DB`. It reads
+length-prefixed batches on stdin (each names the recording files of its sessions) and
+answers each with one byte on stdout once the batch is on disk (1 written, 0 failed, the traceback on stderr). Formatting, redaction, hashing and
 SQLite work run here, in their own process, so they never take the GIL from the event loop:
 with this work on a thread of the gateway, a `SELECT 1` loop through the MySQL door ran at
 about 70% of the rate it reaches without recording.
@@ -42,16 +42,13 @@ def read_batch(stream: BinaryIO) -> bytes | None:
 
 
 class Writer:
-    def __init__(self, db_path: Path, recordings_dir: Path) -> None:
+    def __init__(self, db_path: Path) -> None:
         self.store = Store(db_path)
-        self.recordings_dir = recordings_dir
         self.files: dict[int, TextIO] = {}
-        self.sessions: dict[int, tuple[str, str]] = {}  # id -> (recording path, header line)
 
     def write(self, batch: dict[str, Any]) -> None:
-        self.sessions.update(batch["recordings"])
         frames, events, rows = self._expand(batch)
-        self._write_frames(frames)
+        self._write_frames(frames, batch["recordings"])
         with self.store.transaction() as conn:
             for row in batch["sessions"]:
                 conn.execute(
@@ -76,7 +73,6 @@ class Writer:
             fh = self.files.pop(sid, None)
             if fh is not None:
                 fh.close()
-            self.sessions.pop(sid, None)
 
     @staticmethod
     def _expand(batch: dict[str, Any]) -> tuple[list[tuple[int, str]], list[audit.AuditEvent], list[tuple[Any, ...]]]:
@@ -124,14 +120,15 @@ class Writer:
             events.append(audit.AuditEvent(user, "statement", connection, detail, started))
         return frames, events, rows
 
-    def _write_frames(self, frames: list[tuple[int, str]]) -> None:
+    def _write_frames(self, frames: list[tuple[int, str]], recordings: dict[int, tuple[str, str]]) -> None:
+        """`recordings`: the batch's id -> (path, header line) of every session it has frames for."""
         by_session: dict[int, list[str]] = {}
         for sid, line in frames:
             by_session.setdefault(sid, []).append(line)
         for sid, lines in by_session.items():
             fh = self.files.get(sid)
             if fh is None:
-                path, header = self.sessions[sid]
+                path, header = recordings[sid]
                 fh = Path(path).open("a", encoding="utf-8")
                 if fh.tell() == 0:
                     fh.write(header + "\n")
@@ -151,7 +148,7 @@ def main(argv: list[str]) -> int:
     # Writing records is batch work: on a busy machine it yields the CPU to the data path
     # (clients, servers, the gateway's event loop) and catches up in the gaps.
     os.nice(10)
-    writer = Writer(Path(argv[0]), Path(argv[1]))
+    writer = Writer(Path(argv[0]))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (data := read_batch(stdin)) is not None:
