@@ -1,12 +1,13 @@
 """The journal's writer process: batches from the gateway become session rows, statement
 rows, recording lines and hash-chained audit events.
 
-Started by `Journal` as `python -m hoop.core.store.journal_writer DB`. It reads
-length-prefixed batches on stdin (each names the recording files of its sessions) and
-answers each with one byte on stdout once the batch is on disk (1 written, 0 failed, the traceback on stderr). Formatting, redaction, hashing and
-SQLite work run here, in their own process, so they never take the GIL from the event loop:
-with this work on a thread of the gateway, a `SELECT 1` loop through the MySQL door ran at
-about 70% of the rate it reaches without recording.
+Started by `Journal` as `python -m hoop.core.store.journal_writer DB`. It reads length-
+prefixed batches on stdin (each names the recording files of its sessions) and answers each
+with one byte on stdout once the batch is on disk (1 written, 0 failed, the traceback on
+stderr). Formatting, redaction, hashing and SQLite work run here, in their own process, so
+they never take the GIL from the event loop: with this work on a thread of the gateway, a
+`SELECT 1` loop through the MySQL door ran at about 70% of the rate it reaches without
+recording.
 
 The batches are pickles: both ends are this package, on one machine, over a pipe nobody
 else holds. The writer ignores SIGINT/SIGTERM (the gateway, its parent, decides when to
