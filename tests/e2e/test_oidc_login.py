@@ -144,10 +144,10 @@ def test_gateway_accepts_id_tokens_and_refuses_bad_ones(gw: GatewayProcess, prov
     # Groups come from each new token: a user who left `dev` loses `pg` at the next login.
     provider.users["olivia"] = ["contractors"]
     assert "no such connection" in psql(gw, "olivia", provider.mint("olivia"), "select 1").stderr
-    denied = gw.cli("audit", "--json", "--action", "oidc.login").stdout
-    assert '"contractors"' in denied
+    logins = gw.audit("--action", "oidc.login", until=lambda events: '"contractors"' in json.dumps(events))
+    assert '"contractors"' in json.dumps(logins)
 
-    failures = gw.cli("audit", "--action", "oidc.login_failure").stdout
+    failures = json.dumps(gw.audit("--action", "oidc.login_failure", until=lambda e: "wrong audience" in json.dumps(e)))
     assert "token expired" in failures and "wrong audience" in failures
 
 

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from support.servers import free_port, port_open
 
 HOOP = [sys.executable, "-m", "hoop.cli"]
+Events = list[dict[str, Any]]
+
+
+def has_actions(*actions: str) -> Callable[[Events], bool]:
+    """A `GatewayProcess.audit` condition: every one of these actions is among the events."""
+    return lambda events: set(actions) <= {e["action"] for e in events}
 
 
 @dataclass
@@ -79,6 +88,19 @@ class GatewayProcess:
                 f"hoop {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
             )
         return result
+
+    def audit(self, *filters: str, until: Callable[[Events], bool], timeout: float = 10.0) -> Events:
+        """`hoop audit --json FILTERS`, read again until `until(events)` holds.
+
+        The gateway writes its journal in batches (every 0.2 s), so an event is in the store
+        shortly after the action, not at once; polling keeps tests from guessing a sleep.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            events: Events = json.loads(self.cli("audit", "--json", *filters).stdout)
+            if until(events) or time.monotonic() > deadline:
+                return events
+            time.sleep(0.1)
 
     def token(self, user: str, ttl: str = "1h") -> str:
         return self.cli("token", "issue", user, "--ttl", ttl).stdout.strip().splitlines()[-1]

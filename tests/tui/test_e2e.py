@@ -7,12 +7,14 @@ a reason that psql prints.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
 from typing import Any
 
 import pytest
+from support.gateway import has_actions
 from textual.widgets import DataTable
 from tui_fixtures import settle
 
@@ -99,5 +101,5 @@ async def test_tui_approves_and_denies_real_psql(make_gateway: Any) -> None:
                 proc.kill()
     check = gw.psql("alice", alice, "select v from tui_t order by id", "-At")
     assert check.stdout.split() == ["10", "2"]
-    audit = gw.cli("audit", "--json").stdout
+    audit = json.dumps(gw.audit(until=has_actions("approval.approve", "approval.deny")))
     assert '"approval.approve"' in audit and '"approval.deny"' in audit and "bob" in audit

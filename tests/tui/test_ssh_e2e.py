@@ -4,6 +4,7 @@ keystrokes; the screen is read back with `tmux capture-pane`."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from support.gateway import has_actions
 from support.servers import free_port, missing
 from test_e2e import REVIEW, start_psql
 
@@ -114,7 +116,7 @@ def test_ssh_tui_approves_held_statement(make_gateway: Any, tmux_ok: None) -> No
         if held.poll() is None:
             held.kill()
         term.close()
-    audit = gw.cli("audit", "--json").stdout
+    audit = json.dumps(gw.audit(until=has_actions("tui.open", "approval.approve")))
     assert '"tui.open"' in audit and '"approval.approve"' in audit
 
 

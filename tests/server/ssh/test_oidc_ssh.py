@@ -8,6 +8,7 @@ presses Enter, and the built-in session opens as that user with the provider's g
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -123,7 +124,7 @@ def test_device_flow_opens_the_builtin_session(gw: GatewayProcess, provider: OID
         assert t.wait() == 0
     finally:
         t.close()
-    audit = gw.cli("audit", "--json", "--action", "login.success").stdout
+    audit = json.dumps(gw.audit("--action", "login.success", until=bool))
     assert '"olivia"' in audit and '"oidc"' in audit
     # Canary: no ID token the provider issued, nor the client secret, is in any gateway file.
     gw.stop()
@@ -144,7 +145,7 @@ def test_denied_at_the_provider_is_refused_with_the_reason(gw: GatewayProcess, p
         assert "hoop olivia>" not in t.text
     finally:
         t.close()
-    failures = gw.cli("audit", "--action", "login.failure").stdout
+    failures = json.dumps(gw.audit("--action", "login.failure", until=bool))
     assert "denied at the identity provider" in failures
 
 
