@@ -21,7 +21,8 @@ class _Upstream(asyncio.Protocol):
         self.client = client
 
     def data_received(self, data: bytes) -> None:
-        self.client.write(data)
+        if not self.client.is_closing():  # the client may have left while the server answered
+            self.client.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.client.close()
@@ -45,7 +46,8 @@ class _Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self.upstream is not None
-        self.upstream.write(data)
+        if not self.upstream.is_closing():
+            self.upstream.write(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.upstream is not None:
