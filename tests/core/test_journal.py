@@ -4,6 +4,7 @@ through the writer process, in order, and survives that process dying."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,45 @@ def test_the_writer_does_not_inherit_the_gateways_secrets(tmp_path: Path, monkey
     finally:
         j.close()
     assert b"canary-not-for-the-writer" not in environ and b"PATH=" in environ
+
+
+def _statements(db: Path) -> list[str]:
+    return [r["text"] for r in Store(db).query("SELECT text FROM statements ORDER BY seq")]
+
+
+def test_a_full_backlog_makes_sessions_wait_and_loses_nothing(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600, max_pending=5)
+    try:
+        s = j.open_session("alice", "pg", "postgres", "127.0.0.1:8")  # its start frame is record 1
+        for i in range(4):
+            s.finished(f"SELECT {i}", "allow", "", time.time(), 0.1, 1, "")
+        late = threading.Thread(target=s.finished, args=("SELECT 'late'", "allow", "", time.time(), 0.1, 1, ""))
+        late.start()
+        late.join(timeout=0.5)
+        assert late.is_alive()  # the sixth record waits: the writer has not taken the first five
+
+        j.flush()  # the journal thread's turn: it takes the backlog, the waiting session goes on
+        late.join(timeout=5)
+        assert not late.is_alive()
+        j.flush()
+        assert _statements(tmp_path / "hoop.db") == ["SELECT 0", "SELECT 1", "SELECT 2", "SELECT 3", "SELECT 'late'"]
+    finally:
+        j.close()
+
+
+def test_a_writer_that_takes_nothing_stalls_sessions_only_for_the_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600, max_pending=2, stall_limit=0.3)
+    try:
+        s = j.open_session("alice", "pg", "postgres", "127.0.0.1:9")
+        s.finished("SELECT 1", "allow", "", time.time(), 0.1, 1, "")
+        started = time.monotonic()
+        with caplog.at_level(logging.ERROR, logger="hoop.journal"):
+            s.finished("SELECT 2", "allow", "", time.time(), 0.1, 1, "")
+        assert 0.25 < time.monotonic() - started < 3
+        assert "the writer took nothing for 0.3 s; appending anyway" in caplog.text
+        j.flush()
+        assert _statements(tmp_path / "hoop.db") == ["SELECT 1", "SELECT 2"]
+    finally:
+        j.close()

@@ -6,6 +6,12 @@ writer process (`journal_writer`), which formats, hashes and writes it in one SQ
 transaction per table and one write per recording file and confirms. So a crash of the
 gateway loses at most the last interval, and no query ever waits for the disk or for the
 formatting of its own record.
+
+Overload: when sessions produce records faster than the writer stores them, the thread hands
+over the next batch as soon as the last one is written (no pause), and once `max_pending`
+records wait, whoever appends waits until the thread has taken them (at most `stall_limit`
+seconds). The gateway then runs at the writer's speed: memory stays bounded and no record is
+dropped, which an audit trail must not do.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from hoop.core.store.journal_writer import LENGTH, WRITTEN
 from hoop.core.store.sqlite import Store
 
 log = logging.getLogger("hoop.journal")
+# About a second of the writer's work at ~15 us per record: far above any normal load.
+MAX_PENDING = 50_000
 _WRITER_ENV = {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME", "TMPDIR", "LANG", "TZ"}
 
 
@@ -153,7 +161,14 @@ class SessionLog:
 
 
 class Journal:
-    def __init__(self, db_path: Path, recordings_dir: Path, interval: float = 0.2) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        recordings_dir: Path,
+        interval: float = 0.2,
+        max_pending: int = MAX_PENDING,
+        stall_limit: float = 10.0,
+    ) -> None:
         store = Store(db_path)  # creates or migrates the schema before the writer opens it
         try:
             row = store.one("SELECT max(id) AS m FROM sessions")
@@ -164,7 +179,10 @@ class Journal:
         self.recordings_dir = recordings_dir
         recordings_dir.mkdir(parents=True, exist_ok=True)
         self.interval = interval
+        self.max_pending = max_pending
+        self.stall_limit = stall_limit
         self._lock = threading.Lock()
+        self._taken = threading.Condition(self._lock)  # notified when the thread takes the pending records
         self._flush_lock = threading.Lock()  # the thread and close() both flush
         # Frames, audit events and statements in the order they happened.
         self._pending: dict[str, list[Any]] = {"ordered": [], "closed": []}
@@ -204,13 +222,36 @@ class Journal:
 
     def _append(self, kind: str, item: Any) -> None:
         with self._lock:
-            self._pending[kind].append(item)
+            pending = self._pending[kind]
+            if len(pending) >= self.max_pending:
+                pending = self._wait_for_writer(kind)
+            pending.append(item)
+
+    def _wait_for_writer(self, kind: str) -> list[Any]:
+        """Back-pressure (called holding the lock): block until the thread takes the backlog.
+        This stalls the event loop on purpose; the gateway slows to the writer's pace rather
+        than growing without bound or dropping records."""
+        started = time.monotonic()
+        if self._taken.wait_for(lambda: len(self._pending[kind]) < self.max_pending, timeout=self.stall_limit):
+            log.warning(
+                "journal: %d records were waiting for the writer; sessions paused %.2f s for it",
+                self.max_pending,
+                time.monotonic() - started,
+            )
+        else:
+            log.error("journal: the writer took nothing for %.1f s; appending anyway", self.stall_limit)
+        return self._pending[kind]
 
     # -- journal thread --------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        wait = self.interval
+        while not self._stop.wait(wait):
+            started = time.monotonic()
             self._flush_logged()
+            # A batch that took longer than the interval means the writer is behind: the next
+            # one goes at once instead of leaving the writer idle while records pile up.
+            wait = 0.0 if time.monotonic() - started >= self.interval else self.interval
         self._flush_logged()
 
     def _flush_logged(self) -> None:
@@ -238,6 +279,7 @@ class Journal:
         with self._lock:
             pending = self._pending
             self._pending = {k: [] for k in pending}
+            self._taken.notify_all()
             dirty = [s for s in self._open.values() if s._dirty]
             for s in dirty:
                 s._dirty = False
