@@ -115,14 +115,15 @@ def main() -> int:
                 cases["scp upload"][label] = ["scp", *scp_g, str(big), "alice+web1@127.0.0.1:/tmp/hoop-bench-up"]
             for label in paths:  # first contact records the target's host key, as any gateway in use has
                 timed(cases["cat"][label][:-1] + ["true"], logs)
-            print(f"{opts.mb} MB, median of {opts.rounds} rounds (paths alternate within each round)")
+            print(f"{opts.mb} MB, median of {opts.rounds} rounds (the order of the paths reverses every round)")
             logins: dict[str, float] = {}
             for name, argvs in cases.items():
                 if opts.only and name not in opts.only and name != "login":
                     continue
                 times: dict[str, list[float]] = {label: [] for label in argvs}
-                for _ in range(opts.rounds):
-                    for label, argv in argvs.items():
+                for round_ in range(opts.rounds):
+                    order = list(argvs.items())
+                    for label, argv in order if round_ % 2 == 0 else reversed(order):  # no fixed first path
                         times[label].append(timed(argv, logs))
                 med = {label: statistics.median(t) for label, t in times.items()}
                 if name == "login":
