@@ -328,6 +328,12 @@ def packet_count(payload_len: int) -> int:
 # -- length-encoded integers and strings --
 
 
+def need(payload: bytes, pos: int, n: int, what: str) -> None:
+    """Raise ProtocolViolation unless `payload` holds `n` bytes from `pos`."""
+    if len(payload) < pos + n:
+        raise ProtocolViolation(f"truncated {what}")
+
+
 def read_lenenc_int(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int | None, int]:
     """Read a length-encoded integer at `pos`; returns (value, next_pos). 0xFB means NULL."""
     try:

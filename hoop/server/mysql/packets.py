@@ -2,18 +2,18 @@
 
 Every function works on one logical payload (no 4-byte header); framing is codec.py's job.
 Capabilities are one int: bits 0..31 standard, bits 32..63 MariaDB extended capabilities.
-Binary result rows (COM_STMT_EXECUTE results) are at the end of this module.
+Binary result rows (COM_STMT_EXECUTE results) are in binary_rows.py.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from hoop.server.mysql import codec as c
 from hoop.server.mysql.codec import (
     ProtocolViolation,
+    need,
     read_lenenc_int,
     read_lenenc_str,
     read_nul_str,
@@ -22,11 +22,6 @@ from hoop.server.mysql.codec import (
 )
 
 MARIADB_VERSION_PREFIX = b"5.5.5-"
-
-
-def _need(payload: bytes, pos: int, n: int, what: str) -> None:
-    if len(payload) < pos + n:
-        raise ProtocolViolation(f"truncated {what}")
 
 
 # -- initial handshake (server -> client) --
@@ -63,18 +58,18 @@ def parse_handshake(payload: bytes) -> ServerHandshake:
     if payload[0] != 10:
         raise ProtocolViolation(f"unsupported handshake protocol version {payload[0]}")
     version, pos = read_nul_str(payload, 1)
-    _need(payload, pos, 13, "handshake")
+    need(payload, pos, 13, "handshake")
     (conn_id,) = struct.unpack_from("<I", payload, pos)
     part1 = payload[pos + 4 : pos + 12]
     pos += 13  # 4 id + 8 scramble + 1 filler
-    _need(payload, pos, 2, "handshake capabilities")
+    need(payload, pos, 2, "handshake capabilities")
     caps = struct.unpack_from("<H", payload, pos)[0]
     pos += 2
     charset = status = 0
     part2 = b""
     plugin = "mysql_native_password"
     if len(payload) > pos:
-        _need(payload, pos, 16, "handshake")
+        need(payload, pos, 16, "handshake")
         charset = payload[pos]
         status, caps_hi, data_len = struct.unpack_from("<HHB", payload, pos + 1)
         caps |= caps_hi << 16
@@ -166,7 +161,7 @@ def build_handshake_response(r: HandshakeResponse) -> bytes:
 
 
 def parse_handshake_response(payload: bytes) -> HandshakeResponse:
-    _need(payload, 0, 32, "handshake response")
+    need(payload, 0, 32, "handshake response")
     lo, max_packet, charset = struct.unpack_from("<IIB", payload, 0)
     if not lo & c.CLIENT_PROTOCOL_41:
         raise ProtocolViolation("client does not speak protocol 4.1")
@@ -177,9 +172,9 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
         auth, pos = read_lenenc_str(payload, pos)
         auth = auth or b""
     elif caps & c.CLIENT_SECURE_CONNECTION:
-        _need(payload, pos, 1, "auth response")
+        need(payload, pos, 1, "auth response")
         n = payload[pos]
-        _need(payload, pos + 1, n, "auth response")
+        need(payload, pos + 1, n, "auth response")
         auth, pos = payload[pos + 1 : pos + 1 + n], pos + 1 + n
     else:
         auth, pos = read_nul_str(payload, pos)
@@ -192,7 +187,7 @@ def parse_handshake_response(payload: bytes) -> HandshakeResponse:
     if caps & c.CLIENT_CONNECT_ATTRS and pos < len(payload):
         total, pos = read_lenenc_int(payload, pos)
         end = pos + (total or 0)
-        _need(payload, pos, end - pos, "connect attributes")
+        need(payload, pos, end - pos, "connect attributes")
         while pos < end:
             k, pos = read_lenenc_str(payload, pos)
             v, pos = read_lenenc_str(payload, pos)
@@ -320,7 +315,7 @@ class ErrPacket:
 def parse_err(payload: bytes) -> ErrPacket:
     if not payload or payload[0] != c.ERR_HEADER:
         raise ProtocolViolation("not an ERR packet")
-    _need(payload, 1, 2, "ERR packet")
+    need(payload, 1, 2, "ERR packet")
     code = struct.unpack_from("<H", payload, 1)[0]
     if code == 0xFFFF:
         return ErrPacket(code, "", "")
@@ -384,7 +379,7 @@ def parse_column_definition(payload: bytes, extended_metadata: bool = False) -> 
     if extended_metadata:
         ext, pos = read_lenenc_str(payload, pos)
     _fixed_len, pos = read_lenenc_int(payload, pos)
-    _need(payload, pos, 10, "column definition")
+    need(payload, pos, 10, "column definition")
     charset, length, typ, flags, decimals = struct.unpack_from("<HIBHB", payload, pos)
     catalog, schema, table, org_table, name, org_name = vals
     return ColumnDefinition(
@@ -488,163 +483,3 @@ def parse_local_infile_request(payload: bytes) -> bytes:
     if not is_local_infile_request(payload):
         raise ProtocolViolation("not a LOCAL INFILE request")
     return payload[1:]
-
-
-# -- binary result rows --
-# Values: int (signedness from UNSIGNED_FLAG), float, MyDateTime, MyTime, or bytes for every
-# length-encoded type (DECIMAL travels as its decimal string; strings, blobs, JSON, BIT, ...).
-# Dates and times use plain value classes because MySQL allows zero dates that
-# datetime.date cannot hold; they re-encode losslessly.
-
-
-@dataclass(frozen=True)
-class MyDateTime:
-    year: int = 0
-    month: int = 0
-    day: int = 0
-    hour: int = 0
-    minute: int = 0
-    second: int = 0
-    microsecond: int = 0
-
-
-@dataclass(frozen=True)
-class MyTime:
-    negative: bool = False
-    days: int = 0
-    hours: int = 0
-    minutes: int = 0
-    seconds: int = 0
-    microseconds: int = 0
-
-
-BinaryValue = int | float | bytes | MyDateTime | MyTime | None
-
-_INT_FORMATS = {
-    c.MYSQL_TYPE_TINY: ("<b", "<B"),
-    c.MYSQL_TYPE_SHORT: ("<h", "<H"),
-    c.MYSQL_TYPE_YEAR: ("<h", "<H"),
-    c.MYSQL_TYPE_LONG: ("<i", "<I"),
-    c.MYSQL_TYPE_INT24: ("<i", "<I"),
-    c.MYSQL_TYPE_LONGLONG: ("<q", "<Q"),
-}
-_DATE_TYPES = frozenset((c.MYSQL_TYPE_DATE, c.MYSQL_TYPE_DATETIME, c.MYSQL_TYPE_TIMESTAMP, c.MYSQL_TYPE_NEWDATE))
-_TIME_TYPE = c.MYSQL_TYPE_TIME
-
-
-def _bitmap_len(ncols: int) -> int:
-    return (ncols + 7 + 2) // 8
-
-
-def parse_binary_row(payload: bytes, columns: Sequence[ColumnDefinition]) -> list[BinaryValue]:
-    if not payload or payload[0] != 0:
-        raise ProtocolViolation("binary row must start with 0x00")
-    nb = _bitmap_len(len(columns))
-    _need(payload, 1, nb, "binary row null bitmap")
-    bitmap = payload[1 : 1 + nb]
-    pos = 1 + nb
-    out: list[BinaryValue] = []
-    try:
-        for i, col in enumerate(columns):
-            bit = i + 2
-            if bitmap[bit >> 3] & (1 << (bit & 7)):
-                out.append(None)
-                continue
-            value, pos = _read_binary_value(payload, pos, col)
-            out.append(value)
-    except struct.error:
-        raise ProtocolViolation("truncated binary row") from None
-    if pos != len(payload):
-        raise ProtocolViolation("binary row has trailing bytes")
-    return out
-
-
-def _read_binary_value(p: bytes, pos: int, col: ColumnDefinition) -> tuple[BinaryValue, int]:
-    t = col.type
-    fmt = _INT_FORMATS.get(t)
-    if fmt is not None:
-        s = struct.Struct(fmt[1] if col.flags & c.UNSIGNED_FLAG else fmt[0])
-        return s.unpack_from(p, pos)[0], pos + s.size
-    if t == c.MYSQL_TYPE_DOUBLE:
-        return struct.unpack_from("<d", p, pos)[0], pos + 8
-    if t == c.MYSQL_TYPE_FLOAT:
-        return struct.unpack_from("<f", p, pos)[0], pos + 4
-    if t == c.MYSQL_TYPE_NULL:
-        return None, pos
-    if t in _DATE_TYPES:
-        n = p[pos]
-        if n not in (0, 4, 7, 11):
-            raise ProtocolViolation(f"bad binary date length {n}")
-        _need(p, pos + 1, n, "binary date")
-        y, mo, d, h, mi, s_, us = 0, 0, 0, 0, 0, 0, 0
-        if n >= 4:
-            y, mo, d = struct.unpack_from("<HBB", p, pos + 1)
-        if n >= 7:
-            h, mi, s_ = p[pos + 5], p[pos + 6], p[pos + 7]
-        if n == 11:
-            us = struct.unpack_from("<I", p, pos + 8)[0]
-        return MyDateTime(y, mo, d, h, mi, s_, us), pos + 1 + n
-    if t == _TIME_TYPE:
-        n = p[pos]
-        if n not in (0, 8, 12):
-            raise ProtocolViolation(f"bad binary time length {n}")
-        _need(p, pos + 1, n, "binary time")
-        if n == 0:
-            return MyTime(), pos + 1
-        neg, days, h, mi, s_ = struct.unpack_from("<BIBBB", p, pos + 1)
-        us = struct.unpack_from("<I", p, pos + 9)[0] if n == 12 else 0
-        return MyTime(bool(neg), days, h, mi, s_, us), pos + 1 + n
-    v, pos = read_lenenc_str(p, pos)
-    if v is None:
-        raise ProtocolViolation("NULL marker inside a binary row value")
-    return v, pos
-
-
-def _write_binary_value(v: BinaryValue, col: ColumnDefinition) -> bytes:
-    t = col.type
-    fmt = _INT_FORMATS.get(t)
-    if fmt is not None:
-        if not isinstance(v, int):
-            raise TypeError(f"column {col.name!r} needs an int")
-        return struct.pack(fmt[1] if col.flags & c.UNSIGNED_FLAG else fmt[0], v)
-    if t == c.MYSQL_TYPE_DOUBLE:
-        return struct.pack("<d", v)
-    if t == c.MYSQL_TYPE_FLOAT:
-        return struct.pack("<f", v)
-    if t in _DATE_TYPES:
-        if not isinstance(v, MyDateTime):
-            raise TypeError(f"column {col.name!r} needs a MyDateTime")
-        date = struct.pack("<HBB", v.year, v.month, v.day)
-        if v.microsecond:
-            return b"\x0b" + date + bytes((v.hour, v.minute, v.second)) + struct.pack("<I", v.microsecond)
-        if v.hour or v.minute or v.second:
-            return b"\x07" + date + bytes((v.hour, v.minute, v.second))
-        if v.year or v.month or v.day:
-            return b"\x04" + date
-        return b"\x00"
-    if t == _TIME_TYPE:
-        if not isinstance(v, MyTime):
-            raise TypeError(f"column {col.name!r} needs a MyTime")
-        body = struct.pack("<BIBBB", v.negative, v.days, v.hours, v.minutes, v.seconds)
-        if v.microseconds:
-            return b"\x0c" + body + struct.pack("<I", v.microseconds)
-        if v.days or v.hours or v.minutes or v.seconds:
-            return b"\x08" + body
-        return b"\x00"
-    if not isinstance(v, (bytes, bytearray, memoryview)):
-        raise TypeError(f"column {col.name!r} needs bytes")
-    return write_lenenc_str(v)
-
-
-def build_binary_row(values: Sequence[BinaryValue], columns: Sequence[ColumnDefinition]) -> bytes:
-    if len(values) != len(columns):
-        raise ValueError("one value per column")
-    bitmap = bytearray(_bitmap_len(len(columns)))
-    body: list[bytes] = []
-    for i, (v, col) in enumerate(zip(values, columns)):
-        if v is None or col.type == c.MYSQL_TYPE_NULL:
-            bit = i + 2
-            bitmap[bit >> 3] |= 1 << (bit & 7)
-        else:
-            body.append(_write_binary_value(v, col))
-    return b"\x00" + bytes(bitmap) + b"".join(body)

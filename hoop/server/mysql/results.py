@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hoop.core.masking import ColumnRef, MaskPlan
+from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 
@@ -333,7 +334,7 @@ class Responses:
         return self._binary_row(plan, payload, cols, seq)
 
     def _binary_row(self, plan: MaskPlan, payload: bytes, cols: list[p.ColumnDefinition], seq: int) -> bytes | None:
-        values: list[Any] = p.parse_binary_row(payload, cols)
+        values: list[Any] = binary_rows.parse_binary_row(payload, cols)
         touched = set(plan.masked_columns) | set(plan.scanned_columns)
         as_text: list[bytes | None] = [None] * len(values)
         for i in touched:
@@ -346,7 +347,7 @@ class Responses:
             if new[i] is as_text[i]:
                 continue
             values[i] = _binary_of(new[i], cols[i])
-        return c.encode_packet(p.build_binary_row(values, cols), seq)
+        return c.encode_packet(binary_rows.build_binary_row(values, cols), seq)
 
     def column_plan_inputs(self, cols: list[p.ColumnDefinition]) -> tuple[list[ColumnRef | None], list[str | None]]:
         refs = [column_ref(col) for col in cols]

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pymysql import _auth as pymysql_auth
 
-from hoop.server.mysql import auth
+from hoop.server.mysql import auth, binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.upstream import MySQLTarget, connect_upstream
@@ -249,12 +249,12 @@ def test_binary_row_bytes_for_each_type() -> None:
         -2,
         1.5,
         None,
-        p.MyDateTime(2024, 2, 29, 13, 5, 9, 7),
-        p.MyTime(True, 1, 2, 3, 4),
+        binary_rows.MyDateTime(2024, 2, 29, 13, 5, 9, 7),
+        binary_rows.MyTime(True, 1, 2, 3, 4),
         b"hi",
-        p.MyDateTime(),
+        binary_rows.MyDateTime(),
     ]
-    wire = p.build_binary_row(vals, cols)
+    wire = binary_rows.build_binary_row(vals, cols)
     assert wire == (
         b"\x00"
         + b"\x40\x00"  # NULL bit for column 4 (bit 6 with offset 2)
@@ -269,9 +269,9 @@ def test_binary_row_bytes_for_each_type() -> None:
         + b"\x02hi"
         + b"\x00"
     )
-    assert p.parse_binary_row(wire, cols) == vals
+    assert binary_rows.parse_binary_row(wire, cols) == vals
     with pytest.raises(c.ProtocolViolation):
-        p.parse_binary_row(wire[:-3], cols)
+        binary_rows.parse_binary_row(wire[:-3], cols)
 
 
 @pytest.mark.needs_mariadb
@@ -315,7 +315,7 @@ async def test_binary_row_from_real_server_parse_rewrite_build(mariadb_user) -> 
         res = await read_packets(None)
         assert p.parse_column_count(res[0]) == 13
         row = res[1 + 13]
-        vals = p.parse_binary_row(row, cols)
+        vals = binary_rows.parse_binary_row(row, cols)
         assert vals == [
             -128,
             65535,
@@ -323,16 +323,16 @@ async def test_binary_row_from_real_server_parse_rewrite_build(mariadb_user) -> 
             1.5,
             -2.25,
             b"-12.34",
-            p.MyDateTime(2024, 2, 29, 13, 5, 9, 7),
-            p.MyDateTime(),
-            p.MyTime(True, 1, 2, 3, 4),
+            binary_rows.MyDateTime(2024, 2, 29, 13, 5, 9, 7),
+            binary_rows.MyDateTime(),
+            binary_rows.MyTime(True, 1, 2, 3, 4),
             b"alice@example.com",
             None,
             2024,
             -8388608,
         ]
-        assert p.build_binary_row(vals, cols) == row  # lossless re-encoding
+        assert binary_rows.build_binary_row(vals, cols) == row  # lossless re-encoding
         vals[9] = b"*****"
-        assert p.parse_binary_row(p.build_binary_row(vals, cols), cols)[9] == b"*****"
+        assert binary_rows.parse_binary_row(binary_rows.build_binary_row(vals, cols), cols)[9] == b"*****"
     finally:
         await up.close()
