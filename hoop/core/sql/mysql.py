@@ -1,4 +1,4 @@
-"""MySQL / MariaDB classification: our own lexer decides what the server will see, sqlglot parses DML.
+"""MySQL / MariaDB classification: our own lexer (mysql_lexer.py) decides what the server will see, sqlglot parses DML.
 
 Why a lexer of our own: the server runs the content of executable comments (`/*! ... */`,
 `/*!50000 ... */`, MariaDB `/*M!100100 ... */`), treats `#` and `-- ` as comments, splits on `;`
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import sqlglot
 from sqlglot import exp
@@ -31,174 +31,9 @@ from .model import (
     compare,
     where_state,
 )
+from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
-
-
-class MySQLSyntaxError(ValueError):
-    """The text cannot be split or parsed the way the server would."""
-
-
-@dataclass(slots=True)
-class Tok:
-    kind: str  # word | ident (backticks) | string | dstring ("...") | number | var (@x, @@x) | op
-    text: str
-    start: int
-    end: int
-
-    @property
-    def up(self) -> str:
-        return self.text.upper() if self.kind == "word" else ""
-
-    @property
-    def name(self) -> str:
-        """Identifier value, lower-case, unquoted (backticks or ANSI double quotes)."""
-        if self.kind in ("ident", "dstring"):
-            q = self.text[0]
-            return self.text[1:-1].replace(q + q, q).lower()
-        return self.text.lower()
-
-
-_OPS = ("<=>", "->>", ":=", "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", "->")
-_WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
-_NUMBER = re.compile(r"\d+(\.\d*)?([eE][-+]?\d+)?(?![A-Za-z0-9_$])")
-_VERSION = re.compile(r"\d{5,6}")
-_ESC = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
-
-
-def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[list[Tok], str]:
-    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers blanked."""
-    clean = list(sql)
-    toks: list[Tok] = []
-    i, n, in_exec = 0, len(sql), False
-
-    def blank(a: int, b: int) -> None:
-        clean[a:b] = " " * (b - a)
-
-    while i < n:
-        c = sql[i]
-        if c.isspace():
-            i += 1
-        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
-            j = sql.find("\n", i)
-            j = n if j < 0 else j
-            blank(i, j)
-            i = j
-        elif sql.startswith("/*!", i) or sql.startswith("/*M!", i):
-            if in_exec:
-                raise MySQLSyntaxError("nested executable comment")
-            j = i + (3 if sql[i + 2] == "!" else 4)
-            m = _VERSION.match(sql, j)
-            if m:
-                j += min(len(m.group()), 6 if six_digits else 5)
-            blank(i, j)
-            i, in_exec = j, True
-        elif sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            if j < 0:
-                raise MySQLSyntaxError("unterminated comment")
-            blank(i, j + 2)
-            i = j + 2
-        elif in_exec and sql.startswith("*/", i):
-            blank(i, i + 2)
-            i, in_exec = i + 2, False
-        elif c in "'\"`":
-            j = i + 1
-            while True:
-                if j >= n:
-                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}")
-                if sql[j] == "\\" and backslash and c != "`":
-                    j += 2
-                elif sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:
-                        j += 2
-                    else:
-                        break
-                else:
-                    j += 1
-            kind = {"'": "string", '"': "dstring", "`": "ident"}[c]
-            toks.append(Tok(kind, sql[i : j + 1], i, j + 1))
-            i = j + 1
-        elif c == "@":
-            j = i + 1 + (sql.startswith("@@", i))
-            if j < n and sql[j] in "'\"`":
-                sub, _ = lex(sql[j:], backslash=backslash)
-                j += sub[0].end if sub else 0
-            else:
-                while j < n and (sql[j].isalnum() or sql[j] in "_$."):
-                    j += 1
-            toks.append(Tok("var", sql[i:j], i, j))
-            i = j
-        elif (m := _NUMBER.match(sql, i)) is not None:
-            toks.append(Tok("number", m.group(), i, m.end()))
-            i = m.end()
-        elif (m := _WORD.match(sql, i)) is not None:
-            toks.append(Tok("word", m.group(), i, m.end()))
-            i = m.end()
-        else:
-            op = next((o for o in _OPS if sql.startswith(o, i)), c)
-            toks.append(Tok("op", op, i, i + len(op)))
-            i += len(op)
-    if in_exec:
-        raise MySQLSyntaxError("unterminated executable comment")
-    return toks, "".join(clean)
-
-
-def unquote_string(text: str, backslash: bool = True) -> str:
-    q, body, out, i = text[0], text[1:-1], [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and backslash and i + 1 < len(body):
-            nxt = body[i + 1]
-            out.append(_ESC.get(nxt, ("\\" + nxt) if nxt in "%_" else nxt))
-            i += 2
-        elif ch == q and i + 1 < len(body) and body[i + 1] == q:
-            out.append(q)
-            i += 2
-        else:
-            out.append(ch)
-            i += 1
-    return "".join(out)
-
-
-_ROUTINES = {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"}
-_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT"}
-_STMT_START_AFTER = {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT"}
-
-
-def split(toks: list[Tok]) -> list[list[Tok]]:
-    """Split on `;`, keeping BEGIN ... END bodies of stored programs (and MariaDB BEGIN NOT ATOMIC) whole."""
-    segs: list[list[Tok]] = []
-    cur: list[Tok] = []
-    depth, routine = 0, False
-    for t in toks:
-        if depth == 0 and t.kind == "op" and t.text == ";":
-            if cur:
-                segs.append(cur)
-            cur, routine = [], False
-            continue
-        prev = cur[-1] if cur else None
-        cur.append(t)
-        u = t.up
-        if not u:
-            continue
-        if depth == 0:
-            if cur[0].up == "CREATE" and u in _ROUTINES:
-                routine = True
-            elif routine and u == "BEGIN" or u == "ATOMIC" and [x.up for x in cur[:3]] == ["BEGIN", "NOT", "ATOMIC"]:
-                depth = 1
-            continue
-        after_end = prev is not None and prev.up == "END"
-        at_stmt_start = prev is None or prev.text in (";", ":") or prev.up in _STMT_START_AFTER
-        if u == "BEGIN" or (u == "CASE" and not after_end) or (u in _BLOCK_OPENERS and at_stmt_start and not after_end):
-            depth += 1
-        elif u == "END":
-            depth -= 1
-    if depth > 0:
-        raise MySQLSyntaxError("unterminated BEGIN ... END block")
-    if cur:
-        segs.append(cur)
-    return segs
 
 
 # ---- classification of one segment ----
