@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from hoop.core.pipeline import Decision
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 
 
 class Holds:
@@ -21,7 +21,7 @@ class Holds:
 
     client: Any
     upstream: Any
-    client_framer: codec.MessageFramer
+    client_framer: framing.MessageFramer
     hold_task: asyncio.Future[None] | None
     pending_review: tuple[Decision, str, str, str] | None
     held_outcome: str

@@ -18,7 +18,7 @@ from typing import Any
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
@@ -50,7 +50,7 @@ class PostgresDoor:
     async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = f"{peer[0]}:{peer[1]}"
-        framer = codec.MessageFramer(min(self.services.config.gateway.max_message_size, 1 << 20))
+        framer = framing.MessageFramer(min(self.services.config.gateway.max_message_size, 1 << 20))
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT):
                 startup, reader, writer = await self._negotiate(reader, writer, framer)
@@ -69,7 +69,7 @@ class PostgresDoor:
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             writer.close()
             return
-        except codec.ProtocolViolation as exc:
+        except framing.ProtocolViolation as exc:
             self.services.journal.audit("-", "login.protocol_error", client, problem=str(exc))
             _fail(writer, "08P01", f"invalid startup message: {exc}")
             return
@@ -77,7 +77,9 @@ class PostgresDoor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def _negotiate(self, reader: Any, writer: Any, framer: codec.MessageFramer) -> tuple[codec.Startup, Any, Any]:
+    async def _negotiate(
+        self, reader: Any, writer: Any, framer: framing.MessageFramer
+    ) -> tuple[codec.Startup, Any, Any]:
         """SSLRequest / GSSENCRequest until a StartupMessage or CancelRequest arrives."""
         while True:
             body = await _read_startup(reader, framer)
@@ -89,7 +91,7 @@ class PostgresDoor:
                 writer.write(b"S")
                 await writer.drain()
                 if framer.pending():
-                    raise codec.ProtocolViolation("data sent before the TLS handshake")
+                    raise framing.ProtocolViolation("data sent before the TLS handshake")
                 await writer.start_tls(self.tls)
                 continue
             if startup.kind == "gssenc":
@@ -107,7 +109,7 @@ class PostgresDoor:
             raise ClientError("28000", "replication connections are not supported through Hoop")
         return user, conn_name, params
 
-    async def _read_password(self, reader: Any, writer: Any, framer: codec.MessageFramer, client: str) -> str:
+    async def _read_password(self, reader: Any, writer: Any, framer: framing.MessageFramer, client: str) -> str:
         if writer.get_extra_info("sslcontext") is None and not _is_loopback(writer):
             self.services.journal.audit("-", "login.failure", "postgres", reason="password without TLS", client=client)
             raise ClientError("28000", "TLS is required to send a token to this gateway (use sslmode=require)")
@@ -115,7 +117,7 @@ class PostgresDoor:
         await writer.drain()
         t, msg = await _read_message(reader, framer)
         if t != ord("p"):
-            raise codec.ProtocolViolation(f"expected a password message, got {chr(t)!r}")
+            raise framing.ProtocolViolation(f"expected a password message, got {chr(t)!r}")
         return bytes(msg[5:]).rstrip(b"\0").decode("utf-8", "replace")
 
     async def _authenticate(self, user: str, token: str, client: str) -> Identity:
@@ -157,7 +159,7 @@ class PostgresDoor:
         self,
         reader: Any,
         writer: Any,
-        framer: codec.MessageFramer,
+        framer: framing.MessageFramer,
         identity: Identity,
         connection: Any,
         upstream: Any,
@@ -217,7 +219,7 @@ class PostgresDoor:
         await relay.cancel()
 
 
-async def _read_startup(reader: asyncio.StreamReader, framer: codec.MessageFramer) -> memoryview:
+async def _read_startup(reader: asyncio.StreamReader, framer: framing.MessageFramer) -> memoryview:
     while (msg := framer.next_startup()) is None:
         data = await reader.read(65536)
         if not data:
@@ -226,7 +228,7 @@ async def _read_startup(reader: asyncio.StreamReader, framer: codec.MessageFrame
     return msg[4:]
 
 
-async def _read_message(reader: asyncio.StreamReader, framer: codec.MessageFramer) -> tuple[int, memoryview]:
+async def _read_message(reader: asyncio.StreamReader, framer: framing.MessageFramer) -> tuple[int, memoryview]:
     while (msg := framer.next()) is None:
         data = await reader.read(65536)
         if not data:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hoop.core.masking import MaskPlan
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import JSONB, TEXT_IN_BINARY, TYPE_NAMES
 
 
@@ -44,7 +44,7 @@ class RowMasker:
         """A replacement DataRow message, or None when the row is unchanged."""
         values = codec.parse_data_row(body)
         if len(values) != self.columns:
-            raise codec.ProtocolViolation("DataRow column count differs from RowDescription")
+            raise framing.ProtocolViolation("DataRow column count differs from RowDescription")
         if not self.binary:
             out = self.plan.apply(values)
             return None if out is None else codec.data_row(out)

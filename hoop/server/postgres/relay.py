@@ -21,7 +21,7 @@ from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -49,7 +49,7 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
         raw = bytes(buf[pos:])
         end = raw.find(b"\0")
     if end < 0:
-        raise codec.ProtocolViolation("string without NUL terminator")
+        raise framing.ProtocolViolation("string without NUL terminator")
     return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
 
 
@@ -77,8 +77,8 @@ class Relay(Holds, TwoSided):
         self.upstream_target = upstream_target
         self.upstream_key = upstream_key
         self.on_close = on_close
-        self.client_framer = codec.MessageFramer(max_message)
-        self.upstream_framer = codec.MessageFramer(max_message)
+        self.client_framer = framing.MessageFramer(max_message)
+        self.upstream_framer = framing.MessageFramer(max_message)
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.tracker = Tracker(self._finish_unit)
@@ -141,7 +141,7 @@ class Relay(Holds, TwoSided):
             return  # held: the bytes wait in the framer until the decision
         try:
             view, marks = framer.split_complete(CLIENT_WATCH)
-        except codec.ProtocolViolation as exc:
+        except framing.ProtocolViolation as exc:
             self._protocol_error(str(exc))
             return
         if not marks:
@@ -156,7 +156,7 @@ class Relay(Holds, TwoSided):
             prev = end
             try:
                 forward = self._client_message(t, view[start:end])
-            except codec.ProtocolViolation as exc:
+            except framing.ProtocolViolation as exc:
                 self._protocol_error(str(exc))
                 return
             if forward is HOLD:
@@ -271,7 +271,7 @@ class Relay(Holds, TwoSided):
             watch = self.upstream_watch
             try:
                 view, marks = framer.split_complete(watch)
-            except codec.ProtocolViolation as exc:
+            except framing.ProtocolViolation as exc:
                 self._upstream_protocol_error(str(exc))
                 return
             if not marks:
@@ -285,7 +285,7 @@ class Relay(Holds, TwoSided):
                 prev = end
                 try:
                     forward = self._upstream_message(t, view[start:end])
-                except codec.ProtocolViolation as exc:
+                except framing.ProtocolViolation as exc:
                     self._upstream_protocol_error(str(exc))
                     return
                 if forward is WAIT:  # forward up to here, resolve columns, then go on

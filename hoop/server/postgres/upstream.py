@@ -15,7 +15,7 @@ from typing import Literal, NoReturn
 
 import scramp
 
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 _SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -138,7 +138,7 @@ class _Login:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.tls = False
-        self.framer = codec.MessageFramer()
+        self.framer = framing.MessageFramer()
         self.scram: scramp.ScramClient | None = None
         self.scram_verified = False
         self.auth_method = "trust"
@@ -312,7 +312,7 @@ async def connect_upstream(target: UpstreamTarget, startup_params: dict[str, str
             f"connection {login.label!r}: timed out after {target.connect_timeout:g}s "
             f"connecting to {target.host}:{target.port}"
         ) from None
-    except codec.ProtocolViolation as exc:
+    except framing.ProtocolViolation as exc:
         _abort(login)
         raise UpstreamError(
             _scrub(f"connection {login.label!r}: protocol violation: {exc}", target.password),

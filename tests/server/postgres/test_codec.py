@@ -7,13 +7,8 @@ import struct
 import pytest
 
 from hoop.server.postgres import codec
-from hoop.server.postgres.codec import (
-    Bind,
-    Field,
-    MessageFramer,
-    MessageTooLarge,
-    ProtocolViolation,
-)
+from hoop.server.postgres.codec import Bind, Field
+from hoop.server.postgres.framing import MessageFramer, MessageTooLarge, ProtocolViolation
 
 
 def _body(msg: bytes) -> bytes:

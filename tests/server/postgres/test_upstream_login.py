@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from _cluster import Cluster, free_port
 
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, framing
 from hoop.server.postgres.upstream import (
     UpstreamAuthFailed,
     UpstreamError,
@@ -40,7 +40,7 @@ async def _scalar(session: UpstreamSession, sql: str) -> str | None:
     """Run one simple query on a logged-in session and return the first column of row one."""
     session.writer.write(codec.query(sql))
     await session.writer.drain()
-    framer = codec.MessageFramer()
+    framer = framing.MessageFramer()
     framer.feed(session.leftover)
     value: str | None = None
     while True:
@@ -217,7 +217,7 @@ async def _scripted(replies: list[bytes], target_kw: dict[str, object]) -> Upstr
     """Serve ``replies`` one per message read from the client (SSLRequest/startup/password)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        framer, startup = codec.MessageFramer(), True
+        framer, startup = framing.MessageFramer(), True
         for reply in replies:
             while (msg := framer.next_startup() if startup else framer.next()) is None:
                 framer.feed(await reader.read(4096))
