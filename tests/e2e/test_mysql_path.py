@@ -396,7 +396,7 @@ def test_guardrail_corpus_through_pymysql(gw: GatewayProcess) -> None:
             run_all(conn.cursor(), sql)
             wrong.append(f"ran: {sql}")
         except pymysql.err.MySQLError as exc:
-            if f"blocked by rule {rule}" not in str(exc):
+            if "refused by Hoop" not in str(exc) or f"rule {rule} " not in str(exc):
                 wrong.append(f"{sql}: {exc}")
     prepared = PreparedStatements()
     for sql in corpus_mysql.ALLOW:
@@ -404,7 +404,7 @@ def test_guardrail_corpus_through_pymysql(gw: GatewayProcess) -> None:
         try:
             run_all(conn.cursor(), sql)
         except pymysql.err.MySQLError as exc:
-            if "blocked by rule" in str(exc) or conn.open is False:
+            if "refused by Hoop" in str(exc) or conn.open is False:
                 wrong.append(f"{sql}: {exc}")
             if not conn.open:
                 conn = connect(gw)
@@ -421,7 +421,7 @@ def test_guardrails_through_mariadb_client(gw: GatewayProcess) -> None:
         "PREPARE s FROM 'DROP TABLE users'",
     ):
         r = mariadb(gw, sql)
-        assert r.returncode != 0 and "blocked by rule" in r.stderr, (sql, r.stderr)
+        assert r.returncode != 0 and "refused by Hoop: rule " in r.stderr, (sql, r.stderr)
     ok = mariadb(gw, "SELECT COUNT(*) FROM users WHERE 1")
     assert ok.returncode == 0 and ok.stdout.strip().isdigit(), ok.stderr
 

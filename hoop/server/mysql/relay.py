@@ -256,7 +256,7 @@ class Relay(TwoSided):
         decision = self.pipeline.check(self.subject, text, self.prepared)
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
         if decision.action == "block":
-            return self._reply(seq, unit, *ER_BLOCKED, f"blocked by rule {decision.rule}: {decision.reason}")
+            return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
         if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
             self._start_hold(seq, payload, unit, decision)
             return _HOLD
@@ -285,7 +285,7 @@ class Relay(TwoSided):
         decision = self.pipeline.check(self.subject, text, self.prepared)
         unit = Unit(text, "result", decision.action, decision.rule, binary=True, stmt_id=stmt_id)
         if decision.action == "block":
-            return self._reply(seq, unit, *ER_BLOCKED, f"blocked by rule {decision.rule}: {decision.reason}")
+            return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
         if decision.action == "review":
             self._start_hold(seq, payload, unit, decision)
             return _HOLD

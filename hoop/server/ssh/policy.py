@@ -30,7 +30,7 @@ async def admit(
     decision = services.pipeline.check(subject, command)
     session.frame("q", {"text": command, "decision": decision.action, "rule": decision.rule, "reason": decision.reason})
     if decision.action == "block":
-        say(f"hoop: blocked by rule {decision.rule}: {decision.reason}")
+        say(f"hoop: refused: {decision.reason}")  # the reason names the rule
         session.statement(command, "block", decision.rule, error=decision.reason)
         session.audit("ssh.exec.block", command=command, rule=decision.rule, reason=decision.reason)
         return EXIT_NOT_RUN

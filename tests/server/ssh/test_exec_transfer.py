@@ -83,7 +83,7 @@ def test_blocked_command_hidden_after_semicolon(gateway):
     subprocess.run(["touch", marker], check=True)
     r = gateway.ssh("alice+web1", f"ls; rm -rf {marker}")
     assert r.returncode == 126
-    assert b"blocked by rule no-rm" in r.stderr
+    assert b"hoop: refused: rule no-rm blocks" in r.stderr
     assert os.path.exists(marker), "the blocked command must not run"
     assert r.stdout == b""
 
