@@ -23,15 +23,20 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def audit_actions(gateway, action_prefix: str) -> list[dict]:
-    time.sleep(0.5)  # the journal flushes every 0.2 s
-    db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
-    db.row_factory = sqlite3.Row
-    cols = [r[1] for r in db.execute("PRAGMA table_info(audit)")]
-    rows = [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY rowid")]
-    db.close()
-    assert "action" in cols
-    return [r for r in rows if str(r["action"]).startswith(action_prefix)]
+def audit_actions(gateway, action_prefix: str, at_least: int = 1) -> list[dict]:
+    """The audit events whose action starts with the prefix, read again (up to 10 s) until
+    there are `at_least`: the journal writes in batches, every 0.2 s."""
+    deadline = time.monotonic() + 10
+    time.sleep(0.3)  # what was just done reaches the store first
+    while True:
+        db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
+        db.row_factory = sqlite3.Row
+        rows = [dict(r) for r in db.execute("SELECT * FROM audit ORDER BY rowid")]
+        db.close()
+        found = [r for r in rows if str(r["action"]).startswith(action_prefix)]
+        if len(found) >= at_least or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def test_exec_passes_stdout_stderr_and_exit_status(gateway):

@@ -54,7 +54,7 @@ def test_terminal_sessions_keep_the_asyncssh_leg(gateway):
     before = len(audit_actions(gateway, "ssh.target"))
     r = gateway.ssh("alice+web1", "tty", extra=("-tt",))
     assert r.returncode == 0 and b"/dev/pts/" in r.stdout
-    legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target")[before:]]
+    legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target", before + 1)[before:]]
     assert legs == ["asyncssh"]
 
 
