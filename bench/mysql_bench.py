@@ -16,6 +16,7 @@ import argparse
 import multiprocessing as mp
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def main() -> int:
             f"FROM seq_1_to_{args.rows}"
         )
     tmp = Path(tempfile.mkdtemp(prefix="hoop-mybench-"))
-    proc = relay = None
+    proc = relay = c_relay = None
     try:
         proc, port, token = start_gateway(tmp, db)
         relay_port = free_port()
@@ -148,10 +149,20 @@ def main() -> int:
         while not port_open(relay_port):
             time.sleep(0.05)
         ca = str(tmp / "data" / "tls.crt")
-        targets = {
+        targets: dict[str, dict[str, Any]] = {
             "direct": {**DIRECT, "database": db},
             # Reference: a second hop that does nothing (bench/bare_relay.py), the floor of any Python proxy.
             "bare-relay": {**DIRECT, "port": relay_port, "database": db},
+        }
+        if shutil.which("socat"):  # the same do-nothing hop in C: what the hop itself costs
+            c_port = free_port()
+            c_relay = subprocess.Popen(
+                ["socat", f"TCP-LISTEN:{c_port},bind=127.0.0.1,reuseaddr,fork", "TCP:127.0.0.1:3306"]
+            )
+            while not port_open(c_port):
+                time.sleep(0.05)
+            targets["socat-relay"] = {**DIRECT, "port": c_port, "database": db}
+        targets |= {
             "gateway-tls": {
                 "host": "127.0.0.1",
                 "port": port,
@@ -188,7 +199,7 @@ def main() -> int:
             cells = "".join(f"{qps[name, n]:>20.0f}{qps[name, n] / qps['direct', n]:>7.2f}" for n in counts)
             print(f"{name:<15}{cells}{bulk[name]:>10.3f}{bulk['direct'] / bulk[name]:>7.2f}")
     finally:
-        for p in (proc, relay):
+        for p in (proc, relay, c_relay):
             if p is not None:
                 p.terminate()
                 p.wait(15)
