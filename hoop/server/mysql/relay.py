@@ -435,6 +435,8 @@ class Relay(TwoSided):
     def _finish(self, unit: Unit) -> None:
         duration = ((unit.ended or time.time()) - unit.started) * 1000.0
         rows = unit.rows if unit.rows else unit.affected
+        if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
+            rows = 0  # an empty result set: its count is 0, not unknown
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
 
     def upstream_lost(self) -> None:

@@ -118,6 +118,8 @@ class Responses:
         if got is None:
             return []
         buf, marks = got
+        if self.state == FIRST and self._whole_plain_result(buf, marks):
+            return [buf]
         out: list[Any] = []
         prev = 0  # start of the run of packets forwarded unchanged
         inject: list[bytes] = []
@@ -152,6 +154,38 @@ class Responses:
         if prev < len(buf):
             out.append(buf[prev:] if prev else buf)
         return out
+
+    def _whole_plain_result(self, buf: bytes, marks: list[tuple[int, int, int]]) -> bool:
+        """The common answer in one read: a single text result set, complete, nothing to mask or
+        limit, no other command waiting. It is counted here in one pass and forwarded as it
+        came; anything else (returns False, nothing changed) goes packet by packet below."""
+        units = self.relay.units
+        if len(units) != 1 or self.discard or self.continued:
+            return False
+        unit = units[0]
+        if unit.kind != "result" or unit.binary or unit.reply is not None:
+            return False
+        _, start, end = marks[0]
+        ncols = buf[start] if end - start == 1 else 0  # column count, one byte: 1..250
+        if not 0 < ncols < 0xFB:
+            return False
+        first_row = 1 + ncols + (0 if self.deprecate_eof else 1)  # after the column definitions
+        last = len(marks) - 1
+        if last < first_row:
+            return False
+        for _, start, end in marks[first_row:last]:
+            if end == start or buf[start] >= c.EOF_HEADER or end - start >= c.MAX_CHUNK:
+                return False  # an empty, error, EOF-like or split row: the full path decides
+        _, start, end = marks[last]
+        if end == start or buf[start] != c.EOF_HEADER or not (end - start < 9 or self.deprecate_eof):
+            return False
+        payload = buf[start:end]
+        status = p.parse_eof(payload)[1] if end - start < 9 else p.parse_ok(payload, self.caps).status
+        if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS) or self.relay.masking_active():
+            return False
+        unit.rows += last - first_row
+        self._done()
+        return True
 
     # -- one packet: returns None to forward it, else the bytes to send instead --------------
 
