@@ -21,6 +21,7 @@ import asyncssh
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.server.services import Services
+from hoop.server.ssh.corking import CorkingListener
 from hoop.server.ssh.device_auth import LOGIN_TIMEOUT, DeviceAuth
 from hoop.server.ssh.target import TargetError, connect_target
 from hoop.server.ssh.tuning import channel_options, connection_options
@@ -62,6 +63,7 @@ class SSHDoor:
             keepalive_interval=60,
             login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else 60,
             server_version="Hoop",
+            tunnel=CorkingListener(),  # listens itself, so that each connection's writes are corked
             **connection_options(server=True),
         )
 
