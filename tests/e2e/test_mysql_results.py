@@ -9,6 +9,7 @@ instead), and to the same recorded row counts.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
@@ -98,26 +99,22 @@ def _pymysql(**kw: Any) -> pymysql.Connection:
     )
 
 
-def _recorded_rows(gw: GatewayProcess, session_id: int, statements: int) -> list[int | None]:
-    """Row counts of the statements `hoop replay` shows, in order (None: no count), read again
-    until all `statements` are there: the journal writes in batches."""
+def _recorded_rows(gw: GatewayProcess, statements: int) -> list[int | None]:
+    """Row counts of the statements `hoop replay` shows for the latest session, in order (None:
+    no count), read again until all `statements` are there: the journal writes in batches."""
     deadline = time.monotonic() + 10
     while True:
-        replay = gw.cli("replay", str(session_id)).stdout
+        sessions = json.loads(gw.cli("sessions", "--json").stdout)
         counts: list[int | None] = []
-        for line in replay.splitlines():
-            if "    -> " in line:
-                m = re.search(r", (\d+) rows", line)
-                counts.append(int(m.group(1)) if m else None)
+        if sessions:
+            replay = gw.cli("replay", str(max(s["id"] for s in sessions))).stdout
+            for line in replay.splitlines():
+                if "    -> " in line:
+                    m = re.search(r", (\d+) rows", line)
+                    counts.append(int(m.group(1)) if m else None)
         if len(counts) >= statements or time.monotonic() > deadline:
-            print(replay)
             return counts
         time.sleep(0.1)
-
-
-def _latest_session(gw: GatewayProcess) -> int:
-    sessions = gw.cli("sessions", "--json").stdout
-    return max(int(i) for i in re.findall(r'"id": (\d+)', sessions))
 
 
 def test_pymysql_gets_what_the_server_sends_and_rows_are_recorded(gw: GatewayProcess, db: str) -> None:
@@ -131,7 +128,7 @@ def test_pymysql_gets_what_the_server_sends_and_rows_are_recorded(gw: GatewayPro
     direct.close()
 
     expected = [rows for _, rows in QUERIES]
-    assert _recorded_rows(gw, _latest_session(gw), len(QUERIES))[-len(QUERIES) :] == expected
+    assert _recorded_rows(gw, len(QUERIES))[-len(QUERIES) :] == expected
 
 
 def test_mariadb_client_output_matches_direct(gw: GatewayProcess, db: str) -> None:
