@@ -279,8 +279,12 @@ def test_sessions_replay_and_audit(gw) -> None:  # type: ignore[no-untyped-def]
     token = gw.token("alice")
     gw.psql("alice", token, "SELECT 'replay-me' AS marker")
     gw.psql("alice", token, "SELECT * FROM missing_table_xyz")
-    time.sleep(0.5)  # the journal flushes every 200 ms
-    sessions = json.loads(gw.cli("sessions", "--json").stdout)
+    deadline = time.monotonic() + 10  # the journal writes in batches: wait for both sessions' ends
+    while True:
+        sessions = json.loads(gw.cli("sessions", "--json").stdout)
+        if len(sessions) >= 2 and all(s["ended"] for s in sessions) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     first = min(sessions, key=lambda s: s["id"])
     assert first["user"] == "alice" and first["connection"] == "pg" and first["protocol"] == "postgres"
     assert first["statements"] == 1 and first["status"] == "closed" and first["ended"]
