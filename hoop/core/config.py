@@ -20,6 +20,7 @@ from hoop.core.secrets import Secret, resolve_secret
 DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
 SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Connection:
     allow_agent_forwarding: bool = False
     allow_x11: bool = False
     record_input: bool = False
+    ssh_client: str = "builtin"  # "openssh": exec, scp and sftp through an `ssh` child (openssh_leg.py)
     # MySQL targets
     allow_local_infile: bool = False
 
@@ -354,10 +356,13 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             allow_agent_forwarding=t.bool("allow_agent_forwarding", False),
             allow_x11=t.bool("allow_x11", False),
             record_input=t.bool("record_input", False),
+            ssh_client=t.str("ssh_client", "builtin"),
             allow_local_infile=t.bool("allow_local_infile", False),
         )
         if conn.sslmode not in SSLMODES:
             raise t.error("sslmode", f"expected one of {', '.join(SSLMODES)}, got {conn.sslmode!r}")
+        if conn.ssh_client not in SSH_CLIENTS:
+            raise t.error("ssh_client", f"expected one of {', '.join(SSH_CLIENTS)}, got {conn.ssh_client!r}")
         if "+" in name or "/" in name:
             raise t.error("name", "connection names may not contain '+' or '/'")
         t.done()

@@ -65,6 +65,7 @@ def test_file_secret(tmp_path: Path) -> None:
         (('postgres = "127.0.0.1:15432"', 'postgres = "15432"'), "listen.postgres", "expected HOST:PORT"),
         (("[gateway]", "[gateway]\nlog_level = 3"), "gateway.log_level", "expected a non-empty string"),
         (("${HOOP_T_PW}", "${HOOP_T_MISSING}"), "connections[0].password", "HOOP_T_MISSING is not set"),
+        (("groups = [\"dev\"]\n'''", "ssh_client = \"putty\"\n'''"), "connections[0].ssh_client", "builtin, openssh"),
     ],
 )
 def test_errors_name_file_key_and_expectation(

@@ -157,3 +157,20 @@ class CorkingListener:
 
     async def wait_closed(self) -> None:
         """See close()."""
+
+
+class CorkingConnector:
+    """Passed to `asyncssh.connect(..., tunnel=...)`: connects over TCP and corks the connection."""
+
+    async def create_connection(
+        self, session_factory: Callable[[], asyncio.Protocol], host: str, port: int
+    ) -> tuple[asyncio.BaseTransport, asyncio.Protocol]:
+        loop = asyncio.get_running_loop()
+        transport, corking = await loop.create_connection(lambda: _CorkingProtocol(session_factory()), host, port)
+        return transport, corking.inner
+
+    def close(self) -> None:
+        """Nothing of its own to close: the connection belongs to asyncssh."""
+
+    async def wait_closed(self) -> None:
+        """See close()."""

@@ -17,6 +17,7 @@ import asyncssh
 
 from hoop.core.config import Connection
 from hoop.core.errors import HoopError
+from hoop.server.ssh.corking import CorkingConnector
 from hoop.server.ssh.tuning import connection_options
 
 log = logging.getLogger("hoop.ssh")
@@ -103,6 +104,7 @@ async def connect_target(
                 preferred_auth="publickey,password,keyboard-interactive" if keys else "password,keyboard-interactive",
                 kbdint_auth=password is not None,
                 encoding=None,
+                tunnel=CorkingConnector(),  # connects itself, so that the writes to the target are corked
                 **connection_options(server=False),
             ),
             connection.connect_timeout,

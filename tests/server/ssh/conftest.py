@@ -203,6 +203,7 @@ port = {sshd.port}
 username = "root"
 private_key = "${{HOOP_TEST_KEY}}"
 groups = ["dev"]
+ssh_client = "openssh"
 
 [[connections]]
 name = "tunnel"
@@ -222,6 +223,16 @@ port = {sshd.port}
 username = "root"
 private_key = "{sshd.target_key}"
 groups = ["dev"]
+
+[[connections]]
+name = "locked2"
+type = "ssh"
+host = "127.0.0.1"
+port = {sshd.port}
+username = "root"
+private_key = "{sshd.target_key}"
+groups = ["dev"]
+ssh_client = "openssh"
 {password_conn}
 [[connections]]
 name = "db"

@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from support.servers import missing
 
 
@@ -222,19 +223,21 @@ def test_port_forward_allowed_goes_through_the_target(gateway):
     assert audit_actions(gateway, "ssh.port_forward")
 
 
-def test_changed_target_host_key_is_refused(gateway):
+@pytest.mark.parametrize("name", ["locked", "locked2"])  # the built-in and the OpenSSH target leg
+def test_changed_target_host_key_is_refused(gateway, name):
     db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
-    gateway.ssh("alice+locked", "true")  # first contact records the key
+    before = len(audit_actions(gateway, "ssh.hostkey.mismatch", at_least=0))
+    gateway.ssh(f"alice+{name}", "true")  # first contact records the key
     time.sleep(0.3)
-    other = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(gateway.dir / "fake")], check=True)
-    del other
-    fake = (gateway.dir / "fake.pub").read_text().strip()
+    fake_key = gateway.dir / f"fake-{name}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(fake_key)], check=True)
+    fake = fake_key.with_suffix(".pub").read_text().strip()
     with db:
-        n = db.execute("UPDATE host_keys SET key = ? WHERE connection = 'locked'", (fake,)).rowcount
+        n = db.execute("UPDATE host_keys SET key = ? WHERE connection = ?", (fake, name)).rowcount
     db.close()
     assert n == 1
-    r = gateway.ssh("alice+locked", "true")
+    r = gateway.ssh(f"alice+{name}", "true")
     assert r.returncode == 255
     assert b"host key" in r.stderr and b"does not match" in r.stderr
     assert b"REMOTE HOST IDENTIFICATION" not in r.stderr  # Hoop's words, not the target leg's ssh
-    assert audit_actions(gateway, "ssh.hostkey.mismatch")
+    assert len(audit_actions(gateway, "ssh.hostkey.mismatch", at_least=before + 1)) == before + 1

@@ -1,5 +1,6 @@
-"""Channels without a terminal reach the target through an OpenSSH `ssh` child of the
-gateway, which holds the key in memory only; terminals keep the asyncssh leg."""
+"""On a connection with `ssh_client = "openssh"` (web3 here), channels without a terminal reach
+the target through an OpenSSH `ssh` child of the gateway, which holds the key in memory only;
+terminals keep the asyncssh leg, and so does every channel of a connection without it."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ def _ssh_children(pid: int) -> list[int]:
 
 
 def test_exec_runs_through_an_ssh_child_holding_no_key_on_disk_or_in_argv(gateway):
-    assert gateway.ssh("alice+web1", "true").returncode == 0  # first contact pins the host key
+    assert gateway.ssh("alice+web3", "true").returncode == 0  # first contact pins the host key
     client = subprocess.Popen(
-        gateway.ssh_args("alice+web1") + ["sleep 1.5; echo done; echo oops >&2; exit 4"],
+        gateway.ssh_args("alice+web3") + ["sleep 1.5; echo done; echo oops >&2; exit 4"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -49,18 +50,29 @@ def test_exec_runs_through_an_ssh_child_holding_no_key_on_disk_or_in_argv(gatewa
     assert "openssh" in legs
 
 
-def test_terminal_sessions_keep_the_asyncssh_leg(gateway):
+def test_connections_without_the_setting_use_the_builtin_leg(gateway):
     gateway.ssh("alice+web1", "true")
     before = len(audit_actions(gateway, "ssh.target"))
-    r = gateway.ssh("alice+web1", "tty", extra=("-tt",))
+    client = subprocess.Popen(gateway.ssh_args("alice+web1") + ["sleep 1; echo done"], stdout=subprocess.PIPE)
+    time.sleep(0.5)
+    assert not _ssh_children(gateway.proc.pid)
+    assert client.communicate(timeout=30)[0] == b"done\n"
+    legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target", before + 1)[before:]]
+    assert legs == ["asyncssh"]
+
+
+def test_terminal_sessions_keep_the_asyncssh_leg(gateway):
+    gateway.ssh("alice+web3", "true")
+    before = len(audit_actions(gateway, "ssh.target"))
+    r = gateway.ssh("alice+web3", "tty", extra=("-tt",))
     assert r.returncode == 0 and b"/dev/pts/" in r.stdout
     legs = [json.loads(e["detail"]).get("leg") for e in audit_actions(gateway, "ssh.target", before + 1)[before:]]
     assert legs == ["asyncssh"]
 
 
 def test_a_client_that_leaves_takes_its_ssh_child_with_it(gateway):
-    gateway.ssh("alice+web1", "true")
-    client = subprocess.Popen(gateway.ssh_args("alice+web1") + ["sleep 30"], stdout=subprocess.DEVNULL)
+    gateway.ssh("alice+web3", "true")
+    client = subprocess.Popen(gateway.ssh_args("alice+web3") + ["sleep 30"], stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 5
     while not _ssh_children(gateway.proc.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
