@@ -24,7 +24,8 @@ def describe_frame(t: float, kind: str, data: dict[str, Any]) -> str | None:
     if kind == "r":
         if data.get("error"):
             return f"{stamp}    -> error: {data['error']} ({data.get('ms', 0):.1f} ms)"
-        rows = "" if data.get("rows") is None else f", {data['rows']} rows"
+        n = data.get("rows")
+        rows = "" if n is None else f", {n} row" + ("" if n == 1 else "s")
         line = f"{stamp}    -> {data.get('tag') or 'ok'}{rows} ({data.get('ms', 0):.1f} ms)"
         for row in data.get("sample") or []:
             line += "\n" + " " * 17 + " | ".join("NULL" if v is None else str(v) for v in row)

@@ -110,7 +110,7 @@ def _recorded_rows(gw: GatewayProcess, statements: int) -> list[int | None]:
             replay = gw.cli("replay", str(max(s["id"] for s in sessions))).stdout
             for line in replay.splitlines():
                 if "    -> " in line:
-                    m = re.search(r", (\d+) rows", line)
+                    m = re.search(r", (\d+) rows?\b", line)
                     counts.append(int(m.group(1)) if m else None)
         if len(counts) >= statements or time.monotonic() > deadline:
             return counts
