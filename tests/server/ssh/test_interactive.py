@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from _pty import Term
+from support.waiting import eventually
 
 from hoop.core.terminal import CastReader
 
@@ -20,7 +21,7 @@ def builtin(gateway, user: str = "alice", *extra: str) -> Term:
 
 def test_builtin_session_commands(gateway):
     assert gateway.ssh("alice+web1", "true").returncode == 0  # a session for `sessions` to show
-    time.sleep(0.5)
+    eventually(lambda: _sessions_of(gateway, "web1"))
     t = builtin(gateway)
     try:
         t.expect(r"hoop alice> ")
@@ -67,11 +68,13 @@ def test_connect_ssh_from_builtin_is_recorded(gateway):
         t.wait()
     finally:
         t.close()
-    time.sleep(0.5)
-    cast = _latest_cast(gateway)
-    assert "hello-42" in cast.read_text()
-    observed = _statements(gateway, "observed")
-    assert any("echo hello-$((6*7))" in s for s in observed), observed
+
+    def recorded() -> None:
+        assert "hello-42" in _latest_cast(gateway).read_text()
+        observed = _statements(gateway, "observed")
+        assert any("echo hello-$((6*7))" in s for s in observed), observed
+
+    eventually(recorded)
 
 
 def test_connect_postgres_sql_shell(gateway):
@@ -109,8 +112,13 @@ def test_direct_interactive_and_replay(gateway):
         assert t.wait() == 3
     finally:
         t.close()
-    time.sleep(0.5)
-    cast = _latest_cast(gateway)
+
+    def finished() -> Path:  # this session's recording, with its closing keyframe
+        cast = _latest_cast(gateway)
+        assert "second-half" in cast.read_text() and len(CastReader(cast).keyframes) >= 2
+        return cast
+
+    cast = eventually(finished)
     if shutil.which("asciinema"):
         player = Term(["asciinema", "cat", str(cast)])  # it insists on a terminal
         try:
@@ -167,6 +175,14 @@ def _latest_cast(gateway) -> Path:
     casts = sorted(gateway.recordings.glob("*.cast"), key=lambda p: int(p.stem))
     assert casts, "no terminal recording written"
     return casts[-1]
+
+
+def _sessions_of(gateway, connection: str) -> int:
+    db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
+    (n,) = db.execute("SELECT count(*) FROM sessions WHERE connection = ?", (connection,)).fetchone()
+    db.close()
+    assert n, f"no session of {connection} stored yet"
+    return int(n)
 
 
 def _statements(gateway, decision: str) -> list[str]:
