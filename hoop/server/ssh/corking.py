@@ -40,10 +40,11 @@ class CorkedTransport(asyncio.Transport):
         self._scheduled = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
+        chunk = data if isinstance(data, bytes) else bytes(data)  # views may change after we return
+        if not chunk:
             return
-        self._parts.append(bytes(data) if not isinstance(data, bytes) else data)
-        self._size += len(data)
+        self._parts.append(chunk)
+        self._size += len(chunk)
         if self._size >= FLUSH_AT:
             self.flush()
         elif not self._scheduled:
