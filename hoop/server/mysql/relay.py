@@ -176,11 +176,7 @@ class Relay(TwoSided):
             return False
         text = data[5:].decode("utf-8", "replace")
         decision = self.pipeline.check(self.subject, text, self.prepared)
-        if (
-            decision.action != "allow"
-            or decision.classification is None
-            or any(s.kind == "kill" for s in decision.classification.statements)
-        ):
+        if decision.action != "allow" or decision.classification is None or _runs_kill(decision):
             return False
         self.units.append(Unit(text, "result", "allow", decision.rule))
         self.upstream_write(data)
@@ -256,13 +252,13 @@ class Relay(TwoSided):
         decision = self.pipeline.check(self.subject, text, self.prepared)
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
         if decision.action == "block":
-            return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
+            return self._refuse(seq, unit, decision)
         if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
             self._start_hold(seq, payload, unit, decision)
             return _HOLD
         if kind == "result" and (m := _KILL.fullmatch(text)):
             return self._kill(seq, payload, int(m.group(2)), bool(m.group(1) and m.group(1)[0] in "qQ"), text)
-        if decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements):
+        if _runs_kill(decision):
             return self._reply(
                 seq,
                 unit,
@@ -285,11 +281,14 @@ class Relay(TwoSided):
         decision = self.pipeline.check(self.subject, text, self.prepared)
         unit = Unit(text, "result", decision.action, decision.rule, binary=True, stmt_id=stmt_id)
         if decision.action == "block":
-            return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
+            return self._refuse(seq, unit, decision)
         if decision.action == "review":
             self._start_hold(seq, payload, unit, decision)
             return _HOLD
         return self._forward(seq, payload, unit)
+
+    def _refuse(self, seq: int, unit: Unit, decision: Decision) -> object:
+        return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
         return self._forward(seq, payload, unit)
@@ -455,3 +454,9 @@ class Relay(TwoSided):
 
 
 _HOLD = object()
+
+
+def _runs_kill(decision: Decision) -> bool:
+    """A statement that runs KILL: `_kill` maps its gateway id to the upstream one, or it is refused;
+    it never goes upstream as written."""
+    return decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements)

@@ -160,7 +160,7 @@ class Responses:
         limit, no other command waiting. It is counted here in one pass and forwarded as it
         came; anything else (returns False, nothing changed) goes packet by packet below."""
         units = self.relay.units
-        if len(units) != 1 or self.discard or self.continued:
+        if len(units) != 1 or self.discard or self.continued or self.relay.masking_active():
             return False
         unit = units[0]
         if unit.kind != "result" or unit.binary or unit.reply is not None:
@@ -181,7 +181,7 @@ class Responses:
             return False
         payload = buf[start:end]
         status = p.parse_eof(payload)[1] if end - start < 9 else p.parse_ok(payload, self.caps).status
-        if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS) or self.relay.masking_active():
+        if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS):
             return False
         unit.rows += last - first_row
         self._done()
