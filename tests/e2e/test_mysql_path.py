@@ -273,13 +273,11 @@ def test_aiomysql_and_field_list(gw: GatewayProcess) -> None:
     conn.close()
 
 
-def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
-    import datetime
-    import decimal
+def _connector(gw: GatewayProcess) -> Any:
+    """mysql-connector (a test dependency: the one client here with server-side prepares)."""
+    import mysql.connector as connector
 
-    import mysql.connector as connector  # a test dependency: the one client here with server-side prepares
-
-    conn = connector.connect(
+    return connector.connect(
         host="127.0.0.1",
         port=gw.ports["mysql"],
         user="alice",
@@ -290,6 +288,13 @@ def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
         use_pure=True,
         autocommit=True,
     )
+
+
+def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
+    import datetime
+    import decimal
+
+    conn = _connector(gw)
     cur = conn.cursor(prepared=True)
     cur.execute("CREATE TABLE IF NOT EXISTS bin_t (id INT, d DATETIME, f DOUBLE, s VARCHAR(20), n DECIMAL(8,2))")
     cur.execute(
@@ -308,17 +313,7 @@ def test_prepared_statements_binary_rows(gw: GatewayProcess) -> None:
 def test_prepared_statement_is_judged_again_after_a_rule_change(gw: GatewayProcess) -> None:
     import mysql.connector as connector
 
-    conn = connector.connect(
-        host="127.0.0.1",
-        port=gw.ports["mysql"],
-        user="alice",
-        password=gw.tokens["alice"],  # type: ignore[attr-defined]
-        database="my",
-        ssl_ca=ca(gw),
-        ssl_verify_cert=False,
-        use_pure=True,
-        autocommit=True,
-    )
+    conn = _connector(gw)
     cur = conn.cursor(prepared=True)
     cur.execute("CREATE TABLE IF NOT EXISTS judged_t (id INT)")
     query = "SELECT COUNT(*) FROM judged_t WHERE id = ?"
