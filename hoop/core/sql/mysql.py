@@ -32,183 +32,23 @@ from .model import (
     where_state,
 )
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
+from .mysql_words import (
+    INTO_STOP,
+    MODIFIERS,
+    NAME_BEFORE,
+    NOT_FUNCS,
+    OBJECTS,
+    PASSWORD_TABLES,
+    SIMPLE,
+    STARTERS,
+    TABLE_OBJECT_KINDS,
+    TYPES,
+)
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
 
 
 # ---- classification of one segment ----
-
-_NOT_FUNCS = {
-    "IN",
-    "VALUES",
-    "VALUE",
-    "EXISTS",
-    "AS",
-    "ON",
-    "USING",
-    "INTO",
-    "TABLE",
-    "KEY",
-    "INDEX",
-    "ROW",
-    "ALL",
-    "ANY",
-    "SOME",
-    "AND",
-    "OR",
-    "NOT",
-    "FROM",
-    "JOIN",
-    "WHERE",
-    "SELECT",
-    "OVER",
-    "WITH",
-    "SET",
-    "PRIMARY",
-    "UNIQUE",
-    "FOREIGN",
-    "REFERENCES",
-    "PARTITION",
-    "CHECK",
-    "BY",
-    "IS",
-    "LIKE",
-    "THEN",
-    "ELSE",
-    "WHEN",
-    "RETURNS",
-    "USE",
-    "FORCE",
-    "IGNORE",
-    "DUPLICATE",
-    "UPDATE",
-    "DELETE",
-    "INSERT",
-    "REPLACE",
-    "CALL",
-    "PROCEDURE",
-    "FUNCTION",
-    "LIMIT",
-    "FOR",
-    "COLUMNS",
-    "FIELDS",
-    "LINES",
-    "CONSTRAINT",
-    "AFTER",
-    "BEFORE",
-    "UNION",
-    "DEFAULT",
-}
-_TYPES = {
-    "VARCHAR",
-    "DECIMAL",
-    "NUMERIC",
-    "INT",
-    "INTEGER",
-    "BIGINT",
-    "TINYINT",
-    "SMALLINT",
-    "MEDIUMINT",
-    "FLOAT",
-    "DOUBLE",
-    "BINARY",
-    "VARBINARY",
-    "BIT",
-    "ENUM",
-    "DATETIME",
-    "TIMESTAMP",
-    "TIME",
-    "YEAR",
-    "NCHAR",
-    "NVARCHAR",
-}
-_NAME_BEFORE = {
-    "TABLE",
-    "INTO",
-    "INDEX",
-    "KEY",
-    "REFERENCES",
-    "VIEW",
-    "EXISTS",
-    "PROCEDURE",
-    "FUNCTION",
-    "TRIGGER",
-}
-_STARTERS = {"SELECT", "WITH", "TABLE", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"}
-_OBJECTS = {
-    "TABLE": "table",
-    "TABLES": "table",
-    "VIEW": "view",
-    "USER": "user",
-    "ROLE": "role",
-    "DATABASE": "database",
-    "SCHEMA": "database",
-    "INDEX": "index",
-    "PROCEDURE": "procedure",
-    "FUNCTION": "function",
-    "TRIGGER": "trigger",
-    "EVENT": "event",
-    "SERVER": "server",
-    "SEQUENCE": "sequence",
-    "TABLESPACE": "tablespace",
-    "PACKAGE": "package",
-    "LOGFILE": "logfile group",
-    "INSTANCE": "instance",
-    "PREPARE": "prepare",
-    "RESOURCE": "resource group",
-}
-_SIMPLE = {
-    "SHOW": "show",
-    "USE": "use",
-    "KILL": "kill",
-    "FLUSH": "flush",
-    "INSTALL": "install",
-    "UNINSTALL": "uninstall",
-    "HANDLER": "handler",
-    "COMMIT": "commit",
-    "ROLLBACK": "rollback",
-    "SAVEPOINT": "savepoint",
-    "RELEASE": "release",
-    "XA": "xa",
-    "UNLOCK": "unlock",
-    "OPTIMIZE": "optimize",
-    "REPAIR": "repair",
-    "CHECK": "check",
-    "CHECKSUM": "checksum",
-    "RESET": "reset",
-    "PURGE": "purge",
-    "CHANGE": "change",
-    "STOP": "stop",
-    "SHUTDOWN": "shutdown",
-    "RESTART": "restart",
-    "HELP": "help",
-    "CACHE": "cache",
-    "SIGNAL": "signal",
-    "RESIGNAL": "resignal",
-    "GET": "get",
-    "BACKUP": "backup",
-    "CLONE": "clone",
-    "IMPORT": "import",
-    "LOCK": "lock",
-}
-_TABLE_OBJECT_KINDS = {"table", "view", "sequence"}
-_MODIFIERS = {"LOW_PRIORITY", "QUICK", "IGNORE", "HIGH_PRIORITY", "DELAYED"}
-_INTO_STOP = {
-    "FROM",
-    "WHERE",
-    "GROUP",
-    "HAVING",
-    "ORDER",
-    "LIMIT",
-    "FOR",
-    "LOCK",
-    "UNION",
-    "EXCEPT",
-    "INTERSECT",
-    "WINDOW",
-    "PROCEDURE",
-}
-_PASSWORD_TABLES = {"mysql.user", "mysql.global_priv"}
 
 
 class _Seg:
@@ -255,9 +95,9 @@ def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> 
             t.kind in ("word", "ident")
             and nxt is not None
             and nxt.text == "("
-            and t.up not in _NOT_FUNCS
-            and t.up not in _TYPES
-            and prev_word not in _NAME_BEFORE
+            and t.up not in NOT_FUNCS
+            and t.up not in TYPES
+            and prev_word not in NAME_BEFORE
         ):
             qual = toks[i - 2].name + "." if i >= 2 and toks[i - 1].text == "." else ""
             functions.add(qual + t.name)
@@ -269,7 +109,7 @@ def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> 
             flags.add("password_hash_read")
         if t.kind in ("word", "ident", "dstring") and t.name == "mysql" and nxt is not None and nxt.text == ".":
             name = seg.name_at(i)[0]
-            if name in _PASSWORD_TABLES:
+            if name in PASSWORD_TABLES:
                 flags.add("password_hash_read")
                 tables.add(name)
 
@@ -361,12 +201,12 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
         i = seg.index("INTO", first)
         while i >= 0:
             j = i + 1
-            while j < len(seg.toks) and seg.words[j] not in _INTO_STOP and seg.toks[j].text not in (")", ";"):
+            while j < len(seg.toks) and seg.words[j] not in INTO_STOP and seg.toks[j].text not in (")", ";"):
                 j += 1
             blanks.append((seg.toks[i].start, seg.toks[j - 1].end))
             i = seg.index("INTO", j)
     j = first + 1
-    while seg.word(j) in _MODIFIERS:
+    while seg.word(j) in MODIFIERS:
         blanks.append((seg.toks[j].start, seg.toks[j].end))
         j += 1
     text = seg.clean_from(0, tuple(blanks))  # from token 0: keep the parentheses of (SELECT ...) UNION ...
@@ -388,8 +228,8 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
 def _object(seg: _Seg, start: int) -> tuple[str, int]:
     """First object keyword (TABLE, USER, ...) within the next few words, and the index after it."""
     for i in range(start, min(start + 24, len(seg.toks))):  # past OR REPLACE, DEFINER=..., SQL SECURITY ...
-        if seg.words[i] in _OBJECTS:
-            return _OBJECTS[seg.words[i]], i + 1
+        if seg.words[i] in OBJECTS:
+            return OBJECTS[seg.words[i]], i + 1
         if seg.toks[i].text == "(":
             break
     return "", start
@@ -422,9 +262,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         first += 1
     w0, w1 = seg.word(first), seg.word(first + 1)
     kind = w0.lower()
-    if w0 in _STARTERS or (first > 0 and w0 == ""):
+    if w0 in STARTERS or (first > 0 and w0 == ""):
         kind, where = _dml(seg, first, tables)
-        if kind in ("insert", "replace", "update", "delete") and tables & _PASSWORD_TABLES:
+        if kind in ("insert", "replace", "update", "delete") and tables & PASSWORD_TABLES:
             flags.add("password_change")
     elif w0 in ("DROP", "CREATE", "ALTER", "RENAME", "TRUNCATE"):
         obj, after = _object(seg, 1)
@@ -432,7 +272,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             obj, after = "table", (after if obj else 1)
         if w0 == "DROP" and obj == "prepare":
             kind, obj = "deallocate", seg.name_at(after)[0]
-        elif w0 == "RENAME" or obj in _TABLE_OBJECT_KINDS:
+        elif w0 == "RENAME" or obj in TABLE_OBJECT_KINDS:
             _names_list(seg, after, tables)
             if w0 == "RENAME":
                 for i, w in enumerate(seg.words):
@@ -466,7 +306,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         while seg.word(i) in ("ANALYZE", "EXTENDED", "PARTITIONS", "FORMAT"):
             analyze |= seg.word(i) == "ANALYZE"
             i += 3 if seg.word(i) == "FORMAT" else 1  # FORMAT = JSON
-        if seg.word(i) in _STARTERS or (i < len(seg.toks) and seg.toks[i].text == "("):
+        if seg.word(i) in STARTERS or (i < len(seg.toks) and seg.toks[i].text == "("):
             kind, target = "explain", _classify(_sub(seg, i), backslash)
             if analyze:
                 inner.append(target)
@@ -525,8 +365,8 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             kind, obj, dynamic = "do", "block", True  # MariaDB anonymous compound statement
     elif w0 == "START":
         kind, obj = ("begin", "") if w1 == "TRANSACTION" else ("start", w1.lower())
-    elif w0 in _SIMPLE:
-        kind = _SIMPLE[w0]
+    elif w0 in SIMPLE:
+        kind = SIMPLE[w0]
         obj = w1.lower()
         if w0 in ("LOCK", "OPTIMIZE", "REPAIR", "CHECK", "CHECKSUM") and w1 in ("TABLE", "TABLES"):
             _names_list(seg, 2, tables)
