@@ -40,6 +40,15 @@ def audit_actions(gateway, action_prefix: str, at_least: int = 1) -> list[dict]:
         time.sleep(0.1)
 
 
+def test_gateway_log_has_no_library_warnings(gateway):
+    """Operators read this log: warnings raised while the SSH libraries import (asyncssh names
+    DSA types that newer cryptography releases deprecate) would bury what the gateway says."""
+    ran = gateway.ssh("alice+web1", "true")
+    assert ran.returncode == 0, ran.stderr
+    log = (gateway.dir / "gateway.log").read_text(errors="replace")
+    assert "Warning:" not in log, log[:3000]
+
+
 def test_exec_passes_stdout_stderr_and_exit_status(gateway):
     r = gateway.ssh("alice+web1", "echo out; echo err >&2; exit 7")
     assert (r.returncode, r.stdout, r.stderr) == (7, b"out\n", b"err\n")
