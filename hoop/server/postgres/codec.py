@@ -1,6 +1,7 @@
-"""Sans-IO PostgreSQL wire protocol (v3) codec: message builders and parsers.
+"""Sans-IO PostgreSQL wire protocol (v3) codec: backend message builders and all parsers.
 
-No I/O happens here (framing is framing.py's job). Builders return ``bytes``; parsers take a message *body* (the bytes
+No I/O happens here (framing is framing.py's job; the messages a client sends are built in
+frontend.py). Builders return ``bytes``; parsers take a message *body* (the bytes
 after the 5-byte type+length header, or after the 4-byte length of a startup-phase message) as
 ``bytes`` or ``memoryview``. Text is UTF-8 with ``surrogateescape`` so that any byte sequence
 round-trips unchanged through parse -> build.
@@ -24,6 +25,7 @@ _U32 = struct.Struct("!I")
 _I16 = struct.Struct("!h")
 _HDR = struct.Struct("!cI")  # type byte + length
 _FIELD = struct.Struct("!IhIhih")  # RowDescription per-field trailer after the name
+NULL_VALUE = b"\xff\xff\xff\xff"  # a value's length of -1: SQL NULL
 _ENC = "utf-8"
 _ERRS = "surrogateescape"
 
@@ -31,15 +33,15 @@ _ERRS = "surrogateescape"
 # --------------------------------------------------------------------------- builders
 
 
-def _enc(text: str) -> bytes:
+def text_bytes(text: str) -> bytes:
     raw = text.encode(_ENC, _ERRS)
     if b"\0" in raw:
         raise ValueError("protocol strings cannot contain NUL bytes")
     return raw
 
 
-def _cstr(text: str) -> bytes:
-    return _enc(text) + b"\0"
+def cstr(text: str) -> bytes:
+    return text_bytes(text) + b"\0"
 
 
 def message(type_byte: bytes, payload: bytes = b"") -> bytes:
@@ -60,7 +62,7 @@ def authentication_md5_password(salt: bytes) -> bytes:
 
 
 def authentication_sasl(mechanisms: Sequence[str]) -> bytes:
-    return message(b"R", _I32.pack(10) + b"".join(_cstr(m) for m in mechanisms) + b"\0")
+    return message(b"R", _I32.pack(10) + b"".join(cstr(m) for m in mechanisms) + b"\0")
 
 
 def authentication_sasl_continue(data: bytes) -> bytes:
@@ -72,7 +74,7 @@ def authentication_sasl_final(data: bytes) -> bytes:
 
 
 def parameter_status(name: str, value: str) -> bytes:
-    return message(b"S", _cstr(name) + _cstr(value))
+    return message(b"S", cstr(name) + cstr(value))
 
 
 def backend_key_data(pid: int, key: int) -> bytes:
@@ -88,12 +90,12 @@ def ready_for_query(status: bytes = b"I") -> bytes:
 def _fields_payload(severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None) -> bytes:
     if len(sqlstate) != 5:
         raise ValueError(f"SQLSTATE must be 5 characters, got {sqlstate!r}")
-    parts = [b"S" + _cstr(severity), b"V" + _cstr(severity), b"C" + _cstr(sqlstate)]
-    parts.append(b"M" + _cstr(text))
+    parts = [b"S" + cstr(severity), b"V" + cstr(severity), b"C" + cstr(sqlstate)]
+    parts.append(b"M" + cstr(text))
     if detail is not None:
-        parts.append(b"D" + _cstr(detail))
+        parts.append(b"D" + cstr(detail))
     if hint is not None:
-        parts.append(b"H" + _cstr(hint))
+        parts.append(b"H" + cstr(hint))
     return b"".join(parts) + b"\0"
 
 
@@ -110,7 +112,7 @@ def notice_response(
 
 
 def command_complete(tag: str) -> bytes:
-    return message(b"C", _cstr(tag))
+    return message(b"C", cstr(tag))
 
 
 def empty_query_response() -> bytes:
@@ -149,100 +151,27 @@ class Field:
 def row_description(fields: Sequence[Field]) -> bytes:
     parts = [_I16.pack(len(fields))]
     for f in fields:
-        parts.append(_cstr(f.name))
+        parts.append(cstr(f.name))
         parts.append(_FIELD.pack(f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, f.format))
     return message(b"T", b"".join(parts))
 
 
 def data_row(values: Sequence[bytes | None]) -> bytes:
-    """Build a DataRow (also the way to rebuild one after rewriting values)."""
-    parts = [_I16.pack(len(values))]
+    """Build a DataRow (also the way to rebuild one after rewriting values): one join, the
+    length known before it, since masking rebuilds every row it changes."""
+    parts = [b"", _I16.pack(len(values))]
+    append = parts.append
+    size = 6  # the length field and the count
     for v in values:
-        parts.append(b"\xff\xff\xff\xff" if v is None else _I32.pack(len(v)) + v)
-    return message(b"D", b"".join(parts))
-
-
-# Frontend messages ------------------------------------------------------------------
-
-
-def startup_message(params: dict[str, str], version: int = PROTOCOL_3_0) -> bytes:
-    payload = _I32.pack(version) + b"".join(_cstr(k) + _cstr(v) for k, v in params.items()) + b"\0"
-    return _I32.pack(len(payload) + 4) + payload
-
-
-def ssl_request() -> bytes:
-    return _I32.pack(8) + _I32.pack(SSL_REQUEST_CODE)
-
-
-def gssenc_request() -> bytes:
-    return _I32.pack(8) + _I32.pack(GSSENC_REQUEST_CODE)
-
-
-def cancel_request(pid: int, key: int) -> bytes:
-    return struct.pack("!iiii", 16, CANCEL_REQUEST_CODE, pid, key)
-
-
-def password_message(password: bytes) -> bytes:
-    """PasswordMessage for cleartext or md5 auth (the NUL terminator is added here)."""
-    return message(b"p", password + b"\0")
-
-
-def sasl_initial_response(mechanism: str, data: bytes | None) -> bytes:
-    tail = _I32.pack(-1) if data is None else _I32.pack(len(data)) + data
-    return message(b"p", _cstr(mechanism) + tail)
-
-
-def sasl_response(data: bytes) -> bytes:
-    return message(b"p", data)
-
-
-def query(sql: str) -> bytes:
-    return message(b"Q", _cstr(sql))
-
-
-def terminate() -> bytes:
-    return message(b"X")
-
-
-def sync() -> bytes:
-    return message(b"S")
-
-
-def flush() -> bytes:
-    return message(b"H")
-
-
-def parse(name: str, sql: str, param_oids: Sequence[int] = ()) -> bytes:
-    oids = b"".join(_U32.pack(o) for o in param_oids)
-    return message(b"P", _cstr(name) + _cstr(sql) + _I16.pack(len(param_oids)) + oids)
-
-
-def bind(
-    portal: str,
-    statement: str,
-    params: Sequence[bytes | None] = (),
-    param_formats: Sequence[int] = (),
-    result_formats: Sequence[int] = (),
-) -> bytes:
-    parts = [_cstr(portal), _cstr(statement), _I16.pack(len(param_formats))]
-    parts += [_I16.pack(f) for f in param_formats]
-    parts.append(_I16.pack(len(params)))
-    parts += [b"\xff\xff\xff\xff" if p is None else _I32.pack(len(p)) + p for p in params]
-    parts.append(_I16.pack(len(result_formats)))
-    parts += [_I16.pack(f) for f in result_formats]
-    return message(b"B", b"".join(parts))
-
-
-def describe(kind: str, name: str) -> bytes:
-    return message(b"D", _enc(kind) + _cstr(name))
-
-
-def execute(portal: str = "", max_rows: int = 0) -> bytes:
-    return message(b"E", _cstr(portal) + _I32.pack(max_rows))
-
-
-def close(kind: str, name: str) -> bytes:
-    return message(b"C", _enc(kind) + _cstr(name))
+        if v is None:
+            append(NULL_VALUE)
+            size += 4
+        else:
+            append(_I32.pack(len(v)))
+            append(v)
+            size += 4 + len(v)
+    parts[0] = _HDR.pack(b"D", size)
+    return b"".join(parts)
 
 
 # --------------------------------------------------------------------------- parsers
@@ -418,9 +347,35 @@ def parse_row_description(data: bytes | memoryview) -> list[Field]:
 
 
 def parse_data_row(data: bytes | memoryview) -> list[bytes | None]:
-    r = _Reader(data, "DataRow")
-    values = [r.value() for _ in range(r.count())]
-    r.end()
+    """The values of a DataRow body (None for SQL NULL). Runs once per row of a masked result,
+    so it walks the body inline rather than through `_Reader`; the checks are the same."""
+    buf = data if isinstance(data, bytes) else bytes(data)
+    size = len(buf)
+    if size < 2:
+        raise ProtocolViolation("DataRow: truncated message (expected int16)")
+    (count,) = _I16.unpack_from(buf)
+    if count < 0:
+        raise ProtocolViolation(f"DataRow: negative count {count}")
+    values: list[bytes | None] = []
+    append = values.append
+    unpack = _I32.unpack_from
+    pos = 2
+    for _ in range(count):
+        if pos + 4 > size:
+            raise ProtocolViolation("DataRow: truncated message (expected int32)")
+        (n,) = unpack(buf, pos)
+        pos += 4
+        if n < 0:
+            if n != -1:
+                raise ProtocolViolation(f"DataRow: invalid value length {n}")
+            append(None)
+            continue
+        if pos + n > size:
+            raise ProtocolViolation(f"DataRow: truncated message (expected {n} bytes)")
+        append(buf[pos : pos + n])
+        pos += n
+    if pos != size:
+        raise ProtocolViolation(f"DataRow: {size - pos} unexpected trailing bytes")
     return values
 
 

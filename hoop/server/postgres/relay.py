@@ -21,7 +21,7 @@ from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
-from hoop.server.postgres import codec, framing
+from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -56,7 +56,7 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
 class Relay(Holds, TwoSided):
     """State shared by both directions of one session."""
 
-    GOODBYE = codec.terminate()
+    GOODBYE = frontend.terminate()
 
     def __init__(
         self,
@@ -123,7 +123,7 @@ class Relay(Holds, TwoSided):
         try:
             async with asyncio.timeout(5):
                 _, w = await asyncio.open_connection(t.host, t.port)
-                w.write(codec.cancel_request(*self.upstream_key))
+                w.write(frontend.cancel_request(*self.upstream_key))
                 await w.drain()
                 w.close()
         except (OSError, TimeoutError) as exc:
@@ -255,10 +255,10 @@ class Relay(Holds, TwoSided):
         )
         failing = f'SELECT FROM "{marker}"'
         if kind == "query":
-            return codec.query(failing)
+            return frontend.query(failing)
         if kind == "parse":
-            return codec.parse(name, failing)
-        return codec.bind(name, marker, [], [], [])  # no such prepared statement: fails with the marker
+            return frontend.parse(name, failing)
+        return frontend.bind(name, marker, [], [], [])  # no such prepared statement: fails with the marker
 
     # -- upstream -> client ----------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Literal, NoReturn
 
 import scramp
 
-from hoop.server.postgres import codec, framing
+from hoop.server.postgres import codec, framing, frontend
 
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 _SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -57,7 +57,7 @@ class UpstreamSession:
         """Say goodbye politely (Terminate) and close the socket."""
         try:
             if not self.writer.is_closing():
-                self.writer.write(codec.terminate())
+                self.writer.write(frontend.terminate())
             self.writer.close()
             await self.writer.wait_closed()
         except (OSError, ssl.SSLError):
@@ -156,14 +156,14 @@ class _Login:
             self.fail(UpstreamUnavailable, f"cannot connect to {t.host}:{t.port}: {reason}")
         if t.sslmode != "disable":
             await self._negotiate_tls()
-        self.writer.write(codec.startup_message({"user": t.username, "database": t.database, **self.params}))
+        self.writer.write(frontend.startup_message({"user": t.username, "database": t.database, **self.params}))
         await self.writer.drain()
         return await self._authenticate()
 
     async def _negotiate_tls(self) -> None:
         assert self.reader is not None and self.writer is not None
         t = self.t
-        self.writer.write(codec.ssl_request())
+        self.writer.write(frontend.ssl_request())
         await self.writer.drain()
         answer = await self._read_exactly(1)
         if answer == b"N":
@@ -263,11 +263,11 @@ class _Login:
                     "28000",
                 )
             self.auth_method = "password"
-            await self._send(codec.password_message(self._need_password("password").encode()))
+            await self._send(frontend.password_message(self._need_password("password").encode()))
         elif code == 5:
             pw = self._need_password("md5")
             self.auth_method = "md5"
-            await self._send(codec.password_message(_md5_password(pw, t.username, data[:4])))
+            await self._send(frontend.password_message(_md5_password(pw, t.username, data[:4])))
         elif code == 10:
             mechs = codec.parse_sasl_mechanisms(data)
             if "SCRAM-SHA-256" not in mechs:
@@ -276,12 +276,12 @@ class _Login:
             self.auth_method = "scram-sha-256"
             self.scram = scramp.ScramClient(["SCRAM-SHA-256"], t.username, pw)
             first = self.scram.get_client_first().encode()
-            await self._send(codec.sasl_initial_response("SCRAM-SHA-256", first))
+            await self._send(frontend.sasl_initial_response("SCRAM-SHA-256", first))
         elif code in (11, 12) and self.scram is not None:
             try:
                 if code == 11:
                     self.scram.set_server_first(data.decode())
-                    await self._send(codec.sasl_response(self.scram.get_client_final().encode()))
+                    await self._send(frontend.sasl_response(self.scram.get_client_final().encode()))
                 else:
                     self.scram.set_server_final(data.decode())
                     self.scram_verified = True

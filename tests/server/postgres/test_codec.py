@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from hoop.server.postgres import codec
+from hoop.server.postgres import codec, frontend
 from hoop.server.postgres.codec import Bind, Field
 from hoop.server.postgres.framing import MessageFramer, MessageTooLarge, ProtocolViolation
 
@@ -47,14 +47,14 @@ def test_framer_byte_by_byte_feed() -> None:
 def test_framer_views_survive_later_feeds_while_held() -> None:
     # A held view must never observe bytes being shifted under it.
     f = MessageFramer()
-    first, second = codec.query("select 1"), codec.query("select 2")
+    first, second = frontend.query("select 1"), frontend.query("select 2")
     f.feed(first + second[:3])
     _, view = f.next()
     f.feed(second[3:])
     assert bytes(view) == first
     assert bytes(f.next()[1]) == second
     # Same while the buffer is a growing bytearray (message straddling three feeds).
-    third = codec.query("select 3")
+    third = frontend.query("select 3")
     f.feed(third[:2])
     f.feed(third[2:6])
     f.feed(third[6:] + first[:1])
@@ -93,7 +93,7 @@ def test_framer_rejects_oversized_before_buffering_it() -> None:
 def test_split_complete_offsets_and_incomplete_tail() -> None:
     f = MessageFramer()
     data = b"".join(STREAM)
-    f.feed(data + codec.query("tail")[:4])
+    f.feed(data + frontend.query("tail")[:4])
     view, msgs = f.split_complete()
     assert bytes(view) == data
     assert [(t, bytes(view[s:e])) for t, s, e in msgs] == [(m[0], m) for m in STREAM]
@@ -112,7 +112,7 @@ def test_split_complete_watch_lists_only_watched_types() -> None:
 
 def test_split_complete_hands_out_valid_prefix_before_raising() -> None:
     f = MessageFramer()
-    good = codec.sync()
+    good = frontend.sync()
     f.feed(good + b"Q" + struct.pack("!I", 2))
     view, msgs = f.split_complete()
     assert bytes(view) == good and len(msgs) == 1
@@ -122,7 +122,7 @@ def test_split_complete_hands_out_valid_prefix_before_raising() -> None:
 
 def test_take_rest_returns_unconsumed_bytes() -> None:
     f = MessageFramer()
-    f.feed(codec.sync() + b"leftover")
+    f.feed(frontend.sync() + b"leftover")
     f.next()
     assert f.take_rest() == b"leftover"
     assert f.pending() == 0
@@ -130,8 +130,8 @@ def test_take_rest_returns_unconsumed_bytes() -> None:
 
 def test_next_startup_and_limits() -> None:
     f = MessageFramer()
-    msg = codec.startup_message({"user": "alice", "database": "db"})
-    for b in codec.ssl_request() + msg:
+    msg = frontend.startup_message({"user": "alice", "database": "db"})
+    for b in frontend.ssl_request() + msg:
         f.feed(bytes([b]))
     ssl = f.next_startup()
     assert codec.parse_startup(ssl[4:]).kind == "ssl"
@@ -151,13 +151,13 @@ def test_next_startup_and_limits() -> None:
 
 def test_parse_startup_kinds() -> None:
     params = {"user": "u", "application_name": "psql"}
-    s = codec.parse_startup(codec.startup_message(params)[4:])
+    s = codec.parse_startup(frontend.startup_message(params)[4:])
     assert (s.kind, s.version, s.params) == ("startup", 196608, params)
-    assert codec.parse_startup(codec.gssenc_request()[4:]).kind == "gssenc"
-    c = codec.parse_startup(codec.cancel_request(4242, -7)[4:])
+    assert codec.parse_startup(frontend.gssenc_request()[4:]).kind == "gssenc"
+    c = codec.parse_startup(frontend.cancel_request(4242, -7)[4:])
     assert (c.kind, c.pid, c.key) == ("cancel", 4242, -7)
-    assert codec.cancel_request(1, 2) == struct.pack("!iiii", 16, 80877102, 1, 2)
-    assert codec.ssl_request() == bytes.fromhex("0000000804d2162f")
+    assert frontend.cancel_request(1, 2) == struct.pack("!iiii", 16, 80877102, 1, 2)
+    assert frontend.ssl_request() == bytes.fromhex("0000000804d2162f")
 
 
 def test_parse_startup_rejects_garbage() -> None:
@@ -233,6 +233,16 @@ def test_data_row_round_trip_and_rebuild() -> None:
         codec.parse_data_row(struct.pack("!hi", 1, -2))
     with pytest.raises(ProtocolViolation, match="truncated"):
         codec.parse_data_row(struct.pack("!hi", 1, 10) + b"abc")
+    for bad, problem in [
+        (b"\x00", "truncated"),  # no column count
+        (struct.pack("!h", -1), "negative count"),
+        (struct.pack("!hi", 2, 1) + b"x" + b"\x00\x00", "truncated"),  # second length cut short
+        (struct.pack("!hi", 1, 1) + b"xy", "1 unexpected trailing bytes"),
+    ]:
+        with pytest.raises(ProtocolViolation, match=problem):
+            codec.parse_data_row(memoryview(bad))
+    wide = [b"v" * 70_000, None, b"\x00"]  # a value past 64 KiB, a NULL, a NUL byte
+    assert codec.parse_data_row(memoryview(codec.data_row(wide))[5:]) == wide
 
 
 def test_command_complete_and_copy_response() -> None:
@@ -247,30 +257,30 @@ def test_command_complete_and_copy_response() -> None:
 
 
 def test_query_round_trip_keeps_undecodable_bytes() -> None:
-    assert codec.parse_query(_body(codec.query("select 'ü'"))) == "select 'ü'"
+    assert codec.parse_query(_body(frontend.query("select 'ü'"))) == "select 'ü'"
     raw = b"select '\xff'\0"
-    assert codec.query(codec.parse_query(raw))[5:] == raw
+    assert frontend.query(codec.parse_query(raw))[5:] == raw
     with pytest.raises(ProtocolViolation, match="NUL terminator"):
         codec.parse_query(b"select 1")
     with pytest.raises(ValueError, match="NUL"):
-        codec.query("select '\0'")
+        frontend.query("select '\0'")
 
 
 def test_extended_protocol_round_trips() -> None:
-    p = codec.parse("s1", "select $1::int", [23])
+    p = frontend.parse("s1", "select $1::int", [23])
     assert codec.parse_parse(_body(p)) == ("s1", "select $1::int", [23])
-    b = codec.bind("p1", "s1", [b"7", None], param_formats=[0], result_formats=[1, 0])
+    b = frontend.bind("p1", "s1", [b"7", None], param_formats=[0], result_formats=[1, 0])
     assert codec.parse_bind(_body(b)) == Bind("p1", "s1", [0], [b"7", None], [1, 0])
-    assert codec.parse_describe(_body(codec.describe("S", "s1"))) == ("S", "s1")
-    assert codec.parse_execute(_body(codec.execute("p1", 10))) == ("p1", 10)
-    assert codec.parse_close(_body(codec.close("P", "p1"))) == ("P", "p1")
+    assert codec.parse_describe(_body(frontend.describe("S", "s1"))) == ("S", "s1")
+    assert codec.parse_execute(_body(frontend.execute("p1", 10))) == ("p1", 10)
+    assert codec.parse_close(_body(frontend.close("P", "p1"))) == ("P", "p1")
     with pytest.raises(ProtocolViolation, match="kind must be"):
         codec.parse_describe(b"Xname\0")
-    assert codec.sync() == b"S\0\0\0\x04" and codec.terminate() == b"X\0\0\0\x04"
+    assert frontend.sync() == b"S\0\0\0\x04" and frontend.terminate() == b"X\0\0\0\x04"
 
 
 def test_password_and_sasl_messages() -> None:
-    assert codec.password_message(b"secret") == b"p\0\0\0\x0bsecret\0"
-    sasl = codec.sasl_initial_response("SCRAM-SHA-256", b"n,,n=,r=abc")
+    assert frontend.password_message(b"secret") == b"p\0\0\0\x0bsecret\0"
+    sasl = frontend.sasl_initial_response("SCRAM-SHA-256", b"n,,n=,r=abc")
     assert sasl[5:] == b"SCRAM-SHA-256\0" + struct.pack("!i", 11) + b"n,,n=,r=abc"
-    assert codec.sasl_response(b"c=biws") == b"p\0\0\0\x0ac=biws"
+    assert frontend.sasl_response(b"c=biws") == b"p\0\0\0\x0ac=biws"

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from _cluster import Cluster, free_port
 
-from hoop.server.postgres import codec, framing
+from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.upstream import (
     UpstreamAuthFailed,
     UpstreamError,
@@ -38,7 +38,7 @@ def _target(cluster: Cluster, user: str, **kw: object) -> UpstreamTarget:
 
 async def _scalar(session: UpstreamSession, sql: str) -> str | None:
     """Run one simple query on a logged-in session and return the first column of row one."""
-    session.writer.write(codec.query(sql))
+    session.writer.write(frontend.query(sql))
     await session.writer.drain()
     framer = framing.MessageFramer()
     framer.feed(session.leftover)
