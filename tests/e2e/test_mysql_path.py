@@ -377,6 +377,54 @@ def test_bad_login_and_unknown_connection(gw: GatewayProcess) -> None:
     assert connect(gw).cursor().execute("SELECT 1") == 1  # others unaffected
 
 
+def _packet(payload: bytes, seq: int = 0) -> bytes:
+    return len(payload).to_bytes(3, "little") + bytes((seq,)) + payload
+
+
+def _err_reply(sock: Any) -> tuple[int, str, bool]:
+    """Everything the gateway sends until it closes or pauses: (error code, message, closed)."""
+    sock.settimeout(2.0)
+    data, closed = b"", False
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+        closed = True
+    except TimeoutError:
+        pass
+    assert data[4:5] == b"\xff", data  # an ERR packet
+    return int.from_bytes(data[5:7], "little"), data[13:].decode(), closed
+
+
+def test_malformed_packets_get_mysql_errors_and_close_only_that_client(gw: GatewayProcess) -> None:
+    bystander = connect(gw)
+    for first, problem in [
+        (_packet(b"\x01\x02", 1), "truncated handshake response"),
+        (b"GET / HTTP/1.1\r\nHost: gateway\r\n\r\n", "too large"),  # not MySQL at all
+    ]:
+        with socket.create_connection(("127.0.0.1", gw.ports["mysql"]), timeout=5) as raw:
+            raw.recv(65536)  # the gateway's greeting
+            raw.sendall(first)
+            code, message, closed = _err_reply(raw)
+        assert (code, closed) == (1043, True) and problem in message, message
+        assert "bad handshake" in message
+    # After login: an unknown command is refused and the session goes on; an empty packet ends it.
+    victim = connect(gw)
+    victim._sock.sendall(_packet(b"\x7f"))
+    code, message, closed = _err_reply(victim._sock)
+    assert (code, closed) == (1047, False) and "0x7f is not supported" in message
+    with victim.cursor() as cur:
+        assert cur.execute("SELECT 2") == 1 and cur.fetchall() == ((2,),)
+    victim._sock.sendall(_packet(b""))
+    code, message, closed = _err_reply(victim._sock)
+    assert (code, closed) == (1043, True) and "empty packet" in message
+    with bystander.cursor() as cur:  # everyone else is served as before
+        assert cur.execute("SELECT 1") == 1
+    assert connect(gw).cursor().execute("SELECT 1") == 1
+    assert len(gw.audit("--action", "login.protocol_error", until=lambda events: len(events) >= 2)) >= 2
+    problems = gw.audit("--action", "session.protocol_error", until=bool)
+    assert any("empty packet" in json.dumps(e) for e in problems)
+
+
 # -- guardrails and approvals --------------------------------------------------------------
 
 

@@ -156,7 +156,10 @@ class MySQLDoor:
         try:
             async with asyncio.timeout(LOGIN_TIMEOUT):
                 scramble = new_scramble()
-                login, tls, response = await self._handshake(sock, conn_id, scramble)
+                login, tls, payload = await self._handshake(sock, conn_id, scramble)
+                if tls:  # the first packet asked for TLS: the real response comes inside it
+                    payload = await login.read()
+                response = p.parse_handshake_response(payload)  # malformed: answered as a bad handshake
                 caps = response.capabilities & self.offered
                 token = await self._read_token(login, response, scramble, tls, peer[0])
                 user = response.username.decode("utf-8", "replace")
@@ -180,7 +183,7 @@ class MySQLDoor:
             if login is not None:
                 _fail(login, 1043, "08S01", f"bad handshake: {exc}")
             else:
-                sock.close()
+                await _refuse_first_packet(sock, f"bad handshake: {exc}")
             return
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError, AuthProtocolError) as exc:
             if isinstance(exc, AuthProtocolError) and login is not None:
@@ -194,9 +197,10 @@ class MySQLDoor:
 
     # -- steps -------------------------------------------------------------------------------
 
-    async def _handshake(
-        self, sock: socket.socket, conn_id: int, scramble: bytes
-    ) -> tuple[_Login, bool, p.HandshakeResponse]:
+    async def _handshake(self, sock: socket.socket, conn_id: int, scramble: bytes) -> tuple[_Login, bool, bytes]:
+        """Greets the client and reads its first packet on the bare socket, then wraps the socket
+        (in TLS when that packet asks for it): the login channel, whether it is encrypted, and
+        the first packet."""
         loop = asyncio.get_running_loop()
         hs = p.ServerHandshake(
             SERVER_VERSION,
@@ -218,10 +222,7 @@ class MySQLDoor:
         proto = asyncio.StreamReaderProtocol(reader)
         transport, _ = await loop.connect_accepted_socket(lambda: proto, sock, ssl=self.tls if use_tls else None)
         writer = asyncio.StreamWriter(transport, proto, reader, loop)
-        login = _Login(reader, writer, (header[3] + 1) & 0xFF)
-        if use_tls:
-            payload = await login.read()
-        return login, use_tls, p.parse_handshake_response(payload)
+        return _Login(reader, writer, (header[3] + 1) & 0xFF), use_tls, payload
 
     async def _read_token(
         self, login: _Login, response: p.HandshakeResponse, scramble: bytes, tls: bool, host: str
@@ -371,6 +372,24 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+async def _refuse_first_packet(sock: socket.socket, message: str) -> None:
+    """An ERR for a first packet we would not read (not MySQL at all, or absurdly long), then
+    close. What the client sent is read and dropped for a moment first (at most 1 s, 1 MiB):
+    closing with unread bytes would send a reset, and the client would lose the reason."""
+    loop = asyncio.get_running_loop()
+    try:
+        await loop.sock_sendall(sock, c.encode_packet(p.build_err(1043, "08S01", message), 2))
+        sock.shutdown(socket.SHUT_WR)
+        dropped = 0
+        async with asyncio.timeout(1.0):
+            while dropped < 1 << 20 and (chunk := await loop.sock_recv(sock, 65536)):
+                dropped += len(chunk)
+    except (OSError, TimeoutError):
+        pass
+    finally:
+        sock.close()
 
 
 def _fail(login: _Login, code: int, sqlstate: str, message: str) -> None:

@@ -198,6 +198,8 @@ class Relay(TwoSided):
         self.upstream_write(buf)
 
     def _command(self, seq: int, payload: bytes) -> object:
+        if not payload:
+            raise c.ProtocolViolation("empty packet where a command was expected")
         cmd = payload[0]
         if cmd == c.COM_QUERY:
             text = p.parse_com_query(payload, self.caps).decode("utf-8", "replace")
