@@ -417,18 +417,49 @@ def parse_column_count(payload: bytes) -> int:
 
 
 def parse_text_row(payload: bytes, ncols: int) -> list[bytes | None]:
+    """The values of a text-protocol row (None for NULL). It runs once per row of a masked
+    result, so values under 251 bytes (a one-byte length) are read inline; the rest go
+    through `read_lenenc_str`, which checks them the same way."""
     out: list[bytes | None] = []
+    append = out.append
     pos = 0
+    size = len(payload)
     for _ in range(ncols):
-        v, pos = read_lenenc_str(payload, pos)
-        out.append(v)
-    if pos != len(payload):
+        first = payload[pos] if pos < size else 0xFF
+        if first < 0xFB:
+            end = pos + 1 + first
+            if end > size:
+                raise ProtocolViolation("length-encoded string runs past the end of the packet")
+            append(payload[pos + 1 : end])
+            pos = end
+        elif first == 0xFB:
+            append(None)
+            pos += 1
+        elif pos >= size:
+            raise ProtocolViolation("text row ends before its last column")
+        else:
+            v, pos = read_lenenc_str(payload, pos)
+            append(v)
+    if pos != size:
         raise ProtocolViolation("text row has trailing bytes")
     return out
 
 
+_SHORT_LENGTHS = [bytes((n,)) for n in range(0xFB)]  # the one-byte length prefixes
+
+
 def build_text_row(values: list[bytes | None]) -> bytes:
-    return b"".join(b"\xfb" if v is None else write_lenenc_str(v) for v in values)
+    parts: list[bytes] = []
+    append = parts.append
+    for v in values:
+        if v is None:
+            append(b"\xfb")
+        elif len(v) < 0xFB:
+            append(_SHORT_LENGTHS[len(v)])
+            append(v)
+        else:
+            append(write_lenenc_str(v))
+    return b"".join(parts)
 
 
 # -- prepared statements, queries, LOCAL INFILE --

@@ -211,6 +211,18 @@ def test_text_row_and_result_header_bytes() -> None:
     assert p.build_text_row([b"1", b"a", None]) == b"\x011\x01a\xfb"
     with pytest.raises(c.ProtocolViolation):
         p.parse_text_row(b"\x011\x01a\xfb", 2)
+    # Lengths of one, three and four bytes (0xFC, 0xFD prefixes) round-trip.
+    values = [b"", b"v" * 250, b"w" * 251, b"x" * 70_000, None]
+    row = p.build_text_row(values)
+    assert row[1 + 1 + 250] == 0xFC and p.parse_text_row(row, 5) == values
+    for bad, problem in [
+        (b"\x011", "ends before its last column"),  # a column missing
+        (b"\x05ab", "runs past the end"),
+        (b"\xfc\x10\x00abc", "runs past the end"),
+        (b"\xff", "0xFF is not a valid"),
+    ]:
+        with pytest.raises(c.ProtocolViolation, match=problem):
+            p.parse_text_row(bad, 2 if bad == b"\x011" else 1)
     assert p.parse_column_count(b"\x03") == 3
     assert p.is_local_infile_request(b"\xfb/etc/passwd")
     assert p.parse_local_infile_request(b"\xfb/etc/passwd") == b"/etc/passwd"
