@@ -33,7 +33,15 @@ from _common import HOOP, REPO, free_port, port_open  # noqa: E402
 DIRECT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
-def start_gateway(root: Path, db: str) -> tuple[subprocess.Popen[bytes], int, str]:
+MASKING = """
+[[masking]]
+name = "names"
+columns = ["*.name"]
+"""
+
+
+def start_gateway(root: Path, db: str, extra: str = "") -> tuple[subprocess.Popen[bytes], int, str]:
+    root.mkdir(exist_ok=True)
     port = free_port()
     (root / "hoop.toml").write_text(f'''[gateway]
 data_dir = "data"
@@ -55,7 +63,7 @@ username = "root"
 database = "{db}"
 sslmode = "disable"
 groups = ["dev"]
-''')
+{extra}''')
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
     log = (root / "gateway.log").open("ab")
     proc = subprocess.Popen(
@@ -139,6 +147,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--masking",
+        action="store_true",
+        help="add gateway-masked: a masking rule on the bulk table's name column (every row rewritten)",
+    )
     args = ap.parse_args()
     db = f"hoop_bench_{secrets.token_hex(4)}"
     root_conn = pymysql.connect(**DIRECT, database="test", autocommit=True)
@@ -150,7 +163,7 @@ def main() -> int:
             f"FROM seq_1_to_{args.rows}"
         )
     tmp = Path(tempfile.mkdtemp(prefix="hoop-mybench-"))
-    proc = relay = c_relay = None
+    proc = relay = c_relay = masked = None
     try:
         proc, port, token = start_gateway(tmp, db)
         relay_port = free_port()
@@ -191,6 +204,13 @@ def main() -> int:
                 "ssl_disabled": True,
             },
         }
+        if args.masking:  # every row's name rewritten: the cost of masking in the relay
+            masked, m_port, m_token = start_gateway(tmp / "masked", db, MASKING)
+            targets["gateway-masked"] = {**targets["gateway-plain"], "port": m_port, "password": m_token}
+            with pymysql.connect(**targets["gateway-masked"]) as conn, conn.cursor() as cur:
+                cur.execute("SELECT name FROM bulk LIMIT 1")
+                if "name-" in str(cur.fetchall()):
+                    raise SystemExit("gateway-masked returned an unmasked name: masking not applied")
         counts = [int(n) for n in args.clients.split(",")]
         runs: dict[tuple[str, int], list[float]] = {(name, n): [] for name in targets for n in counts}
         bulk_runs: dict[str, list[float]] = {name: [] for name in targets}
@@ -214,7 +234,7 @@ def main() -> int:
         if 1 in counts:
             print_targets(qps, bulk)
     finally:
-        for p in (proc, relay, c_relay):
+        for p in (proc, relay, c_relay, masked):
             if p is not None:
                 p.terminate()
                 p.wait(15)
