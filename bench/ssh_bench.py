@@ -39,9 +39,22 @@ class _Factory:
 
 
 def direct_args(sshd: fx.Sshd) -> list[str]:
-    return ["-F", "/dev/null", "-p", str(sshd.port), "-o", "StrictHostKeyChecking=no",
-            "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes",
-            "-i", str(sshd.target_key)]
+    return [
+        "-F",
+        "/dev/null",
+        "-p",
+        str(sshd.port),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+        str(sshd.target_key),
+    ]
 
 
 def timed(argv: list[str], logs: list[Path]) -> float:
@@ -134,8 +147,10 @@ def main() -> int:
                     continue
                 line = f"{name:13} direct {med['direct']:6.2f}s {opts.mb / med['direct']:6.1f} MB/s"
                 for label in paths:
-                    line += (f" | {label} {med[label]:6.2f}s {opts.mb / med[label]:6.1f} MB/s "
-                             f"ratio {med['direct'] / med[label]:.2f}x")
+                    line += (
+                        f" | {label} {med[label]:6.2f}s {opts.mb / med[label]:6.1f} MB/s "
+                        f"ratio {med['direct'] / med[label]:.2f}x"
+                    )
                 if logins:  # the transfer alone: the command's time less a login's
                     streamed = {k: max(med[k] - logins[k], 1e-3) for k in med}
                     line += " | without login: " + ", ".join(

@@ -37,8 +37,7 @@ def make_cast(path: Path, events: int) -> None:
     start = 1_700_000_000.0
     writer = CastWriter(path, 120, 40, started=start)
     for i in range(events):
-        writer.output(f"\x1b[32muser@host\x1b[0m:~$ echo line {i} {'x' * (i % 60)}\r\n".encode(),
-                      now=start + i * 0.05)
+        writer.output(f"\x1b[32muser@host\x1b[0m:~$ echo line {i} {'x' * (i % 60)}\r\n".encode(), now=start + i * 0.05)
     writer.close()
 
 
@@ -47,10 +46,18 @@ def make_db_recording(path: Path, frames: int) -> None:
     with path.open("w") as fh:
         fh.write(json.dumps(head) + "\n")
         for i in range(frames // 2):
-            fh.write(recording.encode_frame(i * 0.1, "q", {"text": f"select * from t where id = {i}",
-                                                          "decision": "allow", "rule": ""}) + "\n")
-            fh.write(recording.encode_frame(i * 0.1 + 0.01, "r", {"tag": "SELECT 1", "rows": 1, "ms": 0.3,
-                                                                 "error": "", "sample": [[i, "v"]]}) + "\n")
+            fh.write(
+                recording.encode_frame(
+                    i * 0.1, "q", {"text": f"select * from t where id = {i}", "decision": "allow", "rule": ""}
+                )
+                + "\n"
+            )
+            fh.write(
+                recording.encode_frame(
+                    i * 0.1 + 0.01, "r", {"tag": "SELECT 1", "rows": 1, "ms": 0.3, "error": "", "sample": [[i, "v"]]}
+                )
+                + "\n"
+            )
 
 
 def bench_seek(tmp: Path) -> None:
@@ -68,10 +75,14 @@ def bench_seek(tmp: Path) -> None:
         t0 = time.perf_counter()
         timeline.view(i, 40)
         times.append(time.perf_counter() - t0)
-    print(f"ssh recording: {len(timeline)} events, {len(timeline.reader.keyframes)} keyframes, "
-          f"index built in {load * 1000:.0f} ms")
-    print(f"  seek to a random frame: median {statistics.median(times) * 1000:.1f} ms, "
-          f"worst {max(times) * 1000:.1f} ms (target < 100 ms)")
+    print(
+        f"ssh recording: {len(timeline)} events, {len(timeline.reader.keyframes)} keyframes, "
+        f"index built in {load * 1000:.0f} ms"
+    )
+    print(
+        f"  seek to a random frame: median {statistics.median(times) * 1000:.1f} ms, "
+        f"worst {max(times) * 1000:.1f} ms (target < 100 ms)"
+    )
 
     db = tmp / "2.hoop.jsonl"
     make_db_recording(db, 10_000)
@@ -84,8 +95,10 @@ def bench_seek(tmp: Path) -> None:
         dbt.view(i, 40)
         times.append(time.perf_counter() - t0)
     print(f"db recording: {len(dbt)} frames loaded in {load * 1000:.0f} ms")
-    print(f"  seek to a random frame: median {statistics.median(times) * 1000:.3f} ms, "
-          f"worst {max(times) * 1000:.3f} ms (target < 100 ms)")
+    print(
+        f"  seek to a random frame: median {statistics.median(times) * 1000:.3f} ms, "
+        f"worst {max(times) * 1000:.3f} ms (target < 100 ms)"
+    )
 
 
 def make_store(path: Path, sessions: int, statements: int) -> None:
@@ -96,19 +109,53 @@ def make_store(path: Path, sessions: int, statements: int) -> None:
         conn.executemany(
             "INSERT INTO sessions(id, user, connection, protocol, started, ended, status, statements) "
             "VALUES (?,?,?,?,?,?,?,?)",
-            ((i, f"user{i % 50}", f"conn{i % 7}", "postgres", now - (sessions - i) * 60,
-              None if i > sessions - 20 else now - (sessions - i) * 60 + 30, "open" if i > sessions - 20 else "closed",
-              per) for i in range(1, sessions + 1)))
+            (
+                (
+                    i,
+                    f"user{i % 50}",
+                    f"conn{i % 7}",
+                    "postgres",
+                    now - (sessions - i) * 60,
+                    None if i > sessions - 20 else now - (sessions - i) * 60 + 30,
+                    "open" if i > sessions - 20 else "closed",
+                    per,
+                )
+                for i in range(1, sessions + 1)
+            ),
+        )
         conn.executemany(
             "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rows) "
             "VALUES (?,?,?,?,?,?,?)",
-            ((1 + n // per, n % per + 1, now - statements + n, 0.4, f"select * from orders where id = {n}", "allow", 1)
-             for n in range(statements)))
+            (
+                (
+                    1 + n // per,
+                    n % per + 1,
+                    now - statements + n,
+                    0.4,
+                    f"select * from orders where id = {n}",
+                    "allow",
+                    1,
+                )
+                for n in range(statements)
+            ),
+        )
         conn.executemany(
             "INSERT INTO approvals(session_id, user, connection, statement, rule, status, created, expires) "
             "VALUES (?,?,?,?,?,?,?,?)",
-            ((sessions - i, "user1", "conn1", "update t set a = 1 where id = 2", "hold", "pending", now - i, now + 300)
-             for i in range(5)))
+            (
+                (
+                    sessions - i,
+                    "user1",
+                    "conn1",
+                    "update t set a = 1 where id = 2",
+                    "hold",
+                    "pending",
+                    now - i,
+                    now + 300,
+                )
+                for i in range(5)
+            ),
+        )
     store.close()
 
 
@@ -135,13 +182,16 @@ def bench_startup(tmp: Path, sessions: int, statements: int) -> None:
     db = tmp / "data" / "hoop.db"
     t0 = time.perf_counter()
     make_store(db, sessions, statements)
-    print(f"store: {sessions:,} sessions, {statements:,} statements "
-          f"(built in {time.perf_counter() - t0:.1f} s, {db.stat().st_size / 1e6:.0f} MB)")
+    print(
+        f"store: {sessions:,} sessions, {statements:,} statements "
+        f"(built in {time.perf_counter() - t0:.1f} s, {db.stat().st_size / 1e6:.0f} MB)"
+    )
     times = []
     for _ in range(3):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, __file__, "--child", str(db)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", str(db)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         line = proc.stdout.readline() if proc.stdout else ""
         elapsed = time.perf_counter() - t0  # until the lists are on screen, not until exit
         _, err = proc.communicate(timeout=60)
@@ -149,8 +199,10 @@ def bench_startup(tmp: Path, sessions: int, statements: int) -> None:
             print(f"  startup failed: {err[-1000:]}")
             return
         times.append(elapsed)
-    print(f"  startup (new process, imports included) until sessions and approvals are on screen: "
-          f"median {statistics.median(times) * 1000:.0f} ms of 3 runs (target < 1500 ms)")
+    print(
+        f"  startup (new process, imports included) until sessions and approvals are on screen: "
+        f"median {statistics.median(times) * 1000:.0f} ms of 3 runs (target < 1500 ms)"
+    )
 
 
 def main() -> int:

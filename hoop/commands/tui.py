@@ -24,6 +24,10 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     p = sub.add_parser("tui", parents=[common], help="open the approvers' console")
     p.add_argument("--token", default=None, help="your Hoop token (default: $HOOP_TOKEN)")
-    p.add_argument("--area", default="approvals", choices=["sessions", "approvals", "rules", "recordings"],
-                   help="the area to open first (default approvals)")
+    p.add_argument(
+        "--area",
+        default="approvals",
+        choices=["sessions", "approvals", "rules", "recordings"],
+        help="the area to open first (default approvals)",
+    )
     return {"tui": cmd_tui}

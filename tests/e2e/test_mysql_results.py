@@ -119,9 +119,8 @@ def _recorded_rows(gw: GatewayProcess, statements: int) -> list[int | None]:
 
 def test_pymysql_gets_what_the_server_sends_and_rows_are_recorded(gw: GatewayProcess, db: str) -> None:
     direct = _pymysql(**ROOT, database=db)
-    through = _pymysql(
-        host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"], database="my"  # type: ignore[attr-defined]
-    )
+    token = gw.tokens["alice"]  # type: ignore[attr-defined]
+    through = _pymysql(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=token, database="my")
     for sql, _ in QUERIES:
         assert _run(through, sql) == _run(direct, sql), sql
     through.close()
