@@ -419,6 +419,7 @@ def test_malformed_packets_get_mysql_errors_and_close_only_that_client(gw: Gatew
     assert (code, closed) == (1043, True) and "empty packet" in message
     with bystander.cursor() as cur:  # everyone else is served as before
         assert cur.execute("SELECT 1") == 1
+    bystander.close()
     assert connect(gw).cursor().execute("SELECT 1") == 1
     assert len(gw.audit("--action", "login.protocol_error", until=lambda events: len(events) >= 2)) >= 2
     problems = gw.audit("--action", "session.protocol_error", until=bool)
