@@ -147,3 +147,43 @@ def test_mariadb_client_output_matches_direct(gw: GatewayProcess, db: str) -> No
     assert direct.returncode == 0, direct.stderr
     assert through.returncode == 0, through.stderr
     assert through.stdout == direct.stdout and len(through.stdout) > 70000
+
+
+@pytest.fixture
+def big_packets() -> Iterator[None]:
+    """The server's max_allowed_packet raised for one test (new sessions see it), then restored."""
+    root = pymysql.connect(**ROOT, autocommit=True)
+    with root.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_allowed_packet")
+        (before,) = cur.fetchone()
+        cur.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    try:
+        yield
+    finally:
+        with root.cursor() as cur:
+            cur.execute("SET GLOBAL max_allowed_packet = %s", (before,))
+        root.close()
+
+
+def test_values_past_16_mib_cross_as_split_packets(gw: GatewayProcess, db: str, big_packets: None) -> None:
+    """MySQL splits a payload of 16 MiB or more into 0xFFFFFF-byte packets: a 20 MiB value goes
+    up in one COM_QUERY and comes back in one row, both split, and arrives intact."""
+    blob = secrets.token_hex(10 * 1024 * 1024)  # 20 MiB of text
+    token = gw.tokens["alice"]  # type: ignore[attr-defined]
+    through = _pymysql(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=token, database="my")
+    with through.cursor() as cur:
+        cur.execute("CREATE TABLE blobs (id INT PRIMARY KEY, body LONGTEXT)")
+        cur.execute("INSERT INTO blobs VALUES (1, %s)", (blob,))
+        cur.execute("SELECT body, LENGTH(body) FROM blobs WHERE id = 1")
+        body, length = cur.fetchone()
+        cur.execute("SELECT 'next'")  # the session goes on after the split row
+        assert cur.fetchall() == (("next",),)
+    through.close()
+    assert length == len(blob) and body == blob
+    direct = _pymysql(**ROOT, database=db)
+    with direct.cursor() as cur:
+        cur.execute("SELECT MD5(body) = MD5(%s) FROM blobs WHERE id = 1", (blob,))
+        assert cur.fetchone() == (1,)
+        cur.execute("DROP TABLE blobs")
+    direct.close()
+    assert _recorded_rows(gw, 3)[-3:] == [1, 1, 1]

@@ -325,6 +325,12 @@ def packet_count(payload_len: int) -> int:
     return payload_len // MAX_CHUNK + 1
 
 
+def first_seq(last_seq: int, payload_len: int) -> int:
+    """The sequence id a payload's first wire packet had, from its last one's (what
+    `PacketFramer.next` reports): the id to frame the payload again as it came."""
+    return (last_seq - packet_count(payload_len) + 1) & 0xFF
+
+
 # -- length-encoded integers and strings --
 
 

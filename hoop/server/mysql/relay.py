@@ -296,10 +296,11 @@ class Relay(TwoSided):
         return self._forward(seq, payload, unit)
 
     def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None:
+        """Send a client command upstream; `seq` is its last wire packet's id, as framed."""
         if unit is not None:
             unit.started = time.time()
             self.units.append(unit)
-        self.upstream_write(c.encode_packet(payload, seq))
+        self.upstream_write(c.encode_packet(payload, c.first_seq(seq, len(payload))))
         return None
 
     def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> None:

@@ -9,6 +9,7 @@ from hoop.server.mysql.codec import (
     PacketFramer,
     ProtocolViolation,
     encode_packet,
+    first_seq,
     packet_count,
     read_lenenc_int,
     read_lenenc_str,
@@ -61,6 +62,16 @@ def test_split_payload_round_trip_and_sequence() -> None:
     seq, got = f.next()  # type: ignore[misc]
     assert seq == 5 and got == payload  # seq of the last chunk: the reply follows it
     assert f.next() == (6, b"next")
+    assert encode_packet(got, first_seq(seq, len(got))) == wire  # framed again exactly as it came
+
+
+def test_first_seq_undoes_the_framers_last_seq() -> None:
+    for size, start in [(10, 0), (MAX_CHUNK, 0), (MAX_CHUNK * 2 + 10, 254)]:  # 1, 2 and 3 wire packets
+        f = PacketFramer()
+        f.feed(encode_packet(b"q" * size, start))
+        last, payload = f.next()  # type: ignore[misc]
+        assert last == (start + packet_count(size) - 1) & 0xFF
+        assert first_seq(last, len(payload)) == start
 
 
 def test_payload_of_exactly_max_chunk_ends_with_empty_packet() -> None:
