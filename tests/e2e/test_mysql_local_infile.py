@@ -17,13 +17,13 @@ from pathlib import Path
 import pymysql
 import pytest
 from support.gateway import GatewayProcess, write_config
-from support.servers import free_port, missing
+from support.mariadb import throwaway_database
+from support.servers import free_port
 
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 
 pytestmark = pytest.mark.needs_mariadb
-ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
 def _read_packet(conn: socket.socket) -> tuple[int, bytes] | None:
@@ -94,18 +94,8 @@ class HostileServer:
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    try:
-        root = pymysql.connect(**ROOT, autocommit=True, connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        missing(f"MariaDB not available: {exc}")
-    name = f"hoop_li_{secrets.token_hex(4)}"
-    with root.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"CREATE TABLE `{name}`.loaded (id INT PRIMARY KEY, label VARCHAR(20))")
-    yield name
-    with root.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    root.close()
+    with throwaway_database("hoop_li", "CREATE TABLE loaded (id INT PRIMARY KEY, label VARCHAR(20))") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

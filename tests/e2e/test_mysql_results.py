@@ -20,10 +20,10 @@ from typing import Any
 import pymysql
 import pytest
 from support.gateway import GatewayProcess, write_config
-from support.servers import free_port, missing
+from support.mariadb import ROOT, throwaway_database
+from support.servers import free_port
 
 pytestmark = pytest.mark.needs_mariadb
-ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 ROWS = 500
 QUERIES = [
     ("SELECT 1", 1),
@@ -38,23 +38,12 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def db() -> Iterator[str]:
-    try:
-        root = pymysql.connect(**ROOT, autocommit=True, connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        missing(f"MariaDB not available: {exc}")
-    name = f"hoop_r_{secrets.token_hex(4)}"
-    with root.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{name}`")
-        cur.execute(f"USE `{name}`")  # the seq_1_to_N tables live in every database
-        cur.execute("CREATE TABLE nums (id INT PRIMARY KEY, label VARCHAR(20), note TEXT NULL)")
-        cur.execute(
-            "INSERT INTO nums SELECT seq, CONCAT('n-', seq), IF(seq % 5 = 0, NULL, REPEAT('y', seq)) "
-            f"FROM seq_1_to_{ROWS}"
-        )
-    yield name
-    with root.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    root.close()
+    with throwaway_database(
+        "hoop_r",
+        "CREATE TABLE nums (id INT PRIMARY KEY, label VARCHAR(20), note TEXT NULL)",
+        f"INSERT INTO nums SELECT seq, CONCAT('n-', seq), IF(seq % 5 = 0, NULL, REPEAT('y', seq)) FROM seq_1_to_{ROWS}",
+    ) as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
