@@ -134,7 +134,7 @@ groups = ["dev"]
     body = (
         '[[users]]\nname = "alice"\ngroups = ["dev"]\n'
         # Rules are not the subject here: without builtin rules a LOAD DATA LOCAL statement may run.
-        + '[[rules]]\nname = "builtin-server-files"\naction = "block"\nflags = ["server_file"]\nenabled = false\n'
+        + '[[rules]]\nname = "builtin-server-files"\naction = "block"\nenabled = false\n'
         + connection("loader", 3306, "allow_local_infile = true\n")
         + connection("plain", 3306)
         + connection("hostile", hostile.port)
