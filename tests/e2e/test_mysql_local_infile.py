@@ -21,6 +21,7 @@ from support.mariadb import throwaway_database
 from support.servers import free_port
 
 from hoop.server.mysql import codec as c
+from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 
 pytestmark = pytest.mark.needs_mariadb
@@ -57,7 +58,7 @@ class HostileServer:
 
     def _session(self, conn: socket.socket) -> None:
         with conn:
-            hello = p.ServerHandshake(
+            hello = cp.ServerHandshake(
                 b"10.11.99-MariaDB-hostile",
                 7,
                 secrets.token_bytes(20),
@@ -65,11 +66,11 @@ class HostileServer:
                 c.CHARSET_UTF8MB4_GENERAL_CI,
                 c.SERVER_STATUS_AUTOCOMMIT,
             )
-            conn.sendall(c.encode_packet(p.build_handshake(hello), 0))
+            conn.sendall(c.encode_packet(cp.build_handshake(hello), 0))
             login = _read_packet(conn)
             if login is None:
                 return
-            caps = p.parse_handshake_response(login[1]).capabilities
+            caps = cp.parse_handshake_response(login[1]).capabilities
             conn.sendall(c.encode_packet(p.build_ok(p.OkPacket(), caps), login[0] + 1))
             while (packet := _read_packet(conn)) is not None:
                 seq, payload = packet
@@ -111,7 +112,7 @@ def hostile(secret_file: Path) -> Iterator[HostileServer]:
     with socket.create_connection(("127.0.0.1", 3306), timeout=5) as probe:  # offer what MariaDB offers
         greeting = _read_packet(probe)
     assert greeting is not None
-    server = HostileServer(p.parse_handshake(greeting[1]).capabilities, secret_file)
+    server = HostileServer(cp.parse_handshake(greeting[1]).capabilities, secret_file)
     yield server
     server.close()
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from hoop.server.mysql.packets import HandshakeResponse, build_auth_more_data, build_auth_switch
+from hoop.server.mysql.connection_phase import HandshakeResponse, build_auth_more_data, build_auth_switch
 
 NATIVE_PASSWORD = "mysql_native_password"
 CACHING_SHA2_PASSWORD = "caching_sha2_password"

@@ -26,6 +26,7 @@ from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
 from hoop.server.mysql import codec as c
+from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 from hoop.server.mysql.relay import Relay
@@ -159,7 +160,7 @@ class MySQLDoor:
                 login, tls, payload = await self._handshake(sock, conn_id, scramble)
                 if tls:  # the first packet asked for TLS: the real response comes inside it
                     payload = await login.read()
-                response = p.parse_handshake_response(payload)  # malformed: answered as a bad handshake
+                response = cp.parse_handshake_response(payload)  # malformed: answered as a bad handshake
                 caps = response.capabilities & self.offered
                 token = await self._read_token(login, response, scramble, tls, peer[0])
                 user = response.username.decode("utf-8", "replace")
@@ -202,7 +203,7 @@ class MySQLDoor:
         (in TLS when that packet asks for it): the login channel, whether it is encrypted, and
         the first packet."""
         loop = asyncio.get_running_loop()
-        hs = p.ServerHandshake(
+        hs = cp.ServerHandshake(
             SERVER_VERSION,
             conn_id,
             scramble,
@@ -211,13 +212,13 @@ class MySQLDoor:
             c.SERVER_STATUS_AUTOCOMMIT,
             "caching_sha2_password",
         )
-        await loop.sock_sendall(sock, c.encode_packet(p.build_handshake(hs), 0))
+        await loop.sock_sendall(sock, c.encode_packet(cp.build_handshake(hs), 0))
         header = await _sock_exact(loop, sock, 4)
         length = int.from_bytes(header[:3], "little")
         if length > 1 << 16:
             raise c.ProtocolViolation("handshake response too large")
         payload = await _sock_exact(loop, sock, length)
-        use_tls = self.tls is not None and p.is_ssl_request(payload)
+        use_tls = self.tls is not None and cp.is_ssl_request(payload)
         reader = asyncio.StreamReader(limit=1 << 20)
         proto = asyncio.StreamReaderProtocol(reader)
         transport, _ = await loop.connect_accepted_socket(lambda: proto, sock, ssl=self.tls if use_tls else None)
@@ -225,7 +226,7 @@ class MySQLDoor:
         return _Login(reader, writer, (header[3] + 1) & 0xFF), use_tls, payload
 
     async def _read_token(
-        self, login: _Login, response: p.HandshakeResponse, scramble: bytes, tls: bool, host: str
+        self, login: _Login, response: cp.HandshakeResponse, scramble: bytes, tls: bool, host: str
     ) -> str:
         key = self._rsa if not tls and _is_loopback(host) else None
         auth = ClearTokenAuth(scramble, tls, key)
@@ -254,7 +255,7 @@ class MySQLDoor:
             )
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
 
-    def _target(self, connection: Any, caps: int, response: p.HandshakeResponse, identity: Identity) -> MySQLTarget:
+    def _target(self, connection: Any, caps: int, response: cp.HandshakeResponse, identity: Identity) -> MySQLTarget:
         wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH)
         if not connection.allow_local_infile:
             wanted &= ~c.CLIENT_LOCAL_FILES

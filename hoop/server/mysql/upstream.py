@@ -15,6 +15,7 @@ from typing import Literal
 
 from hoop.server.mysql import auth
 from hoop.server.mysql import codec as c
+from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
@@ -82,7 +83,7 @@ class MySQLTarget:
 class MySQLUpstream:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    handshake: p.ServerHandshake
+    handshake: cp.ServerHandshake
     capabilities: int  # negotiated (what both sides speak), incl. MariaDB extended bits
     status: int  # server status from the final OK packet
     leftover: bytes  # bytes read past the final OK (normally empty)
@@ -165,18 +166,18 @@ async def _open(t: MySQLTarget) -> tuple[asyncio.StreamReader, asyncio.StreamWri
         ) from None
 
 
-async def _read_handshake(conn: _Conn) -> p.ServerHandshake:
+async def _read_handshake(conn: _Conn) -> cp.ServerHandshake:
     payload = await conn.read()
     if p.is_err(payload):
         err = p.parse_err(payload)
         raise UpstreamUnavailable(err.code, err.sqlstate, f"{conn.t.label}: {err.message}")
     try:
-        return p.parse_handshake(payload)
+        return cp.parse_handshake(payload)
     except c.ProtocolViolation as exc:
         raise UpstreamError(2027, "HY000", f"{conn.t.label}: bad handshake: {exc}") from None
 
 
-def _negotiate(t: MySQLTarget, hs: p.ServerHandshake) -> int:
+def _negotiate(t: MySQLTarget, hs: cp.ServerHandshake) -> int:
     wanted = t.client_capabilities | _REQUIRED
     if t.database:
         wanted |= c.CLIENT_CONNECT_WITH_DB
@@ -190,7 +191,7 @@ def _negotiate(t: MySQLTarget, hs: p.ServerHandshake) -> int:
     return caps
 
 
-async def _maybe_start_tls(conn: _Conn, hs: p.ServerHandshake, caps: int) -> bool:
+async def _maybe_start_tls(conn: _Conn, hs: cp.ServerHandshake, caps: int) -> bool:
     t = conn.t
     if t.ssl == "disable":
         return False
@@ -198,7 +199,7 @@ async def _maybe_start_tls(conn: _Conn, hs: p.ServerHandshake, caps: int) -> boo
         if t.ssl == "prefer":
             return False
         raise UpstreamError(2026, "HY000", f"{t.label}: ssl={t.ssl} but the server does not offer TLS")
-    conn.send(p.build_ssl_request(caps, t.charset))
+    conn.send(cp.build_ssl_request(caps, t.charset))
     await conn.writer.drain()
     try:
         await conn.writer.start_tls(_ssl_context(t), server_hostname=t.host)
@@ -223,7 +224,7 @@ def _auth_data(plugin: str, password: bytes, scramble: bytes) -> bytes:
     return auth.scramble_native_password(password, scramble)
 
 
-async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool) -> int:
+async def _authenticate(conn: _Conn, hs: cp.ServerHandshake, caps: int, tls: bool) -> int:
     t = conn.t
     password = t.password.encode("utf-8")
     plugin = (
@@ -231,8 +232,8 @@ async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool
     )
     scramble = hs.scramble
     conn.send(
-        p.build_handshake_response(
-            p.HandshakeResponse(
+        cp.build_handshake_response(
+            cp.HandshakeResponse(
                 capabilities=caps | (c.CLIENT_SSL if tls else 0),
                 username=t.username.encode("utf-8"),
                 auth_response=_auth_data(plugin, password, scramble),
@@ -251,10 +252,10 @@ async def _authenticate(conn: _Conn, hs: p.ServerHandshake, caps: int, tls: bool
         if p.is_err(payload):
             _raise_err(t, p.parse_err(payload))
         if payload[:1] == b"\xfe":
-            plugin, scramble = p.parse_auth_switch(payload)
+            plugin, scramble = cp.parse_auth_switch(payload)
             conn.send(_switch_response(t, plugin, password, scramble, tls))
         elif payload[:1] == b"\x01" and plugin == auth.CACHING_SHA2_PASSWORD:
-            await _caching_sha2_more(conn, p.parse_auth_more_data(payload), password, scramble, tls)
+            await _caching_sha2_more(conn, cp.parse_auth_more_data(payload), password, scramble, tls)
         else:
             raise UpstreamError(2027, "HY000", f"{t.label}: unexpected packet 0x{payload[:1].hex()} during login")
 
@@ -282,7 +283,7 @@ async def _caching_sha2_more(conn: _Conn, data: bytes, password: bytes, scramble
     reply = await conn.read()
     if p.is_err(reply):
         _raise_err(conn.t, p.parse_err(reply))
-    pem = p.parse_auth_more_data(reply)
+    pem = cp.parse_auth_more_data(reply)
     try:
         conn.send(auth.rsa_encrypt_password(password, scramble, pem))
     except (ValueError, auth.AuthProtocolError) as exc:

@@ -18,6 +18,7 @@ from support.servers import missing
 
 from hoop.core.tlscert import write_self_signed
 from hoop.server.mysql import codec as c
+from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 
@@ -116,12 +117,12 @@ class TokenServer:
             | c.CLIENT_MULTI_RESULTS
             | (c.CLIENT_SSL if self.ssl_context else 0)
         )
-        hs = p.ServerHandshake(b"8.0.99-hoop-test", 4242, scramble, caps, 45, 2, "caching_sha2_password")
-        await loop.sock_sendall(sock, c.encode_packet(p.build_handshake(hs), 0))
+        hs = cp.ServerHandshake(b"8.0.99-hoop-test", 4242, scramble, caps, 45, 2, "caching_sha2_password")
+        await loop.sock_sendall(sock, c.encode_packet(cp.build_handshake(hs), 0))
         header = await _sock_exact(loop, sock, 4)
         payload = await _sock_exact(loop, sock, int.from_bytes(header[:3], "little"))
         seq = header[3]
-        use_tls = p.is_ssl_request(payload)
+        use_tls = cp.is_ssl_request(payload)
         reader = asyncio.StreamReader()
         proto = asyncio.StreamReaderProtocol(reader)
         transport, _ = await loop.connect_accepted_socket(
@@ -145,7 +146,7 @@ class TokenServer:
         seq: int,
         payload: bytes,
     ) -> None:
-        resp = p.parse_handshake_response(payload)
+        resp = cp.parse_handshake_response(payload)
         auth = ClearTokenAuth(scramble, tls, self.rsa_key)
         step = auth.start(resp)
         while step.token is None:

@@ -10,6 +10,7 @@ from pymysql import _auth as pymysql_auth
 
 from hoop.server.mysql import auth, binary_rows
 from hoop.server.mysql import codec as c
+from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.upstream import MySQLTarget, connect_upstream
 
@@ -26,18 +27,18 @@ def test_parse_real_mariadb_handshake(mariadb_root) -> None:
         while (pkt := f.next()) is None:
             f.feed(s.recv(4096))
     seq, payload = pkt
-    hs = p.parse_handshake(payload)
+    hs = cp.parse_handshake(payload)
     assert seq == 0 and hs.protocol_version == 10
     assert hs.is_mariadb and "MariaDB" in hs.display_version
     assert len(hs.scramble) == 20 and b"\x00" not in hs.scramble
     assert hs.auth_plugin == "mysql_native_password"
     assert hs.capabilities & c.CLIENT_PROTOCOL_41 and hs.capabilities & c.CLIENT_PLUGIN_AUTH
     assert hs.capabilities & c.MARIADB_CLIENT_PROGRESS  # extended caps from reserved bytes
-    assert p.parse_handshake(p.build_handshake(hs)) == hs
+    assert cp.parse_handshake(cp.build_handshake(hs)) == hs
 
 
 def test_handshake_build_bytes() -> None:
-    hs = p.ServerHandshake(
+    hs = cp.ServerHandshake(
         b"8.0.1",
         7,
         SCRAMBLE,
@@ -46,11 +47,11 @@ def test_handshake_build_bytes() -> None:
         2,
         "caching_sha2_password",
     )
-    wire = p.build_handshake(hs)
+    wire = cp.build_handshake(hs)
     assert wire[:7] == b"\x0a8.0.1\x00" and wire[7:11] == b"\x07\x00\x00\x00"
     assert wire[11:19] == SCRAMBLE[:8] and wire[19] == 0
     assert wire.endswith(SCRAMBLE[8:] + b"\x00caching_sha2_password\x00")
-    assert p.parse_handshake(wire) == hs
+    assert cp.parse_handshake(wire) == hs
 
 
 # -- client handshake response --
@@ -66,7 +67,7 @@ def test_handshake_response_round_trip_all_fields() -> None:
         | c.CLIENT_CONNECT_ATTRS
         | c.MARIADB_CLIENT_PROGRESS
     )
-    r = p.HandshakeResponse(
+    r = cp.HandshakeResponse(
         caps,
         b"alice",
         b"\x01" * 300,
@@ -75,43 +76,43 @@ def test_handshake_response_round_trip_all_fields() -> None:
         {b"_client_name": b"hoop", b"k": b""},
         charset=63,
     )
-    wire = p.build_handshake_response(r)
+    wire = cp.build_handshake_response(r)
     assert wire[:4] == (caps & 0xFFFFFFFF).to_bytes(4, "little")
     assert wire[28:32] == b"\x01\x00\x00\x00"  # MariaDB extended caps in the filler's tail
     assert wire[32:38] == b"alice\x00" and wire[38:41] == b"\xfc\x2c\x01"
-    assert p.parse_handshake_response(wire) == r
+    assert cp.parse_handshake_response(wire) == r
 
 
 def test_handshake_response_one_byte_length_and_nul_auth() -> None:
     caps = c.CLIENT_PROTOCOL_41 | c.CLIENT_SECURE_CONNECTION
-    wire = p.build_handshake_response(p.HandshakeResponse(caps, b"u", b"\xaa\xbb"))
+    wire = cp.build_handshake_response(cp.HandshakeResponse(caps, b"u", b"\xaa\xbb"))
     assert wire[32:] == b"u\x00\x02\xaa\xbb"
     old = c.CLIENT_PROTOCOL_41
-    wire = p.build_handshake_response(p.HandshakeResponse(old, b"u", b"pw"))
+    wire = cp.build_handshake_response(cp.HandshakeResponse(old, b"u", b"pw"))
     assert wire[32:] == b"u\x00pw\x00"
-    assert p.parse_handshake_response(wire).auth_response == b"pw"
+    assert cp.parse_handshake_response(wire).auth_response == b"pw"
 
 
 def test_ssl_request_is_32_bytes() -> None:
-    wire = p.build_ssl_request(c.CLIENT_PROTOCOL_41, 45)
-    assert len(wire) == 32 and p.is_ssl_request(wire)
+    wire = cp.build_ssl_request(c.CLIENT_PROTOCOL_41, 45)
+    assert len(wire) == 32 and cp.is_ssl_request(wire)
     assert int.from_bytes(wire[:4], "little") & c.CLIENT_SSL
-    full = p.build_handshake_response(p.HandshakeResponse(c.CLIENT_PROTOCOL_41 | c.CLIENT_SSL, b"u"))
-    assert not p.is_ssl_request(full)
+    full = cp.build_handshake_response(cp.HandshakeResponse(c.CLIENT_PROTOCOL_41 | c.CLIENT_SSL, b"u"))
+    assert not cp.is_ssl_request(full)
     with pytest.raises(c.ProtocolViolation):
-        p.parse_handshake_response(wire[:20])
+        cp.parse_handshake_response(wire[:20])
 
 
 # -- auth exchange packets and scrambles --
 
 
 def test_auth_switch_and_more_data_bytes() -> None:
-    wire = p.build_auth_switch("mysql_native_password", SCRAMBLE + b"\x00")
+    wire = cp.build_auth_switch("mysql_native_password", SCRAMBLE + b"\x00")
     assert wire == b"\xfemysql_native_password\x00" + SCRAMBLE + b"\x00"
-    assert p.parse_auth_switch(wire) == ("mysql_native_password", SCRAMBLE)
-    assert p.parse_auth_switch(b"\xfe") == ("mysql_old_password", b"")
-    assert p.build_auth_more_data(b"\x04") == b"\x01\x04"
-    assert p.parse_auth_more_data(b"\x01\x03") == b"\x03"
+    assert cp.parse_auth_switch(wire) == ("mysql_native_password", SCRAMBLE)
+    assert cp.parse_auth_switch(b"\xfe") == ("mysql_old_password", b"")
+    assert cp.build_auth_more_data(b"\x04") == b"\x01\x04"
+    assert cp.parse_auth_more_data(b"\x01\x03") == b"\x03"
 
 
 def test_native_and_caching_sha2_scrambles_match_vectors_and_pymysql() -> None:
@@ -138,7 +139,7 @@ def test_rsa_password_interop_with_pymysql() -> None:
 
 def test_clear_token_auth_switches_then_asks_for_full_auth() -> None:
     flow = auth.ClearTokenAuth(SCRAMBLE, tls=True)
-    resp = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 20, auth_plugin="mysql_native_password")
+    resp = cp.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 20, auth_plugin="mysql_native_password")
     step = flow.start(resp)
     assert step.token is None
     assert step.reply == b"\xfecaching_sha2_password\x00" + SCRAMBLE + b"\x00"
@@ -148,16 +149,16 @@ def test_clear_token_auth_switches_then_asks_for_full_auth() -> None:
 
 
 def test_clear_token_auth_refuses_clear_text_without_tls() -> None:
-    resp = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 32, auth_plugin="caching_sha2_password")
+    resp = cp.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 32, auth_plugin="caching_sha2_password")
     flow = auth.ClearTokenAuth(SCRAMBLE, tls=False)
     assert flow.start(resp).reply == b"\x01\x04"
     with pytest.raises(auth.AuthProtocolError, match="TLS"):
         flow.feed(b"tok\x00")
-    clear = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"tok\x00", auth_plugin="mysql_clear_password")
+    clear = cp.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"tok\x00", auth_plugin="mysql_clear_password")
     with pytest.raises(auth.AuthProtocolError):
         auth.ClearTokenAuth(SCRAMBLE, tls=False).start(clear)
     assert auth.ClearTokenAuth(SCRAMBLE, tls=True).start(clear).token == b"tok"
-    empty = p.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"", auth_plugin=auth.CACHING_SHA2_PASSWORD)
+    empty = cp.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"", auth_plugin=auth.CACHING_SHA2_PASSWORD)
     assert auth.ClearTokenAuth(SCRAMBLE, tls=True).start(empty).token == b""
 
 
