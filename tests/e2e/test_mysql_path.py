@@ -19,6 +19,7 @@ import pymysql
 import pytest
 from core.sql import corpus_mysql
 from support.gateway import GatewayProcess, write_config
+from support.mariadb import ROOT
 from support.servers import free_port, missing
 
 from hoop.core.guardrails import rule_to_mapping
@@ -26,7 +27,6 @@ from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql import PreparedStatements
 
 pytestmark = pytest.mark.needs_mariadb
-ROOT = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 USERS = """
 [[users]]
