@@ -18,6 +18,7 @@ from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
 from hoop.core.sql.shape import shape
+from hoop.core.sql.textmode import UTF8, TextMode
 
 log = logging.getLogger("hoop.pipeline")
 _SESSION_KINDS = frozenset({"prepare", "execute", "deallocate"})
@@ -83,7 +84,7 @@ class Pipeline:
             self.mask_rules = list(mask_rules)
             self.ruleset = RuleSet(self.guard_rules)
             self._decisions: dict[tuple[Any, ...], Decision] = {}
-            self._shapes: dict[tuple[str, str], bool] = {}
+            self._shapes: dict[tuple[str, str, TextMode], bool] = {}
             self._mask_policies: dict[tuple[str, frozenset[str]], MaskPolicy] = {}
             self.version += 1
 
@@ -93,26 +94,30 @@ class Pipeline:
 
     # -- statements --------------------------------------------------------------------------
 
-    def check(self, subject: Subject, text: str, prepared: PreparedStatements | None = None) -> Decision:
+    def check(
+        self, subject: Subject, text: str, prepared: PreparedStatements | None = None, mode: TextMode = UTF8
+    ) -> Decision:
+        """Judge `text` (already decoded with the session's character set) as the server reads
+        it under the session's string modes `mode`."""
         try:
-            return self._check(subject, text, prepared)
+            return self._check(subject, text, prepared, mode)
         except Exception as exc:  # fail closed: a bug in deciding must never allow
             log.exception("policy evaluation failed")
             return Decision(
                 "block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})"
             )
 
-    def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None) -> Decision:
+    def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
         decisions = self._decisions
-        exact = (text, subject)
+        exact = (text, subject, mode)
         hit = decisions.get(exact)
         if hit is not None:
             return hit
         key = shape(text, subject.dialect)
-        by_shape = (key, subject) if key is not None else None
+        by_shape = (key, subject, mode) if key is not None else None
         if by_shape is not None and (hit := decisions.get(by_shape)) is not None:
             return hit
-        classification = self._classify(text, subject.dialect)
+        classification = self._classify(text, subject.dialect, mode)
         session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
         if session_bound and prepared is not None:
             classification = prepared.resolve(classification)
@@ -124,21 +129,27 @@ class Pipeline:
         if len(decisions) > _CACHE_LIMIT:
             decisions.clear()
         decisions[exact] = decision
-        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, classification):  # type: ignore[arg-type]
+        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, classification):  # type: ignore[arg-type]
             decisions[by_shape] = decision
         return decision
 
-    def _classify(self, text: str, dialect: str) -> Classification:
+    def _classify(self, text: str, dialect: str, mode: TextMode = UTF8) -> Classification:
         if dialect == "shell":
             return classify_shell(text)
-        return classify(text, dialect)  # type: ignore[arg-type]
+        return classify(text, dialect, mode)  # type: ignore[arg-type]
 
-    def _shape_is_stable(self, key: str, text: str, dialect: str, classification: Classification) -> bool:
-        """A shape may stand for its texts only if abstracting the literals changed no fact."""
-        known = self._shapes.get((key, dialect))
+    def _shape_is_stable(
+        self, key: str, text: str, dialect: str, mode: TextMode, classification: Classification
+    ) -> bool:
+        """A shape may stand for all its texts only if every fact the rules use is the same for
+        any literal values. The shape is classified with each literal as an unknown value; the
+        WHERE folding treats an unknown as possibly true, so a predicate whose verdict could
+        change with a literal (`id = 1 or 1 = 2`) comes out differently from the real text and
+        the shape is never used for it."""
+        known = self._shapes.get((key, dialect, mode))
         if known is None:
-            known = _same_facts(classification, self._classify(key, dialect))
-            self._shapes[(key, dialect)] = known
+            known = _same_facts(classification, self._classify(key, dialect, mode))
+            self._shapes[(key, dialect, mode)] = known
         return known
 
     def _decide(self, subject: Subject, classification: Classification) -> Decision:

@@ -1,6 +1,7 @@
 """Statement classification for guardrails: PostgreSQL (pglast), MySQL/MariaDB (sqlglot), shell lines.
 
-`classify(sql, dialect)` is cached on the exact text: the extended protocol sends the same text
+`classify(sql, dialect, mode)` is cached on the exact text and the session's `TextMode` (the
+settings that decide how the server splits text): the extended protocol sends the same text
 again and again, and a Classification is immutable.
 """
 
@@ -12,6 +13,7 @@ from typing import Literal
 
 from .model import PLANNED_ONLY, Classification, PreparedStatements, Statement
 from .shell import classify_shell
+from .textmode import UTF8, TextMode, TextModeError
 
 Dialect = Literal["postgres", "mysql"]
 
@@ -21,17 +23,19 @@ __all__ = [
     "Dialect",
     "PreparedStatements",
     "Statement",
+    "TextMode",
+    "TextModeError",
     "classify",
     "classify_shell",
 ]
 
 
 @lru_cache(maxsize=4096)
-def _classify(sql: str, dialect: str) -> Classification:
+def _classify(sql: str, dialect: str, mode: TextMode) -> Classification:
     if dialect == "postgres":
         from .postgres import classify_postgres
 
-        return replace(classify_postgres(sql), dialect="postgres")
+        return replace(classify_postgres(sql, mode), dialect="postgres")
     if dialect == "mysql":
         from .mysql import classify_mysql
 
@@ -39,6 +43,8 @@ def _classify(sql: str, dialect: str) -> Classification:
     raise ValueError(f"unknown SQL dialect {dialect!r}")
 
 
-def classify(sql: str, dialect: Dialect) -> Classification:
-    """Classify every statement in `sql`. Never raises for bad SQL: see Classification.error."""
-    return _classify(sql, dialect)
+def classify(sql: str, dialect: Dialect, mode: TextMode = UTF8) -> Classification:
+    """Classify every statement in `sql` as the server reads it under `mode` (the session's
+    string modes; `sql` is already decoded with its character set). Never raises for bad SQL:
+    see Classification.error."""
+    return _classify(sql, dialect, mode)

@@ -144,10 +144,13 @@ def bool_and(values: list[object]) -> object:
 
 
 def bool_or(values: list[object]) -> object:
+    """OR of folded values. An UNKNOWN operand (row-independent, value not known here: a
+    parameter, random()) may be true, and then the whole OR is true for every row: so it
+    outranks ROW, and `id = $1 OR $2` is not taken as bounded by `id = $1`."""
     vals = [truth(v) for v in values]
     if any(v is True for v in vals):
         return True
-    for marker in (ROW, UNKNOWN, None):
+    for marker in (UNKNOWN, ROW, None):
         if any(v is marker for v in vals):
             return marker
     return False

@@ -30,6 +30,8 @@ from .model import (
     compare,
     where_state,
 )
+from .pg_strings import TooManyLiterals, as_conforming
+from .textmode import UTF8, TextMode
 
 # Functions that touch the server's file system.
 SERVER_FILE_FUNCS = frozenset(
@@ -459,12 +461,17 @@ def _fold(node: object) -> object:
     return ROW if _has_column(node) else UNKNOWN
 
 
-def classify_postgres(sql: str) -> Classification:
-    """Classify every statement of `sql`; a syntax error yields Classification.error."""
+def classify_postgres(sql: str, mode: TextMode = UTF8) -> Classification:
+    """Classify every statement of `sql` as the server reads it under `mode`; a syntax error
+    yields Classification.error."""
     try:
+        if mode.backslash_escapes:
+            sql = as_conforming(sql)
         raws = parse_sql(sql)
     except ParseError as exc:
         return Classification((), f"syntax error: {exc}")
+    except TooManyLiterals as exc:
+        return Classification((), str(exc))
     except Exception as exc:  # noqa: BLE001 - fail closed on anything the parser throws
         return Classification((), f"parser failure: {type(exc).__name__}: {exc}")
     out = []

@@ -1,0 +1,132 @@
+"""How the server reads statement text in one session, so the gateway can read it the same way.
+
+A server splits statement text into tokens under session settings: the client's character set
+(a multibyte character can end in the byte of a quote or a backslash) and the string-literal
+mode (whether a backslash escapes the next character, whether `"` quotes a string or a name).
+A gateway that decoded as UTF-8 and parsed under default modes would see one statement where
+the server runs two. So each door tracks these settings from the server's own reports and
+hands a `TextMode` to the pipeline; the bytes are decoded with the session's codec and parsed
+under its modes. A setting the gateway cannot read faithfully maps to no codec, and the door
+refuses to judge text under it (fail closed) instead of guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# PostgreSQL client encodings (as reported in ParameterStatus client_encoding) -> Python codec.
+# Single-byte encodings cannot hide an ASCII byte inside a character, so any faithful byte-to-
+# character table keeps statement boundaries; the multibyte ones were checked against the
+# server (tests/core/sql/test_textmode_server.py). Missing here: MULE_INTERNAL and EUC_TW (no
+# Python codec), so text in them is refused.
+PG_CODECS: dict[str, str] = {
+    "UTF8": "utf-8",
+    "LATIN1": "latin-1",
+    "LATIN2": "iso8859-2",
+    "LATIN3": "iso8859-3",
+    "LATIN4": "iso8859-4",
+    "LATIN5": "iso8859-9",
+    "LATIN6": "iso8859-10",
+    "LATIN7": "iso8859-13",
+    "LATIN8": "iso8859-14",
+    "LATIN9": "iso8859-15",
+    "LATIN10": "iso8859-16",
+    "ISO_8859_5": "iso8859-5",
+    "ISO_8859_6": "iso8859-6",
+    "ISO_8859_7": "iso8859-7",
+    "ISO_8859_8": "iso8859-8",
+    "WIN866": "cp866",
+    "WIN874": "cp874",
+    "WIN1250": "cp1250",
+    "WIN1251": "cp1251",
+    "WIN1252": "cp1252",
+    "WIN1253": "cp1253",
+    "WIN1254": "cp1254",
+    "WIN1255": "cp1255",
+    "WIN1256": "cp1256",
+    "WIN1257": "cp1257",
+    "WIN1258": "cp1258",
+    "KOI8R": "koi8-r",
+    "KOI8U": "koi8-u",
+    "EUC_JP": "euc_jp",
+    "EUC_CN": "gb2312",
+    "EUC_KR": "euc_kr",
+    "EUC_JIS_2004": "euc_jis_2004",
+    "SJIS": "shift_jis",
+    "SHIFT_JIS_2004": "shift_jis_2004",
+    "BIG5": "big5",
+    "GBK": "gbk",
+    "GB18030": "gb18030",
+    "UHC": "cp949",
+    "JOHAB": "johab",
+}
+# Codecs whose every byte is one character: a byte Python has no character for cannot move a
+# statement boundary, so it is read as U+FFFD instead of refusing the whole text.
+SINGLE_BYTE = frozenset(c for c in PG_CODECS.values() if c.startswith(("latin", "iso8859", "cp8", "cp12", "koi8")))
+
+
+class TextModeError(ValueError):
+    """The gateway cannot read this text the way the server will; the door refuses it."""
+
+    def __init__(self, message: str, sqlstate: str = "22021") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@dataclass(frozen=True, slots=True)
+class TextMode:
+    """The settings that decide how statement text splits into tokens in one session.
+
+    `codec` is the Python codec for the client's bytes ("" when the gateway has none for the
+    session's character set, named in `charset`). `backslash_escapes`: a backslash escapes the
+    next character inside plain '...' strings (PostgreSQL standard_conforming_strings = off;
+    MySQL without NO_BACKSLASH_ESCAPES). `ansi_quotes`: MySQL ANSI_QUOTES, "..." is a name.
+    """
+
+    charset: str = "UTF8"
+    codec: str = "utf-8"
+    backslash_escapes: bool = False
+    ansi_quotes: bool = False
+
+    def decode(self, raw: bytes | memoryview) -> str:
+        """The text as the server will read it; TextModeError where the gateway cannot."""
+        data = bytes(raw)
+        if data.isascii() and (self.codec or not data):
+            return data.decode("ascii")  # every supported character set reads ASCII as ASCII
+        if not self.codec:
+            raise TextModeError(
+                f"Hoop cannot read text in the client character set {self.charset}; "
+                "switch the session to UTF8 (or another supported character set) first",
+                "0A000",
+            )
+        try:
+            return data.decode(self.codec, "replace" if self.codec in SINGLE_BYTE else "strict")
+        except UnicodeDecodeError as exc:
+            raise TextModeError(
+                f'invalid byte sequence for encoding "{self.charset}": 0x{data[exc.start : exc.start + 2].hex()}'
+            ) from None
+
+    @staticmethod
+    def depends_on_settings(raw: bytes | memoryview, *, double_quotes: bool = False) -> bool:
+        """Could this text split differently under other settings? Only a byte >= 0x80 (read by
+        the character set), a backslash (read by the string mode) or, where a mode decides what
+        `"` quotes (MySQL ANSI_QUOTES), a double quote can make it so: other ASCII text reads
+        the same under every supported setting."""
+        data = bytes(raw) if isinstance(raw, memoryview) else raw
+        return not data.isascii() or b"\\" in data or (double_quotes and b'"' in data)
+
+
+UTF8 = TextMode()
+
+
+def postgres_mode(client_encoding: str, standard_conforming_strings: str, server_encoding: str = "UTF8") -> TextMode:
+    """The TextMode of a PostgreSQL session from its reported parameters."""
+    name = client_encoding.upper().replace("-", "_")
+    name = {"UTF_8": "UTF8", "UNICODE": "UTF8", "SHIFT_JIS": "SJIS"}.get(name, name)
+    if name == "SQL_ASCII":
+        # No conversion: the server checks the bytes as its own encoding (SQL_ASCII: any byte).
+        server = server_encoding.upper()
+        codec = "latin-1" if server == "SQL_ASCII" else PG_CODECS.get(server, "")
+    else:
+        codec = PG_CODECS.get(name, "")
+    return TextMode(name, codec, backslash_escapes=standard_conforming_strings.lower() == "off")
