@@ -48,8 +48,29 @@ def as_conforming(sql: str) -> str:
 
 
 def _first_plain_literal(sql: str, pos: int) -> int:
-    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`."""
-    for token in parser.scan(sql[pos:]):
+    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`.
+
+    Read as if the setting were on, the text after that literal may not scan at all (`'a\'`
+    leaves a quote open). The scanner then names where it stopped; everything before that
+    scanned cleanly, and if no plain literal is there, the one it stopped at is the first."""
+    try:
+        tokens = parser.scan(sql[pos:])
+    except parser.ParseError as exc:
+        stop = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else -1
+        if stop < 0:
+            raise
+        tokens = parser.scan(sql[pos : pos + stop])
+        first = _plain(sql, pos, tokens)
+        if first >= 0:
+            return first
+        if sql[pos + stop] == "'":
+            return pos + stop
+        raise
+    return _plain(sql, pos, tokens)
+
+
+def _plain(sql: str, pos: int, tokens: list[parser.Token]) -> int:
+    for token in tokens:
         if token.name == "SCONST" and sql[pos + token.start] == "'":
             return pos + token.start
     return -1

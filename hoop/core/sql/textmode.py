@@ -91,8 +91,8 @@ class TextMode:
     def decode(self, raw: bytes | memoryview) -> str:
         """The text as the server will read it; TextModeError where the gateway cannot."""
         data = bytes(raw)
-        if data.isascii() and (self.codec or not data):
-            return data.decode("ascii")  # every supported character set reads ASCII as ASCII
+        if data.isascii():
+            return data.decode("ascii")  # every client character set reads ASCII as ASCII
         if not self.codec:
             raise TextModeError(
                 f"Hoop cannot read text in the client character set {self.charset}; "
