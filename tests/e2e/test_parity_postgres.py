@@ -197,8 +197,11 @@ def test_ordinary_startup_parameters_pass(gw) -> None:  # type: ignore[no-untype
         options="-c statement_timeout=5s",
     )
     reply = c.run(b"SELECT current_setting('application_name'), current_setting('statement_timeout')")
+    # The string mode is pinned by the startup packet, which a reloaded server default cannot override.
+    pinned = c.run(b"SELECT setting, source FROM pg_settings WHERE name = 'standard_conforming_strings'")
     c.close()
     assert reply.rows == [[b"report", b"5s"]]
+    assert pinned.rows == [[b"on", b"client"]]
 
 
 def test_decision_cache_is_not_poisoned_by_a_harmless_twin(gw, victims) -> None:  # type: ignore[no-untyped-def]

@@ -49,24 +49,35 @@ class StartupParameterRefused(ValueError):
 
 
 def filter_startup(params: dict[str, str]) -> dict[str, str]:
-    """The parameters to send upstream; StartupParameterRefused names the first one refused."""
+    """The parameters to send upstream; StartupParameterRefused names the first one refused.
+
+    standard_conforming_strings is always sent: a value from the startup packet outranks the
+    server's configuration file, so `ALTER SYSTEM` plus a reload cannot switch the string mode
+    of a live session under the gateway (the server would report the change only after the
+    next statement had already been read under it)."""
     out: dict[str, str] = {}
+    named: set[str] = set()
     for name, value in params.items():
         if name == "options":
             for setting, _ in _options(value):
-                _check(setting, "options")
+                named.add(_check(setting, "options"))
             out[name] = value
             continue
-        _check(name, "startup parameter")
+        named.add(_check(name, "startup parameter"))
         out[name] = value
+    if "standard_conforming_strings" not in named:
+        out["standard_conforming_strings"] = "on"
     return out
 
 
-def _check(name: str, where: str) -> None:
-    if name.lower().replace("-", "_") not in ALLOWED:
+def _check(name: str, where: str) -> str:
+    """The parameter's canonical name, or StartupParameterRefused."""
+    canonical = name.lower().replace("-", "_")
+    if canonical not in ALLOWED:
         raise StartupParameterRefused(
             f"{where} {name!r} is not allowed through Hoop (allowed: {', '.join(sorted(ALLOWED))})"
         )
+    return canonical
 
 
 def _options(value: str) -> list[tuple[str, str]]:
