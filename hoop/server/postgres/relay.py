@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.sql import PreparedStatements, TextModeError
+from hoop.core.sql import PreparedStatements, TextMode, TextModeError
 from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
@@ -89,8 +89,9 @@ class Relay(Holds, TwoSided):
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.tracker = Tracker(self._finish_unit)
-        # statement name -> (text, decision, rules version it was decided under)
-        self.prepared: dict[str, tuple[str, Decision, int]] = {}
+        # statement name -> (text, decision, rules version it was decided under, the text mode
+        # the server parsed it under: a later judgement must read it the same way)
+        self.prepared: dict[str, tuple[str, Decision, int, TextMode]] = {}
         self.portals: dict[str, str] = {}  # portal name -> statement name
         # marker -> (batch it was sent in, the ErrorResponse that replaces the server's)
         self.markers: dict[str, tuple[int, bytes]] = {}
@@ -217,7 +218,7 @@ class Relay(Holds, TwoSided):
             if text is SETTLE:
                 return SETTLE
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
-            self.prepared[name] = (text, decision, self.pipeline.version)
+            self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
             return msg if decision.action != "block" else self._refuse(decision, "parse", name)
         if t == B:
@@ -233,7 +234,7 @@ class Relay(Holds, TwoSided):
             formats = self.portal_formats.get(portal)
             if formats is not None:
                 self.results.execute_formats(formats)
-            text, decision, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0))
+            text, decision, _, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0, None))
             unit = Unit(text, False)
             if decision is not None:
                 unit.decision, unit.rule = decision.action, decision.rule
@@ -260,10 +261,10 @@ class Relay(Holds, TwoSided):
         entry = self.prepared.get(statement)
         if entry is None:
             return msg  # unknown to us: the server will report it does not exist
-        text, decision, version = entry
+        text, decision, version, mode = entry
         if version != self.pipeline.version:
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
-            self.prepared[statement] = (text, decision, self.pipeline.version)
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            self.prepared[statement] = (text, decision, self.pipeline.version, mode)
         if decision.action == "allow":
             return msg
         if decision.action == "review":
