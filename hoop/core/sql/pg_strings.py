@@ -12,6 +12,7 @@ so statement boundaries, kinds and names are those the server sees.
 from __future__ import annotations
 
 from pglast import parser
+from pglast.parser import ParseError
 
 # A literal fixed per scan costs one scan of the rest of the text; past this many, the text is
 # refused rather than parsed in quadratic time (the statement budget covers the rest).
@@ -48,8 +49,27 @@ def as_conforming(sql: str) -> str:
 
 
 def _first_plain_literal(sql: str, pos: int) -> int:
-    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`."""
-    for token in parser.scan(sql[pos:]):
+    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`.
+
+    The text after that literal need not scan with the setting on: `'it\\'s'` reads as the
+    literal `'it\\'` and an unterminated `'s`. The scanner then stops at the first token it
+    cannot end. Every token before that one ends before it, so it scans the same in the text
+    cut there: the first plain literal is among them or, failing that, is the token the scanner
+    stopped at; any other token there (E'', B'', a comment, ...) reads the same with either
+    setting, and the server rejects it too."""
+    try:
+        tokens = parser.scan(sql[pos:])
+    except ParseError as exc:
+        stop = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else -1  # a character index
+        if not 0 <= stop < len(sql) - pos:
+            raise
+        first = _first_plain_literal(sql[: pos + stop], pos)
+        if first >= 0:
+            return first
+        if sql[pos + stop] == "'":
+            return pos + stop
+        raise
+    for token in tokens:
         if token.name == "SCONST" and sql[pos + token.start] == "'":
             return pos + token.start
     return -1
