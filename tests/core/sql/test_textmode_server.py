@@ -4,9 +4,10 @@ to the same run of characters with every ASCII character in the same place (whic
 non-ASCII one is does not move a statement boundary; a different count or a backslash, quote or
 semicolon that one side sees and the other does not does).
 
-Probed per encoding in PG_CODECS: every byte alone; every high byte followed by every byte; for
-the encodings with longer characters, high-byte pairs followed by quotes, backslashes, digits
-and high bytes, and the GB18030 four-byte forms. The server reads each probe with
+Probed per encoding in PG_CODECS: every byte alone; every high byte followed by every byte; pairs
+of high bytes followed by quotes, backslashes, digits and high bytes (every pair for the
+encodings with longer characters, those led by 0x8E and 0x8F for the others); and the GB18030
+four-byte forms. The server reads each probe with
 convert_from(), the same verification and conversion its client-encoding path runs.
 """
 
@@ -36,8 +37,10 @@ def probes(encoding: str) -> list[bytes]:
     if PG_CODECS[encoding] in SINGLE_BYTE:
         return out
     out += [bytes([lead, trail]) for lead in HIGH for trail in range(1, 0x100)]
-    if encoding in LONGER:
-        out += [bytes([a, b, c]) for a in HIGH for b in HIGH for c in THIRD]
+    # The EUC single shifts 0x8E and 0x8F start longer characters on the server in some
+    # encodings where Python reads two-byte ones.
+    leads = HIGH if encoding in LONGER else (0x8E, 0x8F)
+    out += [bytes([a, b, c]) for a in leads for b in HIGH for c in THIRD]
     if encoding == "GB18030":
         digits = range(0x30, 0x3A)
         out += [
