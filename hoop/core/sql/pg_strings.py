@@ -6,7 +6,8 @@ pglast always scans with the setting on. `as_conforming` rewrites the text into 
 text for `on` by putting an E before each plain literal, using pglast's own scanner to find
 them: scanning left to right, the first plain literal gets its E, and the scan resumes at that
 literal (the text before it is unchanged, so its tokens are too). Only literal prefixes change,
-so statement boundaries, kinds and names are those the server sees.
+so statement boundaries, kinds and names are those the server sees. A U&'...' literal, which
+the server's scanner rejects with the setting off, is rejected here too.
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ class TooManyLiterals(ValueError):
 def as_conforming(sql: str) -> str:
     """The text the server would parse identically with standard_conforming_strings = on.
     Raises pglast's ParseError where the scanner fails (as the server's would)."""
-    if "\\" not in sql:
-        return sql  # without a backslash both settings read every literal the same way
+    if "\\" in sql:  # without a backslash both settings read every literal the same way
+        sql = _escape_plain_literals(sql)
+    if "&" in sql:
+        # With the setting off the server's scanner rejects every U&'...' literal.
+        for token in parser.scan(sql):
+            if token.name == "USCONST":
+                raise ParseError("unsafe use of string constant with Unicode escapes", token.start)
+    return sql
+
+
+def _escape_plain_literals(sql: str) -> str:
     pos = 0
     for _ in range(MAX_LITERALS):
         start = _first_plain_literal(sql, pos)

@@ -35,3 +35,17 @@ def test_literals_that_do_not_scan_with_the_setting_on(sql: str, expected: list[
 def test_text_the_server_rejects_too_is_still_refused(sql: str) -> None:
     result = classify(sql, "postgres", OFF)
     assert result.error and not result.statements
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT U&'d\\0061t'", "SELECT 1; SELECT u&'x!0061' UESCAPE '!'", "SELECT 'a\\\\' || U&'b'"]
+)
+def test_unicode_escape_literals_are_refused_as_the_server_does(sql: str) -> None:
+    result = classify(sql, "postgres", OFF)
+    assert result.error and "Unicode escapes" in result.error
+    assert classify(sql, "postgres", postgres_mode("UTF8", "on")).error is None
+
+
+@pytest.mark.parametrize("sql", ['SELECT 1 AS U&"d\\0061t"', "SELECT 'U&''x'''", "SELECT 1 & 3, 'a\\\\'"])
+def test_unicode_names_and_ampersands_elsewhere_still_read(sql: str) -> None:
+    assert classify(sql, "postgres", OFF).error is None
