@@ -108,6 +108,7 @@ def test_gateway_splits_statements_as_the_server_runs_them() -> None:
         probes = pool_probes()
         tally: dict[tuple[str, str], Counter[str]] = {}
         tricky_ran: Counter[tuple[str, str]] = Counter()
+        server_only: Counter[str] = Counter()  # why the server refused what the gateway read
         examples: dict[str, list[str]] = {"mismatch": [], "gw_parse": []}
         for encoding in ENCODINGS:
             pool = make_pool(probes, server.read(server_encoding if encoding == "SQL_ASCII" else encoding, probes))
@@ -129,6 +130,8 @@ def test_gateway_splits_statements_as_the_server_runs_them() -> None:
                     counts[outcome] += 1
                     if outcome == "same" and case.tricky and run.tags:
                         tricky_ran[(encoding, scs)] += 1
+                    if outcome == "srv_only":
+                        server_only[f"{run.sqlstate} {run.message.split(':')[0]}"] += 1
                     if outcome == "same" and len(run.tags) > 1:
                         counts["split"] += 1
                     if outcome in ("mismatch", "gw_parse"):
@@ -139,7 +142,7 @@ def test_gateway_splits_statements_as_the_server_runs_them() -> None:
             server.command(b"SET client_encoding TO 'UTF8'")
     finally:
         server.close()
-    table = report(tally, tricky_ran)
+    table = report(tally, tricky_ran) + "\nsrv_only by server error: " + repr(dict(server_only.most_common()))
     print("\n" + table)  # the counts, for `pytest -s`
     mismatches = examples["mismatch"]
     assert not mismatches, f"{len(mismatches)} texts read differently:\n" + "\n".join(mismatches[:20]) + "\n" + table
