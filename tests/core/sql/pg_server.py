@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from psycopg import pq
 
-CONNINFO = b"host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=10"
+CONNINFO = "host=127.0.0.1 port=5432 user=postgres dbname={database} connect_timeout=10"
 
 # convert_from() runs the same verification and conversion as the server's client-encoding path;
 # a character the server rejects reads as NULL instead of ending the whole batch.
@@ -23,12 +23,12 @@ BEGIN RETURN convert_from(b, enc); EXCEPTION WHEN others THEN RETURN NULL; END $
 class Server:
     """One plain libpq connection to the server, or a test failure naming why there is none."""
 
-    def __init__(self) -> None:
-        conn = pq.PGconn.connect(CONNINFO)
+    def __init__(self, database: str = "test") -> None:
+        conn = pq.PGconn.connect(CONNINFO.format(database=database).encode())
         if conn.status != pq.ConnStatus.OK:
             message = conn.error_message.decode(errors="replace").strip()
             conn.finish()
-            pytest.fail(f"the parity tests need PostgreSQL on 127.0.0.1:5432 (user postgres, db test): {message}")
+            pytest.fail(f"the parity tests need PostgreSQL on 127.0.0.1:5432 (user postgres, db {database}): {message}")
         self.conn = conn
         self._reader = False
         # Notices (escape_string_warning, identifier truncation) would go to stderr; they change nothing.
@@ -41,6 +41,13 @@ class Server:
         result = self.conn.exec_(sql)
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
             raise AssertionError(f"{sql!r} failed: {result.error_message.decode(errors='replace')}")
+
+    def try_command(self, sql: bytes) -> str:
+        """Run `sql`; the server's error message, or "" when it succeeded."""
+        result = self.conn.exec_(sql)
+        if result.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+            return ""
+        return (result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"?").decode(errors="replace")
 
     def parameter(self, name: str) -> str:
         return (self.conn.parameter_status(name.encode()) or b"").decode()
