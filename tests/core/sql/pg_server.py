@@ -53,7 +53,8 @@ class Server:
         return (self.conn.parameter_status(name.encode()) or b"").decode()
 
     def read(self, encoding: str, probes: list[bytes]) -> list[str | None]:
-        """Each probe as the server reads it in `encoding` (None: the server rejects it)."""
+        """Each probe as the server reads it in `encoding` (None: the server rejects it), on a UTF8
+        database."""
         if self.parameter("client_encoding") != "UTF8":
             self.command(b"SET client_encoding TO 'UTF8'")
         if not self._reader:
