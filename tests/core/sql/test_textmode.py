@@ -9,7 +9,7 @@ from hoop.core.sql.textmode import TextMode, TextModeError, postgres_mode
 
 def test_postgres_modes_follow_the_reported_parameters() -> None:
     assert postgres_mode("UTF8", "on") == TextMode()
-    assert postgres_mode("sjis", "off") == TextMode("SJIS", "shift_jis", backslash_escapes=True)
+    assert postgres_mode("sjis", "off") == TextMode("SJIS", "cp932", backslash_escapes=True)
     assert postgres_mode("SQL_ASCII", "on", "SQL_ASCII").codec == "latin-1"
     assert postgres_mode("SQL_ASCII", "on", "UTF8").codec == "utf-8"  # checked as the server's own
     assert postgres_mode("EUC_TW", "on").codec == ""  # no faithful codec: refused
