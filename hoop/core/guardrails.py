@@ -19,11 +19,15 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .sql.kinds import kinds_text, known_statement
 from .sql.model import Classification, Statement
 
 Action = Literal["block", "review"]
-KNOWN_FLAGS = frozenset({"server_file", "program", "password_change", "password_hash_read", "local_infile"})
+KNOWN_FLAGS = frozenset(
+    {"server_file", "program", "password_change", "password_hash_read", "local_infile", "other_sessions"}
+)
 _FLAG_TEXT = {
+    "other_sessions": "reaches other sessions of the shared database account",
     "server_file": "touches files on the database server",
     "program": "runs a program on the database server",
     "password_change": "sets a password",
@@ -66,6 +70,8 @@ class Verdict:
     action: Literal["allow", "block", "review"]
     rule: GuardRule | None
     reason: str
+    syntax: bool = False  # the text is not valid SQL: answer as the server would (reason = its message)
+    position: int | None = None  # 1-based character position of a syntax error, when known
 
 
 ALLOW = Verdict("allow", None, "no guardrail applies")
@@ -125,6 +131,13 @@ def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardR
                 items = [i.lower() for i in items]
             if field_name == "flags" and (bad := [i for i in items if i not in KNOWN_FLAGS]):
                 raise ConfigError(file, where, f"expected flags among {', '.join(sorted(KNOWN_FLAGS))}, got {bad}")
+            if field_name == "statements" and (bad := [i for i in items if not known_statement(i)]):
+                raise ConfigError(
+                    file,
+                    where,
+                    f"unknown statement kind {', '.join(repr(b) for b in bad)}: expected a kind, "
+                    f'"kind object" (such as "drop table") or a glob matching one; kinds: {kinds_text()}',
+                )
             values[field_name] = tuple(items)
         elif field_name in _CHOICES:
             if raw not in _CHOICES[field_name]:
@@ -191,6 +204,15 @@ def builtin_rules() -> list[GuardRule]:
             "block",
             flags=("server_file", "program", "local_infile"),
             description="Reading or writing files, or running programs, on the database server.",
+        ),
+        GuardRule(
+            "builtin-other-sessions",
+            "block",
+            flags=("other_sessions",),
+            description=(
+                "Seeing or ending other sessions of the shared upstream account (pg_stat_activity, "
+                "pg_terminate_backend, MySQL KILL, SHOW PROCESSLIST)."
+            ),
         ),
     ]
 
@@ -316,6 +338,8 @@ class RuleSet:
         if not rules:
             return ALLOW
         if classification.error is not None:
+            if classification.syntax:  # the server would refuse it too: no rule is involved
+                return Verdict("block", None, classification.error, syntax=True, position=classification.error_at)
             first = next((c for c in rules if c.rule.action == "block"), rules[0])
             return Verdict(
                 "block",
