@@ -34,6 +34,9 @@ _FLAG_TEXT = {
     "password_hash_read": "reads password hashes",
     "local_infile": "reads a local file into the server",
 }
+# The built-in rule against reaching other sessions of the shared upstream account. The MySQL
+# door maps a plain `KILL <gateway id>` to the user's own session, which this rule does not cover.
+OTHER_SESSIONS_RULE = "builtin-other-sessions"
 _NAMED_OBJECTS = frozenset({"prepare", "execute", "deallocate", "set", "reset", "use", "call", "show"})
 _SEVERITY = {"allow": 0, "review": 1, "block": 2}
 
@@ -114,8 +117,10 @@ def parse_duration(value: object) -> float | None:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardRule:
-    """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part."""
+def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str, check_kinds: bool = True) -> GuardRule:
+    """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part.
+    `check_kinds`: refuse a `statements` entry that matches no statement kind (off only for rules
+    already stored, so a rule saved before the check keeps its other entries in force)."""
     known = {f.name for f in fields(GuardRule)}
     values: dict[str, object] = {}
     for field_name, raw in data.items():
@@ -131,7 +136,7 @@ def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardR
                 items = [i.lower() for i in items]
             if field_name == "flags" and (bad := [i for i in items if i not in KNOWN_FLAGS]):
                 raise ConfigError(file, where, f"expected flags among {', '.join(sorted(KNOWN_FLAGS))}, got {bad}")
-            if field_name == "statements" and (bad := [i for i in items if not known_statement(i)]):
+            if field_name == "statements" and check_kinds and (bad := [i for i in items if not known_statement(i)]):
                 raise ConfigError(
                     file,
                     where,
@@ -206,7 +211,7 @@ def builtin_rules() -> list[GuardRule]:
             description="Reading or writing files, or running programs, on the database server.",
         ),
         GuardRule(
-            "builtin-other-sessions",
+            OTHER_SESSIONS_RULE,
             "block",
             flags=("other_sessions",),
             description=(
