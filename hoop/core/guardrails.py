@@ -352,11 +352,13 @@ class RuleSet:
                 f"could not parse the statement ({classification.error}); "
                 f"blocked because rule {first.rule.name} applies",
             )
-        best = ALLOW
+        # A rule that matches a statement outranks one that only applies its `dynamic` mode to
+        # an unknowable one at the same severity: the refusal names the rule that matched.
+        best = unknown = ALLOW
         for stmt in classification.walk(executed_only=True):
             for c in rules:
-                if stmt.dynamic and _SEVERITY[c.rule.dynamic] > _SEVERITY[best.action]:
-                    best = Verdict(
+                if stmt.dynamic and _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]:
+                    unknown = Verdict(
                         c.rule.dynamic,
                         c.rule,
                         f"rule {c.rule.name} {_verb(c.rule.dynamic)} "
@@ -364,9 +366,9 @@ class RuleSet:
                     )
                 if _SEVERITY[c.rule.action] > _SEVERITY[best.action] and c.matches(stmt):
                     best = Verdict(c.rule.action, c.rule, _reason(c, stmt, _verb(c.rule.action)))
-                if best.action == "block":
-                    return best
-        return best
+                    if best.action == "block":
+                        return best
+        return unknown if _SEVERITY[unknown.action] > _SEVERITY[best.action] else best
 
 
 @lru_cache(maxsize=64)

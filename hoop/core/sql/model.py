@@ -103,7 +103,8 @@ class PreparedStatements:
                 for gone in list(bodies) if name in ("", "all") else [name]:
                     bodies.pop(gone, None)
                     dynamic.discard(gone)
-            elif stmt.kind == "execute":
+            elif stmt.kind == "execute" and not (classification.dialect == "mysql" and name == "immediate"):
+                # (MariaDB's EXECUTE IMMEDIATE 'text' carries its own statements, or is dynamic)
                 body = bodies.get(name)
                 if body is None:
                     stmt = replace(stmt, dynamic=True)

@@ -113,6 +113,7 @@ def _parse(text: str, base: int | None = None) -> exp.Expr:
     except sqlglot.errors.ParseError as exc:
         message = exc.errors[0].get("description", "") if exc.errors else str(exc).splitlines()[0]
         message = re.sub(r"<Token token_type: [^,]*, text: ([^,]*),[^>]*>", r"'\1'", str(message))
+        message = re.sub(r" for <class '[\w.]*?(\w+)'>", r" in \1", message)
         raise MySQLSyntaxError(message, _error_offset(exc, text, base)) from exc
     except sqlglot.errors.SqlglotError as exc:
         raise MySQLSyntaxError(str(exc).splitlines()[0]) from exc

@@ -125,7 +125,7 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             toks.append(Tok("op", op, i, i + len(op)))
             i += len(op)
     if in_exec:
-        raise MySQLSyntaxError("unterminated executable comment")
+        raise MySQLSyntaxError("unterminated executable comment", len(sql))
     return toks, "".join(clean)
 
 
