@@ -90,6 +90,8 @@ def refused(gw, user: str, sql: str) -> psycopg.Error:  # type: ignore[no-untype
         "MERGE INTO eff_items t USING eff_source s ON true WHEN MATCHED THEN DELETE",
         "MERGE INTO eff_items t USING eff_source s ON 1 = 1 WHEN MATCHED AND 2 > 1 THEN DELETE",
         "MERGE INTO eff_items t USING (SELECT 1) s ON t.id = t.id WHEN MATCHED THEN DELETE",
+        "MERGE INTO eff_items t USING (SELECT 1 AS k) s ON s.k = 1 WHEN MATCHED THEN DELETE",
+        "DELETE FROM eff_items USING eff_source s WHERE s.id = 1",
     ],
 )
 def test_merge_that_deletes_every_row_is_refused(gw, pg_target, sql: str) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,12 @@ statements = ["delete"]
 tables = ["prices"]
 
 [[rules]]
+name = "no-unbounded-delete"
+action = "block"
+statements = ["delete"]
+where = "missing-or-trivial"
+
+[[rules]]
 name = "ledger-is-append-only"
 action = "block"
 statements = ["update"]
@@ -48,6 +54,8 @@ def db() -> Iterator[str]:
         "CREATE TABLE ledger (id INT PRIMARY KEY, amount INT)",
         "INSERT INTO ledger VALUES (1, 100)",
         "CREATE TABLE wide (id INT, secret VARCHAR(20))",
+        "CREATE TABLE stock (id INT PRIMARY KEY, qty INT)",
+        "INSERT INTO stock VALUES (1, 5), (2, 7)",
     ) as name:
         yield name
 
@@ -117,6 +125,20 @@ def test_replace_deletes(gw: GatewayProcess, db: str, sql: str) -> None:
     code, message = refused(gw, "alice", sql)
     assert code == 1142 and "rule no-deleting-prices blocks DELETE" in message
     assert upstream(db, "SELECT id, price, note FROM prices ORDER BY id") == ((1, 10, "keep"), (2, 20, "keep"))
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE stock FROM stock JOIN ledger l ON true WHERE l.id = 1",
+        "DELETE FROM stock USING stock, ledger l WHERE l.id = 1",
+        "DELETE FROM stock WHERE EXISTS (SELECT 1 FROM ledger WHERE amount = 100)",
+    ],
+)
+def test_a_where_on_another_table_does_not_bound_the_delete(gw: GatewayProcess, db: str, sql: str) -> None:
+    code, message = refused(gw, "alice", sql)
+    assert code == 1142 and "rule no-unbounded-delete blocks DELETE" in message
+    assert upstream(db, "SELECT COUNT(*) FROM stock") == ((2,),)
 
 
 def test_on_duplicate_key_update_updates(gw: GatewayProcess, db: str) -> None:

@@ -19,9 +19,8 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
-from .model import PLANNED_ONLY, Classification, Statement, where_state
-from .mysql_effects import alter_table_effects, dml_effects, reaches_other_sessions
-from .mysql_fold import fold as _fold
+from .model import PLANNED_ONLY, Classification, Statement
+from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
@@ -178,8 +177,7 @@ def _dml(seg: _Seg, first: int, tables: set[str], inner: list[Statement]) -> tup
     inner.extend(dml_effects(tree, w0 == "REPLACE", seg.text))
     if isinstance(tree, exp.Delete | exp.Update):
         kind = "delete" if isinstance(tree, exp.Delete) else "update"
-        where = tree.args.get("where")
-        return kind, where_state(_fold(where.this)) if where is not None else "missing"
+        return kind, dml_where(tree)
     if isinstance(tree, exp.Insert):
         return ("replace" if w0 == "REPLACE" else "insert"), None
     if isinstance(tree, exp.Query | exp.Values):

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from .model import Statement
+from .model import Statement, bool_and, where_state
+from .mysql_fold import Target, fold
 from .mysql_lexer import Tok
 
 # Tables that list other connections, their users and their running statements.
@@ -52,6 +53,36 @@ def reaches_other_sessions(words: list[str], tables: set[str]) -> bool:
         return True
     # Unqualified "processlist" read while information_schema is the current database.
     return any(t in _SESSION_TABLES or t.startswith(_SESSION_TABLE_PREFIXES) or t == "processlist" for t in tables)
+
+
+def _name(table: exp.Table) -> set[str]:
+    out = {table.name.lower()}
+    if table.alias:
+        out.add(table.alias.lower())
+    return out
+
+
+def dml_where(tree: exp.Delete | exp.Update) -> str:
+    """The WHERE state of a DELETE / UPDATE: its WHERE and its joins' ON conditions together,
+    folded against the tables it writes; "missing" without a WHERE clause."""
+    scope = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is None]
+    written: set[str] = set()
+    if isinstance(tree, exp.Delete) and tree.args.get("tables"):
+        for t in tree.args["tables"]:
+            written |= {t.name.lower()}  # DELETE t1, t2 FROM ...: names or aliases of the FROM tables
+    elif isinstance(tree, exp.Update) and len(scope) > 1:
+        qualifiers = {c.table.lower() for e in tree.expressions for c in [e.this] if isinstance(c, exp.Column)}
+        # an unqualified SET column may belong to any of the tables: no column is known to bound
+        written = qualifiers if "" not in qualifiers else set()
+    elif isinstance(tree.this, exp.Table):
+        written = _name(tree.this)
+    target = Target(frozenset(written), unqualified=len(scope) <= 1)
+    conditions: list[exp.Expr] = [j.args["on"] for j in tree.find_all(exp.Join) if j.args.get("on") is not None]
+    conditions = [c for c in conditions if c.find_ancestor(exp.Select) is None]
+    where = tree.args.get("where")
+    if where is None:
+        return "missing"  # a join's ON condition alone does not count as a WHERE clause
+    return where_state(bool_and([fold(c, target) for c in [*conditions, where.this]]))
 
 
 def _target(tree: exp.Insert) -> frozenset[str]:

@@ -6,7 +6,8 @@ that effect must carry it, whatever its outer kind:
 - MERGE: each WHEN action is an inner insert / update / delete on the target table. An
   update or delete of the matched rows is bounded only by the join condition and the
   action's own AND condition; folded together they give the WHERE state (`ON true` with no
-  row-dependent condition is "trivial"). WHEN NOT MATCHED BY SOURCE acts on every target row
+  row-dependent condition is "trivial"; so is `ON s.k = 1`, which no column of the target
+  bounds: see pg_fold.Target). WHEN NOT MATCHED BY SOURCE acts on every target row
   the source does not match, which is all of them for an empty source: unbounded ("trivial")
   unless its own condition depends on the row.
 - COPY t FROM (STDIN, a file, a program) inserts into t; COPY t TO / COPY (query) TO reads.
@@ -24,7 +25,7 @@ from pglast import ast, enums
 from pglast.stream import RawStream
 
 from .model import Statement, bool_and, where_state
-from .pg_fold import dyn, fold
+from .pg_fold import dyn, fold, target_of
 
 # Signalling another backend: cancel its query, end it, or make it log its memory.
 _SIGNAL_FUNCS = {
@@ -100,6 +101,7 @@ _ACTIONS = {enums.CmdType.CMD_INSERT: "insert", enums.CmdType.CMD_UPDATE: "updat
 
 def _merge(n: ast.MergeStmt) -> list[Statement]:
     target = frozenset({_relation(n.relation)}) if n.relation is not None else frozenset()
+    target_rows = target_of(n.relation, n.sourceRelation)  # only the target's columns bound its rows
     out = []
     for clause in n.mergeWhenClauses or ():
         c = dyn(clause)
@@ -110,11 +112,11 @@ def _merge(n: ast.MergeStmt) -> list[Statement]:
         text = f"MERGE {_MATCH_TEXT.get(match, '')} THEN {kind.upper()}"
         where = None
         if kind != "insert":
-            condition = fold(c.condition) if c.condition is not None else True
+            condition = fold(c.condition, target_rows) if c.condition is not None else True
             if match == enums.MergeMatchKind.MERGE_WHEN_NOT_MATCHED_BY_SOURCE:
                 where = where_state(condition)  # every unmatched target row: bounded only by its condition
             else:
-                where = where_state(bool_and([fold(n.joinCondition), condition]))
+                where = where_state(bool_and([fold(n.joinCondition, target_rows), condition]))
         out.append(Statement(kind=kind, text=text, tables=target, where=where))
     return out
 

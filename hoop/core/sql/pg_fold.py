@@ -4,6 +4,7 @@ predicate (WHERE, MERGE's join and action conditions) to ROW, UNKNOWN or a const
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast, enums
@@ -42,13 +43,44 @@ _CMP = {
 }
 
 
-def _has_column(node: object) -> bool:
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The rows a predicate bounds: the target table of a DELETE / UPDATE / MERGE. Only a
+    column of the target makes a predicate row-dependent; `DELETE FROM t USING s WHERE s.k = 1`
+    or `MERGE ... ON s.k = 1` depends on the source alone and reaches every row of t.
+
+    `names`: the table's name and alias. `unqualified`: whether an unqualified column can only
+    be the target's (no other relation in scope). A column inside a subquery is the target's
+    only when qualified with its name: unqualified, it may be the subquery's own."""
+
+    names: frozenset[str]
+    unqualified: bool
+
+
+def target_of(relation: ast.RangeVar | None, others: object) -> Target | None:
+    if relation is None:
+        return None
+    own = {str(relation.relname).lower()}
+    if relation.alias is not None:
+        own.add(str(relation.alias.aliasname).lower())
+    return Target(frozenset(own), not others)
+
+
+def _has_column(node: object, target: Target | None = None, nested: bool = False) -> bool:
     if isinstance(node, (tuple, list)):
-        return any(_has_column(n) for n in node)
-    if isinstance(node, (ast.ColumnRef, ast.CurrentOfExpr)):
+        return any(_has_column(n, target, nested) for n in node)
+    if isinstance(node, ast.CurrentOfExpr):
         return True
+    if isinstance(node, ast.ColumnRef):
+        if target is None:
+            return True
+        parts = names(node.fields).split(".")
+        if len(parts) >= 2:
+            return parts[-2] in target.names
+        return target.unqualified and not nested
     if isinstance(node, ast.Node):
-        return any(_has_column(getattr(node, s)) for s in fields(node))
+        inside = nested or isinstance(node, ast.SelectStmt)
+        return any(_has_column(getattr(node, s), target, inside) for s in fields(node))
     return False
 
 
@@ -64,12 +96,13 @@ def _const(node: ast.A_Const) -> object:
     return UNKNOWN
 
 
-def fold(node: object) -> object:
-    """Return ROW, UNKNOWN, or a Python constant (None for SQL NULL)."""
+def fold(node: object, target: Target | None = None) -> object:
+    """Return ROW, UNKNOWN, or a Python constant (None for SQL NULL). With a `target`, ROW means
+    "depends on the target's row"; without, any column counts."""
     if isinstance(node, ast.A_Const):
         return _const(node)
     if isinstance(node, ast.TypeCast):
-        inner = fold(node.arg)
+        inner = fold(node.arg, target)
         if inner in (ROW, UNKNOWN) or inner is None:
             return inner
         tname = names(node.typeName.names).rsplit(".", 1)[-1] if node.typeName else ""
@@ -77,7 +110,7 @@ def fold(node: object) -> object:
             return str(inner).strip().lower() in ("t", "true", "y", "yes", "on", "1")
         return inner
     if isinstance(node, ast.BoolExpr):
-        args = [fold(a) for a in dyn(node).args]
+        args = [fold(a, target) for a in dyn(node).args]
         op = dyn(node).boolop.name
         if op == "AND_EXPR":
             return bool_and(args)
@@ -89,14 +122,14 @@ def fold(node: object) -> object:
         if op in _CMP and node.lexpr is not None:
             if isinstance(node.lexpr, ast.ColumnRef) and node.lexpr == node.rexpr and op in ("=", "<=", ">="):
                 return UNKNOWN  # col = col: true on every non-null row
-            return compare(_CMP[op], fold(node.lexpr), fold(node.rexpr))
+            return compare(_CMP[op], fold(node.lexpr, target), fold(node.rexpr, target))
     if isinstance(node, ast.NullTest):
-        inner = fold(node.arg)
+        inner = fold(node.arg, target)
         if inner in (ROW, UNKNOWN):
             return inner
         return (inner is None) == (node.nulltesttype == enums.NullTestType.IS_NULL)
     if isinstance(node, ast.BooleanTest):
-        inner = fold(node.arg)
+        inner = fold(node.arg, target)
         if inner in (ROW, UNKNOWN):
             return inner
         test = dyn(node).booltesttype.name
@@ -106,4 +139,4 @@ def fold(node: object) -> object:
             return res if test == "IS_UNKNOWN" else not res
         res = inner is not None and bool(inner) == want
         return not res if "_NOT_" in test else res
-    return ROW if _has_column(node) else UNKNOWN
+    return ROW if _has_column(node, target) else UNKNOWN

@@ -24,6 +24,7 @@ from .pg_fold import dyn as _dyn
 from .pg_fold import fields as _fields
 from .pg_fold import fold as _fold
 from .pg_fold import names as _names
+from .pg_fold import target_of
 from .pg_strings import TooManyLiterals, as_conforming
 from .textmode import UTF8, TextMode
 
@@ -344,7 +345,8 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
     facts.inner.extend(effects(node, facts.tables))  # MERGE actions, COPY direction, upsert, column drops
     where = None
     if cls in (ast.UpdateStmt, ast.DeleteStmt):
-        where = where_state(_fold(n.whereClause)) if n.whereClause is not None else "missing"
+        rows = target_of(n.relation, n.usingClause if cls is ast.DeleteStmt else n.fromClause)
+        where = where_state(_fold(n.whereClause, rows)) if n.whereClause is not None else "missing"
     return Statement(
         kind=kind,
         text=text if text is not None else _deparse(node),

@@ -211,3 +211,51 @@ def test_inner_statements_are_plain_statements() -> None:
     c = classify("MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", "postgres")
     inner = c.statements[0].inner
     assert all(isinstance(s, Statement) and s.text for s in inner)
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("MERGE INTO t USING (SELECT 1 AS k) s ON s.k = 1 WHEN MATCHED THEN DELETE", "postgres"),
+        ("MERGE INTO t USING s ON k = 1 WHEN MATCHED THEN DELETE", "postgres"),
+        ("DELETE FROM t USING s WHERE s.k = 1", "postgres"),
+        ("DELETE FROM t WHERE EXISTS (SELECT 1 FROM s WHERE s.k = 1)", "postgres"),
+        ("DELETE FROM t WHERE EXISTS (SELECT 1 FROM s WHERE k = 1)", "postgres"),
+        ("DELETE t FROM t JOIN s ON true WHERE s.k = 1", "mysql"),
+        ("DELETE FROM t USING t, s WHERE s.k = 1", "mysql"),
+        ("DELETE FROM t WHERE EXISTS (SELECT 1 FROM s WHERE k = 1)", "mysql"),
+    ],
+)
+def test_a_predicate_on_other_tables_alone_does_not_bound_the_target(sql: str, dialect: str) -> None:
+    assert verdict(UNBOUNDED_DELETE, sql, dialect) == "block"
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("UPDATE t SET v = 1 FROM s WHERE s.k = 1", "postgres"),
+        ("UPDATE t JOIN s ON 1 = 1 SET t.v = 1 WHERE s.k = 1", "mysql"),
+        ("UPDATE t, s SET v = 1 WHERE s.k = 1", "mysql"),  # v may be t's: nothing is known to bound t
+    ],
+)
+def test_an_update_bounded_only_by_other_tables_is_unbounded(sql: str, dialect: str) -> None:
+    assert verdict(UNBOUNDED_UPDATE, sql, dialect) == "block"
+
+
+@pytest.mark.parametrize(
+    ("sql", "dialect"),
+    [
+        ("MERGE INTO t AS x USING s ON x.id = s.id WHEN MATCHED THEN DELETE", "postgres"),
+        ("DELETE FROM t x USING s WHERE x.id = s.id AND s.k = 1", "postgres"),
+        ("DELETE FROM t WHERE EXISTS (SELECT 1 FROM s WHERE s.t_id = t.id)", "postgres"),
+        ("DELETE FROM t WHERE id IN (SELECT id FROM s)", "postgres"),
+        ("DELETE FROM public.t WHERE public.t.id = 1", "postgres"),
+        ("DELETE t FROM t JOIN s ON t.id = s.id WHERE s.k = 1", "mysql"),
+        ("DELETE x FROM t AS x JOIN s ON x.id = s.id WHERE s.k = 1", "mysql"),
+        ("UPDATE t JOIN s ON t.id = s.id SET t.v = 1 WHERE s.k = 1", "mysql"),
+        ("DELETE FROM t WHERE id IN (SELECT id FROM s)", "mysql"),
+    ],
+)
+def test_a_predicate_on_the_targets_rows_bounds_it(sql: str, dialect: str) -> None:
+    assert verdict(UNBOUNDED_DELETE, sql, dialect) == "allow"
+    assert verdict(UNBOUNDED_UPDATE, sql, dialect) == "allow"
