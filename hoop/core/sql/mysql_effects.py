@@ -32,6 +32,10 @@ _SESSION_TABLES = frozenset(
         "sys.x$processlist",
         "sys.session",
         "sys.x$session",
+        # InnoDB's transaction views name each transaction's connection id and running query.
+        "information_schema.innodb_trx",
+        "information_schema.innodb_lock_waits",
+        "information_schema.innodb_locks",
     }
 )
 # performance_schema event tables hold every thread's current and recent statements.
@@ -48,7 +52,7 @@ def reaches_other_sessions(words: list[str], tables: set[str]) -> bool:
     if w[0] == "KILL":
         return True
     if w[0] == "SHOW" and (
-        "PROCESSLIST" in (w[1], w[2]) or (w[1] in ("EXPLAIN", "ANALYZE") and "FOR" in w[2:4]) or w[1] == "ENGINE"
+        "PROCESSLIST" in (w[1], w[2]) or (w[1] in ("EXPLAIN", "ANALYZE") and "FOR" in w[2:]) or w[1] == "ENGINE"
     ):
         return True
     # Unqualified "processlist" read while information_schema is the current database.

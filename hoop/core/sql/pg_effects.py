@@ -44,13 +44,25 @@ _ACTIVITY_FUNCS = {
     "pg_blocking_pids",
     "pg_safe_snapshot_blocking_pids",
     "pg_stat_get_progress_info",
+    "pg_stat_statements",
+    "pg_stat_statements_reset",
+    "pg_prepared_xact",
 }
 _ACTIVITY_FUNC_PREFIXES = ("pg_stat_get_backend_",)
 # Views over the same data. pg_locks on its own is left out: it shows pids and locked objects
 # but neither the user nor the query, the pid alone ends nothing once the signal functions are
 # blocked, and clients read it to debug their own locks; joined to pg_stat_activity (the usual
 # way to see who holds a lock) the activity view is flagged.
-_ACTIVITY_RELATIONS = {"pg_stat_activity", "pg_stat_replication", "pg_stat_wal_receiver"}
+# pg_stat_statements (an extension) keeps every session's statements; pg_prepared_xacts lists
+# the prepared transactions any session of the account may then COMMIT or ROLLBACK PREPARED.
+_ACTIVITY_RELATIONS = {
+    "pg_stat_activity",
+    "pg_stat_replication",
+    "pg_stat_wal_receiver",
+    "pg_stat_statements",
+    "pg_stat_statements_info",
+    "pg_prepared_xacts",
+}
 _ACTIVITY_RELATION_PREFIXES = ("pg_stat_progress_",)
 
 
@@ -60,8 +72,8 @@ def other_sessions_function(qualified: str) -> bool:
 
 
 def other_sessions_relation(schema: str | None, name: str) -> bool:
-    if schema not in (None, "", "pg_catalog"):
-        return False  # a user's own table of that name
+    if schema not in (None, "", "pg_catalog", "public"):
+        return False  # a user's own table of that name (pg_stat_statements lives where it was installed)
     return name in _ACTIVITY_RELATIONS or name.startswith(_ACTIVITY_RELATION_PREFIXES)
 
 

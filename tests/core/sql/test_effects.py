@@ -144,6 +144,10 @@ def builtin(sql: str, dialect: str) -> str:
         "WITH x AS (SELECT pid FROM pg_stat_activity) SELECT pg_cancel_backend(pid) FROM x",
         "PREPARE q AS SELECT pg_terminate_backend($1)",
         "CREATE VIEW v AS SELECT * FROM pg_stat_activity",
+        "SELECT query FROM pg_stat_statements",
+        "SELECT gid FROM pg_prepared_xacts",
+        "COPY (SELECT * FROM pg_stat_activity) TO STDOUT",
+        "SELECT * FROM query_to_xml('SELECT * FROM pg_stat_activity', true, true, '')",
     ],
 )
 def test_postgres_other_sessions_are_blocked_by_the_builtin(sql: str) -> None:
@@ -188,6 +192,10 @@ def test_postgres_own_session_facts_stay_allowed(sql: str) -> None:
         "SHOW EXPLAIN FOR 5",
         "EXPLAIN FOR CONNECTION 5",
         "SHOW ENGINE INNODB STATUS",
+        "SHOW ANALYZE FORMAT=JSON FOR 5",
+        "EXPLAIN FORMAT=JSON FOR CONNECTION 5",
+        "SELECT trx_mysql_thread_id, trx_query FROM information_schema.INNODB_TRX",
+        "SELECT * FROM `information_schema`.`PROCESSLIST`",
     ],
 )
 def test_mysql_other_sessions_are_blocked_by_the_builtin(sql: str) -> None:
