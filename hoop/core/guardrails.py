@@ -315,7 +315,10 @@ class RuleSet:
     """Rules compiled once; `evaluate` is the hot path."""
 
     def __init__(self, rules: Sequence[GuardRule]) -> None:
-        self._rules = [_Compiled(r) for r in rules if r.enabled]
+        # Built-in rules are checked after the configured ones: when both block a statement, the
+        # refusal names the rule someone wrote for it (the MySQL door relies on this for KILL).
+        ordered = sorted((r for r in rules if r.enabled), key=lambda r: r.name.startswith("builtin-"))
+        self._rules = [_Compiled(r) for r in ordered]
         self._ctx_cache: dict[tuple[str, frozenset[str]], list[_Compiled]] = {}
 
     def _applicable(self, ctx: Context, domain: str) -> list[_Compiled]:

@@ -39,10 +39,19 @@ statements = ["update"]
 tables = ["ledger"]
 
 [[rules]]
+name = "ops-may-not-kill"
+action = "block"
+statements = ["kill"]
+groups = ["ops"]
+
+[[rules]]
 name = "no-drop"
 action = "block"
 statements = ["drop column", "drop partition"]
 """
+
+
+USERS = {"alice": '["dev"]', "bob": '["dev"]', "carol": '["dev", "ops"]'}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +71,7 @@ def db() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    users = '[[users]]\nname = "alice"\ngroups = ["dev"]\n\n[[users]]\nname = "bob"\ngroups = ["dev"]\n'
+    users = "".join(f'[[users]]\nname = "{u}"\ngroups = {g}\n' for u, g in USERS.items())
     conn = f"""
 [[connections]]
 name = "my"
@@ -76,7 +85,7 @@ groups = ["dev"]
 """
     g = write_config(tmp_path_factory.mktemp("myeff"), users + conn + RULES, listen={"mysql": free_port()})
     g.start()
-    g.tokens = {u: g.token(u) for u in ("alice", "bob")}  # type: ignore[attr-defined]
+    g.tokens = {u: g.token(u) for u in USERS}  # type: ignore[attr-defined]
     yield g
     g.stop()
 
@@ -213,6 +222,16 @@ def test_a_users_own_kill_query_still_works(gw: GatewayProcess, db: str) -> None
     sleeper.join(15)
     assert not sleeper.is_alive()
     assert result in ([((1,),)], [1317])  # SLEEP interrupted: returns 1, or "query execution was interrupted"
+    victim.close()
+    killer.close()
+
+
+def test_a_configured_kill_rule_still_applies_to_the_gateways_own_kill(gw: GatewayProcess) -> None:
+    victim, killer = connect(gw, "carol"), connect(gw, "carol")
+    with pytest.raises(pymysql.MySQLError) as err, killer.cursor() as cur:
+        cur.execute(f"KILL QUERY {victim.thread_id()}")
+    assert err.value.args[0] == 1142 and "rule ops-may-not-kill blocks KILL" in err.value.args[1]
+    victim.ping(reconnect=False)
     victim.close()
     killer.close()
 

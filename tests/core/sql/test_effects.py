@@ -267,3 +267,8 @@ def test_an_update_bounded_only_by_other_tables_is_unbounded(sql: str, dialect: 
 def test_a_predicate_on_the_targets_rows_bounds_it(sql: str, dialect: str) -> None:
     assert verdict(UNBOUNDED_DELETE, sql, dialect) == "allow"
     assert verdict(UNBOUNDED_UPDATE, sql, dialect) == "allow"
+
+
+def test_a_configured_rule_is_named_before_a_builtin() -> None:
+    rules = [*builtin_rules(), GuardRule("no-kill", "block", statements=("kill",))]
+    assert evaluate(rules, classify("KILL QUERY 5", "mysql"), CTX).rule.name == "no-kill"  # type: ignore[union-attr]
