@@ -1,0 +1,196 @@
+"""Walking around the PostgreSQL door's guardrails with other members of known bypass classes.
+
+Every test sends what an attacker would (psycopg, or exact wire bytes where pipelining or
+encodings matter) and asserts the effect on the real server: the rows, the column, the table
+are still there afterwards.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from support.pgwire import SYNC, RawClient, bind, execute, parse, query
+
+pytestmark = pytest.mark.needs_postgres
+
+RULES = """
+[[rules]]
+name = "no-unbounded-delete"
+action = "block"
+statements = ["delete", "update"]
+where = "missing-or-trivial"
+
+[[rules]]
+name = "no-truncate"
+action = "block"
+statements = ["truncate"]
+"""
+ROWS = 3
+
+
+@pytest.fixture
+def victims(pg_target):  # type: ignore[no-untyped-def]
+    with psycopg.connect(
+        host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"], autocommit=True
+    ) as conn:
+        conn.execute("DROP TABLE IF EXISTS victims")
+        conn.execute("CREATE TABLE victims (id int PRIMARY KEY, name text NOT NULL, ok bool NOT NULL DEFAULT true)")
+        conn.execute(f"INSERT INTO victims SELECT g, 'n' || g FROM generate_series(1, {ROWS}) g")
+
+    def rows() -> list[tuple[object, ...]]:
+        with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"]) as conn:
+            return conn.execute("SELECT id, name FROM victims ORDER BY id").fetchall()
+
+    return rows
+
+
+ORIGINAL = [(i, f"n{i}") for i in range(1, ROWS + 1)]
+
+
+@pytest.fixture
+def gw(make_gateway):  # type: ignore[no-untyped-def]
+    gateway = make_gateway(RULES)
+    gateway.alice = gateway.token("alice")
+    return gateway
+
+
+def client(gw, **params: str) -> RawClient:  # type: ignore[no-untyped-def]
+    return RawClient(gw.ports["postgres"], "alice", gw.alice, "pg", **params)
+
+
+def refused(reply) -> bool:  # type: ignore[no-untyped-def]
+    return any("refused by Hoop" in e.get("M", "") for e in reply.errors)
+
+
+# Predicates true for every row of `victims` that the WHERE folding once took as bounding
+# the write by a column: each statement below deleted or rewrote every row.
+ALWAYS_TRUE = [
+    "id + 0 = id + 0",
+    "NOT (id <> id)",
+    "id = victims.id",
+    "id IS NOT DISTINCT FROM id",
+    "CASE WHEN true THEN true ELSE id = 1 END",
+    "COALESCE(true, id = 1)",
+    "NULLIF(id, id) IS NULL",
+    "(id, 1) = (id, 1)",
+    "id IN (id)",
+    "id BETWEEN id AND id",
+    "id = (SELECT id)",
+    "id::text = id::text",
+    "ok = ok",
+    "NOT (id = 0 AND now() < '2000-01-01')",
+    "(id = 0 AND 1 = 2) = false",
+    "(id = 0 AND 1 = 2) IS NOT TRUE",
+    "id = 0 OR '10'::int > '9'::int",
+    "id = 0 OR 1.4::int = 1",
+    "id = 0 OR 'a '::char(2) = 'a'",
+]
+
+
+@pytest.mark.parametrize("predicate", ALWAYS_TRUE)
+def test_always_true_predicates_do_not_bound_a_delete(gw, victims, predicate: str) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
+            conn.execute(f"DELETE FROM victims WHERE {predicate}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
+            conn.execute(f"UPDATE victims SET name = 'gone' WHERE {predicate}")
+    assert victims() == ORIGINAL
+
+
+def test_bounded_writes_still_run(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        for sql in (
+            "UPDATE victims SET name = 'n1' WHERE id = 1",
+            "UPDATE victims SET name = 'n2' WHERE CASE WHEN id = 2 THEN true ELSE false END",
+            "UPDATE victims SET name = 'n3' WHERE id IN (3, 4) AND COALESCE(name, '') <> ''",
+            "DELETE FROM victims WHERE id BETWEEN 10 AND 20 OR id = (SELECT 0)",
+            "DELETE FROM victims WHERE NOT (id <> 0)",
+        ):
+            conn.execute(sql)
+    assert victims() == ORIGINAL
+
+
+def test_cached_shape_does_not_stand_for_a_text_whose_literal_flips_it(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    """The first text is bounded (`NOT (id <> 0)`); its twin differs in one literal and is not."""
+    c = client(gw)
+    assert not c.run(b"DELETE FROM victims WHERE NOT (id <> 0 AND 1 = 1)").errors
+    reply = c.run(b"DELETE FROM victims WHERE NOT (id <> 0 AND 1 = 2)")
+    c.close()
+    assert refused(reply), reply
+    assert victims() == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "EXPLAIN (ANALYZE false, ANALYZE true) DELETE FROM victims",
+        "EXPLAIN (ANALYZE off, ANALYZE) UPDATE victims SET name = 'gone'",
+    ],
+)
+def test_explain_runs_the_statement_when_any_analyze_says_so(gw, victims, sql: str) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
+            conn.execute(sql)
+    assert victims() == ORIGINAL
+
+
+def test_alter_column_type_using_rewrites_every_row(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
+            conn.execute("ALTER TABLE victims ALTER COLUMN name TYPE varchar USING 'gone'")
+        # A plain type change keeps the values: still allowed.
+        conn.execute("ALTER TABLE victims ALTER COLUMN name TYPE varchar(40)")
+    assert victims() == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT schema_to_xml('pg_catalog', true, false, '')",
+        "SELECT schema_to_xml_and_xmlschema('pg_catalog', true, false, '')",
+        "SELECT database_to_xml(true, false, '')",
+    ],
+)
+def test_xml_dumps_of_whole_schemas_do_not_reach_other_sessions(gw, sql: str) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="effect cannot be known"):
+            conn.execute(sql)
+
+
+# Ways to change how the server reads text, each followed in the SAME write by text that is
+# harmless under the old settings and runs TRUNCATE under the new ones.
+SCS_OFF_PAYLOAD = b"SELECT 'a\\' AS x, ' ; TRUNCATE victims; -- '"
+
+
+@pytest.mark.parametrize(
+    "switch",
+    [
+        [b"BEGIN", b"SAVEPOINT s", b"SET LOCAL standard_conforming_strings = off"],
+        [b"SET standard_conforming_strings = off; RESET ALL; SET standard_conforming_strings = off"],
+        [b"SELECT set_config('standard_conforming_strings', 'off', false) FROM victims LIMIT 1"],
+        [b"BEGIN; SET standard_conforming_strings = off; SELECT 1/0"],
+    ],
+)
+def test_string_mode_switch_pipelined_with_the_attack(gw, victims, switch: list[bytes]) -> None:  # type: ignore[no-untyped-def]
+    c = client(gw)
+    c.send(*(query(s) for s in switch), query(SCS_OFF_PAYLOAD))
+    reply = c.until_ready(len(switch) + 1)
+    c.close()
+    assert refused(reply) or any(e["C"] == "25P02" for e in reply.errors), reply
+    assert victims() == ORIGINAL
+
+
+def test_string_mode_switch_in_an_unsynced_batch_then_a_query(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    """Parse/Bind/Execute with no Sync, then a simple Query: the Query runs after the switch."""
+    c = client(gw)
+    c.send(
+        parse(b"SELECT set_config('standard_conforming_strings', 'off', false)"),
+        bind(),
+        execute(),
+        query(SCS_OFF_PAYLOAD),
+        SYNC,
+    )
+    reply = c.until_ready(2)
+    c.close()
+    assert reply.errors, reply
+    assert victims() == ORIGINAL
