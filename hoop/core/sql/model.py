@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, cast
 
 # Flag set on the statements nested in a plain EXPLAIN (without ANALYZE): the server only plans
@@ -116,7 +117,15 @@ class PreparedStatements:
 
 # ---- Three-valued folding of WHERE predicates, shared by the dialects ----
 # A folded value is ROW (depends on the row), UNKNOWN (row-independent but not computable here,
-# e.g. random() or a parameter), or a Python constant (None for SQL NULL).
+# e.g. random() or a parameter), MIXED (depends on the row unless a value not known here makes it
+# a constant: `id = 1 AND $1` is row-dependent when $1 is true and false for every row when it is
+# not), or a Python constant (None for SQL NULL).
+#
+# The folding must never take a predicate as bounded when some value of its unknowns makes it
+# true for every row: the decision cache relies on it (a text's shape is classified with every
+# literal unknown, and reused for all texts of that shape only if it comes out the same). So an
+# operation that could turn "false" into "true" (NOT, a comparison, IS TRUE, ...) turns MIXED
+# into UNKNOWN rather than keeping it row-dependent.
 
 
 class _Marker:
@@ -131,11 +140,16 @@ class _Marker:
 
 ROW = _Marker("ROW")
 UNKNOWN = _Marker("UNKNOWN")
+MIXED = _Marker("MIXED")
+
+
+def is_marker(value: object) -> bool:
+    return value is ROW or value is UNKNOWN or value is MIXED
 
 
 def truth(value: object) -> object:
     """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal)."""
-    if value is ROW or value is UNKNOWN or value is None or isinstance(value, bool):
+    if is_marker(value) or value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return value != 0
@@ -149,9 +163,14 @@ def truth(value: object) -> object:
 
 
 def bool_and(values: list[object]) -> object:
+    """AND of folded values. A row-dependent operand with an unknown one is MIXED: false for
+    every row if the unknown is false, so a NOT around it may be true for every row."""
     vals = [truth(v) for v in values]
     if any(v is False for v in vals):
         return False
+    row = any(v is ROW for v in vals)
+    if any(v is MIXED for v in vals) or (row and any(v is UNKNOWN for v in vals)):
+        return MIXED
     for marker in (ROW, UNKNOWN, None):
         if any(v is marker for v in vals):
             return marker
@@ -165,7 +184,7 @@ def bool_or(values: list[object]) -> object:
     vals = [truth(v) for v in values]
     if any(v is True for v in vals):
         return True
-    for marker in (UNKNOWN, ROW, None):
+    for marker in (UNKNOWN, ROW, MIXED, None):
         if any(v is marker for v in vals):
             return marker
     return False
@@ -173,30 +192,46 @@ def bool_or(values: list[object]) -> object:
 
 def bool_not(value: object) -> object:
     v = truth(value)
+    if v is MIXED:
+        return UNKNOWN  # NOT (row AND unknown): true for every row when the unknown is false
     return v if v is ROW or v is UNKNOWN or v is None else not v
 
 
+def _number(value: object) -> Decimal | None:
+    """A finite number for a numeric comparison ('1' = 1 compares numerically on both servers)."""
+    try:
+        if isinstance(value, float):
+            value = repr(value)
+        number = Decimal(cast(Any, value))
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    return number if number.is_finite() else None
+
+
 def compare(op: Callable[[Any, Any], object], left: object, right: object) -> object:
+    if left is MIXED or right is MIXED:
+        return UNKNOWN  # may compare a constant false with a constant: any outcome for every row
     if left is ROW or right is ROW:
         return ROW
     if left is UNKNOWN or right is UNKNOWN:
         return UNKNOWN
     if left is None or right is None:
         return None
-    if isinstance(left, str) != isinstance(right, str):
-        try:  # '1' = 1: compare numerically, as both servers do
-            left, right = float(cast(Any, left)), float(cast(Any, right))
-        except (TypeError, ValueError):
+    if isinstance(left, bool) != isinstance(right, bool):
+        return UNKNOWN
+    if isinstance(left, str) != isinstance(right, str) or isinstance(left, float) or isinstance(right, float):
+        left, right = _number(left), _number(right)
+        if left is None or right is None:
             return UNKNOWN
     try:
         return bool(op(left, right))
-    except TypeError:
+    except (TypeError, ArithmeticError):
         return UNKNOWN
 
 
 def where_state(folded: object) -> str:
     """Map a folded WHERE predicate to "present" or "trivial" (missing is decided by the caller)."""
     v = truth(folded)
-    if v is ROW or v is False or v is None:
+    if v is ROW or v is MIXED or v is False or v is None:
         return "present"  # row-dependent, or matches nothing
     return "trivial"  # constant true, or row-independent and unknowable: treat as unbounded
