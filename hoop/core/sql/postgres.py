@@ -67,6 +67,13 @@ DYNAMIC_FUNCS = frozenset(
         "table_to_xmlschema",
         "table_to_xml_and_xmlschema",
         "ts_stat",
+        # every table and view of a schema (pg_catalog holds pg_stat_activity) or database
+        "schema_to_xml",
+        "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema",
+        "database_to_xml",
+        "database_to_xmlschema",
+        "database_to_xml_and_xmlschema",
     }
 )
 # Catalogs that expose password hashes (or foreign-server passwords in umoptions).
@@ -272,6 +279,8 @@ def _has_password_option(options: Iterable[object] | None) -> bool:
 
 
 def _explain_analyzes(node: ast.ExplainStmt) -> bool:
+    """Does any ANALYZE option say on? The server takes the last of repeated options, so one
+    that says on runs the statement whatever the others say."""
     for opt in node.options or ():
         if opt.defname == "analyze":
             if opt.arg is None:
@@ -281,7 +290,8 @@ def _explain_analyzes(node: ast.ExplainStmt) -> bool:
                 None,
             )
             # anything we cannot read as "off" counts as ANALYZE: fail closed
-            return str(arg).lower() not in ("false", "off", "0", "no")
+            if str(arg).lower() not in ("false", "off", "0", "no"):
+                return True
     return False
 
 
