@@ -84,6 +84,14 @@ ALWAYS_TRUE = [
     "id = 0 OR '10'::int > '9'::int",
     "id = 0 OR 1.4::int = 1",
     "id = 0 OR 'a '::char(2) = 'a'",
+    "ok OR NOT ok",
+    "id = 2 OR id <> 2",
+    "name IS NULL OR name IS NOT NULL",
+    "NOT (ok AND NOT ok)",
+    "name LIKE '%'",
+    "id = ANY(ARRAY[id, 0])",
+    "id OPERATOR(pg_catalog.=) id",
+    "id = 0 OR 9007199254740993 = 9007199254740993.0",
 ]
 
 
@@ -94,6 +102,17 @@ def test_always_true_predicates_do_not_bound_a_delete(gw, victims, predicate: st
             conn.execute(f"DELETE FROM victims WHERE {predicate}")
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
             conn.execute(f"UPDATE victims SET name = 'gone' WHERE {predicate}")
+    assert victims() == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    "on",
+    ["NOT (t.id <> t.id)", "t.id = t.id + 0 - 0 OR NOT (t.id = t.id + 0 - 0)", "COALESCE(true, t.id = s.k)"],
+)
+def test_always_true_merge_join_does_not_bound_its_delete(gw, victims, on: str) -> None:  # type: ignore[no-untyped-def]
+    with psycopg.connect(gw.dsn("alice", gw.alice), autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-unbounded-delete"):
+            conn.execute(f"MERGE INTO victims t USING (SELECT 1 AS k) s ON {on} WHEN MATCHED THEN DELETE")
     assert victims() == ORIGINAL
 
 
@@ -194,3 +213,39 @@ def test_string_mode_switch_in_an_unsynced_batch_then_a_query(gw, victims) -> No
     c.close()
     assert reply.errors, reply
     assert victims() == ORIGINAL
+
+
+@pytest.fixture
+def ascii_db(pg_admin, pg_target):  # type: ignore[no-untyped-def]
+    """A database whose server encoding is SQL_ASCII: the server converts nothing, whatever
+    the client's character set, and reads every byte as it is."""
+    name = f"{pg_target['database']}_ascii"
+    pg_admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    pg_admin.execute(
+        f"CREATE DATABASE {name} OWNER {pg_target['role']} ENCODING 'SQL_ASCII' "
+        "TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    )
+    with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=name, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE victims (id int); INSERT INTO victims SELECT generate_series(1, {ROWS})")
+    yield name
+    pg_admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_sjis_client_of_a_sql_ascii_database(make_gateway, pg_target, ascii_db) -> None:  # type: ignore[no-untyped-def]
+    from conftest import pg_connection_toml
+
+    gw = make_gateway(RULES, connections=pg_connection_toml({**pg_target, "database": ascii_db}))
+    c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg", client_encoding="SJIS")
+    assert c.login.parameters["server_encoding"] == "SQL_ASCII"
+    # Read as SJIS, 0x81 0x5C is one character and the quote after it ends the string, so the
+    # DELETE sits in a second string. The server reads the byte 0x5C as a backslash escaping
+    # that quote: its string ends at the next quote, and the DELETE runs.
+    # (The server refuses any non-ASCII byte from a client-only character set such as SJIS
+    # into a SQL_ASCII database, so the gateway's reading cannot be the one that matters.)
+    reply = c.run(b"SELECT E'\x81\x5c' , ' ; DELETE FROM victims; -- '")
+    harmless = c.run(b"SELECT 'plain ascii'")
+    c.close()
+    assert reply.errors and not reply.tags, reply
+    assert harmless.rows == [[b"plain ascii"]]
+    with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=ascii_db) as conn:
+        assert conn.execute("SELECT count(*) FROM victims").fetchone() == (ROWS,)
