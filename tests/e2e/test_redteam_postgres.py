@@ -249,3 +249,29 @@ def test_sjis_client_of_a_sql_ascii_database(make_gateway, pg_target, ascii_db) 
     assert harmless.rows == [[b"plain ascii"]]
     with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=ascii_db) as conn:
         assert conn.execute("SELECT count(*) FROM victims").fetchone() == (ROWS,)
+
+
+REVIEW_RULES = """
+[[rules]]
+name = "review-deletes"
+action = "review"
+statements = ["delete"]
+approvers = ["dba"]
+timeout = "2s"
+"""
+
+
+def test_a_refused_reparse_does_not_stand_for_the_statement_the_server_keeps(make_gateway, victims) -> None:  # type: ignore[no-untyped-def]
+    """The server keeps the first statement of a name and refuses a second Parse of it; the
+    gateway must not judge later Binds of the name by the refused second text."""
+    gw = make_gateway(REVIEW_RULES)
+    c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg")
+    c.send(parse(b"DELETE FROM victims", b"s"), SYNC)  # parsing runs nothing: held at each Bind
+    assert not c.until_ready().errors
+    c.send(parse(b"SELECT 1", b"s"), SYNC)
+    assert c.until_ready().errors[0]["C"] == "42P05"  # prepared statement "s" already exists
+    c.send(bind(b"s"), execute(), SYNC)
+    reply = c.until_ready()
+    c.close()
+    assert reply.errors and "DELETE" not in reply.tags, reply
+    assert victims() == ORIGINAL

@@ -39,6 +39,7 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
+_STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 
 
@@ -218,7 +219,8 @@ class Relay(Holds, TwoSided):
             if text is SETTLE:
                 return SETTLE
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
-            self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
+            if not self._keeps_earlier(name, decision):
+                self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
             return msg if decision.action != "block" else self._refuse(decision, "parse", name)
         if t == B:
@@ -254,6 +256,22 @@ class Relay(Holds, TwoSided):
             return msg
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, "query")
+
+    def _keeps_earlier(self, name: str, decision: Decision) -> bool:
+        """Does an earlier statement of this name outrank the new Parse? The server refuses a
+        Parse of a named statement that exists and keeps the old one, so Binds of the name may
+        run the earlier text: it keeps deciding while it is the stricter of the two. (An earlier
+        refused Parse never reached the server; the unnamed statement is always replaced. A
+        name the client closed in between costs at most a stricter decision, never a looser
+        one: a Close the server skips after an error would otherwise reopen the hole.)"""
+        earlier = self.prepared.get(name)
+        if not name or earlier is None or earlier[1].action == "block":
+            return False
+        text, old, version, mode = earlier
+        if version != self.pipeline.version:
+            old = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            self.prepared[name] = (text, old, self.pipeline.version, mode)
+        return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
 
     def _judge_bind(self, msg: memoryview, portal: str, statement: str) -> Any:
         """Each execution of a prepared statement is judged under the rules in force now: a
