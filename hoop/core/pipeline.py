@@ -127,6 +127,8 @@ class Pipeline:
         if session_bound:
             if prepared is not None and decision.action == "allow":
                 prepared.observe(classification)
+            elif prepared is not None and decision.action == "review":
+                prepared.held(classification)
             return decision  # depends on the session's prepared statements: never cached
         if len(decisions) > _CACHE_LIMIT:
             decisions.clear()

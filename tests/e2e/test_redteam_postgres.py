@@ -275,3 +275,35 @@ def test_a_refused_reparse_does_not_stand_for_the_statement_the_server_keeps(mak
     c.close()
     assert reply.errors and "DELETE" not in reply.tags, reply
     assert victims() == ORIGINAL
+
+
+def _approve_next(gw) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import time
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pending = json.loads(gw.cli("approvals", "--json").stdout)
+        if pending:
+            gw.cli("approve", str(pending[0]["id"]), "--token", gw.token("bob"))
+            return
+        time.sleep(0.1)
+    raise AssertionError("no approval request appeared")
+
+
+def test_an_approved_prepare_is_not_re_executed_under_a_harmless_twin(make_gateway, victims) -> None:  # type: ignore[no-untyped-def]
+    """An approved `PREPARE s AS DELETE ...` creates s; its EXECUTEs are not approved. A second
+    `PREPARE s AS SELECT 1` fails upstream (s exists), so `EXECUTE s` still runs the DELETE."""
+    import threading
+
+    gw = make_gateway(REVIEW_RULES.replace('"2s"', '"30s"'))
+    c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg")
+    approver = threading.Thread(target=_approve_next, args=(gw,))
+    approver.start()
+    assert not c.run(b"PREPARE s AS DELETE FROM victims WHERE id = 1").errors
+    approver.join()
+    assert c.run(b"PREPARE s AS SELECT 1").errors[0]["C"] == "42P05"
+    reply = c.run(b"EXECUTE s")
+    c.close()
+    assert reply.errors and "DELETE 1" not in reply.tags, reply
+    assert victims() == ORIGINAL

@@ -65,18 +65,32 @@ class PreparedStatements:
     The session calls ``observe`` for statements the server accepted and ``resolve`` before
     evaluating guardrails: an ``execute`` statement then carries the prepared body in ``inner``.
     An EXECUTE of a name we never saw is marked dynamic (its effect is unknown: fail closed).
+
+    PostgreSQL refuses a PREPARE of a name that exists and keeps the first body, so there a
+    second PREPARE adds its body to the ones an EXECUTE is judged by instead of replacing
+    them; and a name once prepared under review (`held`: approved or not, the gateway cannot
+    tell) stays unknown for the session. (MySQL replaces the body of an existing name.)
     """
 
     def __init__(self) -> None:
         self._bodies: dict[str, tuple[Statement, ...]] = {}
         self._dynamic: set[str] = set()
+        self._held: set[str] = set()
+
+    def held(self, classification: Classification) -> None:
+        """Statements decided "review": their PREPAREs may run once an approver says so."""
+        for stmt in classification.statements:
+            if stmt.kind == "prepare" and stmt.object:
+                self._held.add(stmt.object.lower())
 
     def observe(self, classification: Classification) -> None:
+        keeps_first = classification.dialect == "postgres"
         for stmt in classification.statements:
             name = stmt.object.lower()
             if stmt.kind == "prepare" and name:
-                self._bodies[name] = stmt.inner
-                if stmt.dynamic:
+                earlier = self._bodies.get(name, ()) if keeps_first else ()
+                self._bodies[name] = earlier + stmt.inner
+                if stmt.dynamic or (keeps_first and name in self._held):
                     self._dynamic.add(name)
                 else:
                     self._dynamic.discard(name)
@@ -94,12 +108,13 @@ class PreparedStatements:
         if not any(s.kind == "execute" for s in classification.statements):
             return classification
         bodies, dynamic = dict(self._bodies), set(self._dynamic)
+        keeps_first = classification.dialect == "postgres"
         out = []
         for stmt in classification.statements:
             name = stmt.object.lower()
             if stmt.kind == "prepare" and name:
-                bodies[name] = stmt.inner
-                (dynamic.add if stmt.dynamic else dynamic.discard)(name)
+                bodies[name] = (bodies.get(name, ()) if keeps_first else ()) + stmt.inner
+                (dynamic.add if stmt.dynamic or (keeps_first and name in self._held) else dynamic.discard)(name)
             elif stmt.kind == "deallocate":
                 for gone in list(bodies) if name in ("", "all") else [name]:
                     bodies.pop(gone, None)
