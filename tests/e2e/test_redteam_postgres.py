@@ -307,3 +307,37 @@ def test_an_approved_prepare_is_not_re_executed_under_a_harmless_twin(make_gatew
     c.close()
     assert reply.errors and "DELETE 1" not in reply.tags, reply
     assert victims() == ORIGINAL
+
+
+def test_string_mode_switch_then_copy_then_the_attack_in_one_write(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    """The switch and a COPY FROM STDIN share one Query; the copy data, its end and the attack
+    follow in the same write, before the server has answered anything."""
+    from support.pgwire import _msg
+
+    c = client(gw)
+    c.send(
+        query(b"SET standard_conforming_strings = off; CREATE TEMP TABLE sink (t text); COPY sink FROM STDIN"),
+        _msg(b"d", b"a\\\\b\n"),
+        _msg(b"c", b""),
+        query(SCS_OFF_PAYLOAD),
+    )
+    reply = c.until_ready(2)
+    c.close()
+    assert refused(reply), reply
+    assert victims() == ORIGINAL
+
+
+def test_string_mode_switch_executed_and_flushed_then_the_attack(gw, victims) -> None:  # type: ignore[no-untyped-def]
+    """Execute + Flush runs the switch and returns its rows, but the server reports the new
+    setting only before its next ReadyForQuery; the attack comes after the rows, before Sync."""
+    from support.pgwire import _msg
+
+    c = client(gw)
+    c.send(parse(b"SELECT set_config('standard_conforming_strings', 'off', false)"), bind(), execute(), _msg(b"H", b""))
+    while c._read()[0] != b"C":  # CommandComplete of the switch: it has run upstream
+        pass
+    c.send(query(SCS_OFF_PAYLOAD), SYNC)
+    reply = c.until_ready(2)
+    c.close()
+    assert reply.errors and reply.errors[0]["C"] == "55000", reply
+    assert victims() == ORIGINAL
