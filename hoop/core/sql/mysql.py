@@ -6,8 +6,10 @@ except inside stored-program bodies, and sqlglot handles none of that faithfully
 lenient: `FLUSH PRIVILEGES` parses as an alias and `SHUTDOWN` as a column. So the statement
 kind always comes from the first keywords; sqlglot is used only where its tree is trustworthy
 (SELECT / INSERT / REPLACE / UPDATE / DELETE / DO), and if it raises, the classification fails.
-Ambiguities that depend on server settings (NO_BACKSLASH_ESCAPES, 5- vs 6-digit version comments)
-are resolved by classifying every reading and keeping the union.
+The text is read under the session's string modes (`TextMode`: NO_BACKSLASH_ESCAPES, ANSI_QUOTES),
+as the MySQL door tracks them from the server. Where they are genuinely unknown (no mode given:
+the TUI's preview, `hoop check` of recorded text) every backslash reading is classified and the
+union kept; so are both readings of 5- vs 6-digit version comments (the server's version).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from .mysql_words import (
     TABLE_OBJECT_KINDS,
     TYPES,
 )
+from .textmode import UTF8, TextMode
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
 
@@ -54,8 +57,9 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Com
 class _Seg:
     """One statement: its tokens, the original text and the comment-free text sqlglot sees."""
 
-    def __init__(self, toks: list[Tok], sql: str, clean: str) -> None:
+    def __init__(self, toks: list[Tok], sql: str, clean: str, mode: TextMode | None = None) -> None:
         self.toks, self.sql, self.clean = toks, sql, clean
+        self.mode = mode  # the session's string modes; None: unknown (bodies take every reading)
         self.text = sql[toks[0].start : toks[-1].end]
         self.words = [t.up for t in toks]
 
@@ -189,7 +193,7 @@ def _string_body(seg: _Seg, i: int, backslash: bool) -> str | None:
 
 
 def _sub(seg: _Seg, i: int) -> _Seg:
-    return _Seg(seg.toks[i:], seg.sql, seg.clean)
+    return _Seg(seg.toks[i:], seg.sql, seg.clean, seg.mode)
 
 
 def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
@@ -328,14 +332,14 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         if body is None:
             dynamic = True  # PREPARE ... FROM @var: text unknown until run time
         else:
-            sub = classify_mysql(body)
+            sub = classify_mysql(body, seg.mode)
             if sub.error:
                 raise MySQLSyntaxError(f"in PREPARE body: {sub.error}")
             inner.extend(sub.statements)
     elif w0 == "EXECUTE":
         if w1 == "IMMEDIATE":  # MariaDB: run the text directly
             obj, body = "immediate", _string_body(seg, 2, backslash)
-            immediate = classify_mysql(body) if body is not None else None
+            immediate = classify_mysql(body, seg.mode) if body is not None else None
             if immediate is None or immediate.error:
                 dynamic = True
             else:
@@ -397,36 +401,45 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     )
 
 
-def _classify_text(sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False) -> list[Statement]:
-    toks, clean = lex(sql, backslash=backslash, six_digits=six_digits)
+def _classify_text(
+    sql: str, backslash: bool, six_digits: bool, mode: TextMode | None, *, tolerant: bool = False
+) -> list[Statement]:
+    ansi = mode is not None and mode.ansi_quotes
+    toks, clean = lex(sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi)
     out = []
     for seg in split(toks):
         try:
-            out.append(_classify(_Seg(seg, sql, clean), backslash))
+            out.append(_classify(_Seg(seg, sql, clean, mode), backslash))
         except MySQLSyntaxError:
             if not tolerant:  # alternative readings keep what parses: the server runs those before failing
                 raise
     return out
 
 
-def classify_mysql(sql: str) -> Classification:
-    """Classify every statement; a lexing or parse failure sets Classification.error (fail closed)."""
+def classify_mysql(sql: str, mode: TextMode | None = None) -> Classification:
+    """Classify every statement as the server reads it under `mode` (the session's sql_mode as a
+    TextMode; `sql` is already decoded from its character set). No mode, or the default UTF8
+    mode that names no MySQL session: the string modes are unknown and every reading counts.
+    A lexing or parse failure sets Classification.error (fail closed)."""
+    if mode == UTF8:
+        mode = None
+    backslash = mode is None or mode.backslash_escapes
     try:
-        stmts = _classify_text(sql, True, True)
+        stmts = _classify_text(sql, backslash, True, mode)
     except MySQLSyntaxError as exc:
         return Classification((), str(exc))
     except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
         return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
-    # Readings that depend on server settings: keep the union so a guardrail sees every possibility.
+    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees every possibility.
     variants = []
-    if "\\" in sql:
+    if mode is None and "\\" in sql:
         variants.append((False, True))  # NO_BACKSLASH_ESCAPES
     if re.search(r"/\*M?!\d{6}", sql):
-        variants.append((True, False))  # a server that reads 5 version digits
+        variants.append((backslash, False))  # a server that reads 5 version digits
     seen = {s.text for s in stmts}
-    for backslash, six in variants:
+    for alt_backslash, six in variants:
         try:
-            extra = _classify_text(sql, backslash, six, tolerant=True)
+            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True)
         except Exception:  # noqa: BLE001, S112 - a reading the server would reject entirely adds nothing
             continue
         for st in extra:

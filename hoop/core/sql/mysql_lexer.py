@@ -2,7 +2,11 @@
 
 `lex` reads the text the way the server does: it keeps the content of executable comments
 (`/*! ... */`, `/*!50000 ... */`, MariaDB `/*M!100100 ... */`) as statement text, drops `#`,
-`-- ` and `/* */` comments, and honours backslash escapes or not (NO_BACKSLASH_ESCAPES).
+`-- ` and `/* */` comments, and follows the session's string modes: whether a backslash escapes
+inside strings (off under NO_BACKSLASH_ESCAPES) and whether `"..."` is a string or, under
+ANSI_QUOTES, a name. Whitespace is the server's: ASCII space, tab, newline, VT, FF, CR only
+(a Unicode space such as U+00A0 is part of a word to the server, so `--<U+00A0>` starts no
+comment).
 `split` cuts on `;` except inside the BEGIN ... END bodies of stored programs. The classifier
 (`mysql.py`) works on these tokens.
 """
@@ -41,11 +45,17 @@ _OPS = ("<=>", "->>", ":=", "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", "->"
 _WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _NUMBER = re.compile(r"\d+(\.\d*)?([eE][-+]?\d+)?(?![A-Za-z0-9_$])")
 _VERSION = re.compile(r"\d{5,6}")
+_SPACE = frozenset(" \t\n\v\f\r")
 _ESC = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
 
 
-def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[list[Tok], str]:
-    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers blanked."""
+def lex(
+    sql: str, *, backslash: bool = True, six_digits: bool = True, ansi_quotes: bool = False
+) -> tuple[list[Tok], str]:
+    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers
+    blanked, written the way the SQL parser reads MySQL's default modes: under ANSI_QUOTES a
+    `"name"` becomes `` `name` ``, under NO_BACKSLASH_ESCAPES a backslash inside a string
+    becomes U+E000 (a plain character that escapes nothing)."""
     clean = list(sql)
     toks: list[Tok] = []
     i, n, in_exec = 0, len(sql), False
@@ -55,9 +65,9 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
 
     while i < n:
         c = sql[i]
-        if c.isspace():
+        if c in _SPACE:
             i += 1
-        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] in _SPACE or ord(sql[i + 2]) < 32)):
             j = sql.find("\n", i)
             j = n if j < 0 else j
             blank(i, j)
@@ -81,11 +91,13 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             blank(i, i + 2)
             i, in_exec = i + 2, False
         elif c in "'\"`":
+            name = c == "`" or (c == '"' and ansi_quotes)  # a quoted name: no backslash escapes
+            escapes = backslash and not name
             j = i + 1
             while True:
                 if j >= n:
                     raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}")
-                if sql[j] == "\\" and backslash and c != "`":
+                if sql[j] == "\\" and escapes:
                     j += 2
                 elif sql[j] == c:
                     if j + 1 < n and sql[j + 1] == c:
@@ -93,14 +105,21 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
                     else:
                         break
                 else:
+                    if sql[j] == "\\" and not name:
+                        clean[j] = "\ue000"  # NO_BACKSLASH_ESCAPES: a plain character
                     j += 1
-            kind = {"'": "string", '"': "dstring", "`": "ident"}[c]
+            if name and c == '"':
+                body = sql[i + 1 : j]
+                if "`" in body or '""' in body:
+                    raise MySQLSyntaxError(f"quoted name with a quote inside under ANSI_QUOTES at offset {i}")
+                clean[i] = clean[j] = "`"
+            kind = "ident" if name else {"'": "string", '"': "dstring"}[c]
             toks.append(Tok(kind, sql[i : j + 1], i, j + 1))
             i = j + 1
         elif c == "@":
             j = i + 1 + (sql.startswith("@@", i))
             if j < n and sql[j] in "'\"`":
-                sub, _ = lex(sql[j:], backslash=backslash)
+                sub, _ = lex(sql[j:], backslash=backslash, ansi_quotes=ansi_quotes)
                 j += sub[0].end if sub else 0
             else:
                 while j < n and (sql[j].isalnum() or sql[j] in "_$."):

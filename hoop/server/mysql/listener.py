@@ -30,7 +30,14 @@ from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 from hoop.server.mysql.relay import Relay
-from hoop.server.mysql.upstream import DEFAULT_CLIENT_CAPABILITIES, MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
+from hoop.server.mysql.upstream import (
+    DEFAULT_CLIENT_CAPABILITIES,
+    MySQLTarget,
+    UpstreamError,
+    connect_upstream,
+    run_setup,
+)
 from hoop.server.mysql.views import Views
 from hoop.server.services import LiveSession, Services
 
@@ -63,11 +70,12 @@ OFFERED = (
     | c.CLIENT_DEPRECATE_EOF
 )
 # Bits that change the byte layout of responses: client and upstream must agree on them,
-# because the relay forwards the server's packets as they are.
+# because the relay forwards the server's packets as they are. CLIENT_SESSION_TRACK is not
+# among them: upstream always has it (the server reports the session's text settings, see
+# session_vars.py) and the relay rewrites OK packets for clients without it.
 LAYOUT = (
     c.CLIENT_PROTOCOL_41
     | c.CLIENT_DEPRECATE_EOF
-    | c.CLIENT_SESSION_TRACK
     | c.CLIENT_MULTI_RESULTS
     | c.CLIENT_PS_MULTI_RESULTS
     | c.CLIENT_TRANSACTIONS
@@ -168,7 +176,7 @@ class MySQLDoor:
                 name = (response.database or b"").decode("utf-8", "replace") or user
                 connection = self._connection(identity, name, client)
                 target = self._target(connection, caps, response, identity)
-                upstream = await self._login_upstream(target, caps)
+                upstream, settings = await self._login_upstream(target, caps)
                 if self.services.pipeline.mask_policy(
                     Subject(identity.name, identity.groups, connection.name, "mysql")
                 ).active:
@@ -194,7 +202,7 @@ class MySQLDoor:
             else:
                 sock.close()
             return
-        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, client)
+        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, settings, client)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -256,7 +264,7 @@ class MySQLDoor:
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
 
     def _target(self, connection: Any, caps: int, response: cp.HandshakeResponse, identity: Identity) -> MySQLTarget:
-        wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH)
+        wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH) | c.CLIENT_SESSION_TRACK
         if not connection.allow_local_infile:
             wanted &= ~c.CLIENT_LOCAL_FILES
         attrs = {"_client_name": "hoop", "hoop_user": identity.name}
@@ -278,21 +286,37 @@ class MySQLDoor:
             connect_attrs=attrs,
         )
 
-    async def _login_upstream(self, target: MySQLTarget, caps: int) -> Any:
+    async def _login_upstream(self, target: MySQLTarget, caps: int) -> tuple[Any, Settings]:
+        """Log in upstream and learn how the server reads this session's text (the character
+        set from the handshake, the server's sql_mode, which a global default may already set
+        to ANSI_QUOTES or NO_BACKSLASH_ESCAPES): the server reports both in the OK packet of
+        TRACK_SQL. A session under settings the gateway cannot read is refused here."""
         try:
             upstream = await connect_upstream(target)
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", target.name, reason=exc.message)
             raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None
+        problem = ""
         if (upstream.capabilities ^ caps) & LAYOUT:
-            await upstream.close()
-            raise ClientError(
-                2054,
-                "08004",
-                f"connection {target.name!r}: the server lacks protocol features "
-                f"this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})",
+            problem = (
+                f"the server lacks protocol features this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})"
             )
-        return upstream
+        elif not upstream.capabilities & c.CLIENT_SESSION_TRACK:
+            problem = "the server does not report session settings (session tracking: MySQL 5.7+, MariaDB 10.2+)"
+        settings = Settings()
+        if not problem:
+            try:
+                ok = await run_setup(upstream, TRACK_SQL)
+            except UpstreamError as exc:
+                problem = exc.message
+            else:
+                settings.update(parse_state(ok.session_state or b""))
+                problem = settings.login_problem()
+        if problem:
+            await upstream.close()
+            self.services.journal.audit("-", "upstream.failure", target.name, reason=problem)
+            raise ClientError(2054, "08004", f"connection {target.name!r}: {problem}")
+        return upstream, settings
 
     async def _run_session(
         self,
@@ -304,6 +328,7 @@ class MySQLDoor:
         connection: Any,
         target: MySQLTarget,
         upstream: Any,
+        settings: Settings,
         client: str,
     ) -> None:
         services = self.services
@@ -329,6 +354,8 @@ class MySQLDoor:
             services=services,
             session=session,
             caps=caps,
+            upstream_caps=upstream.capabilities,
+            settings=settings,
             target=target,
             upstream_id=upstream.connection_id,
             gateway_id=conn_id,
