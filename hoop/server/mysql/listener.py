@@ -296,26 +296,29 @@ class MySQLDoor:
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", target.name, reason=exc.message)
             raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None
-        problem = ""
+        problem: tuple[int, str, str] | None = None
         if (upstream.capabilities ^ caps) & LAYOUT:
             problem = (
-                f"the server lacks protocol features this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})"
+                2054,
+                "08004",
+                f"the server lacks protocol features this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})",
             )
         elif not upstream.capabilities & c.CLIENT_SESSION_TRACK:
-            problem = "the server does not report session settings (session tracking: MySQL 5.7+, MariaDB 10.2+)"
+            problem = (1235, "42000", "the server does not report session settings (MySQL 5.7+, MariaDB 10.2+)")
         settings = Settings()
-        if not problem:
+        if problem is None:
             try:
                 ok = await run_setup(upstream, TRACK_SQL)
             except UpstreamError as exc:
-                problem = exc.message
+                problem = (exc.code, exc.sqlstate, exc.message)
             else:
                 settings.update(parse_state(ok.session_state or b""))
                 problem = settings.login_problem()
-        if problem:
+        if problem is not None:
             await upstream.close()
-            self.services.journal.audit("-", "upstream.failure", target.name, reason=problem)
-            raise ClientError(2054, "08004", f"connection {target.name!r}: {problem}")
+            code, state, message = problem
+            self.services.journal.audit("-", "upstream.failure", target.name, reason=message)
+            raise ClientError(code, state, f"connection {target.name!r}: {message}")
         return upstream, settings
 
     async def _run_session(

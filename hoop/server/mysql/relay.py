@@ -342,7 +342,9 @@ class Relay(TwoSided):
             )
         try:
             mode = self.settings.check()
-            text = mode.decode(raw)
+            # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
+            # bytes), so plain ASCII text is read even where the gateway has no codec.
+            text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
         except (SettingsError, TextModeError) as exc:
             code, state = ER_BAD_TEXT if isinstance(exc, TextModeError) and exc.sqlstate == "22021" else ER_SETTINGS
             return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")

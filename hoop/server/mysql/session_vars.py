@@ -111,12 +111,16 @@ class Settings:
             raise SettingsError(f"Hoop cannot read statements under sql_mode {bad}; remove it from sql_mode")
         return self.mode
 
-    def login_problem(self) -> str:
-        """Why a session under these settings cannot start, or ""."""
+    def login_problem(self) -> tuple[int, str, str] | None:
+        """Why a session under these settings cannot start, as (code, SQLSTATE, message), or None."""
         try:
             mode = self.check()
         except SettingsError as exc:
-            return str(exc)
-        if not mode.codec:
-            return f"Hoop cannot read text in the client character set {mode.charset}; connect with utf8mb4"
-        return ""
+            return 1235, "42000", str(exc)  # ER_NOT_SUPPORTED_YET
+        if not mode.codec:  # ER_UNKNOWN_CHARACTER_SET
+            return (
+                1115,
+                "42000",
+                f"Hoop cannot read text in the client character set {mode.charset}; connect with utf8mb4",
+            )
+        return None
