@@ -281,3 +281,24 @@ def test_code_the_gateway_did_not_read_cannot_blind_it(gw: GatewayProcess, db: d
         assert "refused by Hoop" in error and "no-delete-t" in error, (call, error)
         assert count(db) == ROWS
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("charset", "payload"),
+    [
+        # utf8mb4: NBSP is no whitespace to the server, so `--<NBSP>` starts no comment.
+        ("utf8mb4", "SELECT 1 --\u00a0 FROM (SELECT 2 AS `\u00a0`) q; DELETE FROM t".encode()),
+        # DEL after `--` starts a comment to the server, hiding a quote.
+        ("utf8mb4", b"SELECT 1 --\x7f '\n; DELETE FROM t; -- '"),
+        # latin1: NBSP is whitespace between words.
+        ("latin1", b"DELETE\xa0FROM t"),
+    ],
+)
+def test_comments_start_where_the_server_starts_them(
+    gw: GatewayProcess, db: dict[str, str], charset: str, payload: bytes
+) -> None:
+    conn = connect(gw, charset)
+    error = attempt(conn, payload)
+    assert count(db) == ROWS
+    assert "refused by Hoop" in error and "no-delete-t" in error, error
+    conn.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -46,7 +47,7 @@ from .mysql_words import (
     TABLE_OBJECT_KINDS,
     TYPES,
 )
-from .textmode import UTF8, TextMode
+from .textmode import MYSQL_DASH_COMMENT_BYTES, MYSQL_SPACE_BYTES, UTF8, TextMode
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
 
@@ -401,11 +402,24 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     )
 
 
+@lru_cache(maxsize=64)
+def _charset_lexing(mode: TextMode | None) -> tuple[str, str]:
+    """The characters the session's character set adds to whitespace and to what starts a `--`
+    comment, as the decoded text shows them."""
+    if mode is None or not mode.codec:
+        return "", ""
+    space = MYSQL_SPACE_BYTES.get(mode.charset, b"").decode(mode.codec, "replace")
+    return space, MYSQL_DASH_COMMENT_BYTES.get(mode.charset, b"").decode(mode.codec, "replace")
+
+
 def _classify_text(
     sql: str, backslash: bool, six_digits: bool, mode: TextMode | None, *, tolerant: bool = False
 ) -> list[Statement]:
     ansi = mode is not None and mode.ansi_quotes
-    toks, clean = lex(sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi)
+    spaces, dash = _charset_lexing(mode)
+    toks, clean = lex(
+        sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi, spaces=spaces, dash_comment=dash
+    )
     out = []
     for seg in split(toks):
         try:

@@ -4,9 +4,9 @@
 (`/*! ... */`, `/*!50000 ... */`, MariaDB `/*M!100100 ... */`) as statement text, drops `#`,
 `-- ` and `/* */` comments, and follows the session's string modes: whether a backslash escapes
 inside strings (off under NO_BACKSLASH_ESCAPES) and whether `"..."` is a string or, under
-ANSI_QUOTES, a name. Whitespace is the server's: ASCII space, tab, newline, VT, FF, CR only
-(a Unicode space such as U+00A0 is part of a word to the server, so `--<U+00A0>` starts no
-comment).
+ANSI_QUOTES, a name. Whitespace is the server's: ASCII space, tab, newline, VT, FF, CR, plus
+what the character set's own table adds (NBSP in latin1, not in utf8mb4, where `--<U+00A0>`
+starts no comment); `--` followed by a control character (DEL included) starts one.
 `split` cuts on `;` except inside the BEGIN ... END bodies of stored programs. The classifier
 (`mysql.py`) works on these tokens.
 """
@@ -46,18 +46,29 @@ _WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _NUMBER = re.compile(r"\d+(\.\d*)?([eE][-+]?\d+)?(?![A-Za-z0-9_$])")
 _VERSION = re.compile(r"\d{5,6}")
 _SPACE = frozenset(" \t\n\v\f\r")
+_CONTROL = frozenset(map(chr, (*range(1, 32), 127)))  # NUL is no control character to the server's `--`
 _ESC = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
 
 
 def lex(
-    sql: str, *, backslash: bool = True, six_digits: bool = True, ansi_quotes: bool = False
+    sql: str,
+    *,
+    backslash: bool = True,
+    six_digits: bool = True,
+    ansi_quotes: bool = False,
+    spaces: str = "",
+    dash_comment: str = "",
 ) -> tuple[list[Tok], str]:
     """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers
     blanked, written the way the SQL parser reads MySQL's default modes: under ANSI_QUOTES a
     `"name"` becomes `` `name` ``, under NO_BACKSLASH_ESCAPES a backslash inside a string
-    becomes U+E000 (a plain character that escapes nothing)."""
+    becomes U+E000 (a plain character that escapes nothing). `spaces`: further characters the
+    session's character set counts as whitespace; `dash_comment`: further characters that
+    after `--` start a comment (besides whitespace and control characters)."""
     clean = list(sql)
     toks: list[Tok] = []
+    space = _SPACE | frozenset(spaces)
+    after_dash = space | frozenset(dash_comment) | _CONTROL
     i, n, in_exec = 0, len(sql), False
 
     def blank(a: int, b: int) -> None:
@@ -65,9 +76,9 @@ def lex(
 
     while i < n:
         c = sql[i]
-        if c in _SPACE:
+        if c in space:
             i += 1
-        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] in _SPACE or ord(sql[i + 2]) < 32)):
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] in after_dash)):
             j = sql.find("\n", i)
             j = n if j < 0 else j
             blank(i, j)
@@ -119,7 +130,7 @@ def lex(
         elif c == "@":
             j = i + 1 + (sql.startswith("@@", i))
             if j < n and sql[j] in "'\"`":
-                sub, _ = lex(sql[j:], backslash=backslash, ansi_quotes=ansi_quotes)
+                sub, _ = lex(sql[j:], backslash=backslash, ansi_quotes=ansi_quotes, spaces=spaces)
                 j += sub[0].end if sub else 0
             else:
                 while j < n and (sql[j].isalnum() or sql[j] in "_$."):
@@ -130,8 +141,11 @@ def lex(
             toks.append(Tok("number", m.group(), i, m.end()))
             i = m.end()
         elif (m := _WORD.match(sql, i)) is not None:
-            toks.append(Tok("word", m.group(), i, m.end()))
-            i = m.end()
+            j = m.end()
+            if spaces:  # a character-set space (NBSP in latin1) ends a word
+                j = next((k for k in range(i, j) if sql[k] in space), j)
+            toks.append(Tok("word", sql[i:j], i, j))
+            i = j
         else:
             op = next((o for o in _OPS if sql.startswith(o, i)), c)
             toks.append(Tok("op", op, i, i + len(op)))

@@ -117,6 +117,19 @@ MYSQL_CHARSET_IDS: dict[int, str] = {
     224: "utf8mb4",
     248: "gb18030",
 }
+# Bytes >= 0x80 the server's lexer takes for whitespace in single-byte character sets (NBSP in
+# most), and the further ones that after `--` start a comment (its ctype calls them control
+# characters), measured on the server; multibyte character sets have none.
+MYSQL_SPACE_BYTES: dict[str, bytes] = {
+    cs: b"\xa0" for cs in ("latin1", "latin2", "latin5", "latin7", "greek", "hebrew", "cp1250")
+} | {"cp852": b"\xff", "cp866": b"\xff"}
+MYSQL_DASH_COMMENT_BYTES: dict[str, bytes] = {
+    "latin7": bytes.fromhex("818388 8a8c90 989a9c 9fa1a5"),
+    "hebrew": b"\xfd\xfe",
+    "cp1250": bytes.fromhex("8081838890 98"),
+    "cp850": b"\xff",
+    "macroman": b"\x80\xcb\xe5",
+}
 # sql_mode flags under which MariaDB reads statements with another grammar (ORACLE: PL/SQL
 # blocks, `AS`/`IS` routine bodies) or other quoting (MSSQL): the gateway does not follow them.
 MYSQL_UNSUPPORTED_MODES = frozenset({"ORACLE", "MSSQL"})
