@@ -35,7 +35,8 @@ from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
-from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, touches_tracking
+from hoop.server.mysql.session_vars import Settings, touches_tracking
+from hoop.server.mysql.text_settings import TextSettings, may_run_unseen
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.sides import TwoSided, write_batch
 
@@ -55,14 +56,9 @@ _NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
 ER_BLOCKED = (1142, "42000")
 ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
-ER_SETTINGS = (1235, "42000")
-ER_BAD_TEXT = (1300, "HY000")
-# Statement kinds that run no code the gateway did not read, when they name no table (a view
-# or trigger could hide a routine) and call no function: the settings stay as last reported.
-_INERT = frozenset(("select", "show", "set", "use", "begin", "commit", "rollback"))
 
 
-class Relay(TwoSided):
+class Relay(TextSettings, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = c.encode_packet(bytes((c.COM_QUIT,)), 0)
@@ -218,7 +214,7 @@ class Relay(TwoSided):
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
         if decision.action != "allow" or decision.classification is None or _runs_kill(decision):
             return False
-        self.unsynced = self.unsynced or _may_run_unseen(decision)
+        self.unsynced = self.unsynced or may_run_unseen(decision)
         self.units.append(Unit(text, "result", "allow", decision.rule))
         self.upstream_write(data)
         return True
@@ -297,61 +293,6 @@ class Relay(TwoSided):
             f"command 0x{cmd:02x} is not supported through Hoop",
         )
 
-    # -- statement text under the session's settings ----------------------------------------
-
-    def _must_wait(self, seq: int, payload: bytes) -> bool:
-        """Text that could read differently under other settings is judged only once every
-        earlier command is answered (their answers report any change) and, when code the
-        gateway did not read may have run, once the server has reported the settings again."""
-        if not TextMode.depends_on_settings(memoryview(payload)[1:], double_quotes=True):
-            return False
-        if self.unsynced:
-            self._resync()
-        if not self.units:
-            return False
-        self.deferred = (seq, payload)
-        return True
-
-    def _resync(self) -> None:
-        """Ask the server for the settings (its OK packet reports them); the answer is the
-        gateway's own and never reaches the client."""
-        self.unsynced = False
-        self._forward(0, p.build_com_query(TRACK_SQL), Unit(TRACK_SQL, "single", record=False, internal=True))
-
-    def settings_reported(self, changes: dict[str, str]) -> None:
-        self.settings.update(changes)
-        self._settings_changed()
-
-    def _settings_changed(self) -> None:
-        try:
-            self.mode = self.settings.check()
-        except SettingsError:
-            self.mode = None
-
-    def _text_command(self, seq: int, payload: bytes, raw: bytes, kind: str, init_db: bool = False) -> object:
-        """Decode with the session's character set and judge under its sql_mode; text the
-        gateway cannot read as the server will is answered with an error naming why."""
-        label = "<COM_INIT_DB>" if init_db else "<statement>"
-        if touches_tracking(raw):
-            return self._reply(
-                seq,
-                Unit(label, kind, "block", "settings"),
-                *ER_SETTINGS,
-                "Hoop reads statements under the character set and sql_mode the server reports "
-                "through session_track_system_variables; changing session tracking is not allowed",
-            )
-        try:
-            mode = self.settings.check()
-            # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
-            # bytes), so plain ASCII text is read even where the gateway has no codec.
-            text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
-        except (SettingsError, TextModeError) as exc:
-            code, state = ER_BAD_TEXT if isinstance(exc, TextModeError) and exc.sqlstate == "22021" else ER_SETTINGS
-            return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
-        if init_db:
-            text = "USE `" + text.replace("`", "``") + "`"
-        return self._statement(seq, payload, text, kind, mode=mode)
-
     def _statement(
         self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
     ) -> object:
@@ -400,7 +341,7 @@ class Relay(TwoSided):
         return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
-        self.unsynced = self.unsynced or _may_run_unseen(decision)
+        self.unsynced = self.unsynced or may_run_unseen(decision)
         return self._forward(seq, payload, unit)
 
     def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None:
@@ -570,15 +511,6 @@ class Relay(TwoSided):
 
 
 _HOLD = object()
-
-
-def _may_run_unseen(decision: Decision) -> bool:
-    """Could this statement run code the gateway did not read (a routine, a view's function, a
-    trigger, dynamic SQL), which might change settings where the server does not report it?"""
-    cls = decision.classification
-    if cls is None:
-        return True
-    return any(s.dynamic or s.functions or s.tables or s.kind not in _INERT for s in cls.statements)
 
 
 def _runs_kill(decision: Decision) -> bool:
