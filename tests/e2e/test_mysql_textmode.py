@@ -302,3 +302,17 @@ def test_comments_start_where_the_server_starts_them(
     assert count(db) == ROWS
     assert "refused by Hoop" in error and "no-delete-t" in error, error
     conn.close()
+
+
+def test_an_sql_mode_the_gateway_cannot_follow(gw: GatewayProcess) -> None:
+    """MariaDB's ORACLE mode reads statements with another grammar: text is refused, naming it,
+    except the way back."""
+    conn = connect(gw)
+    run(conn, "SET sql_mode = 'ORACLE'")
+    error = attempt(conn, "SELECT 1")
+    assert "sql_mode ORACLE" in error, error
+    run(conn, "SET sql_mode = DEFAULT")
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == ((1,),)
+    conn.close()

@@ -446,7 +446,12 @@ class Relay(TextSettings, TwoSided):
             # Every earlier command is answered: the deferred one is judged under the settings
             # now known, after this response has been written (not inside its parsing).
             self._resume, self.deferred = self.deferred, None
-            asyncio.get_running_loop().call_soon(self.from_client, b"")
+            asyncio.get_running_loop().call_soon(self._resume_deferred)
+
+    def _resume_deferred(self) -> None:
+        if self.client is not None and not self.closed:
+            self.client.resume_reading()  # paused if much arrived while the command waited
+            self.from_client(b"")
 
     def _flush_replies(self) -> None:
         units = self.units

@@ -326,7 +326,7 @@ class Responses:
         if err.is_progress_report:
             return None
         if unit.internal:  # the server refused to report the settings: they are unknown now
-            self.relay.settings_reported({"session_track_system_variables": ""})
+            self.relay.settings_unknown(f"the server refused to report them ({err.message[:200]})")
         unit.error = f"{err.code} {err.message}"[:500]
         self._done()
         return None

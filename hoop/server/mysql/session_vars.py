@@ -14,8 +14,10 @@ it. Clients that did not ask for session tracking get the OK packets without the
 (`for_client`).
 
 A session must not switch the tracking off: text naming session_track_system_variables is
-refused (`touches_tracking`), and a report that it changed without our variables blinds the
-session (`Settings.blind`), after which statement text is refused.
+refused (`touches_tracking`). Code the gateway did not read can still do it (a routine made
+upstream, dynamic SQL): after such code, text that depends on the settings waits until the
+server has reported them again (text_settings.py). Should the server refuse to report them,
+the settings are unknown (`Settings.blind`) and statement text is refused.
 """
 
 from __future__ import annotations
@@ -88,17 +90,19 @@ class Settings:
     mode: TextMode | None = None  # None until the server reported both
     blind: str = ""  # why the gateway no longer knows the settings ("" while it does)
 
-    def update(self, changes: dict[str, str]) -> None:
+    def update(self, changes: dict[str, str]) -> bool:
+        """Take the server's report; True when it says the reports of our variables stopped
+        (the relay then asks again before it reads text that depends on them)."""
+        lost = False
         if "session_track_system_variables" in changes:
             listed = {v.strip().lower() for v in changes["session_track_system_variables"].split(",")}
-            if "*" not in listed and not set(TRACKED) <= listed:
-                self.blind = "session tracking of character_set_client and sql_mode was switched off"
-        if not any(k in changes for k in TRACKED):
-            return
-        self.charset = changes.get("character_set_client", self.charset)
-        self.sql_mode = changes.get("sql_mode", self.sql_mode)
-        if self.charset:
-            self.mode = mysql_mode(self.charset, self.sql_mode)
+            lost = "*" not in listed and not set(TRACKED) <= listed
+        if any(k in changes for k in TRACKED):
+            self.charset = changes.get("character_set_client", self.charset)
+            self.sql_mode = changes.get("sql_mode", self.sql_mode)
+            if self.charset:
+                self.mode = mysql_mode(self.charset, self.sql_mode)
+        return lost
 
     def check(self) -> TextMode:
         """The TextMode to read text under; SettingsError where the gateway cannot."""
@@ -108,7 +112,10 @@ class Settings:
             raise SettingsError("the server did not report character_set_client and sql_mode (session tracking)")
         bad = unsupported_sql_mode(self.sql_mode)
         if bad:
-            raise SettingsError(f"Hoop cannot read statements under sql_mode {bad}; remove it from sql_mode")
+            raise SettingsError(
+                f"Hoop cannot read statements under sql_mode {bad}; only SET sql_mode = '...' "
+                "(a list of other modes) or DEFAULT runs until it is gone"
+            )
         return self.mode
 
     def login_problem(self) -> tuple[int, str, str] | None:

@@ -11,6 +11,7 @@ gateway cannot read as the server will, is answered with an error naming why.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,11 @@ from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, t
 
 ER_SETTINGS = (1235, "42000")  # ER_NOT_SUPPORTED_YET
 ER_BAD_TEXT = (1300, "HY000")  # ER_INVALID_CHARACTER_STRING
+# The way out of an sql_mode the gateway cannot read statements under (MariaDB's ORACLE):
+# plain ASCII with no quote but '...' and no backslash, read alike under every mode.
+_MODE_RESET = re.compile(
+    rb"\s*SET\s+(?:SESSION\s+|@@SESSION\.|@@)?sql_mode\s*=\s*(?:'[A-Za-z_, ]*'|DEFAULT)\s*;?\s*", re.I
+)
 # Statement kinds that run no code the gateway did not read, when they name no table (a view
 # or trigger could hide a routine) and call no function: the settings stay as last reported.
 _INERT = frozenset(("select", "show", "set", "use", "begin", "commit", "rollback"))
@@ -66,7 +72,12 @@ class TextSettings:
         self._forward(0, p.build_com_query(TRACK_SQL), Unit(TRACK_SQL, "single", record=False, internal=True))
 
     def settings_reported(self, changes: dict[str, str]) -> None:
-        self.settings.update(changes)
+        if self.settings.update(changes):
+            self.unsynced = True  # the reports stopped: ask again before reading dependent text
+        self._settings_changed()
+
+    def settings_unknown(self, reason: str) -> None:
+        self.settings.blind = reason
         self._settings_changed()
 
     def _settings_changed(self) -> None:
@@ -92,7 +103,11 @@ class TextSettings:
             # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
             # bytes), so plain ASCII text is read even where the gateway has no codec.
             text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
-        except (SettingsError, TextModeError) as exc:
+        except SettingsError as exc:
+            if self.settings.blind or self.settings.mode is None or not _MODE_RESET.fullmatch(raw):
+                return self._reply(seq, Unit(label, kind, "block", "settings"), *ER_SETTINGS, f"refused by Hoop: {exc}")
+            mode, text = self.settings.mode, raw.decode("ascii")  # plain ASCII: every mode reads it alike
+        except TextModeError as exc:
             code, state = ER_BAD_TEXT if isinstance(exc, TextModeError) and exc.sqlstate == "22021" else ER_SETTINGS
             return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
         if init_db:
