@@ -205,10 +205,10 @@ class Relay(TextSettings, TwoSided):
         raw = data[5:]
         if (self.units or self.unsynced) and TextMode.depends_on_settings(raw, double_quotes=True):
             return False
-        if touches_tracking(raw):
+        if b"_" in raw and touches_tracking(raw):  # the full path refuses it
             return False
-        try:
-            text = mode.decode(raw)
+        try:  # ASCII reads as ASCII in every client character set
+            text = raw.decode("ascii") if raw.isascii() else mode.decode(raw)
         except TextModeError:
             return False
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)

@@ -43,7 +43,8 @@ def touches_tracking(raw: bytes | memoryview) -> bool:
     """Text that names session_track_system_variables (or session tracking at all): refused, since
     switching the reports off would leave the gateway reading text under settings it no longer
     knows. ASCII case-insensitive, as the server reads names."""
-    return b"session_track" in bytes(raw).lower()
+    data = bytes(raw) if isinstance(raw, memoryview) else raw
+    return b"_" in data and b"session_track" in data.lower()
 
 
 def parse_state(block: bytes) -> dict[str, str]:
