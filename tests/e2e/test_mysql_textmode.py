@@ -316,3 +316,39 @@ def test_an_sql_mode_the_gateway_cannot_follow(gw: GatewayProcess) -> None:
         cur.execute("SELECT 1")
         assert cur.fetchall() == ((1,),)
     conn.close()
+
+
+HIDDEN_OR = "DELETE FROM c WHERE id = '\\'縗' OR 1=1 -- '"  # gbk: 縗 is bf 5c
+
+
+def test_a_hidden_where_clause_in_one_statement(gw: GatewayProcess, db: dict[str, str]) -> None:
+    """One statement, no `;`: read as UTF-8 the OR is inside a string, to the server it is code."""
+    conn = connect(gw, "gbk")
+    error = attempt(conn, HIDDEN_OR.encode("gbk"))
+    assert "refused by Hoop" in error and "bounded-c" in error, error
+    assert count(db, "c") == 3
+    conn.close()
+
+
+def test_prepared_statement_text_is_read_in_the_clients_charset(gw: GatewayProcess, db: dict[str, str]) -> None:
+    import mysql.connector as connector
+
+    conn = connector.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user="alice",
+        password=gw.tokens["alice"],  # type: ignore[attr-defined]
+        database="my",
+        ssl_ca=str(gw.root / "data" / "tls.crt"),
+        ssl_verify_cert=False,
+        use_pure=True,
+        autocommit=True,
+        charset="gbk",
+    )
+    cur = conn.cursor(prepared=True)
+    with pytest.raises(connector.Error, match="refused by Hoop"):
+        cur.execute(HIDDEN_OR)
+    assert count(db, "c") == 3
+    cur.execute("SELECT v FROM t WHERE v = ?", ("中",))  # harmless gbk text through a prepare
+    assert [tuple(r) for r in cur.fetchall()] == [("中",)]
+    conn.close()
