@@ -216,7 +216,10 @@ def test_text_the_gateway_cannot_read_is_refused(gw: GatewayProcess, db: dict[st
     conn = connect(gw, "gbk")
     error = attempt(conn, b"SELECT '\x81' ; DELETE FROM t; -- '")
     assert "invalid byte sequence" in error and "gbk" in error, error
-    run(conn, "SET NAMES armscii8")
+    for setting in ("SET NAMES armscii8", "SET character_set_client = 'keybcs2'", "SET CHARACTER SET ucs2"):
+        error = attempt(conn, setting)  # refused before the server sees it
+        assert "character set" in error and setting.split()[-1].strip("'") in error, error
+    run(conn, "SET @x = 0, character_set_client = armscii8")  # a spelling found only in the report
     error = attempt(conn, b"SELECT '\xa9'")
     assert "armscii8" in error, error
     run(conn, "SELECT 1")  # plain ASCII reads the same in every character set

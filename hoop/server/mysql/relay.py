@@ -36,7 +36,7 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.session_vars import Settings, touches_tracking
-from hoop.server.mysql.text_settings import TextSettings, may_run_unseen
+from hoop.server.mysql.text_settings import TextSettings, may_run_unseen, sets_something
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.sides import TwoSided, write_batch
 
@@ -212,7 +212,12 @@ class Relay(TextSettings, TwoSided):
         except TextModeError:
             return False
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
-        if decision.action != "allow" or decision.classification is None or _runs_kill(decision):
+        if (
+            decision.action != "allow"
+            or decision.classification is None
+            or _runs_kill(decision)
+            or sets_something(decision)
+        ):
             return False
         self.unsynced = self.unsynced or may_run_unseen(decision)
         self.units.append(Unit(text, "result", "allow", decision.rule))

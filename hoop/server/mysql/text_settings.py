@@ -16,7 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from hoop.core.pipeline import Decision
-from hoop.core.sql.textmode import TextMode, TextModeError
+from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Unit
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, touches_tracking
@@ -27,6 +27,13 @@ ER_BAD_TEXT = (1300, "HY000")  # ER_INVALID_CHARACTER_STRING
 # plain ASCII with no quote but '...' and no backslash, read alike under every mode.
 _MODE_RESET = re.compile(
     rb"\s*SET\s+(?:SESSION\s+|@@SESSION\.|@@)?sql_mode\s*=\s*(?:'[A-Za-z_, ]*'|DEFAULT)\s*;?\s*", re.I
+)
+# The common ways to name a client character set: one the gateway cannot read is refused before
+# it reaches the server (other spellings take effect and non-ASCII text is refused after).
+_SET_CHARSET = re.compile(
+    r"(?:^|;)\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?"
+    r"(?:NAMES|CHARACTER\s+SET|CHARSET|character_set_client\s*:?=)\s*['\"`]?([A-Za-z0-9_]+)",
+    re.I,
 )
 # Statement kinds that run no code the gateway did not read, when they name no table (a view
 # or trigger could hide a routine) and call no function: the settings stay as last reported.
@@ -112,7 +119,23 @@ class TextSettings:
             return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
         if init_db:
             text = "USE `" + text.replace("`", "``") + "`"
+        for m in _SET_CHARSET.finditer(text):
+            charset = m.group(1).lower()
+            if charset not in MYSQL_CODECS and charset != "default":
+                return self._reply(
+                    seq,
+                    Unit(text, kind, "block", "settings"),
+                    *ER_SETTINGS,
+                    f"refused by Hoop: Hoop cannot read text in the client character set {charset}; "
+                    "use utf8mb4 (or another character set Hoop reads)",
+                )
         return self._statement(seq, payload, text, kind, mode=mode)
+
+
+def sets_something(decision: Decision) -> bool:
+    """A SET statement: the quick path leaves it to `_text_command` (character set checks)."""
+    cls = decision.classification
+    return cls is None or any(s.kind == "set" for s in cls.statements)
 
 
 def may_run_unseen(decision: Decision) -> bool:
