@@ -101,9 +101,8 @@ class Relay(TextSettings, TwoSided):
         self.responses = Responses(self, caps, upstream_caps)
         self.units: deque[Unit] = deque()
         self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
-        self.stmts: dict[
-            int, tuple[str, TextMode]
-        ] = {}  # COM_STMT_PREPARE id -> its text, judged again at each execute
+        # COM_STMT_PREPARE id -> its text and the mode it was read under, judged again at each execute
+        self.stmts: dict[int, tuple[str, TextMode]] = {}
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.client_infile = False  # the client is uploading a LOCAL INFILE (allowed connections only)
