@@ -173,7 +173,9 @@ def test_sql_mode_set_by_the_client_is_followed(
     run(conn, f"SET sql_mode = CONCAT(@@sql_mode, ',{sql_mode}')")
     error = attempt(conn, payload)
     assert count(db) == ROWS
-    assert "refused by Hoop" in error, error
+    # Read under the mode, the last quote opens a string that never ends: answered as the
+    # server answers a syntax error, and nothing of the text runs.
+    assert "1064" in error and f"unterminated quoted text starting at offset {len(payload) - 1}" in error, error
     # Harmless text under the mode works and reads as the server reads it.
     with conn.cursor() as cur:
         cur.execute("SELECT 'a\\' AS x" if sql_mode == "NO_BACKSLASH_ESCAPES" else 'SELECT "id" FROM t WHERE "id" = 1')

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 
 
 class MySQLSyntaxError(ValueError):
-    """The text cannot be split or parsed the way the server would."""
+    """The text cannot be split or parsed the way the server would. `syntax`: the server would
+    reject it too (not merely a statement the gateway cannot read); `position`: the 0-based
+    offset in the text where the error is, when known."""
+
+    def __init__(self, message: str, position: int | None = None, *, syntax: bool = True) -> None:
+        super().__init__(message)
+        self.position = position
+        self.syntax = syntax
 
 
 @dataclass(slots=True)
@@ -95,7 +102,7 @@ def lex(
         elif sql.startswith("/*", i):
             j = sql.find("*/", i + 2)
             if j < 0:
-                raise MySQLSyntaxError("unterminated comment")
+                raise MySQLSyntaxError("unterminated comment", i)
             blank(i, j + 2)
             i = j + 2
         elif in_exec and sql.startswith("*/", i):
@@ -107,7 +114,7 @@ def lex(
             j = i + 1
             while True:
                 if j >= n:
-                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}")
+                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}", i)
                 if sql[j] == "\\" and escapes:
                     j += 2
                 elif sql[j] == c:
@@ -122,7 +129,7 @@ def lex(
             if name and c == '"':
                 body = sql[i + 1 : j]
                 if "`" in body or '""' in body:
-                    raise MySQLSyntaxError(f"quoted name with a quote inside under ANSI_QUOTES at offset {i}")
+                    raise MySQLSyntaxError(f"quoted name with a quote inside under ANSI_QUOTES at offset {i}", i)
                 clean[i] = clean[j] = "`"
             kind = "ident" if name else {"'": "string", '"': "dstring"}[c]
             toks.append(Tok(kind, sql[i : j + 1], i, j + 1))
@@ -151,7 +158,7 @@ def lex(
             toks.append(Tok("op", op, i, i + len(op)))
             i += len(op)
     if in_exec:
-        raise MySQLSyntaxError("unterminated executable comment")
+        raise MySQLSyntaxError("unterminated executable comment", len(sql))
     return toks, "".join(clean)
 
 

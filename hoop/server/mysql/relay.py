@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from hoop.core.guardrails import OTHER_SESSIONS_RULE
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
@@ -56,6 +57,7 @@ _NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
 ER_BLOCKED = (1142, "42000")
 ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
+ER_SYNTAX = (1064, "42000")
 
 
 class Relay(TextSettings, TwoSided):
@@ -302,6 +304,9 @@ class Relay(TextSettings, TwoSided):
     ) -> object:
         mode = mode or self.mode or TextMode()
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
+        own_kill = kind == "result" and _KILL.fullmatch(text) is not None
+        if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
+            decision = Decision("allow", classification=decision.classification)
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare", mode=mode)
         if decision.action == "block":
             return self._refuse(seq, unit, decision)
@@ -342,6 +347,8 @@ class Relay(TextSettings, TwoSided):
         return self._forward(seq, payload, unit)
 
     def _refuse(self, seq: int, unit: Unit, decision: Decision) -> object:
+        if decision.sqlstate:  # a syntax error: answered as the server words it, near where it is
+            return self._reply(seq, unit, *ER_SYNTAX, _syntax_message(unit.text, decision))
         return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
@@ -520,6 +527,16 @@ class Relay(TextSettings, TwoSided):
 
 
 _HOLD = object()
+
+
+def _syntax_message(text: str, decision: Decision) -> str:
+    """The server's wording of error 1064: the text from the error on, and its line."""
+    if decision.position is None:
+        return f"You have an error in your SQL syntax ({decision.reason})"
+    at = decision.position - 1
+    line = text.count("\n", 0, at) + 1
+    near = text[at : at + 80]
+    return f"You have an error in your SQL syntax ({decision.reason}) near '{near}' at line {line}"
 
 
 def _runs_kill(decision: Decision) -> bool:
