@@ -177,6 +177,8 @@ class Relay(TwoSided):
         ):
             return False
         text = data[5:].decode("utf-8", "replace")
+        if self.pipeline.deferred(self.subject, text):
+            return False  # a big statement: classified off the event loop (`_parse_first`)
         decision = self.pipeline.check(self.subject, text, self.prepared)
         if decision.action != "allow" or decision.classification is None or _runs_kill(decision):
             return False
@@ -253,6 +255,8 @@ class Relay(TwoSided):
         )
 
     def _statement(self, seq: int, payload: bytes, text: str, kind: str, record: bool = True) -> object:
+        if self.pipeline.deferred(self.subject, text):
+            return self._parse_first(seq, payload, text, kind, record)
         decision = self.pipeline.check(self.subject, text, self.prepared)
         own_kill = kind == "result" and _KILL.fullmatch(text) is not None
         if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
@@ -274,6 +278,24 @@ class Relay(TwoSided):
                 "KILL through Hoop takes one gateway connection id (KILL [QUERY] <id>) as the whole statement",
             )
         return self._allowed(seq, payload, unit, decision)
+
+    def _parse_first(self, seq: int, payload: bytes, text: str, kind: str, record: bool) -> object:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement (later commands stay in the framer) while the parse pool classifies it, then
+        the command is judged as any other."""
+
+        async def classified() -> None:
+            await self.pipeline.parse_ahead(self.subject, text)
+            if self.closed:
+                return
+            self.hold_task = None
+            if self._statement(seq, payload, text, kind, record) is _HOLD or self.closed:
+                return  # held for approval now, or the session ended
+            self.client.resume_reading()  # type: ignore[union-attr]
+            self.from_client(b"")
+
+        self.hold_task = asyncio.ensure_future(classified())
+        return _HOLD
 
     def _execute(self, seq: int, payload: bytes) -> object:
         """Each execution of a prepared statement is judged under the rules in force now (the
