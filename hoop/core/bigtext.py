@@ -34,7 +34,7 @@ class ParseLimits:
     """The `[gateway]` settings that bound what one statement may cost."""
 
     max_statement_size: int = 8 * 1024 * 1024  # characters of decoded text
-    parse_timeout: float = 2.0  # seconds of classification in a worker
+    parse_timeout: float = 2.0  # CPU seconds of classification in a worker
     parse_workers: int = 2
 
 

@@ -34,7 +34,7 @@ class GatewaySettings:
     log_level: str = "info"
     control_socket: Path | None = None
     # What one statement may cost (see hoop/core/bigtext.py): longer texts are refused unparsed,
-    # and classification in a parse worker that takes longer is refused and the worker replaced.
+    # and classification that needs more CPU seconds in a parse worker is refused, the worker replaced.
     max_statement_size: int = 8 * 1024 * 1024
     parse_timeout: float = 2.0
     parse_workers: int = 2

@@ -3,8 +3,9 @@
 pglast and sqlglot hold the GIL while they parse, and their cost grows faster than the text:
 a statement of a few hundred kilobytes, classified on the event loop, stops every other
 session of the gateway for seconds. Big texts are therefore classified in a small pool of
-processes, each with a time budget: a worker that has not answered within it is killed (it
-would otherwise keep burning a core) and replaced on the next request.
+processes, each with a time budget (CPU seconds of the worker): a worker that has not
+answered within it is killed (it would otherwise keep burning a core) and replaced on the
+next request.
 
 The pool starts nothing until the first big statement arrives. A worker is a fresh
 `python -m hoop.core.parsepool` (about a quarter of a second to import the classifiers),
@@ -20,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
@@ -33,6 +35,11 @@ log = logging.getLogger("hoop.parsepool")
 # of a huge statement is not given back to the system by the allocator).
 RECYCLE_RSS = 768 * 1024 * 1024
 START_TIMEOUT = 30.0  # seconds for a new worker to import the classifiers
+# The time budget counts the worker's CPU time, so a busy machine (where the niced workers
+# wait for a core) does not refuse statements that are cheap; the wall clock still ends a
+# request at WALL_FACTOR times the budget.
+WALL_FACTOR = 4
+POLL = 0.05
 
 
 class ParseRefused(Exception):
@@ -45,6 +52,16 @@ def _rss() -> int:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process from /proc, or -1 where that cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return -1.0
 
 
 def _serve(requests: Connection, replies: Connection) -> None:
@@ -102,12 +119,18 @@ class _Worker:
     def roundtrip(self, request: tuple[str, str, TextMode], timeout: float) -> tuple[Any, ...]:
         """Runs in a thread: send, wait at most `timeout`, read. A late or dead worker is killed."""
         try:
+            start, used_before = time.monotonic(), _cpu_seconds(self.process.pid)
             self.requests.send(request)
-            if self.replies.poll(timeout):
+            while not self.replies.poll(POLL):
+                wall = time.monotonic() - start
+                used = _cpu_seconds(self.process.pid) - used_before if used_before >= 0 else wall
+                if used >= timeout or wall >= timeout * WALL_FACTOR:
+                    status = "timeout"
+                    break
+            else:
                 reply: tuple[Any, ...] = self.replies.recv()
                 self.retire = reply[2] > RECYCLE_RSS
                 return reply
-            status = "timeout"
         except (EOFError, OSError):
             status = "died"
         self.kill()
@@ -148,12 +171,10 @@ class ParsePool:
         if status == "ok":
             return value  # type: ignore[no-any-return]
         if status == "timeout":
-            log.warning(
-                "classifying a %d-character statement took over %.1f s; worker replaced", len(text), self.timeout
-            )
+            log.warning("classifying a %d-character statement took over %g s; worker replaced", len(text), self.timeout)
             raise ParseRefused(
                 f"classifying this statement ({len(text)} characters) took longer than the gateway's "
-                f"limit gateway.parse_timeout = {self.timeout:g} s"
+                f"limit gateway.parse_timeout = {self.timeout:g} s (of processor time)"
             )
         if status == "died":
             log.warning("a parse worker died while classifying a %d-character statement", len(text))

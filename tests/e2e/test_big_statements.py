@@ -32,6 +32,14 @@ groups = ["dev"]
 name = "no-drop"
 action = "block"
 statements = ["drop"]
+
+[[rules]]
+name = "review-big"
+action = "review"
+statements = ["insert"]
+tables = ["held_big"]
+approvers = ["dba"]
+timeout = "2s"
 """
 
 
@@ -178,6 +186,21 @@ def test_big_statement_is_judged_like_any_other(gw: GatewayProcess, door: str) -
     # The same text again is decided from what the pool found the first time.
     s.refused(f"{big}; DROP TABLE {table}")
     assert s.run(f"SELECT id FROM {table}") == [(7,)]
+    s.close()
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_big_statement_under_review_is_held_like_any_other(gw: GatewayProcess, door: str) -> None:
+    """Classified in the pool, then held for approval in the same session: nobody approves
+    within the rule's 2 s, so it is refused and nothing was inserted."""
+    s = Session(gw, door)
+    s.run("CREATE TABLE IF NOT EXISTS held_big (v varchar(20))")
+    mark = secrets.token_hex(4)
+    big = "INSERT INTO held_big VALUES " + ",".join(f"('{mark}{i:05d}')" for i in range(5_000))
+    assert len(big) > 50_000
+    message = s.refused(big)
+    assert "review-big" in message and "not approved in time" in message
+    assert s.run(f"SELECT count(*) FROM held_big WHERE v LIKE '{mark}%'") == [(0,)]
     s.close()
 
 
