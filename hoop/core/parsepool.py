@@ -117,7 +117,9 @@ class _Worker:
             raise ParseRefused("the gateway's parser did not start")
 
     def roundtrip(self, request: tuple[str, str, TextMode], timeout: float) -> tuple[Any, ...]:
-        """Runs in a thread: send, wait at most `timeout`, read. A late or dead worker is killed."""
+        """Runs in a thread: send, wait while the worker has used less than `timeout` CPU
+        seconds (and less than WALL_FACTOR times it on the clock), read. A late or dead worker
+        is killed."""
         try:
             start, used_before = time.monotonic(), _cpu_seconds(self.process.pid)
             self.requests.send(request)
