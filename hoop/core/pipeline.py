@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hoop.core.bigtext import BigStatements, ParseLimits
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
@@ -70,9 +71,15 @@ def _same_facts(a: Classification, b: Classification) -> bool:
 
 class Pipeline:
     def __init__(
-        self, guard_rules: Sequence[GuardRule] = (), mask_rules: Sequence[MaskRule] = (), *, hash_key: bytes = b""
+        self,
+        guard_rules: Sequence[GuardRule] = (),
+        mask_rules: Sequence[MaskRule] = (),
+        *,
+        hash_key: bytes = b"",
+        limits: ParseLimits | None = None,
     ) -> None:
         self.hash_key = hash_key
+        self.big = BigStatements(limits or ParseLimits())  # statements too big to classify on the event loop
         self._lock = threading.Lock()
         self.version = 0
         self.set_rules(guard_rules, mask_rules)
@@ -109,7 +116,29 @@ class Pipeline:
                 "block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})"
             )
 
+    def deferred(self, subject: Subject, text: str, mode: TextMode = UTF8) -> bool:
+        """True when `text` is too big to classify on the event loop and not classified yet: the
+        door awaits `parse_ahead` (the session waits, others go on), then checks as usual."""
+        return self.big.deferred(text, subject.dialect, mode)
+
+    async def parse_ahead(self, subject: Subject, text: str, mode: TextMode = UTF8) -> None:
+        """Classify a big `text` in the parse pool, within the size and time budgets; the next
+        `check` of it is then a lookup. Never raises: a failure makes `check` refuse it."""
+        await self.big.classify_ahead(text, subject.dialect, mode)
+
+    async def judge(
+        self, subject: Subject, text: str, prepared: PreparedStatements | None = None, mode: TextMode = UTF8
+    ) -> Decision:
+        """`check` for a door that can wait: a big text is classified off the event loop."""
+        await self.parse_ahead(subject, text, mode)
+        return self.check(subject, text, prepared, mode)
+
+    def close(self) -> None:
+        self.big.close()
+
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
+        if self.big.is_big(text):
+            return self._check_big(subject, text, prepared, mode)
         decisions = self._decisions
         exact = (text, subject, mode)
         hit = decisions.get(exact)
@@ -133,6 +162,23 @@ class Pipeline:
         decisions[exact] = decision
         if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, classification):  # type: ignore[arg-type]
             decisions[by_shape] = decision
+        return decision
+
+    def _check_big(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
+        """A big text is judged from its kept classification and never enters the decision or
+        shape caches (their keys would hold megabytes each)."""
+        known = self.big.too_big(text) or self.big.known(text, subject.dialect, mode)
+        if known is None:  # a caller that cannot wait, and the text is no longer kept
+            known = self.big.classify_here(text, subject.dialect, mode)
+        if isinstance(known, str):
+            return Decision("block", "statement-limits", f"{known}; the statement was not run")
+        classification = known
+        session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
+        if session_bound and prepared is not None:
+            classification = prepared.resolve(classification)
+        decision = self._decide(subject, classification)
+        if session_bound and prepared is not None and decision.action == "allow":
+            prepared.observe(classification)
         return decision
 
     def _classify(self, text: str, dialect: str, mode: TextMode = UTF8) -> Classification:

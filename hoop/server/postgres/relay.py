@@ -196,6 +196,8 @@ class Relay(Holds, TwoSided):
                 text = exc
             if text is SETTLE:
                 return SETTLE
+            if isinstance(text, str) and self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             self.sent_batches += 1
             self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
@@ -217,6 +219,8 @@ class Relay(Holds, TwoSided):
                 return self._refuse(None, "parse", name, sqlstate=exc.sqlstate, message=str(exc))
             if text is SETTLE:
                 return SETTLE
+            if self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
             self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
@@ -254,6 +258,12 @@ class Relay(Holds, TwoSided):
             return msg
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, "query")
+
+    def _parse_first(self, text: str, mode: TextMode) -> Any:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement while the parse pool classifies it, then this message is handled again."""
+        self.parsing = (text, mode)
+        return HOLD
 
     def _judge_bind(self, msg: memoryview, portal: str, statement: str) -> Any:
         """Each execution of a prepared statement is judged under the rules in force now: a
