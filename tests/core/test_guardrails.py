@@ -61,9 +61,11 @@ def test_parse_error_fails_closed_only_when_a_rule_applies() -> None:
 
 
 def test_dynamic_statements_get_the_rule_fail_mode() -> None:
-    do = pg("DO $$ BEGIN DELETE FROM t; END $$")
+    do = pg("DO $$ BEGIN EXECUTE 'DELETE FROM ' || 't'; END $$")
     base = {"name": "w", "action": "block", "statements": ("delete",)}
     assert evaluate([GuardRule(**base)], do, DEV).action == "block"
+    plain = pg("DO $$ BEGIN DELETE FROM t; END $$")  # not dynamic: the DELETE inside is judged
+    assert evaluate([GuardRule(**base, dynamic="allow")], plain, DEV).action == "block"
     review = evaluate([GuardRule(**base, dynamic="review")], do, DEV)
     assert review.action == "review" and "cannot be known" in review.reason
     assert evaluate([GuardRule(**base, dynamic="allow")], do, DEV).action == "allow"

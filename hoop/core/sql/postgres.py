@@ -31,6 +31,7 @@ from .model import (
     where_state,
 )
 from .pg_strings import TooManyLiterals, as_conforming
+from .plpgsql import do_body, routine_body
 from .textmode import UTF8, TextMode
 
 # Functions that touch the server's file system.
@@ -323,13 +324,19 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         _visit(n.relation, facts)
         for action in n.actions or ():
             facts.absorb(_statement(action, None))
-    elif cls is ast.CreateFunctionStmt:
-        pass  # the body runs only when called; calls are judged by `functions`
+    elif cls in (ast.CreateFunctionStmt, ast.DoStmt):
+        # deferred code is judged where it is defined: every statement of the body is inner
+        body = (
+            routine_body(n, text if text is not None else _deparse(node), classify_postgres, _inner_statement)
+            if cls is ast.CreateFunctionStmt
+            else do_body(n, classify_postgres)
+        )
+        for stmt in body.statements:
+            facts.absorb(stmt)
+        facts.dynamic = body.dynamic
     elif cls is ast.CreateTrigStmt:
-        _visit(n.relation, facts)
-        facts.functions.add(_names(n.funcname))
-    elif cls is ast.DoStmt:
-        facts.dynamic = True
+        _visit([n.relation, n.whenClause], facts)
+        facts.functions.add(_names(n.funcname))  # the routine it runs: judged through the catalog
     else:
         _visit([getattr(node, s) for s in _fields(node)], facts)
     if cls is ast.CopyStmt:
@@ -375,6 +382,10 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         flags=frozenset(facts.flags),
         inner=tuple(facts.inner) + ((planned,) if planned else ()),
     )
+
+
+def _inner_statement(node: ast.Node) -> Statement:
+    return _statement(node, None)
 
 
 def _mark_planned(stmt: Statement) -> Statement:

@@ -1,0 +1,199 @@
+"""Bodies of PostgreSQL routines and DO blocks: the statements they will run, judged where defined.
+
+A function, procedure or DO body runs later (when called, or at once for DO) but the gateway
+sees its text only now, so every statement in it becomes an inner statement of the CREATE/DO
+and every rule applies to it:
+
+- `LANGUAGE sql` string bodies are classified like top-level text; `BEGIN ATOMIC` and
+  `RETURN expr` bodies are already parsed trees.
+- PL/pgSQL bodies are parsed with the real PL/pgSQL parser (pglast's `parse_plpgsql_json`).
+  Every embedded expression (`PLpgSQL_expr`: execsql, PERFORM, RETURN QUERY, cursor queries,
+  FOR-IN-query, conditions, assignments, defaults) is classified. Full statements are always
+  kept; expressions are kept when they touch a table, call a function or carry a flag.
+- Dynamic SQL (`EXECUTE`, `FOR ... IN EXECUTE`, `RETURN QUERY EXECUTE`, `OPEN ... FOR EXECUTE`)
+  is judged on its text when that is one string literal, and is `dynamic` otherwise.
+- Any other language (plpython, plperl, C, internal, unknown) is `dynamic`: its effect cannot be
+  read here. A body the parsers reject is `dynamic` too (fail closed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pglast import ast, parse_sql
+from pglast.parser import parse_plpgsql_json, scan
+
+from .model import Classification, Statement
+
+ClassifyText = Callable[[str], Classification]
+StatementOf = Callable[[ast.Node], Statement]
+
+# PL/pgSQL expression parse modes (RawParseMode): 0 a whole statement, 2 an expression,
+# 3-5 an assignment `target := expression`.
+_STATEMENT_MODE = 0
+_ASSIGN_MODES = (3, 4, 5)
+_DYNAMIC_STMTS = frozenset({"PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"})
+_DYNAMIC_KEYS = frozenset({"dynquery"})
+
+
+@dataclass(slots=True)
+class Body:
+    """What a body runs: its statements, and whether some part of it cannot be known."""
+
+    statements: list[Statement] = field(default_factory=list)
+    dynamic: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, classification: Classification, text: str, *, always: bool) -> None:
+        if classification.error is not None:
+            self.unknown(text, classification.error)
+            return
+        for stmt in classification.statements:
+            if always or stmt.tables or stmt.functions or stmt.flags or stmt.inner or stmt.dynamic:
+                self.statements.append(stmt)
+
+    def unknown(self, text: str, why: str) -> None:
+        self.dynamic = True
+        self.reasons.append(why)
+        self.statements.append(Statement(kind="unknown", text=text, dynamic=True))
+
+
+def _option(options: Any, name: str) -> Any:
+    for opt in options or ():
+        if getattr(opt, "defname", None) == name:
+            return opt.arg
+    return None
+
+
+def _sval(arg: Any) -> str | None:
+    if isinstance(arg, (tuple, list)):
+        arg = arg[0] if len(arg) == 1 else None
+    value = getattr(arg, "sval", None)
+    return value if isinstance(value, str) else None
+
+
+def routine_body(node: Any, source: str, classify: ClassifyText, statement: StatementOf) -> Body:
+    """The body of a CreateFunctionStmt; `source` is the whole CREATE text (PL/pgSQL needs it)."""
+    body = Body()
+    if node.sql_body is not None:  # BEGIN ATOMIC ... END, or RETURN expr
+        parts = node.sql_body
+        stmts = parts[0] if isinstance(parts, tuple) and parts and isinstance(parts[0], tuple) else parts
+        for part in stmts if isinstance(stmts, (tuple, list)) else (stmts,):
+            if isinstance(part, ast.ReturnStmt):
+                _expression_node(part.returnval, body, statement)
+            elif isinstance(part, ast.Node):
+                body.statements.append(statement(part))
+        return body
+    language = (_sval(_option(node.options, "language")) or "").lower()
+    text = _sval(_option(node.options, "as"))
+    if language == "sql" and text is not None:
+        body.add(classify(text), text, always=True)
+    elif language == "plpgsql" and text is not None:
+        _plpgsql(source, body, classify)
+    else:
+        body.unknown(text or "", f"a body in language {language or 'unknown'!r} cannot be read")
+    return body
+
+
+def do_body(node: Any, classify: ClassifyText) -> Body:
+    """The body of a DO block: PL/pgSQL unless another language is named."""
+    body = Body()
+    language = (_sval(_option(node.args, "language")) or "plpgsql").lower()
+    text = _sval(_option(node.args, "as"))
+    if language != "plpgsql" or text is None:
+        body.unknown(text or "", f"a DO block in language {language!r} cannot be read")
+        return body
+    tag = "hoop"
+    while f"${tag}$" in text:
+        tag += "_"
+    _plpgsql(f"CREATE FUNCTION pg_temp.hoop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${text}${tag}$", body, classify)
+    return body
+
+
+def _plpgsql(source: str, body: Body, classify: ClassifyText) -> None:
+    try:
+        tree = json.loads(parse_plpgsql_json(source))
+    except Exception as exc:  # noqa: BLE001 - a body the parser rejects is not understood: fail closed
+        body.unknown(source, f"PL/pgSQL body not understood: {exc}")
+        return
+    for expr, mode, dynamic in _expressions(tree, False):
+        if dynamic:
+            literal = _string_literal(expr)
+            if literal is None:
+                body.unknown(expr, "EXECUTE of text built at run time")
+                body.add(classify("SELECT " + expr), expr, always=False)  # its calls still count
+            else:
+                body.add(classify(literal), literal, always=True)
+        elif mode == _STATEMENT_MODE:
+            body.add(classify(expr), expr, always=True)
+        else:
+            value = _assigned(expr) if mode in _ASSIGN_MODES else expr
+            if value is None:
+                body.unknown(expr, "assignment not understood")
+            else:
+                body.add(classify("SELECT " + value), expr, always=False)
+
+
+def _expressions(node: Any, dynamic: bool) -> Iterator[tuple[str, int, bool]]:
+    """(query text, parse mode, is dynamic SQL) of every PLpgSQL_expr below `node`."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _expressions(item, dynamic)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "PLpgSQL_expr" and isinstance(value, dict):
+            yield str(value.get("query", "")), int(value.get("parseMode", 0)), dynamic
+            continue
+        if key in _DYNAMIC_STMTS and isinstance(value, dict):
+            # the query is dynamic; its USING parameters and INTO targets are plain expressions
+            for sub_key, sub in value.items():
+                yield from _expressions(sub, sub_key == "query")
+            continue
+        yield from _expressions(value, key in _DYNAMIC_KEYS)
+
+
+def _assigned(text: str) -> str | None:
+    """The expression of `target := expression` (or `target = expression`)."""
+    try:
+        tokens = scan(text)
+    except Exception:  # noqa: BLE001 - not scannable: not understood
+        return None
+    depth = 0
+    for tok in tokens:
+        if tok.name in ("ASCII_40", "ASCII_91"):
+            depth += 1
+        elif tok.name in ("ASCII_41", "ASCII_93"):
+            depth -= 1
+        elif depth == 0 and tok.name in ("COLON_EQUALS", "ASCII_61"):
+            return text[tok.end + 1 :]
+    return None
+
+
+def _string_literal(expr: str) -> str | None:
+    """The text of `expr` when it is one string constant ('select 1'), else None."""
+    try:
+        raws = parse_sql("SELECT " + expr)
+    except Exception:  # noqa: BLE001 - not a plain expression
+        return None
+    stmt = raws[0].stmt if len(raws) == 1 else None
+    targets: tuple[Any, ...] = tuple(getattr(stmt, "targetList", None) or ())
+    if not isinstance(stmt, ast.SelectStmt) or len(targets) != 1 or stmt.fromClause:
+        return None
+    value = getattr(targets[0], "val", None)
+    if isinstance(value, ast.A_Const) and isinstance(value.val, ast.String):
+        return value.val.sval
+    return None
+
+
+def _expression_node(node: Any, body: Body, statement: StatementOf) -> None:
+    """A `RETURN expr` of a SQL-standard body: judged as the SELECT it is."""
+    if node is None:
+        return
+    stmt = statement(ast.SelectStmt(targetList=(ast.ResTarget(val=node),)))
+    if stmt.tables or stmt.functions or stmt.flags or stmt.inner or stmt.dynamic:
+        body.statements.append(stmt)
