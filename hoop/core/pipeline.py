@@ -17,6 +17,7 @@ from typing import Any
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
+from hoop.core.sql.routines import RoutineCatalog, expand
 from hoop.core.sql.shape import shape
 from hoop.core.sql.textmode import UTF8, TextMode
 
@@ -73,6 +74,7 @@ class Pipeline:
         self.hash_key = hash_key
         self._lock = threading.Lock()
         self.version = 0
+        self._routines: dict[str, RoutineCatalog] = {}  # connection name -> its upstream routines
         self.set_rules(guard_rules, mask_rules)
 
     # -- rules -------------------------------------------------------------------------------
@@ -87,6 +89,12 @@ class Pipeline:
             self._shapes: dict[tuple[str, str, TextMode], bool] = {}
             self._mask_policies: dict[tuple[str, frozenset[str]], MaskPolicy] = {}
             self.version += 1
+
+    def set_routines(self, connection: str, catalog: RoutineCatalog) -> None:
+        """The routines and triggers that exist upstream on `connection`: calls of them are
+        judged by their bodies. Decisions are keyed by the catalog's version, so a redefined
+        routine is judged anew."""
+        self._routines[connection] = catalog
 
     def applies(self, subject: Subject) -> bool:
         ctx = Context(subject.connection, subject.user, subject.groups)
@@ -109,18 +117,21 @@ class Pipeline:
 
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
         decisions = self._decisions
-        exact = (text, subject, mode)
+        catalog = self._routines.get(subject.connection)
+        version = catalog.version if catalog else ""
+        exact = (text, subject, mode, version)
         hit = decisions.get(exact)
         if hit is not None:
             return hit
         key = shape(text, subject.dialect)
-        by_shape = (key, subject, mode) if key is not None else None
+        by_shape = (key, subject, mode, version) if key is not None else None
         if by_shape is not None and (hit := decisions.get(by_shape)) is not None:
             return hit
-        classification = self._classify(text, subject.dialect, mode)
+        classification = raw = self._classify(text, subject.dialect, mode)
         session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
         if session_bound and prepared is not None:
             classification = prepared.resolve(classification)
+        classification = expand(classification, catalog)  # calls and triggers: judged by their bodies
         decision = self._decide(subject, classification)
         if session_bound:
             if prepared is not None and decision.action == "allow":
@@ -129,7 +140,7 @@ class Pipeline:
         if len(decisions) > _CACHE_LIMIT:
             decisions.clear()
         decisions[exact] = decision
-        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, classification):  # type: ignore[arg-type]
+        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, raw):  # type: ignore[arg-type]
             decisions[by_shape] = decision
         return decision
 
