@@ -166,7 +166,7 @@ def postgres_catalog(
     """routines: (schema, name, language, pg_get_functiondef or None when not sql/plpgsql);
     triggers: (schema, table, tgtype, routine schema, routine name);
     rules: (schema, table, rule name, ev_type, pg_get_ruledef)."""
-    from .postgres import classify_postgres
+    from . import classify  # cached on the exact text: an unchanged catalog costs no parse
 
     routines, triggers, rules = list(routines), list(triggers), list(rules)
     out: list[Routine] = []
@@ -175,14 +175,14 @@ def postgres_catalog(
         if definition is None:
             out.append(routine(qualified, Classification(()), unreadable=f"language {language}"))
         else:
-            out.append(routine(qualified, classify_postgres(definition)))
+            out.append(routine(qualified, classify(definition, "postgres")))
     trig = [
         Trigger(f"{s}.{t}".lower(), frozenset(e for bit, e in _PG_EVENTS if tgtype & bit), f"{fs}.{fn}".lower())
         for s, t, tgtype, fs, fn in triggers
     ]
     for schema, table, rule_name, ev_type, definition in rules:
         name = f"rule {schema}.{table}.{rule_name}"
-        out.append(routine(name, classify_postgres(definition)))
+        out.append(routine(name, classify(definition, "postgres")))
         events = frozenset({_PG_RULE_EVENTS[ev_type]}) if ev_type in _PG_RULE_EVENTS else _ALL_EVENTS
         trig.append(Trigger(f"{schema}.{table}".lower(), events, name.lower()))
     return RoutineCatalog(out, trig, source=repr((routines, triggers, rules)))
@@ -193,18 +193,20 @@ def mysql_catalog(
 ) -> RoutineCatalog:
     """routines: (schema, name, body; "" when the account may not read it);
     triggers: (schema, trigger name, table, event, body)."""
-    from .mysql import classify_mysql
+    from . import classify
 
     routines, triggers = list(routines), list(triggers)
     out: list[Routine] = []
     for schema, name, body in routines:
         unreadable = "" if body.strip() else "definition not visible to the gateway's account"
         out.append(
-            routine(f"{schema}.{name}", classify_mysql(f"CREATE PROCEDURE hoop_body() {body}"), unreadable=unreadable)
+            routine(
+                f"{schema}.{name}", classify(f"CREATE PROCEDURE hoop_body() {body}", "mysql"), unreadable=unreadable
+            )
         )
     trig = []
     for schema, name, table, event, body in triggers:
         rname = f"trigger {schema}.{name}".lower()
-        out.append(routine(rname, classify_mysql(f"CREATE PROCEDURE hoop_body() {body}")))
+        out.append(routine(rname, classify(f"CREATE PROCEDURE hoop_body() {body}", "mysql")))
         trig.append(Trigger(f"{schema}.{table}".lower(), frozenset({event.lower()}), rname))
     return RoutineCatalog(out, trig, source=repr((routines, triggers)))

@@ -101,6 +101,7 @@ class Relay(Holds, TwoSided):
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
+        self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
 
     # -- ending (attach and close come from TwoSided) ----------------------------------------
 
@@ -367,6 +368,7 @@ class Relay(Holds, TwoSided):
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
+            self.routines_changed()
         self.session.finished(
             unit.text,
             unit.decision,
