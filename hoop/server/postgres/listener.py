@@ -21,8 +21,9 @@ from hoop.core.pipeline import Subject
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
-from hoop.server.postgres.routines import RoutineCatalogError, RoutineWatchers
+from hoop.server.postgres.routines import CatalogReader
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
+from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.postgres")
@@ -44,7 +45,7 @@ class PostgresDoor:
         self.tls = tls
         self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
         self.resolvers: dict[str, ColumnResolver] = {}  # connection name -> catalog lookups
-        self.routines = RoutineWatchers(services.pipeline)  # connection name -> its upstream routines
+        self.routines = RoutineWatchers(services.pipeline, CatalogReader().fetch)  # calls judged by bodies
 
     async def start(self, host: str, port: int) -> asyncio.base_events.Server:
         return await asyncio.start_server(self.serve_client, host, port, limit=1 << 20)

@@ -1,27 +1,22 @@
-"""The routines, triggers and rules that exist upstream, read for the pipeline's RoutineCatalog.
+"""Reads the routines, triggers and rules that exist upstream, for the pipeline's RoutineCatalog.
 
-One `RoutineWatcher` per connection, shared by its sessions, reads the catalog over its own
-side connection with the held credential: functions and procedures of non-system schemas
-(extension members excluded, like built-ins), the triggers and rules of user tables. It loads
-when a session starts (the session waits for it; sessions starting together share one load
-that began after they asked) and again in the background after DDL through the gateway.
-Classifying the bodies runs in a worker thread, off the event loop. A catalog that cannot be
-read refuses the session: calls could not be judged otherwise.
+What is read, over a side connection with the held credential (one per upstream, kept open):
+functions and procedures of non-system schemas, extension members excluded like built-ins
+(the definition of `sql` and `plpgsql` ones via pg_get_functiondef; other languages are judged
+dynamic), the triggers of user tables (internal ones, such as foreign-key checks, excluded),
+and the rules of user tables (not the `_RETURN` rule of a view). `hoop.server.routine_watch`
+decides when to read.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psycopg
 
-from hoop.core.pipeline import Pipeline, Subject
-from hoop.core.sql.routines import postgres_catalog
-
-log = logging.getLogger("hoop.postgres")
+from hoop.core.sql.routines import RoutineCatalog, postgres_catalog
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
 _ROUTINES = f"""
@@ -48,93 +43,30 @@ ORDER BY r.oid
 """
 
 
-class RoutineCatalogError(Exception):
-    """The upstream catalog could not be read."""
+class CatalogReader:
+    """One kept-open side connection per upstream; `fetch` returns the catalog's builder."""
 
+    def __init__(self) -> None:
+        self.conns: dict[tuple[str, int, str, str], psycopg.AsyncConnection[Any]] = {}
 
-class RoutineWatcher:
-    """Keeps the pipeline's RoutineCatalog of one connection current."""
+    async def fetch(self, target: Any) -> Callable[[], RoutineCatalog]:
+        rows = [await self._query(target, sql) for sql in (_ROUTINES, _TRIGGERS, _RULES)]
+        return partial(postgres_catalog, *rows)
 
-    def __init__(self, name: str, target: Any, pipeline: Pipeline) -> None:
-        self.name = name
-        self.target = target
-        self.pipeline = pipeline
-        self.started_at = -1.0  # when the last completed load began
-        self.lock = asyncio.Lock()
-        self.conn: psycopg.AsyncConnection[Any] | None = None
-        self.stale = False
-        self.task: asyncio.Task[None] | None = None
-
-    async def session_start(self, subject: Subject) -> None:
-        """Make sure the catalog is fresh before the session's first statement is judged.
-        Skipped when no guardrail applies to this user on this connection."""
-        if not self.pipeline.applies(subject):
-            return
-        try:
-            await self.load(time.monotonic())
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            log.warning("connection %s: cannot read routines: %s", self.name, exc)
-            raise RoutineCatalogError(
-                f"connection {self.name}: the gateway could not read the server's routines to judge calls of them"
-            ) from None
-
-    def changed(self) -> None:
-        """DDL went through the gateway: routines or triggers may have changed; reload soon."""
-        self.stale = True
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._reload())
-
-    async def _reload(self) -> None:
-        try:
-            while self.stale:  # DDL during a load: load once more
-                await self.load(time.monotonic())
-        except (psycopg.Error, OSError, TimeoutError) as exc:
-            log.warning("connection %s: cannot reload routines: %s", self.name, exc)
-
-    async def load(self, asked: float) -> None:
-        """Load unless a load that began at or after `asked` has completed meanwhile."""
-        async with self.lock:
-            if self.started_at >= asked:
-                return  # another session's load began after this one asked: it is as fresh
-            started = time.monotonic()
-            self.stale = False
-            routines = await self._query(_ROUTINES)
-            triggers = await self._query(_TRIGGERS)
-            rules = await self._query(_RULES)
-            catalog = await asyncio.to_thread(postgres_catalog, routines, triggers, rules)  # type: ignore[arg-type]
-            self.pipeline.set_routines(self.name, catalog)
-            self.started_at = started
-
-    async def _query(self, sql: str) -> list[tuple[Any, ...]]:
+    async def _query(self, target: Any, sql: str) -> list[Any]:
+        key = (target.host, target.port, target.database, target.username)
         for attempt in (1, 2):
             try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = await psycopg.AsyncConnection.connect(**_kwargs(self.target))
-                cur = await self.conn.execute(sql)
+                conn = self.conns.get(key)
+                if conn is None or conn.closed:
+                    conn = self.conns[key] = await psycopg.AsyncConnection.connect(**_kwargs(target))
+                cur = await conn.execute(sql)
                 return await cur.fetchall()
             except psycopg.OperationalError:
-                self.conn = None
+                self.conns.pop(key, None)
                 if attempt == 2:
                     raise
         return []
-
-    async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
-
-
-class RoutineWatchers:
-    """The watchers of a door, one per connection name."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-        self.watchers: dict[str, RoutineWatcher] = {}
-
-    def get(self, name: str, target: Any) -> RoutineWatcher:
-        watcher = self.watchers.get(name)
-        if watcher is None:
-            watcher = self.watchers[name] = RoutineWatcher(name, target, self.pipeline)
-        return watcher
 
 
 def _kwargs(t: Any) -> dict[str, Any]:

@@ -1,0 +1,33 @@
+"""Reads the stored routines and triggers that exist upstream, for the pipeline's RoutineCatalog.
+
+`information_schema.ROUTINES` (the body of each procedure and function outside the system
+schemas; a body the gateway's account may not see is read as empty, which the catalog judges
+dynamic) and `information_schema.TRIGGERS` (the table, the event and the body), in one query
+over a short side connection with the held credential. `hoop.server.routine_watch` decides
+when to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from hoop.core.sql.routines import RoutineCatalog, mysql_catalog
+from hoop.server.mysql.views import fetch_rows
+
+_SYSTEM = "('mysql', 'sys', 'information_schema', 'performance_schema')"
+_QUERY = f"""
+SELECT 'R', ROUTINE_SCHEMA, ROUTINE_NAME, '', '', ROUTINE_DEFINITION
+FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN {_SYSTEM}
+UNION ALL
+SELECT 'T', TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_STATEMENT
+FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN {_SYSTEM}
+"""
+
+
+async def fetch(target: Any) -> Callable[[], RoutineCatalog]:
+    rows = await fetch_rows(target, _QUERY, 6)
+    routines = sorted((r[1], r[2], r[5]) for r in rows if r[0] == "R")
+    triggers = sorted((r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0] == "T")
+    return partial(mysql_catalog, routines, triggers)
