@@ -105,6 +105,8 @@ async def fetch_rows(target: MySQLTarget, query: str, columns: int) -> list[tupl
                     packets.append(pkt[1])
                 if packets and (p.is_err(packets[0]) or p.is_ok(packets[0])):
                     break
+                if packets and packets[0][:1] == bytes((c.LOCAL_INFILE_HEADER,)):
+                    raise c.ProtocolViolation("the server asked for a local file in answer to a catalog query")
                 if len(packets) > header and p.is_result_end(packets[-1], up.capabilities):
                     break
                 data = await up.reader.read(65536)
