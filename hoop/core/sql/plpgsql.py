@@ -14,6 +14,11 @@ and every rule applies to it:
   is judged on its text when that is one string literal, and is `dynamic` otherwise.
 - Any other language (plpython, plperl, C, internal, unknown) is `dynamic`: its effect cannot be
   read here. A body the parsers reject is `dynamic` too (fail closed).
+
+Variables and parameters are values, not columns: a reference to one (`v`, `new.x`, `f.arg`,
+`blk.v`) is read as a parameter (`$1`), so `DELETE FROM t WHERE flag` with a boolean variable is
+as unbounded as `WHERE $1`. Where a name is both a column and a variable this over-approximates
+(the WHERE may be taken for trivial), never the other way round.
 """
 
 from __future__ import annotations
@@ -75,30 +80,46 @@ def _sval(arg: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """Names that are variables in a body, and the qualifiers that may prefix them."""
+
+    variables: frozenset[str] = frozenset()
+    qualifiers: frozenset[str] = frozenset()
+
+    def is_variable(self, names: list[str]) -> bool:
+        if not names or names[0] not in self.variables | self.qualifiers:
+            return False
+        return names[0] in self.variables or (len(names) > 1 and names[1] in self.variables)
+
+
 def routine_body(node: Any, source: str, classify: ClassifyText, statement: StatementOf) -> Body:
     """The body of a CreateFunctionStmt; `source` is the whole CREATE text (PL/pgSQL needs it)."""
     body = Body()
+    name = str(getattr((node.funcname or (None,))[-1], "sval", "")).lower()
+    params = frozenset(str(p.name).lower() for p in node.parameters or () if getattr(p, "name", None))
+    scope = _Scope(params, frozenset({name}))
     if node.sql_body is not None:  # BEGIN ATOMIC ... END, or RETURN expr
         parts = node.sql_body
         stmts = parts[0] if isinstance(parts, tuple) and parts and isinstance(parts[0], tuple) else parts
         for part in stmts if isinstance(stmts, (tuple, list)) else (stmts,):
             if isinstance(part, ast.ReturnStmt):
-                _expression_node(part.returnval, body, statement)
+                _expression_node(_substitute(part.returnval, scope), body, statement)
             elif isinstance(part, ast.Node):
-                body.statements.append(statement(part))
+                body.statements.append(statement(_substitute(part, scope)))
         return body
     language = (_sval(_option(node.options, "language")) or "").lower()
     text = _sval(_option(node.options, "as"))
     if language == "sql" and text is not None:
-        body.add(classify(text), text, always=True)
+        _sql(text, body, scope, statement, always=True)
     elif language == "plpgsql" and text is not None:
-        _plpgsql(source, body, classify)
+        _plpgsql(source, body, classify, statement, scope.qualifiers)
     else:
         body.unknown(text or "", f"a body in language {language or 'unknown'!r} cannot be read")
     return body
 
 
-def do_body(node: Any, classify: ClassifyText) -> Body:
+def do_body(node: Any, classify: ClassifyText, statement: StatementOf) -> Body:
     """The body of a DO block: PL/pgSQL unless another language is named."""
     body = Body()
     language = (_sval(_option(node.args, "language")) or "plpgsql").lower()
@@ -109,32 +130,87 @@ def do_body(node: Any, classify: ClassifyText) -> Body:
     tag = "hoop"
     while f"${tag}$" in text:
         tag += "_"
-    _plpgsql(f"CREATE FUNCTION pg_temp.hoop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${text}${tag}$", body, classify)
+    source = f"CREATE FUNCTION pg_temp.hoop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${text}${tag}$"
+    _plpgsql(source, body, classify, statement, frozenset())
     return body
 
 
-def _plpgsql(source: str, body: Body, classify: ClassifyText) -> None:
+def _plpgsql(
+    source: str, body: Body, classify: ClassifyText, statement: StatementOf, qualifiers: frozenset[str]
+) -> None:
     try:
         tree = json.loads(parse_plpgsql_json(source))
     except Exception as exc:  # noqa: BLE001 - a body the parser rejects is not understood: fail closed
         body.unknown(source, f"PL/pgSQL body not understood: {exc}")
         return
+    variables, labels = _declared(tree)
+    scope = _Scope(variables, qualifiers | labels)
     for expr, mode, dynamic in _expressions(tree, False):
         if dynamic:
             literal = _string_literal(expr)
             if literal is None:
                 body.unknown(expr, "EXECUTE of text built at run time")
-                body.add(classify("SELECT " + expr), expr, always=False)  # its calls still count
+                _sql("SELECT " + expr, body, scope, statement, always=False)  # its calls still count
             else:
-                body.add(classify(literal), literal, always=True)
+                body.add(classify(literal), literal, always=True)  # run as text: no variables in it
         elif mode == _STATEMENT_MODE:
-            body.add(classify(expr), expr, always=True)
+            _sql(expr, body, scope, statement, always=True)
         else:
             value = _assigned(expr) if mode in _ASSIGN_MODES else expr
             if value is None:
                 body.unknown(expr, "assignment not understood")
             else:
-                body.add(classify("SELECT " + value), expr, always=False)
+                _sql("SELECT " + value, body, scope, statement, always=False)
+
+
+def _sql(text: str, body: Body, scope: _Scope, statement: StatementOf, *, always: bool) -> None:
+    """Classify SQL embedded in a body, its variable references read as parameters."""
+    try:
+        raws = parse_sql(text)
+    except Exception as exc:  # noqa: BLE001 - not understood: fail closed
+        body.unknown(text, f"syntax error: {exc}")
+        return
+    stmts = [statement(_substitute(raw.stmt, scope)) for raw in raws if raw.stmt is not None]
+    body.add(Classification(tuple(stmts)), text, always=always)
+
+
+def _declared(tree: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """Variable names (parameters, DECLAREd names, records, FOUND, TG_*) and block labels."""
+    names: set[str] = set()
+    labels: set[str] = set()
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("PLpgSQL_var", "PLpgSQL_rec") and isinstance(value, dict):
+                    ref = str(value.get("refname", "")).lower()
+                    if ref and not ref.startswith("("):
+                        names.add(ref)
+                elif key == "label" and isinstance(value, str):
+                    labels.add(value.lower())
+                else:
+                    todo.append(value)
+    return frozenset(names), frozenset(labels)
+
+
+def _substitute(node: Any, scope: _Scope) -> Any:
+    """`node` with every column reference that names a variable replaced by a parameter."""
+    if not scope.variables:
+        return node
+    if isinstance(node, ast.ColumnRef):
+        names = [str(getattr(f, "sval", "")).lower() for f in node.fields or ()]
+        return ast.ParamRef(number=1) if scope.is_variable(names) else node
+    if isinstance(node, tuple):
+        return tuple(_substitute(item, scope) for item in node)
+    if isinstance(node, ast.Node):
+        for slot in getattr(type(node), "__slots__", ()):
+            value = getattr(node, slot, None)
+            if isinstance(value, (ast.Node, tuple)):
+                setattr(node, slot, _substitute(value, scope))
+    return node
 
 
 def _expressions(node: Any, dynamic: bool) -> Iterator[tuple[str, int, bool]]:

@@ -329,7 +329,7 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         body = (
             routine_body(n, text if text is not None else _deparse(node), classify_postgres, _inner_statement)
             if cls is ast.CreateFunctionStmt
-            else do_body(n, classify_postgres)
+            else do_body(n, classify_postgres, _inner_statement)
         )
         for stmt in body.statements:
             facts.absorb(stmt)

@@ -95,3 +95,23 @@ def test_trigger_names_its_routine_and_rule_actions_stay_inner() -> None:
     assert "app.tf" in trig.functions and "t" in trig.tables
     rule = one("CREATE RULE r AS ON INSERT TO t DO ALSO DELETE FROM u")
     assert [s.kind for s in rule.inner] == ["delete"] and verdict(UNBOUNDED, rule.text) == "block"
+
+
+def test_variables_and_parameters_are_values_not_columns() -> None:
+    trivial = GuardRule("trivial", "block", statements=("delete", "update"), where="missing-or-trivial")
+    for sql in (
+        "CREATE FUNCTION f(all_rows bool) RETURNS void LANGUAGE plpgsql AS "
+        "$$ BEGIN DELETE FROM t WHERE all_rows; END $$",
+        "CREATE FUNCTION f(a int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t WHERE f.a = a; END $$",
+        "DO $$ DECLARE yes bool := true; BEGIN UPDATE t SET x = 1 WHERE yes; END $$",
+        "DO $$ <<blk>> DECLARE yes bool := true; BEGIN DELETE FROM t WHERE blk.yes OR id = 1; END $$",
+        "CREATE FUNCTION tf() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t WHERE new.x = new.x; "
+        "RETURN NEW; END $$",
+        "CREATE FUNCTION f(everything bool) RETURNS void LANGUAGE sql AS 'DELETE FROM t WHERE everything'",
+        "CREATE PROCEDURE p(everything bool) BEGIN ATOMIC DELETE FROM t WHERE everything; END",
+    ):
+        assert verdict(trivial, sql) == "block", sql
+    bounded = (
+        "CREATE FUNCTION f(p_id int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t WHERE id = p_id; END $$"
+    )
+    assert verdict(trivial, bounded) == "allow"
