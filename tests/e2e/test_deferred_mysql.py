@@ -47,6 +47,13 @@ statements = ["delete", "update"]
 where = "missing"
 
 [[rules]]
+name = "no-unbounded-purge"
+action = "block"
+statements = ["delete"]
+where = "missing-or-trivial"
+tables = ["purge_*"]
+
+[[rules]]
 name = "no-truncate"
 action = "block"
 statements = ["truncate"]
@@ -136,3 +143,12 @@ def test_insert_firing_a_trigger_created_on_the_server_is_refused(gw, direct) ->
     with _through(gw) as conn:  # the trigger fires on INSERT only
         _run(conn, f"UPDATE {t} SET x = 0 WHERE id = 1")
     assert _count(direct, f"SELECT COUNT(*) FROM {t} WHERE x = 0") == 1
+
+
+def test_a_parameter_in_a_where_clause_is_a_value_not_a_column(gw, direct) -> None:  # type: ignore[no-untyped-def]
+    t = f"purge_{secrets.token_hex(3)}"
+    _run(direct, f"CREATE TABLE {t} (id INT)")
+    _run(direct, f"INSERT INTO {t} SELECT seq FROM seq_1_to_3")
+    _run(direct, f"CREATE PROCEDURE p_{t}(IN everything INT) BEGIN DELETE FROM {t} WHERE everything; END")
+    _refused(gw, f"CALL p_{t}(1)", "no-unbounded-purge")
+    assert _count(direct, f"SELECT COUNT(*) FROM {t}") == 3

@@ -31,7 +31,7 @@ from .model import (
     compare,
     where_state,
 )
-from .mysql_bodies import body_start, body_statements
+from .mysql_bodies import body_start, body_statements, parameters, values_in_where
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
@@ -290,7 +290,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             if at is None or at >= len(seg.toks):
                 dynamic = w0 == "CREATE"  # no SQL body (a loadable function): effect unknown
             else:
-                inner.extend(_body(seg, seg.toks[at:], backslash))
+                inner.extend(_body(seg, seg.toks[at:], backslash, parameters(seg.toks[:at])))
     elif w0 in ("GRANT", "REVOKE"):
         obj = "" if seg.index("ON") >= 0 else "role"
         if seg.index("IDENTIFIED") >= 0:
@@ -405,16 +405,16 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
 _PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
 
 
-def _body(seg: _Seg, toks: list[Tok], backslash: bool) -> list[Statement]:
-    def statement(part: list[Tok]) -> Statement:
-        return _classify(_Seg(part, seg.sql, seg.clean), backslash)
+def _body(seg: _Seg, toks: list[Tok], backslash: bool, params: frozenset[str] = frozenset()) -> list[Statement]:
+    def statement(part: list[Tok], variables: frozenset[str]) -> Statement:
+        return _classify(_Seg(part, seg.sql, values_in_where(part, seg.clean, variables)), backslash)
 
     def expression(part: list[Tok]) -> Classification:
         if not part:
             return Classification(())
         return classify_mysql("SELECT " + seg.clean[part[0].start : part[-1].end])
 
-    return body_statements(toks, statement, expression)
+    return body_statements(toks, statement, expression, params)
 
 
 def _classify_text(sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False) -> list[Statement]:

@@ -8,6 +8,10 @@ handlers), IF/ELSEIF/ELSE, CASE/WHEN, WHILE/DO, REPEAT/UNTIL, LOOP, RETURN, and 
 top-level one; conditions, defaults and RETURN values are classified as the SELECT they are,
 and kept when they touch a table or call a function. Anything the walker or the classifier
 cannot read makes the classification fail (fail closed).
+
+Parameters, DECLAREd variables and a trigger's NEW.x / OLD.x are values, not columns (the
+server reads a name that is both as the variable): in a WHERE clause they are read as a
+placeholder, so `DELETE FROM t WHERE flag` with a variable is as unbounded as `WHERE ?`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from .model import Classification, Statement
 from .mysql_lexer import MySQLSyntaxError, Tok
 
-StatementOf = Callable[[list[Tok]], Statement]
+StatementOf = Callable[[list[Tok], frozenset[str]], Statement]  # tokens, variable names in scope
 ExpressionOf = Callable[[list[Tok]], Classification]
 
 _FLOW = frozenset({"LEAVE", "ITERATE", "OPEN", "FETCH", "CLOSE"})
@@ -42,6 +46,52 @@ def _close_paren(toks: list[Tok], i: int) -> int:
             if depth == 0:
                 return j + 1
     raise MySQLSyntaxError("unbalanced parentheses in a stored program")
+
+
+def parameters(toks: list[Tok]) -> frozenset[str]:
+    """Names in the parameter list of CREATE PROCEDURE/FUNCTION ([IN|OUT|INOUT] name type, ...)."""
+    opener = next((i for i, t in enumerate(toks) if t.text == "("), None)
+    if opener is None:
+        return frozenset()
+    names: set[str] = set()
+    expect, depth = True, 0
+    for t in toks[opener + 1 : _close_paren(toks, opener) - 1]:
+        if t.text == "(":
+            depth += 1
+        elif t.text == ")":
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            expect = True
+        elif expect and t.up not in ("IN", "OUT", "INOUT"):
+            names.add(t.name)
+            expect = False
+    return frozenset(names)
+
+
+def values_in_where(toks: list[Tok], clean: str, variables: frozenset[str]) -> str:
+    """`clean` with each variable reference after the statement's first WHERE replaced by a
+    placeholder of the same length (offsets stay valid)."""
+    start = next((i for i, t in enumerate(toks) if t.up == "WHERE"), None)
+    if start is None:
+        return clean
+    out = list(clean)
+    i = start + 1
+    while i < len(toks):
+        t = toks[i]
+        dotted = i + 2 < len(toks) and toks[i + 1].text == "."
+        prev_dot = toks[i - 1].text == "."
+        end = None
+        if t.up in ("NEW", "OLD") and dotted and not prev_dot:
+            end = toks[i + 2].end  # NEW.col: the row being written, a value here
+        elif t.kind in ("word", "ident") and t.name in variables and not prev_dot and not dotted:
+            if not (i + 1 < len(toks) and toks[i + 1].text == "("):
+                end = t.end
+        if end is not None:
+            out[t.start : end] = "?" + " " * (end - t.start - 1)
+            i += 3 if dotted else 1
+        else:
+            i += 1
+    return "".join(out)
 
 
 def body_start(toks: list[Tok], obj: str) -> int | None:
@@ -83,9 +133,16 @@ def body_start(toks: list[Tok], obj: str) -> int | None:
 
 
 class _Walker:
-    def __init__(self, toks: list[Tok], statement: StatementOf, expression: ExpressionOf) -> None:
-        self.toks, self.statement, self.expression = toks, statement, expression
+    def __init__(
+        self, toks: list[Tok], statement: StatementOf, expression: ExpressionOf, variables: frozenset[str]
+    ) -> None:
+        self.toks, self.expression = toks, expression
+        self.variables = set(variables)
         self.out: list[Statement] = []
+        self.classify = statement
+
+    def statement(self, part: list[Tok]) -> Statement:
+        return self.classify(part, frozenset(self.variables))
 
     def up(self, i: int) -> str:
         return self.toks[i].up if i < len(self.toks) else ""
@@ -175,6 +232,14 @@ class _Walker:
                 else:
                     return j  # the handler's statement is walked next
             raise MySQLSyntaxError("DECLARE HANDLER without a statement")
+        if "CURSOR" not in words and "CONDITION" not in words:  # DECLARE a, b INT [DEFAULT ...]
+            j = i + 1
+            while j < end and self.toks[j].kind in ("word", "ident"):
+                self.variables.add(self.toks[j].name)
+                if j + 1 < end and self.toks[j + 1].text == ",":
+                    j += 2
+                else:
+                    break
         if "CURSOR" in words and "FOR" in words:
             self.out.append(self.statement(self.toks[i + words.index("FOR") + 1 : end]))
         elif "DEFAULT" in words:
@@ -202,6 +267,9 @@ class _Walker:
                 self.out.append(stmt)
 
 
-def body_statements(toks: list[Tok], statement: StatementOf, expression: ExpressionOf) -> list[Statement]:
-    """Every statement a stored-program body (a single statement or a compound one) runs."""
-    return _Walker(toks, statement, expression).walk()
+def body_statements(
+    toks: list[Tok], statement: StatementOf, expression: ExpressionOf, variables: frozenset[str] = frozenset()
+) -> list[Statement]:
+    """Every statement a stored-program body (a single statement or a compound one) runs;
+    `variables` are the program's parameters."""
+    return _Walker(toks, statement, expression, variables).walk()

@@ -189,21 +189,19 @@ def postgres_catalog(
 
 
 def mysql_catalog(
-    routines: Iterable[tuple[str, str, str]], triggers: Iterable[tuple[str, str, str, str, str]]
+    routines: Iterable[tuple[str, str, str, str]], triggers: Iterable[tuple[str, str, str, str, str]]
 ) -> RoutineCatalog:
-    """routines: (schema, name, body; "" when the account may not read it);
-    triggers: (schema, trigger name, table, event, body)."""
+    """routines: (schema, name, parameter names joined by commas, body; "" when the account may
+    not read it); triggers: (schema, trigger name, table, event, body)."""
     from . import classify
 
     routines, triggers = list(routines), list(triggers)
     out: list[Routine] = []
-    for schema, name, body in routines:
+    for schema, name, params, body in routines:
         unreadable = "" if body.strip() else "definition not visible to the gateway's account"
-        out.append(
-            routine(
-                f"{schema}.{name}", classify(f"CREATE PROCEDURE hoop_body() {body}", "mysql"), unreadable=unreadable
-            )
-        )
+        declared = ", ".join("`" + p.replace("`", "``") + "` INT" for p in params.split(",") if p)
+        definition = classify(f"CREATE PROCEDURE hoop_body({declared}) {body}", "mysql")
+        out.append(routine(f"{schema}.{name}", definition, unreadable=unreadable))
     trig = []
     for schema, name, table, event, body in triggers:
         rname = f"trigger {schema}.{name}".lower()

@@ -2,7 +2,8 @@
 
 `information_schema.ROUTINES` (the body of each procedure and function outside the system
 schemas; a body the gateway's account may not see is read as empty, which the catalog judges
-dynamic) and `information_schema.TRIGGERS` (the table, the event and the body), in one query
+dynamic), `PARAMETERS` (their names: values, not columns, in the body) and
+`information_schema.TRIGGERS` (the table, the event and the body), in one query
 over a short side connection with the held credential. `hoop.server.routine_watch` decides
 when to read.
 """
@@ -21,6 +22,9 @@ _QUERY = f"""
 SELECT 'R', ROUTINE_SCHEMA, ROUTINE_NAME, '', '', ROUTINE_DEFINITION
 FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA NOT IN {_SYSTEM}
 UNION ALL
+SELECT 'P', SPECIFIC_SCHEMA, SPECIFIC_NAME, PARAMETER_NAME, '', ''
+FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA NOT IN {_SYSTEM} AND PARAMETER_NAME IS NOT NULL
+UNION ALL
 SELECT 'T', TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE, EVENT_MANIPULATION, ACTION_STATEMENT
 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN {_SYSTEM}
 """
@@ -28,6 +32,10 @@ FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA NOT IN {_SYSTEM}
 
 async def fetch(target: Any) -> Callable[[], RoutineCatalog]:
     rows = await fetch_rows(target, _QUERY, 6)
-    routines = sorted((r[1], r[2], r[5]) for r in rows if r[0] == "R")
+    params: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        if r[0] == "P":
+            params.setdefault((r[1], r[2]), []).append(r[3])
+    routines = sorted((r[1], r[2], ",".join(params.get((r[1], r[2]), [])), r[5]) for r in rows if r[0] == "R")
     triggers = sorted((r[1], r[2], r[3], r[4], r[5]) for r in rows if r[0] == "T")
     return partial(mysql_catalog, routines, triggers)

@@ -80,3 +80,18 @@ def test_unreadable_body_fails_closed() -> None:
     c = classify("CREATE PROCEDURE p() BEGIN IF 1 DELETE FROM t; END", "mysql")
     assert c.error is not None or any(s.dynamic for s in c.walk())
     assert verdict(NO_DROP, "CREATE PROCEDURE p() BEGIN IF 1 DELETE FROM t; END") == "block"
+
+
+def test_parameters_variables_and_new_rows_are_values_not_columns() -> None:
+    trivial = GuardRule("trivial", "block", statements=("delete", "update"), where="missing-or-trivial")
+    for sql in (
+        "CREATE PROCEDURE p(IN everything INT) BEGIN DELETE FROM t WHERE everything; END",
+        "CREATE PROCEDURE p() BEGIN DECLARE a, b INT DEFAULT 1; UPDATE t SET x = 0 WHERE a = b; END",
+        "CREATE TRIGGER tr AFTER INSERT ON s FOR EACH ROW DELETE FROM t WHERE NEW.flag",
+        "CREATE PROCEDURE p(id INT) DELETE FROM t WHERE id = id",  # the server reads both as the parameter
+    ):
+        assert verdict(trivial, sql) == "block", sql
+    assert verdict(trivial, "CREATE PROCEDURE p(p_id INT) BEGIN DELETE FROM t WHERE id = p_id; END") == "allow"
+    assert verdict(trivial, "CREATE TRIGGER tr AFTER INSERT ON s FOR EACH ROW DELETE FROM t WHERE id = NEW.id") == (
+        "allow"
+    )

@@ -76,16 +76,21 @@ def test_a_write_fires_the_triggers_of_its_table() -> None:
 
 
 def test_mysql_routines_and_triggers() -> None:
-    pipe = Pipeline(RULES)
-    pipe.set_routines(
-        "my",
-        mysql_catalog(
-            [("app", "p", "BEGIN DELETE FROM t; END"), ("app", "hidden", "")],
-            [("app", "tr", "orders", "INSERT", "BEGIN UPDATE stock SET n = n - 1; END")],
-        ),
+    catalog = mysql_catalog(
+        [
+            ("app", "p", "", "BEGIN DELETE FROM t; END"),
+            ("app", "hidden", "", ""),
+            ("app", "purge", "p_all", "BEGIN DELETE FROM t WHERE p_all; END"),
+        ],
+        [("app", "tr", "orders", "INSERT", "BEGIN UPDATE stock SET n = n - 1; END")],
     )
+    pipe = Pipeline(RULES)
+    pipe.set_routines("my", catalog)
     assert pipe.check(MY, "CALL p()").action == "block"
     assert pipe.check(MY, "CALL app.p()").action == "block"
     assert pipe.check(MY, "CALL hidden()").action == "block"  # body not visible: dynamic
     assert pipe.check(MY, "INSERT INTO orders VALUES (1)").action == "block"
     assert pipe.check(MY, "DELETE FROM orders WHERE id = 1").action == "allow"
+    trivial = Pipeline([GuardRule("trivial", "block", statements=("delete",), where="missing-or-trivial")])
+    trivial.set_routines("my", catalog)
+    assert trivial.check(MY, "CALL purge(1)").action == "block"  # a parameter is a value, not a column
