@@ -93,8 +93,13 @@ class Pipeline:
     def set_routines(self, connection: str, catalog: RoutineCatalog) -> None:
         """The routines and triggers that exist upstream on `connection`: calls of them are
         judged by their bodies. Decisions are keyed by the catalog's version, so a redefined
-        routine is judged anew."""
+        routine is judged anew, and a changed catalog bumps `version` so that statements the
+        doors prepared earlier are judged again at their next execution."""
+        old = self._routines.get(connection)
         self._routines[connection] = catalog
+        if old is not None and old.version != catalog.version:
+            with self._lock:
+                self.version += 1
 
     def applies(self, subject: Subject) -> bool:
         ctx = Context(subject.connection, subject.user, subject.groups)

@@ -4,8 +4,10 @@ A call of a routine that exists upstream is judged by the routine's body, read f
 server's catalog by the door's own `fetch` (over a side connection with the held credential).
 One `RoutineWatcher` per connection, shared by its sessions: it loads when a session starts
 (the session waits for it, so the session's first statement is judged on a catalog read after
-it connected; sessions starting together share one load that began after they asked) and again
-in the background after DDL through the gateway. Classifying the bodies runs in a worker
+it connected; sessions starting together share one load that began after they asked), again in
+the background after DDL through the gateway, and every `REFRESH_EVERY` seconds once a session
+has started, so a routine created directly on the server is judged within that time in
+sessions that were already open. Classifying the bodies runs in a worker
 thread, off the event loop. A catalog that cannot be read refuses the session: calls of
 routines could not be judged otherwise.
 """
@@ -22,6 +24,7 @@ from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql.routines import RoutineCatalog
 
 log = logging.getLogger("hoop.routines")
+REFRESH_EVERY = 10.0
 
 Fetch = Callable[[Any], Awaitable[Callable[[], RoutineCatalog]]]  # target -> (build in a thread)
 
@@ -40,6 +43,7 @@ class RoutineWatcher:
         self.lock = asyncio.Lock()
         self.stale = False
         self.task: asyncio.Task[None] | None = None
+        self.ticker: asyncio.Task[None] | None = None
 
     async def session_start(self, subject: Subject) -> None:
         """Read the catalog before the session's first statement is judged; skipped when no
@@ -53,6 +57,16 @@ class RoutineWatcher:
             raise RoutineCatalogError(
                 f"connection {self.name}: the gateway could not read the server's routines to judge calls of them"
             ) from None
+        if self.ticker is None or self.ticker.done():
+            self.ticker = asyncio.create_task(self._tick())
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_EVERY)
+            try:
+                await self.load(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - the previous catalog stays; retried next time
+                log.warning("connection %s: cannot reload routines: %s", self.name, exc)
 
     def changed(self) -> None:
         """DDL went through the gateway: routines or triggers may have changed; reload soon."""

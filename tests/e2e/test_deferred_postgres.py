@@ -154,3 +154,42 @@ def test_routine_replaced_on_the_server_is_judged_anew_after_ddl(gw, direct) -> 
     with psycopg.connect(gw.dsn("alice", gw.token("alice")), autocommit=True) as fresh:
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="no-wipe"):
             fresh.execute(f"SELECT {f}()")  # a new session reads the catalog before its first statement
+
+
+def test_view_and_column_default_calling_a_routine_run_it(gw, direct) -> None:  # type: ignore[no-untyped-def]
+    t, target = _table(direct), _table(direct)
+    wipe, view = _name("wipe"), _name("v")
+    direct.execute(
+        f"CREATE FUNCTION {wipe}() RETURNS int LANGUAGE plpgsql AS $$ BEGIN DELETE FROM {target}; RETURN 1; END $$"
+    )
+    direct.execute(f"CREATE VIEW {view} AS SELECT id, {wipe}() AS w FROM {t}")
+    direct.execute(f"ALTER TABLE {t} ADD COLUMN w int")
+    direct.execute(f"ALTER TABLE {t} ALTER COLUMN w SET DEFAULT {wipe}()")
+    token = gw.token("alice")
+    for sql in (f"SELECT * FROM {view}", f"INSERT INTO {t} (id) VALUES (9)"):
+        result = gw.psql("alice", token, sql)
+        assert "refused by Hoop" in result.stderr and "no-wipe" in result.stderr, (sql, result.stderr)
+    assert _rows(direct, target) == 3 and _rows(direct, t) == 3
+
+
+def test_routine_replaced_on_the_server_during_a_session_is_judged_soon(gw, direct) -> None:  # type: ignore[no-untyped-def]
+    """No DDL through the gateway: the catalog is read again every 10 s, and a statement the
+    client prepared before the change is judged again at its next execution."""
+    t = _table(direct)
+    f = _name("later")
+    direct.execute(f"CREATE FUNCTION {f}() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+    with psycopg.connect(gw.dsn("alice", gw.token("alice")), autocommit=True) as conn:
+        assert conn.execute(f"SELECT {f}()", prepare=True).fetchone() == (1,)
+        direct.execute(
+            f"CREATE OR REPLACE FUNCTION {f}() RETURNS int LANGUAGE sql AS 'UPDATE {t} SET x = -1; SELECT 1'"
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.execute(f"SELECT {f}()", prepare=True)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                assert "no-wipe" in str(exc)
+                break
+            assert time.monotonic() < deadline, "the replaced routine was never judged by its new body"
+            direct.execute(f"UPDATE {t} SET x = id")
+            time.sleep(0.5)

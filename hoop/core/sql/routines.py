@@ -36,6 +36,7 @@ _FIRES: dict[str, frozenset[str]] = {
     "upsert": frozenset({"insert", "update"}),
 }
 _ALL_EVENTS = frozenset({"insert", "update", "delete", "truncate"})
+ANY = frozenset({"*"})  # a Trigger with these events runs for every statement that names the table
 MAX_ROUTINES = 512  # routines one statement may reach; beyond, its effect is not judged: dynamic
 
 
@@ -57,7 +58,7 @@ class Routine:
 @dataclass(frozen=True, slots=True)
 class Trigger:
     table: str  # schema.table, lower case
-    events: frozenset[str]  # insert | update | delete | truncate
+    events: frozenset[str]  # insert | update | delete | truncate, or ANY
     routine: str  # the Routine it runs
 
 
@@ -107,9 +108,7 @@ class RoutineCatalog:
                 yield r.name
 
     def _fired(self, stmt: Statement) -> Iterable[str]:
-        events = _fires(stmt.kind)
-        if not events:
-            return
+        events = _fires(stmt.kind) | ANY
         for table in stmt.tables:
             for t in self.triggers.get(table.lower(), ()):
                 if t.events & events:
@@ -156,19 +155,24 @@ def expand(classification: Classification, catalog: RoutineCatalog | None) -> Cl
 
 _PG_EVENTS = ((4, "insert"), (8, "delete"), (16, "update"), (32, "truncate"))  # pg_trigger.tgtype bits
 _PG_RULE_EVENTS = {"2": "update", "3": "insert", "4": "delete"}  # pg_rewrite.ev_type
+# A view or a row-level policy runs its routines for any statement that names the table.
+_USE_EVENTS = {"default": frozenset({"insert"}), "check": frozenset({"insert", "update"})}
+_USE_EVENTS["index"] = _USE_EVENTS["check"]
 
 
 def postgres_catalog(
     routines: Iterable[tuple[str, str, str, str | None]],
     triggers: Iterable[tuple[str, str, int, str, str]],
     rules: Iterable[tuple[str, str, str, str, str]] = (),
+    uses: Iterable[tuple[str, str, str, str, str]] = (),
 ) -> RoutineCatalog:
     """routines: (schema, name, language, pg_get_functiondef or None when not sql/plpgsql);
     triggers: (schema, table, tgtype, routine schema, routine name);
-    rules: (schema, table, rule name, ev_type, pg_get_ruledef)."""
+    rules: (schema, table, rule name, ev_type, pg_get_ruledef);
+    uses: (schema, table, view | default | check | policy | index, routine schema, routine name)."""
     from . import classify  # cached on the exact text: an unchanged catalog costs no parse
 
-    routines, triggers, rules = list(routines), list(triggers), list(rules)
+    routines, triggers, rules, uses = list(routines), list(triggers), list(rules), list(uses)
     out: list[Routine] = []
     for schema, name, language, definition in routines:
         qualified = f"{schema}.{name}"
@@ -185,7 +189,9 @@ def postgres_catalog(
         out.append(routine(name, classify(definition, "postgres")))
         events = frozenset({_PG_RULE_EVENTS[ev_type]}) if ev_type in _PG_RULE_EVENTS else _ALL_EVENTS
         trig.append(Trigger(f"{schema}.{table}".lower(), events, name.lower()))
-    return RoutineCatalog(out, trig, source=repr((routines, triggers, rules)))
+    for schema, table, what, fschema, fname in uses:
+        trig.append(Trigger(f"{schema}.{table}".lower(), _USE_EVENTS.get(what, ANY), f"{fschema}.{fname}".lower()))
+    return RoutineCatalog(out, trig, source=repr((routines, triggers, rules, uses)))
 
 
 def mysql_catalog(

@@ -94,3 +94,19 @@ def test_mysql_routines_and_triggers() -> None:
     trivial = Pipeline([GuardRule("trivial", "block", statements=("delete",), where="missing-or-trivial")])
     trivial.set_routines("my", catalog)
     assert trivial.check(MY, "CALL purge(1)").action == "block"  # a parameter is a value, not a column
+
+
+def test_views_defaults_and_checks_run_the_routines_they_call() -> None:
+    pipe = Pipeline(RULES)
+    pipe.set_routines(
+        "pg",
+        postgres_catalog(
+            [pg_def("wipe", "BEGIN DELETE FROM t; RETURN 1; END", returns="int")],
+            [],
+            [],
+            [("public", "v", "view", "public", "wipe"), ("public", "d", "default", "public", "wipe")],
+        ),
+    )
+    assert pipe.check(PG, "SELECT * FROM v").action == "block"
+    assert pipe.check(PG, "INSERT INTO d VALUES (1)").action == "block"
+    assert pipe.check(PG, "SELECT * FROM d").action == "allow"  # a default runs on INSERT only
