@@ -273,3 +273,28 @@ def _expression_node(node: Any, body: Body, statement: StatementOf) -> None:
     stmt = statement(ast.SelectStmt(targetList=(ast.ResTarget(val=node),)))
     if stmt.tables or stmt.functions or stmt.flags or stmt.inner or stmt.dynamic:
         body.statements.append(stmt)
+
+
+# DefElems of CREATE OPERATOR / AGGREGATE / TYPE that name a routine the object will call
+_SUPPORT = frozenset(
+    {"function", "procedure", "restrict", "join", "input", "output", "receive", "send", "analyze", "subscript"}
+    | {"typmod_in", "typmod_out"}
+)
+
+
+def routine_references(node: Any) -> set[str]:
+    """Routines an operator, aggregate, type, cast or event trigger will call when used: a call
+    hidden behind `a ## b` or `agg(x)` is judged where the object is defined."""
+    names: set[str] = set()
+    if isinstance(node, ast.DefineStmt):
+        for opt in node.definition or ():
+            name = str(getattr(opt, "defname", "")).lower()
+            arg = getattr(opt, "arg", None)
+            parts = getattr(arg, "names", None) if isinstance(arg, ast.TypeName) else arg
+            if (name in _SUPPORT or name.endswith("func")) and isinstance(parts, tuple):
+                names.add(".".join(str(getattr(p, "sval", "")).lower() for p in parts))
+    elif isinstance(node, ast.CreateCastStmt) and node.func is not None:
+        names.add(".".join(str(getattr(p, "sval", "")).lower() for p in node.func.objname or ()))
+    elif isinstance(node, ast.CreateEventTrigStmt):
+        names.add(".".join(str(getattr(p, "sval", "")).lower() for p in node.funcname or ()))
+    return names

@@ -31,7 +31,7 @@ from .model import (
     where_state,
 )
 from .pg_strings import TooManyLiterals, as_conforming
-from .plpgsql import do_body, routine_body
+from .plpgsql import do_body, routine_body, routine_references
 from .textmode import UTF8, TextMode
 
 # Functions that touch the server's file system.
@@ -337,6 +337,9 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
     elif cls is ast.CreateTrigStmt:
         _visit([n.relation, n.whenClause], facts)
         facts.functions.add(_names(n.funcname))  # the routine it runs: judged through the catalog
+    elif cls in (ast.DefineStmt, ast.CreateCastStmt, ast.CreateEventTrigStmt):
+        _visit([getattr(node, s) for s in _fields(node)], facts)
+        facts.functions |= routine_references(node)  # routines it will call: judged through the catalog
     else:
         _visit([getattr(node, s) for s in _fields(node)], facts)
     if cls is ast.CopyStmt:

@@ -110,3 +110,16 @@ def test_views_defaults_and_checks_run_the_routines_they_call() -> None:
     assert pipe.check(PG, "SELECT * FROM v").action == "block"
     assert pipe.check(PG, "INSERT INTO d VALUES (1)").action == "block"
     assert pipe.check(PG, "SELECT * FROM d").action == "allow"  # a default runs on INSERT only
+
+
+def test_operators_aggregates_and_casts_are_judged_by_the_routines_they_call() -> None:
+    pipe = Pipeline(RULES)
+    pipe.set_routines("pg", postgres_catalog([pg_def("wipe", "BEGIN DELETE FROM t; RETURN 1; END", returns="int")], []))
+    for sql in (
+        "CREATE OPERATOR ## (function = public.wipe, leftarg = int, rightarg = int)",
+        "CREATE AGGREGATE agg(int) (sfunc = wipe, stype = int)",
+        "CREATE CAST (int AS text) WITH FUNCTION wipe(int)",
+        "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION wipe()",
+    ):
+        assert pipe.check(PG, sql).action == "block", sql
+    assert pipe.check(PG, "CREATE OPERATOR ## (function = int4pl, leftarg = int, rightarg = int)").action == "allow"
