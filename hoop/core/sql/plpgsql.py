@@ -32,6 +32,7 @@ from pglast import ast, parse_sql
 from pglast.parser import parse_plpgsql_json, scan
 
 from .model import Classification, Statement
+from .plpgsql_types import neutral_declarations, neutral_function
 
 ClassifyText = Callable[[str], Classification]
 StatementOf = Callable[[ast.Node], Statement]
@@ -113,7 +114,7 @@ def routine_body(node: Any, source: str, classify: ClassifyText, statement: Stat
     if language == "sql" and text is not None:
         _sql(text, body, scope, statement, always=True)
     elif language == "plpgsql" and text is not None:
-        _plpgsql(source, body, classify, statement, scope.qualifiers)
+        _plpgsql(source, body, classify, statement, scope.qualifiers, lambda: neutral_function(node, text))
     else:
         body.unknown(text or "", f"a body in language {language or 'unknown'!r} cannot be read")
     return body
@@ -130,16 +131,27 @@ def do_body(node: Any, classify: ClassifyText, statement: StatementOf) -> Body:
     tag = "hoop"
     while f"${tag}$" in text:
         tag += "_"
-    source = f"CREATE FUNCTION pg_temp.hoop_do() RETURNS void LANGUAGE plpgsql AS ${tag}${text}${tag}$"
-    _plpgsql(source, body, classify, statement, frozenset())
+    wrap = "CREATE FUNCTION pg_temp.hoop_do() RETURNS void LANGUAGE plpgsql AS ${0}${1}${0}$"
+    fallback = lambda: wrap.format(tag, neutral_declarations(text))  # noqa: E731
+    _plpgsql(wrap.format(tag, text), body, classify, statement, frozenset(), fallback)
     return body
 
 
 def _plpgsql(
-    source: str, body: Body, classify: ClassifyText, statement: StatementOf, qualifiers: frozenset[str]
+    source: str,
+    body: Body,
+    classify: ClassifyText,
+    statement: StatementOf,
+    qualifiers: frozenset[str],
+    neutral: Callable[[], str],
 ) -> None:
     try:
-        tree = json.loads(parse_plpgsql_json(source))
+        try:
+            tree = json.loads(parse_plpgsql_json(source))
+        except Exception as exc:  # noqa: BLE001 - retried once below, else not understood
+            if "LookupExplicitNamespace" not in str(exc):
+                raise
+            tree = json.loads(parse_plpgsql_json(neutral()))  # a type in another schema: see plpgsql_types
     except Exception as exc:  # noqa: BLE001 - a body the parser rejects is not understood: fail closed
         body.unknown(source, f"PL/pgSQL body not understood: {exc}")
         return

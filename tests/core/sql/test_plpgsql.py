@@ -115,3 +115,19 @@ def test_variables_and_parameters_are_values_not_columns() -> None:
         "CREATE FUNCTION f(p_id int) RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM t WHERE id = p_id; END $$"
     )
     assert verdict(trivial, bounded) == "allow"
+
+
+def test_types_in_other_schemas_do_not_make_a_body_unreadable() -> None:
+    """The server's catalog output qualifies every type outside the search path."""
+    for sql in (
+        "CREATE OR REPLACE FUNCTION app.f(m app.money_t) RETURNS SETOF app.acc LANGUAGE plpgsql AS "
+        "$function$ DECLARE x app.money_t; y CONSTANT app.money_t := m; r app.acc%ROWTYPE; "
+        "BEGIN DROP TABLE app.acc; RETURN; END $function$",
+        "CREATE FUNCTION f() RETURNS TABLE (a app.t) LANGUAGE plpgsql AS $$ BEGIN DROP TABLE t; END $$",
+        "DO $$ DECLARE x app.t; BEGIN DROP TABLE t; END $$",
+        "DO $$ BEGIN DECLARE x app.t; BEGIN DROP TABLE t; END; END $$",
+    ):
+        stmt = one(sql)
+        assert not stmt.dynamic, sql
+        assert ("drop", "table") in kinds(stmt), sql
+        assert verdict(NO_DROP, sql) == "block"
