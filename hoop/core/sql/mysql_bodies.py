@@ -81,8 +81,8 @@ def values_in_where(toks: list[Tok], clean: str, variables: frozenset[str]) -> s
         dotted = i + 2 < len(toks) and toks[i + 1].text == "."
         prev_dot = toks[i - 1].text == "."
         end = None
-        if t.up in ("NEW", "OLD") and dotted and not prev_dot:
-            end = toks[i + 2].end  # NEW.col: the row being written, a value here
+        if (t.up in ("NEW", "OLD") or t.name in variables) and dotted and not prev_dot:
+            end = toks[i + 2].end  # NEW.col, rec.col: a row held in a variable, a value here
         elif t.kind in ("word", "ident") and t.name in variables and not prev_dot and not dotted:
             if not (i + 1 < len(toks) and toks[i + 1].text == "("):
                 end = t.end
@@ -171,6 +171,8 @@ class _Walker:
             return self.condition(i + 1, _CONDITION_END[w]) + 1
         if w == "DECLARE":
             return self.declare(i)
+        if w == "FOR":  # MariaDB: FOR v IN [REVERSE] a .. b | cursor | (SELECT ...) DO ... END FOR
+            return self.for_loop(i)
         end = self.statement_end(i)
         if w in _FLOW:
             return end
@@ -195,6 +197,13 @@ class _Walker:
 
     def condition(self, i: int, stop: str) -> int:
         """Classify the expression from i up to the `stop` word (outside CASE ... END); return its index."""
+        j = self.condition_end(i, stop)
+        if j > i:
+            self.keep(self.expression(self.toks[i:j]))
+        return j
+
+    def condition_end(self, i: int, stop: str) -> int:
+        """Index of the `stop` word that ends the expression starting at i."""
         j, depth, cases = i, 0, 0
         while j < len(self.toks):
             t = self.toks[j]
@@ -211,9 +220,22 @@ class _Walker:
             j += 1
         else:
             raise MySQLSyntaxError(f"{stop} missing in a stored program")
-        if j > i:
-            self.keep(self.expression(self.toks[i:j]))
         return j
+
+    def for_loop(self, i: int) -> int:
+        at = next((j for j in range(i, len(self.toks)) if self.up(j) == "IN"), None)
+        if at is None:
+            raise MySQLSyntaxError("FOR without IN in a stored program")
+        self.variables.add(self.toks[i + 1].name)  # the loop variable (a number or a row)
+        do = self.condition_end(at + 1, "DO")
+        head = self.toks[at + 1 : do]
+        while len(head) > 2 and head[0].text == "(" and head[-1].text == ")":
+            head = head[1:-1]
+        if head and head[0].up in ("SELECT", "WITH", "VALUES", "TABLE"):
+            self.out.append(self.statement(head))
+        elif any(t.up == "SELECT" for t in head):
+            raise MySQLSyntaxError("FOR loop bounds not understood in a stored program")
+        return do + 1
 
     def declare(self, i: int) -> int:
         end = self.statement_end(i)

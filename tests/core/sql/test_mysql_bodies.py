@@ -95,3 +95,18 @@ def test_parameters_variables_and_new_rows_are_values_not_columns() -> None:
     assert verdict(trivial, "CREATE TRIGGER tr AFTER INSERT ON s FOR EACH ROW DELETE FROM t WHERE id = NEW.id") == (
         "allow"
     )
+
+
+def test_mariadb_for_loops_stay_in_their_body() -> None:
+    p = one(
+        "CREATE PROCEDURE p() BEGIN FOR i IN 1..3 DO INSERT INTO log VALUES (i); END FOR; "
+        "FOR r IN (SELECT id FROM acc) DO DELETE FROM acc WHERE r.id; END FOR; SELECT 5; END"
+    )
+    assert [(s.kind, sorted(s.tables)) for s in p.inner] == [
+        ("insert", ["log"]),
+        ("select", ["acc"]),
+        ("delete", ["acc"]),
+        ("select", []),
+    ]
+    trivial = GuardRule("trivial", "block", statements=("delete",), where="missing-or-trivial")
+    assert verdict(trivial, p.text) == "block"  # r.id is a value held by the loop, not a column
