@@ -265,6 +265,7 @@ class MySQLDoor:
             subject = Subject(identity.name, identity.groups, connection.name, "mysql")
             await self.routines.get(connection.name, target).session_start(subject)
         except RoutineCatalogError as exc:
+            self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
             await upstream.close()
             raise ClientError(1105, "HY000", str(exc)) from None
 

@@ -222,6 +222,7 @@ class PostgresDoor:
             subject = Subject(identity.name, identity.groups, connection.name, "postgres")
             await self.routines.get(connection.name, upstream.target).session_start(subject)
         except RoutineCatalogError as exc:
+            self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
             upstream.writer.close()
             raise ClientError("58000", str(exc)) from None
 
