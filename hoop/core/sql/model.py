@@ -84,17 +84,27 @@ class PreparedStatements:
                     self._dynamic.discard(name)
 
     def resolve(self, classification: Classification) -> Classification:
+        """Attach each EXECUTE's prepared body, in statement order: a PREPARE earlier in the same
+        text (`PREPARE p AS ...; EXECUTE p`) defines the name for the EXECUTEs after it."""
         if not any(s.kind == "execute" for s in classification.statements):
             return classification
+        bodies, dynamic = dict(self._bodies), set(self._dynamic)
         out = []
         for stmt in classification.statements:
-            if stmt.kind == "execute":
-                name = stmt.object.lower()
-                body = self._bodies.get(name)
+            name = stmt.object.lower()
+            if stmt.kind == "prepare" and name:
+                bodies[name] = stmt.inner
+                (dynamic.add if stmt.dynamic else dynamic.discard)(name)
+            elif stmt.kind == "deallocate":
+                for gone in list(bodies) if name in ("", "all") else [name]:
+                    bodies.pop(gone, None)
+                    dynamic.discard(gone)
+            elif stmt.kind == "execute":
+                body = bodies.get(name)
                 if body is None:
                     stmt = replace(stmt, dynamic=True)
                 else:
-                    stmt = replace(stmt, inner=stmt.inner + body, dynamic=stmt.dynamic or name in self._dynamic)
+                    stmt = replace(stmt, inner=stmt.inner + body, dynamic=stmt.dynamic or name in dynamic)
             out.append(stmt)
         return Classification(tuple(out), classification.error, classification.dialect)
 

@@ -6,12 +6,14 @@ pglast always scans with the setting on. `as_conforming` rewrites the text into 
 text for `on` by putting an E before each plain literal, using pglast's own scanner to find
 them: scanning left to right, the first plain literal gets its E, and the scan resumes at that
 literal (the text before it is unchanged, so its tokens are too). Only literal prefixes change,
-so statement boundaries, kinds and names are those the server sees.
+so statement boundaries, kinds and names are those the server sees. A U&'...' literal, which
+the server's scanner rejects with the setting off, is rejected here too.
 """
 
 from __future__ import annotations
 
 from pglast import parser
+from pglast.parser import ParseError
 
 # A literal fixed per scan costs one scan of the rest of the text; past this many, the text is
 # refused rather than parsed in quadratic time (the statement budget covers the rest).
@@ -26,8 +28,17 @@ class TooManyLiterals(ValueError):
 def as_conforming(sql: str) -> str:
     """The text the server would parse identically with standard_conforming_strings = on.
     Raises pglast's ParseError where the scanner fails (as the server's would)."""
-    if "\\" not in sql:
-        return sql  # without a backslash both settings read every literal the same way
+    if "\\" in sql:  # without a backslash both settings read every literal the same way
+        sql = _escape_plain_literals(sql)
+    if "&" in sql:
+        # With the setting off the server's scanner rejects every U&'...' literal.
+        for token in parser.scan(sql):
+            if token.name == "USCONST":
+                raise ParseError("unsafe use of string constant with Unicode escapes", token.start)
+    return sql
+
+
+def _escape_plain_literals(sql: str) -> str:
     pos = 0
     for _ in range(MAX_LITERALS):
         start = _first_plain_literal(sql, pos)
@@ -48,8 +59,27 @@ def as_conforming(sql: str) -> str:
 
 
 def _first_plain_literal(sql: str, pos: int) -> int:
-    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`."""
-    for token in parser.scan(sql[pos:]):
+    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`.
+
+    The text after that literal need not scan with the setting on: `'it\\'s'` reads as the
+    literal `'it\\'` and an unterminated `'s`. The scanner then stops at the first token it
+    cannot end. Every token before that one ends before it, so it scans the same in the text
+    cut there: the first plain literal is among them or, failing that, is the token the scanner
+    stopped at; any other token there (E'', B'', a comment, ...) reads the same with either
+    setting, and the server rejects it too."""
+    try:
+        tokens = parser.scan(sql[pos:])
+    except ParseError as exc:
+        stop = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else -1  # a character index
+        if not 0 <= stop < len(sql) - pos:
+            raise
+        first = _first_plain_literal(sql[: pos + stop], pos)
+        if first >= 0:
+            return first
+        if sql[pos + stop] == "'":
+            return pos + stop
+        raise
+    for token in tokens:
         if token.name == "SCONST" and sql[pos + token.start] == "'":
             return pos + token.start
     return -1

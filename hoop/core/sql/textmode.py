@@ -16,9 +16,12 @@ from dataclasses import dataclass
 
 # PostgreSQL client encodings (as reported in ParameterStatus client_encoding) -> Python codec.
 # Single-byte encodings cannot hide an ASCII byte inside a character, so any faithful byte-to-
-# character table keeps statement boundaries; the multibyte ones were checked against the
-# server (tests/core/sql/test_textmode_server.py). Missing here: MULE_INTERNAL and EUC_TW (no
-# Python codec), so text in them is refused.
+# character table keeps statement boundaries. For the multibyte ones, every character the server
+# accepts must decode to the same run of characters here, with every ASCII character in the same
+# place (tests/core/sql/test_textmode_server.py checks each lead byte against the server): SJIS is
+# Windows-932 and BIG5 includes the ETEN extensions on the server, and SHIFT_JIS_2004 needs the
+# repairs in `_AFTER_DECODE`. Missing here: MULE_INTERNAL and EUC_TW (no Python codec), so text
+# in them is refused.
 PG_CODECS: dict[str, str] = {
     "UTF8": "utf-8",
     "LATIN1": "latin-1",
@@ -52,9 +55,9 @@ PG_CODECS: dict[str, str] = {
     "EUC_CN": "gb2312",
     "EUC_KR": "euc_kr",
     "EUC_JIS_2004": "euc_jis_2004",
-    "SJIS": "shift_jis",
+    "SJIS": "cp932",
     "SHIFT_JIS_2004": "shift_jis_2004",
-    "BIG5": "big5",
+    "BIG5": "cp950",
     "GBK": "gbk",
     "GB18030": "gb18030",
     "UHC": "cp949",
@@ -63,6 +66,17 @@ PG_CODECS: dict[str, str] = {
 # Codecs whose every byte is one character: a byte Python has no character for cannot move a
 # statement boundary, so it is read as U+FFFD instead of refusing the whole text.
 SINGLE_BYTE = frozenset(c for c in PG_CODECS.values() if c.startswith(("latin", "iso8859", "cp8", "cp12", "koi8")))
+# Where a Python codec reads some bytes unlike the server, per codec: characters to translate
+# after decoding, and characters to refuse (with the byte each comes from). Each listed character
+# comes only from that one single byte, never from a multibyte character, so this is exact.
+# - shift_jis_2004 reads the bytes 0x5C and 0x7E as YEN SIGN and OVERLINE; the server reads them
+#   as ASCII backslash and tilde, so a backslash the server sees would vanish from the text.
+# - cp932 reads the bytes 0x80, 0xA0 and 0xFD-0xFF as characters of their own; the server reads
+#   each as the first byte of a two-byte character and rejects it as invalid.
+_AFTER_DECODE: dict[str, tuple[dict[int, str], dict[str, int]]] = {
+    "shift_jis_2004": ({0xA5: "\\", 0x203E: "~"}, {}),
+    "cp932": ({}, {"\x80": 0x80, "\uf8f0": 0xA0, "\uf8f1": 0xFD, "\uf8f2": 0xFE, "\uf8f3": 0xFF}),
+}
 
 
 class TextModeError(ValueError):
@@ -91,8 +105,8 @@ class TextMode:
     def decode(self, raw: bytes | memoryview) -> str:
         """The text as the server will read it; TextModeError where the gateway cannot."""
         data = bytes(raw)
-        if data.isascii() and (self.codec or not data):
-            return data.decode("ascii")  # every supported character set reads ASCII as ASCII
+        if data.isascii():
+            return data.decode("ascii")  # every client character set reads ASCII as ASCII
         if not self.codec:
             raise TextModeError(
                 f"Hoop cannot read text in the client character set {self.charset}; "
@@ -100,11 +114,19 @@ class TextMode:
                 "0A000",
             )
         try:
-            return data.decode(self.codec, "replace" if self.codec in SINGLE_BYTE else "strict")
+            text = data.decode(self.codec, "replace" if self.codec in SINGLE_BYTE else "strict")
         except UnicodeDecodeError as exc:
             raise TextModeError(
                 f'invalid byte sequence for encoding "{self.charset}": 0x{data[exc.start : exc.start + 2].hex()}'
             ) from None
+        repairs = _AFTER_DECODE.get(self.codec)
+        if repairs is None:
+            return text
+        translate, refuse = repairs
+        for char, byte in refuse.items():
+            if char in text:
+                raise TextModeError(f'invalid byte sequence for encoding "{self.charset}": 0x{byte:02x}')
+        return text.translate(translate) if translate else text
 
     @staticmethod
     def depends_on_settings(raw: bytes | memoryview, *, double_quotes: bool = False) -> bool:

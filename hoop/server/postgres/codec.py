@@ -191,10 +191,13 @@ class _Reader:
         return ProtocolViolation(f"{self.what}: truncated message (expected {need})")
 
     def cstr(self) -> str:
+        return self.cbytes().decode(_ENC, _ERRS)
+
+    def cbytes(self) -> bytes:
         end = self.data.find(b"\0", self.pos)
         if end < 0:
             raise ProtocolViolation(f"{self.what}: string is missing its NUL terminator")
-        s = self.data[self.pos : end].decode(_ENC, _ERRS)
+        s = self.data[self.pos : end]
         self.pos = end + 1
         return s
 
@@ -215,10 +218,8 @@ class _Reader:
         return self._unpack(_I16, "int16")
 
     def count(self) -> int:
-        n = self.i16()
-        if n < 0:
-            raise ProtocolViolation(f"{self.what}: negative count {n}")
-        return n
+        """A count of items: the protocol's Int16 counts are unsigned (up to 65,535 parameters)."""
+        return self.i16() & 0xFFFF
 
     def raw(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
@@ -379,16 +380,18 @@ def parse_data_row(data: bytes | memoryview) -> list[bytes | None]:
     return values
 
 
-def parse_query(data: bytes | memoryview) -> str:
+def parse_query(data: bytes | memoryview) -> bytes:
+    """The statement text of a Query, as bytes in the session's client_encoding."""
     r = _Reader(data, "Query")
-    sql = r.cstr()
+    sql = r.cbytes()
     r.end()
     return sql
 
 
-def parse_parse(data: bytes | memoryview) -> tuple[str, str, list[int]]:
+def parse_parse(data: bytes | memoryview) -> tuple[str, bytes, list[int]]:
+    """Statement name, text (bytes in the session's client_encoding) and parameter type OIDs."""
     r = _Reader(data, "Parse")
-    name, sql = r.cstr(), r.cstr()
+    name, sql = r.cstr(), r.cbytes()
     oids = [r.u32() for _ in range(r.count())]
     r.end()
     return name, sql, oids

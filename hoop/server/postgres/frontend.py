@@ -24,6 +24,7 @@ from hoop.server.postgres.codec import (
 _I32 = struct.Struct("!i")
 _U32 = struct.Struct("!I")
 _I16 = struct.Struct("!h")
+_COUNT = struct.Struct("!H")  # the protocol's item counts are unsigned 16-bit
 
 
 def startup_message(params: dict[str, str], version: int = PROTOCOL_3_0) -> bytes:
@@ -71,7 +72,7 @@ def sync() -> bytes:
 
 def parse(name: str, sql: str, param_oids: Sequence[int] = ()) -> bytes:
     oids = b"".join(_U32.pack(o) for o in param_oids)
-    return message(b"P", cstr(name) + cstr(sql) + _I16.pack(len(param_oids)) + oids)
+    return message(b"P", cstr(name) + cstr(sql) + _COUNT.pack(len(param_oids)) + oids)
 
 
 def bind(
@@ -81,11 +82,11 @@ def bind(
     param_formats: Sequence[int] = (),
     result_formats: Sequence[int] = (),
 ) -> bytes:
-    parts = [cstr(portal), cstr(statement), _I16.pack(len(param_formats))]
+    parts = [cstr(portal), cstr(statement), _COUNT.pack(len(param_formats))]
     parts += [_I16.pack(f) for f in param_formats]
-    parts.append(_I16.pack(len(params)))
+    parts.append(_COUNT.pack(len(params)))
     parts += [NULL_VALUE if p is None else _I32.pack(len(p)) + p for p in params]
-    parts.append(_I16.pack(len(result_formats)))
+    parts.append(_COUNT.pack(len(result_formats)))
     parts += [_I16.pack(f) for f in result_formats]
     return message(b"B", b"".join(parts))
 

@@ -22,6 +22,8 @@ from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
 from hoop.server.postgres.routines import CatalogReader
+from hoop.server.postgres.session_text import SessionText
+from hoop.server.postgres.startup_params import StartupParameterRefused, filter_startup
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
 from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import LiveSession, Services
@@ -111,7 +113,10 @@ class PostgresDoor:
         conn_name = params.pop("database", "") or user
         if "replication" in params:
             raise ClientError("28000", "replication connections are not supported through Hoop")
-        return user, conn_name, params
+        try:
+            return user, conn_name, filter_startup(params)
+        except StartupParameterRefused as exc:
+            raise ClientError("42501", str(exc)) from None
 
     async def _read_password(self, reader: Any, writer: Any, framer: framing.MessageFramer, client: str) -> str:
         if writer.get_extra_info("sslcontext") is None and not _is_loopback(writer):
@@ -157,6 +162,10 @@ class PostgresDoor:
             self.services.journal.audit("-", "upstream.failure", connection.name, reason=str(exc))
             raise ClientError(exc.sqlstate, str(exc)) from None
         upstream.target = target
+        upstream.text = SessionText(upstream.parameters)
+        if why := upstream.text.unreadable():
+            await upstream.close()
+            raise ClientError("0A000", f"{why}: connect with a supported client_encoding such as UTF8")
         return upstream
 
     async def _run_session(
@@ -199,6 +208,7 @@ class PostgresDoor:
             upstream_key=(upstream.backend_pid, upstream.backend_key),
             approvals=services.approvals,
             resolver=self._resolver(connection.name, upstream.target),
+            text=upstream.text,
             on_close=finished,
         )
         relay.routines_changed = self.routines.get(connection.name, upstream.target).changed

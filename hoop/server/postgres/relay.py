@@ -20,10 +20,11 @@ from collections.abc import Callable
 from typing import Any
 
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.sql import PreparedStatements
+from hoop.core.sql import PreparedStatements, TextMode, TextModeError
 from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
+from hoop.server.postgres.session_text import SETTLE, SessionText
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
 from hoop.server.sides import TwoSided, write_batch
@@ -38,7 +39,12 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
-C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "CEZTDHd")
+C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
+
+
+def _shown(raw: bytes) -> str:
+    """Text the gateway could not read, for the record: invalid bytes as escapes."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
@@ -69,6 +75,7 @@ class Relay(Holds, TwoSided):
         upstream_key: tuple[int, int],
         approvals: Any,
         resolver: Any,
+        text: SessionText,
         on_close: Callable[[str], None],
     ) -> None:
         self.subject = subject
@@ -82,8 +89,9 @@ class Relay(Holds, TwoSided):
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.tracker = Tracker(self._finish_unit)
-        # statement name -> (text, decision, rules version it was decided under)
-        self.prepared: dict[str, tuple[str, Decision, int]] = {}
+        # statement name -> (text, decision, rules version it was decided under, the text mode
+        # the server parsed it under: a later judgement must read it the same way)
+        self.prepared: dict[str, tuple[str, Decision, int, TextMode]] = {}
         self.portals: dict[str, str] = {}  # portal name -> statement name
         # marker -> (batch it was sent in, the ErrorResponse that replaces the server's)
         self.markers: dict[str, tuple[int, bytes]] = {}
@@ -102,6 +110,8 @@ class Relay(Holds, TwoSided):
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
         self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
+        self.text = text  # how the server reads this session's statement text
+        self.settling = False  # a message waits in the client framer until the settings are known
 
     # -- ending (attach and close come from TwoSided) ----------------------------------------
 
@@ -136,10 +146,10 @@ class Relay(Holds, TwoSided):
         framer = self.client_framer
         framer.feed(data)
         self.session.bytes_in += len(data)
-        if self.hold_task is not None:
+        if self.hold_task is not None or self.settling:
             if framer.pending() > framer.max_message:
                 self.client.pause_reading()  # type: ignore[union-attr]
-            return  # held: the bytes wait in the framer until the decision
+            return  # held: the bytes wait in the framer until the decision (or the settings)
         try:
             view, marks = framer.split_complete(CLIENT_WATCH)
         except framing.ProtocolViolation as exc:
@@ -164,6 +174,11 @@ class Relay(Holds, TwoSided):
                 self.upstream.writelines(out)  # type: ignore[union-attr]
                 self._start_hold(bytes(view[start:end]), bytes(view[end:]) + framer.take_rest())
                 return
+            if forward is SETTLE:  # this message and the rest wait until the server has answered
+                self.upstream.writelines(out)  # type: ignore[union-attr]
+                framer.feed(bytes(view[start:]) + framer.take_rest())
+                self.settling = True
+                return
             out.append(forward)
         if prev < len(view):
             out.append(view[prev:])
@@ -172,21 +187,39 @@ class Relay(Holds, TwoSided):
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == SYNC:
             self.sent_batches += 1
+            self.text.executing = False
             return msg
         if t == Q:
+            raw = codec.parse_query(msg[5:])
+            try:
+                text = self.text.read(raw, self._settled())
+            except TextModeError as exc:
+                text = exc
+            if text is SETTLE:
+                return SETTLE
             self.sent_batches += 1
+            self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
-            text = codec.parse_query(msg[5:])
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
+            if isinstance(text, TextModeError):
+                self.tracker.push(Unit(_shown(raw), True, "block", "text-mode"))
+                return self._refuse(None, "query", sqlstate=text.sqlstate, message=str(text))
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, "query", "")
                 return HOLD
             return msg if decision.action == "allow" else self._refuse(decision, "query")
         if t == P:
-            name, text, _ = codec.parse_parse(msg[5:])
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
-            self.prepared[name] = (text, decision, self.pipeline.version)
+            name, raw, _ = codec.parse_parse(msg[5:])
+            try:
+                text = self.text.read(raw, self._settled())
+            except TextModeError as exc:
+                self.prepared.pop(name, None)
+                return self._refuse(None, "parse", name, sqlstate=exc.sqlstate, message=str(exc))
+            if text is SETTLE:
+                return SETTLE
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
+            self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
             return msg if decision.action != "block" else self._refuse(decision, "parse", name)
         if t == B:
@@ -202,13 +235,14 @@ class Relay(Holds, TwoSided):
             formats = self.portal_formats.get(portal)
             if formats is not None:
                 self.results.execute_formats(formats)
-            text, decision, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0))
+            text, decision, _, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0, None))
             unit = Unit(text, False)
             if decision is not None:
                 unit.decision, unit.rule = decision.action, decision.rule
                 if decision.action == "review" and self.held_outcome:
                     unit.decision, self.held_outcome = self.held_outcome, ""
             self.tracker.push(unit)
+            self.text.executing = True
             return msg
         if t == X:
             self.session.audit("session.terminate")
@@ -228,10 +262,10 @@ class Relay(Holds, TwoSided):
         entry = self.prepared.get(statement)
         if entry is None:
             return msg  # unknown to us: the server will report it does not exist
-        text, decision, version = entry
+        text, decision, version, mode = entry
         if version != self.pipeline.version:
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared)
-            self.prepared[statement] = (text, decision, self.pipeline.version)
+            decision = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            self.prepared[statement] = (text, decision, self.pipeline.version, mode)
         if decision.action == "allow":
             return msg
         if decision.action == "review":
@@ -239,8 +273,13 @@ class Relay(Holds, TwoSided):
             return HOLD
         return self._refuse(decision, "bind", portal)
 
+    def _settled(self) -> bool:
+        """Has the server answered everything sent so far? Then its last reported settings are
+        the ones it will read the next message with."""
+        return self.sent_batches == self.done_batches and not self.text.executing
+
     def _refuse(
-        self, decision: Decision, kind: str, name: str = "", sqlstate: str = "42501", message: str = ""
+        self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "42501", message: str = ""
     ) -> bytes:
         """Replace a refused Query/Parse/Bind by one that fails upstream with a marker we then
         rewrite into our error, so the server keeps the protocol's ordering rules."""
@@ -250,8 +289,8 @@ class Relay(Holds, TwoSided):
             codec.error_response(
                 "ERROR",
                 sqlstate,
-                message or f"refused by Hoop: {decision.reason}",
-                hint="Ask an approver or administrator if you need this statement.",
+                message or f"refused by Hoop: {decision.reason if decision else ''}",
+                hint="Ask an approver or administrator if you need this statement." if decision else None,
             ),
         )
         failing = f'SELECT FROM "{marker}"'
@@ -330,10 +369,16 @@ class Relay(Holds, TwoSided):
             else:
                 tracker.error(f"{fields.get('C', '')} {text}")
             return self.results.end(msg)
+        if t == PARAM_STATUS:
+            name, value = codec.parse_parameter_status(msg[5:])
+            self.text.parameter_status(name, value)
+            return msg
         if t == Z:
             self.txn_status = bytes(msg[5:6])
             tracker.ready()
             self.done_batches += 1
+            if self.settling and self._settled():
+                asyncio.get_running_loop().call_soon(self._settled_resume)
             if self.markers:
                 # Markers of finished batches were skipped by the server after an earlier error.
                 done = self.done_batches
@@ -341,6 +386,14 @@ class Relay(Holds, TwoSided):
             return msg
         tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
+
+    def _settled_resume(self) -> None:
+        """The server has answered everything before the waiting message: judge it now."""
+        if self.closed or not self.settling:
+            return
+        self.settling = False
+        self.client.resume_reading()  # type: ignore[union-attr]
+        self.from_client(b"")
 
     def _wait_for_columns(self, rest: bytes) -> None:
         self.upstream_waiting = True

@@ -24,7 +24,7 @@ SAMPLE_FIRST = 20
 SAMPLE_EVERY = 100
 T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
-BASE_WATCH = frozenset(b"CEZIsTH")  # what the relay always looks at
+BASE_WATCH = frozenset(b"CEZIsTHS")  # what the relay always looks at
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
