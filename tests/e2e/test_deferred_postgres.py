@@ -198,12 +198,20 @@ def test_routine_replaced_on_the_server_during_a_session_is_judged_soon(gw, dire
 def test_session_is_refused_when_the_routines_cannot_be_read(make_gateway, pg_admin, pg_target) -> None:  # type: ignore[no-untyped-def]
     """The role may hold one connection: the session's own. The gateway cannot open its side
     connection to read the routines, so calls could not be judged: the session is refused."""
-    from conftest import pg_connection_toml
-
     role = _name("hoop_one")
     pg_admin.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
     try:
-        gw = make_gateway(RULES, connections=pg_connection_toml({**pg_target, "role": role}))
+        connection = f"""
+[[connections]]
+name = "pg"
+type = "postgres"
+host = "127.0.0.1"
+port = 5432
+database = "{pg_target["database"]}"
+username = "{role}"
+groups = ["dev"]
+"""
+        gw = make_gateway(RULES, connections=connection)
         result = gw.psql("alice", gw.token("alice"), "SELECT 1")
         assert "could not read the server's routines" in result.stderr, result.stdout + result.stderr
         assert gw.audit("--action", "routines.unreadable", until=bool)
