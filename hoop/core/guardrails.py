@@ -19,17 +19,24 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .sql.kinds import kinds_text, known_statement
 from .sql.model import Classification, Statement
 
 Action = Literal["block", "review"]
-KNOWN_FLAGS = frozenset({"server_file", "program", "password_change", "password_hash_read", "local_infile"})
+KNOWN_FLAGS = frozenset(
+    {"server_file", "program", "password_change", "password_hash_read", "local_infile", "other_sessions"}
+)
 _FLAG_TEXT = {
+    "other_sessions": "reaches other sessions of the shared database account",
     "server_file": "touches files on the database server",
     "program": "runs a program on the database server",
     "password_change": "sets a password",
     "password_hash_read": "reads password hashes",
     "local_infile": "reads a local file into the server",
 }
+# The built-in rule against reaching other sessions of the shared upstream account. The MySQL
+# door maps a plain `KILL <gateway id>` to the user's own session, which this rule does not cover.
+OTHER_SESSIONS_RULE = "builtin-other-sessions"
 _NAMED_OBJECTS = frozenset({"prepare", "execute", "deallocate", "set", "reset", "use", "call", "show"})
 _SEVERITY = {"allow": 0, "review": 1, "block": 2}
 
@@ -66,6 +73,8 @@ class Verdict:
     action: Literal["allow", "block", "review"]
     rule: GuardRule | None
     reason: str
+    syntax: bool = False  # the text is not valid SQL: answer as the server would (reason = its message)
+    position: int | None = None  # 1-based character position of a syntax error, when known
 
 
 ALLOW = Verdict("allow", None, "no guardrail applies")
@@ -108,8 +117,10 @@ def parse_duration(value: object) -> float | None:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardRule:
-    """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part."""
+def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str, check_kinds: bool = True) -> GuardRule:
+    """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part.
+    `check_kinds`: refuse a `statements` entry that matches no statement kind (off only for rules
+    already stored, so a rule saved before the check keeps its other entries in force)."""
     known = {f.name for f in fields(GuardRule)}
     values: dict[str, object] = {}
     for field_name, raw in data.items():
@@ -125,6 +136,13 @@ def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> GuardR
                 items = [i.lower() for i in items]
             if field_name == "flags" and (bad := [i for i in items if i not in KNOWN_FLAGS]):
                 raise ConfigError(file, where, f"expected flags among {', '.join(sorted(KNOWN_FLAGS))}, got {bad}")
+            if field_name == "statements" and check_kinds and (bad := [i for i in items if not known_statement(i)]):
+                raise ConfigError(
+                    file,
+                    where,
+                    f"unknown statement kind {', '.join(repr(b) for b in bad)}: expected a kind, "
+                    f'"kind object" (such as "drop table") or a glob matching one; kinds: {kinds_text()}',
+                )
             values[field_name] = tuple(items)
         elif field_name in _CHOICES:
             if raw not in _CHOICES[field_name]:
@@ -191,6 +209,15 @@ def builtin_rules() -> list[GuardRule]:
             "block",
             flags=("server_file", "program", "local_infile"),
             description="Reading or writing files, or running programs, on the database server.",
+        ),
+        GuardRule(
+            OTHER_SESSIONS_RULE,
+            "block",
+            flags=("other_sessions",),
+            description=(
+                "Seeing or ending other sessions of the shared upstream account (pg_stat_activity, "
+                "pg_terminate_backend, MySQL KILL, SHOW PROCESSLIST)."
+            ),
         ),
     ]
 
@@ -288,7 +315,10 @@ class RuleSet:
     """Rules compiled once; `evaluate` is the hot path."""
 
     def __init__(self, rules: Sequence[GuardRule]) -> None:
-        self._rules = [_Compiled(r) for r in rules if r.enabled]
+        # Built-in rules are checked after the configured ones: when both block a statement, the
+        # refusal names the rule someone wrote for it (the MySQL door relies on this for KILL).
+        ordered = sorted((r for r in rules if r.enabled), key=lambda r: r.name.startswith("builtin-"))
+        self._rules = [_Compiled(r) for r in ordered]
         self._ctx_cache: dict[tuple[str, frozenset[str]], list[_Compiled]] = {}
 
     def _applicable(self, ctx: Context, domain: str) -> list[_Compiled]:
@@ -316,6 +346,8 @@ class RuleSet:
         if not rules:
             return ALLOW
         if classification.error is not None:
+            if classification.syntax:  # the server would refuse it too: no rule is involved
+                return Verdict("block", None, classification.error, syntax=True, position=classification.error_at)
             first = next((c for c in rules if c.rule.action == "block"), rules[0])
             return Verdict(
                 "block",
@@ -323,11 +355,13 @@ class RuleSet:
                 f"could not parse the statement ({classification.error}); "
                 f"blocked because rule {first.rule.name} applies",
             )
-        best = ALLOW
+        # A rule that matches a statement outranks one that only applies its `dynamic` mode to
+        # an unknowable one at the same severity: the refusal names the rule that matched.
+        best = unknown = ALLOW
         for stmt in classification.walk(executed_only=True):
             for c in rules:
-                if stmt.dynamic and _SEVERITY[c.rule.dynamic] > _SEVERITY[best.action]:
-                    best = Verdict(
+                if stmt.dynamic and _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]:
+                    unknown = Verdict(
                         c.rule.dynamic,
                         c.rule,
                         f"rule {c.rule.name} {_verb(c.rule.dynamic)} "
@@ -335,9 +369,9 @@ class RuleSet:
                     )
                 if _SEVERITY[c.rule.action] > _SEVERITY[best.action] and c.matches(stmt):
                     best = Verdict(c.rule.action, c.rule, _reason(c, stmt, _verb(c.rule.action)))
-                if best.action == "block":
-                    return best
-        return best
+                    if best.action == "block":
+                        return best
+        return unknown if _SEVERITY[unknown.action] > _SEVERITY[best.action] else best
 
 
 @lru_cache(maxsize=64)

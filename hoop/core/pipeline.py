@@ -43,6 +43,8 @@ class Decision:
     reason: str = ""
     review: GuardRule | None = None  # the matching review rule (timeout, approvers, approvals)
     classification: Classification | None = None
+    sqlstate: str = ""  # set for a syntax error ("42601"): doors answer it as their server would
+    position: int | None = None  # 1-based character position of a syntax error, when known
 
 
 ALLOW = Decision("allow")
@@ -173,6 +175,10 @@ class Pipeline:
         if verdict.action == "allow":
             return Decision("allow", classification=classification)
         rule = verdict.rule
+        if verdict.syntax:
+            return Decision(
+                "block", "", verdict.reason, classification=classification, sqlstate="42601", position=verdict.position
+            )
         return Decision(
             verdict.action,
             rule.name if rule else "",

@@ -25,9 +25,11 @@ BUILTIN_AUTHOR = "builtin"
 KINDS = ("guard", "mask")
 
 
-def parse_rule(kind: str, body: dict[str, Any], where: str = "rule") -> Any:
+def parse_rule(kind: str, body: dict[str, Any], where: str = "rule", *, stored: bool = False) -> Any:
+    """`stored`: a rule already in the book, saved before its statement kinds were checked; an
+    unknown kind in it matches nothing, and the rest of the rule keeps applying."""
     if kind == "guard":
-        return rule_from_mapping(body, file=where, key="rule")
+        return rule_from_mapping(body, file=where, key="rule", check_kinds=not stored)
     if kind == "mask":
         return mask_rule_from_mapping(body, file=where, key="masking")
     raise HoopError(f"unknown rule kind {kind!r} (expected guard or mask)")
@@ -59,7 +61,8 @@ class RuleBook:
         masks: list[MaskRule] = []
         for row in self.latest_rows():
             try:
-                rule = parse_rule(row["kind"], json.loads(row["body"]), f"stored rule {row['name']} v{row['version']}")
+                where = f"stored rule {row['name']} v{row['version']}"
+                rule = parse_rule(row["kind"], json.loads(row["body"]), where, stored=True)
             except ConfigError as exc:  # a bad stored rule must not disable every other rule
                 log.error("skipping invalid stored rule: %s", exc)
                 continue

@@ -15,7 +15,7 @@ from hoop.core.guardrails import (
     rule_from_mapping,
     rule_to_mapping,
 )
-from hoop.core.sql import classify, classify_shell
+from hoop.core.sql import Classification, classify, classify_shell
 
 DEV = Context(connection="prod-db", user="alice", groups=frozenset({"dev"}))
 OPS = Context(connection="prod-db", user="bob", groups=frozenset({"ops"}))
@@ -52,12 +52,19 @@ def test_connections_groups_and_enabled_decide_which_rules_apply() -> None:
     assert evaluate(rules, pg("SELECT 1"), DEV).action == "allow"
 
 
-def test_parse_error_fails_closed_only_when_a_rule_applies() -> None:
+def test_syntax_error_is_refused_as_the_server_would_only_when_a_rule_applies() -> None:
     rules = [GuardRule("prod", "review", statements=("delete",), connections=("prod-*",))]
-    v = evaluate(rules, pg("DELTE FROM t"), DEV)
-    assert v.action == "block" and v.reason.startswith("could not parse the statement (")
-    assert v.reason.endswith("blocked because rule prod applies")
+    v = evaluate(rules, pg("SELECT 1;\nDELTE FROM t"), DEV)
+    assert v.action == "block" and v.syntax and v.rule is None
+    assert v.reason == 'syntax error at or near "DELTE"' and v.position == 11  # 1-based, in characters
     assert evaluate(rules, pg("DELTE FROM t"), STAGING).action == "allow"
+
+
+def test_text_the_gateway_cannot_read_fails_closed_naming_the_rule_that_applies() -> None:
+    rules = [GuardRule("prod", "review", statements=("delete",), connections=("prod-*",))]
+    v = evaluate(rules, Classification((), "statement not understood", "mysql"), DEV)
+    assert v.action == "block" and not v.syntax and v.reason.startswith("could not parse the statement (")
+    assert v.reason.endswith("blocked because rule prod applies")
 
 
 def test_dynamic_statements_get_the_rule_fail_mode() -> None:
@@ -159,6 +166,7 @@ def test_builtins_are_named_and_can_be_switched_off() -> None:
         "builtin-password-hash-read",
         "builtin-password-change",
         "builtin-server-files",
+        "builtin-other-sessions",
     }
     sql = classify("SELECT LOAD_FILE('/etc/passwd')", "mysql")
     assert evaluate(builtin_rules(), sql, DEV).action == "block"

@@ -47,6 +47,10 @@ class Classification:
     statements: tuple[Statement, ...]
     error: str | None = None
     dialect: str = ""  # "postgres" | "mysql" | "shell": tells guardrails which rules can apply
+    # A syntax error the server would report too (not a text the gateway merely cannot read):
+    # `error` is then the message and `error_at` its 1-based character position in the text.
+    syntax: bool = False
+    error_at: int | None = None
 
     def walk(self, *, executed_only: bool = False) -> Iterator[Statement]:
         """All statements including nested ones; ``executed_only`` skips plain-EXPLAIN targets."""
@@ -99,14 +103,15 @@ class PreparedStatements:
                 for gone in list(bodies) if name in ("", "all") else [name]:
                     bodies.pop(gone, None)
                     dynamic.discard(gone)
-            elif stmt.kind == "execute":
+            elif stmt.kind == "execute" and not (classification.dialect == "mysql" and name == "immediate"):
+                # (MariaDB's EXECUTE IMMEDIATE 'text' carries its own statements, or is dynamic)
                 body = bodies.get(name)
                 if body is None:
                     stmt = replace(stmt, dynamic=True)
                 else:
                     stmt = replace(stmt, inner=stmt.inner + body, dynamic=stmt.dynamic or name in dynamic)
             out.append(stmt)
-        return Classification(tuple(out), classification.error, classification.dialect)
+        return replace(classification, statements=tuple(out))
 
 
 # ---- Three-valued folding of WHERE predicates, shared by the dialects ----

@@ -19,19 +19,9 @@ from dataclasses import replace
 import sqlglot
 from sqlglot import exp
 
-from .model import (
-    PLANNED_ONLY,
-    ROW,
-    UNKNOWN,
-    Classification,
-    Statement,
-    bool_and,
-    bool_not,
-    bool_or,
-    compare,
-    where_state,
-)
+from .model import PLANNED_ONLY, Classification, Statement
 from .mysql_bodies import body_start, body_statements, parameters, values_in_where
+from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
@@ -115,70 +105,39 @@ def _scan(seg: _Seg, functions: set[str], flags: set[str], tables: set[str]) -> 
                 tables.add(name)
 
 
-def _parse(text: str) -> exp.Expr:
+def _parse(text: str, base: int | None = None) -> exp.Expr:
+    """One statement's tree; `base` is the offset of `text` in the whole query (None when the
+    text was rebuilt), so a syntax error can say where it is."""
     try:
         trees = [t for t in sqlglot.parse(text, read="mysql") if t is not None]
+    except sqlglot.errors.ParseError as exc:
+        message = exc.errors[0].get("description", "") if exc.errors else str(exc).splitlines()[0]
+        message = re.sub(r"<Token token_type: [^,]*, text: ([^,]*),[^>]*>", r"'\1'", str(message))
+        message = re.sub(r" for <class '[\w.]*?(\w+)'>", r" in \1", message)
+        raise MySQLSyntaxError(message, _error_offset(exc, text, base)) from exc
     except sqlglot.errors.SqlglotError as exc:
         raise MySQLSyntaxError(str(exc).splitlines()[0]) from exc
     if len(trees) != 1 or isinstance(trees[0], exp.Command):
-        raise MySQLSyntaxError(f"statement not understood: {text.strip()[:60]!r}")
+        raise MySQLSyntaxError(f"statement not understood: {text.strip()[:60]!r}", syntax=False)
     return trees[0]
+
+
+def _error_offset(exc: sqlglot.errors.ParseError, text: str, base: int | None) -> int | None:
+    """sqlglot reports the line and the 1-based column where the offending token ends."""
+    if base is None or not exc.errors:
+        return None
+    err = exc.errors[0]
+    line, col, token = err.get("line"), err.get("col"), err.get("highlight") or ""
+    if not isinstance(line, int) or not isinstance(col, int):
+        return None
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    if not 1 <= line <= len(starts):
+        return None
+    return base + max(0, min(len(text), starts[line - 1] + col - len(token)))
 
 
 def _tables_of(tree: exp.Expr) -> set[str]:
     return {(f"{t.db}.{t.name}" if t.db else t.name).lower() for t in tree.find_all(exp.Table) if t.name}
-
-
-def _fold(node: exp.Expr | None) -> object:
-    if isinstance(node, exp.Paren):
-        return _fold(node.this)
-    if isinstance(node, exp.Boolean):
-        return bool(node.this)
-    if isinstance(node, exp.Null):
-        return None
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return node.this
-        try:
-            return float(node.this)
-        except ValueError:
-            return UNKNOWN
-    if isinstance(node, exp.And):
-        return bool_and([_fold(node.this), _fold(node.expression)])
-    if isinstance(node, exp.Or):
-        return bool_or([_fold(node.this), _fold(node.expression)])
-    if isinstance(node, exp.Not):
-        return bool_not(_fold(node.this))
-    if (
-        isinstance(node, (exp.EQ, exp.NullSafeEQ, exp.GTE, exp.LTE))
-        and isinstance(node.this, exp.Column)
-        and node.this == node.expression
-    ):
-        return UNKNOWN  # col = col
-    ops = {exp.EQ: "==", exp.NEQ: "!=", exp.GT: ">", exp.GTE: ">=", exp.LT: "<", exp.LTE: "<="}
-    if isinstance(node, exp.Binary) and type(node) in ops:  # isinstance narrows for mypy
-        fn = {
-            "==": lambda a, b: a == b,
-            "!=": lambda a, b: a != b,
-            ">": lambda a, b: a > b,
-            ">=": lambda a, b: a >= b,
-            "<": lambda a, b: a < b,
-            "<=": lambda a, b: a <= b,
-        }[ops[type(node)]]
-        left, right = _fold(node.this), _fold(node.expression)
-        if isinstance(left, str) and isinstance(right, str) and left != right:
-            return UNKNOWN  # collations may compare 'a' = 'A ' as equal
-        return compare(fn, left, right)
-    if isinstance(node, exp.Is):
-        inner = _fold(node.this)
-        if inner is ROW or inner is UNKNOWN:
-            return inner
-        if isinstance(node.expression, exp.Null):
-            return inner is None
-        return UNKNOWN
-    if node is not None and next(node.find_all(exp.Column), None) is not None:
-        return ROW
-    return UNKNOWN
 
 
 def _string_body(seg: _Seg, i: int, backslash: bool) -> str | None:
@@ -193,8 +152,9 @@ def _sub(seg: _Seg, i: int) -> _Seg:
     return _Seg(seg.toks[i:], seg.sql, seg.clean)
 
 
-def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
-    """SELECT / WITH / INSERT / REPLACE / UPDATE / DELETE via sqlglot: returns (kind, where)."""
+def _dml(seg: _Seg, first: int, tables: set[str], inner: list[Statement]) -> tuple[str, str | None]:
+    """SELECT / WITH / INSERT / REPLACE / UPDATE / DELETE via sqlglot: returns (kind, where);
+    what REPLACE and ON DUPLICATE KEY UPDATE also do goes to `inner`."""
     blanks: list[tuple[int, int]] = []
     w0 = seg.word(first)
     if w0 in ("SELECT", "WITH", "TABLE", "VALUES", ""):
@@ -213,12 +173,12 @@ def _dml(seg: _Seg, first: int, tables: set[str]) -> tuple[str, str | None]:
     text = seg.clean_from(0, tuple(blanks))  # from token 0: keep the parentheses of (SELECT ...) UNION ...
     if w0 == "REPLACE":
         text = "INSERT " + text[len("REPLACE") :]
-    tree = _parse(text)
+    tree = _parse(text, seg.toks[0].start)
     tables |= _tables_of(tree)
+    inner.extend(dml_effects(tree, w0 == "REPLACE", seg.text))
     if isinstance(tree, exp.Delete | exp.Update):
         kind = "delete" if isinstance(tree, exp.Delete) else "update"
-        where = tree.args.get("where")
-        return kind, where_state(_fold(where.this)) if where is not None else "missing"
+        return kind, dml_where(tree)
     if isinstance(tree, exp.Insert):
         return ("replace" if w0 == "REPLACE" else "insert"), None
     if isinstance(tree, exp.Query | exp.Values):
@@ -264,7 +224,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     w0, w1 = seg.word(first), seg.word(first + 1)
     kind = w0.lower()
     if w0 in STARTERS or (first > 0 and w0 == ""):
-        kind, where = _dml(seg, first, tables)
+        kind, where = _dml(seg, first, tables, inner)
         if kind in ("insert", "replace", "update", "delete") and tables & PASSWORD_TABLES:
             flags.add("password_change")
     elif w0 in ("DROP", "CREATE", "ALTER", "RENAME", "TRUNCATE"):
@@ -279,6 +239,10 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
                 for i, w in enumerate(seg.words):
                     if w in ("TO", ",") or seg.toks[i].text == ",":
                         _names_list(seg, i + 1, tables)
+        if w0 == "ALTER" and obj == "table":
+            i = after + (2 if seg.word(after) == "IF" else 0)
+            name, end = seg.name_at(i)
+            inner.extend(alter_table_effects(seg.toks, name, end))
         if obj in ("user", "role") and seg.index("IDENTIFIED") >= 0:
             flags.add("password_change")
         if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
@@ -321,8 +285,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         elif w0 == "ANALYZE":
             kind, obj = "analyze", "table"
             _names_list(seg, seg.index("TABLE") + 1, tables)
-        elif seg.word(1) == "FOR":
+        elif seg.word(i) == "FOR":  # EXPLAIN FOR CONNECTION <id>: another session's statement
             kind = "explain"
+            flags.add("other_sessions")
         else:
             kind, obj = "show", "columns"
             _names_list(seg, 1, tables)
@@ -334,7 +299,7 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         else:
             sub = classify_mysql(body)
             if sub.error:
-                raise MySQLSyntaxError(f"in PREPARE body: {sub.error}")
+                raise MySQLSyntaxError(f"in PREPARE body: {sub.error}", syntax=sub.syntax)
             inner.extend(sub.statements)
     elif w0 == "EXECUTE":
         if w1 == "IMMEDIATE":  # MariaDB: run the text directly
@@ -385,6 +350,8 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         kind, dynamic = "binlog", True  # replays base64 row events: effect unknown
     else:
         kind, dynamic = "unknown", True
+    if reaches_other_sessions(seg.words[first:], tables):
+        flags.add("other_sessions")
     for st in inner:
         if PLANNED_ONLY not in st.flags:
             functions |= st.functions
@@ -434,7 +401,8 @@ def classify_mysql(sql: str) -> Classification:
     try:
         stmts = _classify_text(sql, True, True)
     except MySQLSyntaxError as exc:
-        return Classification((), str(exc))
+        position = exc.position + 1 if exc.position is not None else None
+        return Classification((), str(exc), syntax=exc.syntax, error_at=position)
     except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
         return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
     # Readings that depend on server settings: keep the union so a guardrail sees every possibility.

@@ -7,7 +7,8 @@ handlers), IF/ELSEIF/ELSE, CASE/WHEN, WHILE/DO, REPEAT/UNTIL, LOOP, RETURN, and 
 (LEAVE, ITERATE, OPEN, FETCH, CLOSE) that run no SQL. Every other statement is classified like a
 top-level one; conditions, defaults and RETURN values are classified as the SELECT they are,
 and kept when they touch a table or call a function. Anything the walker or the classifier
-cannot read makes the classification fail (fail closed).
+cannot read makes the classification fail (fail closed): as text the gateway cannot read, not
+as a syntax error of the server's.
 
 Parameters, DECLAREd variables and a trigger's NEW.x / OLD.x are values, not columns (the
 server reads a name that is both as the variable): in a WHERE clause they are read as a
@@ -45,7 +46,7 @@ def _close_paren(toks: list[Tok], i: int) -> int:
             depth -= 1
             if depth == 0:
                 return j + 1
-    raise MySQLSyntaxError("unbalanced parentheses in a stored program")
+    raise MySQLSyntaxError("unbalanced parentheses in a stored program", syntax=False)
 
 
 def parameters(toks: list[Tok]) -> frozenset[str]:
@@ -219,13 +220,13 @@ class _Walker:
                 break
             j += 1
         else:
-            raise MySQLSyntaxError(f"{stop} missing in a stored program")
+            raise MySQLSyntaxError(f"{stop} missing in a stored program", syntax=False)
         return j
 
     def for_loop(self, i: int) -> int:
         at = next((j for j in range(i, len(self.toks)) if self.up(j) == "IN"), None)
         if at is None:
-            raise MySQLSyntaxError("FOR without IN in a stored program")
+            raise MySQLSyntaxError("FOR without IN in a stored program", syntax=False)
         self.variables.add(self.toks[i + 1].name)  # the loop variable (a number or a row)
         do = self.condition_end(at + 1, "DO")
         head = self.toks[at + 1 : do]
@@ -234,7 +235,7 @@ class _Walker:
         if head and head[0].up in ("SELECT", "WITH", "VALUES", "TABLE"):
             self.out.append(self.statement(head))
         elif any(t.up == "SELECT" for t in head):
-            raise MySQLSyntaxError("FOR loop bounds not understood in a stored program")
+            raise MySQLSyntaxError("FOR loop bounds not understood in a stored program", syntax=False)
         return do + 1
 
     def declare(self, i: int) -> int:
@@ -253,7 +254,7 @@ class _Walker:
                     j += 1
                 else:
                     return j  # the handler's statement is walked next
-            raise MySQLSyntaxError("DECLARE HANDLER without a statement")
+            raise MySQLSyntaxError("DECLARE HANDLER without a statement", syntax=False)
         if "CURSOR" not in words and "CONDITION" not in words:  # DECLARE a, b INT [DEFAULT ...]
             j = i + 1
             while j < end and self.toks[j].kind in ("word", "ident"):
@@ -283,7 +284,7 @@ class _Walker:
 
     def keep(self, found: Classification) -> None:
         if found.error is not None:
-            raise MySQLSyntaxError(f"in a stored program: {found.error}")
+            raise MySQLSyntaxError(f"in a stored program: {found.error}", syntax=False)
         for stmt in found.statements:
             if stmt.tables or stmt.functions or stmt.flags or stmt.inner or stmt.dynamic:
                 self.out.append(stmt)

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 
 class MySQLSyntaxError(ValueError):
-    """The text cannot be split or parsed the way the server would."""
+    """The text cannot be split or parsed the way the server would. `syntax`: the server would
+    reject it too (not merely a statement the gateway cannot read); `position`: the 0-based
+    offset in the text where the error is, when known."""
+
+    def __init__(self, message: str, position: int | None = None, *, syntax: bool = True) -> None:
+        super().__init__(message)
+        self.position = position
+        self.syntax = syntax
 
 
 @dataclass(slots=True)
@@ -74,7 +81,7 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
         elif sql.startswith("/*", i):
             j = sql.find("*/", i + 2)
             if j < 0:
-                raise MySQLSyntaxError("unterminated comment")
+                raise MySQLSyntaxError("unterminated comment", i)
             blank(i, j + 2)
             i = j + 2
         elif in_exec and sql.startswith("*/", i):
@@ -84,7 +91,7 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             j = i + 1
             while True:
                 if j >= n:
-                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}")
+                    raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}", i)
                 if sql[j] == "\\" and backslash and c != "`":
                     j += 2
                 elif sql[j] == c:
@@ -118,7 +125,7 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             toks.append(Tok("op", op, i, i + len(op)))
             i += len(op)
     if in_exec:
-        raise MySQLSyntaxError("unterminated executable comment")
+        raise MySQLSyntaxError("unterminated executable comment", len(sql))
     return toks, "".join(clean)
 
 

@@ -12,24 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, cast
+from typing import cast
 
-from pglast import ast, enums, parse_sql
+from pglast import ast, parse_sql
 from pglast.parser import ParseError
 from pglast.stream import RawStream
 
-from .model import (
-    PLANNED_ONLY,
-    ROW,
-    UNKNOWN,
-    Classification,
-    Statement,
-    bool_and,
-    bool_not,
-    bool_or,
-    compare,
-    where_state,
-)
+from .model import PLANNED_ONLY, Classification, Statement, where_state
+from .pg_effects import effects, other_sessions_function, other_sessions_relation
+from .pg_fold import dyn as _dyn
+from .pg_fold import fields as _fields
+from .pg_fold import fold as _fold
+from .pg_fold import names as _names
+from .pg_fold import target_of
 from .pg_strings import TooManyLiterals, as_conforming
 from .plpgsql import do_body, routine_body, routine_references
 from .textmode import UTF8, TextMode
@@ -167,20 +162,6 @@ def _camel_object(cls_name: str, prefix: str) -> str:
     return " ".join(w.lower() for w in re.findall(r"[A-Z][a-z]*|[A-Z]+(?![a-z])", core)) or "object"
 
 
-def _dyn(node: object) -> Any:
-    """The node as `Any`, for reading fields after dispatching on `type(node) is X`.
-
-    pglast's stubs cannot follow that dispatch (only isinstance narrows) and declare every field
-    Optional; the code below reads the fields the parser always fills for that node class."""
-    return node
-
-
-def _fields(node: ast.Node) -> Iterable[str]:
-    """Field names of a pglast node: the keys of its class's __slots__ (the stubs omit them)."""
-    slots: Iterable[str] = getattr(type(node), "__slots__")  # noqa: B009 - attribute unknown to the stubs
-    return slots
-
-
 def _kind(node: ast.Node) -> tuple[str, str]:
     cls = type(node)
     n = _dyn(node)
@@ -241,15 +222,13 @@ class _Facts:
         self.flags |= stmt.flags
 
 
-def _names(items: Iterable[object] | None) -> str:
-    return ".".join(str(getattr(i, "sval", "")).lower() for i in items or ())
-
-
 def _add_relation(facts: _Facts, schema: str | None, name: str) -> None:
     name = name.lower()
     facts.tables.add(f"{schema.lower()}.{name}" if schema else name)
     if name in PASSWORD_HASH_RELATIONS:
         facts.flags.add("password_hash_read")
+    if other_sessions_relation(schema and schema.lower(), name):
+        facts.flags.add("other_sessions")
 
 
 def _add_function(facts: _Facts, qualified: str) -> None:
@@ -259,6 +238,8 @@ def _add_function(facts: _Facts, qualified: str) -> None:
         facts.flags.add("server_file")
     if base in DYNAMIC_FUNCS:
         facts.dynamic = True
+    if other_sessions_function(base):
+        facts.flags.add("other_sessions")
 
 
 def _visit(value: object, facts: _Facts) -> None:
@@ -371,9 +352,11 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         obj = "all" if getattr(node, "isall", False) else (n.name or "").lower()
     elif cls is ast.CallStmt and n.funccall is not None:
         obj = _names(n.funccall.funcname)
+    facts.inner.extend(effects(node, facts.tables))  # MERGE actions, COPY direction, upsert, column drops
     where = None
     if cls in (ast.UpdateStmt, ast.DeleteStmt):
-        where = where_state(_fold(n.whereClause)) if n.whereClause is not None else "missing"
+        rows = target_of(n.relation, n.usingClause if cls is ast.DeleteStmt else n.fromClause)
+        where = where_state(_fold(n.whereClause, rows)) if n.whereClause is not None else "missing"
     return Statement(
         kind=kind,
         text=text if text is not None else _deparse(node),
@@ -395,95 +378,26 @@ def _mark_planned(stmt: Statement) -> Statement:
     return replace(stmt, flags=stmt.flags | {PLANNED_ONLY})
 
 
-# ---- WHERE folding: is the predicate row-dependent, constant true/false, or unknowable? ----
-
-_CMP = {
-    "=": lambda a, b: a == b,
-    "<>": lambda a, b: a != b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    ">": lambda a, b: a > b,
-    "<=": lambda a, b: a <= b,
-    ">=": lambda a, b: a >= b,
-}
-
-
-def _has_column(node: object) -> bool:
-    if isinstance(node, (tuple, list)):
-        return any(_has_column(n) for n in node)
-    if isinstance(node, (ast.ColumnRef, ast.CurrentOfExpr)):
-        return True
-    if isinstance(node, ast.Node):
-        return any(_has_column(getattr(node, s)) for s in _fields(node))
-    return False
-
-
-def _const(node: ast.A_Const) -> object:
-    if node.isnull:
-        return None
-    val = _dyn(node.val)
-    for attr in ("boolval", "ival", "sval"):
-        if hasattr(val, attr):
-            return getattr(val, attr)
-    if hasattr(val, "fval"):
-        return float(val.fval)
-    return UNKNOWN
-
-
-def _fold(node: object) -> object:
-    """Return ROW, UNKNOWN, or a Python constant (None for SQL NULL)."""
-    if isinstance(node, ast.A_Const):
-        return _const(node)
-    if isinstance(node, ast.TypeCast):
-        inner = _fold(node.arg)
-        if inner in (ROW, UNKNOWN) or inner is None:
-            return inner
-        tname = _names(node.typeName.names).rsplit(".", 1)[-1] if node.typeName else ""
-        if tname in ("bool", "boolean"):
-            return str(inner).strip().lower() in ("t", "true", "y", "yes", "on", "1")
-        return inner
-    if isinstance(node, ast.BoolExpr):
-        args = [_fold(a) for a in _dyn(node).args]
-        op = _dyn(node).boolop.name
-        if op == "AND_EXPR":
-            return bool_and(args)
-        if op == "OR_EXPR":
-            return bool_or(args)
-        return bool_not(args[0])
-    if isinstance(node, ast.A_Expr) and node.kind == enums.A_Expr_Kind.AEXPR_OP:
-        op = _names(node.name)
-        if op in _CMP and node.lexpr is not None:
-            if isinstance(node.lexpr, ast.ColumnRef) and node.lexpr == node.rexpr and op in ("=", "<=", ">="):
-                return UNKNOWN  # col = col: true on every non-null row
-            return compare(_CMP[op], _fold(node.lexpr), _fold(node.rexpr))
-    if isinstance(node, ast.NullTest):
-        inner = _fold(node.arg)
-        if inner in (ROW, UNKNOWN):
-            return inner
-        return (inner is None) == (node.nulltesttype == enums.NullTestType.IS_NULL)
-    if isinstance(node, ast.BooleanTest):
-        inner = _fold(node.arg)
-        if inner in (ROW, UNKNOWN):
-            return inner
-        test = _dyn(node).booltesttype.name
-        want = {"IS_TRUE": True, "IS_NOT_TRUE": True, "IS_FALSE": False, "IS_NOT_FALSE": False}.get(test)
-        if want is None:  # IS [NOT] UNKNOWN
-            res = inner is None
-            return res if test == "IS_UNKNOWN" else not res
-        res = inner is not None and bool(inner) == want
-        return not res if "_NOT_" in test else res
-    return ROW if _has_column(node) else UNKNOWN
+def _syntax_error(exc: ParseError, sql: str, same_text: bool) -> Classification:
+    """The parser's message and the 1-based character position the server reports (pglast
+    gives a 0-based character index, none at the end of the input: the server then points
+    just past the last character). Text rewritten for backslash escapes has no position."""
+    message = str(exc.args[0]) if exc.args else str(exc)
+    index = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+    position = (index + 1 if index is not None else len(sql) + 1) if same_text else None
+    return Classification((), message, syntax=True, error_at=position)
 
 
 def classify_postgres(sql: str, mode: TextMode = UTF8) -> Classification:
     """Classify every statement of `sql` as the server reads it under `mode`; a syntax error
     yields Classification.error."""
+    original = sql
     try:
         if mode.backslash_escapes:
             sql = as_conforming(sql)
         raws = parse_sql(sql)
     except ParseError as exc:
-        return Classification((), f"syntax error: {exc}")
+        return _syntax_error(exc, sql, sql == original)
     except TooManyLiterals as exc:
         return Classification((), str(exc))
     except Exception as exc:  # noqa: BLE001 - fail closed on anything the parser throws

@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from hoop.core.guardrails import OTHER_SESSIONS_RULE
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.server.mysql import codec as c
@@ -46,6 +47,7 @@ _NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
 ER_BLOCKED = (1142, "42000")
 ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
+ER_SYNTAX = (1064, "42000")
 
 
 class Relay(TwoSided):
@@ -252,6 +254,9 @@ class Relay(TwoSided):
 
     def _statement(self, seq: int, payload: bytes, text: str, kind: str, record: bool = True) -> object:
         decision = self.pipeline.check(self.subject, text, self.prepared)
+        own_kill = kind == "result" and _KILL.fullmatch(text) is not None
+        if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
+            decision = Decision("allow", classification=decision.classification)
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
         if decision.action == "block":
             return self._refuse(seq, unit, decision)
@@ -290,6 +295,8 @@ class Relay(TwoSided):
         return self._forward(seq, payload, unit)
 
     def _refuse(self, seq: int, unit: Unit, decision: Decision) -> object:
+        if decision.sqlstate:  # a syntax error: answered as the server words it, near where it is
+            return self._reply(seq, unit, *ER_SYNTAX, _syntax_message(unit.text, decision))
         return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
@@ -459,6 +466,16 @@ class Relay(TwoSided):
 
 
 _HOLD = object()
+
+
+def _syntax_message(text: str, decision: Decision) -> str:
+    """The server's wording of error 1064: the text from the error on, and its line."""
+    if decision.position is None:
+        return f"You have an error in your SQL syntax ({decision.reason})"
+    at = decision.position - 1
+    line = text.count("\n", 0, at) + 1
+    near = text[at : at + 80]
+    return f"You have an error in your SQL syntax ({decision.reason}) near '{near}' at line {line}"
 
 
 def _runs_kill(decision: Decision) -> bool:

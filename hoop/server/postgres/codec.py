@@ -87,7 +87,9 @@ def ready_for_query(status: bytes = b"I") -> bytes:
     return message(b"Z", status)
 
 
-def _fields_payload(severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None) -> bytes:
+def _fields_payload(
+    severity: str, sqlstate: str, text: str, detail: str | None, hint: str | None, position: int | None = None
+) -> bytes:
     if len(sqlstate) != 5:
         raise ValueError(f"SQLSTATE must be 5 characters, got {sqlstate!r}")
     parts = [b"S" + cstr(severity), b"V" + cstr(severity), b"C" + cstr(sqlstate)]
@@ -96,13 +98,22 @@ def _fields_payload(severity: str, sqlstate: str, text: str, detail: str | None,
         parts.append(b"D" + cstr(detail))
     if hint is not None:
         parts.append(b"H" + cstr(hint))
+    if position is not None:
+        parts.append(b"P" + cstr(str(position)))
     return b"".join(parts) + b"\0"
 
 
 def error_response(
-    severity: str, sqlstate: str, text: str, detail: str | None = None, hint: str | None = None
+    severity: str,
+    sqlstate: str,
+    text: str,
+    detail: str | None = None,
+    hint: str | None = None,
+    position: int | None = None,
 ) -> bytes:
-    return message(b"E", _fields_payload(severity, sqlstate, text, detail, hint))
+    """`position`: 1-based character index into the query text (field P), as the server gives it
+    for a syntax error; clients use it to point at the error."""
+    return message(b"E", _fields_payload(severity, sqlstate, text, detail, hint, position))
 
 
 def notice_response(

@@ -279,18 +279,21 @@ class Relay(Holds, TwoSided):
         return self.sent_batches == self.done_batches and not self.text.executing
 
     def _refuse(
-        self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "42501", message: str = ""
+        self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "", message: str = ""
     ) -> bytes:
         """Replace a refused Query/Parse/Bind by one that fails upstream with a marker we then
-        rewrite into our error, so the server keeps the protocol's ordering rules."""
+        rewrite into our error, so the server keeps the protocol's ordering rules. A syntax
+        error (decision.sqlstate) is worded as the server words it, with its position."""
         marker = f"hoop-refused-{secrets.token_hex(8)}"
+        syntax = decision is not None and bool(decision.sqlstate) and not message
         self.markers[marker] = (
             self.sent_batches,
             codec.error_response(
                 "ERROR",
-                sqlstate,
-                message or f"refused by Hoop: {decision.reason if decision else ''}",
-                hint="Ask an approver or administrator if you need this statement." if decision else None,
+                sqlstate or (decision.sqlstate if decision else "") or "42501",
+                message or (decision.reason if syntax else f"refused by Hoop: {decision.reason if decision else ''}"),
+                hint=None if syntax or not decision else "Ask an approver or administrator if you need this statement.",
+                position=decision.position if syntax and decision else None,
             ),
         )
         failing = f'SELECT FROM "{marker}"'

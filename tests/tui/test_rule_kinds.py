@@ -1,0 +1,65 @@
+"""The TUI rule editor refuses an unknown statement kind as you type, and a refusal by the
+gateway's control endpoint (a rule stored before kinds were checked, switched on or off from
+the list) comes back and is shown."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from test_pilot import status_text
+from textual.widgets import DataTable, TextArea
+from tui_fixtures import FakeControl, settle
+
+from hoop.control_client import ControlClient
+from hoop.core.rulebook import RuleBook
+from hoop.core.store.sqlite import Store
+from hoop.tui.app import HoopApp
+from hoop.tui.data import GatewayLink, History
+
+
+async def test_editor_shows_the_unknown_kind_and_saves_nothing(make_app: Any, control: FakeControl) -> None:
+    app = make_app(start="rules")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("n")
+        await settle(pilot)
+        app.screen.query_one(TextArea).text = 'name = "no-trunc"\naction = "block"\nstatements = ["trunc"]\n'
+        await settle(pilot)
+        problem = status_text(app, "#rule-problem")
+        assert "unknown statement kind 'trunc'" in problem and "truncate" in problem
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert control.calls == []
+
+
+@pytest.mark.needs_postgres
+async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> None:
+    gw = make_gateway(
+        '[[rules]]\nname = "hold-updates"\naction = "review"\nstatements = ["update"]\napprovers = ["dba"]\n'
+    )
+    data = gw.root / "data"
+    store = Store(data / "hoop.db")
+    # A rule saved before statement kinds were checked: still in the book, its known entry in force.
+    RuleBook(store)._write(
+        "guard", "legacy", {"name": "legacy", "action": "block", "statements": ["trunc"]}, "cli:old", deleted=False
+    )
+    store.close()
+    history = History.open(data / "hoop.db", gw.root / "recordings")
+    app = HoopApp(history, GatewayLink(ControlClient(data / "control.sock", gw.token("bob"))), poll=0, start="rules")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#rules", DataTable)
+        names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        table.move_cursor(row=names.index("legacy"))
+        await pilot.press("space")
+        deadline = time.monotonic() + 15
+        while "refused" not in status_text(app, "#rules-status") and time.monotonic() < deadline:
+            await settle(pilot, 1)
+            await pilot.pause(0.1)
+        status = status_text(app, "#rules-status")
+        assert "rules.save refused" in status and "unknown statement kind 'trunc'" in status
+    rows = json.loads(gw.cli("rules", "list", "--json").stdout)
+    assert [r["version"] for r in rows if r["name"] == "legacy"] == [1]  # nothing saved
