@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
-from hoop.core.sql.routines import RoutineCatalog, expand
+from hoop.core.sql.routines import RoutineCatalog, blame, expand
 from hoop.core.sql.shape import shape
 from hoop.core.sql.textmode import UTF8, TextMode
 
@@ -138,8 +138,11 @@ class Pipeline:
         session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
         if session_bound and prepared is not None:
             classification = prepared.resolve(classification)
-        classification = expand(classification, catalog)  # calls and triggers: judged by their bodies
-        decision = self._decide(subject, classification)
+        expanded = expand(classification, catalog)  # calls and triggers: judged by their bodies
+        decision = self._decide(subject, expanded)
+        if expanded is not classification and decision.action != "allow":
+            decision = self._name_routine(subject, classification, expanded, decision)
+        classification = expanded
         if session_bound:
             if prepared is not None and decision.action == "allow":
                 prepared.observe(classification)
@@ -185,6 +188,21 @@ class Pipeline:
             verdict.reason,
             rule if verdict.action == "review" else None,
             classification,
+        )
+
+    def _name_routine(
+        self, subject: Subject, plain: Classification, expanded: Classification, decision: Decision
+    ) -> Decision:
+        """A refusal drawn by a routine's body says which routine: the user typed `SELECT f()`."""
+        ctx = Context(subject.connection, subject.user, subject.groups)
+
+        def draws(c: Classification) -> bool:
+            verdict = self.ruleset.evaluate(c, ctx)
+            return verdict.action == decision.action and (verdict.rule.name if verdict.rule else "") == decision.rule
+
+        name = "" if draws(plain) else blame(expanded, draws)
+        return (
+            replace(decision, reason=f"{decision.reason} (in {name}, which this statement runs)") if name else decision
         )
 
     # -- masking -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ version are never reused under another.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from .model import PLANNED_ONLY, Classification, Statement
@@ -130,6 +130,16 @@ class RoutineCatalog:
                     found.append(name)
                     todo.append(self.by_name[name].body)
         return found, False
+
+
+def blame(expanded: Classification, draws: Callable[[Classification], bool]) -> str:
+    """The routine whose body alone draws a verdict (`draws` tells), so that a refusal can say
+    where the statement it refused comes from; "" when no single body does."""
+    for stmt in expanded.statements:
+        for inner in stmt.inner:
+            if inner.kind == "routine" and draws(Classification((inner,), dialect=expanded.dialect)):
+                return inner.object
+    return ""
 
 
 def expand(classification: Classification, catalog: RoutineCatalog | None) -> Classification:

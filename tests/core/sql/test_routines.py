@@ -29,6 +29,7 @@ def test_a_call_is_judged_by_the_body_and_builtins_are_not_affected() -> None:
     pipe.set_routines("pg", postgres_catalog([pg_def("wipe", "BEGIN DELETE FROM t; END")], []))
     blocked = pipe.check(PG, "SELECT wipe()")
     assert blocked.action == "block" and blocked.rule == "unbounded"
+    assert blocked.reason.endswith("(in public.wipe, which this statement runs)")
     assert pipe.check(PG, "SELECT public.wipe()").action == "block"
     assert pipe.check(PG, "SELECT count(*), now() FROM t").action == "allow"
     assert pipe.check(PG, "EXPLAIN SELECT wipe()").action == "allow"  # only planned
@@ -69,7 +70,10 @@ def test_a_write_fires_the_triggers_of_its_table() -> None:
         [("public", "u", "r", "4", "CREATE RULE r AS ON DELETE TO public.u DO ALSO DELETE FROM t;")],
     )
     pipe.set_routines("pg", catalog)
-    assert pipe.check(PG, "INSERT INTO t VALUES (1)").action == "block"
+    fired = pipe.check(PG, "INSERT INTO t VALUES (1)")
+    assert fired.action == "block" and "(in public.tf, which this statement runs)" in fired.reason
+    own = pipe.check(PG, "TRUNCATE t")  # refused for what it is itself: no routine named
+    assert own.action == "block" and "which this statement runs" not in own.reason
     assert pipe.check(PG, "UPDATE t SET x = 1 WHERE id = 1").action == "allow"  # an INSERT trigger
     assert pipe.check(PG, "SELECT * FROM t").action == "allow"
     assert pipe.check(PG, "DELETE FROM u WHERE id = 1").action == "block"  # the rule deletes all of t
