@@ -152,3 +152,11 @@ def test_a_parameter_in_a_where_clause_is_a_value_not_a_column(gw, direct) -> No
     _run(direct, f"CREATE PROCEDURE p_{t}(IN everything INT) BEGIN DELETE FROM {t} WHERE everything; END")
     _refused(gw, f"CALL p_{t}(1)", "no-unbounded-purge")
     assert _count(direct, f"SELECT COUNT(*) FROM {t}") == 3
+
+
+def test_view_calling_a_function_created_on_the_server_runs_it(gw, direct, db) -> None:  # type: ignore[no-untyped-def]
+    t, target = _table(direct), _table(direct)
+    _run(direct, f"CREATE FUNCTION zap_{t}() RETURNS INT MODIFIES SQL DATA BEGIN DELETE FROM {target}; RETURN 1; END")
+    _run(direct, f"CREATE VIEW v_{t} AS SELECT id, zap_{t}() AS z FROM {t}")
+    _refused(gw, f"SELECT * FROM v_{t}", f"in {db}.zap_{t}, which this statement runs")
+    assert _count(direct, f"SELECT COUNT(*) FROM {target}") == 3

@@ -205,13 +205,16 @@ def postgres_catalog(
 
 
 def mysql_catalog(
-    routines: Iterable[tuple[str, str, str, str]], triggers: Iterable[tuple[str, str, str, str, str]]
+    routines: Iterable[tuple[str, str, str, str]],
+    triggers: Iterable[tuple[str, str, str, str, str]],
+    views: Iterable[tuple[str, str, str]] = (),
 ) -> RoutineCatalog:
     """routines: (schema, name, parameter names joined by commas, body; "" when the account may
-    not read it); triggers: (schema, trigger name, table, event, body)."""
+    not read it); triggers: (schema, trigger name, table, event, body); views: (schema, name,
+    definition): a view that calls a stored function runs it for every statement naming it."""
     from . import classify
 
-    routines, triggers = list(routines), list(triggers)
+    routines, triggers, views = list(routines), list(triggers), list(views)
     out: list[Routine] = []
     for schema, name, params, body in routines:
         unreadable = "" if body.strip() else "definition not visible to the gateway's account"
@@ -223,4 +226,14 @@ def mysql_catalog(
         rname = f"trigger {schema}.{name}".lower()
         out.append(routine(rname, classify(f"CREATE PROCEDURE hoop_body() {body}", "mysql")))
         trig.append(Trigger(f"{schema}.{table}".lower(), frozenset({event.lower()}), rname))
-    return RoutineCatalog(out, trig, source=repr((routines, triggers)))
+    known = {n for r in out for n in (r.name, r.name.rsplit(".", 1)[-1])}
+    for schema, name, view_sql in views:
+        found = classify(view_sql, "mysql")
+        calls = frozenset(f for s in found.walk() for f in s.functions if f in known)
+        if calls:
+            vname = f"view {schema}.{name}".lower()
+            out.append(
+                Routine(vname, Statement(kind="routine", text=f"body of {vname}", object=vname, functions=calls))
+            )
+            trig.append(Trigger(f"{schema}.{name}".lower(), ANY, vname))
+    return RoutineCatalog(out, trig, source=repr((routines, triggers, views)))
