@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hoop.core.bigtext import BigStatements, ParseLimits
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
+from hoop.core.sql.routines import RoutineCatalog, blame, expand
 from hoop.core.sql.shape import shape
 from hoop.core.sql.textmode import UTF8, TextMode
 
@@ -82,6 +83,7 @@ class Pipeline:
         self.big = BigStatements(limits or ParseLimits())  # statements too big to classify on the event loop
         self._lock = threading.Lock()
         self.version = 0
+        self._routines: dict[str, RoutineCatalog] = {}  # connection name -> its upstream routines
         self.set_rules(guard_rules, mask_rules)
 
     # -- rules -------------------------------------------------------------------------------
@@ -96,6 +98,17 @@ class Pipeline:
             self._shapes: dict[tuple[str, str, TextMode], bool] = {}
             self._mask_policies: dict[tuple[str, frozenset[str]], MaskPolicy] = {}
             self.version += 1
+
+    def set_routines(self, connection: str, catalog: RoutineCatalog) -> None:
+        """The routines and triggers that exist upstream on `connection`: calls of them are
+        judged by their bodies. Decisions are keyed by the catalog's version, so a redefined
+        routine is judged anew, and a changed catalog bumps `version` so that statements the
+        doors prepared earlier are judged again at their next execution."""
+        old = self._routines.get(connection)
+        self._routines[connection] = catalog
+        if old is not None and old.version != catalog.version:
+            with self._lock:
+                self.version += 1
 
     def applies(self, subject: Subject) -> bool:
         ctx = Context(subject.connection, subject.user, subject.groups)
@@ -140,19 +153,25 @@ class Pipeline:
         if self.big.is_big(text):
             return self._check_big(subject, text, prepared, mode)
         decisions = self._decisions
-        exact = (text, subject, mode)
+        catalog = self._routines.get(subject.connection)
+        version = catalog.version if catalog else ""
+        exact = (text, subject, mode, version)
         hit = decisions.get(exact)
         if hit is not None:
             return hit
         key = shape(text, subject.dialect)
-        by_shape = (key, subject, mode) if key is not None else None
+        by_shape = (key, subject, mode, version) if key is not None else None
         if by_shape is not None and (hit := decisions.get(by_shape)) is not None:
             return hit
-        classification = self._classify(text, subject.dialect, mode)
+        classification = raw = self._classify(text, subject.dialect, mode)
         session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
         if session_bound and prepared is not None:
             classification = prepared.resolve(classification)
-        decision = self._decide(subject, classification)
+        expanded = expand(classification, catalog)  # calls and triggers: judged by their bodies
+        decision = self._decide(subject, expanded)
+        if expanded is not classification and decision.action != "allow":
+            decision = self._name_routine(subject, classification, expanded, decision)
+        classification = expanded
         if session_bound:
             if prepared is not None and decision.action == "allow":
                 prepared.observe(classification)
@@ -160,7 +179,7 @@ class Pipeline:
         if len(decisions) > _CACHE_LIMIT:
             decisions.clear()
         decisions[exact] = decision
-        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, classification):  # type: ignore[arg-type]
+        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, raw):  # type: ignore[arg-type]
             decisions[by_shape] = decision
         return decision
 
@@ -215,6 +234,21 @@ class Pipeline:
             verdict.reason,
             rule if verdict.action == "review" else None,
             classification,
+        )
+
+    def _name_routine(
+        self, subject: Subject, plain: Classification, expanded: Classification, decision: Decision
+    ) -> Decision:
+        """A refusal drawn by a routine's body says which routine: the user typed `SELECT f()`."""
+        ctx = Context(subject.connection, subject.user, subject.groups)
+
+        def draws(c: Classification) -> bool:
+            verdict = self.ruleset.evaluate(c, ctx)
+            return verdict.action == decision.action and (verdict.rule.name if verdict.rule else "") == decision.rule
+
+        name = "" if draws(plain) else blame(expanded, draws)
+        return (
+            replace(decision, reason=f"{decision.reason} (in {name}, which this statement runs)") if name else decision
         )
 
     # -- masking -----------------------------------------------------------------------------

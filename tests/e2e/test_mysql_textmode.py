@@ -280,10 +280,12 @@ def test_code_the_gateway_did_not_read_cannot_blind_it(gw: GatewayProcess, db: d
     root.close()
     for call in ("CALL quiet()", "SELECT quietly()"):
         conn = connect(gw)
-        run(conn, call)
-        run(conn, "SET NAMES gbk")
-        error = attempt(conn, _payload(CHAMELEON))
-        assert "refused by Hoop" in error and "no-delete-t" in error, (call, error)
+        # The gateway reads routine bodies from the catalog and may refuse the call itself;
+        # if the call runs, the text after it must still be read under the real settings.
+        if "refused by Hoop" not in attempt(conn, call):
+            run(conn, "SET NAMES gbk")
+            error = attempt(conn, _payload(CHAMELEON))
+            assert "refused by Hoop" in error and "no-delete-t" in error, (call, error)
         assert count(db) == ROWS
         conn.close()
 

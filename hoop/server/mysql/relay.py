@@ -532,6 +532,8 @@ class Relay(TextSettings, TwoSided):
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
+        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
+            self.door.routines.get(self.subject.connection, self.target).changed()
 
     def upstream_lost(self) -> None:
         self.close(

@@ -109,6 +109,7 @@ class Relay(Holds, TwoSided):
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
+        self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
 
@@ -433,6 +434,7 @@ class Relay(Holds, TwoSided):
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
+            self.routines_changed()
         self.session.finished(
             unit.text,
             unit.decision,
