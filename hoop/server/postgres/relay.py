@@ -254,6 +254,7 @@ class Relay(Holds, TwoSided):
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
         self.sent_batches += 1
+        self.text.executing = False  # like a Query, answered after everything before it
         decision = self.pipeline.check(self.subject, "\x00fastpath function call")
         if decision.action == "allow":
             return msg
