@@ -36,6 +36,15 @@ def _read_packet(conn: socket.socket) -> tuple[int, bytes] | None:
     return head[3], payload
 
 
+def _settings_ok() -> p.OkPacket:
+    """An OK that reports the session's text settings, as the gateway asks every server to."""
+    state = b""
+    for name, value in ((b"character_set_client", b"utf8mb4"), (b"sql_mode", b"")):
+        entry = c.write_lenenc_str(name) + c.write_lenenc_str(value)
+        state += b"\x00" + c.write_lenenc_str(entry)
+    return p.OkPacket(status=c.SERVER_STATUS_AUTOCOMMIT | c.SERVER_SESSION_STATE_CHANGED, session_state=state)
+
+
 class HostileServer:
     """Speaks MySQL well enough for the gateway to log in, lets the client's SET statements
     pass, then asks for `wanted` on every query and keeps whatever comes back in `uploads`."""
@@ -77,6 +86,9 @@ class HostileServer:
                 if payload[:1] == bytes((c.COM_QUIT,)):
                     return
                 if payload[:1] != bytes((c.COM_QUERY,)) or payload[1:4].upper() == b"SET":  # the client's setup
+                    conn.sendall(c.encode_packet(p.build_ok(_settings_ok(), caps), seq + 1))
+                    continue
+                if b"information_schema.ROUTINES" in payload:  # the gateway's catalog read: nothing stored
                     conn.sendall(c.encode_packet(p.build_ok(p.OkPacket(), caps), seq + 1))
                     continue
                 conn.sendall(c.encode_packet(bytes((c.LOCAL_INFILE_HEADER,)) + self.wanted, seq + 1))

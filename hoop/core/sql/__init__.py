@@ -39,7 +39,7 @@ def _classify(sql: str, dialect: str, mode: TextMode) -> Classification:
     if dialect == "mysql":
         from .mysql import classify_mysql
 
-        return replace(classify_mysql(sql), dialect="mysql")
+        return replace(classify_mysql(sql, mode), dialect="mysql")
     raise ValueError(f"unknown SQL dialect {dialect!r}")
 
 

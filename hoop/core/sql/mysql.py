@@ -6,8 +6,10 @@ except inside stored-program bodies, and sqlglot handles none of that faithfully
 lenient: `FLUSH PRIVILEGES` parses as an alias and `SHUTDOWN` as a column. So the statement
 kind always comes from the first keywords; sqlglot is used only where its tree is trustworthy
 (SELECT / INSERT / REPLACE / UPDATE / DELETE / DO), and if it raises, the classification fails.
-Ambiguities that depend on server settings (NO_BACKSLASH_ESCAPES, 5- vs 6-digit version comments)
-are resolved by classifying every reading and keeping the union.
+The text is read under the session's string modes (`TextMode`: NO_BACKSLASH_ESCAPES, ANSI_QUOTES),
+as the MySQL door tracks them from the server. Where they are genuinely unknown (no mode given:
+the TUI's preview, `hoop check` of recorded text) every backslash reading is classified and the
+union kept; so are both readings of 5- vs 6-digit version comments (the server's version).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import replace
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
 
 from .model import PLANNED_ONLY, Classification, Statement
+from .mysql_bodies import body_start, body_statements, parameters, values_in_where
 from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 from .mysql_words import (
@@ -34,6 +38,7 @@ from .mysql_words import (
     TABLE_OBJECT_KINDS,
     TYPES,
 )
+from .textmode import MYSQL_DASH_COMMENT_BYTES, MYSQL_SPACE_BYTES, UTF8, TextMode
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Command" warnings are noise here
 
@@ -44,8 +49,9 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its "falling back to Com
 class _Seg:
     """One statement: its tokens, the original text and the comment-free text sqlglot sees."""
 
-    def __init__(self, toks: list[Tok], sql: str, clean: str) -> None:
+    def __init__(self, toks: list[Tok], sql: str, clean: str, mode: TextMode | None = None) -> None:
         self.toks, self.sql, self.clean = toks, sql, clean
+        self.mode = mode  # the session's string modes; None: unknown (bodies take every reading)
         self.text = sql[toks[0].start : toks[-1].end]
         self.words = [t.up for t in toks]
 
@@ -148,7 +154,7 @@ def _string_body(seg: _Seg, i: int, backslash: bool) -> str | None:
 
 
 def _sub(seg: _Seg, i: int) -> _Seg:
-    return _Seg(seg.toks[i:], seg.sql, seg.clean)
+    return _Seg(seg.toks[i:], seg.sql, seg.clean, seg.mode)
 
 
 def _dml(seg: _Seg, first: int, tables: set[str], inner: list[Statement]) -> tuple[str, str | None]:
@@ -247,10 +253,13 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
             s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
             tables |= _tables_of(_parse(seg.clean_from(s)))
-        if obj == "trigger" and (e := seg.index("ROW")) > 0:
-            body_at = e + 1 + (2 if seg.word(e + 1) in ("FOLLOWS", "PRECEDES") else 0)
-            if seg.word(body_at) != "BEGIN" and body_at < len(seg.toks):
-                inner.append(_classify(_sub(seg, body_at), backslash))
+        if obj in _PROGRAMS and (w0 == "CREATE" or obj == "event"):
+            # a stored program's body is judged where it is defined: each statement is inner
+            at = body_start(seg.toks, obj)
+            if at is None or at >= len(seg.toks):
+                dynamic = w0 == "CREATE"  # no SQL body (a loadable function): effect unknown
+            else:
+                inner.extend(_body(seg, seg.toks[at:], backslash, parameters(seg.toks[:at])))
     elif w0 in ("GRANT", "REVOKE"):
         obj = "" if seg.index("ON") >= 0 else "role"
         if seg.index("IDENTIFIED") >= 0:
@@ -293,14 +302,14 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         if body is None:
             dynamic = True  # PREPARE ... FROM @var: text unknown until run time
         else:
-            sub = classify_mysql(body)
+            sub = classify_mysql(body, seg.mode)
             if sub.error:
                 raise MySQLSyntaxError(f"in PREPARE body: {sub.error}", syntax=sub.syntax)
             inner.extend(sub.statements)
     elif w0 == "EXECUTE":
         if w1 == "IMMEDIATE":  # MariaDB: run the text directly
             obj, body = "immediate", _string_body(seg, 2, backslash)
-            immediate = classify_mysql(body) if body is not None else None
+            immediate = classify_mysql(body, seg.mode) if body is not None else None
             if immediate is None or immediate.error:
                 dynamic = True
             else:
@@ -326,8 +335,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     elif w0 == "DO":
         tables |= _tables_of(_parse("SELECT " + seg.clean_from(1)))
     elif w0 == "BEGIN":
-        if w1 == "NOT":
-            kind, obj, dynamic = "do", "block", True  # MariaDB anonymous compound statement
+        if w1 == "NOT":  # MariaDB anonymous compound statement: runs its body at once
+            kind, obj = "do", "block"
+            inner.extend(_body(seg, seg.toks, backslash))
     elif w0 == "START":
         kind, obj = ("begin", "") if w1 == "TRANSACTION" else ("start", w1.lower())
     elif w0 in SIMPLE:
@@ -364,37 +374,74 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     )
 
 
-def _classify_text(sql: str, backslash: bool, six_digits: bool, *, tolerant: bool = False) -> list[Statement]:
-    toks, clean = lex(sql, backslash=backslash, six_digits=six_digits)
+_PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
+
+
+def _body(seg: _Seg, toks: list[Tok], backslash: bool, params: frozenset[str] = frozenset()) -> list[Statement]:
+    def statement(part: list[Tok], variables: frozenset[str]) -> Statement:
+        return _classify(_Seg(part, seg.sql, values_in_where(part, seg.clean, variables)), backslash)
+
+    def expression(part: list[Tok]) -> Classification:
+        if not part:
+            return Classification(())
+        return classify_mysql("SELECT " + seg.clean[part[0].start : part[-1].end])
+
+    return body_statements(toks, statement, expression, params)
+
+
+@lru_cache(maxsize=64)
+def _charset_lexing(mode: TextMode | None) -> tuple[str, str]:
+    """The characters the session's character set adds to whitespace and to what starts a `--`
+    comment, as the decoded text shows them."""
+    if mode is None or not mode.codec:
+        return "", ""
+    space = MYSQL_SPACE_BYTES.get(mode.charset, b"").decode(mode.codec, "replace")
+    return space, MYSQL_DASH_COMMENT_BYTES.get(mode.charset, b"").decode(mode.codec, "replace")
+
+
+def _classify_text(
+    sql: str, backslash: bool, six_digits: bool, mode: TextMode | None, *, tolerant: bool = False
+) -> list[Statement]:
+    ansi = mode is not None and mode.ansi_quotes
+    spaces, dash = _charset_lexing(mode)
+    toks, clean = lex(
+        sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi, spaces=spaces, dash_comment=dash
+    )
     out = []
     for seg in split(toks):
         try:
-            out.append(_classify(_Seg(seg, sql, clean), backslash))
+            out.append(_classify(_Seg(seg, sql, clean, mode), backslash))
         except MySQLSyntaxError:
             if not tolerant:  # alternative readings keep what parses: the server runs those before failing
                 raise
     return out
 
 
-def classify_mysql(sql: str) -> Classification:
-    """Classify every statement; a lexing or parse failure sets Classification.error (fail closed)."""
+def classify_mysql(sql: str, mode: TextMode | None = None) -> Classification:
+    """Classify every statement as the server reads it under `mode` (the session's sql_mode as a
+    TextMode; `sql` is already decoded from its character set). No mode, or the default UTF8
+    mode that names no MySQL session: the string modes are unknown and every reading counts.
+    A lexing or parse failure sets Classification.error (fail closed)."""
+    if mode == UTF8:
+        mode = None
+    backslash = mode is None or mode.backslash_escapes
     try:
-        stmts = _classify_text(sql, True, True)
+        stmts = _classify_text(sql, backslash, True, mode)
     except MySQLSyntaxError as exc:
         position = exc.position + 1 if exc.position is not None else None
         return Classification((), str(exc), syntax=exc.syntax, error_at=position)
     except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
         return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
-    # Readings that depend on server settings: keep the union so a guardrail sees every possibility.
+    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees every possibility.
     variants = []
-    if "\\" in sql:
+    if mode is None and "\\" in sql:
         variants.append((False, True))  # NO_BACKSLASH_ESCAPES
     if re.search(r"/\*M?!\d{6}", sql):
-        variants.append((True, False))  # a server that reads 5 version digits
+        variants.append((backslash, False))  # a server that reads 5 version digits
     seen = {s.text for s in stmts}
-    for backslash, six in variants:
+    for alt_backslash, six in variants:
         try:
-            extra = _classify_text(sql, backslash, six, tolerant=True)
+            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True)
         except Exception:  # noqa: BLE001, S112 - a reading the server would reject entirely adds nothing
             continue
         for st in extra:

@@ -2,7 +2,11 @@
 
 `lex` reads the text the way the server does: it keeps the content of executable comments
 (`/*! ... */`, `/*!50000 ... */`, MariaDB `/*M!100100 ... */`) as statement text, drops `#`,
-`-- ` and `/* */` comments, and honours backslash escapes or not (NO_BACKSLASH_ESCAPES).
+`-- ` and `/* */` comments, and follows the session's string modes: whether a backslash escapes
+inside strings (off under NO_BACKSLASH_ESCAPES) and whether `"..."` is a string or, under
+ANSI_QUOTES, a name. Whitespace is the server's: ASCII space, tab, newline, VT, FF, CR, plus
+what the character set's own table adds (NBSP in latin1, not in utf8mb4, where `--<U+00A0>`
+starts no comment); `--` followed by a control character (DEL included) starts one.
 `split` cuts on `;` except inside the BEGIN ... END bodies of stored programs. The classifier
 (`mysql.py`) works on these tokens.
 """
@@ -48,13 +52,30 @@ _OPS = ("<=>", "->>", ":=", "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", "->"
 _WORD = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 _NUMBER = re.compile(r"\d+(\.\d*)?([eE][-+]?\d+)?(?![A-Za-z0-9_$])")
 _VERSION = re.compile(r"\d{5,6}")
+_SPACE = frozenset(" \t\n\v\f\r")
+_CONTROL = frozenset(map(chr, (*range(1, 32), 127)))  # NUL is no control character to the server's `--`
 _ESC = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a"}
 
 
-def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[list[Tok], str]:
-    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers blanked."""
+def lex(
+    sql: str,
+    *,
+    backslash: bool = True,
+    six_digits: bool = True,
+    ansi_quotes: bool = False,
+    spaces: str = "",
+    dash_comment: str = "",
+) -> tuple[list[Tok], str]:
+    """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers
+    blanked, written the way the SQL parser reads MySQL's default modes: under ANSI_QUOTES a
+    `"name"` becomes `` `name` ``, under NO_BACKSLASH_ESCAPES a backslash inside a string
+    becomes U+E000 (a plain character that escapes nothing). `spaces`: further characters the
+    session's character set counts as whitespace; `dash_comment`: further characters that
+    after `--` start a comment (besides whitespace and control characters)."""
     clean = list(sql)
     toks: list[Tok] = []
+    space = _SPACE | frozenset(spaces)
+    after_dash = space | frozenset(dash_comment) | _CONTROL
     i, n, in_exec = 0, len(sql), False
 
     def blank(a: int, b: int) -> None:
@@ -62,9 +83,9 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
 
     while i < n:
         c = sql[i]
-        if c.isspace():
+        if c in space:
             i += 1
-        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2].isspace() or ord(sql[i + 2]) < 32)):
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] in after_dash)):
             j = sql.find("\n", i)
             j = n if j < 0 else j
             blank(i, j)
@@ -88,11 +109,13 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             blank(i, i + 2)
             i, in_exec = i + 2, False
         elif c in "'\"`":
+            name = c == "`" or (c == '"' and ansi_quotes)  # a quoted name: no backslash escapes
+            escapes = backslash and not name
             j = i + 1
             while True:
                 if j >= n:
                     raise MySQLSyntaxError(f"unterminated quoted text starting at offset {i}", i)
-                if sql[j] == "\\" and backslash and c != "`":
+                if sql[j] == "\\" and escapes:
                     j += 2
                 elif sql[j] == c:
                     if j + 1 < n and sql[j + 1] == c:
@@ -100,14 +123,21 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
                     else:
                         break
                 else:
+                    if sql[j] == "\\" and not name:
+                        clean[j] = "\ue000"  # NO_BACKSLASH_ESCAPES: a plain character
                     j += 1
-            kind = {"'": "string", '"': "dstring", "`": "ident"}[c]
+            if name and c == '"':
+                body = sql[i + 1 : j]
+                if "`" in body or '""' in body:
+                    raise MySQLSyntaxError(f"quoted name with a quote inside under ANSI_QUOTES at offset {i}", i)
+                clean[i] = clean[j] = "`"
+            kind = "ident" if name else {"'": "string", '"': "dstring"}[c]
             toks.append(Tok(kind, sql[i : j + 1], i, j + 1))
             i = j + 1
         elif c == "@":
             j = i + 1 + (sql.startswith("@@", i))
             if j < n and sql[j] in "'\"`":
-                sub, _ = lex(sql[j:], backslash=backslash)
+                sub, _ = lex(sql[j:], backslash=backslash, ansi_quotes=ansi_quotes, spaces=spaces)
                 j += sub[0].end if sub else 0
             else:
                 while j < n and (sql[j].isalnum() or sql[j] in "_$."):
@@ -118,8 +148,11 @@ def lex(sql: str, *, backslash: bool = True, six_digits: bool = True) -> tuple[l
             toks.append(Tok("number", m.group(), i, m.end()))
             i = m.end()
         elif (m := _WORD.match(sql, i)) is not None:
-            toks.append(Tok("word", m.group(), i, m.end()))
-            i = m.end()
+            j = m.end()
+            if spaces:  # a character-set space (NBSP in latin1) ends a word
+                j = next((k for k in range(i, j) if sql[k] in space), j)
+            toks.append(Tok("word", sql[i:j], i, j))
+            i = j
         else:
             op = next((o for o in _OPS if sql.startswith(o, i)), c)
             toks.append(Tok("op", op, i, i + len(op)))
@@ -147,7 +180,7 @@ def unquote_string(text: str, backslash: bool = True) -> str:
 
 
 _ROUTINES = {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"}
-_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT"}
+_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT", "FOR"}  # FOR: MariaDB FOR ... DO ... END FOR
 _STMT_START_AFTER = {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT"}
 
 

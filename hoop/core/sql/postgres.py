@@ -26,6 +26,7 @@ from .pg_fold import fold as _fold
 from .pg_fold import names as _names
 from .pg_fold import target_of
 from .pg_strings import TooManyLiterals, as_conforming
+from .plpgsql import do_body, routine_body, routine_references
 from .textmode import UTF8, TextMode
 
 # Functions that touch the server's file system.
@@ -314,13 +315,22 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         _visit(n.relation, facts)
         for action in n.actions or ():
             facts.absorb(_statement(action, None))
-    elif cls is ast.CreateFunctionStmt:
-        pass  # the body runs only when called; calls are judged by `functions`
+    elif cls in (ast.CreateFunctionStmt, ast.DoStmt):
+        # deferred code is judged where it is defined: every statement of the body is inner
+        body = (
+            routine_body(n, text if text is not None else _deparse(node), classify_postgres, _inner_statement)
+            if cls is ast.CreateFunctionStmt
+            else do_body(n, classify_postgres, _inner_statement)
+        )
+        for stmt in body.statements:
+            facts.absorb(stmt)
+        facts.dynamic = body.dynamic
     elif cls is ast.CreateTrigStmt:
-        _visit(n.relation, facts)
-        facts.functions.add(_names(n.funcname))
-    elif cls is ast.DoStmt:
-        facts.dynamic = True
+        _visit([n.relation, n.whenClause], facts)
+        facts.functions.add(_names(n.funcname))  # the routine it runs: judged through the catalog
+    elif cls in (ast.DefineStmt, ast.CreateCastStmt, ast.CreateEventTrigStmt):
+        _visit([getattr(node, s) for s in _fields(node)], facts)
+        facts.functions |= routine_references(node)  # routines it will call: judged through the catalog
     else:
         _visit([getattr(node, s) for s in _fields(node)], facts)
     if cls is ast.CopyStmt:
@@ -368,6 +378,10 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         flags=frozenset(facts.flags),
         inner=tuple(facts.inner) + ((planned,) if planned else ()),
     )
+
+
+def _inner_statement(node: ast.Node) -> Statement:
+    return _statement(node, None)
 
 
 def _mark_planned(stmt: Statement) -> Statement:

@@ -63,16 +63,94 @@ PG_CODECS: dict[str, str] = {
     "UHC": "cp949",
     "JOHAB": "johab",
 }
+# MySQL / MariaDB character sets (as the server reports character_set_client) -> Python codec.
+# The server's lexer works on bytes: a quote, backslash or `;` byte ends a token unless the
+# character set's own multibyte check swallows it as the tail of a character. So a codec is
+# listed only where every sequence it decodes strictly is one character to the server too
+# (checked against the server byte by byte: tests/e2e/test_mysql_textmode.py). gbk, big5,
+# sjis, cp932 and gb18030 have tails in 0x40-0x7E (0x5C is the backslash); the EUC sets and
+# UTF-8 only use bytes >= 0x80. MySQL's latin1 is Windows-1252. Missing here (no faithful
+# codec, so text in them is refused unless it is plain ASCII): dec8, hp8, swe7, keybcs2,
+# armscii8, geostd8, eucjpms; ucs2/utf16/utf32 are never client character sets.
+MYSQL_CODECS: dict[str, str] = {
+    "utf8mb4": "utf-8",
+    "utf8mb3": "utf-8",
+    "utf8": "utf-8",
+    "ascii": "ascii",
+    "binary": "latin-1",
+    "latin1": "cp1252",
+    "latin2": "iso8859-2",
+    "latin5": "iso8859-9",
+    "latin7": "iso8859-13",
+    "greek": "iso8859-7",
+    "hebrew": "iso8859-8",
+    "cp1250": "cp1250",
+    "cp1251": "cp1251",
+    "cp1256": "cp1256",
+    "cp1257": "cp1257",
+    "cp850": "cp850",
+    "cp852": "cp852",
+    "cp866": "cp866",
+    "koi8r": "koi8-r",
+    "koi8u": "koi8-u",
+    "macroman": "mac-roman",
+    "macce": "mac-latin2",
+    "tis620": "tis-620",
+    "gbk": "gbk",
+    "gb2312": "gb2312",
+    "gb18030": "gb18030",
+    "big5": "big5",
+    "sjis": "shift_jis",
+    "cp932": "cp932",
+    "ujis": "euc_jp",
+    "euckr": "euc_kr",
+}
+# Handshake collation ids of the character sets a client most often asks for at login (the
+# server reports the resulting character_set_client; this table names them in tests and logs).
+MYSQL_CHARSET_IDS: dict[int, str] = {
+    1: "big5",
+    8: "latin1",
+    13: "sjis",
+    24: "gb2312",
+    28: "gbk",
+    33: "utf8mb3",
+    45: "utf8mb4",
+    63: "binary",
+    95: "cp932",
+    224: "utf8mb4",
+    248: "gb18030",
+}
+# Bytes >= 0x80 the server's lexer takes for whitespace in single-byte character sets (NBSP in
+# most), and the further ones that after `--` start a comment (its ctype calls them control
+# characters), measured on the server; multibyte character sets have none.
+MYSQL_SPACE_BYTES: dict[str, bytes] = {
+    cs: b"\xa0" for cs in ("latin1", "latin2", "latin5", "latin7", "greek", "hebrew", "cp1250")
+} | {"cp852": b"\xff", "cp866": b"\xff"}
+MYSQL_DASH_COMMENT_BYTES: dict[str, bytes] = {
+    "latin7": bytes.fromhex("818388 8a8c90 989a9c 9fa1a5"),
+    "hebrew": b"\xfd\xfe",
+    "cp1250": bytes.fromhex("8081838890 98"),
+    "cp850": b"\xff",
+    "macroman": b"\x80\xcb\xe5",
+}
+# sql_mode flags under which MariaDB reads statements with another grammar (ORACLE: PL/SQL
+# blocks, `AS`/`IS` routine bodies) or other quoting (MSSQL): the gateway does not follow them.
+MYSQL_UNSUPPORTED_MODES = frozenset({"ORACLE", "MSSQL"})
 # Codecs whose every byte is one character: a byte Python has no character for cannot move a
 # statement boundary, so it is read as U+FFFD instead of refusing the whole text.
-SINGLE_BYTE = frozenset(c for c in PG_CODECS.values() if c.startswith(("latin", "iso8859", "cp8", "cp12", "koi8")))
+SINGLE_BYTE = frozenset(
+    c
+    for c in (*PG_CODECS.values(), *MYSQL_CODECS.values())
+    if c.startswith(("latin", "iso8859", "cp8", "cp12", "koi8", "mac-", "tis-", "ascii"))
+)
 # Where a Python codec reads some bytes unlike the server, per codec: characters to translate
 # after decoding, and characters to refuse (with the byte each comes from). Each listed character
 # comes only from that one single byte, never from a multibyte character, so this is exact.
 # - shift_jis_2004 reads the bytes 0x5C and 0x7E as YEN SIGN and OVERLINE; the server reads them
 #   as ASCII backslash and tilde, so a backslash the server sees would vanish from the text.
 # - cp932 reads the bytes 0x80, 0xA0 and 0xFD-0xFF as characters of their own; the server reads
-#   each as the first byte of a two-byte character and rejects it as invalid.
+#   each as the first byte of a two-byte character and rejects it as invalid (MySQL's cp932 reads
+#   them as single bytes; refusing them there only refuses text no client sends).
 _AFTER_DECODE: dict[str, tuple[dict[int, str], dict[str, int]]] = {
     "shift_jis_2004": ({0xA5: "\\", 0x203E: "~"}, {}),
     "cp932": ({}, {"\x80": 0x80, "\uf8f0": 0xA0, "\uf8f1": 0xFD, "\uf8f2": 0xFE, "\uf8f3": 0xFF}),
@@ -152,3 +230,23 @@ def postgres_mode(client_encoding: str, standard_conforming_strings: str, server
     else:
         codec = PG_CODECS.get(name, "")
     return TextMode(name, codec, backslash_escapes=standard_conforming_strings.lower() == "off")
+
+
+def mysql_mode(character_set_client: str, sql_mode: str) -> TextMode:
+    """The TextMode of a MySQL / MariaDB session from the server's character_set_client and
+    sql_mode (as reported by session tracking). A character set without a faithful codec
+    gives codec "" (non-ASCII text refused); `unsupported_sql_mode` names modes to refuse."""
+    name = character_set_client.strip().lower()
+    flags = {f.strip().upper() for f in sql_mode.split(",")}
+    return TextMode(
+        name,
+        MYSQL_CODECS.get(name, ""),
+        backslash_escapes="NO_BACKSLASH_ESCAPES" not in flags,
+        ansi_quotes="ANSI_QUOTES" in flags,
+    )
+
+
+def unsupported_sql_mode(sql_mode: str) -> str:
+    """The first sql_mode flag the gateway cannot read statements under, or ""."""
+    flags = [f.strip().upper() for f in sql_mode.split(",")]
+    return next((f for f in flags if f in MYSQL_UNSUPPORTED_MODES), "")

@@ -30,8 +30,17 @@ from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 from hoop.server.mysql.relay import Relay
-from hoop.server.mysql.upstream import DEFAULT_CLIENT_CAPABILITIES, MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.mysql.routines import fetch as fetch_routines
+from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
+from hoop.server.mysql.upstream import (
+    DEFAULT_CLIENT_CAPABILITIES,
+    MySQLTarget,
+    UpstreamError,
+    connect_upstream,
+    run_setup,
+)
 from hoop.server.mysql.views import Views
+from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.mysql")
@@ -63,11 +72,12 @@ OFFERED = (
     | c.CLIENT_DEPRECATE_EOF
 )
 # Bits that change the byte layout of responses: client and upstream must agree on them,
-# because the relay forwards the server's packets as they are.
+# because the relay forwards the server's packets as they are. CLIENT_SESSION_TRACK is not
+# among them: upstream always has it (the server reports the session's text settings, see
+# session_vars.py) and the relay rewrites OK packets for clients without it.
 LAYOUT = (
     c.CLIENT_PROTOCOL_41
     | c.CLIENT_DEPRECATE_EOF
-    | c.CLIENT_SESSION_TRACK
     | c.CLIENT_MULTI_RESULTS
     | c.CLIENT_PS_MULTI_RESULTS
     | c.CLIENT_TRANSACTIONS
@@ -131,6 +141,7 @@ class MySQLDoor:
         self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tasks: set[asyncio.Task[None]] = set()
         self.views = Views()  # view -> base columns, for masking
+        self.routines = RoutineWatchers(services.pipeline, fetch_routines)  # calls judged by bodies
         allow_infile = any(conn.type == "mysql" and conn.allow_local_infile for conn in services.config.connections)
         self.offered = OFFERED | (c.CLIENT_SSL if tls else 0) | (c.CLIENT_LOCAL_FILES if allow_infile else 0)
 
@@ -168,7 +179,8 @@ class MySQLDoor:
                 name = (response.database or b"").decode("utf-8", "replace") or user
                 connection = self._connection(identity, name, client)
                 target = self._target(connection, caps, response, identity)
-                upstream = await self._login_upstream(target, caps)
+                upstream, settings = await self._login_upstream(target, caps)
+                await self._read_routines(identity, connection, target, upstream)
                 if self.services.pipeline.mask_policy(
                     Subject(identity.name, identity.groups, connection.name, "mysql")
                 ).active:
@@ -194,7 +206,7 @@ class MySQLDoor:
             else:
                 sock.close()
             return
-        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, client)
+        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, settings, client)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -255,8 +267,18 @@ class MySQLDoor:
             )
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
 
+    async def _read_routines(self, identity: Identity, connection: Any, target: MySQLTarget, upstream: Any) -> None:
+        """Calls of routines that exist upstream are judged by their bodies: read them first."""
+        try:
+            subject = Subject(identity.name, identity.groups, connection.name, "mysql")
+            await self.routines.get(connection.name, target).session_start(subject)
+        except RoutineCatalogError as exc:
+            self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
+            await upstream.close()
+            raise ClientError(1105, "HY000", str(exc)) from None
+
     def _target(self, connection: Any, caps: int, response: cp.HandshakeResponse, identity: Identity) -> MySQLTarget:
-        wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH)
+        wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH) | c.CLIENT_SESSION_TRACK
         if not connection.allow_local_infile:
             wanted &= ~c.CLIENT_LOCAL_FILES
         attrs = {"_client_name": "hoop", "hoop_user": identity.name}
@@ -278,21 +300,40 @@ class MySQLDoor:
             connect_attrs=attrs,
         )
 
-    async def _login_upstream(self, target: MySQLTarget, caps: int) -> Any:
+    async def _login_upstream(self, target: MySQLTarget, caps: int) -> tuple[Any, Settings]:
+        """Log in upstream and learn how the server reads this session's text (the character
+        set from the handshake, the server's sql_mode, which a global default may already set
+        to ANSI_QUOTES or NO_BACKSLASH_ESCAPES): the server reports both in the OK packet of
+        TRACK_SQL. A session under settings the gateway cannot read is refused here."""
         try:
             upstream = await connect_upstream(target)
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", target.name, reason=exc.message)
             raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None
+        problem: tuple[int, str, str] | None = None
         if (upstream.capabilities ^ caps) & LAYOUT:
-            await upstream.close()
-            raise ClientError(
+            problem = (
                 2054,
                 "08004",
-                f"connection {target.name!r}: the server lacks protocol features "
-                f"this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})",
+                f"the server lacks protocol features this client uses (0x{(upstream.capabilities ^ caps) & LAYOUT:x})",
             )
-        return upstream
+        elif not upstream.capabilities & c.CLIENT_SESSION_TRACK:
+            problem = (1235, "42000", "the server does not report session settings (MySQL 5.7+, MariaDB 10.2+)")
+        settings = Settings()
+        if problem is None:
+            try:
+                ok = await run_setup(upstream, TRACK_SQL)
+            except UpstreamError as exc:
+                problem = (exc.code, exc.sqlstate, exc.message)
+            else:
+                settings.update(parse_state(ok.session_state or b""))
+                problem = settings.login_problem()
+        if problem is not None:
+            await upstream.close()
+            code, state, message = problem
+            self.services.journal.audit("-", "upstream.failure", target.name, reason=message)
+            raise ClientError(code, state, f"connection {target.name!r}: {message}")
+        return upstream, settings
 
     async def _run_session(
         self,
@@ -304,6 +345,7 @@ class MySQLDoor:
         connection: Any,
         target: MySQLTarget,
         upstream: Any,
+        settings: Settings,
         client: str,
     ) -> None:
         services = self.services
@@ -329,6 +371,8 @@ class MySQLDoor:
             services=services,
             session=session,
             caps=caps,
+            upstream_caps=upstream.capabilities,
+            settings=settings,
             target=target,
             upstream_id=upstream.connection_id,
             gateway_id=conn_id,

@@ -6,6 +6,13 @@ refused command never goes upstream: the gateway answers it with an ERR packet i
 (MySQL answers commands strictly in order, so a queue of `Unit`s keeps our answers and the
 server's in sequence). Responses are parsed by `results.Responses`.
 
+Text is read as the server reads it (session_vars.py): decoded with the session's character
+set and classified under its sql_mode, both as the server last reported them. A command whose
+text could read differently under other settings waits until every earlier command is
+answered (a change they make is reported in their answers), and, when an earlier command may
+have run code the gateway did not read (a routine, a view, a trigger, dynamic SQL), until the
+gateway has asked the server for the settings again.
+
 Ids: clients see the gateway's own connection id (handshake). `KILL [QUERY] <id>` and
 COM_PROCESS_KILL are mapped to the upstream thread id of that gateway session, for sessions
 of the same Hoop user only; raw upstream ids are never accepted, since every session of a
@@ -25,9 +32,12 @@ from typing import Any
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
+from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
+from hoop.server.mysql.session_vars import Settings, touches_tracking
+from hoop.server.mysql.text_settings import TextSettings, may_run_unseen, sets_something
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.sides import TwoSided, write_batch
 
@@ -50,7 +60,7 @@ ER_TIMEOUT = (1317, "70100")
 ER_SYNTAX = (1064, "42000")
 
 
-class Relay(TwoSided):
+class Relay(TextSettings, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = c.encode_packet(bytes((c.COM_QUIT,)), 0)
@@ -62,6 +72,8 @@ class Relay(TwoSided):
         services: Any,
         session: Any,
         caps: int,
+        upstream_caps: int,
+        settings: Settings,
         target: MySQLTarget,
         upstream_id: int,
         gateway_id: int,
@@ -83,10 +95,16 @@ class Relay(TwoSided):
         self.on_close = on_close
         self.client_framer = c.PacketFramer(services.config.gateway.max_message_size)
         self.max_held_bytes = services.config.gateway.max_message_size
-        self.responses = Responses(self, caps)
+        self.settings = settings
+        self.mode: TextMode | None = None  # the settings' TextMode while they can be read
+        self._settings_changed()
+        self.unsynced = False  # code the gateway did not read may have run since the last report
+        self.deferred: tuple[int, bytes] | None = None  # a command waiting for earlier answers
+        self.responses = Responses(self, caps, upstream_caps)
         self.units: deque[Unit] = deque()
         self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
-        self.stmts: dict[int, str] = {}  # COM_STMT_PREPARE id -> its text, judged again at each execute
+        # COM_STMT_PREPARE id -> its text and the mode it was read under, judged again at each execute
+        self.stmts: dict[int, tuple[str, TextMode]] = {}
         self.client: asyncio.Transport | None = None
         self.upstream: asyncio.Transport | None = None
         self.client_infile = False  # the client is uploading a LOCAL INFILE (allowed connections only)
@@ -97,6 +115,7 @@ class Relay(TwoSided):
         self._completed: list[Unit] = []  # answered during this `from_upstream`, recorded after the write
         self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._resume: tuple[int, bytes] | None = None  # a deferred command whose turn has come
 
     # -- ending (attach and close come from TwoSided) ----------------------------------------
 
@@ -144,13 +163,18 @@ class Relay(TwoSided):
         if data:
             framer.feed(data)
             self.session.bytes_in += len(data)
-        if self.hold_task is not None:
+        if self.hold_task is not None or self.deferred is not None:
             if framer.buffered > self.max_held_bytes:
                 self.client.pause_reading()  # type: ignore[union-attr]
             return  # held: later commands wait in the framer until the decision
         try:
             if self.client_infile:
                 self._infile_data()
+            if self.deferred is None and self._resume is not None and not self.closed:
+                seq, payload = self._resume
+                self._resume = None
+                if self._command(seq, payload) is _HOLD or self.closed:
+                    return
             while not self.client_infile and (pkt := framer.next()) is not None:
                 if self._command(pkt[0], pkt[1]) is _HOLD:
                     return
@@ -174,12 +198,31 @@ class Relay(TwoSided):
             or self.client_infile
             or self.client_framer.buffered
             or self.caps & c.CLIENT_QUERY_ATTRIBUTES
+            or self.deferred is not None
+            or self._resume is not None
+            or (mode := self.mode) is None
         ):
             return False
-        text = data[5:].decode("utf-8", "replace")
-        decision = self.pipeline.check(self.subject, text, self.prepared)
-        if decision.action != "allow" or decision.classification is None or _runs_kill(decision):
+        raw = data[5:]
+        if (self.units or self.unsynced) and TextMode.depends_on_settings(raw, double_quotes=True):
             return False
+        if b"_" in raw and touches_tracking(raw):  # the full path refuses it
+            return False
+        try:  # ASCII reads as ASCII in every client character set
+            text = raw.decode("ascii") if raw.isascii() else mode.decode(raw)
+        except TextModeError:
+            return False
+        if self.pipeline.deferred(self.subject, text, mode):
+            return False  # a big statement: classified off the event loop (`_parse_first`)
+        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
+        if (
+            decision.action != "allow"
+            or decision.classification is None
+            or _runs_kill(decision)
+            or sets_something(decision)
+        ):
+            return False
+        self.unsynced = self.unsynced or may_run_unseen(decision)
         self.units.append(Unit(text, "result", "allow", decision.rule))
         self.upstream_write(data)
         return True
@@ -203,11 +246,13 @@ class Relay(TwoSided):
         if not payload:
             raise c.ProtocolViolation("empty packet where a command was expected")
         cmd = payload[0]
+        if cmd in (c.COM_QUERY, c.COM_STMT_PREPARE, c.COM_INIT_DB) and self._must_wait(seq, payload):
+            return _HOLD
         if cmd == c.COM_QUERY:
-            text = p.parse_com_query(payload, self.caps).decode("utf-8", "replace")
-            return self._statement(seq, payload, text, "result")
+            raw = p.parse_com_query(payload, self.caps)
+            return self._text_command(seq, payload, raw, "result")
         if cmd == c.COM_STMT_PREPARE:
-            return self._statement(seq, payload, payload[1:].decode("utf-8", "replace"), "prepare")
+            return self._text_command(seq, payload, payload[1:], "prepare")
         if cmd == c.COM_STMT_EXECUTE:
             return self._execute(seq, payload)
         if cmd == c.COM_STMT_FETCH:
@@ -221,8 +266,7 @@ class Relay(TwoSided):
                 self.stmts.pop(int.from_bytes(payload[1:5], "little"), None)
             return self._forward(seq, payload, None)
         if cmd == c.COM_INIT_DB:
-            name = payload[1:].decode("utf-8", "replace")
-            return self._statement(seq, payload, "USE `" + name.replace("`", "``") + "`", "single")
+            return self._text_command(seq, payload, payload[1:], "single", init_db=True)
         if cmd == c.COM_FIELD_LIST:
             return self._forward(seq, payload, Unit("", "fields", record=False))
         if cmd == c.COM_STATISTICS:
@@ -240,6 +284,11 @@ class Relay(TwoSided):
             if cmd == c.COM_RESET_CONNECTION:
                 self.stmts.clear()
                 self.prepared = PreparedStatements()
+                # The reset puts session_track_system_variables back to the global default:
+                # ask for the reports again right behind it.
+                self._forward(seq, payload, Unit("", "single", record=False))
+                self._resync()
+                return None
             if _SINGLE[cmd]:
                 return self._statement(seq, payload, _SINGLE[cmd], "single")
             return self._forward(seq, payload, Unit("", "single", record=False))
@@ -252,12 +301,17 @@ class Relay(TwoSided):
             f"command 0x{cmd:02x} is not supported through Hoop",
         )
 
-    def _statement(self, seq: int, payload: bytes, text: str, kind: str, record: bool = True) -> object:
-        decision = self.pipeline.check(self.subject, text, self.prepared)
+    def _statement(
+        self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
+    ) -> object:
+        mode = mode or self.mode or TextMode()
+        if self.pipeline.deferred(self.subject, text, mode):
+            return self._parse_first(seq, payload, text, kind, record, mode)
+        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
         own_kill = kind == "result" and _KILL.fullmatch(text) is not None
         if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
             decision = Decision("allow", classification=decision.classification)
-        unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare")
+        unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare", mode=mode)
         if decision.action == "block":
             return self._refuse(seq, unit, decision)
         if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
@@ -275,18 +329,38 @@ class Relay(TwoSided):
             )
         return self._allowed(seq, payload, unit, decision)
 
+    def _parse_first(self, seq: int, payload: bytes, text: str, kind: str, record: bool, mode: TextMode) -> object:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement (later commands stay in the framer) while the parse pool classifies it, then
+        the command is judged as any other."""
+
+        async def classified() -> None:
+            await self.pipeline.parse_ahead(self.subject, text, mode)
+            if self.closed:
+                return
+            self.hold_task = None
+            if self._statement(seq, payload, text, kind, record, mode) is _HOLD or self.closed:
+                return  # held for approval now, or the session ended
+            self.client.resume_reading()  # type: ignore[union-attr]
+            self.from_client(b"")
+
+        self.hold_task = asyncio.ensure_future(classified())
+        return _HOLD
+
     def _execute(self, seq: int, payload: bytes) -> object:
         """Each execution of a prepared statement is judged under the rules in force now (the
         pipeline's cache makes that a dictionary lookup): a statement prepared before a rule
         change cannot slip past it, and a statement under review is held at every execution."""
         stmt_id = int.from_bytes(payload[1:5], "little")
-        text = self.stmts.get(stmt_id)
-        if text is None:  # unknown to us: the server will say so
+        known = self.stmts.get(stmt_id)
+        if known is None:  # unknown to us: the server will say so
             return self._forward(
                 seq, payload, Unit("<unknown prepared statement>", "result", binary=True, stmt_id=stmt_id)
             )
-        decision = self.pipeline.check(self.subject, text, self.prepared)
+        text, mode = known  # read under the settings of its COM_STMT_PREPARE, as the server did
+        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
         unit = Unit(text, "result", decision.action, decision.rule, binary=True, stmt_id=stmt_id)
+        self.unsynced = True  # a prepared statement may run anything: ask again before judging text
         if decision.action == "block":
             return self._refuse(seq, unit, decision)
         if decision.action == "review":
@@ -300,6 +374,7 @@ class Relay(TwoSided):
         return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
     def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
+        self.unsynced = self.unsynced or may_run_unseen(decision)
         return self._forward(seq, payload, unit)
 
     def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None:
@@ -400,6 +475,16 @@ class Relay(TwoSided):
             unit.ended = time.time()
             self._completed.append(unit)
         self._flush_replies()
+        if self.deferred is not None and not self.units:
+            # Every earlier command is answered: the deferred one is judged under the settings
+            # now known, after this response has been written (not inside its parsing).
+            self._resume, self.deferred = self.deferred, None
+            asyncio.get_running_loop().call_soon(self._resume_deferred)
+
+    def _resume_deferred(self) -> None:
+        if self.client is not None and not self.closed:
+            self.client.resume_reading()  # paused if much arrived while the command waited
+            self.from_client(b"")
 
     def _flush_replies(self) -> None:
         units = self.units
@@ -413,7 +498,7 @@ class Relay(TwoSided):
                 self._finish(unit)
 
     def prepared_ok(self, unit: Unit, stmt_id: int) -> None:
-        self.stmts[stmt_id] = unit.text
+        self.stmts[stmt_id] = (unit.text, unit.mode or TextMode())
 
     # -- masking -----------------------------------------------------------------------------
 
@@ -447,6 +532,8 @@ class Relay(TwoSided):
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
+        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
+            self.door.routines.get(self.subject.connection, self.target).changed()
 
     def upstream_lost(self) -> None:
         self.close(

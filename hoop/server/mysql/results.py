@@ -7,6 +7,10 @@ definitions, rows, end of rows (EOF, or OK with the 0xFE header under DEPRECATE_
 Untouched packets are forwarded as slices of what arrived; rows are rewritten only when the
 mask plan for the result set changes something. Binary rows (prepared statements) are decoded
 only for the columns the plan touches.
+
+Upstream always speaks CLIENT_SESSION_TRACK: every OK packet is read with the upstream's
+capabilities, its reported settings go to the relay (session_vars.py), and clients that did not
+ask for session tracking get the OK packet in their own layout.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from hoop.core.masking import ColumnRef, MaskPlan
 from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.session_vars import for_client, parse_state
 
 if TYPE_CHECKING:
     from hoop.server.mysql.relay import Relay
@@ -76,6 +81,8 @@ class Unit:
     rows: int = 0
     affected: int | None = None
     error: str = ""
+    mode: Any = None  # the TextMode the text was read under (kept for COM_STMT_EXECUTE)
+    internal: bool = False  # the gateway's own command: its answer never reaches the client
 
 
 def column_ref(col: p.ColumnDefinition) -> ColumnRef | None:
@@ -93,10 +100,11 @@ def column_ref(col: p.ColumnDefinition) -> ColumnRef | None:
 class Responses:
     """The upstream side's parsing state; `feed` returns what to write to the client."""
 
-    def __init__(self, relay: Relay, caps: int) -> None:
+    def __init__(self, relay: Relay, caps: int, upstream_caps: int | None = None) -> None:
         self.relay = relay
         self.deprecate_eof = bool(caps & c.CLIENT_DEPRECATE_EOF)
-        self.caps = caps
+        self.client_caps = caps
+        self.caps = caps if upstream_caps is None else upstream_caps  # how the server's packets are laid out
         self.framer = c.PacketFramer()
         self.state = FIRST
         self.remaining = 0
@@ -181,7 +189,7 @@ class Responses:
             return False
         payload = buf[start:end]
         status = p.parse_eof(payload)[1] if end - start < 9 else p.parse_ok(payload, self.caps).status
-        if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS):
+        if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS | c.SERVER_SESSION_STATE_CHANGED):
             return False
         unit.rows += last - first_row
         self._done()
@@ -195,7 +203,7 @@ class Responses:
         if unit is None:
             return None  # nothing asked (e.g. a server-side disconnect notice): pass through
         first = buf[start] if end > start else -1
-        drop = b"" if self.discard else None
+        drop = b"" if self.discard or unit.internal else None
         state = self.state
         if state == FIRST and unit.kind == "fetch":
             self.columns = self.stmt_columns.get(unit.stmt_id)
@@ -203,8 +211,8 @@ class Responses:
             state = ROWS
         if state == ROWS:
             if first == c.EOF_HEADER and end - start < c.MAX_CHUNK and (end - start < 9 or self.deprecate_eof):
-                self._end_of_rows(buf[start:end])
-                return drop
+                plain = self._end_of_rows(buf[start:end])
+                return drop if drop is not None or plain is None else c.encode_packet(plain, seq)
             if first == c.ERR_HEADER:
                 res = self._error(unit, buf[start:end])
                 return drop if drop is not None else res
@@ -222,8 +230,9 @@ class Responses:
             if first == c.OK_HEADER:
                 ok = p.parse_ok(buf[start:end], self.caps)
                 unit.affected = (unit.affected or 0) + ok.affected_rows
+                plain = self._ok(ok, buf[start:end])
                 self._more_or_done(ok.status)
-                return drop
+                return drop if drop is not None or plain is None else c.encode_packet(plain, seq)
             if unit.kind in ("single", "stats"):
                 self._done()
                 return drop
@@ -281,16 +290,30 @@ class Responses:
         self.plain_rows = self.plan is None and self.limits == (None, None)
         self.bytes = 0
 
-    def _end_of_rows(self, payload: bytes) -> None:
+    def _end_of_rows(self, payload: bytes) -> bytes | None:
+        """Ends a result set; returns the client's layout of a 0xFE OK packet where it differs."""
         self.plain_rows = False
+        plain = None
         if len(payload) < 9:
             status = p.parse_eof(payload)[1]
         else:
-            status = p.parse_ok(payload, self.caps).status
+            ok = p.parse_ok(payload, self.caps)
+            status = ok.status
+            plain = self._ok(ok, payload)
         if status & c.SERVER_STATUS_CURSOR_EXISTS and self.relay.units[0].binary:
             self._done()  # rows come later through COM_STMT_FETCH
-            return
+            return plain
         self._more_or_done(status)
+        return plain
+
+    def _ok(self, ok: p.OkPacket, payload: bytes) -> bytes | None:
+        """Settings the server reports go to the relay; returns the client's layout of the OK
+        packet where it differs from the server's."""
+        if ok.session_state and ok.status & c.SERVER_SESSION_STATE_CHANGED:
+            changes = parse_state(ok.session_state)
+            if changes:
+                self.relay.settings_reported(changes)
+        return for_client(ok, payload, self.client_caps)
 
     def _more_or_done(self, status: int) -> None:
         if status & c.SERVER_MORE_RESULTS_EXISTS:
@@ -302,6 +325,8 @@ class Responses:
         err = p.parse_err(payload)
         if err.is_progress_report:
             return None
+        if unit.internal:  # the server refused to report the settings: they are unknown now
+            self.relay.settings_unknown(f"the server refused to report them ({err.message[:200]})")
         unit.error = f"{err.code} {err.message}"[:500]
         self._done()
         return None

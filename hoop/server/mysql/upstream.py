@@ -290,6 +290,30 @@ async def _caching_sha2_more(conn: _Conn, data: bytes, password: bytes, scramble
         raise UpstreamError(2061, "HY000", f"{conn.t.label}: bad server public key: {exc}") from None
 
 
+async def run_setup(up: MySQLUpstream, sql: str) -> p.OkPacket:
+    """Run one statement of the gateway's own on a fresh login, before the relay starts, and
+    return its OK packet (UpstreamError for anything else)."""
+    label = up.server_version
+    framer = c.PacketFramer()
+    framer.feed(up.leftover)
+    up.leftover = b""
+    up.writer.write(c.encode_packet(p.build_com_query(sql), 0))
+    await up.writer.drain()
+    while (pkt := framer.next()) is None:
+        data = await up.reader.read(65536)
+        if not data:
+            raise UpstreamUnavailable(2013, "HY000", "upstream closed the connection during setup")
+        framer.feed(data)
+    up.leftover = framer.take_rest()
+    payload = pkt[1]
+    if p.is_ok(payload):
+        return p.parse_ok(payload, up.capabilities)
+    if p.is_err(payload):
+        err = p.parse_err(payload)
+        raise UpstreamError(err.code, err.sqlstate, f"session setup refused by the server ({label}): {err.message}")
+    raise UpstreamError(2027, "HY000", f"unexpected answer to the session setup from the server ({label})")
+
+
 def _raise_err(t: MySQLTarget, err: p.ErrPacket) -> None:
     msg = f"{t.label}: {err.message}"
     if err.code in (1044, 1045, 1698, 1251, 1862):  # access denied / plugin / expired

@@ -110,6 +110,7 @@ class Relay(Holds, TwoSided):
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
+        self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
 
@@ -197,6 +198,8 @@ class Relay(Holds, TwoSided):
                 text = exc
             if text is SETTLE:
                 return SETTLE
+            if isinstance(text, str) and self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             self.sent_batches += 1
             self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
@@ -218,6 +221,8 @@ class Relay(Holds, TwoSided):
                 return self._refuse(None, "parse", name, sqlstate=exc.sqlstate, message=str(exc))
             if text is SETTLE:
                 return SETTLE
+            if self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
@@ -251,6 +256,7 @@ class Relay(Holds, TwoSided):
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
         self.sent_batches += 1
+        self.text.executing = False  # like a Query, answered after everything before it
         decision = self.pipeline.check(self.subject, "\x00fastpath function call")
         if decision.action == "allow":
             return msg
@@ -272,6 +278,12 @@ class Relay(Holds, TwoSided):
             old = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
             self.prepared[name] = (text, old, self.pipeline.version, mode)
         return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
+
+    def _parse_first(self, text: str, mode: TextMode) -> Any:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement while the parse pool classifies it, then this message is handled again."""
+        self.parsing = (text, mode)
+        return HOLD
 
     def _judge_bind(self, msg: memoryview, portal: str, statement: str) -> Any:
         """Each execution of a prepared statement is judged under the rules in force now: a
@@ -441,6 +453,7 @@ class Relay(Holds, TwoSided):
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
+            self.routines_changed()
         self.session.finished(
             unit.text,
             unit.decision,

@@ -1,0 +1,150 @@
+"""The MySQL relay's reading of statement text under the session's settings (session_vars.py).
+
+Mixed into `Relay`: text is decoded with the session's character set and judged under its
+sql_mode as the server last reported them; text that could read differently under other
+settings waits until every earlier command is answered (their answers report any change)
+and, when code the gateway did not read may have run (a routine, a view's function, a
+trigger, dynamic SQL: any of them could switch the reports off), until the server has
+reported the settings again. Text that would switch session tracking off, or that the
+gateway cannot read as the server will, is answered with an error naming why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from typing import TYPE_CHECKING
+
+from hoop.core.pipeline import Decision
+from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
+from hoop.server.mysql import packets as p
+from hoop.server.mysql.results import Unit
+from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, touches_tracking
+
+ER_SETTINGS = (1235, "42000")  # ER_NOT_SUPPORTED_YET
+ER_BAD_TEXT = (1300, "HY000")  # ER_INVALID_CHARACTER_STRING
+# The way out of an sql_mode the gateway cannot read statements under (MariaDB's ORACLE):
+# plain ASCII with no quote but '...' and no backslash, read alike under every mode.
+_MODE_RESET = re.compile(
+    rb"\s*SET\s+(?:SESSION\s+|@@SESSION\.|@@)?sql_mode\s*=\s*(?:'[A-Za-z_, ]*'|DEFAULT)\s*;?\s*", re.I
+)
+# The common ways to name a client character set: one the gateway cannot read is refused before
+# it reaches the server (other spellings take effect and non-ASCII text is refused after).
+_SET_CHARSET = re.compile(
+    r"(?:^|;)\s*SET\s+(?:SESSION\s+|LOCAL\s+|@@SESSION\.|@@LOCAL\.|@@)?"
+    r"(?:NAMES|CHARACTER\s+SET|CHARSET|character_set_client\s*:?=)\s*['\"`]?([A-Za-z0-9_]+)",
+    re.I,
+)
+# Statement kinds that run no code the gateway did not read, when they name no table (a view
+# or trigger could hide a routine) and call no function: the settings stay as last reported.
+_INERT = frozenset(("select", "show", "set", "use", "begin", "commit", "rollback"))
+
+
+class TextSettings:
+    """The settings half of the relay: what `Relay` provides is declared below for the checker."""
+
+    settings: Settings
+    mode: TextMode | None
+    unsynced: bool
+    deferred: tuple[int, bytes] | None
+    units: deque[Unit]
+
+    if TYPE_CHECKING:
+
+        def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None: ...
+
+        def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> None: ...
+
+        def _statement(
+            self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
+        ) -> object: ...
+
+    def _must_wait(self, seq: int, payload: bytes) -> bool:
+        """Text that could read differently under other settings is judged only once every
+        earlier command is answered (their answers report any change) and, when code the
+        gateway did not read may have run, once the server has reported the settings again."""
+        if not TextMode.depends_on_settings(memoryview(payload)[1:], double_quotes=True):
+            return False
+        if self.unsynced:
+            self._resync()
+        if not self.units:
+            return False
+        self.deferred = (seq, payload)
+        return True
+
+    def _resync(self) -> None:
+        """Ask the server for the settings (its OK packet reports them); the answer is the
+        gateway's own and never reaches the client."""
+        self.unsynced = False
+        self._forward(0, p.build_com_query(TRACK_SQL), Unit(TRACK_SQL, "single", record=False, internal=True))
+
+    def settings_reported(self, changes: dict[str, str]) -> None:
+        if self.settings.update(changes):
+            self.unsynced = True  # the reports stopped: ask again before reading dependent text
+        self._settings_changed()
+
+    def settings_unknown(self, reason: str) -> None:
+        self.settings.blind = reason
+        self._settings_changed()
+
+    def _settings_changed(self) -> None:
+        try:
+            self.mode = self.settings.check()
+        except SettingsError:
+            self.mode = None
+
+    def _text_command(self, seq: int, payload: bytes, raw: bytes, kind: str, init_db: bool = False) -> object:
+        """Decode with the session's character set and judge under its sql_mode; text the
+        gateway cannot read as the server will is answered with an error naming why."""
+        label = "<COM_INIT_DB>" if init_db else "<statement>"
+        if touches_tracking(raw):
+            return self._reply(
+                seq,
+                Unit(label, kind, "block", "settings"),
+                *ER_SETTINGS,
+                "Hoop reads statements under the character set and sql_mode the server reports "
+                "through session_track_system_variables; changing session tracking is not allowed",
+            )
+        try:
+            mode = self.settings.check()
+            # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
+            # bytes), so plain ASCII text is read even where the gateway has no codec.
+            text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
+        except SettingsError as exc:
+            if self.settings.blind or self.settings.mode is None or not _MODE_RESET.fullmatch(raw):
+                return self._reply(seq, Unit(label, kind, "block", "settings"), *ER_SETTINGS, f"refused by Hoop: {exc}")
+            mode, text = self.settings.mode, raw.decode("ascii")  # plain ASCII: every mode reads it alike
+        except TextModeError as exc:
+            code, state = ER_BAD_TEXT if isinstance(exc, TextModeError) and exc.sqlstate == "22021" else ER_SETTINGS
+            return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
+        if init_db:
+            text = "USE `" + text.replace("`", "``") + "`"
+        for m in _SET_CHARSET.finditer(text):
+            charset = m.group(1).lower()
+            if charset not in MYSQL_CODECS and charset != "default":
+                return self._reply(
+                    seq,
+                    Unit(text, kind, "block", "settings"),
+                    *ER_SETTINGS,
+                    f"refused by Hoop: Hoop cannot read text in the client character set {charset}; "
+                    "use utf8mb4 (or another character set Hoop reads)",
+                )
+        return self._statement(seq, payload, text, kind, mode=mode)
+
+
+def sets_something(decision: Decision) -> bool:
+    """A SET statement: the quick path leaves it to `_text_command` (character set checks)."""
+    cls = decision.classification
+    return cls is None or any(s.kind == "set" for s in cls.statements)
+
+
+def may_run_unseen(decision: Decision) -> bool:
+    """Could this statement run code the gateway did not read (a routine, a view's function, a
+    trigger, dynamic SQL), which might change settings where the server does not report it?"""
+    cls = decision.classification
+    if cls is None:
+        return True
+    for s in cls.statements:  # a plain loop: this runs for every query on the quick path
+        if s.dynamic or s.functions or s.tables or s.kind not in _INERT:
+            return True
+    return False
