@@ -277,6 +277,22 @@ def test_a_refused_reparse_does_not_stand_for_the_statement_the_server_keeps(mak
     assert victims() == ORIGINAL
 
 
+def test_a_re_parse_the_gateway_cannot_read_does_not_forget_the_kept_statement(make_gateway, victims) -> None:  # type: ignore[no-untyped-def]
+    """Text the gateway cannot read is refused (the Parse fails upstream), and the server keeps
+    the earlier statement of that name: later Binds must still be judged by it."""
+    gw = make_gateway(REVIEW_RULES)
+    c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg")
+    c.send(parse(b"DELETE FROM victims", b"s"), SYNC)
+    assert not c.until_ready().errors
+    c.send(parse(b"SELECT '\xff'", b"s"), SYNC)  # not UTF-8: refused by the gateway
+    assert c.until_ready().errors[0]["C"] == "22021"
+    c.send(bind(b"s"), execute(), SYNC)
+    reply = c.until_ready()
+    c.close()
+    assert reply.errors and "DELETE" not in " ".join(reply.tags), reply
+    assert victims() == ORIGINAL
+
+
 def _approve_next(gw) -> None:  # type: ignore[no-untyped-def]
     import json
     import time

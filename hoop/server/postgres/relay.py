@@ -217,7 +217,9 @@ class Relay(Holds, TwoSided):
             try:
                 text = self.text.read(raw, self._settled())
             except TextModeError as exc:
-                self.prepared.pop(name, None)
+                if not name:  # a Parse of the unnamed statement drops the old one, even if it fails
+                    self.prepared.pop(name, None)
+                # (a named one the server already has stays: the refused Parse does not replace it)
                 return self._refuse(None, "parse", name, sqlstate=exc.sqlstate, message=str(exc))
             if text is SETTLE:
                 return SETTLE
