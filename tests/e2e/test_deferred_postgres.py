@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from support.postgres import connect_target
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -39,9 +40,7 @@ statements = ["truncate"]
 @pytest.fixture
 def direct(pg_target: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
     """The target role connected to the server directly, not through the gateway."""
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         yield conn
 
 

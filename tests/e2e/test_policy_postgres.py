@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from core.sql import corpus_postgres
+from support.postgres import connect_target
 
 from hoop.core.guardrails import rule_to_mapping
 
@@ -42,9 +43,7 @@ def rules_toml(rules: list[object]) -> str:
 
 @pytest.fixture
 def corpus_gateway(make_gateway, pg_admin, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute(SCHEMA)
     custom = [r for r in corpus_postgres.RULES if not r.name.startswith("builtin-")]
     return make_gateway(rules_toml(custom))
