@@ -7,14 +7,21 @@ connection are still there afterwards.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 
 import pymysql
 import pytest
 from support.gateway import GatewayProcess, users_toml
-from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, on_server, through, throwaway_database
+from support.mariadb import (
+    ROOT,
+    mariadb_client,
+    mysql_connection_toml,
+    mysql_gateway,
+    on_server,
+    through,
+    throwaway_database,
+)
 
 pytestmark = pytest.mark.needs_mariadb
 
@@ -199,25 +206,7 @@ def test_a_configured_kill_rule_still_applies_to_the_gateways_own_kill(gw: Gatew
 
 
 def test_prepare_kill_is_refused_through_the_mariadb_client(gw: GatewayProcess) -> None:
-    result = subprocess.run(
-        [
-            "mariadb",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            str(gw.ports["mysql"]),
-            "-u",
-            "bob",
-            f"-p{gw.tokens['bob']}",
-            "--skip-ssl",
-            "my",
-            "-e",
-            "PREPARE s FROM 'KILL 1'",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = mariadb_client(gw, "bob", "PREPARE s FROM 'KILL 1'", tls=False)
     assert "ERROR 1142" in result.stderr and "builtin-other-sessions" in result.stderr
 
 

@@ -19,7 +19,15 @@ import pymysql
 import pytest
 from core.sql import corpus_mysql
 from support.gateway import GatewayProcess
-from support.mariadb import mysql_connection_toml, mysql_gateway, through, throwaway_database, throwaway_user
+from support.mariadb import (
+    gateway_ca,
+    mariadb_client,
+    mysql_connection_toml,
+    mysql_gateway,
+    through,
+    throwaway_database,
+    throwaway_user,
+)
 
 from hoop.core.guardrails import rule_to_mapping
 from hoop.core.pipeline import Pipeline, Subject
@@ -127,38 +135,12 @@ def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield g
 
 
-def ca(gw: GatewayProcess) -> str:
-    return str(gw.root / "data" / "tls.crt")
-
-
 def connect(gw: GatewayProcess, user: str = "alice", db: str = "my", **kw: Any) -> pymysql.Connection:
     return through(gw, user, db, tls=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, **kw)
 
 
 def mariadb(gw: GatewayProcess, sql: str, user: str = "alice", *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        "mariadb",
-        "-h",
-        "127.0.0.1",
-        "-P",
-        str(gw.ports["mysql"]),
-        "-u",
-        user,
-        f"-p{gw.tokens[user]}",
-        "--ssl",
-        f"--ssl-ca={ca(gw)}",
-        "--ssl-verify-server-cert=0",
-        "--comments",
-        "-N",
-        "-B",
-        *args,
-        "my",
-        "-e",
-        sql,
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    gw.outputs += [r.stdout, r.stderr]
-    return r
+    return mariadb_client(gw, user, sql, "--comments", "-N", "-B", *args)
 
 
 def run_all(cur: Any, sql: str) -> list[Any]:
@@ -208,7 +190,7 @@ def test_aiomysql_and_field_list(gw: GatewayProcess) -> None:
     import aiomysql
 
     async def go() -> Any:
-        ctx = ssl.create_default_context(cafile=ca(gw))
+        ctx = ssl.create_default_context(cafile=gateway_ca(gw))
         ctx.check_hostname = False
         conn = await aiomysql.connect(
             host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"], db="my", ssl=ctx
@@ -243,7 +225,7 @@ def _connector(gw: GatewayProcess) -> Any:
         user="alice",
         password=gw.tokens["alice"],
         database="my",
-        ssl_ca=ca(gw),
+        ssl_ca=gateway_ca(gw),
         ssl_verify_cert=False,
         use_pure=True,
         autocommit=True,
@@ -325,7 +307,7 @@ def test_bad_login_and_unknown_connection(gw: GatewayProcess) -> None:
             user="alice",
             password="nope",
             database="my",
-            ssl={"ca": ca(gw), "check_hostname": False},
+            ssl={"ca": gateway_ca(gw), "check_hostname": False},
         )
     assert e1.value.args[0] == 1045
     with pytest.raises(pymysql.err.OperationalError) as e2:

@@ -4,7 +4,6 @@ ANSI_QUOTES), as the server reports them. Each attack ends with the rows still t
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from support.gateway import ALICE, GatewayProcess
 from support.mariadb import (
     ROOT,
+    mariadb_client,
     mysql_connection_toml,
     mysql_gateway,
     rows_on_server,
@@ -196,20 +196,17 @@ def test_text_the_gateway_cannot_read_is_refused(gw: GatewayProcess, db: dict[st
     run(conn, "SELECT 1")  # plain ASCII reads the same in every character set
     assert count(db) == ROWS
     conn.close()
-    login = subprocess.run(
-        [
-            "mariadb",
-            *("-h", "127.0.0.1", "-P", str(gw.ports["mysql"]), "-u", "alice"),
-            f"-p{gw.tokens['alice']}",
-            *("--ssl", f"--ssl-ca={gw.root / 'data' / 'tls.crt'}", "--ssl-verify-server-cert=0"),
-            "--default-character-set=armscii8",
-            *("my", "-e", "SELECT 1"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    login = mariadb_client(gw, "alice", "SELECT 1", "--default-character-set=armscii8")
     assert login.returncode != 0 and "character set armscii8" in login.stderr, login.stderr
+
+
+def _gbk_attack_is_refused(conn: pymysql.Connection, db: dict[str, str]) -> None:
+    """After SET NAMES gbk, text whose multibyte character hides a backslash is refused and the
+    rows stay."""
+    run(conn, "SET NAMES gbk")
+    error = attempt(conn, _payload(MULTIBYTE["gbk"]))
+    assert "refused by Hoop" in error
+    assert count(db) == ROWS
 
 
 def test_session_tracking_cannot_be_switched_off(gw: GatewayProcess, db: dict[str, str]) -> None:
@@ -217,10 +214,7 @@ def test_session_tracking_cannot_be_switched_off(gw: GatewayProcess, db: dict[st
     for sql in ("SET session_track_system_variables = ''", "SET @@SESSION.Session_Track_System_Variables = 'x'"):
         error = attempt(conn, sql)
         assert "session tracking" in error, error
-    run(conn, "SET NAMES gbk")
-    error = attempt(conn, _payload(MULTIBYTE["gbk"]))
-    assert "refused by Hoop" in error
-    assert count(db) == ROWS
+    _gbk_attack_is_refused(conn, db)
     conn.close()
 
 
@@ -229,10 +223,7 @@ def test_reset_connection_keeps_the_settings_known(gw: GatewayProcess, db: dict[
     run(conn, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
     conn._execute_command(0x1F, b"")  # COM_RESET_CONNECTION
     conn._read_ok_packet()
-    run(conn, "SET NAMES gbk")
-    error = attempt(conn, _payload(MULTIBYTE["gbk"]))
-    assert "refused by Hoop" in error
-    assert count(db) == ROWS
+    _gbk_attack_is_refused(conn, db)
     conn.close()
 
 

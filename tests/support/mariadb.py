@@ -5,6 +5,7 @@ gateway's MySQL door, and reads made directly on the server."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,14 +106,17 @@ def mysql_gateway(
         gw.stop()
 
 
+def gateway_ca(gw: GatewayProcess) -> str:
+    """The gateway's own TLS certificate (self-signed, its own CA)."""
+    return str(gw.root / "data" / "tls.crt")
+
+
 def through(
     gw: GatewayProcess, user: str = "alice", database: str = "my", *, tls: bool = False, **kw: Any
 ) -> pymysql.Connection:
     """A PyMySQL session through the gateway's MySQL door as `user` (token from `gw.tokens`),
     autocommit; `tls` verifies the gateway's own certificate, otherwise TLS is off."""
-    secure: dict[str, Any] = (
-        {"ssl": {"ca": str(gw.root / "data" / "tls.crt"), "check_hostname": False}} if tls else {"ssl_disabled": True}
-    )
+    secure: dict[str, Any] = {"ssl": {"ca": gateway_ca(gw), "check_hostname": False}} if tls else {"ssl_disabled": True}
     return pymysql.connect(
         host="127.0.0.1",
         port=gw.ports["mysql"],
@@ -124,6 +128,19 @@ def through(
         **secure,
         **kw,
     )
+
+
+def mariadb_client(
+    gw: GatewayProcess, user: str, sql: str, *args: str, tls: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The `mariadb` command-line client through the gateway's MySQL door as `user` into the
+    connection `my`, running `sql` (`args` go before the database name); its output is kept in
+    `gw.outputs`."""
+    secure = ["--ssl", f"--ssl-ca={gateway_ca(gw)}", "--ssl-verify-server-cert=0"] if tls else ["--skip-ssl"]
+    cmd = ["mariadb", "-h", "127.0.0.1", "-P", str(gw.ports["mysql"]), "-u", user, f"-p{gw.tokens[user]}"]
+    result = subprocess.run([*cmd, *secure, *args, "my", "-e", sql], capture_output=True, text=True, timeout=60)
+    gw.outputs += [result.stdout, result.stderr]
+    return result
 
 
 def on_server(database: str, sql: str) -> tuple[tuple[Any, ...], ...]:
