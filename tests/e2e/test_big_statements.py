@@ -17,6 +17,7 @@ import pytest
 from support.gateway import ALICE, GatewayProcess, write_config
 from support.mariadb import mysql_connection_toml, through, throwaway_database
 from support.postgres import pg_connection_toml
+from support.rules import rule_toml
 from support.servers import free_port
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_mariadb]
@@ -24,20 +25,9 @@ pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_mariadb]
 MAX_SIZE = 3_000_000
 TIMEOUT = 1.5  # gateway.parse_timeout of the gateway under test
 
-RULES = """
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-
-[[rules]]
-name = "review-big"
-action = "review"
-statements = ["insert"]
-tables = ["held_big"]
-approvers = ["dba"]
-timeout = "2s"
-"""
+RULES = rule_toml("no-drop", statements=["drop"]) + rule_toml(
+    "review-big", action="review", statements=["insert"], tables=["held_big"], approvers=["dba"], timeout="2s"
+)
 
 
 def in_list(size: int) -> str:

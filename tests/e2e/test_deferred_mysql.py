@@ -12,28 +12,15 @@ import pymysql
 import pytest
 from support.gateway import ALICE, GatewayProcess
 from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, through, throwaway_database
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
 
-RULES = """
-[[rules]]
-name = "no-wipe"
-action = "block"
-statements = ["delete", "update"]
-where = "missing"
-
-[[rules]]
-name = "no-unbounded-purge"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-tables = ["purge_*"]
-
-[[rules]]
-name = "no-truncate"
-action = "block"
-statements = ["truncate"]
-"""
+RULES = (
+    rule_toml("no-wipe", statements=["delete", "update"], where="missing")
+    + rule_toml("no-unbounded-purge", statements=["delete"], where="missing-or-trivial", tables=["purge_*"])
+    + rule_toml("no-truncate", statements=["truncate"])
+)
 
 
 @pytest.fixture(scope="module")

@@ -15,26 +15,15 @@ from typing import Any
 import psycopg
 import pytest
 from support.postgres import connect_target
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = """
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-
-[[rules]]
-name = "no-wipe"
-action = "block"
-statements = ["delete", "update"]
-where = "missing"
-
-[[rules]]
-name = "no-truncate"
-action = "block"
-statements = ["truncate"]
-"""
+RULES = (
+    rule_toml("no-drop", statements=["drop"])
+    + rule_toml("no-wipe", statements=["delete", "update"], where="missing")
+    + rule_toml("no-truncate", statements=["truncate"])
+)
 
 
 @pytest.fixture

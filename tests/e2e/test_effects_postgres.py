@@ -13,39 +13,17 @@ import time
 import psycopg
 import pytest
 from support.postgres import connect_target, on_server
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = """
-[[rules]]
-name = "no-unbounded-delete"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "no-unbounded-update"
-action = "block"
-statements = ["update"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "ledger-is-append-only"
-action = "block"
-statements = ["update"]
-tables = ["ledger"]
-
-[[rules]]
-name = "no-loading-orders"
-action = "block"
-statements = ["insert"]
-tables = ["orders"]
-
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-"""
+RULES = (
+    rule_toml("no-unbounded-delete", statements=["delete"], where="missing-or-trivial")
+    + rule_toml("no-unbounded-update", statements=["update"], where="missing-or-trivial")
+    + rule_toml("ledger-is-append-only", statements=["update"], tables=["ledger"])
+    + rule_toml("no-loading-orders", statements=["insert"], tables=["orders"])
+    + rule_toml("no-drop", statements=["drop"])
+)
 
 SCHEMA = """
 DROP TABLE IF EXISTS eff_items, ledger, orders, eff_source;

@@ -22,39 +22,17 @@ from support.mariadb import (
     through,
     throwaway_database,
 )
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
 
-RULES = """
-[[rules]]
-name = "no-deleting-prices"
-action = "block"
-statements = ["delete"]
-tables = ["prices"]
-
-[[rules]]
-name = "no-unbounded-delete"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "ledger-is-append-only"
-action = "block"
-statements = ["update"]
-tables = ["ledger"]
-
-[[rules]]
-name = "ops-may-not-kill"
-action = "block"
-statements = ["kill"]
-groups = ["ops"]
-
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop column", "drop partition"]
-"""
+RULES = (
+    rule_toml("no-deleting-prices", statements=["delete"], tables=["prices"])
+    + rule_toml("no-unbounded-delete", statements=["delete"], where="missing-or-trivial")
+    + rule_toml("ledger-is-append-only", statements=["update"], tables=["ledger"])
+    + rule_toml("ops-may-not-kill", statements=["kill"], groups=["ops"])
+    + rule_toml("no-drop", statements=["drop column", "drop partition"])
+)
 
 
 USERS = {"alice": ["dev"], "bob": ["dev"], "carol": ["dev", "ops"]}

@@ -28,8 +28,8 @@ from support.mariadb import (
     throwaway_database,
     throwaway_user,
 )
+from support.rules import rules_toml
 
-from hoop.core.guardrails import rule_to_mapping
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import mysql_mode
@@ -51,16 +51,9 @@ groups = ["dev", "security"]
 """
 
 
-def _toml_value(v: Any) -> str:
-    return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
-
-
-def rules_toml() -> str:
-    out = []
-    for rule in corpus_mysql.RULES:
-        if rule.name.startswith("builtin-"):
-            continue  # the gateway seeds the built-in rules itself
-        out.append("[[rules]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in rule_to_mapping(rule).items()))
+def gateway_rules() -> str:
+    # the gateway seeds the built-in rules itself
+    out = [rules_toml(r for r in corpus_mysql.RULES if not r.name.startswith("builtin-"))]
     out.append("""[[rules]]
 name = "review-held"
 action = "review"
@@ -130,7 +123,7 @@ def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Itera
         "HOOP_TEST_MY_WRONG": f"CANARY-wrong-{secrets.token_hex(8)}",
     }
     with mysql_gateway(
-        tmp_path_factory.mktemp("mygw"), USERS + conn + bad + rules_toml(), users=("alice", "bob", "sec"), env=env
+        tmp_path_factory.mktemp("mygw"), USERS + conn + bad + gateway_rules(), users=("alice", "bob", "sec"), env=env
     ) as g:
         yield g
 

@@ -20,6 +20,7 @@ from support.mariadb import (
     throwaway_database,
     throwaway_user,
 )
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
 
@@ -37,20 +38,9 @@ def _payload(char_hex: str) -> bytes:
     return b"SELECT '\\'" + bytes.fromhex(char_hex) + b"' ; DELETE FROM t; -- '"
 
 
-RULES = """
-[[rules]]
-name = "no-delete-t"
-action = "block"
-statements = ["delete"]
-tables = ["t"]
-
-[[rules]]
-name = "bounded-c"
-action = "block"
-statements = ["delete"]
-tables = ["c"]
-where = "missing-or-trivial"
-"""
+RULES = rule_toml("no-delete-t", statements=["delete"], tables=["t"]) + rule_toml(
+    "bounded-c", statements=["delete"], tables=["c"], where="missing-or-trivial"
+)
 
 
 @pytest.fixture(scope="module")

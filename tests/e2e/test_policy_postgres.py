@@ -10,8 +10,7 @@ import psycopg
 import pytest
 from core.sql import corpus_postgres
 from support.postgres import connect_target
-
-from hoop.core.guardrails import rule_to_mapping
+from support.rules import rules_toml
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -27,18 +26,6 @@ CREATE TABLE IF NOT EXISTS "drop" (id int);
 CREATE TABLE IF NOT EXISTS actions (id int, name text);
 CREATE OR REPLACE VIEW active_users AS SELECT * FROM users WHERE active;
 """
-
-
-def _toml_value(value: object) -> str:
-    return json.dumps(value)  # TOML accepts JSON strings, numbers, booleans and arrays of them
-
-
-def rules_toml(rules: list[object]) -> str:
-    out = []
-    for rule in rules:
-        body = rule_to_mapping(rule)  # type: ignore[arg-type]
-        out.append("[[rules]]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()))
-    return "\n\n".join(out) + "\n"
 
 
 @pytest.fixture
