@@ -14,8 +14,10 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
-from support.gateway import GatewayProcess, write_config
-from support.mariadb import throwaway_database
+from support.gateway import ALICE, GatewayProcess, write_config
+from support.mariadb import mysql_connection_toml, through, throwaway_database
+from support.postgres import pg_connection_toml
+from support.rules import rule_toml
 from support.servers import free_port
 
 pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_mariadb]
@@ -23,24 +25,9 @@ pytestmark = [pytest.mark.needs_postgres, pytest.mark.needs_mariadb]
 MAX_SIZE = 3_000_000
 TIMEOUT = 1.5  # gateway.parse_timeout of the gateway under test
 
-USERS = """
-[[users]]
-name = "alice"
-groups = ["dev"]
-
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-
-[[rules]]
-name = "review-big"
-action = "review"
-statements = ["insert"]
-tables = ["held_big"]
-approvers = ["dba"]
-timeout = "2s"
-"""
+RULES = rule_toml("no-drop", statements=["drop"]) + rule_toml(
+    "review-big", action="review", statements=["insert"], tables=["held_big"], approvers=["dba"], timeout="2s"
+)
 
 
 def in_list(size: int) -> str:
@@ -52,64 +39,30 @@ def in_list(size: int) -> str:
 @pytest.fixture(scope="module")
 def gw(pg_target: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     with throwaway_database("hoop_big") as mydb:
-        root = tmp_path_factory.mktemp("biggw")
-        conns = f'''
-[[connections]]
-name = "pg"
-type = "postgres"
-host = "127.0.0.1"
-port = 5432
-database = "{pg_target["database"]}"
-username = "{pg_target["role"]}"
-password = "${{HOOP_TEST_PG_PASSWORD}}"
-groups = ["dev"]
-
-[[connections]]
-name = "my"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-database = "{mydb}"
-username = "root"
-sslmode = "disable"
-groups = ["dev"]
-'''
-        g = write_config(root, USERS + conns, listen={"postgres": free_port(), "mysql": free_port()})
-        _gateway_settings(g.config, f"max_statement_size = {MAX_SIZE}\nparse_timeout = {TIMEOUT}\n")
+        g = write_config(
+            tmp_path_factory.mktemp("biggw"),
+            ALICE + RULES + pg_connection_toml(pg_target) + mysql_connection_toml(mydb),
+            listen={"postgres": free_port(), "mysql": free_port()},
+            settings=f"max_statement_size = {MAX_SIZE}\nparse_timeout = {TIMEOUT}\n",
+        )
         g.env["HOOP_TEST_PG_PASSWORD"] = pg_target["password"]
         g.start()
-        g.tokens = {"alice": g.token("alice")}  # type: ignore[attr-defined]
+        g.issue_tokens("alice")
         yield g
         g.stop()
-
-
-def _gateway_settings(config: Path, lines: str) -> None:
-    text = config.read_text()
-    config.write_text(text.replace("[gateway]\n", "[gateway]\n" + lines, 1))
 
 
 class Session:
     """One client session of either door, with the same small API."""
 
     def __init__(self, gw: GatewayProcess, door: str) -> None:
-        token = gw.tokens["alice"]  # type: ignore[attr-defined]
+        token = gw.tokens["alice"]
         self.door = door
         self.conn: Any
         if door == "postgres":
             self.conn = psycopg.connect(gw.dsn("alice", token), autocommit=True, connect_timeout=10)
         else:
-            self.conn = pymysql.connect(
-                host="127.0.0.1",
-                port=gw.ports["mysql"],
-                user="alice",
-                password=token,
-                database="my",
-                ssl_disabled=True,
-                connect_timeout=10,
-                read_timeout=120,
-                autocommit=True,
-                client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-            )
+            self.conn = through(gw, read_timeout=120, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS)
 
     def run(self, sql: str) -> list[Any]:
         cur = self.conn.cursor()
@@ -241,7 +194,7 @@ def test_over_time_statement_is_refused_and_others_keep_being_served(gw: Gateway
 
 def test_big_statement_through_the_extended_protocol(gw: GatewayProcess) -> None:
     """Parse of a big text waits for the pool the same way as a simple Query does."""
-    token = gw.tokens["alice"]  # type: ignore[attr-defined]
+    token = gw.tokens["alice"]
     big = in_list(100_000)
     with psycopg.connect(gw.dsn("alice", token), autocommit=True) as conn:
         for _ in range(2):  # prepared once, executed again from what was kept
@@ -268,25 +221,8 @@ def _parse_workers(pid: int) -> set[int]:
     return out
 
 
-def test_parse_workers_start_on_demand_and_stop_with_the_gateway(pg_target: dict[str, str], tmp_path: Path) -> None:
-    conn_toml = f'''
-[[users]]
-name = "alice"
-groups = ["dev"]
-
-[[connections]]
-name = "pg"
-type = "postgres"
-host = "127.0.0.1"
-port = 5432
-database = "{pg_target["database"]}"
-username = "{pg_target["role"]}"
-password = "${{HOOP_TEST_PG_PASSWORD}}"
-groups = ["dev"]
-'''
-    g = write_config(tmp_path, conn_toml)
-    g.env["HOOP_TEST_PG_PASSWORD"] = pg_target["password"]
-    g.start()
+def test_parse_workers_start_on_demand_and_stop_with_the_gateway(make_gateway) -> None:  # type: ignore[no-untyped-def]
+    g = make_gateway()
     assert g.proc is not None
     try:
         assert _parse_workers(g.proc.pid) == set()

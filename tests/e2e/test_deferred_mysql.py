@@ -10,11 +10,17 @@ from typing import Any
 
 import pymysql
 import pytest
-from support.gateway import GatewayProcess, write_config
-from support.mariadb import ROOT, throwaway_database
-from support.servers import free_port
+from support.gateway import ALICE, GatewayProcess
+from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, through, throwaway_database
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
+
+RULES = (
+    rule_toml("no-wipe", statements=["delete", "update"], where="missing")
+    + rule_toml("no-unbounded-purge", statements=["delete"], where="missing-or-trivial", tables=["purge_*"])
+    + rule_toml("no-truncate", statements=["truncate"])
+)
 
 
 @pytest.fixture(scope="module")
@@ -25,44 +31,9 @@ def db() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    body = f'''
-[[users]]
-name = "alice"
-groups = ["dev"]
-
-[[connections]]
-name = "my"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-database = "{db}"
-username = "root"
-sslmode = "disable"
-groups = ["dev"]
-
-[[rules]]
-name = "no-wipe"
-action = "block"
-statements = ["delete", "update"]
-where = "missing"
-
-[[rules]]
-name = "no-unbounded-purge"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-tables = ["purge_*"]
-
-[[rules]]
-name = "no-truncate"
-action = "block"
-statements = ["truncate"]
-'''
-    g = write_config(tmp_path_factory.mktemp("mydef"), body, listen={"mysql": free_port()})
-    g.start()
-    g.tokens = {"alice": g.token("alice")}  # type: ignore[attr-defined]
-    yield g
-    g.stop()
+    body = ALICE + mysql_connection_toml(db) + RULES
+    with mysql_gateway(tmp_path_factory.mktemp("mydef"), body) as g:
+        yield g
 
 
 @pytest.fixture
@@ -70,19 +41,6 @@ def direct(db: str) -> Iterator[pymysql.Connection]:
     conn = pymysql.connect(**ROOT, database=db, autocommit=True)
     yield conn
     conn.close()
-
-
-def _through(gw: GatewayProcess) -> pymysql.Connection:
-    return pymysql.connect(
-        host="127.0.0.1",
-        port=gw.ports["mysql"],
-        user="alice",
-        password=gw.tokens["alice"],  # type: ignore[attr-defined]
-        database="my",
-        ssl_disabled=True,
-        autocommit=True,
-        connect_timeout=10,
-    )
 
 
 def _run(conn: pymysql.Connection, sql: str) -> Any:
@@ -103,7 +61,7 @@ def _count(direct: pymysql.Connection, sql: str) -> int:
 
 
 def _refused(gw: GatewayProcess, sql: str, rule: str) -> None:
-    with _through(gw) as conn, pytest.raises(pymysql.err.MySQLError) as info:
+    with through(gw) as conn, pytest.raises(pymysql.err.MySQLError) as info:
         _run(conn, sql)
     assert "refused by Hoop" in str(info.value) and rule in str(info.value), info.value
 
@@ -120,7 +78,7 @@ def test_procedure_whose_body_deletes_everything_is_refused_where_defined(gw, di
     assert _count(direct, f"SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'") == 0
     assert _count(direct, f"SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'") == 0
     assert _count(direct, f"SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}'") == 0
-    with _through(gw) as conn:  # a bounded body is fine, and the procedure is created
+    with through(gw) as conn:  # a bounded body is fine, and the procedure is created
         _run(conn, f"CREATE PROCEDURE ok_{t}(a INT) BEGIN DELETE FROM {t} WHERE id = a; END")
         _run(conn, f"CALL ok_{t}(1)")
     assert _count(direct, f"SELECT COUNT(*) FROM {t}") == 2
@@ -140,7 +98,7 @@ def test_insert_firing_a_trigger_created_on_the_server_is_refused(gw, direct) ->
     _run(direct, f"CREATE TRIGGER tr_{t} AFTER INSERT ON {t} FOR EACH ROW BEGIN DELETE FROM {other}; END")
     _refused(gw, f"INSERT INTO {t} VALUES (9, 9)", "no-wipe")
     assert _count(direct, f"SELECT COUNT(*) FROM {t}") == 3 and _count(direct, f"SELECT COUNT(*) FROM {other}") == 3
-    with _through(gw) as conn:  # the trigger fires on INSERT only
+    with through(gw) as conn:  # the trigger fires on INSERT only
         _run(conn, f"UPDATE {t} SET x = 0 WHERE id = 1")
     assert _count(direct, f"SELECT COUNT(*) FROM {t} WHERE x = 0") == 1
 

@@ -14,34 +14,22 @@ from typing import Any
 
 import psycopg
 import pytest
+from support.postgres import connect_target
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = """
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-
-[[rules]]
-name = "no-wipe"
-action = "block"
-statements = ["delete", "update"]
-where = "missing"
-
-[[rules]]
-name = "no-truncate"
-action = "block"
-statements = ["truncate"]
-"""
+RULES = (
+    rule_toml("no-drop", statements=["drop"])
+    + rule_toml("no-wipe", statements=["delete", "update"], where="missing")
+    + rule_toml("no-truncate", statements=["truncate"])
+)
 
 
 @pytest.fixture
 def direct(pg_target: dict[str, str]) -> Iterator[psycopg.Connection[Any]]:
     """The target role connected to the server directly, not through the gateway."""
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         yield conn
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
-
 from hoop.core.sql.routines import RoutineCatalog, postgres_catalog
+from hoop.server.postgres.sidelink import SideConnection
 
 _SYSTEM = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
 _ROUTINES = f"""
@@ -82,7 +81,7 @@ class CatalogReader:
     """One kept-open side connection per upstream; `fetch` returns the catalog's builder."""
 
     def __init__(self) -> None:
-        self.conns: dict[tuple[str, int, str, str], psycopg.AsyncConnection[Any]] = {}
+        self.links: dict[tuple[str, int, str, str], SideConnection] = {}
         self.last: dict[tuple[str, int, str, str], tuple[str, RoutineCatalog]] = {}
 
     async def fetch(self, target: Any) -> Callable[[], RoutineCatalog]:
@@ -102,37 +101,11 @@ class CatalogReader:
 
     async def _query(self, target: Any, sql: str) -> list[Any]:
         key = _key(target)
-        for attempt in (1, 2):
-            try:
-                conn = self.conns.get(key)
-                if conn is None or conn.closed:
-                    conn = self.conns[key] = await psycopg.AsyncConnection.connect(**_kwargs(target))
-                cur = await conn.execute(sql)
-                return await cur.fetchall()
-            except psycopg.OperationalError:
-                self.conns.pop(key, None)
-                if attempt == 2:
-                    raise
-        return []
+        link = self.links.get(key)
+        if link is None:
+            link = self.links[key] = SideConnection(target)
+        return await link.query(sql)
 
 
 def _key(t: Any) -> tuple[str, int, str, str]:
     return (t.host, t.port, t.database, t.username)
-
-
-def _kwargs(t: Any) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {
-        "host": t.host,
-        "port": t.port,
-        "dbname": t.database,
-        "user": t.username,
-        "sslmode": t.sslmode,
-        "connect_timeout": max(1, int(t.connect_timeout)),
-        "application_name": "hoop-catalog",
-        "autocommit": True,
-    }
-    if t.password:
-        kwargs["password"] = t.password
-    if t.sslrootcert:
-        kwargs["sslrootcert"] = t.sslrootcert
-    return kwargs
