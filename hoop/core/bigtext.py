@@ -28,6 +28,10 @@ log = logging.getLogger("hoop.pipeline")
 # ~0.1 s on the loop; a pool round trip adds ~1 ms. Ordinary statements and benchmark loops
 # are far below it.
 INLINE_SIZE = 8 * 1024
+# With standard_conforming_strings off, each string literal holding a backslash costs one more
+# scan of the rest of the text (hoop/core/sql/pg_strings.py): past this many backslashes even
+# a short text goes to the pool, where the time budget applies.
+INLINE_BACKSLASHES = 64
 KEEP_CHARS = 64 * 1024 * 1024
 KEEP_ENTRIES = 256
 Known = Classification | str  # a classification, or why the statement is refused
@@ -52,9 +56,11 @@ class BigStatements:
         self._chars = 0
         self._pool: ParsePool | None = None
 
-    def is_big(self, text: str) -> bool:
-        """Past the inline size, or past the size budget (which then refuses it)."""
-        return len(text) > INLINE_SIZE or len(text) > self.limits.max_statement_size
+    def is_big(self, text: str, dialect: str = "", mode: TextMode | None = None) -> bool:
+        """Past the inline size or the size budget (which then refuses it), or costly to read."""
+        if len(text) > INLINE_SIZE or len(text) > self.limits.max_statement_size:
+            return True
+        return mode is not None and costly_to_read(text, dialect, mode)
 
     def too_big(self, text: str) -> str | None:
         limit = self.limits.max_statement_size
@@ -69,7 +75,8 @@ class BigStatements:
         """True when `text` must be classified by the pool before it can be judged."""
         return (
             dialect != "shell"
-            and INLINE_SIZE < len(text) <= self.limits.max_statement_size
+            and len(text) <= self.limits.max_statement_size
+            and (len(text) > INLINE_SIZE or costly_to_read(text, dialect, mode))
             and (text, dialect, mode) not in self._known
         )
 
@@ -126,3 +133,9 @@ class BigStatements:
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
+
+
+def costly_to_read(text: str, dialect: str, mode: TextMode) -> bool:
+    """Short text whose reading under the session's modes costs more than its length says:
+    PostgreSQL text with standard_conforming_strings off and many backslashes."""
+    return dialect == "postgres" and mode.backslash_escapes and text.count("\\") > INLINE_BACKSLASHES

@@ -150,7 +150,7 @@ class Pipeline:
         self.big.close()
 
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
-        if self.big.is_big(text):
+        if self.big.is_big(text, subject.dialect, mode):
             return self._check_big(subject, text, prepared, mode)
         decisions = self._decisions
         catalog = self._routines.get(subject.connection)

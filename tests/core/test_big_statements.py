@@ -12,7 +12,7 @@ from hoop.core.config import load_config
 from hoop.core.errors import ConfigError
 from hoop.core.guardrails import GuardRule
 from hoop.core.pipeline import Pipeline, Subject
-from hoop.core.sql.textmode import UTF8
+from hoop.core.sql.textmode import UTF8, postgres_mode
 
 PG = Subject("alice", frozenset({"dev"}), "pg", "postgres")
 MY = Subject("alice", frozenset({"dev"}), "my", "mysql")
@@ -100,3 +100,21 @@ def test_gateway_settings(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as err:
             load_config(path)
         assert str(err.value).startswith(f"{path}: {key}: ")
+
+
+async def test_short_text_costly_to_read_goes_to_a_worker_too() -> None:
+    """With standard_conforming_strings off, each literal holding a backslash costs one more scan
+    of the rest of the text: many of them in a short text must not stall the event loop."""
+    off = postgres_mode("UTF8", "off")
+    text = "SELECT " + ", ".join(["'\\n'"] * 500) + "; DROP TABLE keep"
+    assert len(text) < INLINE_SIZE
+    pipeline = Pipeline(RULES)
+    try:
+        assert pipeline.deferred(PG, text, off)
+        assert not pipeline.deferred(PG, text)  # with the setting on it reads in one scan
+        assert not pipeline.deferred(MY, text, off)  # the MySQL lexer reads backslashes in one pass
+        decision = await pipeline.judge(PG, text, mode=off)
+        assert (decision.action, decision.rule) == ("block", "no-drop")
+        assert pipeline.big._pool is not None and pipeline.big._pool._all
+    finally:
+        pipeline.close()

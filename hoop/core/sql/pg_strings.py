@@ -3,9 +3,10 @@
 With the setting off, the server's scanner reads every plain '...' literal the way it reads an
 E'...' literal: a backslash escapes the next character, so `'a\\' , '` is one string, not two.
 pglast always scans with the setting on. `as_conforming` rewrites the text into the equivalent
-text for `on` by putting an E before each plain literal, using pglast's own scanner to find
-them: scanning left to right, the first plain literal gets its E, and the scan resumes at that
-literal (the text before it is unchanged, so its tokens are too). Only literal prefixes change,
+text for `on` by putting an E before each plain literal that holds a backslash (one without
+reads the same either way), using pglast's own scanner to find them: scanning left to right,
+the first such literal gets its E, and the scan resumes at that literal (the text before it is
+unchanged, so its tokens are too). Only literal prefixes change,
 so statement boundaries, kinds and names are those the server sees. A U&'...' literal, which
 the server's scanner rejects with the setting off, is rejected here too.
 """
@@ -16,7 +17,8 @@ from pglast import parser
 from pglast.parser import ParseError
 
 # A literal fixed per scan costs one scan of the rest of the text; past this many, the text is
-# refused rather than parsed in quadratic time (the statement budget covers the rest).
+# refused rather than parsed in quadratic time. Text with many backslashes is classified in
+# the parse pool, under its time budget (hoop/core/bigtext.py), never on the event loop.
 MAX_LITERALS = 2000
 _IDENT_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_$")
 
@@ -59,7 +61,8 @@ def _escape_plain_literals(sql: str) -> str:
 
 
 def _first_plain_literal(sql: str, pos: int) -> int:
-    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`.
+    """Offset of the first '...' literal (not E'', U&'', B'', X'' or $$) at or after `pos`
+    that holds a backslash.
 
     The text after that literal need not scan with the setting on: `'it\\'s'` reads as the
     literal `'it\\'` and an unterminated `'s`. The scanner then stops at the first token it
@@ -80,8 +83,9 @@ def _first_plain_literal(sql: str, pos: int) -> int:
             return pos + stop
         raise
     for token in tokens:
-        if token.name == "SCONST" and sql[pos + token.start] == "'":
-            return pos + token.start
+        start = pos + token.start
+        if token.name == "SCONST" and sql[start] == "'" and "\\" in sql[start : pos + token.end + 1]:
+            return start
     return -1
 
 
