@@ -23,11 +23,6 @@ def _deny_if_held(gateway: GatewayProcess, text: str) -> bool:
     return False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the MySQL door does not remember the body of a PREPARE it ran after an approval: "
-    "EXECUTE is judged by the name's earlier body (SELECT 1) and the held INSERT runs unheld",
-)
 def test_execute_after_an_approved_re_prepare_is_held_again(gw: GatewayProcess) -> None:  # noqa: F811
     conn = connect(gw)
     cur = conn.cursor()

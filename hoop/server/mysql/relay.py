@@ -430,6 +430,10 @@ class Relay(TextSettings, TwoSided):
         self.hold_task = None
         unit.decision = f"review:{outcome.status}"
         if outcome.approved:
+            if decision.classification is not None:
+                # An approved `PREPARE s FROM ...` now names the approved statement: each
+                # EXECUTE s is judged (and held) by that body, not by what s named before.
+                self.prepared.observe(decision.classification)
             self._allowed(seq, payload, unit, Decision("allow", decision.rule, outcome.reason))
         else:
             what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
