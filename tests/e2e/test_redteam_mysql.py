@@ -1,0 +1,235 @@
+"""Guardrail bypasses on the MySQL door found by trying other members of each class of issue 13
+(settings changes, executable comments, WHERE folding, dynamic text) against the real MariaDB.
+Each attack is asserted on the upstream effect: the rows are still there afterwards."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+from support.gateway import GatewayProcess, write_config
+from support.mariadb import ROOT, throwaway_database
+from support.servers import free_port
+
+pytestmark = pytest.mark.needs_mariadb
+
+ROWS = 3
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[dict[str, str]]:
+    user, password = f"hoop_rt_{secrets.token_hex(4)}", secrets.token_urlsafe(16)
+    with throwaway_database("hoop_rt") as name:
+        root = pymysql.connect(**ROOT, autocommit=True)
+        with root.cursor() as cur:
+            cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (user, password))
+            cur.execute(f"GRANT ALL ON `{name}`.* TO %s@'127.0.0.1'", (user,))
+        yield {"db": name, "user": user, "password": password}
+        with root.cursor() as cur:
+            cur.execute("DROP USER IF EXISTS %s@'127.0.0.1'", (user,))
+        root.close()
+
+
+@pytest.fixture(scope="module")
+def gw(db: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    body = f'''
+[[users]]
+name = "alice"
+groups = ["dev"]
+
+[[connections]]
+name = "my"
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+database = "{db["db"]}"
+username = "{db["user"]}"
+password = "${{HOOP_TEST_RT_PASSWORD}}"
+sslmode = "disable"
+groups = ["dev"]
+
+[[rules]]
+name = "no-delete-t"
+action = "block"
+statements = ["delete"]
+tables = ["t"]
+
+[[rules]]
+name = "bounded-c"
+action = "block"
+statements = ["delete", "update"]
+tables = ["c"]
+where = "missing-or-trivial"
+'''
+    g = write_config(tmp_path_factory.mktemp("rtgw"), body, listen={"mysql": free_port()})
+    g.env["HOOP_TEST_RT_PASSWORD"] = db["password"]
+    g.start()
+    g.tokens = {"alice": g.token("alice")}  # type: ignore[attr-defined]
+    yield g
+    g.stop()
+
+
+@pytest.fixture(autouse=True)
+def rows(db: dict[str, str]) -> None:
+    """Each test starts with the same rows (an attack that got through must not hide the next)."""
+    root = pymysql.connect(**ROOT, database=db["db"], autocommit=True, charset="utf8mb4")
+    with root.cursor() as cur:
+        for table in ("t", "c"):
+            cur.execute(f"CREATE OR REPLACE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20)) CHARACTER SET utf8mb4")
+            cur.execute(f"INSERT INTO {table} VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+    root.close()
+
+
+def connect(gw: GatewayProcess, charset: str = "utf8mb4", **kw: Any) -> pymysql.Connection:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user="alice",
+        password=gw.tokens["alice"],  # type: ignore[attr-defined]
+        database="my",
+        ssl={"ca": str(gw.root / "data" / "tls.crt"), "check_hostname": False},
+        charset=charset,
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
+        autocommit=True,
+        connect_timeout=10,
+        **kw,
+    )
+
+
+def count(db: dict[str, str], table: str) -> int:
+    root = pymysql.connect(**ROOT, database=db["db"], autocommit=True)
+    with root.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table}")
+        n = cur.fetchone()[0]
+    root.close()
+    return int(n)
+
+
+def attempt(conn: pymysql.Connection, sql: bytes | str) -> str:
+    """Every result of a multi-statement text; the error text, or "" when all ran."""
+    try:
+        conn.query(sql)
+        while conn._result is not None and conn._result.has_next:
+            conn.next_result()
+    except pymysql.err.MySQLError as exc:
+        return str(exc)
+    return ""
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # The server reads each statement of a text after running the ones before it.
+        "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\' ; DELETE FROM t; -- '",
+        "SET @@session.sql_mode := CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES'); SELECT 'a\\' ; DELETE FROM t; -- '",
+        "SET @m = 'ANSI_QUOTES'; SET LOCAL `sql_mode` = @m; SELECT 1 AS \"a\\\" ; DELETE FROM t; -- \"",
+        # 中 + backslash in UTF-8, two characters and no backslash in gbk.
+        "SET NAMES gbk; SELECT '中\\' ; DELETE FROM t; -- '",
+        "SET @x = 1, character_set_client = gbk; SELECT '中\\' ; DELETE FROM t; -- '",
+        # A prepared SET changes the settings as much as a plain one.
+        "PREPARE p FROM 'SET sql_mode = ''NO_BACKSLASH_ESCAPES'''; EXECUTE p; SELECT 'a\\' ; DELETE FROM t; -- '",
+    ],
+)
+def test_settings_changed_earlier_in_the_same_text(gw: GatewayProcess, db: dict[str, str], payload: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, payload.encode())
+    assert count(db, "t") == ROWS
+    assert "refused by Hoop" in error, error
+    conn.close()
+
+
+def test_a_settings_change_alone_or_last_still_works(gw: GatewayProcess) -> None:
+    conn = connect(gw)
+    assert attempt(conn, "SELECT 1; SET NAMES gbk") == ""
+    with conn.cursor() as cur:
+        cur.execute("SET @x = 1; SELECT 'a\\\\' AS v")  # user variables only: no settings change
+        cur.nextset()
+        assert cur.fetchall() == (("a\\",),)
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("payload", "table"),
+    [
+        # MariaDB skips MySQL-only versions (50700-99999) and versions newer than itself as
+        # comments: a quote inside them is no quote.
+        ("SELECT 1 /*!50700 '*/ ; DELETE FROM t; -- ' */", "t"),
+        ("SELECT 1 /*!999999 '*/ ; DELETE FROM t; -- ' */", "t"),
+        ("SELECT 1 /*M!999999 '*/ ; DELETE FROM t; -- ' */", "t"),
+        # ... and a WHERE inside them is no WHERE.
+        ("DELETE FROM c /*!50700 WHERE id = 1 */", "c"),
+        ("DELETE FROM c WHERE /*!999999 id = 1 AND */ 1", "c"),
+    ],
+)
+def test_version_comments_the_server_skips(gw: GatewayProcess, db: dict[str, str], payload: str, table: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, payload)
+    assert count(db, table) == ROWS
+    assert "refused by Hoop" in error, error
+    conn.close()
+
+
+def test_version_comments_the_server_runs(gw: GatewayProcess, db: dict[str, str]) -> None:
+    conn = connect(gw)
+    error = attempt(conn, "SELECT 1 /*!40101 ; DELETE FROM t */")
+    assert "refused by Hoop" in error and "no-delete-t" in error, error
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 /*!50700 + 1 */ /*M!100000 + 2 */ AS v")
+        assert cur.fetchall() == ((3,),)
+    assert count(db, "t") == ROWS
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "'1abc'",  # a string is its leading number
+        "id = 5 OR '1abc'",
+        "IF(1, 1, id)",
+        "COALESCE(1, id)",
+        "IFNULL(1, id)",
+        "CASE WHEN 1 THEN 1 ELSE id END",
+        "NOT (RAND() > 2 AND id = 1)",  # false AND anything is false, NOT makes it true
+        "(id) = id",
+        "`id` = id",
+        "c.id = id",
+    ],
+)
+def test_where_clauses_always_true(gw: GatewayProcess, db: dict[str, str], where: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, f"DELETE FROM c WHERE {where}")
+    assert count(db, "c") == ROWS
+    assert "refused by Hoop" in error and "bounded-c" in error, error
+    conn.close()
+
+
+# Read with backslash escapes the value is bounded (`v = '...'`); under NO_BACKSLASH_ESCAPES
+# the quote closes after the backslash and `OR 1=1` is code.
+BODY = "'DELETE FROM c WHERE v = ''a\\\\'' OR 1=1 -- '''"
+
+
+def test_set_statement_changes_how_dynamic_text_is_read(gw: GatewayProcess, db: dict[str, str]) -> None:
+    conn = connect(gw)
+    error = attempt(conn, f"SET STATEMENT sql_mode = 'NO_BACKSLASH_ESCAPES' FOR EXECUTE IMMEDIATE {BODY}")
+    assert count(db, "c") == ROWS
+    assert "refused by Hoop" in error, error
+    # A harmless body under the same name first: the second PREPARE must replace it.
+    assert attempt(conn, "PREPARE s FROM 'SELECT 1'") == ""
+    attempt(conn, f"SET STATEMENT sql_mode = 'NO_BACKSLASH_ESCAPES' FOR PREPARE s FROM {BODY}")
+    attempt(conn, "EXECUTE s")
+    assert count(db, "c") == ROWS
+    conn.close()
+
+
+@pytest.mark.parametrize("sql_mode", ["PIPES_AS_CONCAT", "ANSI"])
+def test_pipes_as_concat(gw: GatewayProcess, db: dict[str, str], sql_mode: str) -> None:
+    """`'a' || 10 < 5` is `'a' OR false` by default, `'a10' < 5` (true) under PIPES_AS_CONCAT."""
+    conn = connect(gw)
+    assert attempt(conn, f"SET sql_mode = CONCAT(@@sql_mode, ',{sql_mode}')") == ""
+    error = attempt(conn, "DELETE FROM c WHERE 'a' || 10 < 5")
+    assert count(db, "c") == ROWS
+    assert "refused by Hoop" in error, error
+    conn.close()
