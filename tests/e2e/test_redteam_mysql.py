@@ -125,7 +125,7 @@ def attempt(conn: pymysql.Connection, sql: bytes | str) -> str:
         # The server reads each statement of a text after running the ones before it.
         "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\' ; DELETE FROM t; -- '",
         "SET @@session.sql_mode := CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES'); SELECT 'a\\' ; DELETE FROM t; -- '",
-        "SET @m = 'ANSI_QUOTES'; SET LOCAL `sql_mode` = @m; SELECT 1 AS \"a\\\" ; DELETE FROM t; -- \"",
+        'SET @m = \'ANSI_QUOTES\'; SET LOCAL `sql_mode` = @m; SELECT 1 AS "a\\" ; DELETE FROM t; -- "',
         # 中 + backslash in UTF-8, two characters and no backslash in gbk.
         "SET NAMES gbk; SELECT '中\\' ; DELETE FROM t; -- '",
         "SET @x = 1, character_set_client = gbk; SELECT '中\\' ; DELETE FROM t; -- '",

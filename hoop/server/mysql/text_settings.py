@@ -16,6 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from hoop.core.pipeline import Decision
+from hoop.core.sql import Statement
 from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Unit
@@ -38,6 +39,10 @@ _SET_CHARSET = re.compile(
 # Statement kinds that run no code the gateway did not read, when they name no table (a view
 # or trigger could hide a routine) and call no function: the settings stay as last reported.
 _INERT = frozenset(("select", "show", "set", "use", "begin", "commit", "rollback"))
+# Words of a SET statement that may change how the server reads the text after it: sql_mode
+# and the client character set in every spelling (NAMES, CHARACTER SET, CHARSET, the variable).
+_READING_WORDS = frozenset(("sql_mode", "character_set_client", "names", "character", "charset"))
+_WORDS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
 
 
 class TextSettings:
@@ -133,9 +138,34 @@ class TextSettings:
 
 
 def sets_something(decision: Decision) -> bool:
-    """A SET statement: the quick path leaves it to `_text_command` (character set checks)."""
+    """A SET statement or a run of prepared text: the quick path leaves it to `_text_command`
+    and `_statement` (character set checks, settings changed within one text)."""
     cls = decision.classification
-    return cls is None or any(s.kind == "set" for s in cls.statements)
+    return cls is None or any(s.kind in ("set", "execute") for s in cls.statements)
+
+
+def _changes_reading(stmt: Statement) -> bool:
+    """Could the server read text after this statement under other settings? A SET naming
+    sql_mode or the client character set (a name in any quoting or case; any non-ASCII word,
+    since the server folds names under its own collation), or prepared or immediate text the
+    gateway cannot see whole (its body may be such a SET)."""
+    for s in stmt.walk():
+        if s.kind == "execute" and s.dynamic:
+            return True
+        if s.kind == "set" and any(w in _READING_WORDS or not w.isascii() for w in _WORDS.findall(s.text.lower())):
+            return True
+    return False
+
+
+def settings_change_midway(decision: Decision) -> bool:
+    """The server reads each statement of a multi-statement text only after running the ones
+    before it: a statement that may change sql_mode or the client character set, followed by
+    more statements in the same text, leaves those read under settings the gateway cannot
+    know when it judges the text."""
+    cls = decision.classification
+    if cls is None or len(cls.statements) < 2:
+        return False
+    return any(_changes_reading(s) for s in cls.statements[:-1])
 
 
 def may_run_unseen(decision: Decision) -> bool:
