@@ -196,6 +196,9 @@ def test_version_comments_the_server_runs(gw: GatewayProcess, db: dict[str, str]
         "(id) = id",
         "`id` = id",
         "c.id = id",
+        "CASE 1 WHEN 1 THEN 1 ELSE id END",
+        "IF(RAND() < 2, 1, id)",
+        "NULLIF(1, 2) OR id = 7",
     ],
 )
 def test_where_clauses_always_true(gw: GatewayProcess, db: dict[str, str], where: str) -> None:
@@ -203,6 +206,16 @@ def test_where_clauses_always_true(gw: GatewayProcess, db: dict[str, str], where
     error = attempt(conn, f"DELETE FROM c WHERE {where}")
     assert count(db, "c") == ROWS
     assert "refused by Hoop" in error and "bounded-c" in error, error
+    conn.close()
+
+
+def test_a_negated_unknown_is_not_taken_from_the_decision_cache(gw: GatewayProcess, db: dict[str, str]) -> None:
+    """`NOT (1 AND id <> 2)` deletes one row; `NOT (0 AND id <> 2)`, of the same shape, all."""
+    conn = connect(gw)
+    assert attempt(conn, "DELETE FROM c WHERE NOT (1 AND id <> 2)") == ""
+    error = attempt(conn, "DELETE FROM c WHERE NOT (0 AND id <> 2)")
+    assert "refused by Hoop" in error and "bounded-c" in error, error
+    assert count(db, "c") == ROWS - 1
     conn.close()
 
 

@@ -8,6 +8,7 @@ objects, so one guardrail engine serves every protocol. The model states facts; 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
@@ -114,6 +115,8 @@ class PreparedStatements:
         return replace(classification, statements=tuple(out))
 
 
+_NUMERIC_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?")
+
 # ---- Three-valued folding of WHERE predicates, shared by the dialects ----
 # A folded value is ROW (depends on the row), UNKNOWN (row-independent but not computable here,
 # e.g. random() or a parameter), or a Python constant (None for SQL NULL).
@@ -131,28 +134,35 @@ class _Marker:
 
 ROW = _Marker("ROW")
 UNKNOWN = _Marker("UNKNOWN")
+# An AND of ROW with an UNKNOWN operand: row-dependent, or false for every row should the
+# unknown be false. Both bound a WHERE, but a NOT (or IS FALSE) of it may be true for every
+# row (`NOT (rand() > 2 AND id = 1)`), so negating it gives UNKNOWN, not ROW.
+ROW_OR_FALSE = _Marker("ROW_OR_FALSE")
+_ROWS = (ROW, ROW_OR_FALSE)
 
 
 def truth(value: object) -> object:
-    """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal)."""
-    if value is ROW or value is UNKNOWN or value is None or isinstance(value, bool):
+    """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal). A string is
+    true when PostgreSQL reads it as true or MySQL's cast to a number (its leading numeric
+    part, 0 without one: '1abc' is 1) is not 0."""
+    if isinstance(value, _Marker) or value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return value != 0
     text = str(value).strip().lower()
     if text in ("t", "true", "y", "yes", "on"):
         return True
-    try:
-        return float(text) != 0
-    except ValueError:
-        return False  # MySQL casts a non-numeric string to 0
+    number = _NUMERIC_PREFIX.match(text)
+    return number is not None and float(number.group()) != 0
 
 
 def bool_and(values: list[object]) -> object:
     vals = [truth(v) for v in values]
     if any(v is False for v in vals):
         return False
-    for marker in (ROW, UNKNOWN, None):
+    if any(v in _ROWS for v in vals):
+        return ROW_OR_FALSE if any(v is UNKNOWN or v is ROW_OR_FALSE for v in vals) else ROW
+    for marker in (UNKNOWN, None):
         if any(v is marker for v in vals):
             return marker
     return True
@@ -165,7 +175,7 @@ def bool_or(values: list[object]) -> object:
     vals = [truth(v) for v in values]
     if any(v is True for v in vals):
         return True
-    for marker in (UNKNOWN, ROW, None):
+    for marker in (UNKNOWN, ROW, ROW_OR_FALSE, None):
         if any(v is marker for v in vals):
             return marker
     return False
@@ -173,14 +183,24 @@ def bool_or(values: list[object]) -> object:
 
 def bool_not(value: object) -> object:
     v = truth(value)
+    if v is ROW_OR_FALSE:
+        return UNKNOWN
     return v if v is ROW or v is UNKNOWN or v is None else not v
+
+
+def opaque(value: object) -> object:
+    """A folded value an IS test or a cast cannot compute: ROW and UNKNOWN stay, ROW_OR_FALSE
+    becomes UNKNOWN (`x IS FALSE` negates it); None for a constant."""
+    if value is ROW_OR_FALSE:
+        return UNKNOWN
+    return value if value is ROW or value is UNKNOWN else None
 
 
 def compare(op: Callable[[Any, Any], object], left: object, right: object) -> object:
     if left is ROW or right is ROW:
         return ROW
-    if left is UNKNOWN or right is UNKNOWN:
-        return UNKNOWN
+    if isinstance(left, _Marker) or isinstance(right, _Marker):
+        return UNKNOWN  # (a ROW_OR_FALSE operand may be a constant false)
     if left is None or right is None:
         return None
     if isinstance(left, str) != isinstance(right, str):
@@ -197,6 +217,6 @@ def compare(op: Callable[[Any, Any], object], left: object, right: object) -> ob
 def where_state(folded: object) -> str:
     """Map a folded WHERE predicate to "present" or "trivial" (missing is decided by the caller)."""
     v = truth(folded)
-    if v is ROW or v is False or v is None:
+    if v in _ROWS or v is False or v is None:
         return "present"  # row-dependent, or matches nothing
     return "trivial"  # constant true, or row-independent and unknowable: treat as unbounded

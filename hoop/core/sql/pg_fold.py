@@ -9,7 +9,7 @@ from typing import Any
 
 from pglast import ast, enums
 
-from .model import ROW, UNKNOWN, bool_and, bool_not, bool_or, compare
+from .model import ROW, UNKNOWN, bool_and, bool_not, bool_or, compare, opaque
 
 
 def dyn(node: object) -> Any:
@@ -103,8 +103,8 @@ def fold(node: object, target: Target | None = None) -> object:
         return _const(node)
     if isinstance(node, ast.TypeCast):
         inner = fold(node.arg, target)
-        if inner in (ROW, UNKNOWN) or inner is None:
-            return inner
+        if opaque(inner) is not None or inner is None:
+            return opaque(inner)
         tname = names(node.typeName.names).rsplit(".", 1)[-1] if node.typeName else ""
         if tname in ("bool", "boolean"):
             return str(inner).strip().lower() in ("t", "true", "y", "yes", "on", "1")
@@ -125,13 +125,13 @@ def fold(node: object, target: Target | None = None) -> object:
             return compare(_CMP[op], fold(node.lexpr, target), fold(node.rexpr, target))
     if isinstance(node, ast.NullTest):
         inner = fold(node.arg, target)
-        if inner in (ROW, UNKNOWN):
-            return inner
+        if opaque(inner) is not None:
+            return opaque(inner)
         return (inner is None) == (node.nulltesttype == enums.NullTestType.IS_NULL)
     if isinstance(node, ast.BooleanTest):
         inner = fold(node.arg, target)
-        if inner in (ROW, UNKNOWN):
-            return inner
+        if opaque(inner) is not None:
+            return opaque(inner)
         test = dyn(node).booltesttype.name
         want = {"IS_TRUE": True, "IS_NOT_TRUE": True, "IS_FALSE": False, "IS_NOT_FALSE": False}.get(test)
         if want is None:  # IS [NOT] UNKNOWN
