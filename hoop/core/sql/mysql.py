@@ -380,12 +380,26 @@ def _charset_lexing(mode: TextMode | None) -> tuple[str, str]:
 
 
 def _classify_text(
-    sql: str, backslash: bool, six_digits: bool, mode: TextMode | None, *, tolerant: bool = False
+    sql: str,
+    backslash: bool,
+    six_digits: bool,
+    mode: TextMode | None,
+    *,
+    tolerant: bool = False,
+    skip_versioned: bool = False,
 ) -> list[Statement]:
     ansi = mode is not None and mode.ansi_quotes
     spaces, dash = _charset_lexing(mode)
+    version = mode.server_version if mode is not None else 0
     toks, clean = lex(
-        sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi, spaces=spaces, dash_comment=dash
+        sql,
+        backslash=backslash,
+        six_digits=six_digits,
+        ansi_quotes=ansi,
+        spaces=spaces,
+        dash_comment=dash,
+        server_version=1 if skip_versioned else version,  # 1: older than every versioned comment
+        mariadb=mode is not None and mode.mariadb,
     )
     out = []
     for seg in split(toks):
@@ -412,20 +426,20 @@ def classify_mysql(sql: str, mode: TextMode | None = None) -> Classification:
         return Classification((), str(exc), syntax=exc.syntax, error_at=position)
     except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
         return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
-    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees every possibility.
+    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees
+    # every possibility (a statement of another reading counts unless it is the same in every fact).
     variants = []
     if mode is None and "\\" in sql:
-        variants.append((False, True))  # NO_BACKSLASH_ESCAPES
-    if re.search(r"/\*M?!\d{6}", sql):
-        variants.append((backslash, False))  # a server that reads 5 version digits
-    seen = {s.text for s in stmts}
-    for alt_backslash, six in variants:
+        variants.append((False, True, False))  # NO_BACKSLASH_ESCAPES
+    known = mode is not None and mode.server_version > 0
+    if re.search(r"/\*M?!\d{6}", sql) and not (known and mode is not None and mode.mariadb):
+        variants.append((backslash, False, False))  # a server that reads 5 version digits
+    if not known and re.search(r"/\*M?!\d{5}", sql):
+        variants.append((backslash, True, True))  # a server that skips versioned comments
+    for alt_backslash, six, skip in variants:
         try:
-            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True)
+            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True, skip_versioned=skip)
         except Exception:  # noqa: BLE001, S112 - a reading the server would reject entirely adds nothing
             continue
-        for st in extra:
-            if st.text not in seen:
-                seen.add(st.text)
-                stmts.append(st)
+        stmts.extend(st for st in extra if st not in stmts)
     return Classification(tuple(stmts))
