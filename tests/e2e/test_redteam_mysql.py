@@ -234,6 +234,10 @@ def test_set_statement_changes_how_dynamic_text_is_read(gw: GatewayProcess, db: 
     attempt(conn, f"SET STATEMENT sql_mode = 'NO_BACKSLASH_ESCAPES' FOR PREPARE s FROM {BODY}")
     attempt(conn, "EXECUTE s")
     assert count(db, "c") == ROWS
+    # Prepared names used under SET STATEMENT escape the bookkeeping of what each name runs.
+    for sql in ("SET STATEMENT max_statement_time = 10 FOR EXECUTE s", "SET STATEMENT x = 1 FOR DEALLOCATE PREPARE s"):
+        error = attempt(conn, sql)
+        assert "refused by Hoop" in error and "cannot be known" in error, error
     conn.close()
 
 

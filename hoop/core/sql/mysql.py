@@ -267,6 +267,10 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             flags.add("password_change")
         elif obj == "statement" and (f := seg.index("FOR")) > 0:  # MariaDB SET STATEMENT ... FOR <stmt>
             inner.append(_classify(_sub(seg, f + 1), backslash))
+            # Text a PREPARE or EXECUTE IMMEDIATE reads at run time is read under the statement's
+            # own sql_mode, and a PREPARE / DEALLOCATE here escapes the session's bookkeeping of
+            # prepared names: what it runs cannot be known from this text.
+            dynamic = any(s.kind in ("prepare", "execute", "deallocate") for s in inner[-1].walk())
         if seg.index("SELECT") >= 0:
             tables |= _tables_of(_parse("SELECT " + seg.clean_from(seg.index("SELECT") + 1)))
     elif w0 in ("EXPLAIN", "DESCRIBE", "DESC", "ANALYZE"):
