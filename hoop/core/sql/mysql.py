@@ -405,6 +405,14 @@ def _classify_text(
         server_version=1 if skip_versioned else version,  # 1: older than every versioned comment
         mariadb=mode is not None and mode.mariadb,
     )
+    if mode is not None and mode.pipes_as_concat and any(t.kind == "op" and t.text == "||" for t in toks):
+        at = next(t.start for t in toks if t.kind == "op" and t.text == "||")
+        raise MySQLSyntaxError(
+            "Hoop does not read || under sql_mode PIPES_AS_CONCAT (a concatenation there, OR elsewhere); "
+            "write CONCAT() or OR",
+            at,
+            syntax=False,
+        )
     out = []
     for seg in split(toks):
         try:
