@@ -253,3 +253,19 @@ def test_pipes_as_concat(gw: GatewayProcess, db: dict[str, str], sql_mode: str) 
         cur.execute("SELECT CONCAT('a', '||') AS v")
         assert cur.fetchall() == (("a||",),)
     conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # The server lower-cases information_schema names character by character: İ is i.
+        "SELECT COUNT(*) FROM information_schema.PROCESSLİST",
+        "SELECT COUNT(*) FROM information_schema.`processlİst`",
+        "SELECT COUNT(*) FROM information_schema.INNODB_LOC\u212aS",  # Kelvin sign: k
+    ],
+)
+def test_process_list_names_folded_as_the_server_folds_them(gw: GatewayProcess, sql: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, sql)
+    assert "refused by Hoop" in error and "builtin-other-sessions" in error, error
+    conn.close()

@@ -354,6 +354,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         kind, dynamic = "binlog", True  # replays base64 row events: effect unknown
     else:
         kind, dynamic = "unknown", True
+    # Names as the server folds them: one character at a time (İ is i, where Python's lower()
+    # gives i plus a combining dot), so `information_schema.PROCESSLİST` names the process list.
+    tables = {t.lower().replace("i\u0307", "i") for t in tables}
     if reaches_other_sessions(seg.words[first:], tables):
         flags.add("other_sessions")
     for st in inner:
