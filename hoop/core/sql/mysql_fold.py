@@ -105,6 +105,22 @@ def _special(node: exp.Expr, target: Target | None) -> tuple[bool, object]:
                 continue
             return True, (v if opaque(v) is None else _choice(values[i:], v is ROW))
         return True, None
+    if isinstance(node, exp.In) and not node.args.get("query") and node.expressions:
+        subject = fold(node.this, target)
+        values = [fold(e, target) for e in node.expressions]
+        if subject is ROW or opaque(subject) is not None:
+            return True, subject if subject is ROW else UNKNOWN
+        if subject is None:
+            return True, None
+        hits = [compare(lambda a, b: a == b, subject, v) for v in values]
+        if any(h is True for h in hits):
+            return True, True  # `1 IN (1, id)`: the constant is in the list whatever the row
+        return True, bool_or(hits)
+    if isinstance(node, exp.Like) and not node.args.get("negate"):
+        pattern = fold(node.expression, target)
+        if isinstance(pattern, str) and pattern and set(pattern) == {"%"} and fold(node.this, target) is ROW:
+            return True, UNKNOWN  # col LIKE '%': every non-null row, like col = col
+        return False, None
     if isinstance(node, exp.Nullif):
         value, other = fold(node.this, target), fold(node.expression, target)
         if value is None:

@@ -31,6 +31,11 @@ MYSQL = mysql_mode("utf8mb4", "STRICT_TRANS_TABLES")
         ("(id) = id", "trivial"),
         ("`ID` = id", "trivial"),
         ("c.id = id", "trivial"),
+        ("1 IN (1, id)", "trivial"),
+        ("1 IN (id, 2)", "present"),
+        ("1 NOT IN (1, id)", "present"),  # matches nothing
+        ("v LIKE '%'", "trivial"),
+        ("v LIKE 'a%'", "present"),
     ],
 )
 def test_mysql_where(where: str, state: str) -> None:
