@@ -116,11 +116,6 @@ def _special(node: exp.Expr, target: Target | None) -> tuple[bool, object]:
         if any(h is True for h in hits):
             return True, True  # `1 IN (1, id)`: the constant is in the list whatever the row
         return True, bool_or(hits)
-    if isinstance(node, exp.Like) and not node.args.get("negate"):
-        pattern = fold(node.expression, target)
-        if isinstance(pattern, str) and pattern and set(pattern) == {"%"} and fold(node.this, target) is ROW:
-            return True, UNKNOWN  # col LIKE '%': every non-null row, like col = col
-        return False, None
     if isinstance(node, exp.Nullif):
         value, other = fold(node.this, target), fold(node.expression, target)
         if value is None:
