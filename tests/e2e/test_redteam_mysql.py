@@ -58,6 +58,12 @@ statements = ["delete"]
 tables = ["t"]
 
 [[rules]]
+name = "t-stays"
+action = "block"
+statements = ["drop table"]
+tables = ["t"]
+
+[[rules]]
 name = "bounded-c"
 action = "block"
 statements = ["delete", "update"]
@@ -269,4 +275,20 @@ def test_process_list_names_folded_as_the_server_folds_them(gw: GatewayProcess, 
     conn = connect(gw)
     error = attempt(conn, sql)
     assert "refused by Hoop" in error and "builtin-other-sessions" in error, error
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE OR REPLACE TABLE t (id INT)",
+        "CREATE OR REPLACE TABLE t SELECT 1 AS id",
+        "CREATE OR REPLACE TABLE `t` LIKE c",
+    ],
+)
+def test_create_or_replace_drops_the_table(gw: GatewayProcess, db: dict[str, str], sql: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, sql)
+    assert "refused by Hoop" in error and "t-stays" in error, error
+    assert count(db, "t") == ROWS
     conn.close()

@@ -23,7 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from .model import PLANNED_ONLY, Classification, Statement
-from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions
+from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions, replaced_effects
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
@@ -249,6 +249,8 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             inner.extend(alter_table_effects(seg.toks, name, end))
         if obj in ("user", "role") and seg.index("IDENTIFIED") >= 0:
             flags.add("password_change")
+        if w0 == "CREATE":
+            inner.extend(replaced_effects(seg.words, obj, seg.name_at(after)[0], seg.text))
         if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
             s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
             tables |= _tables_of(_parse(seg.clean_from(s)))

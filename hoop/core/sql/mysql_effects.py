@@ -7,6 +7,8 @@ rules match on (see pg_effects.py for the PostgreSQL side and the reasons).
 - ALTER TABLE ... DROP [COLUMN] / DROP INDEX|KEY / DROP PRIMARY KEY / DROP FOREIGN KEY /
   DROP CONSTRAINT / DROP CHECK / DROP PARTITION is a drop of that part; TRUNCATE PARTITION
   empties it.
+- MariaDB's CREATE OR REPLACE TABLE | SEQUENCE | DATABASE | USER | ROLE drops what it replaces
+  first (the table and its rows): an inner drop of it.
 - Other sessions of the shared account: KILL in every form, SHOW [FULL] PROCESSLIST, SHOW
   EXPLAIN / SHOW ANALYZE FOR <id>, EXPLAIN FOR CONNECTION <id>, SHOW ENGINE ... STATUS (lists
   other transactions and their queries), and the process-list tables.
@@ -155,3 +157,17 @@ def alter_table_effects(toks: list[Tok], table: str, name_end: int) -> list[Stat
                 Statement(kind="truncate", text=" ".join(t.text for t in spec), object="partition", tables=tables)
             )
     return out
+
+
+# Objects CREATE OR REPLACE drops before creating them anew (a view or a routine keeps no data).
+_REPLACED = frozenset({"table", "sequence", "database", "user", "role"})
+_NAMED_TABLES = frozenset({"table", "sequence"})
+
+
+def replaced_effects(words: list[str], obj: str, name: str, text: str) -> list[Statement]:
+    """The drop a `CREATE OR REPLACE <obj> <name>` does first (not of TEMPORARY tables, which
+    shadow the real one without touching it)."""
+    if words[1:3] != ["OR", "REPLACE"] or obj not in _REPLACED or "TEMPORARY" in words[3:4]:
+        return []
+    tables = frozenset({name}) if obj in _NAMED_TABLES and name else frozenset()
+    return [Statement(kind="drop", text=f"CREATE OR REPLACE ({text[:60]})", object=obj, tables=tables)]
