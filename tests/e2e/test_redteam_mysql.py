@@ -292,3 +292,17 @@ def test_create_or_replace_drops_the_table(gw: GatewayProcess, db: dict[str, str
     assert "refused by Hoop" in error and "t-stays" in error, error
     assert count(db, "t") == ROWS
     conn.close()
+
+
+def test_high_not_precedence(gw: GatewayProcess, db: dict[str, str]) -> None:
+    """`NOT 2 IN (0, 2, 4)` is false by default and `(NOT 2) IN (0, 2, 4)`, true, under the mode."""
+    conn = connect(gw)
+    assert attempt(conn, "SET sql_mode = CONCAT(@@sql_mode, ',HIGH_NOT_PRECEDENCE')") == ""
+    for where in ("id = 7 OR NOT 2 IN (0, 2, 4)", "id = 7 OR NOT (2) BETWEEN 0 AND 2"):
+        error = attempt(conn, f"DELETE FROM c WHERE {where}")
+        assert "refused by Hoop" in error and "HIGH_NOT_PRECEDENCE" in error, error
+    assert count(db, "c") == ROWS
+    with conn.cursor() as cur:  # NOT as part of an operator reads the same either way
+        cur.execute("SELECT id FROM c WHERE v IS NOT NULL AND id NOT IN (2, 3) AND v NOT LIKE 'x'")
+        assert cur.fetchall() == ((1,),)
+    conn.close()

@@ -24,7 +24,7 @@ from sqlglot import exp
 
 from .model import PLANNED_ONLY, Classification, Statement
 from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions, replaced_effects
-from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
+from .mysql_lexer import MySQLSyntaxError, Tok, lex, mode_conflict, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
     MODIFIERS,
@@ -410,14 +410,8 @@ def _classify_text(
         server_version=1 if skip_versioned else version,  # 1: older than every versioned comment
         mariadb=mode is not None and mode.mariadb,
     )
-    if mode is not None and mode.pipes_as_concat and any(t.kind == "op" and t.text == "||" for t in toks):
-        at = next(t.start for t in toks if t.kind == "op" and t.text == "||")
-        raise MySQLSyntaxError(
-            "Hoop does not read || under sql_mode PIPES_AS_CONCAT (a concatenation there, OR elsewhere); "
-            "write CONCAT() or OR",
-            at,
-            syntax=False,
-        )
+    if mode is not None and (conflict := mode_conflict(toks, mode.pipes_as_concat, mode.high_not_precedence)):
+        raise conflict
     out = []
     for seg in split(toks):
         try:

@@ -199,6 +199,33 @@ def _skip_comment(sql: str, j: int, start: int) -> int:
     raise MySQLSyntaxError("unterminated comment", start)
 
 
+# Words after which NOT is part of an operator (`a NOT IN`, `NOT NULL`, `NOT EXISTS`) rather than
+# a prefix NOT whose reach HIGH_NOT_PRECEDENCE changes.
+_NOT_OPERATOR_NEXT = frozenset(("IN", "LIKE", "BETWEEN", "REGEXP", "RLIKE", "NULL", "EXISTS", "SIMILAR"))
+
+
+def mode_conflict(toks: list[Tok], pipes_as_concat: bool, high_not_precedence: bool) -> MySQLSyntaxError | None:
+    """Operators the SQL parser reads the default way where the session's sql_mode reads them
+    otherwise: `||` (OR, or a concatenation under PIPES_AS_CONCAT) and a prefix NOT (over the
+    whole comparison, or over its first operand under HIGH_NOT_PRECEDENCE). Text using them
+    under those modes is refused, naming the mode."""
+    for i, t in enumerate(toks):
+        if pipes_as_concat and t.kind == "op" and t.text == "||":
+            return MySQLSyntaxError(
+                "Hoop does not read || under sql_mode PIPES_AS_CONCAT; write CONCAT() or OR", t.start, syntax=False
+            )
+        if high_not_precedence and t.up == "NOT":
+            prev = toks[i - 1].up if i else ""
+            nxt = toks[i + 1].up if i + 1 < len(toks) else ""
+            if prev != "IS" and nxt not in _NOT_OPERATOR_NEXT:
+                return MySQLSyntaxError(
+                    "Hoop does not read a prefix NOT under sql_mode HIGH_NOT_PRECEDENCE; use parentheses and !",
+                    t.start,
+                    syntax=False,
+                )
+    return None
+
+
 def unquote_string(text: str, backslash: bool = True) -> str:
     q, body, out, i = text[0], text[1:-1], [], 0
     while i < len(body):

@@ -176,7 +176,8 @@ class TextMode:
     MySQL without NO_BACKSLASH_ESCAPES). `ansi_quotes`: MySQL ANSI_QUOTES, "..." is a name.
     `server_version` (MySQL / MariaDB, e.g. 101119 for 10.11.19; 0 when unknown) and `mariadb`
     decide which versioned comments (`/*!50700 ... */`) the server runs and which it skips.
-    `pipes_as_concat`: MySQL PIPES_AS_CONCAT (also part of ANSI), `||` concatenates strings.
+    `pipes_as_concat`: MySQL PIPES_AS_CONCAT (also part of ANSI), `||` concatenates strings;
+    `high_not_precedence`: HIGH_NOT_PRECEDENCE, `NOT a IN (...)` is `(NOT a) IN (...)`.
     """
 
     charset: str = "UTF8"
@@ -186,6 +187,7 @@ class TextMode:
     server_version: int = 0
     mariadb: bool = False
     pipes_as_concat: bool = False
+    high_not_precedence: bool = False
 
     def decode(self, raw: bytes | memoryview) -> str:
         """The text as the server will read it; TextModeError where the gateway cannot."""
@@ -254,6 +256,7 @@ def mysql_mode(character_set_client: str, sql_mode: str, server_version: int = 0
         server_version=server_version,
         mariadb=mariadb,
         pipes_as_concat="PIPES_AS_CONCAT" in flags,
+        high_not_precedence="HIGH_NOT_PRECEDENCE" in flags,
     )
 
 
