@@ -306,3 +306,14 @@ def test_high_not_precedence(gw: GatewayProcess, db: dict[str, str]) -> None:
         cur.execute("SELECT id FROM c WHERE v IS NOT NULL AND id NOT IN (2, 3) AND v NOT LIKE 'x'")
         assert cur.fetchall() == ((1,),)
     conn.close()
+
+
+@pytest.mark.parametrize("where", ["id = 5 OR '' IS NULL", "COALESCE('', 1)", "IFNULL('', 1)"])
+def test_empty_string_is_null(gw: GatewayProcess, db: dict[str, str], where: str) -> None:
+    """Under MariaDB's EMPTY_STRING_IS_NULL the literal '' is NULL: each WHERE is always true."""
+    conn = connect(gw)
+    assert attempt(conn, "SET sql_mode = CONCAT(@@sql_mode, ',EMPTY_STRING_IS_NULL')") == ""
+    error = attempt(conn, f"DELETE FROM c WHERE {where}")
+    assert count(db, "c") == ROWS
+    assert "refused by Hoop" in error and "bounded-c" in error, error
+    conn.close()

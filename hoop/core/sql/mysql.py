@@ -182,7 +182,7 @@ def _dml(seg: _Seg, first: int, tables: set[str], inner: list[Statement]) -> tup
     inner.extend(dml_effects(tree, w0 == "REPLACE", seg.text))
     if isinstance(tree, exp.Delete | exp.Update):
         kind = "delete" if isinstance(tree, exp.Delete) else "update"
-        return kind, dml_where(tree)
+        return kind, dml_where(tree, seg.mode is not None and seg.mode.empty_string_is_null)
     if isinstance(tree, exp.Insert):
         return ("replace" if w0 == "REPLACE" else "insert"), None
     if isinstance(tree, exp.Query | exp.Values):

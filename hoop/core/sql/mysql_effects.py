@@ -68,7 +68,7 @@ def _name(table: exp.Table) -> set[str]:
     return out
 
 
-def dml_where(tree: exp.Delete | exp.Update) -> str:
+def dml_where(tree: exp.Delete | exp.Update, empty_string_is_null: bool = False) -> str:
     """The WHERE state of a DELETE / UPDATE: its WHERE and its joins' ON conditions together,
     folded against the tables it writes; "missing" without a WHERE clause."""
     scope = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is None]
@@ -82,7 +82,7 @@ def dml_where(tree: exp.Delete | exp.Update) -> str:
         written = qualifiers if "" not in qualifiers else set()
     elif isinstance(tree.this, exp.Table):
         written = _name(tree.this)
-    target = Target(frozenset(written), unqualified=len(scope) <= 1)
+    target = Target(frozenset(written), unqualified=len(scope) <= 1, empty_string_is_null=empty_string_is_null)
     conditions: list[exp.Expr] = [j.args["on"] for j in tree.find_all(exp.Join) if j.args.get("on") is not None]
     conditions = [c for c in conditions if c.find_ancestor(exp.Select) is None]
     where = tree.args.get("where")

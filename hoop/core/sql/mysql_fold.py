@@ -19,6 +19,7 @@ class Target:
 
     names: frozenset[str]
     unqualified: bool
+    empty_string_is_null: bool = False  # MariaDB sql_mode EMPTY_STRING_IS_NULL: '' is NULL
 
 
 def _target_column(node: exp.Expr, target: Target | None) -> bool:
@@ -140,7 +141,7 @@ def fold(node: exp.Expr | None, target: Target | None = None) -> object:
         return None
     if isinstance(node, exp.Literal):
         if node.is_string:
-            return node.this
+            return None if node.this == "" and target is not None and target.empty_string_is_null else node.this
         try:
             return float(node.this)
         except ValueError:

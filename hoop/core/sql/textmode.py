@@ -177,7 +177,8 @@ class TextMode:
     `server_version` (MySQL / MariaDB, e.g. 101119 for 10.11.19; 0 when unknown) and `mariadb`
     decide which versioned comments (`/*!50700 ... */`) the server runs and which it skips.
     `pipes_as_concat`: MySQL PIPES_AS_CONCAT (also part of ANSI), `||` concatenates strings;
-    `high_not_precedence`: HIGH_NOT_PRECEDENCE, `NOT a IN (...)` is `(NOT a) IN (...)`.
+    `high_not_precedence`: HIGH_NOT_PRECEDENCE, `NOT a IN (...)` is `(NOT a) IN (...)`;
+    `empty_string_is_null`: MariaDB EMPTY_STRING_IS_NULL, the literal '' is NULL.
     """
 
     charset: str = "UTF8"
@@ -188,6 +189,7 @@ class TextMode:
     mariadb: bool = False
     pipes_as_concat: bool = False
     high_not_precedence: bool = False
+    empty_string_is_null: bool = False
 
     def decode(self, raw: bytes | memoryview) -> str:
         """The text as the server will read it; TextModeError where the gateway cannot."""
@@ -257,6 +259,7 @@ def mysql_mode(character_set_client: str, sql_mode: str, server_version: int = 0
         mariadb=mariadb,
         pipes_as_concat="PIPES_AS_CONCAT" in flags,
         high_not_precedence="HIGH_NOT_PRECEDENCE" in flags,
+        empty_string_is_null="EMPTY_STRING_IS_NULL" in flags,
     )
 
 
