@@ -317,3 +317,19 @@ def test_empty_string_is_null(gw: GatewayProcess, db: dict[str, str], where: str
     assert count(db, "c") == ROWS
     assert "refused by Hoop" in error and "bounded-c" in error, error
     conn.close()
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "performance_schema.prepared_statements_instances",  # others' prepared statement text
+        "performance_schema.user_variables_by_thread",  # others' user variables
+        "performance_schema.events_statements_summary_by_digest",  # others' statements
+        "information_schema.METADATA_LOCK_INFO",
+    ],
+)
+def test_other_threads_tables(gw: GatewayProcess, table: str) -> None:
+    conn = connect(gw)
+    error = attempt(conn, f"SELECT * FROM {table}")
+    assert "refused by Hoop" in error and "builtin-other-sessions" in error, error
+    conn.close()

@@ -38,6 +38,23 @@ _SESSION_TABLES = frozenset(
         "information_schema.innodb_trx",
         "information_schema.innodb_lock_waits",
         "information_schema.innodb_locks",
+        "information_schema.metadata_lock_info",
+        # Other threads' prepared statement text, user variables, session variables and status,
+        # statement texts by digest, and the locks they hold (with their thread ids).
+        "performance_schema.prepared_statements_instances",
+        "performance_schema.user_variables_by_thread",
+        "performance_schema.variables_by_thread",
+        "performance_schema.status_by_thread",
+        "performance_schema.events_statements_summary_by_digest",
+        "performance_schema.metadata_locks",
+        "performance_schema.data_locks",
+        "performance_schema.data_lock_waits",
+        "sys.statement_analysis",
+        "sys.x$statement_analysis",
+        "sys.innodb_lock_waits",
+        "sys.x$innodb_lock_waits",
+        "sys.schema_table_lock_waits",
+        "sys.x$schema_table_lock_waits",
     }
 )
 # performance_schema event tables hold every thread's current and recent statements.
