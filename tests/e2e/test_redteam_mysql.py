@@ -333,3 +333,30 @@ def test_other_threads_tables(gw: GatewayProcess, table: str) -> None:
     error = attempt(conn, f"SELECT * FROM {table}")
     assert "refused by Hoop" in error and "builtin-other-sessions" in error, error
     conn.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # One WHERE bounds d; every row of c is joined to d's row 1 and deleted.
+        "DELETE d, c FROM d JOIN c WHERE d.id = 1",
+        "DELETE c, d FROM c, d WHERE d.id = 1 AND d.id < 5",
+        "UPDATE d JOIN c SET d.v = 'x', c.v = 'x' WHERE d.id = 1",
+    ],
+)
+def test_each_written_table_is_bounded_by_its_own_columns(gw: GatewayProcess, db: dict[str, str], sql: str) -> None:
+    root = pymysql.connect(**ROOT, database=db["db"], autocommit=True)
+    with root.cursor() as cur:
+        cur.execute("CREATE OR REPLACE TABLE d (id INT PRIMARY KEY, v VARCHAR(20))")
+        cur.execute("INSERT INTO d VALUES (1, 'a'), (2, 'b')")
+    root.close()
+    conn = connect(gw)
+    error = attempt(conn, sql)
+    assert "refused by Hoop" in error and "bounded-c" in error, error
+    assert count(db, "c") == ROWS
+    root = pymysql.connect(**ROOT, database=db["db"], autocommit=True)
+    with root.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM c WHERE v = 'x'")
+        assert cur.fetchone()[0] == 0
+    root.close()
+    conn.close()

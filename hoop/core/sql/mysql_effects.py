@@ -87,25 +87,30 @@ def _name(table: exp.Table) -> set[str]:
 
 def dml_where(tree: exp.Delete | exp.Update, empty_string_is_null: bool = False) -> str:
     """The WHERE state of a DELETE / UPDATE: its WHERE and its joins' ON conditions together,
-    folded against the tables it writes; "missing" without a WHERE clause."""
+    folded against each table it writes; "missing" without a WHERE clause. With several
+    written tables (`DELETE a, b FROM ...`, `UPDATE a JOIN b SET a.x = .., b.y = ..`) each
+    must be bounded by its own columns: `WHERE a.id = 1` leaves every row of b joined."""
     scope = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is None]
-    written: set[str] = set()
+    written: list[frozenset[str]] = []
     if isinstance(tree, exp.Delete) and tree.args.get("tables"):
-        for t in tree.args["tables"]:
-            written |= {t.name.lower()}  # DELETE t1, t2 FROM ...: names or aliases of the FROM tables
+        # DELETE t1, t2 FROM ...: names or aliases of the FROM tables
+        written = [frozenset({t.name.lower()}) for t in tree.args["tables"]]
     elif isinstance(tree, exp.Update) and len(scope) > 1:
         qualifiers = {c.table.lower() for e in tree.expressions for c in [e.this] if isinstance(c, exp.Column)}
         # an unqualified SET column may belong to any of the tables: no column is known to bound
-        written = qualifiers if "" not in qualifiers else set()
+        written = [frozenset({q}) for q in qualifiers] if "" not in qualifiers else [frozenset()]
     elif isinstance(tree.this, exp.Table):
-        written = _name(tree.this)
-    target = Target(frozenset(written), unqualified=len(scope) <= 1, empty_string_is_null=empty_string_is_null)
+        written = [frozenset(_name(tree.this))]
     conditions: list[exp.Expr] = [j.args["on"] for j in tree.find_all(exp.Join) if j.args.get("on") is not None]
     conditions = [c for c in conditions if c.find_ancestor(exp.Select) is None]
     where = tree.args.get("where")
     if where is None:
         return "missing"  # a join's ON condition alone does not count as a WHERE clause
-    return where_state(bool_and([fold(c, target) for c in [*conditions, where.this]]))
+    states = set()
+    for names in written or [frozenset()]:
+        target = Target(names, unqualified=len(scope) <= 1, empty_string_is_null=empty_string_is_null)
+        states.add(where_state(bool_and([fold(c, target) for c in [*conditions, where.this]])))
+    return "trivial" if "trivial" in states else "present"
 
 
 def _target(tree: exp.Insert) -> frozenset[str]:
