@@ -60,7 +60,7 @@ tables = ["t"]
 [[rules]]
 name = "t-stays"
 action = "block"
-statements = ["drop table"]
+statements = ["drop table", "truncate table"]
 tables = ["t"]
 
 [[rules]]
@@ -284,9 +284,11 @@ def test_process_list_names_folded_as_the_server_folds_them(gw: GatewayProcess, 
         "CREATE OR REPLACE TABLE t (id INT)",
         "CREATE OR REPLACE TABLE t SELECT 1 AS id",
         "CREATE OR REPLACE TABLE `t` LIKE c",
+        "ALTER TABLE t DISCARD TABLESPACE",
+        "ALTER TABLE t COMMENT 'x', DISCARD TABLESPACE",
     ],
 )
-def test_create_or_replace_drops_the_table(gw: GatewayProcess, db: dict[str, str], sql: str) -> None:
+def test_statements_that_empty_the_table(gw: GatewayProcess, db: dict[str, str], sql: str) -> None:
     conn = connect(gw)
     error = attempt(conn, sql)
     assert "refused by Hoop" in error and "t-stays" in error, error

@@ -6,7 +6,7 @@ rules match on (see pg_effects.py for the PostgreSQL side and the reasons).
 - INSERT ... ON DUPLICATE KEY UPDATE also updates the conflicting rows (WHERE "present").
 - ALTER TABLE ... DROP [COLUMN] / DROP INDEX|KEY / DROP PRIMARY KEY / DROP FOREIGN KEY /
   DROP CONSTRAINT / DROP CHECK / DROP PARTITION is a drop of that part; TRUNCATE PARTITION
-  empties it.
+  empties it, and so does DISCARD [PARTITION ...] TABLESPACE (the data file is deleted).
 - MariaDB's CREATE OR REPLACE TABLE | SEQUENCE | DATABASE | USER | ROLE drops what it replaces
   first (the table and its rows): an inner drop of it.
 - Other sessions of the shared account: KILL in every form, SHOW [FULL] PROCESSLIST, SHOW
@@ -174,6 +174,10 @@ def alter_table_effects(toks: list[Tok], table: str, name_end: int) -> list[Stat
             part = _DROP_PARTS.get(words[1], "column")  # `DROP c` drops column c
             text = " ".join(t.text for t in spec)
             out.append(Statement(kind="drop", text=text, object=part, tables=tables))
+        elif words[0] == "DISCARD" and "TABLESPACE" in words:
+            # The table's (or partitions') data file is deleted: its rows are gone.
+            part = "partition" if words[1] == "PARTITION" else "table"
+            out.append(Statement(kind="truncate", text=" ".join(t.text for t in spec), object=part, tables=tables))
         elif words[0] == "TRUNCATE" and words[1] == "PARTITION":
             out.append(
                 Statement(kind="truncate", text=" ".join(t.text for t in spec), object="partition", tables=tables)
