@@ -362,3 +362,26 @@ def test_each_written_table_is_bounded_by_its_own_columns(gw: GatewayProcess, db
         assert cur.fetchone()[0] == 0
     root.close()
     conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql_mode", "payload"),
+    [
+        ("PIPES_AS_CONCAT", b"DELETE FROM c WHERE 'a' || 10 < 5"),
+        ("HIGH_NOT_PRECEDENCE", b"DELETE FROM c WHERE id = 7 OR NOT 2 IN (0, 2, 4)"),
+        ("EMPTY_STRING_IS_NULL", b"DELETE FROM c WHERE COALESCE('', 1)"),
+    ],
+)
+def test_plain_ascii_sent_together_with_a_mode_change_waits(
+    gw: GatewayProcess, db: dict[str, str], sql_mode: str, payload: bytes
+) -> None:
+    """The SET and the DELETE in one write: the DELETE is judged under the mode the SET made."""
+    conn = connect(gw)
+    conn._execute_command(pymysql.constants.COMMAND.COM_QUERY, f"SET sql_mode = '{sql_mode}'".encode())
+    conn._execute_command(pymysql.constants.COMMAND.COM_QUERY, payload)
+    conn._read_query_result()
+    conn._next_seq_id = 1  # PyMySQL numbers packets as if each command were sent alone
+    with pytest.raises(pymysql.err.MySQLError, match="refused by Hoop"):
+        conn._read_query_result()
+    assert count(db, "c") == ROWS
+    conn.close()

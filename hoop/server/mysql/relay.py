@@ -40,6 +40,7 @@ from hoop.server.mysql.session_vars import Settings, touches_tracking
 from hoop.server.mysql.text_settings import (
     ER_SETTINGS,
     TextSettings,
+    depends_on_settings,
     may_run_unseen,
     sets_something,
     settings_change_midway,
@@ -210,7 +211,7 @@ class Relay(TextSettings, TwoSided):
         ):
             return False
         raw = data[5:]
-        if (self.units or self.unsynced) and TextMode.depends_on_settings(raw, double_quotes=True):
+        if (self.units or self.unsynced) and depends_on_settings(raw):
             return False
         if b"_" in raw and touches_tracking(raw):  # the full path refuses it
             return False

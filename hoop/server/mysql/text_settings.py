@@ -43,6 +43,17 @@ _INERT = frozenset(("select", "show", "set", "use", "begin", "commit", "rollback
 # and the client character set in every spelling (NAMES, CHARACTER SET, CHARSET, the variable).
 _READING_WORDS = frozenset(("sql_mode", "character_set_client", "names", "character", "charset"))
 _WORDS = re.compile(r"[A-Za-z0-9_$\u0080-\uffff]+")
+# Plain ASCII that sql_mode flags read otherwise: `||` (PIPES_AS_CONCAT), `''` (EMPTY_STRING_IS_NULL),
+# NOT (HIGH_NOT_PRECEDENCE).
+_MODE_READ = re.compile(rb"\|\||''|not", re.I)
+
+
+def depends_on_settings(raw: bytes | memoryview) -> bool:
+    """Could this text read differently under other settings? What `TextMode.depends_on_settings`
+    names (bytes >= 0x80, a backslash, a double quote) and the ASCII that other sql_mode flags
+    change. Such text waits for the answers of earlier commands (one may change the settings)."""
+    data = bytes(raw) if isinstance(raw, memoryview) else raw
+    return TextMode.depends_on_settings(data, double_quotes=True) or _MODE_READ.search(data) is not None
 
 
 class TextSettings:
@@ -68,7 +79,7 @@ class TextSettings:
         """Text that could read differently under other settings is judged only once every
         earlier command is answered (their answers report any change) and, when code the
         gateway did not read may have run, once the server has reported the settings again."""
-        if not TextMode.depends_on_settings(memoryview(payload)[1:], double_quotes=True):
+        if not depends_on_settings(memoryview(payload)[1:]):
             return False
         if self.unsynced:
             self._resync()
