@@ -12,9 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from support.gateway import GatewayProcess, write_config  # noqa: E402
+from support.postgres import PG_HOST, PG_PORT, pg_connection_toml  # noqa: E402
 from support.servers import require  # noqa: E402
-
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
 @pytest.fixture(scope="session")
@@ -39,21 +38,6 @@ def pg_target(pg_admin: object) -> Iterator[dict[str, str]]:
     yield {"role": role, "database": db, "password": password}
     pg_admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")  # type: ignore[attr-defined]
     pg_admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[attr-defined]
-
-
-def pg_connection_toml(target: dict[str, str], name: str = "pg", groups: str = '["dev"]', extra: str = "") -> str:
-    return f'''
-[[connections]]
-name = "{name}"
-type = "postgres"
-host = "127.0.0.1"
-port = 5432
-database = "{target["database"]}"
-username = "{target["role"]}"
-password = "${{HOOP_TEST_PG_PASSWORD}}"
-groups = {groups}
-{extra}
-'''
 
 
 USERS_TOML = """

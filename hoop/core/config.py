@@ -33,6 +33,11 @@ class GatewaySettings:
     builtin_rules: bool = True
     log_level: str = "info"
     control_socket: Path | None = None
+    # What one statement may cost (see hoop/core/bigtext.py): longer texts are refused unparsed,
+    # and classification that needs more CPU seconds in a parse worker is refused, the worker replaced.
+    max_statement_size: int = 32 * 1024 * 1024
+    parse_timeout: float = 5.0
+    parse_workers: int = 2
 
     @property
     def db_path(self) -> Path:
@@ -298,6 +303,9 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         builtin_rules=t.bool("builtin_rules", True),
         log_level=t.str("log_level", "info"),
         control_socket=t.path("control_socket", base),
+        max_statement_size=t.int("max_statement_size", 32 * 1024 * 1024, lo=1024, hi=1 << 30),
+        parse_timeout=t.float("parse_timeout", 5.0),
+        parse_workers=t.int("parse_workers", 2, lo=1, hi=64),
     )
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")

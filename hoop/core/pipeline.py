@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from hoop.core.bigtext import BigStatements, ParseLimits
 from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.masking import MaskPolicy, MaskRule
 from hoop.core.sql import Classification, PreparedStatements, Statement, classify, classify_shell
+from hoop.core.sql.routines import RoutineCatalog, blame, expand
 from hoop.core.sql.shape import shape
 from hoop.core.sql.textmode import UTF8, TextMode
 
@@ -70,11 +72,18 @@ def _same_facts(a: Classification, b: Classification) -> bool:
 
 class Pipeline:
     def __init__(
-        self, guard_rules: Sequence[GuardRule] = (), mask_rules: Sequence[MaskRule] = (), *, hash_key: bytes = b""
+        self,
+        guard_rules: Sequence[GuardRule] = (),
+        mask_rules: Sequence[MaskRule] = (),
+        *,
+        hash_key: bytes = b"",
+        limits: ParseLimits | None = None,
     ) -> None:
         self.hash_key = hash_key
+        self.big = BigStatements(limits or ParseLimits())  # statements too big to classify on the event loop
         self._lock = threading.Lock()
         self.version = 0
+        self._routines: dict[str, RoutineCatalog] = {}  # connection name -> its upstream routines
         self.set_rules(guard_rules, mask_rules)
 
     # -- rules -------------------------------------------------------------------------------
@@ -89,6 +98,17 @@ class Pipeline:
             self._shapes: dict[tuple[str, str, TextMode], bool] = {}
             self._mask_policies: dict[tuple[str, frozenset[str]], MaskPolicy] = {}
             self.version += 1
+
+    def set_routines(self, connection: str, catalog: RoutineCatalog) -> None:
+        """The routines and triggers that exist upstream on `connection`: calls of them are
+        judged by their bodies. Decisions are keyed by the catalog's version, so a redefined
+        routine is judged anew, and a changed catalog bumps `version` so that statements the
+        doors prepared earlier are judged again at their next execution."""
+        old = self._routines.get(connection)
+        self._routines[connection] = catalog
+        if old is not None and old.version != catalog.version:
+            with self._lock:
+                self.version += 1
 
     def applies(self, subject: Subject) -> bool:
         ctx = Context(subject.connection, subject.user, subject.groups)
@@ -109,30 +129,77 @@ class Pipeline:
                 "block", "internal", f"the gateway could not evaluate this statement ({type(exc).__name__})"
             )
 
+    def deferred(self, subject: Subject, text: str, mode: TextMode = UTF8) -> bool:
+        """True when `text` is too big to classify on the event loop and not classified yet: the
+        door awaits `parse_ahead` (the session waits, others go on), then checks as usual."""
+        return self.big.deferred(text, subject.dialect, mode)
+
+    async def parse_ahead(self, subject: Subject, text: str, mode: TextMode = UTF8) -> None:
+        """Classify a big `text` in the parse pool, within the size and time budgets; the next
+        `check` of it is then a lookup. Never raises: a failure makes `check` refuse it."""
+        await self.big.classify_ahead(text, subject.dialect, mode)
+
+    async def judge(
+        self, subject: Subject, text: str, prepared: PreparedStatements | None = None, mode: TextMode = UTF8
+    ) -> Decision:
+        """`check` for a door that can wait: a big text is classified off the event loop."""
+        await self.parse_ahead(subject, text, mode)
+        return self.check(subject, text, prepared, mode)
+
+    def close(self) -> None:
+        self.big.close()
+
     def _check(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
+        if self.big.is_big(text):
+            return self._check_big(subject, text, prepared, mode)
         decisions = self._decisions
-        exact = (text, subject, mode)
+        catalog = self._routines.get(subject.connection)
+        version = catalog.version if catalog else ""
+        exact = (text, subject, mode, version)
         hit = decisions.get(exact)
         if hit is not None:
             return hit
         key = shape(text, subject.dialect)
-        by_shape = (key, subject, mode) if key is not None else None
+        by_shape = (key, subject, mode, version) if key is not None else None
         if by_shape is not None and (hit := decisions.get(by_shape)) is not None:
             return hit
-        classification = self._classify(text, subject.dialect, mode)
+        classification = raw = self._classify(text, subject.dialect, mode)
         session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
         if session_bound and prepared is not None:
             classification = prepared.resolve(classification)
-        decision = self._decide(subject, classification)
+        expanded = expand(classification, catalog)  # calls and triggers: judged by their bodies
+        decision = self._decide(subject, expanded)
+        if expanded is not classification and decision.action != "allow":
+            decision = self._name_routine(subject, classification, expanded, decision)
+        classification = expanded
         if session_bound:
             if prepared is not None and decision.action == "allow":
                 prepared.observe(classification)
+            elif prepared is not None and decision.action == "review":
+                prepared.held(classification)
             return decision  # depends on the session's prepared statements: never cached
         if len(decisions) > _CACHE_LIMIT:
             decisions.clear()
         decisions[exact] = decision
-        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, classification):  # type: ignore[arg-type]
+        if by_shape is not None and self._shape_is_stable(key, text, subject.dialect, mode, raw):  # type: ignore[arg-type]
             decisions[by_shape] = decision
+        return decision
+
+    def _check_big(self, subject: Subject, text: str, prepared: PreparedStatements | None, mode: TextMode) -> Decision:
+        """A big text is judged from its kept classification and never enters the decision or
+        shape caches (their keys would hold megabytes each)."""
+        known = self.big.too_big(text) or self.big.known(text, subject.dialect, mode)
+        if known is None:  # a caller that cannot wait, and the text is no longer kept
+            known = self.big.classify_here(text, subject.dialect, mode)
+        if isinstance(known, str):
+            return Decision("block", "statement-limits", f"{known}; the statement was not run")
+        classification = known
+        session_bound = any(s.kind in _SESSION_KINDS for s in classification.statements)
+        if session_bound and prepared is not None:
+            classification = prepared.resolve(classification)
+        decision = self._decide(subject, classification)
+        if session_bound and prepared is not None and decision.action == "allow":
+            prepared.observe(classification)
         return decision
 
     def _classify(self, text: str, dialect: str, mode: TextMode = UTF8) -> Classification:
@@ -169,6 +236,21 @@ class Pipeline:
             verdict.reason,
             rule if verdict.action == "review" else None,
             classification,
+        )
+
+    def _name_routine(
+        self, subject: Subject, plain: Classification, expanded: Classification, decision: Decision
+    ) -> Decision:
+        """A refusal drawn by a routine's body says which routine: the user typed `SELECT f()`."""
+        ctx = Context(subject.connection, subject.user, subject.groups)
+
+        def draws(c: Classification) -> bool:
+            verdict = self.ruleset.evaluate(c, ctx)
+            return verdict.action == decision.action and (verdict.rule.name if verdict.rule else "") == decision.rule
+
+        name = "" if draws(plain) else blame(expanded, draws)
+        return (
+            replace(decision, reason=f"{decision.reason} (in {name}, which this statement runs)") if name else decision
         )
 
     # -- masking -----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
@@ -111,6 +112,7 @@ class Gateway:
         self.services.approvals.expire_all()
         for live in list(self.services.live.values()):
             live.kill("gateway shutting down")
+        self.services.pipeline.close()  # the parse workers, if any were started
         self.services.journal.audit("gateway", "gateway.stop")
         await asyncio.sleep(0)
         self.services.journal.close()
@@ -140,7 +142,9 @@ def build_pipeline(config: Config, store: Store, rulebook: RuleBook, journal: Jo
     if changes:
         journal.audit("gateway", "rules.seed", str(config.path), changes=changes)
     guards, masks = rulebook.current()
-    return Pipeline(guards, masks, hash_key=_mask_key(config))
+    gw = config.gateway
+    limits = ParseLimits(gw.max_statement_size, gw.parse_timeout, gw.parse_workers)
+    return Pipeline(guards, masks, hash_key=_mask_key(config), limits=limits)
 
 
 def _mask_key(config: Config) -> bytes:

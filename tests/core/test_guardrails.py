@@ -68,9 +68,11 @@ def test_text_the_gateway_cannot_read_fails_closed_naming_the_rule_that_applies(
 
 
 def test_dynamic_statements_get_the_rule_fail_mode() -> None:
-    do = pg("DO $$ BEGIN DELETE FROM t; END $$")
+    do = pg("DO $$ BEGIN EXECUTE 'DELETE FROM ' || 't'; END $$")
     base = {"name": "w", "action": "block", "statements": ("delete",)}
     assert evaluate([GuardRule(**base)], do, DEV).action == "block"
+    plain = pg("DO $$ BEGIN DELETE FROM t; END $$")  # not dynamic: the DELETE inside is judged
+    assert evaluate([GuardRule(**base, dynamic="allow")], plain, DEV).action == "block"
     review = evaluate([GuardRule(**base, dynamic="review")], do, DEV)
     assert review.action == "review" and "cannot be known" in review.reason
     assert evaluate([GuardRule(**base, dynamic="allow")], do, DEV).action == "allow"

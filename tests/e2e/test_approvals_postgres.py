@@ -10,6 +10,7 @@ import time
 
 import psycopg
 import pytest
+from support.postgres import connect_target, on_server
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -43,22 +44,13 @@ timeout = "2s"
 
 @pytest.fixture
 def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute("DROP TABLE IF EXISTS accounts")
         conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int, updated_at timestamptz)")
         conn.execute("INSERT INTO accounts VALUES (1, 0, NULL), (2, 0, NULL), (3, 0, NULL)")
     gateway = make_gateway(RULES)
-    gateway.direct = lambda sql: _direct(pg_target, sql)  # type: ignore[attr-defined]
+    gateway.direct = lambda sql: on_server(pg_target, sql)  # type: ignore[attr-defined]
     return gateway
-
-
-def _direct(target: dict[str, str], sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=target["role"], dbname=target["database"], autocommit=True
-    ) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def _psql(gw, user: str, token: str, sql: str) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]

@@ -12,39 +12,18 @@ import time
 
 import psycopg
 import pytest
+from support.postgres import connect_target, on_server
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = """
-[[rules]]
-name = "no-unbounded-delete"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "no-unbounded-update"
-action = "block"
-statements = ["update"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "ledger-is-append-only"
-action = "block"
-statements = ["update"]
-tables = ["ledger"]
-
-[[rules]]
-name = "no-loading-orders"
-action = "block"
-statements = ["insert"]
-tables = ["orders"]
-
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop"]
-"""
+RULES = (
+    rule_toml("no-unbounded-delete", statements=["delete"], where="missing-or-trivial")
+    + rule_toml("no-unbounded-update", statements=["update"], where="missing-or-trivial")
+    + rule_toml("ledger-is-append-only", statements=["update"], tables=["ledger"])
+    + rule_toml("no-loading-orders", statements=["insert"], tables=["orders"])
+    + rule_toml("no-drop", statements=["drop"])
+)
 
 SCHEMA = """
 DROP TABLE IF EXISTS eff_items, ledger, orders, eff_source;
@@ -60,20 +39,11 @@ CREATE TABLE orders (id int);
 
 @pytest.fixture
 def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute(SCHEMA)
     g = make_gateway(RULES)
-    g.tokens = {u: g.token(u) for u in ("alice", "bob")}
+    g.issue_tokens("alice", "bob")
     return g
-
-
-def upstream(pg_target: dict[str, str], sql: str) -> list[tuple[object, ...]]:
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def refused(gw, user: str, sql: str) -> psycopg.Error:  # type: ignore[no-untyped-def]
@@ -97,7 +67,7 @@ def refused(gw, user: str, sql: str) -> psycopg.Error:  # type: ignore[no-untype
 def test_merge_that_deletes_every_row_is_refused(gw, pg_target, sql: str) -> None:  # type: ignore[no-untyped-def]
     err = refused(gw, "alice", sql)
     assert err.sqlstate == "42501" and "rule no-unbounded-delete blocks DELETE" in str(err)
-    assert upstream(pg_target, "SELECT count(*) FROM eff_items") == [(5,)]
+    assert on_server(pg_target, "SELECT count(*) FROM eff_items") == [(5,)]
 
 
 def test_merge_actions_and_upserts_obey_update_rules(gw, pg_target) -> None:  # type: ignore[no-untyped-def]
@@ -107,24 +77,24 @@ def test_merge_actions_and_upserts_obey_update_rules(gw, pg_target) -> None:  # 
     assert "no-unbounded-update" in str(err)
     err = refused(gw, "alice", "INSERT INTO ledger VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET amount = 0")
     assert "rule ledger-is-append-only blocks UPDATE" in str(err)
-    assert upstream(pg_target, "SELECT amount FROM ledger") == [(100,)]
-    assert upstream(pg_target, "SELECT count(*) FROM eff_items WHERE secret = 'x'") == [(0,)]
+    assert on_server(pg_target, "SELECT amount FROM ledger") == [(100,)]
+    assert on_server(pg_target, "SELECT count(*) FROM eff_items WHERE secret = 'x'") == [(0,)]
     # A bounded MERGE still runs.
     with psycopg.connect(gw.dsn("alice", gw.tokens["alice"]), autocommit=True) as conn:
         conn.execute("MERGE INTO eff_items t USING eff_source s ON t.id = s.id WHEN MATCHED THEN DELETE")
-    assert upstream(pg_target, "SELECT count(*) FROM eff_items") == [(4,)]
+    assert on_server(pg_target, "SELECT count(*) FROM eff_items") == [(4,)]
 
 
 def test_copy_from_stdin_is_an_insert(gw, pg_target) -> None:  # type: ignore[no-untyped-def]
     result = gw.psql("alice", gw.tokens["alice"], None, input="COPY orders FROM STDIN;\n1\n2\n\\.\nSELECT 'after';\n")
     assert "rule no-loading-orders blocks INSERT" in result.stderr
-    assert upstream(pg_target, "SELECT count(*) FROM orders") == [(0,)]
+    assert on_server(pg_target, "SELECT count(*) FROM orders") == [(0,)]
 
 
 def test_drop_column_is_a_drop(gw, pg_target) -> None:  # type: ignore[no-untyped-def]
     err = refused(gw, "alice", "ALTER TABLE eff_items ADD COLUMN note text, DROP COLUMN secret")
     assert "rule no-drop blocks DROP COLUMN" in str(err)
-    columns = upstream(
+    columns = on_server(
         pg_target, "SELECT attname FROM pg_attribute WHERE attrelid = 'eff_items'::regclass AND attnum > 0"
     )
     assert ("secret",) in columns and ("note",) not in columns
@@ -183,9 +153,7 @@ def test_the_builtin_can_be_switched_off(make_gateway, pg_admin) -> None:  # typ
     ],
 )
 def test_syntax_error_is_answered_as_the_server_answers_it(gw, pg_target, sql: str) -> None:  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as direct:
+    with connect_target(pg_target) as direct:
         with pytest.raises(psycopg.Error) as server:
             direct.execute(sql)
     err = refused(gw, "alice", sql)
@@ -193,7 +161,7 @@ def test_syntax_error_is_answered_as_the_server_answers_it(gw, pg_target, sql: s
     assert err.diag.statement_position == server.value.diag.statement_position
     assert err.diag.message_primary == server.value.diag.message_primary
     assert "refused by Hoop" not in str(err) and "rule" not in str(err)
-    assert upstream(pg_target, "SELECT count(*) FROM eff_items") == [(5,)]
+    assert on_server(pg_target, "SELECT count(*) FROM eff_items") == [(5,)]
 
 
 def test_psql_points_at_the_syntax_error(gw) -> None:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support.postgres import connect_target
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -49,9 +50,7 @@ DECOYS = {
 
 @pytest.fixture
 def gw(make_gateway, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute("DROP TABLE IF EXISTS customers CASCADE")
         conn.execute("""CREATE TABLE customers (id int, name text, email text, card_number text, note text,
                         password_hash text, order_no text, sku text, version text, handle text, bad_iban text,

@@ -7,51 +7,35 @@ connection are still there afterwards.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 
 import pymysql
 import pytest
-from support.gateway import GatewayProcess, write_config
-from support.mariadb import ROOT, throwaway_database
-from support.servers import free_port
+from support.gateway import GatewayProcess, users_toml
+from support.mariadb import (
+    ROOT,
+    mariadb_client,
+    mysql_connection_toml,
+    mysql_gateway,
+    on_server,
+    through,
+    throwaway_database,
+)
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
 
-RULES = """
-[[rules]]
-name = "no-deleting-prices"
-action = "block"
-statements = ["delete"]
-tables = ["prices"]
-
-[[rules]]
-name = "no-unbounded-delete"
-action = "block"
-statements = ["delete"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "ledger-is-append-only"
-action = "block"
-statements = ["update"]
-tables = ["ledger"]
-
-[[rules]]
-name = "ops-may-not-kill"
-action = "block"
-statements = ["kill"]
-groups = ["ops"]
-
-[[rules]]
-name = "no-drop"
-action = "block"
-statements = ["drop column", "drop partition"]
-"""
+RULES = (
+    rule_toml("no-deleting-prices", statements=["delete"], tables=["prices"])
+    + rule_toml("no-unbounded-delete", statements=["delete"], where="missing-or-trivial")
+    + rule_toml("ledger-is-append-only", statements=["update"], tables=["ledger"])
+    + rule_toml("ops-may-not-kill", statements=["kill"], groups=["ops"])
+    + rule_toml("no-drop", statements=["drop column", "drop partition"])
+)
 
 
-USERS = {"alice": '["dev"]', "bob": '["dev"]', "carol": '["dev", "ops"]'}
+USERS = {"alice": ["dev"], "bob": ["dev"], "carol": ["dev", "ops"]}
 
 
 @pytest.fixture(scope="module")
@@ -71,50 +55,13 @@ def db() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    users = "".join(f'[[users]]\nname = "{u}"\ngroups = {g}\n' for u, g in USERS.items())
-    conn = f"""
-[[connections]]
-name = "my"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-username = "root"
-database = "{db}"
-sslmode = "disable"
-groups = ["dev"]
-"""
-    g = write_config(tmp_path_factory.mktemp("myeff"), users + conn + RULES, listen={"mysql": free_port()})
-    g.start()
-    g.tokens = {u: g.token(u) for u in USERS}  # type: ignore[attr-defined]
-    yield g
-    g.stop()
-
-
-def connect(gw: GatewayProcess, user: str) -> pymysql.Connection:
-    return pymysql.connect(
-        host="127.0.0.1",
-        port=gw.ports["mysql"],
-        user=user,
-        password=gw.tokens[user],  # type: ignore[attr-defined]
-        database="my",
-        ssl_disabled=True,
-        autocommit=True,
-        connect_timeout=10,
-    )
-
-
-def upstream(db: str, sql: str) -> tuple[tuple[object, ...], ...]:
-    conn = pymysql.connect(**ROOT, database=db, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return tuple(cur.fetchall())
-    finally:
-        conn.close()
+    body = users_toml(USERS) + mysql_connection_toml(db) + RULES
+    with mysql_gateway(tmp_path_factory.mktemp("myeff"), body, users=tuple(USERS)) as g:
+        yield g
 
 
 def refused(gw: GatewayProcess, user: str, sql: str) -> tuple[int, str]:
-    conn = connect(gw, user)
+    conn = through(gw, user)
     try:
         with pytest.raises(pymysql.MySQLError) as err, conn.cursor() as cur:
             cur.execute(sql)
@@ -133,7 +80,7 @@ def refused(gw: GatewayProcess, user: str, sql: str) -> tuple[int, str]:
 def test_replace_deletes(gw: GatewayProcess, db: str, sql: str) -> None:
     code, message = refused(gw, "alice", sql)
     assert code == 1142 and "rule no-deleting-prices blocks DELETE" in message
-    assert upstream(db, "SELECT id, price, note FROM prices ORDER BY id") == ((1, 10, "keep"), (2, 20, "keep"))
+    assert on_server(db, "SELECT id, price, note FROM prices ORDER BY id") == ((1, 10, "keep"), (2, 20, "keep"))
 
 
 @pytest.mark.parametrize(
@@ -147,27 +94,27 @@ def test_replace_deletes(gw: GatewayProcess, db: str, sql: str) -> None:
 def test_a_where_on_another_table_does_not_bound_the_delete(gw: GatewayProcess, db: str, sql: str) -> None:
     code, message = refused(gw, "alice", sql)
     assert code == 1142 and "rule no-unbounded-delete blocks DELETE" in message
-    assert upstream(db, "SELECT COUNT(*) FROM stock") == ((2,),)
+    assert on_server(db, "SELECT COUNT(*) FROM stock") == ((2,),)
 
 
 def test_on_duplicate_key_update_updates(gw: GatewayProcess, db: str) -> None:
     code, message = refused(gw, "alice", "INSERT INTO ledger VALUES (1, 0) ON DUPLICATE KEY UPDATE amount = 0")
     assert code == 1142 and "rule ledger-is-append-only blocks UPDATE" in message
-    assert upstream(db, "SELECT amount FROM ledger") == ((100,),)
+    assert on_server(db, "SELECT amount FROM ledger") == ((100,),)
 
 
 @pytest.mark.parametrize("sql", ["ALTER TABLE wide DROP COLUMN secret", "ALTER TABLE wide ADD note INT, DROP secret"])
 def test_drop_column_is_a_drop(gw: GatewayProcess, db: str, sql: str) -> None:
     code, message = refused(gw, "alice", sql)
     assert code == 1142 and "rule no-drop blocks DROP COLUMN" in message
-    columns = upstream(
+    columns = on_server(
         db, f"SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' AND TABLE_NAME = 'wide'"
     )
     assert ("secret",) in columns and ("note",) not in columns
 
 
 def test_bob_cannot_see_or_kill_alices_upstream_connection(gw: GatewayProcess, db: str) -> None:
-    alice = connect(gw, "alice")
+    alice = through(gw, "alice")
     with alice.cursor() as cur:
         cur.execute("SELECT CONNECTION_ID()")  # runs upstream: alice's upstream thread id
         (thread,) = cur.fetchone()
@@ -183,14 +130,14 @@ def test_bob_cannot_see_or_kill_alices_upstream_connection(gw: GatewayProcess, d
     ):
         code, message = refused(gw, "bob", sql)
         assert code == 1142 and "rule builtin-other-sessions blocks" in message, (sql, message)
-    bob = connect(gw, "bob")
+    bob = through(gw, "bob")
     with bob.cursor() as cur, pytest.raises(pymysql.MySQLError):
         cur.execute("EXECUTE s")  # never prepared upstream
     with pytest.raises(pymysql.MySQLError) as err:  # the gateway's own KILL maps only bob's sessions
         bob.kill(alice.thread_id())
     assert err.value.args[0] == 1094
     bob.close()
-    assert upstream(db, f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {thread}") == ((1,),)
+    assert on_server(db, f"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {thread}") == ((1,),)
     with alice.cursor() as cur:
         cur.execute("SELECT 'alice still here'")
         assert cur.fetchall() == (("alice still here",),)
@@ -200,7 +147,7 @@ def test_bob_cannot_see_or_kill_alices_upstream_connection(gw: GatewayProcess, d
 def test_a_users_own_kill_query_still_works(gw: GatewayProcess, db: str) -> None:
     """The gateway's mapping of `KILL QUERY <gateway id>` to the same user's session is not
     caught by the built-in rule."""
-    victim, killer = connect(gw, "alice"), connect(gw, "alice")
+    victim, killer = through(gw, "alice"), through(gw, "alice")
     result: list[object] = []
 
     def sleep() -> None:
@@ -214,7 +161,7 @@ def test_a_users_own_kill_query_still_works(gw: GatewayProcess, db: str) -> None
     sleeper = threading.Thread(target=sleep)
     sleeper.start()
     for _ in range(200):  # wait until the server runs the SLEEP
-        if upstream(db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'")[0][0]:
+        if on_server(db, "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20)'")[0][0]:
             break
         threading.Event().wait(0.05)
     with killer.cursor() as cur:
@@ -227,7 +174,7 @@ def test_a_users_own_kill_query_still_works(gw: GatewayProcess, db: str) -> None
 
 
 def test_a_configured_kill_rule_still_applies_to_the_gateways_own_kill(gw: GatewayProcess) -> None:
-    victim, killer = connect(gw, "carol"), connect(gw, "carol")
+    victim, killer = through(gw, "carol"), through(gw, "carol")
     with pytest.raises(pymysql.MySQLError) as err, killer.cursor() as cur:
         cur.execute(f"KILL QUERY {victim.thread_id()}")
     assert err.value.args[0] == 1142 and "rule ops-may-not-kill blocks KILL" in err.value.args[1]
@@ -237,25 +184,7 @@ def test_a_configured_kill_rule_still_applies_to_the_gateways_own_kill(gw: Gatew
 
 
 def test_prepare_kill_is_refused_through_the_mariadb_client(gw: GatewayProcess) -> None:
-    result = subprocess.run(
-        [
-            "mariadb",
-            "-h",
-            "127.0.0.1",
-            "-P",
-            str(gw.ports["mysql"]),
-            "-u",
-            "bob",
-            f"-p{gw.tokens['bob']}",  # type: ignore[attr-defined]
-            "--skip-ssl",
-            "my",
-            "-e",
-            "PREPARE s FROM 'KILL 1'",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = mariadb_client(gw, "bob", "PREPARE s FROM 'KILL 1'", tls=False)
     assert "ERROR 1142" in result.stderr and "builtin-other-sessions" in result.stderr
 
 

@@ -18,11 +18,18 @@ from typing import Any
 import pymysql
 import pytest
 from core.sql import corpus_mysql
-from support.gateway import GatewayProcess, write_config
-from support.mariadb import ROOT
-from support.servers import free_port, missing
+from support.gateway import GatewayProcess
+from support.mariadb import (
+    gateway_ca,
+    mariadb_client,
+    mysql_connection_toml,
+    mysql_gateway,
+    through,
+    throwaway_database,
+    throwaway_user,
+)
+from support.rules import rules_toml
 
-from hoop.core.guardrails import rule_to_mapping
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import mysql_mode
@@ -44,16 +51,9 @@ groups = ["dev", "security"]
 """
 
 
-def _toml_value(v: Any) -> str:
-    return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
-
-
-def rules_toml() -> str:
-    out = []
-    for rule in corpus_mysql.RULES:
-        if rule.name.startswith("builtin-"):
-            continue  # the gateway seeds the built-in rules itself
-        out.append("[[rules]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in rule_to_mapping(rule).items()))
+def gateway_rules() -> str:
+    # the gateway seeds the built-in rules itself
+    out = [rules_toml(r for r in corpus_mysql.RULES if not r.name.startswith("builtin-"))]
     out.append("""[[rules]]
 name = "review-held"
 action = "review"
@@ -88,18 +88,9 @@ exempt = ["security"]
 @pytest.fixture(scope="module")
 def maria() -> Iterator[dict[str, str]]:
     """A per-run database and user; the user's password is a canary."""
-    try:
-        root = pymysql.connect(**ROOT, autocommit=True, connect_timeout=5)
-    except pymysql.err.OperationalError as exc:
-        missing(f"MariaDB not available: {exc}")
-    suffix = secrets.token_hex(4)
-    info = {"user": f"hoop_app_{suffix}", "db": f"hoop_t_{suffix}", "password": f"CANARY-my-{secrets.token_hex(8)}"}
-    with root.cursor() as cur:
-        cur.execute(f"CREATE DATABASE `{info['db']}`")
-        cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (info["user"], info["password"]))
-        cur.execute(f"GRANT ALL ON `{info['db']}`.* TO %s@'127.0.0.1'", (info["user"],))
-        cur.execute(f"USE `{info['db']}`")
-        for ddl in (
+    with (
+        throwaway_database(
+            "hoop_t",
             "CREATE TABLE users (id INT PRIMARY KEY, name VARCHAR(40), user VARCHAR(40), active INT)",
             "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, uid INT, total INT)",
             "CREATE TABLE staging LIKE users",
@@ -115,91 +106,34 @@ def maria() -> Iterator[dict[str, str]]:
             "INSERT INTO customers VALUES (1, 'Zed Secret', 'zed.secret@example.com', '123-45-6789',"
             " 'call me at noon', 41), (2, 'Decoy', 'nobody@example.org', '234-56-7891', 'order #12-34', 7)",
             "CREATE VIEW v_customers AS SELECT id, email AS contact, ssn, name FROM customers",
-        ):
-            cur.execute(ddl)
-    yield info
-    with root.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{info['db']}`")
-        cur.execute("DROP USER IF EXISTS %s@'127.0.0.1'", (info["user"],))
-    root.close()
+        ) as name,
+        throwaway_user("hoop_app", name, password=f"CANARY-my-{secrets.token_hex(8)}") as (user, password),
+    ):
+        yield {"user": user, "db": name, "password": password}
 
 
 @pytest.fixture(scope="module")
 def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    root = tmp_path_factory.mktemp("mygw")
-    conn = f'''
-[[connections]]
-name = "my"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-database = "{maria["db"]}"
-username = "{maria["user"]}"
-password = "${{HOOP_TEST_MY_PASSWORD}}"
-sslmode = "disable"
-groups = ["dev"]
-
-[[connections]]
-name = "mybad"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-username = "{maria["user"]}"
-password = "${{HOOP_TEST_MY_WRONG}}"
-groups = ["dev"]
-'''
-    g = write_config(root, USERS + conn + rules_toml(), listen={"mysql": free_port()})
-    g.env["HOOP_TEST_MY_PASSWORD"] = maria["password"]
-    g.env["HOOP_TEST_MY_WRONG"] = f"CANARY-wrong-{secrets.token_hex(8)}"
-    g.start()
-    g.tokens = {u: g.token(u) for u in ("alice", "bob", "sec")}  # type: ignore[attr-defined]
-    yield g
-    g.stop()
-
-
-def ca(gw: GatewayProcess) -> str:
-    return str(gw.root / "data" / "tls.crt")
+    conn = mysql_connection_toml(maria["db"], username=maria["user"], password="${HOOP_TEST_MY_PASSWORD}")
+    bad = mysql_connection_toml(
+        None, name="mybad", username=maria["user"], password="${HOOP_TEST_MY_WRONG}", sslmode=None
+    )
+    env = {
+        "HOOP_TEST_MY_PASSWORD": maria["password"],
+        "HOOP_TEST_MY_WRONG": f"CANARY-wrong-{secrets.token_hex(8)}",
+    }
+    with mysql_gateway(
+        tmp_path_factory.mktemp("mygw"), USERS + conn + bad + gateway_rules(), users=("alice", "bob", "sec"), env=env
+    ) as g:
+        yield g
 
 
 def connect(gw: GatewayProcess, user: str = "alice", db: str = "my", **kw: Any) -> pymysql.Connection:
-    return pymysql.connect(
-        host="127.0.0.1",
-        port=gw.ports["mysql"],
-        user=user,
-        password=gw.tokens[user],  # type: ignore[attr-defined]
-        database=db,
-        ssl={"ca": ca(gw), "check_hostname": False},
-        connect_timeout=10,
-        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS,
-        autocommit=True,
-        **kw,
-    )
+    return through(gw, user, db, tls=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, **kw)
 
 
 def mariadb(gw: GatewayProcess, sql: str, user: str = "alice", *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        "mariadb",
-        "-h",
-        "127.0.0.1",
-        "-P",
-        str(gw.ports["mysql"]),
-        "-u",
-        user,
-        f"-p{gw.tokens[user]}",  # type: ignore[attr-defined]
-        "--ssl",
-        f"--ssl-ca={ca(gw)}",
-        "--ssl-verify-server-cert=0",
-        "--comments",
-        "-N",
-        "-B",
-        *args,
-        "my",
-        "-e",
-        sql,
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    gw.outputs += [r.stdout, r.stderr]
-    return r
+    return mariadb_client(gw, user, sql, "--comments", "-N", "-B", *args)
 
 
 def run_all(cur: Any, sql: str) -> list[Any]:
@@ -249,11 +183,11 @@ def test_aiomysql_and_field_list(gw: GatewayProcess) -> None:
     import aiomysql
 
     async def go() -> Any:
-        ctx = ssl.create_default_context(cafile=ca(gw))
+        ctx = ssl.create_default_context(cafile=gateway_ca(gw))
         ctx.check_hostname = False
         conn = await aiomysql.connect(
             host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"], db="my", ssl=ctx
-        )  # type: ignore[attr-defined]
+        )
         async with conn.cursor() as cur:
             await cur.execute("SELECT 40 + 2, 'x'")
             rows = await cur.fetchall()
@@ -282,9 +216,9 @@ def _connector(gw: GatewayProcess) -> Any:
         host="127.0.0.1",
         port=gw.ports["mysql"],
         user="alice",
-        password=gw.tokens["alice"],  # type: ignore[attr-defined]
+        password=gw.tokens["alice"],
         database="my",
-        ssl_ca=ca(gw),
+        ssl_ca=gateway_ca(gw),
         ssl_verify_cert=False,
         use_pure=True,
         autocommit=True,
@@ -366,7 +300,7 @@ def test_bad_login_and_unknown_connection(gw: GatewayProcess) -> None:
             user="alice",
             password="nope",
             database="my",
-            ssl={"ca": ca(gw), "check_hostname": False},
+            ssl={"ca": gateway_ca(gw), "check_hostname": False},
         )
     assert e1.value.args[0] == 1045
     with pytest.raises(pymysql.err.OperationalError) as e2:
@@ -506,14 +440,14 @@ def test_held_statement_approved_denied_and_timed_out(gw: GatewayProcess) -> Non
     conn = connect(gw)
     t, box = _in_thread(lambda: conn.cursor().execute("INSERT INTO held_t VALUES (1)"))
     approval = _held(gw, "INSERT INTO held_t VALUES (1)")
-    own = gw.cli("approve", str(approval), "--token", gw.tokens["alice"], check=False)  # type: ignore[attr-defined]
+    own = gw.cli("approve", str(approval), "--token", gw.tokens["alice"], check=False)
     assert own.returncode != 0  # not an approver, and it is her own request
-    gw.cli("approve", str(approval), "--token", gw.tokens["bob"])  # type: ignore[attr-defined]
+    gw.cli("approve", str(approval), "--token", gw.tokens["bob"])
     t.join(30)
     assert box.get("ok") == 1, box
     t, box = _in_thread(lambda: conn.cursor().execute("INSERT INTO held_t VALUES (2)"))
     approval = _held(gw, "INSERT INTO held_t VALUES (2)")
-    gw.cli("deny", str(approval), "--reason", "not today", "--token", gw.tokens["bob"])  # type: ignore[attr-defined]
+    gw.cli("deny", str(approval), "--reason", "not today", "--token", gw.tokens["bob"])
     t.join(30)
     assert isinstance(box.get("err"), pymysql.err.MySQLError) and "denied: not today" in str(box["err"])
     with pytest.raises(pymysql.err.MySQLError) as late:
@@ -537,7 +471,7 @@ def test_client_leaving_while_held_abandons_the_request(gw: GatewayProcess) -> N
         status = next(r["status"] for r in rows if r["id"] == approval)
         time.sleep(0.1)
     assert status == "abandoned"
-    late = gw.cli("approve", str(approval), "--token", gw.tokens["bob"], check=False)  # type: ignore[attr-defined]
+    late = gw.cli("approve", str(approval), "--token", gw.tokens["bob"], check=False)
     assert late.returncode != 0 and "no longer pending" in late.stderr
     cur = connect(gw).cursor()
     cur.execute("SELECT COUNT(*) FROM held_t WHERE id = 9")

@@ -19,9 +19,8 @@ from typing import Any
 
 import pymysql
 import pytest
-from support.gateway import GatewayProcess, write_config
-from support.mariadb import ROOT, throwaway_database
-from support.servers import free_port
+from support.gateway import ALICE, GatewayProcess
+from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, throwaway_database
 
 pytestmark = pytest.mark.needs_mariadb
 ROWS = 500
@@ -48,26 +47,8 @@ def db() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def gw(db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    body = f'''
-[[users]]
-name = "alice"
-groups = ["dev"]
-
-[[connections]]
-name = "my"
-type = "mysql"
-host = "127.0.0.1"
-port = 3306
-database = "{db}"
-username = "root"
-sslmode = "disable"
-groups = ["dev"]
-'''
-    g = write_config(tmp_path_factory.mktemp("myres"), body, listen={"mysql": free_port()})
-    g.start()
-    g.tokens = {"alice": g.token("alice")}  # type: ignore[attr-defined]
-    yield g
-    g.stop()
+    with mysql_gateway(tmp_path_factory.mktemp("myres"), ALICE + mysql_connection_toml(db)) as g:
+        yield g
 
 
 def _run(conn: pymysql.Connection, sql: str) -> Any:
@@ -108,7 +89,7 @@ def _recorded_rows(gw: GatewayProcess, statements: int) -> list[int | None]:
 
 def test_pymysql_gets_what_the_server_sends_and_rows_are_recorded(gw: GatewayProcess, db: str) -> None:
     direct = _pymysql(**ROOT, database=db)
-    token = gw.tokens["alice"]  # type: ignore[attr-defined]
+    token = gw.tokens["alice"]
     through = _pymysql(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=token, database="my")
     for sql, _ in QUERIES:
         assert _run(through, sql) == _run(direct, sql), sql
@@ -132,7 +113,7 @@ def test_mariadb_client_output_matches_direct(gw: GatewayProcess, db: str) -> No
         )
 
     direct = mariadb("-P", "3306", "-u", "root", db)
-    through = mariadb("-P", str(gw.ports["mysql"]), "-u", "alice", f"-p{gw.tokens['alice']}", "my")  # type: ignore[attr-defined]
+    through = mariadb("-P", str(gw.ports["mysql"]), "-u", "alice", f"-p{gw.tokens['alice']}", "my")
     assert direct.returncode == 0, direct.stderr
     assert through.returncode == 0, through.stderr
     assert through.stdout == direct.stdout and len(through.stdout) > 70000
@@ -158,7 +139,7 @@ def test_values_past_16_mib_cross_as_split_packets(gw: GatewayProcess, db: str, 
     """MySQL splits a payload of 16 MiB or more into 0xFFFFFF-byte packets: a 20 MiB value goes
     up in one COM_QUERY and comes back in one row, both split, and arrives intact."""
     blob = secrets.token_hex(10 * 1024 * 1024)  # 20 MiB of text
-    token = gw.tokens["alice"]  # type: ignore[attr-defined]
+    token = gw.tokens["alice"]
     through = _pymysql(host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=token, database="my")
     with through.cursor() as cur:
         cur.execute("CREATE TABLE blobs (id INT PRIMARY KEY, body LONGTEXT)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from support.pgwire import SYNC, RawClient, bind, execute, parse, query
+from support.postgres import connect_target
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -46,15 +47,13 @@ def payload(encoding: str) -> bytes:
 
 @pytest.fixture
 def victims(pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute("DROP TABLE IF EXISTS victims")
         conn.execute("CREATE TABLE victims (id int)")
         conn.execute(f"INSERT INTO victims SELECT generate_series(1, {ROWS})")
 
     def count() -> int:
-        with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"]) as conn:
+        with connect_target(pg_target) as conn:
             return conn.execute("SELECT count(*) FROM victims").fetchone()[0]  # type: ignore[index]
 
     return count

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from core.sql import corpus_postgres
-
-from hoop.core.guardrails import rule_to_mapping
+from support.postgres import connect_target
+from support.rules import rules_toml
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -28,23 +28,9 @@ CREATE OR REPLACE VIEW active_users AS SELECT * FROM users WHERE active;
 """
 
 
-def _toml_value(value: object) -> str:
-    return json.dumps(value)  # TOML accepts JSON strings, numbers, booleans and arrays of them
-
-
-def rules_toml(rules: list[object]) -> str:
-    out = []
-    for rule in rules:
-        body = rule_to_mapping(rule)  # type: ignore[arg-type]
-        out.append("[[rules]]\n" + "\n".join(f"{k} = {_toml_value(v)}" for k, v in body.items()))
-    return "\n\n".join(out) + "\n"
-
-
 @pytest.fixture
 def corpus_gateway(make_gateway, pg_admin, pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", port=5432, user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute(SCHEMA)
     custom = [r for r in corpus_postgres.RULES if not r.name.startswith("builtin-")]
     return make_gateway(rules_toml(custom))

@@ -31,6 +31,7 @@ class GatewayProcess:
     env: dict[str, str]
     proc: subprocess.Popen[bytes] | None = None
     outputs: list[str] = field(default_factory=list)  # every CLI output, for canary searches
+    tokens: dict[str, str] = field(default_factory=dict)  # user -> token, for tests that issue them once
 
     @property
     def log_path(self) -> Path:
@@ -105,6 +106,10 @@ class GatewayProcess:
     def token(self, user: str, ttl: str = "1h") -> str:
         return self.cli("token", "issue", user, "--ttl", ttl).stdout.strip().splitlines()[-1]
 
+    def issue_tokens(self, *users: str) -> None:
+        """A token for each of `users`, kept in `tokens`."""
+        self.tokens.update({u: self.token(u) for u in users})
+
     def dsn(self, user: str, token: str, connection: str = "pg", **extra: str) -> str:
         parts = {
             "host": "127.0.0.1",
@@ -150,12 +155,21 @@ class GatewayProcess:
         return result
 
 
-def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None) -> GatewayProcess:
-    """Write hoop.toml under `root` with free ports for the doors and return a (stopped) gateway."""
+def users_toml(users: dict[str, list[str]]) -> str:
+    """`[[users]]` entries: each user name with its groups."""
+    return "".join(f'\n[[users]]\nname = "{u}"\ngroups = {json.dumps(g)}\n' for u, g in users.items())
+
+
+ALICE = users_toml({"alice": ["dev"]})  # the one user most tests need
+
+
+def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None, settings: str = "") -> GatewayProcess:
+    """Write hoop.toml under `root` with free ports for the doors and return a (stopped) gateway;
+    `settings` are more lines of its [gateway] table."""
     ports = listen or {"postgres": free_port()}
     listen_lines = "\n".join(f'{k} = "127.0.0.1:{v}"' for k, v in ports.items())
     text = f"""[gateway]
-data_dir = "data"
+{settings}data_dir = "data"
 recordings_dir = "recordings"
 
 [listen]

@@ -16,11 +16,7 @@ from typing import Any
 import pytest
 from support.gateway import has_actions
 from textual.widgets import DataTable
-from tui_fixtures import settle
-
-from hoop.control_client import ControlClient
-from hoop.tui.app import HoopApp
-from hoop.tui.data import GatewayLink, History
+from tui_fixtures import gateway_app, settle
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -74,9 +70,7 @@ async def test_tui_approves_and_denies_real_psql(make_gateway: Any) -> None:
         "alice", alice, "create table tui_t(id int primary key, v int); insert into tui_t values (1, 1), (2, 2)"
     )
     assert setup.returncode == 0, setup.stderr
-    data = gw.root / "data"
-    history = History.open(data / "hoop.db", gw.root / "recordings")
-    app = HoopApp(history, GatewayLink(ControlClient(data / "control.sock", bob)), poll=0.5, start="approvals")
+    app = gateway_app(gw, bob, poll=0.5, start="approvals")
     held = start_psql(gw, alice, "update tui_t set v = 10 where id = 1")
     try:
         async with app.run_test(size=(120, 40)) as pilot:

@@ -10,23 +10,17 @@ from typing import Any
 
 import pytest
 from test_pilot import status_text
-from textual.widgets import DataTable, TextArea
-from tui_fixtures import FakeControl, settle
+from textual.widgets import DataTable
+from tui_fixtures import FakeControl, gateway_app, new_rule_editor, settle
 
-from hoop.control_client import ControlClient
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.sqlite import Store
-from hoop.tui.app import HoopApp
-from hoop.tui.data import GatewayLink, History
 
 
 async def test_editor_shows_the_unknown_kind_and_saves_nothing(make_app: Any, control: FakeControl) -> None:
     app = make_app(start="rules")
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        app.screen.query_one(TextArea).text = 'name = "no-trunc"\naction = "block"\nstatements = ["trunc"]\n'
+        (await new_rule_editor(pilot)).text = 'name = "no-trunc"\naction = "block"\nstatements = ["trunc"]\n'
         await settle(pilot)
         problem = status_text(app, "#rule-problem")
         assert "unknown statement kind 'trunc'" in problem and "truncate" in problem
@@ -47,8 +41,7 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
         "guard", "legacy", {"name": "legacy", "action": "block", "statements": ["trunc"]}, "cli:old", deleted=False
     )
     store.close()
-    history = History.open(data / "hoop.db", gw.root / "recordings")
-    app = HoopApp(history, GatewayLink(ControlClient(data / "control.sock", gw.token("bob"))), poll=0, start="rules")
+    app = gateway_app(gw, gw.token("bob"), poll=0, start="rules")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#rules", DataTable)

@@ -8,7 +8,7 @@ from typing import Any
 
 from test_pilot import status_text
 from textual.widgets import DataTable, Input, TextArea
-from tui_fixtures import FakeControl, settle, write_cast
+from tui_fixtures import FakeControl, new_rule_editor, settle, write_cast
 
 from hoop.tui.screens.replay import ReplayScreen
 from hoop.tui.timeline import CastTimeline
@@ -17,10 +17,7 @@ from hoop.tui.timeline import CastTimeline
 async def test_new_guardrail_validates_previews_and_saves(make_app: Any, control: FakeControl) -> None:
     app = make_app(start="rules")
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        area = app.screen.query_one(TextArea)
+        area = await new_rule_editor(pilot)
         area.text = 'name = "hold-orders"\naction = "sometimes"\nstatements = ["update"]\n'
         await settle(pilot)
         assert "expected one of block, review" in status_text(app, "#rule-problem")

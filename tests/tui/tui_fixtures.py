@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hoop.control_client import ControlError, GatewayUnavailable
+from hoop.control_client import ControlClient, ControlError, GatewayUnavailable
 from hoop.core import recording
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.sqlite import Store
 from hoop.core.terminal import CastWriter
-from hoop.tui.data import History
+from hoop.tui.app import HoopApp
+from hoop.tui.data import GatewayLink, History
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 
@@ -268,6 +269,22 @@ class FakeControl:
         if op == "rules.remove":
             return {"kind": params["kind"], "name": params["name"], "version": 2}
         raise ControlError(f"unknown operation {op!r}")
+
+
+def gateway_app(gw: Any, token: str, **kw: Any) -> HoopApp:
+    """The TUI on a running gateway (a GatewayProcess): its store, recordings and control
+    socket, as the holder of `token`."""
+    data = gw.root / "data"
+    history = History.open(data / "hoop.db", gw.root / "recordings")
+    return HoopApp(history, GatewayLink(ControlClient(data / "control.sock", token)), **kw)
+
+
+async def new_rule_editor(pilot: Any) -> Any:
+    """On the rules screen: open the editor of a new rule (key n); its TextArea."""
+    await settle(pilot)
+    await pilot.press("n")
+    await settle(pilot)
+    return pilot.app.screen.query_one("TextArea")
 
 
 async def settle(pilot: Any, rounds: int = 3) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any, cast
 
 # Flag set on the statements nested in a plain EXPLAIN (without ANALYZE): the server only plans
@@ -65,18 +66,32 @@ class PreparedStatements:
     The session calls ``observe`` for statements the server accepted and ``resolve`` before
     evaluating guardrails: an ``execute`` statement then carries the prepared body in ``inner``.
     An EXECUTE of a name we never saw is marked dynamic (its effect is unknown: fail closed).
+
+    PostgreSQL refuses a PREPARE of a name that exists and keeps the first body, so there a
+    second PREPARE adds its body to the ones an EXECUTE is judged by instead of replacing
+    them; and a name once prepared under review (`held`: approved or not, the gateway cannot
+    tell) stays unknown for the session. (MySQL replaces the body of an existing name.)
     """
 
     def __init__(self) -> None:
         self._bodies: dict[str, tuple[Statement, ...]] = {}
         self._dynamic: set[str] = set()
+        self._held: set[str] = set()
+
+    def held(self, classification: Classification) -> None:
+        """Statements decided "review": their PREPAREs may run once an approver says so."""
+        for stmt in classification.statements:
+            if stmt.kind == "prepare" and stmt.object:
+                self._held.add(stmt.object.lower())
 
     def observe(self, classification: Classification) -> None:
+        keeps_first = classification.dialect == "postgres"
         for stmt in classification.statements:
             name = stmt.object.lower()
             if stmt.kind == "prepare" and name:
-                self._bodies[name] = stmt.inner
-                if stmt.dynamic:
+                earlier = self._bodies.get(name, ()) if keeps_first else ()
+                self._bodies[name] = earlier + stmt.inner
+                if stmt.dynamic or (keeps_first and name in self._held):
                     self._dynamic.add(name)
                 else:
                     self._dynamic.discard(name)
@@ -94,12 +109,13 @@ class PreparedStatements:
         if not any(s.kind == "execute" for s in classification.statements):
             return classification
         bodies, dynamic = dict(self._bodies), set(self._dynamic)
+        keeps_first = classification.dialect == "postgres"
         out = []
         for stmt in classification.statements:
             name = stmt.object.lower()
             if stmt.kind == "prepare" and name:
-                bodies[name] = stmt.inner
-                (dynamic.add if stmt.dynamic else dynamic.discard)(name)
+                bodies[name] = (bodies.get(name, ()) if keeps_first else ()) + stmt.inner
+                (dynamic.add if stmt.dynamic or (keeps_first and name in self._held) else dynamic.discard)(name)
             elif stmt.kind == "deallocate":
                 for gone in list(bodies) if name in ("", "all") else [name]:
                     bodies.pop(gone, None)
@@ -115,11 +131,17 @@ class PreparedStatements:
         return replace(classification, statements=tuple(out))
 
 
-_NUMERIC_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?")
-
 # ---- Three-valued folding of WHERE predicates, shared by the dialects ----
 # A folded value is ROW (depends on the row), UNKNOWN (row-independent but not computable here,
-# e.g. random() or a parameter), or a Python constant (None for SQL NULL).
+# e.g. random() or a parameter), MIXED (depends on the row unless a value not known here makes it
+# a constant: `id = 1 AND $1` is row-dependent when $1 is true and false for every row when it is
+# not), or a Python constant (None for SQL NULL).
+#
+# The folding must never take a predicate as bounded when some value of its unknowns makes it
+# true for every row: the decision cache relies on it (a text's shape is classified with every
+# literal unknown, and reused for all texts of that shape only if it comes out the same). So an
+# operation that could turn "false" into "true" (NOT, a comparison, IS TRUE, ...) turns MIXED
+# into UNKNOWN rather than keeping it row-dependent.
 
 
 class _Marker:
@@ -134,18 +156,18 @@ class _Marker:
 
 ROW = _Marker("ROW")
 UNKNOWN = _Marker("UNKNOWN")
-# An AND of ROW with an UNKNOWN operand: row-dependent, or false for every row should the
-# unknown be false. Both bound a WHERE, but a NOT (or IS FALSE) of it may be true for every
-# row (`NOT (rand() > 2 AND id = 1)`), so negating it gives UNKNOWN, not ROW.
-ROW_OR_FALSE = _Marker("ROW_OR_FALSE")
-_ROWS = (ROW, ROW_OR_FALSE)
+MIXED = _Marker("MIXED")
+
+
+def is_marker(value: object) -> bool:
+    return value is ROW or value is UNKNOWN or value is MIXED
 
 
 def truth(value: object) -> object:
     """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal). A string is
     true when PostgreSQL reads it as true or MySQL's cast to a number (its leading numeric
     part, 0 without one: '1abc' is 1) is not 0."""
-    if isinstance(value, _Marker) or value is None or isinstance(value, bool):
+    if is_marker(value) or value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
         return value != 0
@@ -156,13 +178,19 @@ def truth(value: object) -> object:
     return number is not None and float(number.group()) != 0
 
 
+_NUMERIC_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?")
+
+
 def bool_and(values: list[object]) -> object:
+    """AND of folded values. A row-dependent operand with an unknown one is MIXED: false for
+    every row if the unknown is false, so a NOT around it may be true for every row."""
     vals = [truth(v) for v in values]
     if any(v is False for v in vals):
         return False
-    if any(v in _ROWS for v in vals):
-        return ROW_OR_FALSE if any(v is UNKNOWN or v is ROW_OR_FALSE for v in vals) else ROW
-    for marker in (UNKNOWN, None):
+    row = any(v is ROW for v in vals)
+    if any(v is MIXED for v in vals) or (row and any(v is UNKNOWN for v in vals)):
+        return MIXED
+    for marker in (ROW, UNKNOWN, None):
         if any(v is marker for v in vals):
             return marker
     return True
@@ -175,7 +203,7 @@ def bool_or(values: list[object]) -> object:
     vals = [truth(v) for v in values]
     if any(v is True for v in vals):
         return True
-    for marker in (UNKNOWN, ROW, ROW_OR_FALSE, None):
+    for marker in (UNKNOWN, ROW, MIXED, None):
         if any(v is marker for v in vals):
             return marker
     return False
@@ -183,40 +211,46 @@ def bool_or(values: list[object]) -> object:
 
 def bool_not(value: object) -> object:
     v = truth(value)
-    if v is ROW_OR_FALSE:
-        return UNKNOWN
+    if v is MIXED:
+        return UNKNOWN  # NOT (row AND unknown): true for every row when the unknown is false
     return v if v is ROW or v is UNKNOWN or v is None else not v
 
 
-def opaque(value: object) -> object:
-    """A folded value an IS test or a cast cannot compute: ROW and UNKNOWN stay, ROW_OR_FALSE
-    becomes UNKNOWN (`x IS FALSE` negates it); None for a constant."""
-    if value is ROW_OR_FALSE:
-        return UNKNOWN
-    return value if value is ROW or value is UNKNOWN else None
+def _number(value: object) -> Decimal | None:
+    """A finite number for a numeric comparison ('1' = 1 compares numerically on both servers)."""
+    try:
+        if isinstance(value, float):
+            value = repr(value)
+        number = Decimal(cast(Any, value))
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    return number if number.is_finite() else None
 
 
 def compare(op: Callable[[Any, Any], object], left: object, right: object) -> object:
+    if left is MIXED or right is MIXED:
+        return UNKNOWN  # may compare a constant false with a constant: any outcome for every row
     if left is ROW or right is ROW:
         return ROW
-    if isinstance(left, _Marker) or isinstance(right, _Marker):
-        return UNKNOWN  # (a ROW_OR_FALSE operand may be a constant false)
+    if left is UNKNOWN or right is UNKNOWN:
+        return UNKNOWN
     if left is None or right is None:
         return None
-    if isinstance(left, str) != isinstance(right, str):
-        try:  # '1' = 1: compare numerically, as both servers do
-            left, right = float(cast(Any, left)), float(cast(Any, right))
-        except (TypeError, ValueError):
+    if isinstance(left, bool) != isinstance(right, bool):
+        return UNKNOWN
+    if isinstance(left, str) != isinstance(right, str) or isinstance(left, float) or isinstance(right, float):
+        left, right = _number(left), _number(right)
+        if left is None or right is None:
             return UNKNOWN
     try:
         return bool(op(left, right))
-    except TypeError:
+    except (TypeError, ArithmeticError):
         return UNKNOWN
 
 
 def where_state(folded: object) -> str:
     """Map a folded WHERE predicate to "present" or "trivial" (missing is decided by the caller)."""
     v = truth(folded)
-    if v in _ROWS or v is False or v is None:
+    if v is ROW or v is MIXED or v is False or v is None:
         return "present"  # row-dependent, or matches nothing
     return "trivial"  # constant true, or row-independent and unknowable: treat as unbounded

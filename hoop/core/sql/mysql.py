@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 
 from .model import PLANNED_ONLY, Classification, Statement
+from .mysql_bodies import body_start, body_statements, parameters, values_in_where
 from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions, replaced_effects
 from .mysql_lexer import MySQLSyntaxError, Tok, lex, mode_conflict, split, unquote_string
 from .mysql_words import (
@@ -254,10 +255,13 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
             s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
             tables |= _tables_of(_parse(seg.clean_from(s)))
-        if obj == "trigger" and (e := seg.index("ROW")) > 0:
-            body_at = e + 1 + (2 if seg.word(e + 1) in ("FOLLOWS", "PRECEDES") else 0)
-            if seg.word(body_at) != "BEGIN" and body_at < len(seg.toks):
-                inner.append(_classify(_sub(seg, body_at), backslash))
+        if obj in _PROGRAMS and (w0 == "CREATE" or obj == "event"):
+            # a stored program's body is judged where it is defined: each statement is inner
+            at = body_start(seg.toks, obj)
+            if at is None or at >= len(seg.toks):
+                dynamic = w0 == "CREATE"  # no SQL body (a loadable function): effect unknown
+            else:
+                inner.extend(_body(seg, seg.toks[at:], backslash, parameters(seg.toks[:at])))
     elif w0 in ("GRANT", "REVOKE"):
         obj = "" if seg.index("ON") >= 0 else "role"
         if seg.index("IDENTIFIED") >= 0:
@@ -337,8 +341,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
     elif w0 == "DO":
         tables |= _tables_of(_parse("SELECT " + seg.clean_from(1)))
     elif w0 == "BEGIN":
-        if w1 == "NOT":
-            kind, obj, dynamic = "do", "block", True  # MariaDB anonymous compound statement
+        if w1 == "NOT":  # MariaDB anonymous compound statement: runs its body at once
+            kind, obj = "do", "block"
+            inner.extend(_body(seg, seg.toks, backslash))
     elif w0 == "START":
         kind, obj = ("begin", "") if w1 == "TRANSACTION" else ("start", w1.lower())
     elif w0 in SIMPLE:
@@ -376,6 +381,21 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         flags=frozenset(flags),
         inner=tuple(inner),
     )
+
+
+_PROGRAMS = frozenset({"procedure", "function", "trigger", "event"})
+
+
+def _body(seg: _Seg, toks: list[Tok], backslash: bool, params: frozenset[str] = frozenset()) -> list[Statement]:
+    def statement(part: list[Tok], variables: frozenset[str]) -> Statement:
+        return _classify(_Seg(part, seg.sql, values_in_where(part, seg.clean, variables)), backslash)
+
+    def expression(part: list[Tok]) -> Classification:
+        if not part:
+            return Classification(())
+        return classify_mysql("SELECT " + seg.clean[part[0].start : part[-1].end])
+
+    return body_statements(toks, statement, expression, params)
 
 
 @lru_cache(maxsize=64)

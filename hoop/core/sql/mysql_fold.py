@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from .model import ROW, UNKNOWN, bool_and, bool_not, bool_or, compare, opaque, truth
+from .model import MIXED, ROW, UNKNOWN, bool_and, bool_not, bool_or, compare, is_marker, truth
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,14 @@ def _target_column(node: exp.Expr, target: Target | None) -> bool:
         elif target.unqualified and col.find_ancestor(exp.Select) is None:
             return True
     return False
+
+
+def opaque(value: object) -> object:
+    """A folded value an IS test or a choice cannot compute: ROW and UNKNOWN stay, MIXED
+    becomes UNKNOWN (`x IS FALSE` negates it); None for a constant."""
+    if value is MIXED:
+        return UNKNOWN
+    return value if is_marker(value) else None
 
 
 def _unwrap(node: exp.Expr) -> exp.Expr:

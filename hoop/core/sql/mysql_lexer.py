@@ -244,7 +244,7 @@ def unquote_string(text: str, backslash: bool = True) -> str:
 
 
 _ROUTINES = {"PROCEDURE", "FUNCTION", "TRIGGER", "EVENT", "PACKAGE"}
-_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT"}
+_BLOCK_OPENERS = {"IF", "LOOP", "WHILE", "REPEAT", "FOR"}  # FOR: MariaDB FOR ... DO ... END FOR
 _STMT_START_AFTER = {"BEGIN", "THEN", "ELSE", "DO", "LOOP", "REPEAT"}
 
 

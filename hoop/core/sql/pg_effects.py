@@ -13,6 +13,8 @@ that effect must carry it, whatever its outer kind:
 - COPY t FROM (STDIN, a file, a program) inserts into t; COPY t TO / COPY (query) TO reads.
 - INSERT ... ON CONFLICT DO UPDATE also updates, and only conflicting rows ("present").
 - ALTER TABLE ... DROP COLUMN / DROP CONSTRAINT is a drop of that column or constraint.
+- ALTER TABLE ... ALTER COLUMN ... TYPE ... USING expr sets the column of every row to expr:
+  an update without a WHERE clause.
 
 It also names the functions and relations that reach other sessions of the server: every
 user of a connection shares one upstream account, so these let one user watch or end
@@ -163,12 +165,32 @@ def _upsert(n: ast.InsertStmt) -> list[Statement]:
 _DROPS = {enums.AlterTableType.AT_DropColumn: "column", enums.AlterTableType.AT_DropConstraint: "constraint"}
 
 
+def _rewrites(cmd: ast.AlterTableCmd) -> bool:
+    """Does ALTER COLUMN ... TYPE ... USING set the column to anything but its own value (cast)?"""
+    using = dyn(cmd.def_).raw_default if cmd.def_ is not None else None
+    while isinstance(using, ast.TypeCast):
+        using = using.arg
+    if using is None:
+        return False
+    return not (isinstance(using, ast.ColumnRef) and getattr(dyn(using).fields[-1], "sval", None) == cmd.name)
+
+
 def _alter_drops(n: ast.AlterTableStmt) -> list[Statement]:
     if n.objtype not in (enums.ObjectType.OBJECT_TABLE, enums.ObjectType.OBJECT_FOREIGN_TABLE) or n.relation is None:
         return []  # ALTER TYPE ... DROP ATTRIBUTE shares the node but removes no data
     table = _relation(n.relation)
     out = []
     for cmd in n.cmds or ():
+        if dyn(cmd).subtype == enums.AlterTableType.AT_AlterColumnType and _rewrites(dyn(cmd)):
+            out.append(
+                Statement(
+                    kind="update",
+                    text=_text(cmd, f"ALTER TABLE {table} ALTER COLUMN {dyn(cmd).name} TYPE ... USING"),
+                    tables=frozenset({table}),
+                    where="missing",
+                )
+            )
+            continue
         what = _DROPS.get(dyn(cmd).subtype)
         if what is not None:
             name = dyn(cmd).name or ""

@@ -26,6 +26,7 @@ from .pg_fold import fold as _fold
 from .pg_fold import names as _names
 from .pg_fold import target_of
 from .pg_strings import TooManyLiterals, as_conforming
+from .plpgsql import do_body, routine_body, routine_references
 from .textmode import UTF8, TextMode
 
 # Functions that touch the server's file system.
@@ -67,6 +68,13 @@ DYNAMIC_FUNCS = frozenset(
         "table_to_xmlschema",
         "table_to_xml_and_xmlschema",
         "ts_stat",
+        # every table and view of a schema (pg_catalog holds pg_stat_activity) or database
+        "schema_to_xml",
+        "schema_to_xmlschema",
+        "schema_to_xml_and_xmlschema",
+        "database_to_xml",
+        "database_to_xmlschema",
+        "database_to_xml_and_xmlschema",
     }
 )
 # Catalogs that expose password hashes (or foreign-server passwords in umoptions).
@@ -272,6 +280,8 @@ def _has_password_option(options: Iterable[object] | None) -> bool:
 
 
 def _explain_analyzes(node: ast.ExplainStmt) -> bool:
+    """Does any ANALYZE option say on? The server takes the last of repeated options, so one
+    that says on runs the statement whatever the others say."""
     for opt in node.options or ():
         if opt.defname == "analyze":
             if opt.arg is None:
@@ -281,7 +291,8 @@ def _explain_analyzes(node: ast.ExplainStmt) -> bool:
                 None,
             )
             # anything we cannot read as "off" counts as ANALYZE: fail closed
-            return str(arg).lower() not in ("false", "off", "0", "no")
+            if str(arg).lower() not in ("false", "off", "0", "no"):
+                return True
     return False
 
 
@@ -304,13 +315,22 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         _visit(n.relation, facts)
         for action in n.actions or ():
             facts.absorb(_statement(action, None))
-    elif cls is ast.CreateFunctionStmt:
-        pass  # the body runs only when called; calls are judged by `functions`
+    elif cls in (ast.CreateFunctionStmt, ast.DoStmt):
+        # deferred code is judged where it is defined: every statement of the body is inner
+        body = (
+            routine_body(n, text if text is not None else _deparse(node), classify_postgres, _inner_statement)
+            if cls is ast.CreateFunctionStmt
+            else do_body(n, classify_postgres, _inner_statement)
+        )
+        for stmt in body.statements:
+            facts.absorb(stmt)
+        facts.dynamic = body.dynamic
     elif cls is ast.CreateTrigStmt:
-        _visit(n.relation, facts)
-        facts.functions.add(_names(n.funcname))
-    elif cls is ast.DoStmt:
-        facts.dynamic = True
+        _visit([n.relation, n.whenClause], facts)
+        facts.functions.add(_names(n.funcname))  # the routine it runs: judged through the catalog
+    elif cls in (ast.DefineStmt, ast.CreateCastStmt, ast.CreateEventTrigStmt):
+        _visit([getattr(node, s) for s in _fields(node)], facts)
+        facts.functions |= routine_references(node)  # routines it will call: judged through the catalog
     else:
         _visit([getattr(node, s) for s in _fields(node)], facts)
     if cls is ast.CopyStmt:
@@ -358,6 +378,10 @@ def _statement(node: ast.Node, text: str | None) -> Statement:
         flags=frozenset(facts.flags),
         inner=tuple(facts.inner) + ((planned,) if planned else ()),
     )
+
+
+def _inner_statement(node: ast.Node) -> Statement:
+    return _statement(node, None)
 
 
 def _mark_planned(stmt: Statement) -> Statement:

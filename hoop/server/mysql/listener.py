@@ -31,6 +31,7 @@ from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
 from hoop.server.mysql.relay import Relay
+from hoop.server.mysql.routines import fetch as fetch_routines
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
 from hoop.server.mysql.upstream import (
     DEFAULT_CLIENT_CAPABILITIES,
@@ -40,6 +41,7 @@ from hoop.server.mysql.upstream import (
     run_setup,
 )
 from hoop.server.mysql.views import Views
+from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.mysql")
@@ -140,6 +142,7 @@ class MySQLDoor:
         self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tasks: set[asyncio.Task[None]] = set()
         self.views = Views()  # view -> base columns, for masking
+        self.routines = RoutineWatchers(services.pipeline, fetch_routines)  # calls judged by bodies
         allow_infile = any(conn.type == "mysql" and conn.allow_local_infile for conn in services.config.connections)
         self.offered = OFFERED | (c.CLIENT_SSL if tls else 0) | (c.CLIENT_LOCAL_FILES if allow_infile else 0)
 
@@ -178,6 +181,7 @@ class MySQLDoor:
                 connection = self._connection(identity, name, client)
                 target = self._target(connection, caps, response, identity)
                 upstream, settings = await self._login_upstream(target, caps)
+                await self._read_routines(identity, connection, target, upstream)
                 if self.services.pipeline.mask_policy(
                     Subject(identity.name, identity.groups, connection.name, "mysql")
                 ).active:
@@ -263,6 +267,16 @@ class MySQLDoor:
                 identity.name, "login.failure", name, reason="no such connection", client=client
             )
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
+
+    async def _read_routines(self, identity: Identity, connection: Any, target: MySQLTarget, upstream: Any) -> None:
+        """Calls of routines that exist upstream are judged by their bodies: read them first."""
+        try:
+            subject = Subject(identity.name, identity.groups, connection.name, "mysql")
+            await self.routines.get(connection.name, target).session_start(subject)
+        except RoutineCatalogError as exc:
+            self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
+            await upstream.close()
+            raise ClientError(1105, "HY000", str(exc)) from None
 
     def _target(self, connection: Any, caps: int, response: cp.HandshakeResponse, identity: Identity) -> MySQLTarget:
         wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH) | c.CLIENT_SESSION_TRACK

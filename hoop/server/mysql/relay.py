@@ -219,6 +219,8 @@ class Relay(TextSettings, TwoSided):
             text = raw.decode("ascii") if raw.isascii() else mode.decode(raw)
         except TextModeError:
             return False
+        if self.pipeline.deferred(self.subject, text, mode):
+            return False  # a big statement: classified off the event loop (`_parse_first`)
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
         if (
             decision.action != "allow"
@@ -310,6 +312,8 @@ class Relay(TextSettings, TwoSided):
         self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
     ) -> object:
         mode = mode or self.mode or TextMode()
+        if self.pipeline.deferred(self.subject, text, mode):
+            return self._parse_first(seq, payload, text, kind, record, mode)
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
         own_kill = kind == "result" and _KILL.fullmatch(text) is not None
         if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
@@ -340,6 +344,24 @@ class Relay(TextSettings, TwoSided):
                 "KILL through Hoop takes one gateway connection id (KILL [QUERY] <id>) as the whole statement",
             )
         return self._allowed(seq, payload, unit, decision)
+
+    def _parse_first(self, seq: int, payload: bytes, text: str, kind: str, record: bool, mode: TextMode) -> object:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement (later commands stay in the framer) while the parse pool classifies it, then
+        the command is judged as any other."""
+
+        async def classified() -> None:
+            await self.pipeline.parse_ahead(self.subject, text, mode)
+            if self.closed:
+                return
+            self.hold_task = None
+            if self._statement(seq, payload, text, kind, record, mode) is _HOLD or self.closed:
+                return  # held for approval now, or the session ended
+            self.client.resume_reading()  # type: ignore[union-attr]
+            self.from_client(b"")
+
+        self.hold_task = asyncio.ensure_future(classified())
+        return _HOLD
 
     def _execute(self, seq: int, payload: bytes) -> object:
         """Each execution of a prepared statement is judged under the rules in force now (the
@@ -526,6 +548,8 @@ class Relay(TextSettings, TwoSided):
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
         self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
+        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
+            self.door.routines.get(self.subject.connection, self.target).changed()
 
     def upstream_lost(self) -> None:
         self.close(

@@ -86,9 +86,16 @@ class Views:
 
 
 async def _fetch(target: MySQLTarget) -> list[tuple[str, str, str]]:
+    return await fetch_rows(target, _QUERY, 3)  # type: ignore[return-value]
+
+
+async def fetch_rows(target: MySQLTarget, query: str, columns: int) -> list[tuple[str, ...]]:
+    """The text rows of `query` (NULL read as "") over a short side connection; an error
+    answer raises UpstreamError."""
     up = await connect_upstream(target)
+    header = 1 + columns + (0 if up.capabilities & c.CLIENT_DEPRECATE_EOF else 1)  # count + definitions
     try:
-        up.writer.write(c.encode_packet(p.build_com_query(_QUERY), 0))
+        up.writer.write(c.encode_packet(p.build_com_query(query), 0))
         framer = c.PacketFramer()
         framer.feed(up.leftover)
         packets: list[bytes] = []
@@ -98,17 +105,21 @@ async def _fetch(target: MySQLTarget) -> list[tuple[str, str, str]]:
                     packets.append(pkt[1])
                 if packets and (p.is_err(packets[0]) or p.is_ok(packets[0])):
                     break
-                if len(packets) > 4 and p.is_result_end(packets[-1], up.capabilities):
+                if packets and packets[0][:1] == bytes((c.LOCAL_INFILE_HEADER,)):
+                    raise c.ProtocolViolation("the server asked for a local file in answer to a catalog query")
+                if len(packets) > header and p.is_result_end(packets[-1], up.capabilities):
                     break
                 data = await up.reader.read(65536)
                 if not data:
                     raise c.ProtocolViolation("server closed the connection")
                 framer.feed(data)
-        if not packets or p.is_err(packets[0]) or p.is_ok(packets[0]):
+        if packets and p.is_err(packets[0]):
+            raise UpstreamError(
+                1105, "HY000", f"the server refused a catalog query: {packets[0][9:].decode('utf-8', 'replace')}"
+            )
+        if not packets or p.is_ok(packets[0]):
             return []
-        body = packets[1 + 3 : -1]
-        if not up.capabilities & c.CLIENT_DEPRECATE_EOF:
-            body = body[1:]
-        return [tuple((v or b"").decode("utf-8", "replace") for v in p.parse_text_row(r, 3)) for r in body]  # type: ignore[misc]
+        body = packets[header:-1]
+        return [tuple((v or b"").decode("utf-8", "replace") for v in p.parse_text_row(r, columns)) for r in body]
     finally:
         await up.close()

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from hoop.core.masking import ColumnRef
+from hoop.server.postgres.sidelink import SideConnection, side_kwargs
 
 log = logging.getLogger("hoop.postgres")
 TTL = 60.0
@@ -94,7 +95,7 @@ class ColumnResolver:
         self.columns: dict[tuple[int, int], ColumnRef] = {}
         self.loaded: dict[int, float] = {}  # table OID -> when its columns were fetched
         self.lock = asyncio.Lock()
-        self.conn: psycopg.AsyncConnection[Any] | None = None
+        self.side = SideConnection(target)
 
     def known(self, keys: list[tuple[int, int]]) -> bool:
         now = time.monotonic()
@@ -112,7 +113,7 @@ class ColumnResolver:
             oids = sorted({k[0] for k in keys if k[0] and now - self.loaded.get(k[0], -TTL) >= TTL})
             if not oids:
                 return
-            rows = await self._query(_LOOKUP, (oids,))
+            rows = await self.side.query(_LOOKUP, (oids,))
             for oid in oids:
                 self.loaded[oid] = now
             for relid, attnum, schema, table, column in rows:
@@ -120,21 +121,8 @@ class ColumnResolver:
 
     async def table_columns(self, table: str) -> list[ColumnRef]:
         async with self.lock:
-            rows = await self._query(_TABLE_COLUMNS, (table,))
+            rows = await self.side.query(_TABLE_COLUMNS, (table,))
         return [ColumnRef(s.lower(), t.lower(), c.lower()) for s, t, c in rows]
-
-    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        for attempt in (1, 2):
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = await self._connect()
-                cur = await self.conn.execute(sql, params)
-                return await cur.fetchall()
-            except psycopg.OperationalError:
-                self.conn = None
-                if attempt == 2:
-                    raise
-        return []
 
     async def describe(self, query: str) -> list[tuple[int, int]]:
         """(table OID, attnum) of each output column of `query`, from Parse + Describe only:
@@ -142,7 +130,7 @@ class ColumnResolver:
         return await asyncio.to_thread(self._describe, query)
 
     def _describe(self, query: str) -> list[tuple[int, int]]:
-        with psycopg.connect(**self._kwargs()) as conn:
+        with psycopg.connect(**side_kwargs(self.target)) as conn:
             pg = conn.pgconn
             res = pg.prepare(b"hoop_describe", query.encode())
             if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
@@ -150,27 +138,5 @@ class ColumnResolver:
             res = pg.describe_prepared(b"hoop_describe")
             return [(int(res.ftable(i)), int(res.ftablecol(i))) for i in range(res.nfields)]
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(**self._kwargs())
-
-    def _kwargs(self) -> dict[str, Any]:
-        t = self.target
-        kwargs: dict[str, Any] = {
-            "host": t.host,
-            "port": t.port,
-            "dbname": t.database,
-            "user": t.username,
-            "sslmode": t.sslmode,
-            "connect_timeout": max(1, int(t.connect_timeout)),
-            "application_name": "hoop-catalog",
-            "autocommit": True,
-        }
-        if t.password:
-            kwargs["password"] = t.password
-        if t.sslrootcert:
-            kwargs["sslrootcert"] = t.sslrootcert
-        return kwargs
-
     async def close(self) -> None:
-        if self.conn is not None:
-            await self.conn.close()
+        await self.side.close()

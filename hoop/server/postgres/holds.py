@@ -4,6 +4,10 @@ The held message and everything the client sends after it wait in the client fra
 client's socket stays readable so a disconnect is noticed at once (the request is then
 abandoned). The decision either forwards the held message unchanged or swaps it for the
 refusal marker, and the relay carries on with the backlog.
+
+A statement too big to classify on the event loop waits the same way while the parse pool
+classifies it; then the relay handles the message again, from the framer, and judges it as
+any other (it may still be forwarded, refused or held for approval).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 from typing import Any
 
 from hoop.core.pipeline import Decision
+from hoop.core.sql.textmode import TextMode
 from hoop.server.postgres import codec, framing
 
 
@@ -30,13 +35,29 @@ class Holds:
     session: Any
     subject: Any
     tracker: Any
+    pipeline: Any
+    parsing: tuple[str, TextMode] | None = None  # set with HOLD: classify this text first
 
     def _start_hold(self, held: bytes, backlog: bytes) -> None:
         """Keep the statement (and everything after it) until an approver decides."""
+        if self.parsing is not None:
+            text, mode = self.parsing
+            self.parsing = None
+            self.client_framer.feed(held + backlog)  # all handled again once `text` is classified
+            self.hold_task = asyncio.ensure_future(self._parse_then_resume(text, mode))
+            return
         # Reading goes on (a client that disconnects while held must be noticed at once);
         # what it sends meanwhile waits in the framer, up to one maximum message.
         self.client_framer.feed(backlog)
         self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
+
+    async def _parse_then_resume(self, text: str, mode: TextMode) -> None:
+        await self.pipeline.parse_ahead(self.subject, text, mode)
+        if self.closed:
+            return
+        self.hold_task = None
+        self.client.resume_reading()
+        self.from_client(b"")  # type: ignore[attr-defined]
 
     async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
         def notify(message: str) -> None:

@@ -21,9 +21,11 @@ from hoop.core.pipeline import Subject
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
+from hoop.server.postgres.routines import CatalogReader
 from hoop.server.postgres.session_text import SessionText
 from hoop.server.postgres.startup_params import StartupParameterRefused, filter_startup
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
+from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.postgres")
@@ -45,6 +47,7 @@ class PostgresDoor:
         self.tls = tls
         self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
         self.resolvers: dict[str, ColumnResolver] = {}  # connection name -> catalog lookups
+        self.routines = RoutineWatchers(services.pipeline, CatalogReader().fetch)  # calls judged by bodies
 
     async def start(self, host: str, port: int) -> asyncio.base_events.Server:
         return await asyncio.start_server(self.serve_client, host, port, limit=1 << 20)
@@ -65,6 +68,7 @@ class PostgresDoor:
                 identity = await self._authenticate(user, token, client)
                 connection = self._connection(identity, conn_name, client)
                 upstream = await self._login_upstream(connection, params)
+                await self._read_routines(identity, connection, upstream)
         except ClientError as exc:
             _fail(writer, exc.sqlstate, str(exc))
             return
@@ -207,6 +211,7 @@ class PostgresDoor:
             text=upstream.text,
             on_close=finished,
         )
+        relay.routines_changed = self.routines.get(connection.name, upstream.target).changed
         self.relays[key] = relay
         services.register(LiveSession(session.id, "postgres", identity.name, connection.name, relay.kill))
         client_left = framer.take_rest() + _drain_stream(reader)
@@ -220,6 +225,16 @@ class PostgresDoor:
         if resolver is None:
             resolver = self.resolvers[name] = ColumnResolver(target)
         return resolver
+
+    async def _read_routines(self, identity: Identity, connection: Any, upstream: Any) -> None:
+        """Calls of routines that exist upstream are judged by their bodies: read them first."""
+        try:
+            subject = Subject(identity.name, identity.groups, connection.name, "postgres")
+            await self.routines.get(connection.name, upstream.target).session_start(subject)
+        except RoutineCatalogError as exc:
+            self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
+            upstream.writer.close()
+            raise ClientError("58000", str(exc)) from None
 
     async def _cancel(self, pid: int, key: int) -> None:
         relay = self.relays.get((pid, key))

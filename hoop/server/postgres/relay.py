@@ -39,6 +39,7 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
+_STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 
 
@@ -109,6 +110,7 @@ class Relay(Holds, TwoSided):
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
+        self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
 
@@ -196,6 +198,8 @@ class Relay(Holds, TwoSided):
                 text = exc
             if text is SETTLE:
                 return SETTLE
+            if isinstance(text, str) and self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             self.sent_batches += 1
             self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
@@ -213,12 +217,17 @@ class Relay(Holds, TwoSided):
             try:
                 text = self.text.read(raw, self._settled())
             except TextModeError as exc:
-                self.prepared.pop(name, None)
+                if not name:  # a Parse of the unnamed statement drops the old one, even if it fails
+                    self.prepared.pop(name, None)
+                # (a named one the server already has stays: the refused Parse does not replace it)
                 return self._refuse(None, "parse", name, sqlstate=exc.sqlstate, message=str(exc))
             if text is SETTLE:
                 return SETTLE
+            if self.pipeline.deferred(self.subject, text, self.text.mode):
+                return self._parse_first(text, self.text.mode)
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
-            self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
+            if not self._keeps_earlier(name, decision):
+                self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
             return msg if decision.action != "block" else self._refuse(decision, "parse", name)
         if t == B:
@@ -249,11 +258,34 @@ class Relay(Holds, TwoSided):
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
         self.sent_batches += 1
+        self.text.executing = False  # like a Query, answered after everything before it
         decision = self.pipeline.check(self.subject, "\x00fastpath function call")
         if decision.action == "allow":
             return msg
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, "query")
+
+    def _keeps_earlier(self, name: str, decision: Decision) -> bool:
+        """Does an earlier statement of this name outrank the new Parse? The server refuses a
+        Parse of a named statement that exists and keeps the old one, so Binds of the name may
+        run the earlier text: it keeps deciding while it is the stricter of the two. (An earlier
+        refused Parse never reached the server; the unnamed statement is always replaced. A
+        name the client closed in between costs at most a stricter decision, never a looser
+        one: a Close the server skips after an error would otherwise reopen the hole.)"""
+        earlier = self.prepared.get(name)
+        if not name or earlier is None or earlier[1].action == "block":
+            return False
+        text, old, version, mode = earlier
+        if version != self.pipeline.version:
+            old = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            self.prepared[name] = (text, old, self.pipeline.version, mode)
+        return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
+
+    def _parse_first(self, text: str, mode: TextMode) -> Any:
+        """A statement too big to classify on the event loop: the session waits like a held
+        statement while the parse pool classifies it, then this message is handled again."""
+        self.parsing = (text, mode)
+        return HOLD
 
     def _judge_bind(self, msg: memoryview, portal: str, statement: str) -> Any:
         """Each execution of a prepared statement is judged under the rules in force now: a
@@ -423,6 +455,7 @@ class Relay(Holds, TwoSided):
         duration = (time.time() - unit.started) * 1000.0
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
+            self.routines_changed()
         self.session.finished(
             unit.text,
             unit.decision,

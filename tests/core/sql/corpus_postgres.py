@@ -71,10 +71,20 @@ BLOCK: list[str] = [
     "PREPARE p2 (int) AS UPDATE users SET active = $1::boolean",
     "COPY (DELETE FROM users RETURNING *) TO STDOUT",
     "CREATE RULE r AS ON INSERT TO orders DO ALSO DELETE FROM users",
-    # dynamic: effect unknown before it runs
+    # deferred code: bodies are judged where they are defined
     "DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$",
-    "DO 'BEGIN NULL; END'",
-    "do language plpgsql $x$ begin perform 1; end $x$",
+    "DO $$ BEGIN DELETE FROM users; END $$",
+    "CREATE FUNCTION purge() RETURNS void LANGUAGE sql AS 'DELETE FROM sessions'",
+    "CREATE FUNCTION purge() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DROP TABLE users; END $$",
+    "CREATE PROCEDURE purge() BEGIN ATOMIC DELETE FROM sessions WHERE true; END",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN (SELECT g()); TRUNCATE users; END $$",
+    "CREATE FUNCTION f() RETURNS SETOF int LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY WITH d AS "
+    "(DELETE FROM users RETURNING id) SELECT id FROM d; END $$",
+    # dynamic: effect unknown before it runs
+    "DO $$ BEGIN EXECUTE 'drop ' || 'table users'; END $$",
+    "DO $$ DECLARE r record; BEGIN FOR r IN EXECUTE format('SELECT %s', 1) LOOP END LOOP; END $$",
+    "DO LANGUAGE plpython3u 'plpy.execute(\"drop table users\")'",
+    "CREATE FUNCTION f() RETURNS int LANGUAGE plperl AS 'return 1'",
     "SELECT dblink_exec('dbname=test', 'DROP TABLE users')",
     "SELECT query_to_xml('select * from pg_authid', true, false, '')",
     # password hashes
@@ -137,8 +147,12 @@ ALLOW: list[str] = [
     "COPY (SELECT * FROM users) TO STDOUT WITH CSV",
     "CREATE TABLE drop_me (id int)",
     "ALTER TABLE users ADD COLUMN note text",
-    "CREATE FUNCTION purge() RETURNS void LANGUAGE sql AS 'DELETE FROM sessions'",
+    "CREATE FUNCTION purge() RETURNS void LANGUAGE sql AS 'DELETE FROM sessions WHERE expires < now()'",
     "SELECT purge()",
+    "DO 'BEGIN NULL; END'",
+    "do language plpgsql $x$ begin perform 1; end $x$",
+    "DO $$ BEGIN RAISE NOTICE 'hi %', (SELECT count(*) FROM users); END $$",
+    "DO $$ BEGIN EXECUTE 'SELECT 1'; END $$",
     "PREPARE q AS SELECT * FROM users WHERE id = $1",
     "EXECUTE q(1)",
     "BEGIN; UPDATE users SET active = true WHERE id = 1; COMMIT",

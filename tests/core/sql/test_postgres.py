@@ -65,12 +65,13 @@ def test_kinds_and_objects() -> None:
     assert one("VACUUM FULL t").kind == "vacuum"
     assert one("CALL p(1)").object == "p"
     do = one("DO $$ BEGIN END $$")
-    assert do.kind == "do" and do.dynamic
+    assert do.kind == "do" and not do.dynamic
 
 
-def test_create_function_body_is_not_inner_but_call_is_a_function() -> None:
+def test_create_function_body_is_inner_and_call_is_a_function() -> None:
     f = one("CREATE FUNCTION f() RETURNS int BEGIN ATOMIC DELETE FROM t; SELECT 1; END")
-    assert (f.kind, f.object, f.inner, f.dynamic) == ("create", "function", (), False)
+    assert (f.kind, f.object, f.dynamic) == ("create", "function", False)
+    assert [(s.kind, s.where) for s in f.inner] == [("delete", "missing"), ("select", None)]
     assert one("SELECT public.f()").functions == {"public.f"}
 
 
