@@ -8,6 +8,7 @@ objects, so one guardrail engine serves every protocol. The model states facts; 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -163,7 +164,9 @@ def is_marker(value: object) -> bool:
 
 
 def truth(value: object) -> object:
-    """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal)."""
+    """SQL truthiness of a folded constant (MySQL: WHERE 1 / WHERE 'a' are legal). A string is
+    true when PostgreSQL reads it as true or MySQL's cast to a number (its leading numeric
+    part, 0 without one: '1abc' is 1) is not 0."""
     if is_marker(value) or value is None or isinstance(value, bool):
         return value
     if isinstance(value, (int, float)):
@@ -171,10 +174,11 @@ def truth(value: object) -> object:
     text = str(value).strip().lower()
     if text in ("t", "true", "y", "yes", "on"):
         return True
-    try:
-        return float(text) != 0
-    except ValueError:
-        return False  # MySQL casts a non-numeric string to 0
+    number = _NUMERIC_PREFIX.match(text)
+    return number is not None and float(number.group()) != 0
+
+
+_NUMERIC_PREFIX = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?")
 
 
 def bool_and(values: list[object]) -> object:

@@ -24,8 +24,8 @@ from sqlglot import exp
 
 from .model import PLANNED_ONLY, Classification, Statement
 from .mysql_bodies import body_start, body_statements, parameters, values_in_where
-from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions
-from .mysql_lexer import MySQLSyntaxError, Tok, lex, split, unquote_string
+from .mysql_effects import alter_table_effects, dml_effects, dml_where, reaches_other_sessions, replaced_effects
+from .mysql_lexer import MySQLSyntaxError, Tok, lex, mode_conflict, split, unquote_string
 from .mysql_words import (
     INTO_STOP,
     MODIFIERS,
@@ -183,7 +183,7 @@ def _dml(seg: _Seg, first: int, tables: set[str], inner: list[Statement]) -> tup
     inner.extend(dml_effects(tree, w0 == "REPLACE", seg.text))
     if isinstance(tree, exp.Delete | exp.Update):
         kind = "delete" if isinstance(tree, exp.Delete) else "update"
-        return kind, dml_where(tree)
+        return kind, dml_where(tree, seg.mode is not None and seg.mode.empty_string_is_null)
     if isinstance(tree, exp.Insert):
         return ("replace" if w0 == "REPLACE" else "insert"), None
     if isinstance(tree, exp.Query | exp.Values):
@@ -250,6 +250,8 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             inner.extend(alter_table_effects(seg.toks, name, end))
         if obj in ("user", "role") and seg.index("IDENTIFIED") >= 0:
             flags.add("password_change")
+        if w0 == "CREATE":
+            inner.extend(replaced_effects(seg.words, obj, seg.name_at(after)[0], seg.text))
         if w0 == "CREATE" and obj in ("table", "view") and (s := seg.index("SELECT")) >= 0:
             s = seg.index("WITH") if 0 <= seg.index("WITH") < s else s
             tables |= _tables_of(_parse(seg.clean_from(s)))
@@ -271,6 +273,10 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
             flags.add("password_change")
         elif obj == "statement" and (f := seg.index("FOR")) > 0:  # MariaDB SET STATEMENT ... FOR <stmt>
             inner.append(_classify(_sub(seg, f + 1), backslash))
+            # Text a PREPARE or EXECUTE IMMEDIATE reads at run time is read under the statement's
+            # own sql_mode, and a PREPARE / DEALLOCATE here escapes the session's bookkeeping of
+            # prepared names: what it runs cannot be known from this text.
+            dynamic = any(s.kind in ("prepare", "execute", "deallocate") for s in inner[-1].walk())
         if seg.index("SELECT") >= 0:
             tables |= _tables_of(_parse("SELECT " + seg.clean_from(seg.index("SELECT") + 1)))
     elif w0 in ("EXPLAIN", "DESCRIBE", "DESC", "ANALYZE"):
@@ -355,6 +361,9 @@ def _classify(seg: _Seg, backslash: bool) -> Statement:
         kind, dynamic = "binlog", True  # replays base64 row events: effect unknown
     else:
         kind, dynamic = "unknown", True
+    # Names as the server folds them: one character at a time (İ is i, where Python's lower()
+    # gives i plus a combining dot), so `information_schema.PROCESSLİST` names the process list.
+    tables = {t.lower().replace("i\u0307", "i") for t in tables}
     if reaches_other_sessions(seg.words[first:], tables):
         flags.add("other_sessions")
     for st in inner:
@@ -400,13 +409,29 @@ def _charset_lexing(mode: TextMode | None) -> tuple[str, str]:
 
 
 def _classify_text(
-    sql: str, backslash: bool, six_digits: bool, mode: TextMode | None, *, tolerant: bool = False
+    sql: str,
+    backslash: bool,
+    six_digits: bool,
+    mode: TextMode | None,
+    *,
+    tolerant: bool = False,
+    skip_versioned: bool = False,
 ) -> list[Statement]:
     ansi = mode is not None and mode.ansi_quotes
     spaces, dash = _charset_lexing(mode)
+    version = mode.server_version if mode is not None else 0
     toks, clean = lex(
-        sql, backslash=backslash, six_digits=six_digits, ansi_quotes=ansi, spaces=spaces, dash_comment=dash
+        sql,
+        backslash=backslash,
+        six_digits=six_digits,
+        ansi_quotes=ansi,
+        spaces=spaces,
+        dash_comment=dash,
+        server_version=1 if skip_versioned else version,  # 1: older than every versioned comment
+        mariadb=mode is not None and mode.mariadb,
     )
+    if mode is not None and (conflict := mode_conflict(toks, mode.pipes_as_concat, mode.high_not_precedence)):
+        raise conflict
     out = []
     for seg in split(toks):
         try:
@@ -432,20 +457,20 @@ def classify_mysql(sql: str, mode: TextMode | None = None) -> Classification:
         return Classification((), str(exc), syntax=exc.syntax, error_at=position)
     except Exception as exc:  # noqa: BLE001 - anything unexpected is "could not parse"
         return Classification((), f"could not classify: {type(exc).__name__}: {exc}")
-    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees every possibility.
+    # Readings that depend on what the gateway does not know: keep the union so a guardrail sees
+    # every possibility (a statement of another reading counts unless it is the same in every fact).
     variants = []
     if mode is None and "\\" in sql:
-        variants.append((False, True))  # NO_BACKSLASH_ESCAPES
-    if re.search(r"/\*M?!\d{6}", sql):
-        variants.append((backslash, False))  # a server that reads 5 version digits
-    seen = {s.text for s in stmts}
-    for alt_backslash, six in variants:
+        variants.append((False, True, False))  # NO_BACKSLASH_ESCAPES
+    known = mode is not None and mode.server_version > 0
+    if re.search(r"/\*M?!\d{6}", sql) and not (known and mode is not None and mode.mariadb):
+        variants.append((backslash, False, False))  # a server that reads 5 version digits
+    if not known and re.search(r"/\*M?!\d{5}", sql):
+        variants.append((backslash, True, True))  # a server that skips versioned comments
+    for alt_backslash, six, skip in variants:
         try:
-            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True)
+            extra = _classify_text(sql, alt_backslash, six, mode, tolerant=True, skip_versioned=skip)
         except Exception:  # noqa: BLE001, S112 - a reading the server would reject entirely adds nothing
             continue
-        for st in extra:
-            if st.text not in seen:
-                seen.add(st.text)
-                stmts.append(st)
+        stmts.extend(st for st in extra if st not in stmts)
     return Classification(tuple(stmts))

@@ -6,7 +6,9 @@ rules match on (see pg_effects.py for the PostgreSQL side and the reasons).
 - INSERT ... ON DUPLICATE KEY UPDATE also updates the conflicting rows (WHERE "present").
 - ALTER TABLE ... DROP [COLUMN] / DROP INDEX|KEY / DROP PRIMARY KEY / DROP FOREIGN KEY /
   DROP CONSTRAINT / DROP CHECK / DROP PARTITION is a drop of that part; TRUNCATE PARTITION
-  empties it.
+  empties it, and so does DISCARD [PARTITION ...] TABLESPACE (the data file is deleted).
+- MariaDB's CREATE OR REPLACE TABLE | SEQUENCE | DATABASE | USER | ROLE drops what it replaces
+  first (the table and its rows): an inner drop of it.
 - Other sessions of the shared account: KILL in every form, SHOW [FULL] PROCESSLIST, SHOW
   EXPLAIN / SHOW ANALYZE FOR <id>, EXPLAIN FOR CONNECTION <id>, SHOW ENGINE ... STATUS (lists
   other transactions and their queries), and the process-list tables.
@@ -36,6 +38,23 @@ _SESSION_TABLES = frozenset(
         "information_schema.innodb_trx",
         "information_schema.innodb_lock_waits",
         "information_schema.innodb_locks",
+        "information_schema.metadata_lock_info",
+        # Other threads' prepared statement text, user variables, session variables and status,
+        # statement texts by digest, and the locks they hold (with their thread ids).
+        "performance_schema.prepared_statements_instances",
+        "performance_schema.user_variables_by_thread",
+        "performance_schema.variables_by_thread",
+        "performance_schema.status_by_thread",
+        "performance_schema.events_statements_summary_by_digest",
+        "performance_schema.metadata_locks",
+        "performance_schema.data_locks",
+        "performance_schema.data_lock_waits",
+        "sys.statement_analysis",
+        "sys.x$statement_analysis",
+        "sys.innodb_lock_waits",
+        "sys.x$innodb_lock_waits",
+        "sys.schema_table_lock_waits",
+        "sys.x$schema_table_lock_waits",
     }
 )
 # performance_schema event tables hold every thread's current and recent statements.
@@ -66,27 +85,32 @@ def _name(table: exp.Table) -> set[str]:
     return out
 
 
-def dml_where(tree: exp.Delete | exp.Update) -> str:
+def dml_where(tree: exp.Delete | exp.Update, empty_string_is_null: bool = False) -> str:
     """The WHERE state of a DELETE / UPDATE: its WHERE and its joins' ON conditions together,
-    folded against the tables it writes; "missing" without a WHERE clause."""
+    folded against each table it writes; "missing" without a WHERE clause. With several
+    written tables (`DELETE a, b FROM ...`, `UPDATE a JOIN b SET a.x = .., b.y = ..`) each
+    must be bounded by its own columns: `WHERE a.id = 1` leaves every row of b joined."""
     scope = [t for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is None]
-    written: set[str] = set()
+    written: list[frozenset[str]] = []
     if isinstance(tree, exp.Delete) and tree.args.get("tables"):
-        for t in tree.args["tables"]:
-            written |= {t.name.lower()}  # DELETE t1, t2 FROM ...: names or aliases of the FROM tables
+        # DELETE t1, t2 FROM ...: names or aliases of the FROM tables
+        written = [frozenset({t.name.lower()}) for t in tree.args["tables"]]
     elif isinstance(tree, exp.Update) and len(scope) > 1:
         qualifiers = {c.table.lower() for e in tree.expressions for c in [e.this] if isinstance(c, exp.Column)}
         # an unqualified SET column may belong to any of the tables: no column is known to bound
-        written = qualifiers if "" not in qualifiers else set()
+        written = [frozenset({q}) for q in qualifiers] if "" not in qualifiers else [frozenset()]
     elif isinstance(tree.this, exp.Table):
-        written = _name(tree.this)
-    target = Target(frozenset(written), unqualified=len(scope) <= 1)
+        written = [frozenset(_name(tree.this))]
     conditions: list[exp.Expr] = [j.args["on"] for j in tree.find_all(exp.Join) if j.args.get("on") is not None]
     conditions = [c for c in conditions if c.find_ancestor(exp.Select) is None]
     where = tree.args.get("where")
     if where is None:
         return "missing"  # a join's ON condition alone does not count as a WHERE clause
-    return where_state(bool_and([fold(c, target) for c in [*conditions, where.this]]))
+    states = set()
+    for names in written or [frozenset()]:
+        target = Target(names, unqualified=len(scope) <= 1, empty_string_is_null=empty_string_is_null)
+        states.add(where_state(bool_and([fold(c, target) for c in [*conditions, where.this]])))
+    return "trivial" if "trivial" in states else "present"
 
 
 def _target(tree: exp.Insert) -> frozenset[str]:
@@ -150,8 +174,26 @@ def alter_table_effects(toks: list[Tok], table: str, name_end: int) -> list[Stat
             part = _DROP_PARTS.get(words[1], "column")  # `DROP c` drops column c
             text = " ".join(t.text for t in spec)
             out.append(Statement(kind="drop", text=text, object=part, tables=tables))
+        elif words[0] == "DISCARD" and "TABLESPACE" in words:
+            # The table's (or partitions') data file is deleted: its rows are gone.
+            part = "partition" if words[1] == "PARTITION" else "table"
+            out.append(Statement(kind="truncate", text=" ".join(t.text for t in spec), object=part, tables=tables))
         elif words[0] == "TRUNCATE" and words[1] == "PARTITION":
             out.append(
                 Statement(kind="truncate", text=" ".join(t.text for t in spec), object="partition", tables=tables)
             )
     return out
+
+
+# Objects CREATE OR REPLACE drops before creating them anew (a view or a routine keeps no data).
+_REPLACED = frozenset({"table", "sequence", "database", "user", "role"})
+_NAMED_TABLES = frozenset({"table", "sequence"})
+
+
+def replaced_effects(words: list[str], obj: str, name: str, text: str) -> list[Statement]:
+    """The drop a `CREATE OR REPLACE <obj> <name>` does first (not of TEMPORARY tables, which
+    shadow the real one without touching it)."""
+    if words[1:3] != ["OR", "REPLACE"] or obj not in _REPLACED or "TEMPORARY" in words[3:4]:
+        return []
+    tables = frozenset({name}) if obj in _NAMED_TABLES and name else frozenset()
+    return [Statement(kind="drop", text=f"CREATE OR REPLACE ({text[:60]})", object=obj, tables=tables)]

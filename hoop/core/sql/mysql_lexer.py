@@ -65,13 +65,18 @@ def lex(
     ansi_quotes: bool = False,
     spaces: str = "",
     dash_comment: str = "",
+    server_version: int = 0,
+    mariadb: bool = False,
 ) -> tuple[list[Tok], str]:
     """Tokens plus a "clean" copy of `sql` (same length) with comments and exec-comment markers
     blanked, written the way the SQL parser reads MySQL's default modes: under ANSI_QUOTES a
     `"name"` becomes `` `name` ``, under NO_BACKSLASH_ESCAPES a backslash inside a string
     becomes U+E000 (a plain character that escapes nothing). `spaces`: further characters the
     session's character set counts as whitespace; `dash_comment`: further characters that
-    after `--` start a comment (besides whitespace and control characters)."""
+    after `--` start a comment (besides whitespace and control characters). `server_version`:
+    the server's version id; a versioned comment it does not run (`_runs`) is a comment, whose
+    content (quotes included) means nothing. 0: unknown, every versioned comment is read as
+    run (the caller reads the other way too)."""
     clean = list(sql)
     toks: list[Tok] = []
     space = _SPACE | frozenset(spaces)
@@ -93,10 +98,18 @@ def lex(
         elif sql.startswith("/*!", i) or sql.startswith("/*M!", i):
             if in_exec:
                 raise MySQLSyntaxError("nested executable comment")
-            j = i + (3 if sql[i + 2] == "!" else 4)
+            maria = sql[i + 2] != "!"
+            j = i + (4 if maria else 3)
             m = _VERSION.match(sql, j)
             if m:
-                j += min(len(m.group()), 6 if six_digits else 5)
+                digits = min(len(m.group()), 6 if six_digits or mariadb else 5)
+                version = int(sql[j : j + digits])
+                j += digits
+                if server_version and not _runs(version, server_version, mariadb, maria):
+                    end = _skip_comment(sql, j, i)
+                    blank(i, end)
+                    i = end
+                    continue
             blank(i, j)
             i, in_exec = j, True
         elif sql.startswith("/*", i):
@@ -160,6 +173,57 @@ def lex(
     if in_exec:
         raise MySQLSyntaxError("unterminated executable comment", len(sql))
     return toks, "".join(clean)
+
+
+def _runs(version: int, server_version: int, mariadb: bool, maria_marker: bool) -> bool:
+    """Does the server run a versioned comment's content? MariaDB skips MySQL-only versions
+    (50700-99999) unless written `/*M!`."""
+    if version > server_version:
+        return False
+    return not mariadb or maria_marker or not 50700 <= version <= 99999
+
+
+def _skip_comment(sql: str, j: int, start: int) -> int:
+    """The end of a versioned comment the server skips: its first `*/`, past at most one
+    nested `/* ... */` (the server allows one level inside); quotes mean nothing in it."""
+    depth, n = 0, len(sql)
+    while j < n:
+        if depth == 0 and sql.startswith("/*", j):
+            depth, j = 1, j + 2
+        elif sql.startswith("*/", j):
+            if depth == 0:
+                return j + 2
+            depth, j = 0, j + 2
+        else:
+            j += 1
+    raise MySQLSyntaxError("unterminated comment", start)
+
+
+# Words after which NOT is part of an operator (`a NOT IN`, `NOT NULL`, `NOT EXISTS`) rather than
+# a prefix NOT whose reach HIGH_NOT_PRECEDENCE changes.
+_NOT_OPERATOR_NEXT = frozenset(("IN", "LIKE", "BETWEEN", "REGEXP", "RLIKE", "NULL", "EXISTS", "SIMILAR"))
+
+
+def mode_conflict(toks: list[Tok], pipes_as_concat: bool, high_not_precedence: bool) -> MySQLSyntaxError | None:
+    """Operators the SQL parser reads the default way where the session's sql_mode reads them
+    otherwise: `||` (OR, or a concatenation under PIPES_AS_CONCAT) and a prefix NOT (over the
+    whole comparison, or over its first operand under HIGH_NOT_PRECEDENCE). Text using them
+    under those modes is refused, naming the mode."""
+    for i, t in enumerate(toks):
+        if pipes_as_concat and t.kind == "op" and t.text == "||":
+            return MySQLSyntaxError(
+                "Hoop does not read || under sql_mode PIPES_AS_CONCAT; write CONCAT() or OR", t.start, syntax=False
+            )
+        if high_not_precedence and t.up == "NOT":
+            prev = toks[i - 1].up if i else ""
+            nxt = toks[i + 1].up if i + 1 < len(toks) else ""
+            if prev != "IS" and nxt not in _NOT_OPERATOR_NEXT:
+                return MySQLSyntaxError(
+                    "Hoop does not read a prefix NOT under sql_mode HIGH_NOT_PRECEDENCE; use parentheses and !",
+                    t.start,
+                    syntax=False,
+                )
+    return None
 
 
 def unquote_string(text: str, backslash: bool = True) -> str:

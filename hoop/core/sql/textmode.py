@@ -12,6 +12,7 @@ refuses to judge text under it (fail closed) instead of guessing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # PostgreSQL client encodings (as reported in ParameterStatus client_encoding) -> Python codec.
@@ -173,12 +174,22 @@ class TextMode:
     session's character set, named in `charset`). `backslash_escapes`: a backslash escapes the
     next character inside plain '...' strings (PostgreSQL standard_conforming_strings = off;
     MySQL without NO_BACKSLASH_ESCAPES). `ansi_quotes`: MySQL ANSI_QUOTES, "..." is a name.
+    `server_version` (MySQL / MariaDB, e.g. 101119 for 10.11.19; 0 when unknown) and `mariadb`
+    decide which versioned comments (`/*!50700 ... */`) the server runs and which it skips.
+    `pipes_as_concat`: MySQL PIPES_AS_CONCAT (also part of ANSI), `||` concatenates strings;
+    `high_not_precedence`: HIGH_NOT_PRECEDENCE, `NOT a IN (...)` is `(NOT a) IN (...)`;
+    `empty_string_is_null`: MariaDB EMPTY_STRING_IS_NULL, the literal '' is NULL.
     """
 
     charset: str = "UTF8"
     codec: str = "utf-8"
     backslash_escapes: bool = False
     ansi_quotes: bool = False
+    server_version: int = 0
+    mariadb: bool = False
+    pipes_as_concat: bool = False
+    high_not_precedence: bool = False
+    empty_string_is_null: bool = False
 
     def decode(self, raw: bytes | memoryview) -> str:
         """The text as the server will read it; TextModeError where the gateway cannot."""
@@ -232,10 +243,11 @@ def postgres_mode(client_encoding: str, standard_conforming_strings: str, server
     return TextMode(name, codec, backslash_escapes=standard_conforming_strings.lower() == "off")
 
 
-def mysql_mode(character_set_client: str, sql_mode: str) -> TextMode:
+def mysql_mode(character_set_client: str, sql_mode: str, server_version: int = 0, mariadb: bool = False) -> TextMode:
     """The TextMode of a MySQL / MariaDB session from the server's character_set_client and
-    sql_mode (as reported by session tracking). A character set without a faithful codec
-    gives codec "" (non-ASCII text refused); `unsupported_sql_mode` names modes to refuse."""
+    sql_mode (as reported by session tracking) and its version (handshake). A character set
+    without a faithful codec gives codec "" (non-ASCII text refused); `unsupported_sql_mode`
+    names modes to refuse."""
     name = character_set_client.strip().lower()
     flags = {f.strip().upper() for f in sql_mode.split(",")}
     return TextMode(
@@ -243,7 +255,18 @@ def mysql_mode(character_set_client: str, sql_mode: str) -> TextMode:
         MYSQL_CODECS.get(name, ""),
         backslash_escapes="NO_BACKSLASH_ESCAPES" not in flags,
         ansi_quotes="ANSI_QUOTES" in flags,
+        server_version=server_version,
+        mariadb=mariadb,
+        pipes_as_concat="PIPES_AS_CONCAT" in flags,
+        high_not_precedence="HIGH_NOT_PRECEDENCE" in flags,
+        empty_string_is_null="EMPTY_STRING_IS_NULL" in flags,
     )
+
+
+def mysql_version_id(version: str) -> int:
+    """The version id of a server version string ("10.11.19-MariaDB-..." -> 101119), 0 if none."""
+    m = re.match(r"\s*(\d+)\.(\d+)\.(\d+)", version)
+    return int(m.group(1)) * 10000 + int(m.group(2)) * 100 + int(m.group(3)) if m else 0
 
 
 def unsupported_sql_mode(sql_mode: str) -> str:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
+from hoop.core.sql.textmode import mysql_version_id
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
@@ -319,7 +320,9 @@ class MySQLDoor:
             )
         elif not upstream.capabilities & c.CLIENT_SESSION_TRACK:
             problem = (1235, "42000", "the server does not report session settings (MySQL 5.7+, MariaDB 10.2+)")
-        settings = Settings()
+        settings = Settings(
+            server_version=mysql_version_id(upstream.server_version), mariadb=upstream.handshake.is_mariadb
+        )
         if problem is None:
             try:
                 ok = await run_setup(upstream, TRACK_SQL)

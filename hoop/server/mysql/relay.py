@@ -37,7 +37,14 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.session_vars import Settings, touches_tracking
-from hoop.server.mysql.text_settings import TextSettings, may_run_unseen, sets_something
+from hoop.server.mysql.text_settings import (
+    ER_SETTINGS,
+    TextSettings,
+    depends_on_settings,
+    may_run_unseen,
+    sets_something,
+    settings_change_midway,
+)
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.sides import TwoSided, write_batch
 
@@ -204,7 +211,7 @@ class Relay(TextSettings, TwoSided):
         ):
             return False
         raw = data[5:]
-        if (self.units or self.unsynced) and TextMode.depends_on_settings(raw, double_quotes=True):
+        if (self.units or self.unsynced) and depends_on_settings(raw):
             return False
         if b"_" in raw and touches_tracking(raw):  # the full path refuses it
             return False
@@ -314,6 +321,15 @@ class Relay(TextSettings, TwoSided):
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare", mode=mode)
         if decision.action == "block":
             return self._refuse(seq, unit, decision)
+        if kind == "result" and settings_change_midway(decision):
+            return self._reply(
+                seq,
+                unit,
+                *ER_SETTINGS,
+                "refused by Hoop: a statement that can change sql_mode or the client character set must be "
+                "the last one of a text (the server reads what follows under the new settings); send the rest "
+                "as its own query",
+            )
         if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
             self._start_hold(seq, payload, unit, decision)
             return _HOLD

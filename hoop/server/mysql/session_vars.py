@@ -90,6 +90,8 @@ class Settings:
     sql_mode: str = ""
     mode: TextMode | None = None  # None until the server reported both
     blind: str = ""  # why the gateway no longer knows the settings ("" while it does)
+    server_version: int = 0  # from the handshake: which versioned comments the server runs
+    mariadb: bool = False
 
     def update(self, changes: dict[str, str]) -> bool:
         """Take the server's report; True when it says the reports of our variables stopped
@@ -102,7 +104,7 @@ class Settings:
             self.charset = changes.get("character_set_client", self.charset)
             self.sql_mode = changes.get("sql_mode", self.sql_mode)
             if self.charset:
-                self.mode = mysql_mode(self.charset, self.sql_mode)
+                self.mode = mysql_mode(self.charset, self.sql_mode, self.server_version, self.mariadb)
         return lost
 
     def check(self) -> TextMode:
