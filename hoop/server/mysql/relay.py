@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, runs_kill
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.session_vars import Settings, touches_tracking
 from hoop.server.mysql.text_settings import (
@@ -45,11 +45,10 @@ from hoop.server.mysql.text_settings import (
     sets_something,
     settings_change_midway,
 )
-from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.mysql.upstream import MySQLTarget
 from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.mysql")
-_KILL = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
 # Commands answered by a single OK / ERR / EOF packet.
 _SINGLE = {
     c.COM_PING: "",
@@ -62,12 +61,10 @@ _SINGLE = {
 }
 _NO_REPLY = (c.COM_STMT_CLOSE, c.COM_STMT_SEND_LONG_DATA)
 ER_BLOCKED = (1142, "42000")
-ER_DENIED = (1142, "42000")
-ER_TIMEOUT = (1317, "70100")
 ER_SYNTAX = (1064, "42000")
 
 
-class Relay(TextSettings, TwoSided):
+class Relay(HoldsAndKills, TextSettings, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = c.encode_packet(bytes((c.COM_QUIT,)), 0)
@@ -124,32 +121,7 @@ class Relay(TextSettings, TwoSided):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resume: tuple[int, bytes] | None = None  # a deferred command whose turn has come
 
-    # -- ending (attach and close come from TwoSided) ----------------------------------------
-
-    def kill(self, reason: str) -> None:
-        if not self.closed:
-            self._spawn(self.interrupt(query_only=False))
-        self.close(
-            "killed",
-            c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}"), 0),
-        )
-
-    async def interrupt(self, query_only: bool = True) -> None:
-        """KILL [QUERY] our upstream thread over a short side connection with the same target."""
-        try:
-            side = await connect_upstream(self.target)
-        except UpstreamError as exc:
-            log.warning("session %s: cannot interrupt upstream: %s", self.session.id, exc.message)
-            return
-        try:
-            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
-            side.writer.write(c.encode_packet(p.build_com_query(f"{verb} {self.upstream_id}"), 0))
-            async with asyncio.timeout(5):
-                await side.reader.read(1024)
-        except (OSError, TimeoutError):
-            pass
-        finally:
-            await side.close()
+    # -- ending (attach and close come from TwoSided, kill from HoldsAndKills) ---------------
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -225,7 +197,7 @@ class Relay(TextSettings, TwoSided):
         if (
             decision.action != "allow"
             or decision.classification is None
-            or _runs_kill(decision)
+            or runs_kill(decision)
             or sets_something(decision)
         ):
             return False
@@ -315,7 +287,7 @@ class Relay(TextSettings, TwoSided):
         if self.pipeline.deferred(self.subject, text, mode):
             return self._parse_first(seq, payload, text, kind, record, mode)
         decision = self.pipeline.check(self.subject, text, self.prepared, mode)
-        own_kill = kind == "result" and _KILL.fullmatch(text) is not None
+        own_kill = kind == "result" and KILL_BY_ID.fullmatch(text) is not None
         if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
             decision = Decision("allow", classification=decision.classification)
         unit = Unit(text, kind, decision.action, decision.rule, record=record and kind != "prepare", mode=mode)
@@ -333,9 +305,9 @@ class Relay(TextSettings, TwoSided):
         if decision.action == "review" and kind != "prepare":  # preparing runs nothing: held at execute
             self._start_hold(seq, payload, unit, decision)
             return _HOLD
-        if kind == "result" and (m := _KILL.fullmatch(text)):
+        if kind == "result" and (m := KILL_BY_ID.fullmatch(text)):
             return self._kill(seq, payload, int(m.group(2)), bool(m.group(1) and m.group(1)[0] in "qQ"), text)
-        if _runs_kill(decision):
+        if runs_kill(decision):
             return self._reply(
                 seq,
                 unit,
@@ -409,61 +381,6 @@ class Relay(TextSettings, TwoSided):
         if len(self.units) == 1:
             self._flush_replies()
         return None
-
-    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> object:
-        target = self.door.relays.get(gateway_id)
-        unit = Unit(text, "single", "allow", "kill")
-        if target is None or target.subject.user != self.subject.user:
-            return self._reply(seq, unit, 1094, "HY000", f"Unknown thread id: {gateway_id}")
-        target.session.audit("statement.kill", by_session=self.session.id, query_only=query_only)
-        if target.target.name == self.target.name and target is not self:
-            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
-            return self._forward(0, p.build_com_query(f"{verb} {target.upstream_id}"), unit)
-        self._spawn(target.interrupt(query_only))
-        unit.reply = c.encode_packet(p.build_ok(p.OkPacket(), self.caps), seq + 1)
-        self.units.append(unit)
-        if len(self.units) == 1:
-            self._flush_replies()
-        return None
-
-    # -- approvals ---------------------------------------------------------------------------
-
-    def _start_hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
-        # Reading goes on, so a client that disconnects while held is noticed at once and the
-        # request abandoned; what it sends meanwhile waits in the framer (bounded below).
-        self.hold_task = asyncio.ensure_future(self._hold(seq, payload, unit, decision))
-
-    async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
-        def notify(message: str) -> None:
-            # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
-            log.info("session %s: %s", self.session.id, message)
-
-        outcome = await self.approvals.hold(
-            session=self.session, subject=self.subject, text=unit.text, decision=decision, notify=notify
-        )
-        if self.closed:
-            return
-        self.hold_task = None
-        unit.decision = f"review:{outcome.status}"
-        if outcome.approved:
-            if decision.classification is not None:
-                # An approved `PREPARE s FROM ...` now names the approved statement: each
-                # EXECUTE s is judged (and held) by that body, not by what s named before.
-                self.prepared.observe(decision.classification)
-            self._allowed(seq, payload, unit, Decision("allow", decision.rule, outcome.reason))
-        else:
-            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
-            code, state = ER_DENIED if outcome.status == "denied" else ER_TIMEOUT
-            self._reply(
-                seq,
-                unit,
-                code,
-                state,
-                f"approval #{outcome.approval_id} for rule {decision.rule} "
-                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}",
-            )
-        self.client.resume_reading()  # type: ignore[union-attr]
-        self.from_client(b"")
 
     # -- upstream -> client ----------------------------------------------------------------
 
@@ -581,9 +498,3 @@ def _syntax_message(text: str, decision: Decision) -> str:
     line = text.count("\n", 0, at) + 1
     near = text[at : at + 80]
     return f"You have an error in your SQL syntax ({decision.reason}) near '{near}' at line {line}"
-
-
-def _runs_kill(decision: Decision) -> bool:
-    """A statement that runs KILL: `_kill` maps its gateway id to the upstream one, or it is refused;
-    it never goes upstream as written."""
-    return decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements)

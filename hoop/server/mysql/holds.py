@@ -1,0 +1,132 @@
+"""Holds and kills of one MySQL session: the parts of the relay that act across time or
+across sessions.
+
+A held command waits for approvers while later commands stay in the client framer (reading
+goes on, so a client that leaves is noticed at once); the outcome either sends it upstream
+or answers it with the denial in its turn. A kill ends a session from outside (an
+administrator) or maps a client's `KILL [QUERY] <gateway id>` to the upstream thread of one
+of the same Hoop user's sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from hoop.core.pipeline import Decision
+from hoop.server.mysql import codec as c
+from hoop.server.mysql import packets as p
+from hoop.server.mysql.results import Unit
+from hoop.server.mysql.upstream import UpstreamError, connect_upstream
+
+log = logging.getLogger("hoop.mysql")
+ER_DENIED = (1142, "42000")
+ER_TIMEOUT = (1317, "70100")
+# The one KILL the door runs itself: a whole statement naming one gateway connection id.
+KILL_BY_ID = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
+
+
+class HoldsAndKills:
+    """Mixed into `Relay`, which provides the attributes below and `from_client`, `close`,
+    `_spawn`, `_allowed`, `_forward`, `_reply` and `_flush_replies`."""
+
+    approvals: Any
+    caps: int
+    client: Any
+    closed: bool
+    door: Any
+    hold_task: asyncio.Future[None] | None
+    prepared: Any
+    session: Any
+    subject: Any
+    target: Any
+    units: Any
+    upstream_id: int
+
+    def kill(self, reason: str) -> None:
+        if not self.closed:
+            self._spawn(self.interrupt(query_only=False))
+        self.close(
+            "killed",
+            c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}"), 0),
+        )
+
+    async def interrupt(self, query_only: bool = True) -> None:
+        """KILL [QUERY] our upstream thread over a short side connection with the same target."""
+        try:
+            side = await connect_upstream(self.target)
+        except UpstreamError as exc:
+            log.warning("session %s: cannot interrupt upstream: %s", self.session.id, exc.message)
+            return
+        try:
+            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
+            side.writer.write(c.encode_packet(p.build_com_query(f"{verb} {self.upstream_id}"), 0))
+            async with asyncio.timeout(5):
+                await side.reader.read(1024)
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            await side.close()
+
+    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> object:
+        target = self.door.relays.get(gateway_id)
+        unit = Unit(text, "single", "allow", "kill")
+        if target is None or target.subject.user != self.subject.user:
+            return self._reply(seq, unit, 1094, "HY000", f"Unknown thread id: {gateway_id}")
+        target.session.audit("statement.kill", by_session=self.session.id, query_only=query_only)
+        if target.target.name == self.target.name and target is not self:
+            verb = "KILL QUERY" if query_only else "KILL CONNECTION"
+            return self._forward(0, p.build_com_query(f"{verb} {target.upstream_id}"), unit)
+        self._spawn(target.interrupt(query_only))
+        unit.reply = c.encode_packet(p.build_ok(p.OkPacket(), self.caps), seq + 1)
+        self.units.append(unit)
+        if len(self.units) == 1:
+            self._flush_replies()
+        return None
+
+    # -- approvals ---------------------------------------------------------------------------
+
+    def _start_hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
+        # Reading goes on, so a client that disconnects while held is noticed at once and the
+        # request abandoned; what it sends meanwhile waits in the framer (bounded below).
+        self.hold_task = asyncio.ensure_future(self._hold(seq, payload, unit, decision))
+
+    async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
+        def notify(message: str) -> None:
+            # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
+            log.info("session %s: %s", self.session.id, message)
+
+        outcome = await self.approvals.hold(
+            session=self.session, subject=self.subject, text=unit.text, decision=decision, notify=notify
+        )
+        if self.closed:
+            return
+        self.hold_task = None
+        unit.decision = f"review:{outcome.status}"
+        if outcome.approved:
+            if decision.classification is not None:
+                # An approved `PREPARE s FROM ...` now names the approved statement: each
+                # EXECUTE s is judged (and held) by that body, not by what s named before.
+                self.prepared.observe(decision.classification)
+            self._allowed(seq, payload, unit, Decision("allow", decision.rule, outcome.reason))
+        else:
+            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
+            code, state = ER_DENIED if outcome.status == "denied" else ER_TIMEOUT
+            self._reply(
+                seq,
+                unit,
+                code,
+                state,
+                f"approval #{outcome.approval_id} for rule {decision.rule} "
+                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}",
+            )
+        self.client.resume_reading()  # type: ignore[union-attr]
+        self.from_client(b"")
+
+
+def runs_kill(decision: Decision) -> bool:
+    """A statement that runs KILL: `HoldsAndKills._kill` maps its gateway id to the upstream one, or it is refused;
+    it never goes upstream as written."""
+    return decision.classification is not None and any(s.kind == "kill" for s in decision.classification.statements)
