@@ -232,7 +232,7 @@ def ascii_db(pg_admin, pg_target):  # type: ignore[no-untyped-def]
 
 
 def test_sjis_client_of_a_sql_ascii_database(make_gateway, pg_target, ascii_db) -> None:  # type: ignore[no-untyped-def]
-    from conftest import pg_connection_toml
+    from support.postgres import pg_connection_toml
 
     gw = make_gateway(RULES, connections=pg_connection_toml({**pg_target, "database": ascii_db}))
     c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg", client_encoding="SJIS")
