@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 from support.mariadb import ROOT as MARIADB
+from support.servers import missing
 
 from hoop.core.sql.textmode import MYSQL_CODECS, MYSQL_DASH_COMMENT_BYTES, MYSQL_SPACE_BYTES, SINGLE_BYTE
 
@@ -21,7 +22,7 @@ def server() -> Iterator[pymysql.connections.Connection]:
     try:
         conn = pymysql.connect(**MARIADB, autocommit=True, connect_timeout=5)
     except pymysql.err.OperationalError as exc:
-        pytest.skip(f"MariaDB not available: {exc}")
+        missing(f"MariaDB not available: {exc}")
     with conn.cursor() as cur:
         cur.execute("SHOW CHARACTER SET")
         conn.known = {row[0] for row in cur.fetchall()}  # type: ignore[attr-defined]

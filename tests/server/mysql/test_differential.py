@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 from support.mariadb import ROOT
+from support.servers import missing
 
 from hoop.core.sql import classify
 from hoop.core.sql.textmode import TextModeError, mysql_mode
@@ -37,7 +38,7 @@ def server() -> Iterator[pymysql.connections.Connection]:
             **ROOT, autocommit=True, client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, connect_timeout=5
         )
     except pymysql.err.OperationalError as exc:
-        pytest.skip(f"MariaDB not available: {exc}")
+        missing(f"MariaDB not available: {exc}")
     yield conn
     conn.close()
 
