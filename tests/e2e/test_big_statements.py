@@ -238,3 +238,42 @@ def test_parse_workers_start_on_demand_and_stop_with_the_gateway(make_gateway) -
     while any(Path(f"/proc/{w}").exists() for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(Path(f"/proc/{w}").exists() for w in workers)
+
+
+def test_a_cancel_while_a_big_statement_waits_for_the_pool_refuses_it(
+    pg_target: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """psql's Ctrl-C (a CancelRequest) while the statement is still being classified: it never
+    runs, the client gets the server's 57014, and the session goes on."""
+    g = write_config(
+        tmp_path_factory.mktemp("cancelgw"),
+        ALICE + pg_connection_toml(pg_target),
+        settings="parse_timeout = 60\n",  # the statement below takes seconds to classify
+    )
+    g.env["HOOP_TEST_PG_PASSWORD"] = pg_target["password"]
+    g.start()
+    try:
+        g.issue_tokens("alice")
+        conn = psycopg.connect(g.dsn("alice", g.tokens["alice"]), autocommit=True, connect_timeout=10)
+        table = f"cancel_{secrets.token_hex(4)}"
+        conn.execute(f"CREATE TABLE {table} (v text)")
+        big = f"INSERT INTO {table} VALUES " + ",".join(f"('{i:08d}')" for i in range(250_000))
+        outcome: list[BaseException | None] = []
+
+        def insert() -> None:
+            try:
+                conn.execute(big)
+                outcome.append(None)
+            except psycopg.Error as exc:
+                outcome.append(exc)
+
+        worker = threading.Thread(target=insert)
+        worker.start()
+        time.sleep(0.5)
+        conn.cancel()
+        worker.join(60)
+        assert outcome and isinstance(outcome[0], psycopg.errors.QueryCanceled), outcome
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+        conn.close()
+    finally:
+        g.stop()

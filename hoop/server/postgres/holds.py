@@ -37,6 +37,8 @@ class Holds:
     tracker: Any
     pipeline: Any
     parsing: tuple[str, TextMode] | None = None  # set with HOLD: classify this text first
+    parse_wait = False  # the session waits for the parse pool
+    cancelled = False  # a CancelRequest came during that wait: the waiting statement is refused
 
     def _start_hold(self, held: bytes, backlog: bytes) -> None:
         """Keep the statement (and everything after it) until an approver decides."""
@@ -44,6 +46,7 @@ class Holds:
             text, mode = self.parsing
             self.parsing = None
             self.client_framer.feed(held + backlog)  # all handled again once `text` is classified
+            self.parse_wait = True
             self.hold_task = asyncio.ensure_future(self._parse_then_resume(text, mode))
             return
         # Reading goes on (a client that disconnects while held must be noticed at once);
@@ -56,6 +59,7 @@ class Holds:
         if self.closed:
             return
         self.hold_task = None
+        self.parse_wait = False
         self.client.resume_reading()
         self.from_client(b"")  # type: ignore[attr-defined]
 

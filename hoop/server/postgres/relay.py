@@ -39,6 +39,7 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
+CANCELLED = "canceling statement due to user request"  # the server's own wording
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 
@@ -123,7 +124,11 @@ class Relay(Holds, TwoSided):
 
     async def cancel(self) -> None:
         """Forward a client's CancelRequest with the upstream key (the client never sees it).
-        While a statement is held, cancelling withdraws the approval request instead."""
+        While a statement is held, cancelling withdraws the approval request instead; while it
+        waits for the parse pool, it is refused (57014) instead of being sent."""
+        if self.parse_wait:
+            self.cancelled = True
+            return
         if self.hold_task is not None:
             for approval_id in self.approvals.pending_for_session(self.session.id):
                 self.approvals.withdraw(approval_id)
@@ -206,6 +211,10 @@ class Relay(Holds, TwoSided):
             if isinstance(text, TextModeError):
                 self.tracker.push(Unit(_shown(raw), True, "block", "text-mode"))
                 return self._refuse(None, "query", sqlstate=text.sqlstate, message=str(text))
+            if self.cancelled:
+                self.cancelled = False
+                self.tracker.push(Unit(text, True, "cancelled", ""))
+                return self._refuse(None, "query", sqlstate="57014", message=CANCELLED)
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
@@ -225,6 +234,11 @@ class Relay(Holds, TwoSided):
                 return SETTLE
             if self.pipeline.deferred(self.subject, text, self.text.mode):
                 return self._parse_first(text, self.text.mode)
+            if self.cancelled:
+                self.cancelled = False
+                if not name:
+                    self.prepared.pop(name, None)
+                return self._refuse(None, "parse", name, sqlstate="57014", message=CANCELLED)
             decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
