@@ -9,57 +9,36 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from e2e.test_parity_postgres import ROWS, RULES, client, refused
 from support.pgwire import SYNC, RawClient, bind, execute, parse, query
+from support.postgres import connect_target
 
 pytestmark = pytest.mark.needs_postgres
-
-RULES = """
-[[rules]]
-name = "no-unbounded-delete"
-action = "block"
-statements = ["delete", "update"]
-where = "missing-or-trivial"
-
-[[rules]]
-name = "no-truncate"
-action = "block"
-statements = ["truncate"]
-"""
-ROWS = 3
 
 
 @pytest.fixture
 def victims(pg_target):  # type: ignore[no-untyped-def]
-    with psycopg.connect(
-        host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"], autocommit=True
-    ) as conn:
+    with connect_target(pg_target) as conn:
         conn.execute("DROP TABLE IF EXISTS victims")
         conn.execute("CREATE TABLE victims (id int PRIMARY KEY, name text NOT NULL, ok bool NOT NULL DEFAULT true)")
         conn.execute(f"INSERT INTO victims SELECT g, 'n' || g FROM generate_series(1, {ROWS}) g")
 
     def rows() -> list[tuple[object, ...]]:
-        with psycopg.connect(host="127.0.0.1", user=pg_target["role"], dbname=pg_target["database"]) as conn:
+        with connect_target(pg_target) as conn:
             return conn.execute("SELECT id, name FROM victims ORDER BY id").fetchall()
 
     return rows
 
 
-ORIGINAL = [(i, f"n{i}") for i in range(1, ROWS + 1)]
-
-
 @pytest.fixture
 def gw(make_gateway):  # type: ignore[no-untyped-def]
+    """A gateway with the parity tests' rules (unbounded writes and TRUNCATE blocked)."""
     gateway = make_gateway(RULES)
     gateway.alice = gateway.token("alice")
     return gateway
 
 
-def client(gw, **params: str) -> RawClient:  # type: ignore[no-untyped-def]
-    return RawClient(gw.ports["postgres"], "alice", gw.alice, "pg", **params)
-
-
-def refused(reply) -> bool:  # type: ignore[no-untyped-def]
-    return any("refused by Hoop" in e.get("M", "") for e in reply.errors)
+ORIGINAL = [(i, f"n{i}") for i in range(1, ROWS + 1)]
 
 
 # Predicates true for every row of `victims` that the WHERE folding once took as bounding
