@@ -110,10 +110,6 @@ class Pipeline:
             with self._lock:
                 self.version += 1
 
-    def applies(self, subject: Subject) -> bool:
-        ctx = Context(subject.connection, subject.user, subject.groups)
-        return any(c.applies(ctx) for c in self.ruleset.compiled) if hasattr(self.ruleset, "compiled") else True
-
     # -- statements --------------------------------------------------------------------------
 
     def check(

@@ -21,6 +21,7 @@ from hoop.core.config import Config
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.journal import Journal
+from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.services import Services
@@ -101,7 +102,9 @@ class Gateway:
         """Sessions and approvals a crashed or stopped run left open can never finish now."""
         now = time.time()
         with store.transaction() as conn:
-            conn.execute("UPDATE sessions SET status = 'interrupted', ended = ? WHERE ended IS NULL", (now,))
+            conn.execute(
+                "UPDATE sessions SET status = ?, ended = ? WHERE ended IS NULL", (CloseStatus.INTERRUPTED.value, now)
+            )
             conn.execute("UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'", (now,))
 
     async def stop(self) -> None:

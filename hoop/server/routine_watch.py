@@ -46,10 +46,8 @@ class RoutineWatcher:
         self.ticker: asyncio.Task[None] | None = None
 
     async def session_start(self, subject: Subject) -> None:
-        """Read the catalog before the session's first statement is judged; skipped when no
-        guardrail applies to this user on this connection."""
-        if not self.pipeline.applies(subject):
-            return
+        """Read the catalog before the session's first statement is judged (also where no rule
+        applies to this user yet: a rule can be added while the session runs)."""
         try:
             await self.load(time.monotonic())
         except Exception as exc:  # noqa: BLE001 - any failure to read: refuse (fail closed)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from hoop.core.approvals import Approvals
@@ -32,8 +33,8 @@ class LiveSession:
     protocol: str
     user: str
     connection: str
-    kill: Any  # callable(reason: str) -> None
-    extra: dict[str, Any] = field(default_factory=dict)
+    kill: Callable[[str], None]  # end it now, telling the client why
+    kind: str = ""  # what kind of session where a protocol has several (ssh: exec, shell, lobby)
 
 
 class Services:

@@ -2,7 +2,8 @@
 
 A relay subclasses `TwoSided` and provides `from_client`, `from_upstream`, `upstream_lost()`
 (tell the client, in its protocol, that the server went away) and `GOODBYE` (the message that
-ends the upstream session politely). Flow control is symmetric: when one side's write buffer
+ends the upstream session politely). It closes with a `CloseStatus`, which goes to the session
+kit's bracket through `on_close`. Flow control is symmetric: when one side's write buffer
 fills, the other side stops reading until it drains.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from typing import Any
+
+from hoop.core.store.records import CloseStatus
 
 
 def write_batch(transport: Any, parts: list[Any]) -> None:
@@ -30,14 +33,17 @@ class Side(asyncio.Protocol):
             self.handler(data)
 
     def eof_received(self) -> bool | None:
-        self.relay.close(f"{self.name}-eof")
+        self._gone()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+
+    def _gone(self) -> None:
         if self.name == "upstream" and not self.relay.closed:
             self.relay.upstream_lost()
         else:
-            self.relay.close(f"{self.name}-closed")
+            self.relay.close(CloseStatus.CLOSED)
 
     def _other(self) -> Any:
         return self.relay.upstream if self.name == "client" else self.relay.client
@@ -58,9 +64,9 @@ class TwoSided:
     client: Any
     upstream: Any
     closed: bool
-    done: asyncio.Future[str]
+    done: asyncio.Future[CloseStatus]
     hold_task: asyncio.Future[None] | None
-    on_close: Callable[[str], None]
+    on_close: Callable[[CloseStatus], None]
     from_client: Callable[[bytes], None]
     from_upstream: Callable[[bytes], None]
 
@@ -74,7 +80,7 @@ class TwoSided:
         if client_left:
             self.from_client(client_left)
 
-    def close(self, reason: str, client_error: bytes | None = None) -> None:
+    def close(self, status: CloseStatus, client_error: bytes | None = None) -> None:
         if self.closed:
             return
         self.closed = True
@@ -88,5 +94,5 @@ class TwoSided:
         if self.hold_task is not None:
             self.hold_task.cancel()  # a held request is abandoned; it never runs later
         if not self.done.done():
-            self.done.set_result(reason)
-        self.on_close(reason)
+            self.done.set_result(status)
+        self.on_close(status)

@@ -30,6 +30,7 @@ import orjson
 
 from hoop.core import audit, recording
 from hoop.core.store.journal_writer import LENGTH, WRITTEN
+from hoop.core.store.records import OPEN, CloseStatus, StatementRecord
 from hoop.core.store.sqlite import Store
 
 log = logging.getLogger("hoop.journal")
@@ -73,7 +74,7 @@ class SessionLog:
         self.started = time.time()
         self.statements = self.blocked = self.held = 0
         self.bytes_in = self.bytes_out = 0
-        self.status = "open"
+        self.status = OPEN
         self.ended: float | None = None
         self.recording_path = journal.recordings_dir / f"{session_id}.hoop.jsonl"
         self._seq = 0
@@ -83,48 +84,16 @@ class SessionLog:
         line = recording.encode_frame(time.time() - self.started, kind, data)
         self.journal._append("ordered", ("f", (self, line)))
 
-    def statement(
-        self,
-        text: str,
-        decision: str,
-        rule: str = "",
-        started: float | None = None,
-        duration_ms: float | None = None,
-        rows: int | None = None,
-        error: str = "",
-    ) -> None:
+    def finished(self, record: StatementRecord) -> None:
+        """A statement is done: its row, its recording frames and its audit event go to the
+        writer as one record; the writer process does the formatting, so the data path pays
+        one append."""
         self._seq += 1
         self.statements += 1
-        if decision == "block":
+        if record.decision == "block":
             self.blocked += 1
         self._dirty = True
-        row = (self.id, self._seq, started or time.time(), duration_ms, text, decision, rule, rows, error)
-        self.journal._append("ordered", ("s", row))
-
-    def finished(
-        self,
-        text: str,
-        decision: str,
-        rule: str,
-        started: float,
-        duration_ms: float,
-        rows: int | None,
-        error: str,
-        tag: str = "",
-        columns: list[str] | None = None,
-        sample: list[Any] | None = None,
-    ) -> None:
-        """A statement is done: its row, its recording frames and its audit event, appended as
-        one tuple; the writer process does the formatting, so the data path pays one append."""
-        self._seq += 1
-        self.statements += 1
-        if decision == "block":
-            self.blocked += 1
-        self._dirty = True
-        self.journal._append(
-            "ordered",
-            ("d", (self, self._seq, text, decision, rule, started, duration_ms, rows, error, tag, columns, sample)),
-        )
+        self.journal._append("ordered", ("d", (self, self._seq, record)))
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
         detail.setdefault("session", self.id)
@@ -133,10 +102,10 @@ class SessionLog:
     def touch(self) -> None:
         self._dirty = True
 
-    def close(self, status: str = "closed") -> None:
+    def close(self, status: str = CloseStatus.CLOSED) -> None:
         if self.ended is not None:
             return
-        self.status = status
+        self.status = str(status)  # a plain str: SQLite binds no str subclasses
         self.ended = time.time()
         self._dirty = True
         self.journal._append("closed", self)
@@ -291,7 +260,7 @@ class Journal:
         recordings: dict[int, tuple[str, str]] = {}
         ordered: list[tuple[Any, ...]] = []
         for kind, item in pending["ordered"]:
-            if kind == "a" or kind == "s":
+            if kind == "a":
                 ordered.append((kind, item))
                 continue
             s = item[0]
@@ -300,7 +269,7 @@ class Journal:
             if kind == "f":
                 ordered.append(("f", s.id, item[1]))
             else:  # "d": a finished statement, expanded by the writer
-                ordered.append(("d", s.id, s.user, s.connection, s.started, *item[1:]))
+                ordered.append(("d", s.id, s.user, s.connection, s.started, item[1], item[2]))
         return {
             "recordings": recordings,
             "ordered": ordered,
@@ -330,7 +299,7 @@ class Journal:
 
     def close(self) -> None:
         for log_ in self.open_sessions():
-            log_.close("gateway-shutdown")
+            log_.close(CloseStatus.SHUTDOWN)
         self._stop.set()
         self._thread.join(timeout=10)
         _stop_writer(self._writer)

@@ -193,7 +193,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
             return False
         if self.pipeline.deferred(self.subject, text, mode):
             return False  # a big statement: classified off the event loop (`_parse_first`)
-        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
+        decision = self.session.judge(text, self.prepared, mode)
         if (
             decision.action != "allow"
             or decision.classification is None
@@ -286,7 +286,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         mode = mode or self.mode or TextMode()
         if self.pipeline.deferred(self.subject, text, mode):
             return self._parse_first(seq, payload, text, kind, record, mode)
-        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
+        decision = self.session.judge(text, self.prepared, mode)
         own_kill = kind == "result" and KILL_BY_ID.fullmatch(text) is not None
         if own_kill and decision.rule == OTHER_SESSIONS_RULE:  # mapped below to the user's own session
             decision = Decision("allow", classification=decision.classification)
@@ -346,7 +346,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
                 seq, payload, Unit("<unknown prepared statement>", "result", binary=True, stmt_id=stmt_id)
             )
         text, mode = known  # read under the settings of its COM_STMT_PREPARE, as the server did
-        decision = self.pipeline.check(self.subject, text, self.prepared, mode)
+        decision = self.session.judge(text, self.prepared, mode)
         unit = Unit(text, "result", decision.action, decision.rule, binary=True, stmt_id=stmt_id)
         self.unsynced = True  # a prepared statement may run anything: ask again before judging text
         if decision.action == "block":

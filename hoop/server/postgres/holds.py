@@ -13,29 +13,29 @@ any other (it may still be forwarded, refused or held for approval).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from hoop.core.pipeline import Decision
+from hoop.core.pipeline import Decision, Pipeline, Subject
 from hoop.core.sql.textmode import TextMode
 from hoop.server.postgres import codec, framing
+from hoop.server.postgres.tracker import Tracker
+from hoop.server.session import Session
 
 
 class Holds:
     """Mixed into `Relay`: the parts of a session that wait for approvers. The relay provides
     the attributes below and `_refuse()` / `from_client()`."""
 
-    client: Any
-    upstream: Any
+    client: asyncio.Transport | None
+    upstream: asyncio.Transport | None
     client_framer: framing.MessageFramer
     hold_task: asyncio.Future[None] | None
     pending_review: tuple[Decision, str, str, str] | None
     held_outcome: str
     closed: bool
-    approvals: Any
-    session: Any
-    subject: Any
-    tracker: Any
-    pipeline: Any
+    session: Session
+    subject: Subject
+    tracker: Tracker
+    pipeline: Pipeline
     parsing: tuple[str, TextMode] | None = None  # set with HOLD: classify this text first
     parse_wait = False  # the session waits for the parse pool
     cancelled = False  # a CancelRequest came during that wait: the waiting statement is refused
@@ -68,25 +68,18 @@ class Holds:
             if self.client is not None and not self.client.is_closing():
                 self.client.write(codec.notice_response("NOTICE", "01000", message))
 
-        outcome = await self.approvals.hold(
-            session=self.session, subject=self.subject, text=text, decision=decision, notify=notify
-        )
+        outcome = await self.session.hold(text, decision, notify)
         if self.closed:
             return
         unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
         if unit is not None:
-            unit.decision = f"review:{outcome.status}"
-        self.held_outcome = f"review:{outcome.status}"
+            unit.decision = outcome.decision
+        self.held_outcome = outcome.decision
         if outcome.approved:
             forward = held
         else:
-            sqlstate = "42501" if outcome.status == "denied" else "57014"
-            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
-            message = (
-                f"approval #{outcome.approval_id} for rule {decision.rule} {what.get(outcome.status, outcome.status)}"
-                f": {outcome.reason}"
-            )
-            forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=message)
+            sqlstate = "42501" if outcome.refusal == "denied" else "57014"
+            forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=outcome.message)
         self.upstream.write(forward)  # type: ignore[union-attr]
         self.hold_task = None
         self.client.resume_reading()  # type: ignore[union-attr]

@@ -26,7 +26,8 @@ from hoop.server.postgres.session_text import SessionText
 from hoop.server.postgres.startup_params import StartupParameterRefused, filter_startup
 from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
 from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
-from hoop.server.services import LiveSession, Services
+from hoop.server.services import Services
+from hoop.server.session import CloseStatus, Session
 
 log = logging.getLogger("hoop.postgres")
 STARTUP_TIMEOUT = 30.0
@@ -179,46 +180,40 @@ class PostgresDoor:
         client: str,
     ) -> None:
         services = self.services
-        session = services.journal.open_session(identity.name, connection.name, "postgres", client)
-        session.audit(
-            "session.start",
-            client=client,
-            tls=writer.get_extra_info("sslcontext") is not None,
-            upstream_auth=upstream.auth_method,
-        )
+        session = Session(services, identity, connection.name, "postgres", client)
         key = (session.id & 0x7FFFFFFF, secrets.randbits(31))
-        greeting = [codec.authentication_ok()]
-        greeting += [codec.parameter_status(k, v) for k, v in upstream.parameters.items()]
-        greeting += [codec.backend_key_data(*key), codec.ready_for_query(b"I")]
-        writer.write(b"".join(greeting))
-
-        def finished(reason: str) -> None:
-            self.relays.pop(key, None)
-            services.unregister(session.id)
-            status = "closed" if reason in ("client-closed", "client-eof") else reason
-            session.audit("session.end", reason=reason)
-            session.close(status)
-
         relay = Relay(
-            subject=Subject(identity.name, identity.groups, connection.name, "postgres"),
-            pipeline=services.pipeline,
             session=session,
             max_message=services.config.gateway.max_message_size,
             upstream_target=upstream.target,
             upstream_key=(upstream.backend_pid, upstream.backend_key),
-            approvals=services.approvals,
             resolver=self._resolver(connection.name, upstream.target),
             text=upstream.text,
-            on_close=finished,
         )
         relay.routines_changed = self.routines.get(connection.name, upstream.target).changed
-        self.relays[key] = relay
-        services.register(LiveSession(session.id, "postgres", identity.name, connection.name, relay.kill))
-        client_left = framer.take_rest() + _drain_stream(reader)
-        relay.attach(
-            writer.transport, upstream.writer.transport, client_left, upstream.leftover + _drain_stream(upstream.reader)
+        session.start(
+            relay.kill,
+            client=client,
+            tls=writer.get_extra_info("sslcontext") is not None,
+            upstream_auth=upstream.auth_method,
         )
-        await relay.done
+        greeting = [codec.authentication_ok()]
+        greeting += [codec.parameter_status(k, v) for k, v in upstream.parameters.items()]
+        greeting += [codec.backend_key_data(*key), codec.ready_for_query(b"I")]
+        writer.write(b"".join(greeting))
+        self.relays[key] = relay
+        try:
+            client_left = framer.take_rest() + _drain_stream(reader)
+            relay.attach(
+                writer.transport,
+                upstream.writer.transport,
+                client_left,
+                upstream.leftover + _drain_stream(upstream.reader),
+            )
+            await relay.done
+        finally:
+            self.relays.pop(key, None)
+            session.close(CloseStatus.CLOSED)  # the relay has closed it with its status unless it failed first
 
     def _resolver(self, name: str, target: UpstreamTarget) -> ColumnResolver:
         resolver = self.resolvers.get(name)

@@ -19,14 +19,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hoop.core.pipeline import Decision, Subject
+from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements, TextMode, TextModeError
+from hoop.core.store.records import CloseStatus
 from hoop.server.postgres import codec, framing, frontend
+from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
+from hoop.server.session import Session
 from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.postgres")
@@ -69,23 +72,21 @@ class Relay(Holds, TwoSided):
     def __init__(
         self,
         *,
-        subject: Subject,
-        pipeline: Any,
-        session: Any,
+        session: Session,
         max_message: int,
         upstream_target: UpstreamTarget,
         upstream_key: tuple[int, int],
-        approvals: Any,
-        resolver: Any,
+        resolver: ColumnResolver,
         text: SessionText,
-        on_close: Callable[[str], None],
     ) -> None:
-        self.subject = subject
-        self.pipeline = pipeline
-        self.session = session  # SessionLog
+        self.session = session
+        self.log = session.log  # its byte counters are bumped on every read
+        self.subject = session.subject
+        self.pipeline = session.pipeline
+        self.approvals = session.approvals
         self.upstream_target = upstream_target
         self.upstream_key = upstream_key
-        self.on_close = on_close
+        self.on_close = session.close
         self.client_framer = framing.MessageFramer(max_message)
         self.upstream_framer = framing.MessageFramer(max_message)
         self.client: asyncio.Transport | None = None
@@ -105,8 +106,7 @@ class Relay(Holds, TwoSided):
         self.results = Results(self, resolver)
         self.txn_status = b"I"
         self.closed = False
-        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.approvals = approvals
+        self.done: asyncio.Future[CloseStatus] = asyncio.get_running_loop().create_future()
         self.sql_prepared = PreparedStatements()  # SQL-level PREPARE names, so EXECUTE is judged
         self.hold_task: asyncio.Future[None] | None = None
         self.pending_review: tuple[Decision, str, str, str] | None = None
@@ -119,7 +119,8 @@ class Relay(Holds, TwoSided):
 
     def kill(self, reason: str) -> None:
         self.close(
-            "killed", codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}")
+            CloseStatus.KILLED,
+            codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"),
         )
 
     async def cancel(self) -> None:
@@ -130,8 +131,7 @@ class Relay(Holds, TwoSided):
             self.cancelled = True
             return
         if self.hold_task is not None:
-            for approval_id in self.approvals.pending_for_session(self.session.id):
-                self.approvals.withdraw(approval_id)
+            self.session.withdraw()
             return
         await self.cancel_upstream()
 
@@ -151,7 +151,7 @@ class Relay(Holds, TwoSided):
     def from_client(self, data: bytes) -> None:
         framer = self.client_framer
         framer.feed(data)
-        self.session.bytes_in += len(data)
+        self.log.bytes_in += len(data)
         if self.hold_task is not None or self.settling:
             if framer.pending() > framer.max_message:
                 self.client.pause_reading()  # type: ignore[union-attr]
@@ -215,7 +215,7 @@ class Relay(Holds, TwoSided):
                 self.cancelled = False
                 self.tracker.push(Unit(text, True, "cancelled", ""))
                 return self._refuse(None, "query", sqlstate="57014", message=CANCELLED)
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
+            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, "query", "")
@@ -239,7 +239,7 @@ class Relay(Holds, TwoSided):
                 if not name:
                     self.prepared.pop(name, None)
                 return self._refuse(None, "parse", name, sqlstate="57014", message=CANCELLED)
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared, self.text.mode)
+            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
@@ -273,7 +273,7 @@ class Relay(Holds, TwoSided):
         # it runs only where no rule applies (fail closed).
         self.sent_batches += 1
         self.text.executing = False  # like a Query, answered after everything before it
-        decision = self.pipeline.check(self.subject, "\x00fastpath function call")
+        decision = self.session.judge("\x00fastpath function call")
         if decision.action == "allow":
             return msg
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
@@ -291,7 +291,7 @@ class Relay(Holds, TwoSided):
             return False
         text, old, version, mode = earlier
         if version != self.pipeline.version:
-            old = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            old = self.session.judge(text, self.sql_prepared, mode)
             self.prepared[name] = (text, old, self.pipeline.version, mode)
         return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
 
@@ -309,7 +309,7 @@ class Relay(Holds, TwoSided):
             return msg  # unknown to us: the server will report it does not exist
         text, decision, version, mode = entry
         if version != self.pipeline.version:
-            decision = self.pipeline.check(self.subject, text, self.sql_prepared, mode)
+            decision = self.session.judge(text, self.sql_prepared, mode)
             self.prepared[statement] = (text, decision, self.pipeline.version, mode)
         if decision.action == "allow":
             return msg
@@ -353,7 +353,7 @@ class Relay(Holds, TwoSided):
     def from_upstream(self, data: bytes) -> None:
         framer = self.upstream_framer
         framer.feed(data)
-        self.session.bytes_out += len(data)
+        self.log.bytes_out += len(data)
         out: list[Any] = []  # everything this call forwards, written once at the end
         while not self.upstream_waiting:  # column lookup in flight: bytes wait in the framer
             watch = self.upstream_watch
@@ -459,7 +459,7 @@ class Relay(Holds, TwoSided):
 
     def _upstream_protocol_error(self, problem: str) -> None:
         self.close(
-            "upstream-protocol-error",
+            CloseStatus.UPSTREAM_ERROR,
             codec.error_response(
                 "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {problem}"
             ),
@@ -470,22 +470,22 @@ class Relay(Holds, TwoSided):
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
             self.routines_changed()
-        self.session.finished(
+        self.session.record(
             unit.text,
             unit.decision,
             unit.rule,
-            unit.started,
-            duration,
-            unit.rows,
-            unit.error,
-            unit.tag,
-            unit.columns,
-            unit.sample,
+            started=unit.started,
+            duration_ms=duration,
+            rows=unit.rows,
+            error=unit.error,
+            tag=unit.tag,
+            columns=unit.columns,
+            sample=unit.sample,
         )
 
     def upstream_lost(self) -> None:
         self.close(
-            "upstream-lost",
+            CloseStatus.UPSTREAM_LOST,
             codec.error_response(
                 "FATAL", "08006", f"connection {self.subject.connection}: the server closed the connection"
             ),
@@ -494,4 +494,4 @@ class Relay(Holds, TwoSided):
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client message: %s", self.session.id, problem)
         self.session.audit("session.protocol_error", problem=problem)
-        self.close("protocol-error", codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))
+        self.close(CloseStatus.PROTOCOL_ERROR, codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))

@@ -68,7 +68,7 @@ class Results:
     def _sampling(self) -> bool:
         """Result samples for the recording: the first statements of a session, then every
         100th, so a busy session does not pay to decode rows nobody will read."""
-        n = self.relay.session.statements
+        n = self.relay.log.statements
         return n < SAMPLE_FIRST or n % SAMPLE_EVERY == 0
 
     def _fields(self, msg: memoryview) -> list[codec.Field]:
