@@ -113,7 +113,9 @@ def test_a_full_backlog_makes_sessions_wait_and_loses_nothing(tmp_path: Path) ->
         s = j.open_session("alice", "pg", "postgres", "127.0.0.1:8")  # its start frame is record 1
         for i in range(4):
             s.finished(StatementRecord(f"SELECT {i}", "allow", "", time.time(), 0.1, 1))
-        late = threading.Thread(target=s.finished, args=("SELECT 'late'", "allow", "", time.time(), 0.1, 1, ""))
+        late = threading.Thread(
+            target=s.finished, args=(StatementRecord("SELECT 'late'", "allow", "", time.time(), 0.1, 1),)
+        )
         late.start()
         late.join(timeout=0.5)
         assert late.is_alive()  # the sixth record waits: the writer has not taken the first five
