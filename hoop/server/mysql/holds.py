@@ -13,13 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any
+from collections import deque
+from typing import TYPE_CHECKING
 
-from hoop.core.pipeline import Decision
+from hoop.core.pipeline import Decision, Subject
+from hoop.core.sql import PreparedStatements
+from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.results import Unit
-from hoop.server.mysql.upstream import UpstreamError, connect_upstream
+from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.session import Session
+
+if TYPE_CHECKING:
+    from hoop.server.mysql.listener import MySQLDoor
 
 log = logging.getLogger("hoop.mysql")
 ER_DENIED = (1142, "42000")
@@ -32,24 +39,23 @@ class HoldsAndKills:
     """Mixed into `Relay`, which provides the attributes below and `from_client`, `close`,
     `_spawn`, `_allowed`, `_forward`, `_reply` and `_flush_replies`."""
 
-    approvals: Any
     caps: int
-    client: Any
+    client: asyncio.Transport | None
     closed: bool
-    door: Any
+    door: MySQLDoor
     hold_task: asyncio.Future[None] | None
-    prepared: Any
-    session: Any
-    subject: Any
-    target: Any
-    units: Any
+    prepared: PreparedStatements
+    session: Session
+    subject: Subject
+    target: MySQLTarget
+    units: deque[Unit]
     upstream_id: int
 
     def kill(self, reason: str) -> None:
         if not self.closed:
             self._spawn(self.interrupt(query_only=False))
         self.close(
-            "killed",
+            CloseStatus.KILLED,
             c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}"), 0),
         )
 
@@ -98,13 +104,11 @@ class HoldsAndKills:
             # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
             log.info("session %s: %s", self.session.id, message)
 
-        outcome = await self.approvals.hold(
-            session=self.session, subject=self.subject, text=unit.text, decision=decision, notify=notify
-        )
+        outcome = await self.session.hold(unit.text, decision, notify)
         if self.closed:
             return
         self.hold_task = None
-        unit.decision = f"review:{outcome.status}"
+        unit.decision = outcome.decision
         if outcome.approved:
             if decision.classification is not None:
                 # An approved `PREPARE s FROM ...` now names the approved statement: each
@@ -112,16 +116,8 @@ class HoldsAndKills:
                 self.prepared.observe(decision.classification)
             self._allowed(seq, payload, unit, Decision("allow", decision.rule, outcome.reason))
         else:
-            what = {"denied": "denied", "expired": "not approved in time", "cancelled": "cancelled while held"}
-            code, state = ER_DENIED if outcome.status == "denied" else ER_TIMEOUT
-            self._reply(
-                seq,
-                unit,
-                code,
-                state,
-                f"approval #{outcome.approval_id} for rule {decision.rule} "
-                f"{what.get(outcome.status, outcome.status)}: {outcome.reason}",
-            )
+            code, state = ER_DENIED if outcome.refusal == "denied" else ER_TIMEOUT
+            self._reply(seq, unit, code, state, outcome.message)
         self.client.resume_reading()  # type: ignore[union-attr]
         self.from_client(b"")
 

@@ -42,7 +42,8 @@ from hoop.server.mysql.upstream import (
 )
 from hoop.server.mysql.views import Views
 from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
-from hoop.server.services import LiveSession, Services
+from hoop.server.services import Services
+from hoop.server.session import CloseStatus, Session
 
 log = logging.getLogger("hoop.mysql")
 LOGIN_TIMEOUT = 30.0
@@ -352,27 +353,10 @@ class MySQLDoor:
         client: str,
     ) -> None:
         services = self.services
-        session = services.journal.open_session(identity.name, connection.name, "mysql", client)
-        session.audit(
-            "session.start",
-            client=client,
-            tls=tls,
-            gateway_id=conn_id,
-            upstream_id=upstream.connection_id,
-            upstream_tls=upstream.tls,
-        )
-        login.send(p.build_ok(p.OkPacket(status=upstream.status), caps))
-
-        def finished(reason: str) -> None:
-            self.relays.pop(conn_id, None)
-            services.unregister(session.id)
-            session.audit("session.end", reason=reason)
-            session.close("closed" if reason in ("client-closed", "client-eof", "client-quit") else reason)
-
+        session = Session(services, identity, connection.name, "mysql", client)
         relay = Relay(
-            subject=Subject(identity.name, identity.groups, connection.name, "mysql"),
-            services=services,
             session=session,
+            max_message=services.config.gateway.max_message_size,
             caps=caps,
             upstream_caps=upstream.capabilities,
             settings=settings,
@@ -381,20 +365,29 @@ class MySQLDoor:
             gateway_id=conn_id,
             door=self,
             allow_local_infile=connection.allow_local_infile,
-            on_close=finished,
         )
+        session.start(
+            relay.kill,
+            client=client,
+            tls=tls,
+            gateway_id=conn_id,
+            upstream_id=upstream.connection_id,
+            upstream_tls=upstream.tls,
+        )
+        login.send(p.build_ok(p.OkPacket(status=upstream.status), caps))
         self.relays[conn_id] = relay
-        services.register(
-            LiveSession(session.id, "mysql", identity.name, connection.name, relay.kill, {"gateway_id": conn_id})
-        )
-        client_left = login.framer.take_rest() + _drain_stream(login.reader)
-        relay.attach(
-            login.writer.transport,
-            upstream.writer.transport,
-            client_left,
-            upstream.leftover + _drain_stream(upstream.reader),
-        )
-        await relay.done
+        try:
+            client_left = login.framer.take_rest() + _drain_stream(login.reader)
+            relay.attach(
+                login.writer.transport,
+                upstream.writer.transport,
+                client_left,
+                upstream.leftover + _drain_stream(upstream.reader),
+            )
+            await relay.done
+        finally:
+            self.relays.pop(conn_id, None)
+            session.close(CloseStatus.CLOSED)  # the relay has closed it with its status unless it failed first
 
 
 async def _sock_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:

@@ -25,13 +25,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
-from hoop.core.pipeline import Decision, Subject
+from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
+from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, runs_kill
@@ -46,7 +46,11 @@ from hoop.server.mysql.text_settings import (
     settings_change_midway,
 )
 from hoop.server.mysql.upstream import MySQLTarget
+from hoop.server.session import Session
 from hoop.server.sides import TwoSided, write_batch
+
+if TYPE_CHECKING:
+    from hoop.server.mysql.listener import MySQLDoor
 
 log = logging.getLogger("hoop.mysql")
 # Commands answered by a single OK / ERR / EOF packet.
@@ -72,33 +76,30 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
     def __init__(
         self,
         *,
-        subject: Subject,
-        services: Any,
-        session: Any,
+        session: Session,
+        max_message: int,
         caps: int,
         upstream_caps: int,
         settings: Settings,
         target: MySQLTarget,
         upstream_id: int,
         gateway_id: int,
-        door: Any,
+        door: MySQLDoor,
         allow_local_infile: bool,
-        on_close: Callable[[str], None],
     ) -> None:
-        self.subject = subject
-        self.services = services
-        self.pipeline = services.pipeline
-        self.approvals = services.approvals
-        self.session = session  # SessionLog
+        self.session = session
+        self.log = session.log  # its byte counters are bumped on every read
+        self.subject = session.subject
+        self.pipeline = session.pipeline
         self.caps = caps
         self.target = target
         self.upstream_id = upstream_id
         self.gateway_id = gateway_id
         self.door = door
         self.allow_local_infile = allow_local_infile
-        self.on_close = on_close
-        self.client_framer = c.PacketFramer(services.config.gateway.max_message_size)
-        self.max_held_bytes = services.config.gateway.max_message_size
+        self.on_close = session.close
+        self.client_framer = c.PacketFramer(max_message)
+        self.max_held_bytes = max_message
         self.settings = settings
         self.mode: TextMode | None = None  # the settings' TextMode while they can be read
         self._settings_changed()
@@ -114,7 +115,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.client_infile = False  # the client is uploading a LOCAL INFILE (allowed connections only)
         self.hold_task: asyncio.Future[None] | None = None
         self.closed = False
-        self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Future[CloseStatus] = asyncio.get_running_loop().create_future()
         self._policy: Any = None
         self._completed: list[Unit] = []  # answered during this `from_upstream`, recorded after the write
         self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
@@ -137,11 +138,11 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
     def from_client(self, data: bytes) -> None:
         framer = self.client_framer
         if self._quick_query(data):
-            self.session.bytes_in += len(data)
+            self.log.bytes_in += len(data)
             return
         if data:
             framer.feed(data)
-            self.session.bytes_in += len(data)
+            self.log.bytes_in += len(data)
         if self.hold_task is not None or self.deferred is not None:
             if framer.buffered > self.max_held_bytes:
                 self.client.pause_reading()  # type: ignore[union-attr]
@@ -257,7 +258,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         if cmd == c.COM_QUIT:
             self.session.audit("session.terminate")
             self.upstream_write(c.encode_packet(payload, seq))
-            self.close("client-quit")
+            self.close(CloseStatus.CLOSED)
             return None
         if cmd in _SINGLE:
             if cmd == c.COM_RESET_CONNECTION:
@@ -385,13 +386,13 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
     # -- upstream -> client ----------------------------------------------------------------
 
     def from_upstream(self, data: bytes) -> None:
-        self.session.bytes_out += len(data)
+        self.log.bytes_out += len(data)
         try:
             out = self.responses.feed(data)
         except c.ProtocolViolation as exc:
             out = []
             self.close(
-                "upstream-protocol-error",
+                CloseStatus.UPSTREAM_ERROR,
                 c.encode_packet(
                     p.build_err(
                         2027, "HY000", f"connection {self.subject.connection}: server sent invalid data: {exc}"
@@ -468,13 +469,15 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         rows = unit.rows if unit.rows else unit.affected
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
-        self.session.finished(unit.text, unit.decision, unit.rule, unit.started, duration, rows, unit.error)
+        self.session.record(
+            unit.text, unit.decision, unit.rule, started=unit.started, duration_ms=duration, rows=rows, error=unit.error
+        )
         if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
             self.door.routines.get(self.subject.connection, self.target).changed()
 
     def upstream_lost(self) -> None:
         self.close(
-            "upstream-lost",
+            CloseStatus.UPSTREAM_LOST,
             c.encode_packet(
                 p.build_err(2013, "HY000", f"connection {self.subject.connection}: the server closed the connection"),
                 0,
@@ -484,7 +487,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
     def _protocol_error(self, problem: str) -> None:
         log.warning("session %s: malformed client packet: %s", self.session.id, problem)
         self.session.audit("session.protocol_error", problem=problem)
-        self.close("protocol-error", c.encode_packet(p.build_err(1043, "08S01", f"bad packet: {problem}"), 0))
+        self.close(CloseStatus.PROTOCOL_ERROR, c.encode_packet(p.build_err(1043, "08S01", f"bad packet: {problem}"), 0))
 
 
 _HOLD = object()
