@@ -57,7 +57,8 @@ async def _deny(services: Services, who: Identity, req: dict[str, Any]) -> Any:
 @handler("live")
 async def _live(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     return [
-        {"id": s.id, "protocol": s.protocol, "user": s.user, "connection": s.connection} for s in services.live.values()
+        {"id": s.id, "protocol": s.protocol, "kind": s.kind, "user": s.user, "connection": s.connection}
+        for s in services.live.values()
     ]
 
 

@@ -114,7 +114,7 @@ class Gateway:
             server.close()
         self.services.approvals.expire_all()
         for live in list(self.services.live.values()):
-            live.kill("gateway shutting down")
+            live.kill("the gateway is shutting down", CloseStatus.SHUTDOWN)
         self.services.pipeline.close()  # the parse workers, if any were started
         self.services.journal.audit("gateway", "gateway.stop")
         await asyncio.sleep(0)

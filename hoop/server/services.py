@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hoop.core.approvals import Approvals
 from hoop.core.config import Config, Connection
@@ -18,11 +17,18 @@ from hoop.core.identity import Identity, TokenService
 from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
 from hoop.core.store.journal import Journal
+from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 
 log = logging.getLogger("hoop.gateway")
 
 NO_SUCH_CONNECTION = "no such connection for you"
+
+
+class Ender(Protocol):
+    """Ends a live session: `reason` is told to its client; `status` is how it is stored."""
+
+    def __call__(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None: ...
 
 
 @dataclass
@@ -33,7 +39,7 @@ class LiveSession:
     protocol: str
     user: str
     connection: str
-    kill: Callable[[str], None]  # end it now, telling the client why
+    kill: Ender  # end it now, telling the client why
     kind: str = ""  # what kind of session where a protocol has several (ssh: exec, shell, lobby)
 
 

@@ -20,7 +20,7 @@ class Session:
     """The kit's handle on one session. Doors hold it; `log` is the journal's record of the
     session, whose counters (`bytes_in`, `bytes_out`) a door may bump on its hot path."""
 
-    __slots__ = ("services", "subject", "log", "id", "protocol", "pipeline", "approvals", "status", "_kill", "_killed")
+    __slots__ = ("services", "subject", "log", "id", "protocol", "pipeline", "approvals", "status", "_kill", "_ending")
 
     def __init__(
         self,
@@ -41,7 +41,7 @@ class Session:
         self.approvals = services.approvals
         self.status: CloseStatus | None = None  # set once, when the session ends
         self._kill: Killer | None = None
-        self._killed = False
+        self._ending: CloseStatus | None = None  # set by kill(): how the session ends
 
     @property
     def user(self) -> str:
@@ -60,21 +60,22 @@ class Session:
         self.log.audit("session.start", **({"kind": kind} if kind else {}), **detail)
         self.services.register(LiveSession(self.id, self.protocol, self.user, self.connection, self.kill, kind))
 
-    def kill(self, reason: str) -> None:
-        """End the session from outside (an approver, the gateway stopping): the door tells its
-        client, and the session ends `killed` whatever status the door reports as it closes."""
+    def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
+        """End the session from outside (an approver; the gateway stopping, with `shutdown`):
+        the door tells its client, and the session ends with `status` whatever status the door
+        reports as it closes."""
         if self.status is not None:
             return
-        self._killed = True
+        self._ending = status
         if self._kill is not None:
             self._kill(reason)
-        self.close(CloseStatus.KILLED)
+        self.close(status)
 
     def close(self, status: CloseStatus, **detail: Any) -> None:
         """End the bracket; only the first call counts."""
         if self.status is not None:
             return
-        self.status = status = CloseStatus.KILLED if self._killed else status
+        self.status = status = self._ending or status
         self.services.unregister(self.id)
         self.log.audit("session.end", reason=status.value, **detail)
         self.log.close(status)
