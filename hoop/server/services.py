@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from hoop.core.approvals import Approvals
 from hoop.core.config import Config, Connection
@@ -23,6 +23,12 @@ from hoop.core.store.sqlite import Store
 log = logging.getLogger("hoop.gateway")
 
 NO_SUCH_CONNECTION = "no such connection for you"
+
+
+class Authenticator(Protocol):
+    """Local tokens, OIDC ID tokens: raises AuthError when the credential is not accepted."""
+
+    def authenticate(self, user: str, credential: str) -> Identity: ...
 
 
 class Ender(Protocol):
@@ -51,7 +57,7 @@ class Services:
         self.pipeline = pipeline
         self.tokens = TokenService(store, config)
         # Local tokens, or (with [auth.oidc]) an OIDC verifier that hands non-JWTs to them.
-        self.authenticators: list[Any] = authenticators_for(config, store, journal.audit, self.tokens)
+        self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.approvals = Approvals(store, journal.audit)
 

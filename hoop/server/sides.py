@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from hoop.core.store.records import CloseStatus
 
 
-def write_batch(transport: Any, parts: list[Any]) -> None:
+def write_batch(transport: asyncio.WriteTransport | None, parts: list[bytes | memoryview]) -> None:
     """One write per batch: joining is a memcpy, far cheaper than a syscall (or a TLS record)
     per message."""
-    transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+    if transport is not None:  # None only before `attach`
+        transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
 class Side(asyncio.Protocol):
-    def __init__(self, relay: Any, handler: Callable[[bytes], None], name: str) -> None:
+    def __init__(self, relay: TwoSided, handler: Callable[[bytes], None], name: str) -> None:
         self.relay = relay
         self.handler = handler
         self.name = name
@@ -45,7 +46,7 @@ class Side(asyncio.Protocol):
         else:
             self.relay.close(CloseStatus.CLOSED)
 
-    def _other(self) -> Any:
+    def _other(self) -> asyncio.Transport | None:
         return self.relay.upstream if self.name == "client" else self.relay.client
 
     def pause_writing(self) -> None:
@@ -61,8 +62,8 @@ class Side(asyncio.Protocol):
 
 class TwoSided:
     GOODBYE: bytes = b""
-    client: Any
-    upstream: Any
+    client: asyncio.Transport | None
+    upstream: asyncio.Transport | None
     closed: bool
     done: asyncio.Future[CloseStatus]
     hold_task: asyncio.Future[None] | None
@@ -70,15 +71,22 @@ class TwoSided:
     from_client: Callable[[bytes], None]
     from_upstream: Callable[[bytes], None]
 
-    def attach(self, client: Any, upstream: Any, client_left: bytes, upstream_left: bytes) -> None:
-        """Take over both logged-in transports; bytes read ahead during login are fed first."""
-        self.client, self.upstream = client, upstream
+    def attach(
+        self, client: asyncio.WriteTransport, upstream: asyncio.WriteTransport, client_left: bytes, upstream_left: bytes
+    ) -> None:
+        """Take over both logged-in transports (a stream's transport, typed for writing, also
+        reads); bytes read ahead during login are fed first."""
+        self.client, self.upstream = cast(asyncio.Transport, client), cast(asyncio.Transport, upstream)
         client.set_protocol(Side(self, self.from_client, "client"))
         upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
         if upstream_left:
             self.from_upstream(upstream_left)
         if client_left:
             self.from_client(client_left)
+
+    def upstream_lost(self) -> None:
+        """Tell the client, in its protocol, that the server went away, and close."""
+        raise NotImplementedError
 
     def close(self, status: CloseStatus, client_error: bytes | None = None) -> None:
         if self.closed:

@@ -14,7 +14,8 @@ import asyncio
 import logging
 import re
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
@@ -32,6 +33,9 @@ log = logging.getLogger("hoop.mysql")
 ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
 # The one KILL the door runs itself: a whole statement naming one gateway connection id.
+# What handling a client command returns: the relay's HOLD marker (stop reading until a hold
+# or a wait ends) or None (carry on with the next command).
+Step = object | None
 KILL_BY_ID = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
 
 
@@ -50,6 +54,16 @@ class HoldsAndKills:
     target: MySQLTarget
     units: deque[Unit]
     upstream_id: int
+
+    if TYPE_CHECKING:  # provided by the relay
+
+        def close(self, status: CloseStatus, client_error: bytes | None = None) -> None: ...
+        def from_client(self, data: bytes) -> None: ...
+        def _spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+        def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> Step: ...
+        def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> Step: ...
+        def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> Step: ...
+        def _flush_replies(self) -> None: ...
 
     def kill(self, reason: str) -> None:
         if not self.closed:
@@ -76,7 +90,7 @@ class HoldsAndKills:
         finally:
             await side.close()
 
-    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> object:
+    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> Step:
         target = self.door.relays.get(gateway_id)
         unit = Unit(text, "single", "allow", "kill")
         if target is None or target.subject.user != self.subject.user:

@@ -402,7 +402,7 @@ async def _sock_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: i
 
 def _drain_stream(reader: asyncio.StreamReader) -> bytes:
     """Bytes a StreamReader already buffered, taken before its transport changes hands."""
-    buf = getattr(reader, "_buffer", b"")
+    buf: bytearray = getattr(reader, "_buffer", bytearray())  # asyncio keeps it there; no public way
     data = bytes(buf)
     buf.clear()
     return data

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
@@ -34,7 +35,7 @@ from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
-from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, runs_kill
+from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, Step, runs_kill
 from hoop.server.mysql.results import Responses, Unit
 from hoop.server.mysql.session_vars import Settings, touches_tracking
 from hoop.server.mysql.text_settings import (
@@ -124,7 +125,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
 
     # -- ending (attach and close come from TwoSided, kill from HoldsAndKills) ---------------
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -222,7 +223,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
                 return
         self.upstream_write(buf)
 
-    def _command(self, seq: int, payload: bytes) -> object:
+    def _command(self, seq: int, payload: bytes) -> Step:
         if not payload:
             raise c.ProtocolViolation("empty packet where a command was expected")
         cmd = payload[0]
@@ -283,7 +284,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
 
     def _statement(
         self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
-    ) -> object:
+    ) -> Step:
         mode = mode or self.mode or TextMode()
         if self.pipeline.deferred(self.subject, text, mode):
             return self._parse_first(seq, payload, text, kind, record, mode)
@@ -318,7 +319,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
             )
         return self._allowed(seq, payload, unit, decision)
 
-    def _parse_first(self, seq: int, payload: bytes, text: str, kind: str, record: bool, mode: TextMode) -> object:
+    def _parse_first(self, seq: int, payload: bytes, text: str, kind: str, record: bool, mode: TextMode) -> Step:
         """A statement too big to classify on the event loop: the session waits like a held
         statement (later commands stay in the framer) while the parse pool classifies it, then
         the command is judged as any other."""
@@ -336,7 +337,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.hold_task = asyncio.ensure_future(classified())
         return _HOLD
 
-    def _execute(self, seq: int, payload: bytes) -> object:
+    def _execute(self, seq: int, payload: bytes) -> Step:
         """Each execution of a prepared statement is judged under the rules in force now (the
         pipeline's cache makes that a dictionary lookup): a statement prepared before a rule
         change cannot slip past it, and a statement under review is held at every execution."""
@@ -357,16 +358,16 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
             return _HOLD
         return self._forward(seq, payload, unit)
 
-    def _refuse(self, seq: int, unit: Unit, decision: Decision) -> object:
+    def _refuse(self, seq: int, unit: Unit, decision: Decision) -> Step:
         if decision.sqlstate:  # a syntax error: answered as the server words it, near where it is
             return self._reply(seq, unit, *ER_SYNTAX, _syntax_message(unit.text, decision))
         return self._reply(seq, unit, *ER_BLOCKED, f"refused by Hoop: {decision.reason}")
 
-    def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> object:
+    def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> Step:
         self.unsynced = self.unsynced or may_run_unseen(decision)
         return self._forward(seq, payload, unit)
 
-    def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None:
+    def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> Step:
         """Send a client command upstream; `seq` is its last wire packet's id, as framed."""
         if unit is not None:
             unit.started = time.time()
@@ -374,7 +375,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.upstream_write(c.encode_packet(payload, c.first_seq(seq, len(payload))))
         return None
 
-    def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> None:
+    def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> Step:
         """Answer a command ourselves, in its turn among the responses still on their way."""
         unit.error = message
         unit.reply = c.encode_packet(p.build_err(code, sqlstate, message[:2000]), seq + 1)

@@ -19,6 +19,7 @@ from hoop.core.pipeline import Decision
 from hoop.core.sql import Statement
 from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.holds import Step
 from hoop.server.mysql.results import Unit
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, touches_tracking
 
@@ -66,9 +67,9 @@ class TextSettings:
 
     if TYPE_CHECKING:
 
-        def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> None: ...
+        def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> Step: ...
 
-        def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> None: ...
+        def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> Step: ...
 
         def _statement(
             self, seq: int, payload: bytes, text: str, kind: str, record: bool = True, mode: TextMode | None = None
@@ -108,7 +109,7 @@ class TextSettings:
         except SettingsError:
             self.mode = None
 
-    def _text_command(self, seq: int, payload: bytes, raw: bytes, kind: str, init_db: bool = False) -> object:
+    def _text_command(self, seq: int, payload: bytes, raw: bytes, kind: str, init_db: bool = False) -> Step:
         """Decode with the session's character set and judge under its sql_mode; text the
         gateway cannot read as the server will is answered with an error naming why."""
         label = "<COM_INIT_DB>" if init_db else "<statement>"

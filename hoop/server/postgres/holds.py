@@ -13,6 +13,7 @@ any other (it may still be forwarded, refused or held for approval).
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from hoop.core.pipeline import Decision, Pipeline, Subject
 from hoop.core.sql.textmode import TextMode
@@ -40,6 +41,13 @@ class Holds:
     parse_wait = False  # the session waits for the parse pool
     cancelled = False  # a CancelRequest came during that wait: the waiting statement is refused
 
+    if TYPE_CHECKING:  # provided by the relay
+
+        def from_client(self, data: bytes) -> None: ...
+        def _refuse(
+            self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "", message: str = ""
+        ) -> bytes: ...
+
     def _start_hold(self, held: bytes, backlog: bytes) -> None:
         """Keep the statement (and everything after it) until an approver decides."""
         if self.parsing is not None:
@@ -60,8 +68,9 @@ class Holds:
             return
         self.hold_task = None
         self.parse_wait = False
-        self.client.resume_reading()
-        self.from_client(b"")  # type: ignore[attr-defined]
+        if self.client is not None:
+            self.client.resume_reading()
+        self.from_client(b"")
 
     async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
         def notify(message: str) -> None:
@@ -80,7 +89,9 @@ class Holds:
         else:
             sqlstate = "42501" if outcome.refusal == "denied" else "57014"
             forward = self._refuse(decision, kind, name, sqlstate=sqlstate, message=outcome.message)
-        self.upstream.write(forward)  # type: ignore[union-attr]
+        if self.upstream is not None:
+            self.upstream.write(forward)
         self.hold_task = None
-        self.client.resume_reading()  # type: ignore[union-attr]
+        if self.client is not None:
+            self.client.resume_reading()
         self.from_client(b"")

@@ -13,8 +13,10 @@ import ipaddress
 import logging
 import secrets
 import ssl
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
+from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
@@ -24,13 +26,22 @@ from hoop.server.postgres.relay import Relay
 from hoop.server.postgres.routines import CatalogReader
 from hoop.server.postgres.session_text import SessionText
 from hoop.server.postgres.startup_params import StartupParameterRefused, filter_startup
-from hoop.server.postgres.upstream import UpstreamError, UpstreamTarget, connect_upstream
+from hoop.server.postgres.upstream import SSLMode, UpstreamError, UpstreamSession, UpstreamTarget, connect_upstream
 from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import Services
 from hoop.server.session import CloseStatus, Session
 
 log = logging.getLogger("hoop.postgres")
 STARTUP_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedIn:
+    """The upstream session and what the door learnt logging in to it."""
+
+    session: UpstreamSession
+    target: UpstreamTarget
+    text: SessionText  # how the server reads this session's statement text
 
 
 class ClientError(Exception):
@@ -145,14 +156,14 @@ class PostgresDoor:
             )
             raise ClientError("3D000", f"{exc} ({name!r})") from None
 
-    async def _login_upstream(self, connection: Any, params: dict[str, str]) -> Any:
+    async def _login_upstream(self, connection: Connection, params: dict[str, str]) -> LoggedIn:
         target = UpstreamTarget(
             host=connection.host,
             port=connection.port,
             database=connection.database or connection.name,
             username=connection.username,
             password=connection.password.reveal() if connection.password else None,
-            sslmode=connection.sslmode,
+            sslmode=cast(SSLMode, connection.sslmode),  # checked by the config and by UpstreamTarget
             sslrootcert=str(connection.sslrootcert) if connection.sslrootcert else None,
             connect_timeout=connection.connect_timeout,
             name=connection.name,
@@ -162,12 +173,11 @@ class PostgresDoor:
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", connection.name, reason=str(exc))
             raise ClientError(exc.sqlstate, str(exc)) from None
-        upstream.target = target
-        upstream.text = SessionText(upstream.parameters)
-        if why := upstream.text.unreadable():
+        text = SessionText(upstream.parameters)
+        if why := text.unreadable():
             await upstream.close()
             raise ClientError("0A000", f"{why}: connect with a supported client_encoding such as UTF8")
-        return upstream
+        return LoggedIn(upstream, target, text)
 
     async def _run_session(
         self,
@@ -175,22 +185,23 @@ class PostgresDoor:
         writer: Any,
         framer: framing.MessageFramer,
         identity: Identity,
-        connection: Any,
-        upstream: Any,
+        connection: Connection,
+        logged_in: LoggedIn,
         client: str,
     ) -> None:
+        upstream, target = logged_in.session, logged_in.target
         services = self.services
         session = Session(services, identity, connection.name, "postgres", client)
         key = (session.id & 0x7FFFFFFF, secrets.randbits(31))
         relay = Relay(
             session=session,
             max_message=services.config.gateway.max_message_size,
-            upstream_target=upstream.target,
+            upstream_target=target,
             upstream_key=(upstream.backend_pid, upstream.backend_key),
-            resolver=self._resolver(connection.name, upstream.target),
-            text=upstream.text,
+            resolver=self._resolver(connection.name, target),
+            text=logged_in.text,
         )
-        relay.routines_changed = self.routines.get(connection.name, upstream.target).changed
+        relay.routines_changed = self.routines.get(connection.name, target).changed
         session.start(
             relay.kill,
             client=client,
@@ -221,14 +232,14 @@ class PostgresDoor:
             resolver = self.resolvers[name] = ColumnResolver(target)
         return resolver
 
-    async def _read_routines(self, identity: Identity, connection: Any, upstream: Any) -> None:
+    async def _read_routines(self, identity: Identity, connection: Connection, upstream: LoggedIn) -> None:
         """Calls of routines that exist upstream are judged by their bodies: read them first."""
         try:
             subject = Subject(identity.name, identity.groups, connection.name, "postgres")
             await self.routines.get(connection.name, upstream.target).session_start(subject)
         except RoutineCatalogError as exc:
             self.services.journal.audit(identity.name, "routines.unreadable", connection.name, reason=str(exc))
-            upstream.writer.close()
+            upstream.session.writer.close()
             raise ClientError("58000", str(exc)) from None
 
     async def _cancel(self, pid: int, key: int) -> None:
@@ -259,7 +270,7 @@ async def _read_message(reader: asyncio.StreamReader, framer: framing.MessageFra
 
 def _drain_stream(reader: asyncio.StreamReader) -> bytes:
     """Bytes a StreamReader already buffered, taken before its transport changes hands."""
-    buf = getattr(reader, "_buffer", b"")
+    buf: bytearray = getattr(reader, "_buffer", bytearray())  # asyncio keeps it there; no public way
     data = bytes(buf)
     buf.clear()
     return data

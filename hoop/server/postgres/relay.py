@@ -17,7 +17,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements, TextMode, TextModeError
@@ -26,7 +26,7 @@ from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
-from hoop.server.postgres.session_text import SETTLE, SessionText
+from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
 from hoop.server.session import Session
@@ -197,6 +197,7 @@ class Relay(Holds, TwoSided):
             return msg
         if t == Q:
             raw = codec.parse_query(msg[5:])
+            text: str | Literal[Settle.SETTLE] | TextModeError
             try:
                 text = self.text.read(raw, self._settled())
             except TextModeError as exc:
@@ -257,9 +258,10 @@ class Relay(Holds, TwoSided):
             formats = self.portal_formats.get(portal)
             if formats is not None:
                 self.results.execute_formats(formats)
-            text, decision, _, _ = self.prepared.get(self.portals.get(portal, ""), ("", None, 0, None))
-            unit = Unit(text, False)
-            if decision is not None:
+            prepared = self.prepared.get(self.portals.get(portal, ""))
+            unit = Unit(prepared[0] if prepared else "", False)
+            if prepared is not None:
+                decision = prepared[1]
                 unit.decision, unit.rule = decision.action, decision.rule
                 if decision.action == "review" and self.held_outcome:
                     unit.decision, self.held_outcome = self.held_outcome, ""
@@ -336,7 +338,12 @@ class Relay(Holds, TwoSided):
             codec.error_response(
                 "ERROR",
                 sqlstate or (decision.sqlstate if decision else "") or "42501",
-                message or (decision.reason if syntax else f"refused by Hoop: {decision.reason if decision else ''}"),
+                message
+                or (
+                    decision.reason
+                    if syntax and decision
+                    else f"refused by Hoop: {decision.reason if decision else ''}"
+                ),
                 hint=None if syntax or not decision else "Ask an approver or administrator if you need this statement.",
                 position=decision.position if syntax and decision else None,
             ),

@@ -17,11 +17,22 @@ comes only after Sync, refuses the message with an error saying why.
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import Literal
+
 from hoop.core.sql.textmode import TextMode, TextModeError, postgres_mode
 
 # The ParameterStatus names that decide how text is read.
 _TRACKED = ("client_encoding", "standard_conforming_strings", "server_encoding")
-SETTLE = object()  # returned by `read`: judge this message once the earlier ones are answered
+
+
+class Settle(Enum):
+    """Returned by `read`: judge this message once the earlier ones are answered."""
+
+    SETTLE = "settle"
+
+
+SETTLE = Settle.SETTLE
 
 
 class SessionText:
@@ -47,7 +58,7 @@ class SessionText:
         """Why no text in this session's character set can be read ('' when it can)."""
         return "" if self.mode.codec else f"the client character set {self.mode.charset} is not supported by Hoop"
 
-    def read(self, raw: bytes, settled: bool) -> str | object:
+    def read(self, raw: bytes, settled: bool) -> str | Literal[Settle.SETTLE]:
         """The text as the server will read it; SETTLE to wait until the settings are known.
         Raises TextModeError where the gateway cannot read it as the server will."""
         if not settled and TextMode.depends_on_settings(raw):

@@ -8,7 +8,8 @@ from typing import Any
 
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.sql import UTF8, PreparedStatements, TextMode
+from hoop.core.sql import PreparedStatements, TextMode
+from hoop.core.sql.textmode import UTF8
 from hoop.core.store.journal import SessionLog
 from hoop.core.store.records import BLOCK, CloseStatus, StatementRecord
 from hoop.server.services import LiveSession, Services
