@@ -24,7 +24,9 @@ from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
+from hoop.server.doors import DOORS, door
 from hoop.server.services import Services
+from hoop.server.session.seams import Listening
 
 log = logging.getLogger("hoop.gateway")
 
@@ -51,7 +53,7 @@ def install_event_loop() -> None:
 class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.servers: list[Any] = []
+        self.servers: list[Listening] = []
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -79,14 +81,11 @@ class Gateway:
         )
         cert, key = (gw.tls_cert, gw.tls_key) if gw.tls_cert else ensure_self_signed(gw.data_dir)
         tls = server_context(cert, key)  # type: ignore[arg-type]
-        for name, address in (
-            ("postgres", config.listen.postgres),
-            ("mysql", config.listen.mysql),
-            ("ssh", config.listen.ssh),
-        ):
+        for name in DOORS:
+            address = getattr(config.listen, name)
             if address is None:
                 continue
-            server = await start_door(name, services, tls, *address)
+            server = await door(name, services, tls).start(*address)
             self.servers.append(server)
             log.info("%s listening on %s:%s", name, *address)
         from hoop.server.control import ControlServer
@@ -119,21 +118,6 @@ class Gateway:
         self.services.journal.audit("gateway", "gateway.stop")
         await asyncio.sleep(0)
         self.services.journal.close()
-
-
-async def start_door(name: str, services: Services, tls: Any, host: str, port: int) -> Any:
-    """Each protocol package is imported only when its door is configured."""
-    if name == "postgres":
-        from hoop.server.postgres.listener import PostgresDoor
-
-        return await PostgresDoor(services, tls).start(host, port)
-    if name == "mysql":
-        from hoop.server.mysql.listener import MySQLDoor
-
-        return await MySQLDoor(services, tls).start(host, port)
-    from hoop.server.ssh.listener import SSHDoor
-
-    return await SSHDoor(services).start(host, port)
 
 
 # Later subsystems (control endpoint, rule reloader) register coroutines here.
