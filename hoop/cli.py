@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.config import DEFAULT_CONFIG, Config, load_config
 from hoop.core.errors import ConfigError, HoopError
+
+if TYPE_CHECKING:
+    from hoop.core.store.sqlite import Store
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -40,8 +43,8 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
 
 
-def _store(config: Config):  # noqa: ANN202 - keeps heavy imports out of `hoop --help`
-    from hoop.core.store.sqlite import Store
+def _store(config: Config) -> Store:
+    from hoop.core.store.sqlite import Store  # here, not at the top: keeps `hoop --help` light
 
     return Store(config.gateway.db_path)
 

@@ -173,4 +173,3 @@ def cmd_psql(args: argparse.Namespace, config: Config) -> int:
         os.execvpe("psql", ["psql", *extra], {**os.environ, **env})
     except FileNotFoundError:
         raise HoopError("psql is not installed (or not on PATH)") from None
-    return 1  # not reached: exec replaces this process

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from hoop.core.config import Config
 from hoop.core.errors import AuthError
@@ -54,6 +54,17 @@ def parse_ttl(text: str) -> float:
     if value <= 0:
         raise ValueError(f"duration must be positive, got {text!r}")
     return value
+
+
+class TokenRow(TypedDict):
+    """A token as `TokenService.list` shows it (never its hash)."""
+
+    id: str
+    user: str
+    created: float
+    expires: float
+    revoked: float | None  # when it was revoked
+    note: str
 
 
 @dataclass(frozen=True)
@@ -102,8 +113,19 @@ class TokenService:
                 self.store.conn.execute("UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id))
         return row
 
-    def list(self) -> list[dict[str, object]]:
-        return self.store.query("SELECT id, user, created, expires, revoked, note FROM tokens ORDER BY created")
+    def list(self) -> list[TokenRow]:
+        rows = self.store.query("SELECT id, user, created, expires, revoked, note FROM tokens ORDER BY created")
+        return [
+            TokenRow(
+                id=r["id"],
+                user=r["user"],
+                created=r["created"],
+                expires=r["expires"],
+                revoked=r["revoked"],
+                note=r["note"],
+            )
+            for r in rows
+        ]
 
     def authenticate(self, user: str, credential: str) -> Identity:
         if not credential.startswith(TOKEN_PREFIX):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import App
@@ -24,6 +24,9 @@ from textual.message import Message
 from textual.widget import Widget
 
 from hoop.tui.data import GatewayLink, History, Snapshot
+
+if TYPE_CHECKING:
+    from hoop.tui.screens.base import AreaScreen
 
 
 @dataclass
@@ -98,12 +101,12 @@ class HoopApp(App[None]):
         self.seen_pending: set[int] | None = None
         self.pending_status: dict[int, str] = {}
         self.bells = 0
-        self.areas: dict[str, Any] = {}
+        self.areas: dict[str, AreaScreen] = {}
         for name in AREAS:
             self.add_mode(name, self._area_factory(name))
 
-    def _area_factory(self, name: str) -> Callable[[], Any]:
-        def make() -> Any:
+    def _area_factory(self, name: str) -> Callable[[], AreaScreen]:
+        def make() -> AreaScreen:
             from hoop.tui.screens.approvals import ApprovalsScreen
             from hoop.tui.screens.recordings import RecordingsScreen
             from hoop.tui.screens.rules import RulesScreen

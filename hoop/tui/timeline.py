@@ -62,6 +62,10 @@ class Timeline:
     def search(self, text: str) -> list[int]:
         raise NotImplementedError
 
+    def label(self, index: int) -> str:
+        """What happens at this frame (statement, result, output, input, ...)."""
+        raise NotImplementedError
+
 
 class DbTimeline(Timeline):
     def __init__(self, path: Path) -> None:

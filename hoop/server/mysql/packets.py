@@ -70,8 +70,8 @@ def parse_ok(payload: bytes, caps: int) -> OkPacket:
             pos += 2
     if caps & c.CLIENT_SESSION_TRACK:
         if pos < len(payload):
-            ok.info, pos = read_lenenc_str(payload, pos)
-            ok.info = ok.info or b""
+            info, pos = read_lenenc_str(payload, pos)
+            ok.info = info or b""
         if ok.status & c.SERVER_SESSION_STATE_CHANGED and pos < len(payload):
             ok.session_state, pos = read_lenenc_str(payload, pos)
     else:

@@ -114,13 +114,14 @@ class TextSettings:
         gateway cannot read as the server will is answered with an error naming why."""
         label = "<COM_INIT_DB>" if init_db else "<statement>"
         if touches_tracking(raw):
-            return self._reply(
+            self._reply(
                 seq,
                 Unit(label, kind, "block", "settings"),
                 *ER_SETTINGS,
                 "Hoop reads statements under the character set and sql_mode the server reports "
                 "through session_track_system_variables; changing session tracking is not allowed",
             )
+            return None
         try:
             mode = self.settings.check()
             # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
@@ -128,23 +129,26 @@ class TextSettings:
             text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
         except SettingsError as exc:
             if self.settings.blind or self.settings.mode is None or not _MODE_RESET.fullmatch(raw):
-                return self._reply(seq, Unit(label, kind, "block", "settings"), *ER_SETTINGS, f"refused by Hoop: {exc}")
+                self._reply(seq, Unit(label, kind, "block", "settings"), *ER_SETTINGS, f"refused by Hoop: {exc}")
+                return None
             mode, text = self.settings.mode, raw.decode("ascii")  # plain ASCII: every mode reads it alike
         except TextModeError as exc:
             code, state = ER_BAD_TEXT if isinstance(exc, TextModeError) and exc.sqlstate == "22021" else ER_SETTINGS
-            return self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
+            self._reply(seq, Unit(label, kind, "block", "settings"), code, state, f"refused by Hoop: {exc}")
+            return None
         if init_db:
             text = "USE `" + text.replace("`", "``") + "`"
         for m in _SET_CHARSET.finditer(text):
             charset = m.group(1).lower()
             if charset not in MYSQL_CODECS and charset != "default":
-                return self._reply(
+                self._reply(
                     seq,
                     Unit(text, kind, "block", "settings"),
                     *ER_SETTINGS,
                     f"refused by Hoop: Hoop cannot read text in the client character set {charset}; "
                     "use utf8mb4 (or another character set Hoop reads)",
                 )
+                return None
         return self._statement(seq, payload, text, kind, mode=mode)
 
 

@@ -215,7 +215,7 @@ class _Reader:
     def _unpack(self, st: struct.Struct, need: str) -> int:
         if self.pos + st.size > len(self.data):
             raise self._short(need)
-        (v,) = st.unpack_from(self.data, self.pos)
+        v: int = st.unpack_from(self.data, self.pos)[0]
         self.pos += st.size
         return v
 

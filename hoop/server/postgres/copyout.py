@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pglast
+from pglast import ast
 from pglast.stream import RawStream
 
 from hoop.core.masking import ColumnRef, MaskFormatError, MaskPlan, mask_copy_line
@@ -39,10 +40,10 @@ def read_copy(text: str) -> CopySpec | None:
         statements = pglast.parse_sql(text)
     except pglast.parser.ParseError:
         return None
-    if len(statements) != 1 or type(statements[0].stmt).__name__ != "CopyStmt":
+    if len(statements) != 1:
         return None
     stmt = statements[0].stmt
-    if stmt.is_from:
+    if not isinstance(stmt, ast.CopyStmt) or stmt.is_from:
         return None
     spec = CopySpec()
     for option in stmt.options or ():

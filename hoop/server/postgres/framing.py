@@ -81,7 +81,7 @@ class MessageFramer:
         return rest
 
     def _length_at(self, pos: int, minimum: int, maximum: int) -> int:
-        length = _u32_from(self._buf, pos)[0]
+        length: int = _u32_from(self._buf, pos)[0]
         if length < minimum:
             raise ProtocolViolation(f"invalid message length {length} (minimum is {minimum})")
         if length > maximum:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from hoop.core.masking import MaskFormatError, MaskPolicy
+from hoop.core.pipeline import Pipeline, Subject
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy
 from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hints
+from hoop.server.postgres.tracker import Tracker
 
 log = logging.getLogger("hoop.postgres")
 SAMPLE_ROWS = 3
@@ -28,8 +30,34 @@ BASE_WATCH = frozenset(b"CEZIsTHS")  # what the relay always looks at
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
+class SessionRecord(Protocol):
+    """What result handling reads of the session's record and adds to it (a SessionLog)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def statements(self) -> int: ...
+    def audit(self, action: str, target: str = "", **detail: Any) -> None: ...
+
+
+class ResultsRelay(Protocol):
+    """The parts of the session's relay that result handling uses."""
+
+    upstream_watch: frozenset[int]  # message types the relay looks at; rows join while read
+
+    @property
+    def pipeline(self) -> Pipeline: ...
+    @property
+    def subject(self) -> Subject: ...
+    @property
+    def session(self) -> SessionRecord: ...
+    @property
+    def tracker(self) -> Tracker: ...
+    async def cancel_upstream(self) -> None: ...
+
+
 class Results:
-    def __init__(self, relay: Any, resolver: ColumnResolver) -> None:
+    def __init__(self, relay: ResultsRelay, resolver: ColumnResolver) -> None:
         self.relay = relay
         self.resolver = resolver
         self.policy: MaskPolicy | None = None

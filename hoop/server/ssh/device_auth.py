@@ -15,10 +15,16 @@ The ID token never leaves the gateway and is never logged.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from hoop.core.errors import AuthError, HoopError
 from hoop.core.identity import Identity
+
+if TYPE_CHECKING:
+    import asyncssh
+
+    from hoop.core.oidc_login import DeviceLogin
+    from hoop.server.services import Services
 
 log = logging.getLogger("hoop.ssh")
 WAIT_FOR_PROVIDER = 110.0  # seconds after Enter; the server's login_timeout is longer
@@ -36,26 +42,27 @@ def device_prompt(uri: str, complete: str | None, code: str) -> str:
 class DeviceAuth:
     """One device login per SSH connection: `challenge()` then `finish(responses)`."""
 
-    def __init__(self, services: Any, user: str, client: str) -> None:
+    def __init__(self, services: Services, user: str, client: str) -> None:
         self.services = services
         self.user = user
         self.client = client
-        self.pending: Any = None  # hoop.core.oidc_login.DeviceLogin
+        self.pending: DeviceLogin | None = None
 
     async def challenge(self) -> tuple[str, str, str, list[tuple[str, bool]]] | bool:
         """The keyboard-interactive challenge, or False when the provider cannot start a login."""
         from hoop.core.oidc_login import start_device_login
 
+        oidc = self.services.config.oidc
+        assert oidc is not None  # keyboard-interactive is offered only with [auth.oidc]
         try:
-            self.pending = await start_device_login(self.services.config.oidc)
+            p = self.pending = await start_device_login(oidc)
         except (HoopError, OSError) as exc:
             self._failed(f"device authorization failed: {exc}")
             return False
-        p = self.pending
         prompt = device_prompt(p.verification_uri, p.verification_uri_complete, p.user_code)
         return "Hoop login", "", "", [(prompt, True)]
 
-    async def finish(self, conn: Any) -> Identity | None:
+    async def finish(self, conn: asyncssh.SSHServerConnection | None) -> Identity | None:
         """Wait for the provider, then check the ID token; None (after telling why) if refused."""
         if self.pending is None:
             return None
@@ -63,19 +70,20 @@ class DeviceAuth:
         try:
             id_token = await pending.wait(WAIT_FOR_PROVIDER)
         except TimeoutError:
-            return self._refused(conn, "the login was not approved in time")
+            self._refused(conn, "the login was not approved in time")
+            return None
         except (HoopError, OSError) as exc:
-            return self._refused(conn, str(exc))
+            self._refused(conn, str(exc))
+            return None
         try:
             return await self.services.authenticate(self.user, id_token, door="ssh", client=self.client)
         except AuthError as exc:  # authenticate() has audited the failure with its reason
             self._banner(conn, f"hoop: login refused: {exc}")
             return None
 
-    def _refused(self, conn: Any, reason: str) -> None:
+    def _refused(self, conn: asyncssh.SSHServerConnection | None, reason: str) -> None:
         self._failed(reason)
         self._banner(conn, f"hoop: login refused: {reason}")
-        return None
 
     def _failed(self, reason: str) -> None:
         self.services.journal.audit(
@@ -83,7 +91,7 @@ class DeviceAuth:
         )
 
     @staticmethod
-    def _banner(conn: Any, text: str) -> None:
+    def _banner(conn: asyncssh.SSHServerConnection | None, text: str) -> None:
         """Shown by OpenSSH at its default LogLevel (INFO) before "Permission denied"."""
         try:
             if conn is not None:

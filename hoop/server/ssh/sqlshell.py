@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from hoop.core.config import Connection
+    from hoop.core.identity import IssuedToken
+    from hoop.server.services import Services
 
 MAX_CELL = 60
 MAX_ROWS = 1000
@@ -33,21 +40,21 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
+    text = bytes(value).decode("utf-8", "replace") if isinstance(value, (bytes, bytearray, memoryview)) else str(value)
     text = text.replace("\n", "\\n")
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
-async def _one_login_token(services: Any, user: str, connection: str) -> Any:
+async def _one_login_token(services: Services, user: str, connection: str) -> IssuedToken:
     token = await asyncio.to_thread(services.tokens.issue, user, 120.0, "ssh built-in SQL shell")
     services.journal.audit(user, "token.issue", connection, token_id=token.id, purpose="ssh sql shell")
     return token
 
 
 class PostgresShell:
-    def __init__(self, services: Any, user: str, connection: Any, say: Callable[[str], None]) -> None:
+    def __init__(self, services: Services, user: str, connection: Connection, say: Callable[[str], None]) -> None:
         self.services, self.user, self.connection, self.say = services, user, connection, say
-        self.conn: Any = None
+        self.conn: psycopg.AsyncConnection[Any] | None = None
 
     async def open(self) -> None:
         import psycopg
@@ -77,6 +84,7 @@ class PostgresShell:
     async def execute(self, sql: str) -> None:
         import psycopg
 
+        assert self.conn is not None  # statements run only once open() succeeded
         try:
             async with self.conn.cursor() as cur:
                 await cur.execute(sql, prepare=False)  # no params: simple protocol, several statements allowed
@@ -109,9 +117,9 @@ class MySQLShell:
     """Through the MySQL door with PyMySQL in a worker thread (MySQL has no async notices,
     so a held statement simply waits; its outcome is printed when it returns)."""
 
-    def __init__(self, services: Any, user: str, connection: Any, say: Callable[[str], None]) -> None:
+    def __init__(self, services: Services, user: str, connection: Connection, say: Callable[[str], None]) -> None:
         self.services, self.user, self.connection, self.say = services, user, connection, say
-        self.conn: Any = None
+        self.conn: Any = None  # a pymysql Connection (pymysql ships no type information)
 
     async def open(self) -> None:
         import pymysql
@@ -169,5 +177,7 @@ class MySQLShell:
             await asyncio.to_thread(self.conn.close)
 
 
-def open_shell(services: Any, user: str, connection: Any, say: Callable[[str], None]) -> Any:
+def open_shell(
+    services: Services, user: str, connection: Connection, say: Callable[[str], None]
+) -> PostgresShell | MySQLShell:
     return (PostgresShell if connection.type == "postgres" else MySQLShell)(services, user, connection, say)

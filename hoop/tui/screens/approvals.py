@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Static
 
 from hoop.tui.app import ActionResult
@@ -120,7 +121,7 @@ class ApprovalsScreen(AreaScreen):
         table = self.query_one(DataTable)
         if not self.rows or table.row_count == 0:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -3,7 +3,7 @@ attributes the app hands down (`snapshot`, `who`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
@@ -13,11 +13,24 @@ from textual.widgets import Footer
 
 from hoop.tui.widgets.bars import AreaBar, Banner
 
+if TYPE_CHECKING:
+    from textual import getters
 
-class AreaScreen(Screen[None]):
+    from hoop.tui.app import HoopApp, Who
+    from hoop.tui.data import Snapshot
+
+
+class HoopScreen(Screen[None]):
+    """A full screen of the Hoop console: it always runs inside `HoopApp`."""
+
+    if TYPE_CHECKING:  # for the checker, `app` is the HoopApp with its `act` and `history`
+        app = getters.app(HoopApp)
+
+
+class AreaScreen(HoopScreen):
     AREA = ""
-    snapshot: reactive[Any] = reactive(None, always_update=True, init=False)
-    who: reactive[Any] = reactive(None, always_update=True, init=False)
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True, init=False)
+    who: reactive[Who | None] = reactive(None, always_update=True, init=False)
 
     def compose(self) -> ComposeResult:
         yield AreaBar(self.AREA)
@@ -34,23 +47,19 @@ class AreaScreen(Screen[None]):
         if self.snapshot is not None:
             self.watch_snapshot(self.snapshot)
 
-    def watch_who(self, who: Any) -> None:
+    def watch_who(self, who: Who | None) -> None:
         if self.is_mounted and who is not None:
             self.query_one(Banner).show(who)
 
-    def watch_snapshot(self, snapshot: Any) -> None:
+    def watch_snapshot(self, snapshot: Snapshot | None) -> None:
         if self.is_mounted and snapshot is not None:
             try:
                 self.show_snapshot(snapshot)
             except NoMatches:  # the app is closing and the screen's widgets are gone
                 pass
 
-    def show_snapshot(self, snapshot: Any) -> None:
+    def show_snapshot(self, snapshot: Snapshot) -> None:
         """Areas that list live data override this."""
-
-    @property
-    def hoop(self) -> Any:
-        return self.app
 
 
 def reset_table(table: Any, columns: tuple[tuple[str, int], ...]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
 from hoop.tui.data import fmt_span, fmt_time
@@ -54,7 +55,7 @@ class RecordingsScreen(AreaScreen):
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, text: str) -> None:
-        rows = self.app.history.search_sessions(text)  # type: ignore[attr-defined]
+        rows = self.app.history.search_sessions(text)
         self.app.call_from_thread(self._show, text, rows)
 
     def _show(self, text: str, rows: list[dict[str, Any]]) -> None:
@@ -82,7 +83,7 @@ class RecordingsScreen(AreaScreen):
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

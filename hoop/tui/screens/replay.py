@@ -14,9 +14,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
+from hoop.tui.screens.base import HoopScreen
 from hoop.tui.screens.modals import AskText, parse_clock, seconds_problem
 from hoop.tui.timeline import Timeline, open_timeline
 
@@ -24,7 +24,7 @@ SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 TICK = 0.05
 
 
-class ReplayScreen(Screen[None]):
+class ReplayScreen(HoopScreen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("space", "play", "Play/pause"),
@@ -74,7 +74,7 @@ class ReplayScreen(Screen[None]):
         from hoop.core.errors import HoopError
         from hoop.core.terminal import RecordingFormatError
 
-        history = self.app.history  # type: ignore[attr-defined]
+        history = self.app.history
         times: list[float] = []
         if self.session["protocol"] == "ssh":
             rows = history.statements_after(self.session["id"], 0, 10_000)
@@ -121,7 +121,7 @@ class ReplayScreen(Screen[None]):
         self.query_one("#replay-bar", Static).update(
             f"{state} {SPEEDS[self.speed_i]:g}x   frame {self.index + 1}/{len(tl)}   "
             f"{tl.times[self.index]:.2f}s of {tl.duration:.2f}s   {tl.label(self.index)}{hits}"
-        )  # type: ignore[attr-defined]
+        )
 
     def _tick(self) -> None:
         now = time.monotonic()

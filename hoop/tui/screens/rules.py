@@ -15,12 +15,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
 
 from hoop.tui.app import ActionResult
 from hoop.tui.preview import GUARD_TEMPLATE, MASK_TEMPLATE, guard_preview, mask_preview, parse_draft, to_toml
-from hoop.tui.screens.base import AreaScreen, reset_table
+from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
 from hoop.tui.screens.modals import AskText
 
 
@@ -41,7 +41,7 @@ class RulesScreen(AreaScreen):
         Binding("n", "new('guard')", "New guardrail"),
         Binding("m", "new('mask')", "New mask"),
         Binding("e", "edit", "Edit"),
-        Binding("space", "toggle", "On/off"),
+        Binding("space", "toggle_rule", "On/off"),
         Binding("x", "remove", "Remove"),
     ]
 
@@ -64,7 +64,7 @@ class RulesScreen(AreaScreen):
 
     @work(thread=True, exclusive=True, group="rules")
     def load(self) -> None:
-        rows = self.app.history.rules()  # type: ignore[attr-defined]
+        rows = self.app.history.rules()
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[dict[str, Any]]) -> None:
@@ -85,7 +85,7 @@ class RulesScreen(AreaScreen):
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -100,7 +100,7 @@ class RulesScreen(AreaScreen):
         if row is not None:
             self.app.push_screen(RuleEditor(row["kind"], to_toml(row["body"])))
 
-    def action_toggle(self) -> None:
+    def action_toggle_rule(self) -> None:
         row = self.selected()
         if row is not None:
             body = dict(row["body"])
@@ -136,7 +136,7 @@ class RulesScreen(AreaScreen):
             self.notify(message.error, title="Rule not saved", severity="error")
 
 
-class RuleEditor(Screen[None]):
+class RuleEditor(HoopScreen):
     BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "app.pop_screen", "Back")]
 
     def __init__(self, kind: str, text: str, new: bool = False) -> None:
@@ -184,7 +184,7 @@ class RuleEditor(Screen[None]):
 
     @work(thread=True, exclusive=True, group="preview")
     def preview(self, rule: Any, sample: str) -> None:
-        history = self.app.history  # type: ignore[attr-defined]
+        history = self.app.history
         if self.kind == "guard":
             statements = history.recent_statements(200)
             groups: dict[str, tuple[str, ...]] = {}

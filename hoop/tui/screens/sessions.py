@@ -10,12 +10,12 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Label, RichLog, Static
 
 from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
-from hoop.tui.screens.base import AreaScreen, reset_table
+from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
 from hoop.tui.screens.modals import AskText
 
 COLUMNS = (
@@ -97,7 +97,7 @@ class SessionsScreen(AreaScreen):
         table = self.query_one(DataTable)
         if not self.rows or table.cursor_row < 0 or table.row_count == 0:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -139,7 +139,7 @@ class SessionsScreen(AreaScreen):
             self.notify(message.error, title="Kill refused", severity="error")
 
 
-class WatchScreen(Screen[None]):
+class WatchScreen(HoopScreen):
     """Follow one session live: its statements (database) or its terminal screen (SSH)."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("k", "kill", "Kill")]
@@ -169,7 +169,7 @@ class WatchScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="watch")
     def refresh_view(self) -> None:
-        history = self.app.history  # type: ignore[attr-defined]
+        history = self.app.history
         session = history.session(self.session["id"]) or self.session
         if self.terminal:
             from hoop.tui.timeline import CastTimeline

@@ -3,8 +3,13 @@ or plainly that live actions are unavailable."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from hoop.tui.app import Who
 
 AREA_LABELS = (
     ("sessions", "1 Sessions"),
@@ -31,8 +36,8 @@ class AreaBar(Static):
 class Banner(Static):
     """Identity when the gateway answered; otherwise a warning line that live actions are off."""
 
-    def show(self, who: object) -> None:
-        online = getattr(who, "online", False)
+    def show(self, who: Who) -> None:
+        online = who.online
         self.set_class(not online, "offline")
         prefix = "" if online else "LIVE ACTIONS UNAVAILABLE: "
-        self.update(prefix + who.describe())  # type: ignore[attr-defined]
+        self.update(prefix + who.describe())
