@@ -14,11 +14,13 @@ from typing import Any, Protocol
 
 from hoop.core.masking import MaskFormatError, MaskPolicy
 from hoop.core.pipeline import Pipeline, Subject
+from hoop.core.store.journal import SessionLog
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy
 from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hints
 from hoop.server.postgres.tracker import Tracker
+from hoop.server.session import Session
 
 log = logging.getLogger("hoop.postgres")
 SAMPLE_ROWS = 3
@@ -28,16 +30,6 @@ T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
 BASE_WATCH = frozenset(b"CEZIsTHS")  # what the relay always looks at
 WAIT = object()  # forward up to this message, then wait for `resolve()`
-
-
-class SessionRecord(Protocol):
-    """What result handling reads of the session's record and adds to it (a SessionLog)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def statements(self) -> int: ...
-    def audit(self, action: str, target: str = "", **detail: Any) -> None: ...
 
 
 class ResultsRelay(Protocol):
@@ -50,7 +42,9 @@ class ResultsRelay(Protocol):
     @property
     def subject(self) -> Subject: ...
     @property
-    def session(self) -> SessionRecord: ...
+    def session(self) -> Session: ...
+    @property
+    def log(self) -> SessionLog: ...
     @property
     def tracker(self) -> Tracker: ...
     async def cancel_upstream(self) -> None: ...
