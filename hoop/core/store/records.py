@@ -43,6 +43,7 @@ def review(outcome: str) -> str:
     """The decision recorded for a statement whose hold ended with `outcome`."""
     return f"review:{outcome}"
 
+
 STATEMENT_RECORD_VERSION = 1
 
 
