@@ -14,15 +14,31 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hoop.core.errors import HoopError
 from hoop.core.redact import redact_statement
 from hoop.core.store.sqlite import Store
 
+if TYPE_CHECKING:
+    from hoop.core.guardrails import GuardRule
+    from hoop.core.identity import Identity
+    from hoop.core.pipeline import Decision, Subject
+
 
 class DecisionRefused(HoopError):
     """An approver's decision was not accepted (not pending, not an approver, own request...)."""
+
+
+class HeldSession(Protocol):
+    """What a hold uses of the session it holds a statement for (a journal SessionLog)."""
+
+    id: int
+    held: int
+
+    def touch(self) -> None: ...
+    def audit(self, action: str, target: str = "", **detail: Any) -> None: ...
+    def frame(self, kind: str, data: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +58,7 @@ class _Pending:
     id: int
     user: str
     connection: str
-    rule: Any
+    rule: GuardRule
     future: asyncio.Future[Outcome]
     approvals: list[str] = field(default_factory=list)
 
@@ -65,9 +81,11 @@ class Approvals:
     # -- the held session's side -----------------------------------------------------------
 
     async def hold(
-        self, *, session: Any, subject: Any, text: str, decision: Any, notify: Callable[[str], None]
+        self, *, session: HeldSession, subject: Subject, text: str, decision: Decision, notify: Callable[[str], None]
     ) -> Outcome:
         rule = decision.review
+        if rule is None:  # only a review decision names the rule to hold for
+            raise ValueError("hold() needs a review decision")
         text = redact_statement(text)  # what approvers, the store and the audit see
         grant = await asyncio.to_thread(self._active_grant, subject.user, subject.connection, rule.name)
         if grant is not None:
@@ -106,7 +124,7 @@ class Approvals:
     # -- the approver's side ----------------------------------------------------------------
 
     def decide(
-        self, approval_id: int, approver: Any, approve: bool, reason: str = "", grant_seconds: float | None = None
+        self, approval_id: int, approver: Identity, approve: bool, reason: str = "", grant_seconds: float | None = None
     ) -> dict[str, Any]:
         pending = self.pending.get(approval_id)
         row = self.store.one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
@@ -157,7 +175,7 @@ class Approvals:
 
     # -- storage ---------------------------------------------------------------------------
 
-    def _insert(self, session_id: int, subject: Any, text: str, rule: Any, reason: str, now: float) -> int:
+    def _insert(self, session_id: int, subject: Subject, text: str, rule: GuardRule, reason: str, now: float) -> int:
         with self.store.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO approvals(session_id, user, connection, statement, rule, reason, approvers, "
