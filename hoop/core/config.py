@@ -12,14 +12,15 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Literal, get_args, overload
 
 from hoop.core.errors import ConfigError
 from hoop.core.secrets import Secret, resolve_secret
 
 DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
-SSLMODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
+SSLMODES: tuple[SSLMode, ...] = get_args(SSLMode)
 SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
 
 
@@ -72,7 +73,7 @@ class Connection:
     password: Secret | None = None
     database: str = ""
     groups: tuple[str, ...] = ()
-    sslmode: str = "prefer"
+    sslmode: SSLMode = "prefer"
     sslrootcert: Path | None = None
     connect_timeout: float = 10.0
     # SSH targets
@@ -336,6 +337,14 @@ def _users(data: Any, file: str) -> tuple[UserEntry, ...]:
     return tuple(users)
 
 
+def _sslmode(t: _Table) -> SSLMode:
+    value = t.str("sslmode", "prefer")
+    for mode in SSLMODES:
+        if value == mode:
+            return mode
+    raise t.error("sslmode", f"expected one of {', '.join(SSLMODES)}, got {value!r}")
+
+
 def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
     conns = []
     for i, entry in enumerate(_list_of_tables(data, file, "connections")):
@@ -354,7 +363,7 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             password=t.secret("password"),
             database=t.str("database", ""),
             groups=t.strs("groups"),
-            sslmode=t.str("sslmode", "prefer"),
+            sslmode=_sslmode(t),
             sslrootcert=t.path("sslrootcert", base),
             connect_timeout=t.float("connect_timeout", 10.0),
             private_key=t.secret("private_key"),
@@ -367,8 +376,6 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             ssh_client=t.str("ssh_client", "builtin"),
             allow_local_infile=t.bool("allow_local_infile", False),
         )
-        if conn.sslmode not in SSLMODES:
-            raise t.error("sslmode", f"expected one of {', '.join(SSLMODES)}, got {conn.sslmode!r}")
         if conn.ssh_client not in SSH_CLIENTS:
             raise t.error("ssh_client", f"expected one of {', '.join(SSH_CLIENTS)}, got {conn.ssh_client!r}")
         if "+" in name or "/" in name:

@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Subject
@@ -36,6 +37,7 @@ from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
 from hoop.server.mysql.upstream import (
     DEFAULT_CLIENT_CAPABILITIES,
     MySQLTarget,
+    MySQLUpstream,
     UpstreamError,
     connect_upstream,
     run_setup,
@@ -260,7 +262,7 @@ class MySQLDoor:
         except AuthError as exc:
             raise ClientError(1045, "28000", f"Access denied for user {user!r}: {exc.reason}") from None
 
-    def _connection(self, identity: Identity, name: str, client: str) -> Any:
+    def _connection(self, identity: Identity, name: str, client: str) -> Connection:
         try:
             return self.services.resolve_connection(identity, name, "mysql")
         except AccessDenied as exc:
@@ -269,7 +271,9 @@ class MySQLDoor:
             )
             raise ClientError(1044, "42000", f"{exc} ({name!r}): the database name picks the connection") from None
 
-    async def _read_routines(self, identity: Identity, connection: Any, target: MySQLTarget, upstream: Any) -> None:
+    async def _read_routines(
+        self, identity: Identity, connection: Connection, target: MySQLTarget, upstream: MySQLUpstream
+    ) -> None:
         """Calls of routines that exist upstream are judged by their bodies: read them first."""
         try:
             subject = Subject(identity.name, identity.groups, connection.name, "mysql")
@@ -279,7 +283,9 @@ class MySQLDoor:
             await upstream.close()
             raise ClientError(1105, "HY000", str(exc)) from None
 
-    def _target(self, connection: Any, caps: int, response: cp.HandshakeResponse, identity: Identity) -> MySQLTarget:
+    def _target(
+        self, connection: Connection, caps: int, response: cp.HandshakeResponse, identity: Identity
+    ) -> MySQLTarget:
         wanted = (caps & ~CLIENT_ONLY) | (DEFAULT_CLIENT_CAPABILITIES & c.CLIENT_PLUGIN_AUTH) | c.CLIENT_SESSION_TRACK
         if not connection.allow_local_infile:
             wanted &= ~c.CLIENT_LOCAL_FILES
@@ -346,9 +352,9 @@ class MySQLDoor:
         conn_id: int,
         caps: int,
         identity: Identity,
-        connection: Any,
+        connection: Connection,
         target: MySQLTarget,
-        upstream: Any,
+        upstream: MySQLUpstream,
         settings: Settings,
         client: str,
     ) -> None:

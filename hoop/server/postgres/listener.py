@@ -14,7 +14,7 @@ import logging
 import secrets
 import ssl
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
@@ -26,7 +26,7 @@ from hoop.server.postgres.relay import Relay
 from hoop.server.postgres.routines import CatalogReader
 from hoop.server.postgres.session_text import SessionText
 from hoop.server.postgres.startup_params import StartupParameterRefused, filter_startup
-from hoop.server.postgres.upstream import SSLMode, UpstreamError, UpstreamSession, UpstreamTarget, connect_upstream
+from hoop.server.postgres.upstream import UpstreamError, UpstreamSession, UpstreamTarget, connect_upstream
 from hoop.server.routine_watch import RoutineCatalogError, RoutineWatchers
 from hoop.server.services import Services
 from hoop.server.session import CloseStatus, Session
@@ -130,7 +130,9 @@ class PostgresDoor:
         except StartupParameterRefused as exc:
             raise ClientError("42501", str(exc)) from None
 
-    async def _read_password(self, reader: Any, writer: Any, framer: framing.MessageFramer, client: str) -> str:
+    async def _read_password(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, framer: framing.MessageFramer, client: str
+    ) -> str:
         if writer.get_extra_info("sslcontext") is None and not _is_loopback(writer):
             self.services.journal.audit("-", "login.failure", "postgres", reason="password without TLS", client=client)
             raise ClientError("28000", "TLS is required to send a token to this gateway (use sslmode=require)")
@@ -147,7 +149,7 @@ class PostgresDoor:
         except AuthError as exc:
             raise ClientError("28P01", f"authentication failed for user {user!r}: {exc.reason}") from None
 
-    def _connection(self, identity: Identity, name: str, client: str) -> Any:
+    def _connection(self, identity: Identity, name: str, client: str) -> Connection:
         try:
             return self.services.resolve_connection(identity, name, "postgres")
         except AccessDenied as exc:
@@ -163,7 +165,7 @@ class PostgresDoor:
             database=connection.database or connection.name,
             username=connection.username,
             password=connection.password.reveal() if connection.password else None,
-            sslmode=cast(SSLMode, connection.sslmode),  # checked by the config and by UpstreamTarget
+            sslmode=connection.sslmode,
             sslrootcert=str(connection.sslrootcert) if connection.sslrootcert else None,
             connect_timeout=connection.connect_timeout,
             name=connection.name,
@@ -181,8 +183,8 @@ class PostgresDoor:
 
     async def _run_session(
         self,
-        reader: Any,
-        writer: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
         framer: framing.MessageFramer,
         identity: Identity,
         connection: Connection,
