@@ -84,6 +84,19 @@ class TwoSided:
         if client_left:
             self.from_client(client_left)
 
+    async def run(
+        self,
+        client: tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes],
+        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes],
+    ) -> CloseStatus:
+        """Relay two logged-in streams until the session closes. Each comes with the bytes its
+        login step read ahead of the reader's buffer (a framer's rest)."""
+        (c_reader, c_writer, c_ahead), (u_reader, u_writer, u_ahead) = client, upstream
+        self.attach(
+            c_writer.transport, u_writer.transport, c_ahead + _buffered(c_reader), u_ahead + _buffered(u_reader)
+        )
+        return await self.done
+
     def upstream_lost(self) -> None:
         """Tell the client, in its protocol, that the server went away, and close."""
         raise NotImplementedError
@@ -104,3 +117,11 @@ class TwoSided:
         if not self.done.done():
             self.done.set_result(status)
         self.on_close(status)
+
+
+def _buffered(reader: asyncio.StreamReader) -> bytes:
+    """Bytes a StreamReader already buffered, taken before its transport changes hands."""
+    buf: bytearray = getattr(reader, "_buffer", bytearray())  # asyncio keeps it there; no public way
+    data = bytes(buf)
+    buf.clear()
+    return data

@@ -383,14 +383,10 @@ class MySQLDoor:
         login.send(p.build_ok(p.OkPacket(status=upstream.status), caps))
         self.relays[conn_id] = relay
         try:
-            client_left = login.framer.take_rest() + _drain_stream(login.reader)
-            relay.attach(
-                login.writer.transport,
-                upstream.writer.transport,
-                client_left,
-                upstream.leftover + _drain_stream(upstream.reader),
+            await relay.run(
+                (login.reader, login.writer, login.framer.take_rest()),
+                (upstream.reader, upstream.writer, upstream.leftover),
             )
-            await relay.done
         finally:
             self.relays.pop(conn_id, None)
             session.close(CloseStatus.CLOSED)  # the relay has closed it with its status unless it failed first
@@ -404,14 +400,6 @@ async def _sock_exact(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: i
             raise ConnectionError("client went away")
         buf += chunk
     return buf
-
-
-def _drain_stream(reader: asyncio.StreamReader) -> bytes:
-    """Bytes a StreamReader already buffered, taken before its transport changes hands."""
-    buf: bytearray = getattr(reader, "_buffer", bytearray())  # asyncio keeps it there; no public way
-    data = bytes(buf)
-    buf.clear()
-    return data
 
 
 def _is_loopback(host: str) -> bool:

@@ -216,14 +216,7 @@ class PostgresDoor:
         writer.write(b"".join(greeting))
         self.relays[key] = relay
         try:
-            client_left = framer.take_rest() + _drain_stream(reader)
-            relay.attach(
-                writer.transport,
-                upstream.writer.transport,
-                client_left,
-                upstream.leftover + _drain_stream(upstream.reader),
-            )
-            await relay.done
+            await relay.run((reader, writer, framer.take_rest()), (upstream.reader, upstream.writer, upstream.leftover))
         finally:
             self.relays.pop(key, None)
             session.close(CloseStatus.CLOSED)  # the relay has closed it with its status unless it failed first
@@ -268,14 +261,6 @@ async def _read_message(reader: asyncio.StreamReader, framer: framing.MessageFra
             raise asyncio.IncompleteReadError(b"", None)
         framer.feed(data)
     return msg
-
-
-def _drain_stream(reader: asyncio.StreamReader) -> bytes:
-    """Bytes a StreamReader already buffered, taken before its transport changes hands."""
-    buf: bytearray = getattr(reader, "_buffer", bytearray())  # asyncio keeps it there; no public way
-    data = bytes(buf)
-    buf.clear()
-    return data
 
 
 def _is_loopback(writer: asyncio.StreamWriter) -> bool:
