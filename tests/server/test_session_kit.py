@@ -16,7 +16,7 @@ from hoop.core.rulebook import RuleBook
 from hoop.core.store.sqlite import Store
 from hoop.server.gateway import build_pipeline
 from hoop.server.services import Services
-from hoop.server.session import CloseStatus, Session
+from hoop.server.session import CloseStatus, HoldOutcome, Session
 
 ALICE = Identity("alice", frozenset({"dev"}))
 BOB = Identity("bob", frozenset({"dba"}))
@@ -111,28 +111,29 @@ async def test_a_blocked_statement_is_recorded_once_with_its_rule_and_reason(ser
     assert (row["decision"], row["rule"]) == ("block", "no-drop") and "drop table" in row["error"].lower()
 
 
+async def decided(session: Session, approve: bool, reason: str, notices: list[str]) -> tuple[HoldOutcome, int]:
+    """Hold a DELETE and let bob decide it once the request is stored."""
+    held = asyncio.ensure_future(session.hold("DELETE FROM t", session.judge("DELETE FROM t"), notices.append))
+    await asyncio.sleep(0.05)
+    [approval_id] = session.services.approvals.pending_for_session(session.id)
+    session.services.approvals.decide(approval_id, BOB, approve, reason)
+    return await held, approval_id
+
+
 async def test_a_hold_ends_in_one_wire_neutral_outcome(services: Services) -> None:
     session = Session(services, ALICE, "pg", "postgres", "127.0.0.1:1")
     session.start(lambda reason: None)
-    decision = session.judge("DELETE FROM t")
     notices: list[str] = []
 
-    held = asyncio.ensure_future(session.hold("DELETE FROM t", decision, notices.append))
-    await asyncio.sleep(0.05)
-    [approval_id] = services.approvals.pending_for_session(session.id)
-    services.approvals.decide(approval_id, BOB, False, "not today")
-    denied = await held
+    denied, approval_id = await decided(session, False, "not today", notices)
     assert (denied.approved, denied.decision, denied.refusal) == (False, "review:denied", "denied")
     assert denied.message == f"approval #{approval_id} for rule hold-deletes denied: not today"
 
-    held = asyncio.ensure_future(session.hold("DELETE FROM t", decision, notices.append))
-    await asyncio.sleep(0.05)
-    [approval_id] = services.approvals.pending_for_session(session.id)
-    services.approvals.decide(approval_id, BOB, True, "fine")
-    approved = await held
+    approved, approval_id = await decided(session, True, "fine", notices)
     assert (approved.approved, approved.decision, approved.refusal) == (True, "review:approved", "")
     assert approved.message == f"approved (approval #{approval_id}) by bob"
 
+    decision = session.judge("DELETE FROM t")
     expired = await session.hold("DELETE FROM t", decision, notices.append)  # the rule waits 1 s
     assert (expired.decision, expired.refusal) == ("review:expired", "timeout")
 
