@@ -43,6 +43,15 @@ def review(outcome: str) -> str:
     """The decision recorded for a statement whose hold ended with `outcome`."""
     return f"review:{outcome}"
 
+
+LOBBY = "(lobby)"  # how a session with no connection (the SSH lobby) is shown
+
+
+def connection_label(connection: str) -> str:
+    """A session's connection as lists show it."""
+    return connection or LOBBY
+
+
 STATEMENT_RECORD_VERSION = 1
 
 
