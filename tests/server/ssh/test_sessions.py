@@ -202,3 +202,25 @@ def test_denied_exec_is_one_review_denied_statement(gateway):
     assert b"hoop: not run: approval #" in r.stderr and b"not today" in r.stderr
     assert r.stdout == b""
     assert [(s["text"], s["decision"], s["rule"]) for s in rows] == [("hostname", "review:denied", "hold-hostname")]
+
+
+def test_exec_killed_while_held_is_abandoned(gateway):
+    before = _last_id(gateway)
+    client = subprocess.Popen(
+        gateway.ssh_args("alice+web1") + ["hostname"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        approval = _pending(gateway, "hostname")
+        session = _new_session(gateway, before, "web1", status="open")
+        _kill(gateway, session["id"], "not now")
+        out, err = client.communicate(timeout=15)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 126 and out == b""
+    assert b"session ended by the gateway: not now" in err
+    _new_session(gateway, before, "web1", status="killed")
+    rows = eventually(lambda: _nonempty(_statements(gateway, session["id"])))
+    assert [(s["decision"], s["rule"]) for s in rows] == [("review:abandoned", "hold-hostname")]
+    approvals = json.loads(gateway.run_hoop("approvals", "--all", "--json").stdout)
+    assert next(a for a in approvals if a["id"] == approval)["status"] == "abandoned"
