@@ -105,7 +105,10 @@ def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from hoop.core.store.records import connection_label
+
     for r in rows:
+        r["connection"] = connection_label(r["connection"])
         r["duration"] = f"{(r['ended'] or time.time()) - r['started']:.1f}s"
         r["started"] = _fmt_time(r["started"])
     columns = ["id", "user", "connection", "protocol", "client_addr", "started", "duration", "status"]

@@ -140,6 +140,8 @@ def test_tui_command_in_the_builtin_session_returns_to_the_prompt(make_gateway: 
         term.keys("Enter")
         term.expect("signed in as bob")
         term.expect("4 Recordings")
+        term.keys("1")
+        term.expect("(lobby)")  # this very session, live in the Sessions area
         term.keys("q")
         deadline = time.monotonic() + 15  # the console closed: the session's prompt is back
         while not term.screen().rstrip().endswith("hoop bob>"):

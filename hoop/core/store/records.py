@@ -44,6 +44,14 @@ def review(outcome: str) -> str:
     return f"review:{outcome}"
 
 
+LOBBY = "(lobby)"  # how a session with no connection (the SSH lobby) is shown
+
+
+def connection_label(connection: str) -> str:
+    """A session's connection as lists show it."""
+    return connection or LOBBY
+
+
 STATEMENT_RECORD_VERSION = 1
 
 

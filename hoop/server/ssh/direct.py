@@ -1,8 +1,9 @@
 """`ssh alice+web1@gateway [command]`: one channel relayed to the SSH target `web1`.
 
-`run` reads as the steps of the session: open the session log, admit the request (exec
-through the pipeline, SFTP only where file transfer is allowed, shells only with a terminal),
-log in to the target, relay (recording terminals as asciicast), and pass the exit status back.
+`run` reads as the steps of the session: open it (the session kit's `Session`), admit the
+request (exec through the pipeline, SFTP only where file transfer is allowed, shells only
+with a terminal), log in to the target, relay (recording terminals as asciicast), pass the
+exit status back, record the exec's one statement and close the session with how it ended.
 """
 
 from __future__ import annotations
@@ -10,43 +11,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from hoop.server.services import LiveSession
+from hoop.core.config import Connection
+from hoop.core.pipeline import Decision
+from hoop.server.session import BLOCK, CloseStatus, Session, review
 from hoop.server.ssh.openssh_leg import open_child_leg
-from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, admit, scp_transfer
+from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit, scp_transfer
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
 from hoop.server.ssh.target import TargetError
+
+if TYPE_CHECKING:
+    from hoop.server.ssh.listener import GatewayServer
 
 log = logging.getLogger("hoop.ssh")
 
 
 class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
-    def __init__(self, server: Any, connection: Any) -> None:
+    def __init__(self, server: GatewayServer, connection: Connection) -> None:
         self.server = server
         self.services = server.services
         self.connection = connection
-        self.chan: Any = None
+        self.chan: Any = None  # the client's asyncssh SSHServerChannel
         self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
         self.kind = "shell"
         self.command: str | None = None
         self.subsystem: str | None = None
         self.link: Link | None = None
-        self.session: Any = None
+        self.session: Session | None = None
         self.task: asyncio.Task[None] | None = None
         self.started = 0.0
         self.done = False  # exit sent or client gone (is_closing() is also true after our EOF)
+        self.judged: Decision | None = None  # an exec's decision, once judged
+        self.admission: Admission | None = None  # an exec's verdict, once judged
+        self.recorded = False  # an exec's one statement record is written
+        self.ended: asyncio.Future[CloseStatus] | None = None  # set when the target channel is gone
 
     # -- asyncssh callbacks --------------------------------------------------------------------
 
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
 
-    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: dict[int, int]) -> bool:
-        self.term = (term_type, term_size, term_modes)
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
+    ) -> bool:
+        self.term = (term_type, term_size, dict(term_modes))
         return True
 
     def shell_requested(self) -> bool:
@@ -64,6 +77,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     def session_started(self) -> None:
         self.link = Link(self.chan, self._target_closed)
+        self.ended = asyncio.get_running_loop().create_future()
         self.task = asyncio.ensure_future(self.run())
 
     def data_received(self, data: bytes, datatype: Any) -> None:
@@ -97,12 +111,20 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.link.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The client is gone: the target channel is closed, and the session's task finishes
+        the session once it is gone."""
         self.done = True
-        if self.task is not None and not self.task.done():
-            self.task.cancel()  # a held command is abandoned, never run later
-        if self.link is not None and not self.link.closed:
-            self.link.close()
-        self._finish("client-closed")
+        self._stop()
+
+    def _stop(self) -> None:
+        """Before the target channel is open, cancel the session's task (a held command is
+        abandoned, never run later); after, close the channel."""
+        link = self.link
+        if link is not None and link.target is not None:
+            if not link.closed:
+                link.close()
+        elif self.task is not None and not self.task.done():
+            self.task.cancel()
 
     # -- the session ---------------------------------------------------------------------------
 
@@ -118,22 +140,38 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.chan.exit(status)
 
     async def run(self) -> None:
-        server, conn, link = self.server, self.connection, self.link
-        assert link is not None and server.identity is not None
-        self.session = session = self.services.journal.open_session(server.user, conn.name, "ssh", server.client)
-        session.audit(
-            "session.start",
-            client=server.client,
+        server, conn = self.server, self.connection
+        assert server.identity is not None
+        self.session = session = Session(
+            self.services, server.identity, conn.name, "ssh", server.client, dialect="shell"
+        )
+        session.start(
+            self.kill,
             kind=self.kind,
+            client=server.client,
             pty=self.term is not None,
             command=self.command or "",
             subsystem=self.subsystem or "",
         )
+        status = CloseStatus.CLOSED
+        try:
+            status = await self._serve(session)
+        except asyncio.CancelledError:  # the client left (or was killed) before the target channel was open
+            self._record_exec(error="the client left before the command ran")
+            if self.link is not None:
+                self.link.close()  # a target channel that opens now is closed at once
+        finally:
+            session.close(status)
+
+    async def _serve(self, session: Session) -> CloseStatus:
+        """Admit, log in to the target and relay until the target channel is gone; how the
+        session ended."""
+        server, conn, link = self.server, self.connection, self.link
+        assert link is not None and self.ended is not None
         link.session = session
-        self.services.register(LiveSession(session.id, "ssh", server.user, conn.name, self.kill, {"kind": self.kind}))
         self.started = time.time()
-        if not await self._admit():
-            return
+        if not await self._admit(session):
+            return CloseStatus.CLOSED
         try:
             if self.term is None and await open_child_leg(
                 self.services,
@@ -145,23 +183,29 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 env=_env(self.chan),
             ):
                 session.audit("ssh.target", leg="openssh")
-                return
+                return await self.ended
             target = await server.target(conn)
         except TargetError as exc:
-            self.end(EXIT_TARGET, f"hoop: {exc}")
-            return
+            return self._unreachable(f"hoop: {exc}")
         if self.term is not None:
-            link.recorder = terminal_recorder(self.services, session, conn, self.term)
+            link.recorder = terminal_recorder(session, self.term, record_input=conn.record_input)
         session.audit("ssh.target", leg="asyncssh")
         try:
             await link.open(target, command=self.command, subsystem=self.subsystem, term=self.term, env=_env(self.chan))
         except (asyncssh.Error, OSError) as exc:
-            self.end(EXIT_TARGET, f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
+            status = self._unreachable(f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
             link.target_closed(None, None)
+            return status
+        return await self.ended
 
-    async def _admit(self) -> bool:
+    def _unreachable(self, message: str) -> CloseStatus:
+        self._record_exec(error=message.removeprefix("hoop: "))
+        self.end(EXIT_TARGET, message)
+        return CloseStatus.UPSTREAM_LOST
+
+    async def _admit(self, session: Session) -> bool:
         """Whether this request may go to the target; answers the client when it may not."""
-        conn, session = self.connection, self.session
+        conn = self.connection
         if self.kind == "subsystem":
             if self.subsystem != "sftp":
                 self.end(1, f"hoop: subsystem {self.subsystem!r} is not available")
@@ -189,35 +233,47 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             session.audit("ssh.refused.file_transfer", command=self.command)
             self.end(1, f"hoop: file transfer is not allowed on {conn.name}")
             return False
-        status = await admit(self.services, self.server.identity, conn, session, self.command, self.say)
-        if status is not None:
-            self.end(status)
+        self.judged = session.judge(self.command)
+        self.admission = admission = await admit(session, self.command, self.judged, self.say)
+        if not admission.run:
+            if admission.decision == BLOCK:
+                self.recorded = True
+                session.refused(self.command, self.judged, self.started)
+            else:
+                self._record_exec(error=admission.error)
+            self.end(EXIT_NOT_RUN)
             return False
         if scp is not None:
             session.audit("ssh.transfer", **scp, protocol="scp")
         return True
 
+    def _record_exec(self, tag: str = "", error: str = "") -> None:
+        """The exec's one statement record: once it ended, or once it is clear it will not run.
+        A command killed or abandoned while it waited for approvers is `review:abandoned`."""
+        session = self.session
+        if self.kind != "exec" or self.recorded or session is None:
+            return
+        self.recorded = True
+        admission, judged = self.admission, self.judged
+        if admission is not None:
+            decision, rule = admission.decision, admission.rule
+        else:  # it was waiting for approvers (or for a standing grant)
+            decision, rule = review("abandoned"), judged.rule if judged is not None else ""
+        session.record(self.command or "", decision, rule, started=self.started, tag=tag, error=error)
+
     def _target_closed(self, exit_status: int | None, exit_signal: Any) -> None:
-        session, chan = self.session, self.chan
-        if self.link is not None and self.link.monitor is not None:
-            self.link.monitor.finish()
-        if session is not None and self.kind == "exec":
-            ms = (time.time() - self.started) * 1000
-            outcome = f"signal {exit_signal[0]}" if exit_signal else f"exit {exit_status}"
-            session.statement(
-                self.command or "",
-                "allow",
-                started=self.started,
-                duration_ms=ms,
-                error="" if exit_status == 0 else outcome,
-            )
-            session.frame("r", {"tag": outcome, "ms": round(ms, 3)})
-            session.audit(
-                "ssh.exec",
-                command=self.command,
-                exit_status=exit_status,
-                signal=exit_signal[0] if exit_signal else None,
-            )
+        chan, link = self.chan, self.link
+        if link is not None and link.monitor is not None:
+            link.monitor.finish()
+        if exit_signal:
+            outcome = f"signal {exit_signal[0]}"
+        elif exit_status is not None:
+            outcome = f"exit {exit_status}"
+        else:
+            outcome = ""
+        lost = link is not None and link.lost
+        error = "" if exit_status == 0 else outcome or ("the target went away" if lost else "ended without a status")
+        self._record_exec(tag=outcome, error=error)
         if chan is not None and not self.done:
             self.done = True
             if exit_signal is not None:
@@ -226,23 +282,16 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 chan.exit(exit_status)
             else:
                 chan.close()
-        self._finish("closed")
-
-    def _finish(self, status: str) -> None:
-        session = self.session
-        if session is None or session.ended is not None:
-            return
-        self.services.unregister(session.id)
-        session.audit("session.end", reason=status)
-        session.close(status if status != "client-closed" else "closed")
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(CloseStatus.UPSTREAM_LOST if lost else CloseStatus.CLOSED)
 
     def kill(self, reason: str) -> None:
-        if self.session is not None:
-            self.session.audit("session.kill", reason=reason)
+        """The session kit's `Killer`: tell the client and end the relay. A running exec is
+        recorded now, so that its record comes before the session's end."""
+        self._record_exec(error=f"session killed: {reason}")
         if self.chan is not None:
             self.end(EXIT_NOT_RUN if self.kind == "exec" else 1, f"hoop: session ended by the gateway: {reason}")
-        if self.link is not None and not self.link.closed:
-            self.link.close()
+        self._stop()
 
 
 def _env(chan: Any) -> dict[str, str]:

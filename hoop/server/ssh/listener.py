@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncssh
 
+from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity
 from hoop.server.services import Services
@@ -113,7 +114,7 @@ class GatewayServer(asyncssh.SSHServer):
     # Keyboard-interactive: the OIDC device flow when [auth.oidc] is set; otherwise asyncssh's
     # default (NotImplemented), which asks for the password through the same prompt.
     def kbdint_auth_supported(self) -> bool:
-        return True if self.services.config.oidc is not None else NotImplemented  # type: ignore[return-value]
+        return True if self.services.config.oidc is not None else NotImplemented
 
     async def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
         self._device = DeviceAuth(self.services, self.user, self.client)
@@ -159,19 +160,19 @@ class GatewayServer(asyncssh.SSHServer):
 
     # -- what the user asked for ---------------------------------------------------------------
 
-    def connection(self) -> Any:
+    def connection(self) -> Connection:
         """The connection named after '+', or AccessDenied."""
         assert self.identity is not None
         return self.services.resolve_connection(self.identity, self.target_name)
 
-    async def target(self, connection: Any) -> asyncssh.SSHClientConnection:
+    async def target(self, connection: Connection) -> asyncssh.SSHClientConnection:
         """One login per target and client connection, shared by its channels."""
         pending = self._target.get(connection.name)
         if pending is None or (pending.done() and (pending.cancelled() or pending.exception() is not None)):
             pending = self._target[connection.name] = asyncio.ensure_future(self._login(connection))
         return await asyncio.shield(pending)
 
-    async def _login(self, connection: Any) -> asyncssh.SSHClientConnection:
+    async def _login(self, connection: Connection) -> asyncssh.SSHClientConnection:
         agent = self.conn.get_agent_path() if self.conn is not None and connection.allow_agent_forwarding else None
         target = await connect_target(self.services, connection, user=self.user, agent_path=agent)
         self._targets.append(target)

@@ -189,7 +189,8 @@ class ChildLeg(asyncio.SubprocessProtocol):
             return
         # The end of the output is passed on here, not when stdout closes, so that a failed
         # login can still be explained on stderr before it.
-        if status == EXIT_TARGET and diagnostics:
+        if status == EXIT_TARGET and diagnostics:  # ssh could not reach the target or lost it
+            self.link.lost = True
             failure = self._failure(diagnostics)
             if not self.link.front.is_closing():
                 self.link.front.write_stderr(f"hoop: {failure}\n".encode())

@@ -10,49 +10,41 @@ Exit statuses the gateway itself returns (the target's own status is passed back
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
-from hoop.core.pipeline import Subject
+from hoop.core.pipeline import Decision
+from hoop.server.session import ALLOW, BLOCK, Session
 
 EXIT_NOT_RUN = 126
 EXIT_TARGET = 255
 
 
-async def admit(
-    services: Any, identity: Any, connection: Any, session: Any, command: str, say: Callable[[str], None]
-) -> int | None:
-    """None when the command may run; otherwise the exit status to return without running it.
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What became of an exec request before it could run."""
 
-    `say` writes one line to the user's stderr."""
-    subject = Subject(identity.name, identity.groups, connection.name, "shell")
-    decision = services.pipeline.check(subject, command)
-    session.frame("q", {"text": command, "decision": decision.action, "rule": decision.rule, "reason": decision.reason})
+    run: bool
+    decision: str  # what its statement record says: allow, block, review:approved, review:denied, ...
+    rule: str
+    error: str = ""  # why it was not run
+
+
+async def admit(session: Session, command: str, decision: Decision, say: Callable[[str], None]) -> Admission:
+    """Refuse the command `decision` blocks, and wait for approvers where it holds it. `say`
+    writes one line to the user's stderr; the caller records the statement (once, whatever
+    became of it)."""
     if decision.action == "block":
         say(f"hoop: refused: {decision.reason}")  # the reason names the rule
-        session.statement(command, "block", decision.rule, error=decision.reason)
-        session.audit("ssh.exec.block", command=command, rule=decision.rule, reason=decision.reason)
-        return EXIT_NOT_RUN
+        return Admission(False, BLOCK, decision.rule, decision.reason)
     if decision.action == "review":
-        approvals = getattr(services, "approvals", None)
-        if approvals is None:  # fail closed when approvals are not configured
-            say(f"hoop: rule {decision.rule} requires approval, which this gateway cannot take")
-            session.statement(command, "block", decision.rule, error="approvals unavailable")
-            return EXIT_NOT_RUN
-        started = time.time()
-        outcome = await approvals.hold(
-            session=session, subject=subject, text=command, decision=decision, notify=lambda m: say(f"hoop: {m}")
-        )
-        if outcome.status != "approved":
-            say(
-                f"hoop: not run: request #{outcome.approval_id} {outcome.status}"
-                + (f" ({outcome.reason})" if outcome.reason else "")
-            )
-            session.statement(command, outcome.status, decision.rule, started=started, error=outcome.reason)
-            return EXIT_NOT_RUN
-        say(f"hoop: approved (#{outcome.approval_id}){' by ' + ', '.join(outcome.by) if outcome.by else ''}")
-    return None
+        outcome = await session.hold(command, decision, lambda m: say(f"hoop: {m}"))
+        if not outcome.approved:
+            say(f"hoop: not run: {outcome.message}")
+            return Admission(False, outcome.decision, decision.rule, outcome.reason)
+        say(f"hoop: {outcome.message}")
+        return Admission(True, outcome.decision, decision.rule)
+    return Admission(True, ALLOW, decision.rule)
 
 
 def scp_transfer(command: str) -> dict[str, str] | None:

@@ -3,7 +3,8 @@
 asyncssh calls back on every chunk (`data_received`), so the relay does no awaiting on the
 hot path: each chunk is written straight to the other channel, and flow control is passed
 through (the other side is paused while a channel's send buffer is full). Recording, SFTP
-event parsing and submitted-line detection are optional observers of the same chunks.
+event parsing and submitted-line detection are optional observers of the same chunks; a line
+submitted in a terminal is recorded as an `observed` statement of the session.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 import asyncssh
 
-from hoop.core.terminal import CastWriter
+from hoop.core.store.records import OBSERVED
+from hoop.core.terminal import CastWriter, cast_path
+from hoop.server.session import Session
 from hoop.server.ssh.tuning import channel_options, tune_channel
 
 log = logging.getLogger("hoop.ssh")
@@ -51,13 +54,17 @@ class TargetSession(asyncssh.SSHClientSession):  # type: ignore[type-arg]
         self.link.front.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:  # the target's connection dropped (not a close from either end)
+            self.link.lost = True
         self.link.target_closed(self.exit_status, self.exit_signal)
 
 
 class Link:
     """One relayed channel. `front` is the client's SSHServerChannel on the gateway.
 
-    `on_close(exit_status, exit_signal)` runs once when the target channel is gone.
+    `on_close(exit_status, exit_signal)` runs once when the target channel is gone; `lost`
+    then says whether the target went away (its connection dropped, or it could not be reached)
+    rather than the channel being closed by either end.
     """
 
     def __init__(
@@ -66,7 +73,7 @@ class Link:
         on_close: Callable[[int | None, Any], None],
         *,
         recorder: CastWriter | None = None,
-        session: Any = None,
+        session: Session | None = None,
         monitor: Any = None,
         forward_eof: bool = True,
     ) -> None:
@@ -75,13 +82,14 @@ class Link:
         self.forward_eof = forward_eof
         self.on_close = on_close
         self.recorder = recorder
-        self.session = session  # SessionLog: byte counters and observed lines
+        self.session = session  # byte counters and observed lines
         self.monitor = monitor  # SFTP packet observer (feed_client / feed_target)
         self.target: Any = None  # an asyncssh SSHClientChannel, or a stand-in (adopt)
         self._early: list[bytes] = []  # client bytes that arrived before the target channel
         self._early_eof = False
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self.lost = False
 
     async def open(
         self,
@@ -121,7 +129,7 @@ class Link:
 
     def from_client(self, data: bytes) -> None:
         if self.session is not None:
-            self.session.bytes_in += len(data)
+            self.session.log.bytes_in += len(data)
         rec = self.recorder
         if rec is not None:
             rec.input(data)
@@ -138,9 +146,9 @@ class Link:
         """Best effort: the screen line where Enter was echoed is what the user submitted."""
         lines, rec.lines = rec.lines, []
         if self.session is not None:
+            now = time.time()
             for line in lines:
-                self.session.statement(line, "observed")
-                self.session.audit("ssh.command", command=line, best_effort=True)
+                self.session.record(line, OBSERVED, started=now, duration_ms=0.0)
 
     def client_eof(self) -> None:
         if self.target is None:
@@ -174,7 +182,7 @@ class Link:
 
     def from_target(self, data: bytes, stderr: bool) -> None:
         if self.session is not None:
-            self.session.bytes_out += len(data)
+            self.session.log.bytes_out += len(data)
         rec = self.recorder
         if rec is not None:
             rec.output(data)
@@ -200,7 +208,7 @@ class Link:
         if self.recorder is not None:
             self.recorder.close()
         if self.session is not None:
-            self.session.touch()
+            self.session.log.touch()
         self.on_close(exit_status, exit_signal)
 
     def close(self) -> None:
@@ -214,25 +222,24 @@ class Link:
         if self.recorder is not None and not self.closed:
             self.recorder.flush()
             if self.session is not None:
-                self.session.touch()
+                self.session.log.touch()
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
 
 
 def terminal_recorder(
-    services: Any, session: Any, connection: Any, term: tuple[str, tuple[int, int, int, int], dict[int, int]]
+    session: Session, term: tuple[str, tuple[int, int, int, int], dict[int, int]], *, record_input: bool = False
 ) -> CastWriter:
-    """A cast for an interactive session, named after the session id."""
-    from hoop.core.terminal import cast_path
-
-    path = cast_path(services.config.gateway.recordings_dir, session.id)
+    """The terminal recording of a session (`<id>.cast`), announced in its recording."""
+    path = cast_path(session.services.config.gateway.recordings_dir, session.id)
+    where = f"@{session.connection}" if session.connection else " in the lobby"
     rec = CastWriter(
         path,
         term[1][0] or 80,
         term[1][1] or 24,
         started=time.time(),
-        title=f"{session.user}@{connection.name} (session {session.id})",
+        title=f"{session.user}{where} (session {session.id})",
         env={"TERM": term[0] or "xterm"},
-        record_input=connection.record_input,
+        record_input=record_input,
     )
     session.frame("e", {"event": "terminal", "cast": path.name})
     return rec

@@ -4,64 +4,71 @@ A prompt with `help`, `whoami`, `list`, `connect NAME`, `sessions` and `exit`. `
 SSH connection relays a recorded terminal on the target and comes back to the prompt when it
 ends; `connect` to a database opens the SQL shell (see sqlshell.py). Without a terminal
 (`ssh alice@gateway list`) one command runs and the channel exits with its status.
-The session is in one of four modes: prompt, busy (a command runs; Ctrl-C cancels it),
-relay (bytes go to the target) and sql.
+The session is in one of five modes: prompt, busy (a command runs; Ctrl-C cancels it),
+relay (bytes go to the target), sql and tui.
+
+The lobby is itself a recorded session (no connection, kind `lobby`): listed live, watchable
+and killable like any other, with a terminal recording of what it shows (screen.py). A
+terminal it opens on a target is a session of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied
+from hoop.server.session import CloseStatus, Session
 from hoop.server.ssh.editor import LineEditor
+from hoop.server.ssh.lobby_commands import HELP, connections, recent_sessions, whoami
 from hoop.server.ssh.relay import Link, terminal_recorder
+from hoop.server.ssh.screen import RecordedScreen
 from hoop.server.ssh.sqlshell import SqlShellError, open_shell
-from hoop.server.ssh.target import TargetError, reachable
+from hoop.server.ssh.target import TargetError
+
+if TYPE_CHECKING:
+    from hoop.server.ssh.listener import GatewayServer
+    from hoop.server.ssh.tui_bridge import TuiBridgeSession
 
 log = logging.getLogger("hoop.ssh")
-DEFAULT_TERM = ("xterm", (80, 24, 0, 0), {})
-HELP = """\
-Commands:
-  help            this text
-  whoami          your identity and groups
-  list            connections you may use, with their type and whether they answer
-  connect NAME    open a terminal (ssh) or an SQL shell (postgres, mysql) on NAME
-  sessions        your recent sessions
-  tui             the approvers' console (members of an approver group)
-  exit            leave (also Ctrl-D)
-Line editing: arrows, Home/End, Ctrl-A/E/U; Up/Down for history; Ctrl-C abandons a line.
-Direct access: ssh -t USER+NAME@gateway (terminal) or ssh USER+NAME@gateway 'command'."""
+Term = tuple[str, tuple[int, int, int, int], dict[int, int]]
+DEFAULT_TERM: Term = ("xterm", (80, 24, 0, 0), {})
 
 
 class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
-    def __init__(self, server: Any, *, notice: str = "", fail: bool = False, start_with: str = "") -> None:
+    def __init__(self, server: GatewayServer, *, notice: str = "", fail: bool = False, start_with: str = "") -> None:
         self.server = server
         self.services = server.services
         self.notice, self.fail, self.start_with = notice, fail, start_with
-        self.chan: Any = None
-        self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
+        self.chan: Any = None  # the client's asyncssh SSHServerChannel
+        self.term: Term | None = None
         self.command: str | None = None
         self.mode = "prompt"
+        self.session: Session | None = None  # the lobby's own session (none for a refusal notice)
+        self.out: RecordedScreen | None = None  # what the lobby shows, recorded
         self.editor: LineEditor | None = None
         self.task: asyncio.Task[Any] | None = None
         self.link: Link | None = None
+        self.target_session: Session | None = None  # a terminal on a target, while `connect` runs
         self.sql: Any = None
         self.sql_editor: LineEditor | None = None
         self.sql_buf: list[str] = []
-        self.bridge: Any = None  # the approvers' console while `tui` runs
+        self.bridge: TuiBridgeSession | None = None  # the approvers' console while `tui` runs
 
     # -- asyncssh callbacks --------------------------------------------------------------------
 
     def connection_made(self, chan: Any) -> None:
         self.chan = chan
 
-    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: dict[int, int]) -> bool:
-        self.term = (term_type, term_size, term_modes)
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
+    ) -> bool:
+        self.term = (term_type, term_size, dict(term_modes))
         return True
 
     def shell_requested(self) -> bool:
@@ -72,12 +79,12 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def session_started(self) -> None:
-        echo = self.term is not None
-        self.editor = LineEditor(self.chan.write, f"hoop {self.server.user}> ", echo)
         if self.notice:
             self.say(f"hoop: {self.notice}", err=True)
             self.chan.exit(1)
             return
+        self.out = self._open_session()
+        self.editor = LineEditor(self.out.write, f"hoop {self.server.user}> ", self.term is not None)
         if self.command is not None:
             self._spawn(self._one_command(self.command))
         elif self.start_with:
@@ -87,6 +94,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.editor.show_prompt()
 
     def data_received(self, data: bytes, datatype: Any) -> None:
+        if self.session is not None and self.mode != "relay":
+            self.session.log.bytes_in += len(data)
         if self.mode == "tui" and self.bridge is not None:
             self.bridge.data_received(data, datatype)
         elif self.mode == "relay" and self.link is not None:
@@ -116,6 +125,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
         if self.term is not None:
             self.term = (self.term[0], (width, height, pixwidth, pixheight), self.term[2])
+        if self.out is not None:
+            self.out.resize(width, height)
         if self.link is not None:
             self.link.resize(width, height, pixwidth, pixheight)
         if self.bridge is not None:
@@ -138,19 +149,50 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.link.close()
         if self.sql is not None:
             asyncio.ensure_future(self.sql.close())
+        if self.out is not None:
+            self.out.close()
+        if self.session is not None:
+            self.session.close(CloseStatus.CLOSED)
+
+    # -- the lobby's session -------------------------------------------------------------------
+
+    def _open_session(self) -> RecordedScreen:
+        server = self.server
+        assert server.identity is not None
+        self.session = session = Session(self.services, server.identity, "", "ssh", server.client, dialect="shell")
+        session.start(
+            self.kill,
+            kind="lobby",
+            client=server.client,
+            pty=self.term is not None,
+            command=self.command or "",
+            connect=self.start_with,
+        )
+        recorder = terminal_recorder(session, self.term or DEFAULT_TERM)
+        return RecordedScreen(self.chan, session, recorder, pty=self.term is not None)
+
+    def kill(self, reason: str) -> None:
+        """The session kit's `Killer`: end a terminal the lobby opened on a target, tell the
+        user, end the channel; the rest ends as when the client leaves (`connection_lost`)."""
+        if self.target_session is not None:
+            self.target_session.kill(reason)
+        if not self.chan.is_closing():
+            self.say(f"hoop: session ended by the gateway: {reason}", err=True)
+            self.chan.exit(1)
 
     # -- output and modes ----------------------------------------------------------------------
 
     def say(self, text: str, err: bool = False) -> None:
         nl = "\r\n" if self.term else "\n"
         data = (text.replace("\r\n", "\n").replace("\n", nl) + nl).encode("utf-8", "replace")
-        (self.chan.write_stderr if err else self.chan.write)(data)
+        out = self.out if self.out is not None else self.chan  # a refusal notice is not recorded
+        (out.write_stderr if err else out.write)(data)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, int | None]) -> None:
         self.mode = "busy"
         self.task = asyncio.ensure_future(self._guard(coro))
 
-    async def _guard(self, coro: Any) -> None:
+    async def _guard(self, coro: Coroutine[Any, Any, int | None]) -> None:
         """Run a command; Ctrl-C cancels it; the prompt comes back unless the mode changed."""
         status = 0
         try:
@@ -218,53 +260,24 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return 0
 
     async def _whoami(self, _: str) -> int:
-        ident = self.server.identity
-        expires = time.strftime("%Y-%m-%d %H:%M", time.localtime(ident.expires)) if ident.expires else "-"
-        self.say(
-            f"user: {ident.name}\ngroups: {', '.join(sorted(ident.groups)) or '-'}\n"
-            f"signed in with: {ident.source} (expires {expires})\nfrom: {self.server.client}"
-        )
+        assert self.server.identity is not None
+        self.say(whoami(self.server.identity, self.server.client))
         return 0
 
     async def _list(self, _: str) -> int:
-        conns = self.services.connections_for(self.server.identity)
-        if not conns:
-            self.say("no connections are available to you")
-            return 0
-        up = await asyncio.gather(*(reachable(c.host, c.port, 1.0) for c in conns))
-        width = max(len(c.name) for c in conns)
-        lines = [f"{'NAME'.ljust(width)}  TYPE      STATUS"]
-        lines += [
-            f"{c.name.ljust(width)}  {c.type.ljust(8)}  {'reachable' if ok else 'unreachable'}"
-            for c, ok in zip(conns, up)
-        ]
-        self.say("\n".join(lines))
+        assert self.server.identity is not None
+        self.say(await connections(self.services, self.server.identity))
         return 0
 
     async def _sessions(self, _: str) -> int:
-        rows = await asyncio.to_thread(
-            self.services.store.query,
-            "SELECT id, connection, protocol, started, status, statements FROM sessions "
-            "WHERE user = ? ORDER BY id DESC LIMIT 15",
-            (self.server.user,),
-        )
-        if not rows:
-            self.say("no sessions yet")
-            return 0
-        lines = ["   ID  STARTED           CONNECTION       PROTOCOL  STATUS        STATEMENTS"]
-        for r in rows:
-            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started"]))
-            lines.append(
-                f"{r['id']:>5}  {started}  {str(r['connection'])[:15]:<15}  {r['protocol']:<8}  "
-                f"{str(r['status'])[:12]:<12}  {r['statements']}"
-            )
-        self.say("\n".join(lines))
+        self.say(await recent_sessions(self.services, self.server.user))
         return 0
 
     async def _connect(self, name: str) -> int:
         if not name:
             self.say("usage: connect NAME (see 'list')")
             return 2
+        assert self.server.identity is not None
         try:
             conn = self.services.resolve_connection(self.server.identity, name)
         except AccessDenied as exc:
@@ -283,8 +296,13 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         from hoop.server.ssh.tui_bridge import TuiBridgeSession
 
         done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        bridge = TuiBridgeSession(self.server, on_exit=lambda status: done.done() or done.set_result(status))
-        bridge.attach(self.chan, self.term)
+
+        def on_exit(status: int) -> None:
+            if not done.done():
+                done.set_result(status)
+
+        bridge = TuiBridgeSession(self.server, on_exit=on_exit)
+        bridge.attach(self.out, self.term)  # its screens are the lobby's
         self.bridge, self.mode = bridge, "tui"
         try:
             await bridge.run()
@@ -299,43 +317,49 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     # -- connect: SSH ----------------------------------------------------------------------------
 
-    async def _connect_ssh(self, conn: Any) -> int:
+    async def _connect_ssh(self, conn: Connection) -> int:
+        """A terminal on the target: a session of its own, relayed until the target ends it."""
         if self.term is None:
             self.say("connect to an SSH connection needs a terminal (ssh -t)")
             return 1
-        try:
-            target = await self.server.target(conn)
-        except TargetError as exc:
-            self.say(f"hoop: {exc}")
-            return 1
-        server = self.server
-        session = self.services.journal.open_session(server.user, conn.name, "ssh", server.client)
-        session.audit("session.start", client=server.client, kind="shell", pty=True, via="builtin")
-        from hoop.server.services import LiveSession
+        server, term, lobby = self.server, self.term, self.session
+        assert server.identity is not None and lobby is not None
+        session = Session(self.services, server.identity, conn.name, "ssh", server.client, dialect="shell")
 
         def closed(status: int | None, signal: Any) -> None:
-            self.services.unregister(session.id)
-            session.audit("session.end", reason="closed", exit_status=status)
-            session.close("closed")
-            if not self.chan.is_closing():
+            session.close(CloseStatus.UPSTREAM_LOST if link.lost else CloseStatus.CLOSED, exit_status=status)
+            self.target_session = None
+            if self.mode == "relay" and not self.chan.is_closing():
                 self.say(f"\r\n[connection to {conn.name} closed]")
                 self._back_to_prompt()
 
-        link = Link(
-            self.chan,
-            closed,
-            recorder=terminal_recorder(self.services, session, conn, self.term),
-            session=session,
-            forward_eof=False,
-        )
-        self.services.register(
-            LiveSession(session.id, "ssh", server.user, conn.name, lambda reason: link.close(), {"kind": "shell"})
-        )
+        def kill(reason: str) -> None:
+            if not self.chan.is_closing():
+                self.say(f"\r\nhoop: session {session.id} on {conn.name} ended by the gateway: {reason}", err=True)
+            link.close()
+
+        link = Link(self.chan, closed, session=session, forward_eof=False)
+        self.target_session = session
+        session.start(kill, kind="shell", client=server.client, pty=True, via="lobby", lobby=lobby.id)
+        try:
+            target = await server.target(conn)
+        except TargetError as exc:
+            self.say(f"hoop: {exc}")
+            link.lost = True
+            link.close()
+            return 1
+        except asyncio.CancelledError:  # Ctrl-C while logging in, or the lobby ended
+            link.close()
+            raise
+        if link.closed:  # killed while logging in
+            return 1
+        link.recorder = terminal_recorder(session, term, record_input=conn.record_input)
         self.link, self.mode = link, "relay"
         try:
-            await link.open(target, term=self.term)
+            await link.open(target, term=term)
         except (asyncssh.Error, OSError) as exc:
             self.link, self.mode = None, "busy"
+            link.lost = True
             link.target_closed(None, None)
             self.say(f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
             return 1
@@ -343,7 +367,7 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     # -- connect: SQL ----------------------------------------------------------------------------
 
-    async def _connect_sql(self, conn: Any) -> int:
+    async def _connect_sql(self, conn: Connection) -> int:
         shell = open_shell(self.services, self.server.user, conn, self.say)
         try:
             await shell.open()
@@ -352,7 +376,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return 1
         self.sql = shell
         self.say(f"SQL shell on {conn.name} ({conn.type}). End statements with ';'. \\q to leave.")
-        self.sql_editor = LineEditor(self.chan.write, f"{conn.name}=> ", self.term is not None)
+        assert self.out is not None
+        self.sql_editor = LineEditor(self.out.write, f"{conn.name}=> ", self.term is not None)
         self.mode = "sql"
         self.sql_editor.show_prompt()
         return 0

@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, Static
 
+from hoop.core.store.records import connection_label
 from hoop.tui.data import fmt_span, fmt_time
 from hoop.tui.screens.base import AreaScreen, reset_table
 
@@ -69,7 +70,7 @@ class RecordingsScreen(AreaScreen):
             table.add_row(
                 key,
                 row["user"],
-                row["connection"],
+                connection_label(row["connection"]),
                 row["protocol"],
                 fmt_time(row["started"]),
                 length,

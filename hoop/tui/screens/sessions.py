@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Label, RichLog, Static
 
+from hoop.core.store.records import connection_label
 from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
 from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
@@ -39,7 +40,7 @@ def session_cells(row: dict[str, Any], now: float) -> tuple[Any, ...]:
     return (
         str(row["id"]),
         row["user"],
-        row["connection"],
+        connection_label(row["connection"]),
         row["protocol"],
         fmt_time(row["started"])[5:16],
         duration,
@@ -123,7 +124,7 @@ class SessionsScreen(AreaScreen):
         self.app.push_screen(
             AskText(
                 f"Kill session {row['id']}?",
-                f"{row['user']} on {row['connection']} will be disconnected. Reason:",
+                f"{row['user']} on {connection_label(row['connection'])} will be disconnected. Reason:",
                 required=True,
             ),
             answer,
@@ -153,7 +154,8 @@ class WatchScreen(HoopScreen):
     def compose(self) -> ComposeResult:
         s = self.session
         yield Label(
-            f"Session {s['id']}: {s['user']} on {s['connection']} ({s['protocol']}), started {fmt_time(s['started'])}",
+            f"Session {s['id']}: {s['user']} on {connection_label(s['connection'])} ({s['protocol']}), "
+            f"started {fmt_time(s['started'])}",
             classes="section",
         )
         if self.terminal:

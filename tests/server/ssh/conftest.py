@@ -4,8 +4,9 @@
   config) that accepts root with the target key, and user ``hoopt`` with a canary password.
 - ``gateway`` (session): `hoop serve` as a subprocess with [listen] ssh and postgres, users
   alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
-  web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432) and locked (no file
-  transfer, no forwarding). Attributes: ssh(...), token(user), run_hoop(...), logs().
+  web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432), locked (no file
+  transfer, no forwarding) and down (a port nothing listens on). Attributes: ssh(...),
+  token(user), run_hoop(...), logs().
 
 Missing sshd/ssh skips, except under CI (env ``CI`` set), where it fails.
 """
@@ -151,7 +152,7 @@ class Gateway:
 def gateway(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     d = tmp_path_factory.mktemp("gateway")
     client_pub = keygen(d / "alice_key")
-    ssh_port, pg_port = free_port(), free_port()
+    ssh_port, pg_port, closed_port = free_port(), free_port(), free_port()
     password_conn = ""
     if sshd.password_user:
         password_conn = f"""
@@ -234,6 +235,16 @@ private_key = "{sshd.target_key}"
 groups = ["dev"]
 ssh_client = "openssh"
 {password_conn}
+[[connections]]
+name = "down"
+type = "ssh"
+host = "127.0.0.1"
+port = {closed_port}
+username = "root"
+private_key = "{sshd.target_key}"
+groups = ["dev"]
+connect_timeout = 3
+
 [[connections]]
 name = "db"
 type = "postgres"
