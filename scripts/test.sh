@@ -29,7 +29,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
-# Quality gates first (seconds): lint and format-check everything, type-check the core (files set in pyproject).
+# Quality gates first (seconds): lint and format-check everything, type-check all of hoop/ (strict; pyproject).
 .venv/bin/ruff check hoop tests bench
 .venv/bin/ruff format --check hoop tests bench
 .venv/bin/mypy
