@@ -153,3 +153,28 @@ def test_tui_command_in_the_builtin_session_returns_to_the_prompt(make_gateway: 
         term.expect("dba")
     finally:
         term.close()
+
+
+def test_killing_the_lobby_while_its_console_runs_revokes_the_consoles_token(make_gateway: Any, tmux_ok: None) -> None:
+    gw = make_gateway(REVIEW, listen={"postgres": free_port(), "ssh": free_port()})
+    term = Tmux(f"hoop-tui-k-{os.getpid()}", ssh_argv(gw.ports["ssh"], "bob", target="") + ["; sleep 30"])
+    try:
+        login(term, gw.token("bob"))
+        term.expect("Type 'help'")
+        term.keys("tui", literal=True)
+        term.keys("Enter")
+        term.expect("signed in as bob")
+        consoles = [t for t in json.loads(gw.cli("token", "list", "--json").stdout) if t["note"] == "ssh tui session"]
+        assert [t["revoked"] for t in consoles] == [None]  # the console's own token, live while it runs
+        lobby = [s for s in json.loads(gw.cli("sessions", "--json").stdout) if s["connection"] == ""][0]
+        gw.cli("kill", str(lobby["id"]), "--reason", "end of shift", "--token", gw.token("carol"))
+        term.expect("session ended by the gateway: end of shift")
+        deadline = time.monotonic() + 10
+        while True:
+            tokens = {t["id"]: t for t in json.loads(gw.cli("token", "list", "--json").stdout)}
+            if tokens[consoles[0]["id"]]["revoked"] is not None:
+                break
+            assert time.monotonic() < deadline, "the console's token is still valid after its session was killed"
+            time.sleep(0.2)
+    finally:
+        term.close()

@@ -111,7 +111,16 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.size = (term[1][0] or 80, term[1][1] or 24)
 
     async def run(self) -> None:
-        await self._run()
+        try:
+            await self._run()
+        finally:  # also when the session is killed or the client leaves while the console runs
+            if self.token_id:
+                self.connection_lost(None)  # the console goes with its session
+                self._revoke_now()
+            if self.master >= 0:
+                asyncio.get_running_loop().remove_reader(self.master)
+                os.close(self.master)
+                self.master = -1
 
     async def _run(self) -> None:
         identity = self.server.identity
@@ -187,11 +196,16 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     async def _revoke(self) -> None:
         if self.token_id:
+            await asyncio.to_thread(self._revoke_now)
+
+    def _revoke_now(self) -> None:
+        """The console's token dies with the console, however it ended."""
+        token_id, self.token_id = self.token_id, ""
+        if token_id:
             try:
-                await asyncio.to_thread(self.services.tokens.revoke, self.token_id)
+                self.services.tokens.revoke(token_id)
             except Exception:  # the token expires on its own; never break the session's end
-                log.exception("could not revoke the tui token %s", self.token_id)
-            self.token_id = ""
+                log.exception("could not revoke the tui token %s", token_id)
 
 
 def _controlling_tty() -> None:
