@@ -145,3 +145,15 @@ def test_a_writer_that_takes_nothing_stalls_sessions_only_for_the_limit(
         assert _statements(tmp_path / "hoop.db") == ["SELECT 1", "SELECT 2"]
     finally:
         j.close()
+
+
+def test_a_statement_recorded_after_its_session_closed_still_counts(journal: Journal, tmp_path: Path) -> None:
+    s = journal.open_session("alice", "ssh", "ssh", "127.0.0.1:5")
+    s.close("killed")
+    journal.flush()
+    s.finished(StatementRecord("sleep 60", "allow", "", time.time(), 5.0, error="signal KILL"))  # the exec it ended
+    journal.flush()
+    store = Store(tmp_path / "hoop.db")
+    row = store.one("SELECT statements, status FROM sessions WHERE id = ?", (s.id,))
+    assert row == {"statements": 1, "status": "killed"}
+    assert [r["text"] for r in store.query("SELECT text FROM statements WHERE session_id = ?", (s.id,))] == ["sleep 60"]

@@ -94,6 +94,8 @@ class SessionLog:
             self.blocked += 1
         self._dirty = True
         self.journal._append("ordered", ("d", (self, self._seq, record)))
+        if self.ended is not None:  # a statement that ended with its session: its counts go out again
+            self.journal._append("closed", self)
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
         detail.setdefault("session", self.id)
