@@ -19,6 +19,7 @@ from typing import Any
 from hoop.core.approvals import DecisionRefused
 from hoop.core.errors import AuthError, HoopError
 from hoop.core.identity import Identity
+from hoop.server import control_tui
 from hoop.server.services import Services
 
 log = logging.getLogger("hoop.control")
@@ -128,4 +129,4 @@ class ControlServer:
             return {"ok": False, "error": f"bad request for {op}: {exc}"}
 
 
-from hoop.server import control_tui as _control_tui  # noqa: E402,F401  (registers the TUI operations)
+HANDLERS.update(control_tui.OPERATIONS)  # the TUI's rule operations

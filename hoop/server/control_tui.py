@@ -1,6 +1,6 @@
 """Control operations the TUI needs beyond approve/deny/kill: saving and removing rules.
 
-Registered on import (the `handler` decorator of control.py). Only approvers may change rules;
+`OPERATIONS` is merged into control.py's table of operations. Only approvers may change rules;
 the rule book validates and versions every change, the gateway's rule watcher applies it
 within a second, and each change is audited with the new version.
 """
@@ -13,7 +13,6 @@ from typing import Any
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.identity import Identity
 from hoop.core.rulebook import KINDS, RuleBook
-from hoop.server.control import handler
 from hoop.server.services import Services
 
 
@@ -29,7 +28,6 @@ def _approver(services: Services, who: Identity, what: str) -> None:
         raise HoopError(f"only members of an approver group may {what}")
 
 
-@handler("rules.save")
 async def _rules_save(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     kind, body = _kind(req), req.get("body")
     if not isinstance(body, dict):
@@ -43,10 +41,12 @@ async def _rules_save(services: Services, who: Identity, req: dict[str, Any]) ->
     return {"kind": kind, "name": body.get("name"), "version": version}
 
 
-@handler("rules.remove")
 async def _rules_remove(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     kind, name = _kind(req), str(req.get("name", ""))
     _approver(services, who, "change rules")
     version = await asyncio.to_thread(RuleBook(services.store).remove, kind, name, who.name)
     services.journal.audit(who.name, "rule.remove", f"{kind}:{name}", kind=kind, version=version)
     return {"kind": kind, "name": name, "version": version}
+
+
+OPERATIONS = {"rules.save": _rules_save, "rules.remove": _rules_remove}
