@@ -5,8 +5,9 @@ later line is one frame `[t, kind, data]` where `t` is seconds since the session
 Database sessions use these kinds:
 
 - `"q"`  a statement: {"text", "decision", "rule", "reason"}
-- `"r"`  its outcome: {"tag", "rows", "ms", "error", "sample"} where `sample` holds the first
-         result rows exactly as the client saw them (masked)
+- `"r"`  its outcome: {"tag", "rows", "ms", "error", "columns", "sample"} where `sample` holds
+         the first result rows exactly as the client saw them (masked) and `columns` names
+         them ("schema.table.column" where the origin is known); both only when sampled
 - `"e"`  a session event: {"event", ...} (start, end, held, approved, denied, ...)
 
 Terminal sessions (SSH) are recorded as asciicast v2 next to it (see `terminal.py`); this
@@ -25,6 +26,12 @@ import orjson  # frames are encoded once per statement by the journal writer: th
 
 FORMAT = "hoop-recording"
 VERSION = 1
+# Result samples, the same for every door: the first rows of the first statements of a
+# session, then of every 100th, so a busy session does not pay to decode rows nobody reads.
+SAMPLE_ROWS = 3
+SAMPLE_FIRST = 20
+SAMPLE_EVERY = 100
+SAMPLE_CHARS = 200
 
 
 @dataclass
@@ -35,6 +42,19 @@ class Recording:
 
 class RecordingError(Exception):
     pass
+
+
+def sampled(n: int) -> bool:
+    """Are the results of a session's statement number `n` (from 0) sampled?"""
+    return n < SAMPLE_FIRST or n % SAMPLE_EVERY == 0
+
+
+def sample_value(v: bytes | None) -> str | None:
+    """One value of a sample row as text, shortened for readability."""
+    if v is None:
+        return None
+    text = v.decode("utf-8", "replace")
+    return text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + "…"
 
 
 def header(session_id: int, protocol: str, user: str, connection: str, started: float) -> dict[str, Any]:

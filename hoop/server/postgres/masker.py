@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hoop.core.masking import MaskPlan
+from hoop.core.recording import sample_value
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import JSONB, TEXT_IN_BINARY, TYPE_NAMES
 
@@ -129,13 +130,6 @@ class Limits:
         return None
 
 
-def sample_row(body: memoryview, limit: int = 200) -> list[Any]:
+def sample_row(body: memoryview) -> list[Any]:
     """A row for the recording (already masked), values shortened for readability."""
-    out: list[Any] = []
-    for v in codec.parse_data_row(body):
-        if v is None:
-            out.append(None)
-        else:
-            text = v.decode("utf-8", "replace")
-            out.append(text if len(text) <= limit else text[:limit] + "…")
-    return out
+    return [sample_value(v) for v in codec.parse_data_row(body)]

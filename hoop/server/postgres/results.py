@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hoop.core.masking import MaskFormatError, MaskPolicy
 from hoop.core.pipeline import Pipeline, Subject
+from hoop.core.recording import SAMPLE_ROWS, sampled
 from hoop.core.store.journal import SessionLog
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
@@ -23,9 +24,6 @@ from hoop.server.postgres.tracker import Tracker
 from hoop.server.session import Session
 
 log = logging.getLogger("hoop.postgres")
-SAMPLE_ROWS = 3
-SAMPLE_FIRST = 20
-SAMPLE_EVERY = 100
 T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
 BASE_WATCH = frozenset(b"CEZIsTHS")  # what the relay always looks at
@@ -88,10 +86,8 @@ class Results:
     # -- result set start ------------------------------------------------------------------
 
     def _sampling(self) -> bool:
-        """Result samples for the recording: the first statements of a session, then every
-        100th, so a busy session does not pay to decode rows nobody will read."""
-        n = self.relay.log.statements
-        return n < SAMPLE_FIRST or n % SAMPLE_EVERY == 0
+        """Result samples for the recording (`recording.sampled`)."""
+        return sampled(self.relay.log.statements)
 
     def _fields(self, msg: memoryview) -> list[codec.Field]:
         """RowDescriptions repeat (the same query again and again): parse each shape once."""
