@@ -22,7 +22,7 @@ from hoop.core.sql import PreparedStatements
 from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
-from hoop.server.mysql.results import Unit
+from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.session import Session
 

@@ -4,7 +4,8 @@ Client commands are read one logical packet at a time; the policy looks at COM_Q
 COM_STMT_PREPARE and COM_INIT_DB text, everything else is judged by its command byte. A
 refused command never goes upstream: the gateway answers it with an ERR packet in its turn
 (MySQL answers commands strictly in order, so a queue of `Unit`s keeps our answers and the
-server's in sequence). Responses are parsed by `results.Responses`.
+server's in sequence). Responses are parsed by `results.Responses`, which owns that queue and
+tells the relay what the answers said through the `ResponseEvents` methods below.
 
 Text is read as the server reads it (session_vars.py): decoded with the session's character
 set and classified under its sql_mode, both as the server last reported them. A command whose
@@ -29,6 +30,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
+from hoop.core.masking import ColumnRef, MaskPolicy
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
@@ -36,7 +38,8 @@ from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, Step, runs_kill
-from hoop.server.mysql.results import Responses, Unit
+from hoop.server.mysql.response_events import Unit
+from hoop.server.mysql.results import Responses
 from hoop.server.mysql.session_vars import Settings, touches_tracking
 from hoop.server.mysql.text_settings import (
     ER_SETTINGS,
@@ -107,7 +110,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.unsynced = False  # code the gateway did not read may have run since the last report
         self.deferred: tuple[int, bytes] | None = None  # a command waiting for earlier answers
         self.responses = Responses(self, caps, upstream_caps)
-        self.units: deque[Unit] = deque()
+        self.units: deque[Unit] = self.responses.units  # the parser's queue: commands are added here
         self.prepared = PreparedStatements()  # SQL-level PREPARE / EXECUTE
         # COM_STMT_PREPARE id -> its text and the mode it was read under, judged again at each execute
         self.stmts: dict[int, tuple[str, TextMode]] = {}
@@ -117,9 +120,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.hold_task: asyncio.Future[None] | None = None
         self.closed = False
         self.done: asyncio.Future[CloseStatus] = asyncio.get_running_loop().create_future()
-        self._policy: Any = None
         self._completed: list[Unit] = []  # answered during this `from_upstream`, recorded after the write
-        self._inject: list[bytes] | None = None  # gateway replies produced while parsing a response
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resume: tuple[int, bytes] | None = None  # a deferred command whose turn has come
 
@@ -408,8 +409,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
             for unit in completed:
                 self._finish(unit)
 
-    def unit_done(self) -> None:
-        unit = self.units.popleft()
+    def unit_done(self, unit: Unit) -> None:
         if unit.record:
             unit.ended = time.time()
             self._completed.append(unit)
@@ -427,40 +427,37 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
 
     def _flush_replies(self) -> None:
         units = self.units
-        while units and units[0].reply is not None:
+        while units and (reply := units[0].reply) is not None:
             unit = units.popleft()
-            if self._inject is not None:
-                self._inject.append(unit.reply)  # type: ignore[arg-type]
-            elif self.client is not None:
-                self.client.write(unit.reply)  # type: ignore[arg-type]
+            if not self.responses.queue_reply(reply) and self.client is not None:
+                self.client.write(reply)
             if unit.record:
                 self._finish(unit)
 
     def prepared_ok(self, unit: Unit, stmt_id: int) -> None:
         self.stmts[stmt_id] = (unit.text, unit.mode or TextMode())
 
+    def infile_requested(self) -> bool:
+        if self.allow_local_infile:
+            self.client_infile = True  # the upload is relayed as it comes (`_infile_data`)
+        return self.allow_local_infile
+
+    def audit(self, action: str, **detail: object) -> None:
+        self.session.audit(action, **detail)
+
     # -- masking -----------------------------------------------------------------------------
 
-    def masking_active(self) -> bool:
-        policy = self._policy = self.pipeline.mask_policy(self.subject)
-        return bool(policy.active or policy.max_rows or policy.max_bytes or policy.exempted)
+    def mask_policy(self) -> MaskPolicy:
+        policy: MaskPolicy = self.pipeline.mask_policy(self.subject)
+        return policy
 
-    def plan_for(self, cols: list[p.ColumnDefinition]) -> Any:
-        policy = self._policy
-        if policy is None:
-            return None
-        if policy.exempted:
-            self.session.audit("mask.exempt", rules=list(policy.exempted))
-        refs, hints = self.responses.column_plan_inputs(cols)
-        refs = self.door.views.resolve(self.target, refs) if self.door.views is not None else refs
-        return policy.plan(refs, hints)
+    def resolve_columns(self, refs: list[ColumnRef | None]) -> list[ColumnRef | None]:
+        views = self.door.views
+        resolved: list[ColumnRef | None] = views.resolve(self.target, refs) if views is not None else refs
+        return resolved
 
-    def row_limits(self) -> tuple[int | None, int | None]:
-        policy = self._policy
-        return (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
-
-    def limit_reached(self) -> None:
-        self.session.audit("result.limit", text=self.units[0].text[:2000] if self.units else "")
+    def limit_reached(self, unit: Unit) -> None:
+        self.session.audit("result.limit", text=unit.text[:2000])
         self._spawn(self.interrupt(query_only=True))  # stop the server streaming rows we discard
 
     # -- recording ---------------------------------------------------------------------------

@@ -9,99 +9,35 @@ mask plan for the result set changes something. Binary rows (prepared statements
 only for the columns the plan touches.
 
 Upstream always speaks CLIENT_SESSION_TRACK: every OK packet is read with the upstream's
-capabilities, its reported settings go to the relay (session_vars.py), and clients that did not
+capabilities, its reported settings go to the owner (session_vars.py), and clients that did not
 ask for session tracking get the OK packet in their own layout.
+
+The parser owns the queue of `Unit`s and tells its owner what happened through the
+`ResponseEvents` it was given (response_events.py).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from typing import Any
 
-from hoop.core.masking import ColumnRef, MaskPlan
+from hoop.core.masking import MaskPlan, MaskPolicy
 from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.mask_columns import TYPE_HINTS, binary_of, column_ref, text_of
+from hoop.server.mysql.response_events import ResponseEvents, Unit
 from hoop.server.mysql.session_vars import for_client, parse_state
 
-if TYPE_CHECKING:
-    from hoop.server.mysql.relay import Relay
-
-# How masking names MySQL column types (see hoop.core.detectors.type_kind).
-TYPE_HINTS = {
-    c.MYSQL_TYPE_TINY: "tinyint",
-    c.MYSQL_TYPE_SHORT: "smallint",
-    c.MYSQL_TYPE_LONG: "int",
-    c.MYSQL_TYPE_INT24: "mediumint",
-    c.MYSQL_TYPE_LONGLONG: "bigint",
-    c.MYSQL_TYPE_FLOAT: "float",
-    c.MYSQL_TYPE_DOUBLE: "double",
-    c.MYSQL_TYPE_DECIMAL: "decimal",
-    c.MYSQL_TYPE_NEWDECIMAL: "decimal",
-    c.MYSQL_TYPE_YEAR: "year",
-    c.MYSQL_TYPE_DATE: "date",
-    c.MYSQL_TYPE_NEWDATE: "date",
-    c.MYSQL_TYPE_TIME: "time",
-    c.MYSQL_TYPE_DATETIME: "datetime",
-    c.MYSQL_TYPE_TIMESTAMP: "timestamp",
-    c.MYSQL_TYPE_BIT: "bit",
-    c.MYSQL_TYPE_GEOMETRY: "geometry",
-    c.MYSQL_TYPE_JSON: "json",
-    c.MYSQL_TYPE_NULL: "text",
-}
-_NUMERIC_BINARY = frozenset(
-    (
-        c.MYSQL_TYPE_TINY,
-        c.MYSQL_TYPE_SHORT,
-        c.MYSQL_TYPE_LONG,
-        c.MYSQL_TYPE_INT24,
-        c.MYSQL_TYPE_LONGLONG,
-        c.MYSQL_TYPE_YEAR,
-    )
-)
-
 FIRST, COLS, COLS_EOF, ROWS, PREPARE, SKIP, INFILE = range(7)
-
-
-@dataclass(slots=True)
-class Unit:
-    """One command waiting for its response."""
-
-    text: str
-    kind: str  # result | prepare | fields | single | stats | fetch
-    decision: str = "allow"
-    rule: str = ""
-    record: bool = True
-    binary: bool = False
-    stmt_id: int = 0
-    reply: bytes | None = None  # answered by the gateway (a wire packet), nothing goes upstream
-    started: float = field(default_factory=time.time)
-    ended: float = 0.0
-    rows: int = 0
-    affected: int | None = None
-    error: str = ""
-    mode: Any = None  # the TextMode the text was read under (kept for COM_STMT_EXECUTE)
-    internal: bool = False  # the gateway's own command: its answer never reaches the client
-
-
-def column_ref(col: p.ColumnDefinition) -> ColumnRef | None:
-    """MySQL names the origin of each result column, so aliases resolve here; computed columns
-    have no origin table and are left to the content detectors."""
-    if not col.org_table or not col.org_name:
-        return None
-    return ColumnRef(
-        col.schema.decode("utf-8", "replace").lower(),
-        col.org_table.decode("utf-8", "replace").lower(),
-        col.org_name.decode("utf-8", "replace").lower(),
-    )
 
 
 class Responses:
     """The upstream side's parsing state; `feed` returns what to write to the client."""
 
-    def __init__(self, relay: Relay, caps: int, upstream_caps: int | None = None) -> None:
-        self.relay = relay
+    def __init__(self, events: ResponseEvents, caps: int, upstream_caps: int | None = None) -> None:
+        self.events = events
+        self.units: deque[Unit] = deque()  # commands waiting for their answer, oldest first
         self.deprecate_eof = bool(caps & c.CLIENT_DEPRECATE_EOF)
         self.client_caps = caps
         self.caps = caps if upstream_caps is None else upstream_caps  # how the server's packets are laid out
@@ -110,6 +46,7 @@ class Responses:
         self.remaining = 0
         self.columns: list[p.ColumnDefinition] | None = None  # parsed only when masking may apply
         self.ncols = 0
+        self.policy: MaskPolicy | None = None  # as asked at the start of the current result set
         self.plan: MaskPlan | None = None
         self.limits: tuple[int | None, int | None] = (None, None)
         self.bytes = 0
@@ -118,6 +55,7 @@ class Responses:
         self.stmt_columns: dict[int, list[p.ColumnDefinition]] = {}
         # Rows that are neither masked nor limited are only counted: `feed` does that inline.
         self.plain_rows = False
+        self._inject: list[bytes] | None = None  # while `feed` runs: gateway replies due behind it
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -131,7 +69,7 @@ class Responses:
         out: list[Any] = []
         prev = 0  # start of the run of packets forwarded unchanged
         inject: list[bytes] = []
-        self.relay._inject = inject
+        self._inject = inject
         try:
             for seq, start, end in marks:
                 if self.continued:  # the rest of a >16 MiB packet travels with its head
@@ -142,7 +80,7 @@ class Responses:
                     continue
                 self.continued = end - start == c.MAX_CHUNK
                 if self.plain_rows and end > start and buf[start] < c.EOF_HEADER:
-                    self.relay.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
+                    self.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
                     continue
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
@@ -158,17 +96,30 @@ class Responses:
                     inject.clear()
                     prev = end
         finally:
-            self.relay._inject = None
+            self._inject = None
         if prev < len(buf):
             out.append(buf[prev:] if prev else buf)
         return out
+
+    def queue_reply(self, reply: bytes) -> bool:
+        """A gateway answer whose turn came while `feed` parses a response is sent right after
+        that response; returns False outside `feed` (the caller writes it itself)."""
+        if self._inject is None:
+            return False
+        self._inject.append(reply)
+        return True
+
+    def _masking(self) -> bool:
+        """Asks the owner for the masking rules now: True when rows may need looking at."""
+        policy = self.policy = self.events.mask_policy()
+        return bool(policy.active or policy.max_rows or policy.max_bytes or policy.exempted)
 
     def _whole_plain_result(self, buf: bytes, marks: list[tuple[int, int, int]]) -> bool:
         """The common answer in one read: a single text result set, complete, nothing to mask or
         limit, no other command waiting. It is counted here in one pass and forwarded as it
         came; anything else (returns False, nothing changed) goes packet by packet below."""
-        units = self.relay.units
-        if len(units) != 1 or self.discard or self.continued or self.relay.masking_active():
+        units = self.units
+        if len(units) != 1 or self.discard or self.continued or self._masking():
             return False
         unit = units[0]
         if unit.kind != "result" or unit.binary or unit.reply is not None:
@@ -198,7 +149,7 @@ class Responses:
     # -- one packet: returns None to forward it, else the bytes to send instead --------------
 
     def _packet(self, seq: int, buf: bytes, start: int, end: int) -> bytes | None:
-        units = self.relay.units
+        units = self.units
         unit = units[0] if units else None
         if unit is None:
             return None  # nothing asked (e.g. a server-side disconnect notice): pass through
@@ -245,7 +196,7 @@ class Responses:
                 self.state = COLS
                 return self._column(unit, buf, start, end)
             self.ncols = self.remaining = p.parse_column_count(buf[start:end])
-            self.columns = [] if self.relay.masking_active() else None
+            self.columns = [] if self._masking() else None
             self.state = COLS
             return drop
         if state == COLS:
@@ -283,10 +234,17 @@ class Responses:
     def _rows_begin(self, unit: Unit) -> None:
         self.state = ROWS
         cols = self.columns
-        if unit.binary and cols is not None:
-            self.stmt_columns[unit.stmt_id] = cols
-        self.plan = self.relay.plan_for(cols) if cols is not None else None
-        self.limits = self.relay.row_limits()
+        policy = self.policy
+        self.plan = None
+        if cols is not None:
+            if unit.binary:
+                self.stmt_columns[unit.stmt_id] = cols
+            refs = self.events.resolve_columns([column_ref(col) for col in cols])
+            if policy is not None:
+                if policy.exempted:
+                    self.events.audit("mask.exempt", rules=list(policy.exempted))
+                self.plan = policy.plan(refs, [TYPE_HINTS.get(col.type, "text") for col in cols])
+        self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
         self.plain_rows = self.plan is None and self.limits == (None, None)
         self.bytes = 0
 
@@ -300,19 +258,19 @@ class Responses:
             ok = p.parse_ok(payload, self.caps)
             status = ok.status
             plain = self._ok(ok, payload)
-        if status & c.SERVER_STATUS_CURSOR_EXISTS and self.relay.units[0].binary:
+        if status & c.SERVER_STATUS_CURSOR_EXISTS and self.units[0].binary:
             self._done()  # rows come later through COM_STMT_FETCH
             return plain
         self._more_or_done(status)
         return plain
 
     def _ok(self, ok: p.OkPacket, payload: bytes) -> bytes | None:
-        """Settings the server reports go to the relay; returns the client's layout of the OK
+        """Settings the server reports go to the owner; returns the client's layout of the OK
         packet where it differs from the server's."""
         if ok.session_state and ok.status & c.SERVER_SESSION_STATE_CHANGED:
             changes = parse_state(ok.session_state)
             if changes:
-                self.relay.settings_reported(changes)
+                self.events.settings_reported(changes)
         return for_client(ok, payload, self.client_caps)
 
     def _more_or_done(self, status: int) -> None:
@@ -326,14 +284,14 @@ class Responses:
         if err.is_progress_report:
             return None
         if unit.internal:  # the server refused to report the settings: they are unknown now
-            self.relay.settings_unknown(f"the server refused to report them ({err.message[:200]})")
+            self.events.settings_unknown(f"the server refused to report them ({err.message[:200]})")
         unit.error = f"{err.code} {err.message}"[:500]
         self._done()
         return None
 
     def _prepare_ok(self, unit: Unit, payload: bytes) -> bytes | None:
         ok = p.parse_stmt_prepare_ok(payload)
-        self.relay.prepared_ok(unit, ok.statement_id)
+        self.events.prepared_ok(unit, ok.statement_id)
         extra = 0 if self.deprecate_eof else (ok.num_params > 0) + (ok.num_columns > 0)
         self.remaining = ok.num_params + ok.num_columns + extra
         if self.remaining:
@@ -343,13 +301,12 @@ class Responses:
         return None
 
     def _local_infile(self, seq: int) -> bytes | None:
-        if self.relay.allow_local_infile:
-            self.relay.client_infile = True
+        if self.events.infile_requested():
             return None
         # A server must not read the client's files through us: say "no file" upstream and
         # tell the client; the server's answer to the empty upload is dropped.
-        self.relay.upstream_write(c.encode_packet(b"", seq + 1))
-        self.relay.session.audit("local_infile.refused")
+        self.events.upstream_write(c.encode_packet(b"", seq + 1))
+        self.events.audit("local_infile.refused")
         self.discard = True
         return c.encode_packet(
             p.build_err(1148, "42000", "LOAD DATA LOCAL INFILE is disabled for this connection by Hoop"), seq
@@ -361,7 +318,7 @@ class Responses:
         self.discard = False
         self.columns = None
         self.plan = None
-        self.relay.unit_done()
+        self.events.unit_done(self.units.popleft())
 
     # -- rows --------------------------------------------------------------------------------
 
@@ -373,7 +330,7 @@ class Responses:
                 what = f"{max_rows} rows" if max_rows is not None and unit.rows > max_rows else f"{max_bytes} bytes"
                 unit.error = f"result stopped at the limit of {what}"
                 self.discard = True
-                self.relay.limit_reached()
+                self.events.limit_reached(unit)
                 return c.encode_packet(
                     p.build_err(1226, "42000", f"Hoop stopped this result at the limit of {what} per statement"), seq
                 )
@@ -390,56 +347,20 @@ class Responses:
             values = p.parse_text_row(payload, len(cols))
             new = plan.apply(values)
             return None if new is None else c.encode_packet(p.build_text_row(new), seq)
-        return self._binary_row(plan, payload, cols, seq)
+        return self._binary_row(unit, plan, payload, cols, seq)
 
-    def _binary_row(self, plan: MaskPlan, payload: bytes, cols: list[p.ColumnDefinition], seq: int) -> bytes | None:
+    def _binary_row(
+        self, unit: Unit, plan: MaskPlan, payload: bytes, cols: list[p.ColumnDefinition], seq: int
+    ) -> bytes | None:
         values: list[Any] = binary_rows.parse_binary_row(payload, cols)
         touched = set(plan.masked_columns) | set(plan.scanned_columns)
         as_text: list[bytes | None] = [None] * len(values)
         for i in touched:
             v = values[i]
-            as_text[i] = v if isinstance(v, bytes) or v is None else _text_of(v)
+            as_text[i] = v if isinstance(v, bytes) or v is None else text_of(v)
         new = plan.apply(as_text)
-        if new is None:
-            return None
-        for i in touched:
-            if new[i] is as_text[i]:
-                continue
-            values[i] = _binary_of(new[i], cols[i])
-        return c.encode_packet(binary_rows.build_binary_row(values, cols), seq)
-
-    def column_plan_inputs(self, cols: list[p.ColumnDefinition]) -> tuple[list[ColumnRef | None], list[str | None]]:
-        refs = [column_ref(col) for col in cols]
-        hints: list[str | None] = [TYPE_HINTS.get(col.type, "text") for col in cols]
-        return refs, hints
-
-
-def _text_of(v: Any) -> bytes:
-    if isinstance(v, float):
-        return repr(v).encode()
-    return str(v).encode()
-
-
-def _binary_of(v: bytes | None, col: p.ColumnDefinition) -> Any:
-    """A masked value back in the column's binary type; anything that does not fit is NULL."""
-    if v is None:
-        return None
-    if col.type in _NUMERIC_BINARY:
-        try:
-            return int(v)
-        except ValueError:
-            return None
-    if col.type in (c.MYSQL_TYPE_DOUBLE, c.MYSQL_TYPE_FLOAT):
-        try:
-            return float(v)
-        except ValueError:
-            return None
-    if col.type in TYPE_HINTS and col.type not in (
-        c.MYSQL_TYPE_DECIMAL,
-        c.MYSQL_TYPE_NEWDECIMAL,
-        c.MYSQL_TYPE_JSON,
-        c.MYSQL_TYPE_BIT,
-        c.MYSQL_TYPE_GEOMETRY,
-    ):
-        return None  # dates and times: masked whole means withheld
-    return v
+        if new is not None:
+            for i in touched:
+                if new[i] is not as_text[i]:
+                    values[i] = binary_of(new[i], cols[i])
+        return None if new is None else c.encode_packet(binary_rows.build_binary_row(values, cols), seq)

@@ -20,7 +20,7 @@ from hoop.core.sql import Statement
 from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import Step
-from hoop.server.mysql.results import Unit
+from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, SettingsError, touches_tracking
 
 ER_SETTINGS = (1235, "42000")  # ER_NOT_SUPPORTED_YET
