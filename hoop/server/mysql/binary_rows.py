@@ -168,3 +168,22 @@ def build_binary_row(values: Sequence[BinaryValue], columns: Sequence[ColumnDefi
         else:
             body.append(_write_binary_value(v, col))
     return b"\x00" + bytes(bitmap) + b"".join(body)
+
+
+def text_value(v: BinaryValue, col: ColumnDefinition) -> bytes | None:
+    """A binary value as the text protocol would show it (for the recording's samples)."""
+    if v is None or isinstance(v, bytes):
+        return v
+    if isinstance(v, MyDateTime):
+        text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+        if col.type not in (c.MYSQL_TYPE_DATE, c.MYSQL_TYPE_NEWDATE):
+            text += f" {v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+            if v.microsecond:
+                text += f".{v.microsecond:06d}"
+        return text.encode()
+    if isinstance(v, MyTime):
+        text = f"{'-' if v.negative else ''}{v.days * 24 + v.hours:02d}:{v.minutes:02d}:{v.seconds:02d}"
+        return (text + f".{v.microseconds:06d}" if v.microseconds else text).encode()
+    if isinstance(v, float):  # FLOAT is single precision: its shortest text has about 6 digits
+        return (f"{v:g}" if col.type == c.MYSQL_TYPE_FLOAT else repr(v)).encode()
+    return str(v).encode()

@@ -468,7 +468,15 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
         self.session.record(
-            unit.text, unit.decision, unit.rule, started=unit.started, duration_ms=duration, rows=rows, error=unit.error
+            unit.text,
+            unit.decision,
+            unit.rule,
+            started=unit.started,
+            duration_ms=duration,
+            rows=rows,
+            error=unit.error,
+            columns=unit.columns,
+            sample=unit.sample,
         )
         if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
             self.door.routines.get(self.subject.connection, self.target).changed()

@@ -2,7 +2,7 @@
 
 `Unit` is one command waiting for its answer: the relay queues it when the command goes
 upstream (or is answered by the gateway), the parser fills in what the answer said (rows,
-affected rows, error) and takes it off the queue.
+affected rows, error, the recording's columns and sample) and takes it off the queue.
 
 `ResponseEvents` is everything the parser needs from its owner. The parser calls it when the
 answer says something the session acts on (settings reported, a statement prepared, a result
@@ -40,6 +40,10 @@ class Unit:
     error: str = ""
     mode: TextMode | None = None  # the TextMode the text was read under (kept for COM_STMT_EXECUTE)
     internal: bool = False  # the gateway's own command: its answer never reaches the client
+    # For the recording, when this statement's result is sampled (recording.sampled): the
+    # first result set's column names ("schema.table.column" where known) and first rows.
+    columns: list[str] | None = None
+    sample: list[list[str | None]] | None = None
 
 
 class ResponseEvents(Protocol):

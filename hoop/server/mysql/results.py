@@ -13,7 +13,8 @@ capabilities, its reported settings go to the owner (session_vars.py), and clien
 ask for session tracking get the OK packet in their own layout.
 
 The parser owns the queue of `Unit`s and tells its owner what happened through the
-`ResponseEvents` it was given (response_events.py).
+`ResponseEvents` it was given (response_events.py). Sampled statements (recording.sampled) keep
+their first result set's column names and first rows as the client got them, masked.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections import deque
 from typing import Any
 
 from hoop.core.masking import MaskPlan, MaskPolicy
+from hoop.core.recording import SAMPLE_EVERY, SAMPLE_FIRST, SAMPLE_ROWS, sample_value, sampled
 from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
@@ -53,8 +55,10 @@ class Responses:
         self.discard = False  # the client already got its final packet for this unit
         self.continued = False  # previous wire packet was a full 16 MiB chunk
         self.stmt_columns: dict[int, list[p.ColumnDefinition]] = {}
-        # Rows that are neither masked nor limited are only counted: `feed` does that inline.
+        # Rows that are neither masked, limited nor sampled are only counted: `feed` does that inline.
         self.plain_rows = False
+        self.results = 0  # result sets of recorded statements so far: which are sampled
+        self.sample_left = 0  # rows of the current result set still to sample
         self._inject: list[bytes] | None = None  # while `feed` runs: gateway replies due behind it
 
     # -- entry -------------------------------------------------------------------------------
@@ -114,16 +118,28 @@ class Responses:
         policy = self.policy = self.events.mask_policy()
         return bool(policy.active or policy.max_rows or policy.max_bytes or policy.exempted)
 
+    def _sampling(self) -> bool:
+        """Is this result set of a recorded statement sampled? Counts it."""
+        n = self.results
+        self.results = n + 1
+        return sampled(n)
+
     def _whole_plain_result(self, buf: bytes, marks: list[tuple[int, int, int]]) -> bool:
         """The common answer in one read: a single text result set, complete, nothing to mask or
         limit, no other command waiting. It is counted here in one pass and forwarded as it
         came; anything else (returns False, nothing changed) goes packet by packet below."""
         units = self.units
-        if len(units) != 1 or self.discard or self.continued or self._masking():
+        if len(units) != 1 or self.discard or self.continued:
+            return False
+        policy = self.policy = self.events.mask_policy()  # `_masking`, inline: this runs per statement
+        if policy.active or policy.max_rows or policy.max_bytes or policy.exempted:
             return False
         unit = units[0]
         if unit.kind != "result" or unit.binary or unit.reply is not None:
             return False
+        n = self.results
+        if unit.record and (n < SAMPLE_FIRST or not n % SAMPLE_EVERY):  # `recording.sampled`, inline
+            return False  # the full path keeps the sample
         _, start, end = marks[0]
         ncols = buf[start] if end - start == 1 else 0  # column count, one byte: 1..250
         if not 0 < ncols < 0xFB:
@@ -143,6 +159,7 @@ class Responses:
         if status & (c.SERVER_MORE_RESULTS_EXISTS | c.SERVER_STATUS_CURSOR_EXISTS | c.SERVER_SESSION_STATE_CHANGED):
             return False
         unit.rows += last - first_row
+        self.results += unit.record
         self._done()
         return True
 
@@ -196,7 +213,9 @@ class Responses:
                 self.state = COLS
                 return self._column(unit, buf, start, end)
             self.ncols = self.remaining = p.parse_column_count(buf[start:end])
-            self.columns = [] if self._masking() else None
+            masking = self._masking()
+            self.sample_left = SAMPLE_ROWS if unit.record and unit.sample is None and self._sampling() else 0
+            self.columns = [] if masking or self.sample_left else None
             self.state = COLS
             return drop
         if state == COLS:
@@ -240,12 +259,18 @@ class Responses:
             if unit.binary:
                 self.stmt_columns[unit.stmt_id] = cols
             refs = self.events.resolve_columns([column_ref(col) for col in cols])
+            if self.sample_left:
+                unit.columns = [
+                    f"{r.schema}.{r.table}.{r.column}" if r else col.name.decode("utf-8", "replace")
+                    for r, col in zip(refs, cols)
+                ]
+                unit.sample = []
             if policy is not None:
                 if policy.exempted:
                     self.events.audit("mask.exempt", rules=list(policy.exempted))
                 self.plan = policy.plan(refs, [TYPE_HINTS.get(col.type, "text") for col in cols])
         self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
-        self.plain_rows = self.plan is None and self.limits == (None, None)
+        self.plain_rows = self.plan is None and self.limits == (None, None) and not self.sample_left
         self.bytes = 0
 
     def _end_of_rows(self, payload: bytes) -> bytes | None:
@@ -318,6 +343,7 @@ class Responses:
         self.discard = False
         self.columns = None
         self.plan = None
+        self.sample_left = 0
         self.events.unit_done(self.units.popleft())
 
     # -- rows --------------------------------------------------------------------------------
@@ -336,6 +362,8 @@ class Responses:
                 )
         plan = self.plan
         if plan is None:
+            if self.sample_left:
+                self._sample_plain(unit, buf, start, end)
             return None
         if end - start >= c.MAX_CHUNK:  # cannot mask a split row safely: withhold the rest
             self.discard = True
@@ -346,8 +374,32 @@ class Responses:
         if not unit.binary:
             values = p.parse_text_row(payload, len(cols))
             new = plan.apply(values)
+            if self.sample_left:
+                self._keep_sample(unit, [sample_value(v) for v in (values if new is None else new)])
             return None if new is None else c.encode_packet(p.build_text_row(new), seq)
         return self._binary_row(unit, plan, payload, cols, seq)
+
+    def _sample_plain(self, unit: Unit, buf: bytes, start: int, end: int) -> None:
+        """Sample a row that goes to the client as the server sent it."""
+        if end - start >= c.MAX_CHUNK:  # the rest of a split row is not here: the sample ends
+            self._keep_sample(unit, None)
+            return
+        cols = self.columns or []
+        if unit.binary:
+            values = binary_rows.parse_binary_row(buf[start:end], cols)
+            row = [sample_value(binary_rows.text_value(v, col)) for v, col in zip(values, cols)]
+        else:
+            row = [sample_value(v) for v in p.parse_text_row(buf[start:end], len(cols))]
+        self._keep_sample(unit, row)
+
+    def _keep_sample(self, unit: Unit, row: list[str | None] | None) -> None:
+        """Keep one sample row (None: stop sampling); once the sample is complete, rows of a
+        result nothing else looks at are only counted again."""
+        if row is not None and unit.sample is not None:
+            unit.sample.append(row)
+        self.sample_left = self.sample_left - 1 if row is not None else 0
+        if not self.sample_left:
+            self.plain_rows = self.plan is None and self.limits == (None, None) and not self.discard
 
     def _binary_row(
         self, unit: Unit, plan: MaskPlan, payload: bytes, cols: list[p.ColumnDefinition], seq: int
@@ -363,4 +415,6 @@ class Responses:
             for i in touched:
                 if new[i] is not as_text[i]:
                     values[i] = binary_of(new[i], cols[i])
+        if self.sample_left:
+            self._keep_sample(unit, [sample_value(binary_rows.text_value(v, col)) for v, col in zip(values, cols)])
         return None if new is None else c.encode_packet(binary_rows.build_binary_row(values, cols), seq)
