@@ -14,8 +14,8 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements
@@ -24,10 +24,9 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
+from hoop.server.mysql.views import Views
+from hoop.server.routine_watch import RoutineWatchers
 from hoop.server.session import Session
-
-if TYPE_CHECKING:
-    from hoop.server.mysql.listener import MySQLDoor
 
 log = logging.getLogger("hoop.mysql")
 ER_DENIED = (1142, "42000")
@@ -39,6 +38,26 @@ Step = object | None
 KILL_BY_ID = re.compile(r"\s*KILL\s+(?:(?:HARD|SOFT)\s+)?(QUERY\s+|CONNECTION\s+)?(\d+)\s*;?\s*", re.I | re.A)
 
 
+class DoorState(Protocol):
+    """What a relay uses of the door that made it (listener.MySQLDoor), declared here so the
+    relay's modules need not import the listener."""
+
+    @property
+    def relays(self) -> Mapping[int, HoldsAndKills]:
+        """The door's live sessions by gateway connection id (for KILL)."""
+        ...
+
+    @property
+    def views(self) -> Views:
+        """Where view columns come from (for masking)."""
+        ...
+
+    @property
+    def routines(self) -> RoutineWatchers:
+        """The routine catalogs, told when DDL may have changed them."""
+        ...
+
+
 class HoldsAndKills:
     """Mixed into `Relay`, which provides the attributes below and `from_client`, `close`,
     `_spawn`, `_allowed`, `_forward`, `_reply` and `_flush_replies`."""
@@ -46,7 +65,7 @@ class HoldsAndKills:
     caps: int
     client: asyncio.Transport | None
     closed: bool
-    door: MySQLDoor
+    door: DoorState
     hold_task: asyncio.Future[None] | None
     prepared: PreparedStatements
     session: Session

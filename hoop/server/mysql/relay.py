@@ -27,7 +27,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
 from hoop.core.masking import ColumnRef, MaskPolicy
@@ -37,7 +37,7 @@ from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
-from hoop.server.mysql.holds import KILL_BY_ID, HoldsAndKills, Step, runs_kill
+from hoop.server.mysql.holds import KILL_BY_ID, DoorState, HoldsAndKills, Step, runs_kill
 from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.results import Responses
 from hoop.server.mysql.session_vars import Settings, touches_tracking
@@ -52,9 +52,6 @@ from hoop.server.mysql.text_settings import (
 from hoop.server.mysql.upstream import MySQLTarget
 from hoop.server.session import Session
 from hoop.server.sides import TwoSided, write_batch
-
-if TYPE_CHECKING:
-    from hoop.server.mysql.listener import MySQLDoor
 
 log = logging.getLogger("hoop.mysql")
 # Commands answered by a single OK / ERR / EOF packet.
@@ -88,7 +85,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         target: MySQLTarget,
         upstream_id: int,
         gateway_id: int,
-        door: MySQLDoor,
+        door: DoorState,
         allow_local_infile: bool,
     ) -> None:
         self.session = session
@@ -452,9 +449,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         return policy
 
     def resolve_columns(self, refs: list[ColumnRef | None]) -> list[ColumnRef | None]:
-        views = self.door.views
-        resolved: list[ColumnRef | None] = views.resolve(self.target, refs) if views is not None else refs
-        return resolved
+        return self.door.views.resolve(self.target, refs)
 
     def limit_reached(self, unit: Unit) -> None:
         self.session.audit("result.limit", text=unit.text[:2000])
