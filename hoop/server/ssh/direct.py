@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncssh
 
@@ -23,16 +23,13 @@ from hoop.server.ssh.openssh_leg import open_child_leg
 from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit, scp_transfer
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
-from hoop.server.ssh.target import TargetError
-
-if TYPE_CHECKING:
-    from hoop.server.ssh.listener import GatewayServer
+from hoop.server.ssh.target import ClientLogin, TargetError
 
 log = logging.getLogger("hoop.ssh")
 
 
 class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
-    def __init__(self, server: GatewayServer, connection: Connection) -> None:
+    def __init__(self, server: ClientLogin, connection: Connection) -> None:
         self.server = server
         self.services = server.services
         self.connection = connection

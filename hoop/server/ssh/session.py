@@ -29,10 +29,9 @@ from hoop.server.ssh.lobby_commands import HELP, connections, recent_sessions, w
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.screen import RecordedScreen
 from hoop.server.ssh.sqlshell import SqlShellError, open_shell
-from hoop.server.ssh.target import TargetError
+from hoop.server.ssh.target import ClientLogin, TargetError
 
 if TYPE_CHECKING:
-    from hoop.server.ssh.listener import GatewayServer
     from hoop.server.ssh.tui_bridge import TuiBridgeSession
 
 log = logging.getLogger("hoop.ssh")
@@ -41,7 +40,7 @@ DEFAULT_TERM: Term = ("xterm", (80, 24, 0, 0), {})
 
 
 class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
-    def __init__(self, server: GatewayServer, *, notice: str = "", fail: bool = False, start_with: str = "") -> None:
+    def __init__(self, server: ClientLogin, *, notice: str = "", fail: bool = False, start_with: str = "") -> None:
         self.server = server
         self.services = server.services
         self.notice, self.fail, self.start_with = notice, fail, start_with

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncssh
 
@@ -20,7 +20,25 @@ from hoop.core.errors import HoopError
 from hoop.server.ssh.corking import CorkingConnector
 from hoop.server.ssh.tuning import connection_options
 
+if TYPE_CHECKING:
+    from hoop.core.identity import Identity
+    from hoop.server.services import Services
+
 log = logging.getLogger("hoop.ssh")
+
+
+class ClientLogin(Protocol):
+    """What a channel's session uses of the client connection that carries it
+    (listener.GatewayServer), declared here so the session modules need not import the listener."""
+
+    services: Services
+    identity: Identity | None
+    user: str
+    client: str
+
+    async def target(self, connection: Connection) -> asyncssh.SSHClientConnection:
+        """The connection's target login, shared by the client connection's channels."""
+        ...
 
 
 class TargetError(HoopError):
