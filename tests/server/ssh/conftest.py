@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,51 +27,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 ROOT = Path(__file__).resolve().parents[3]
 HOOP = ROOT / ".venv" / "bin" / "hoop"
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 CANARY_PASSWORD = "Canary-" + secrets.token_hex(8)
 
 
-from sshd_support import Sshd, free_port, keygen, wait_port  # noqa: E402
-from support.servers import missing  # noqa: E402
+from support.servers import free_port  # noqa: E402
+from support.sshd import Sshd, keygen, throwaway_sshd, wait_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    if not Path(SSHD).exists() or not shutil.which("ssh"):
-        missing("OpenSSH sshd/ssh not installed (apt-get install -y openssh-server openssh-client)")
-    d = tmp_path_factory.mktemp("sshd")
-    keygen(d / "host_key")
-    target_pub = keygen(d / "target_key")
-    (d / "authorized_keys").write_text(target_pub + "\n")
-    password_user = _password_user()
-    port = free_port()
-    (d / "sshd_config").write_text(f"""
-Port {port}
-ListenAddress 127.0.0.1
-HostKey {d / "host_key"}
-PidFile {d / "sshd.pid"}
-AuthorizedKeysFile {d / "authorized_keys"}
-StrictModes no
-UsePAM no
-PermitRootLogin yes
-PasswordAuthentication yes
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-Subsystem sftp internal-sftp
-AcceptEnv LANG LC_*
-LogLevel ERROR
-""")
-    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stdout=subprocess.DEVNULL, stderr=open(d / "sshd.log", "wb")
-    )
-    try:
-        wait_port(port, proc)
-    except RuntimeError as exc:
-        missing(f"sshd did not start: {exc}: {(d / 'sshd.log').read_text()[-500:]}")
-    yield Sshd(port, d, d / "target_key", proc, password_user)
-    proc.terminate()
-    proc.wait(10)
+    with throwaway_sshd(tmp_path_factory.mktemp("sshd"), _password_user()) as server:
+        yield server
 
 
 def _password_user() -> str | None:

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from _pty import Term
 from oidc_provider import OIDCProvider
-from sshd_support import Sshd, free_port
 from support.gateway import GatewayProcess, write_config
+from support.servers import free_port
+from support.sshd import Sshd
 
 SECRET = "CANARY-oidc-ssh-secret-51ac"
 
