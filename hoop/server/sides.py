@@ -41,7 +41,7 @@ class Side(asyncio.Protocol):
         self._gone()
 
     def _gone(self) -> None:
-        if self.name == "upstream" and not self.relay.closed:
+        if self.name == "upstream" and not self.relay.closed and not self.relay.said_goodbye:
             self.relay.upstream_lost()
         else:
             self.relay.close(CloseStatus.CLOSED)
@@ -62,6 +62,9 @@ class Side(asyncio.Protocol):
 
 class TwoSided:
     GOODBYE: bytes = b""
+    # The client ended the session in its protocol (Terminate, COM_QUIT): the server closing
+    # after that is the goodbye answered, not a lost upstream.
+    said_goodbye = False
     client: asyncio.Transport | None
     upstream: asyncio.Transport | None
     closed: bool
@@ -101,10 +104,14 @@ class TwoSided:
         """Tell the client, in its protocol, that the server went away, and close."""
         raise NotImplementedError
 
+    def cut_off(self) -> None:
+        """Record, once each, the statements still running (or held) as the session ends."""
+
     def close(self, status: CloseStatus, client_error: bytes | None = None) -> None:
         if self.closed:
             return
         self.closed = True
+        self.cut_off()
         if self.client is not None and not self.client.is_closing():
             if client_error:
                 self.client.write(client_error)

@@ -82,6 +82,9 @@ class Answer:
 
 class Door:
     protocol: str  # the `protocol` its sessions are stored with
+    # Statements the client library sends on its own as it connects (PyMySQL's SET NAMES):
+    # recorded like any other, left out of the comparison.
+    setup: frozenset[str] = frozenset()
     refused: str  # the code of the door's refusal: a blocked or denied statement
     allowed: str
     blocked: str
@@ -168,6 +171,7 @@ class Postgres(Door):
 
 class Mysql(Door):
     protocol, refused = "mysql", "1142"
+    setup = frozenset({"SET NAMES utf8mb4"})
     allowed, blocked = "SELECT 1", "DROP TABLE uniform_t"
 
     def __init__(self, gw: GatewayProcess, database: str) -> None:
@@ -327,21 +331,35 @@ class Records:
 
         return eventually(one)
 
-    def stored(self, sid: int) -> Stored:
+    def stored(self, sid: int, setup: frozenset[str] = frozenset()) -> Stored:
+        """A session's stored records, without the statements in `setup` (and their audit
+        events and recording frames)."""
         [session] = self.query("SELECT status, recording FROM sessions WHERE id = ?", sid)
-        statements = self.query("SELECT decision, rule, error FROM statements WHERE session_id = ? ORDER BY seq", sid)
+        statements = self.query(
+            "SELECT text, decision, rule, error FROM statements WHERE session_id = ? ORDER BY seq", sid
+        )
         approvals = {r["id"] for r in self.query("SELECT id FROM approvals WHERE session_id = ?", sid)}
         audit = []
         for event in self.query("SELECT action, detail FROM audit ORDER BY id"):
             detail = json.loads(event["detail"])
             ours = detail.get("session") == sid or detail.get("approval") in approvals
+            if event["action"] == "statement" and detail.get("text") in setup:
+                continue
             if ours and event["action"].startswith(KIT_ACTIONS):
                 audit.append(event["action"] + (f" {detail.get('reason')}" if event["action"] == "session.end" else ""))
-        frames = Path(session["recording"])
-        kinds = [json.loads(line)[1] for line in frames.read_text().splitlines()[1:]] if frames.exists() else []
+        path = Path(session["recording"])
+        frames = [json.loads(line) for line in path.read_text().splitlines()[1:]] if path.exists() else []
+        kinds, skip_result = [], False
+        for _, kind, data in frames:
+            if kind == "q" and data.get("text") in setup:
+                skip_result = True
+            elif kind == "r" and skip_result:
+                skip_result = False
+            elif kind in "qr":
+                kinds.append(kind)
         return Stored(
             session["status"],
-            tuple((s["decision"], s["rule"], bool(s["error"])) for s in statements),
+            tuple((s["decision"], s["rule"], bool(s["error"])) for s in statements if s["text"] not in setup),
             tuple(audit),
-            "".join(k for k in kinds if k in "qr"),
+            "".join(kinds),
         )

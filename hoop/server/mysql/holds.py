@@ -67,6 +67,7 @@ class HoldsAndKills:
     closed: bool
     door: DoorState
     hold_task: asyncio.Future[None] | None
+    held_unit: Unit | None = None  # the command waiting for approvers
     prepared: PreparedStatements
     session: Session
     subject: Subject
@@ -130,6 +131,7 @@ class HoldsAndKills:
     def _start_hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
         # Reading goes on, so a client that disconnects while held is noticed at once and the
         # request abandoned; what it sends meanwhile waits in the framer (bounded below).
+        self.held_unit = unit
         self.hold_task = asyncio.ensure_future(self._hold(seq, payload, unit, decision))
 
     async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
@@ -140,7 +142,7 @@ class HoldsAndKills:
         outcome = await self.session.hold(unit.text, decision, notify)
         if self.closed:
             return
-        self.hold_task = None
+        self.hold_task = self.held_unit = None
         unit.decision = outcome.decision
         if outcome.approved:
             if decision.classification is not None:

@@ -34,7 +34,7 @@ from hoop.core.masking import ColumnRef, MaskPolicy
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
-from hoop.core.store.records import CloseStatus
+from hoop.core.store.records import CloseStatus, review
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import KILL_BY_ID, DoorState, HoldsAndKills, Step, runs_kill
@@ -256,6 +256,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
             return self._kill(seq, payload, int.from_bytes(payload[1:5], "little"), False, "<COM_PROCESS_KILL>")
         if cmd == c.COM_QUIT:
             self.session.audit("session.terminate")
+            self.said_goodbye = True
             self.upstream_write(c.encode_packet(payload, seq))
             self.close(CloseStatus.CLOSED)
             return None
@@ -476,6 +477,18 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
             self.door.routines.get(self.subject.connection, self.target).changed()
 
+    def cut_off(self) -> None:
+        """The session ended: commands sent but not answered, or held, end here."""
+        held, self.held_unit = self.held_unit, None
+        if held is not None:  # it was waiting for approvers: never run now
+            held.decision, held.error = review("abandoned"), CUT_OFF
+            self._finish(held)
+        while self.units:
+            unit = self.units.popleft()
+            if unit.record:
+                unit.error = unit.error or (CUT_OFF if unit.reply is None else "")
+                self._finish(unit)
+
     def upstream_lost(self) -> None:
         self.close(
             CloseStatus.UPSTREAM_LOST,
@@ -492,6 +505,7 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
 
 
 _HOLD = object()
+CUT_OFF = "did not finish: the session ended"
 
 
 def _syntax_message(text: str, decision: Decision) -> str:

@@ -39,6 +39,7 @@ class Holds:
     pipeline: Pipeline
     parsing: tuple[str, TextMode] | None = None  # set with HOLD: classify this text first
     parse_wait = False  # the session waits for the parse pool
+    holding: tuple[Decision, str, str, str] | None = None  # what waits for approvers
     cancelled = False  # a CancelRequest came during that wait: the waiting statement is refused
 
     if TYPE_CHECKING:  # provided by the relay
@@ -60,7 +61,9 @@ class Holds:
         # Reading goes on (a client that disconnects while held must be noticed at once);
         # what it sends meanwhile waits in the framer, up to one maximum message.
         self.client_framer.feed(backlog)
-        self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))  # type: ignore[misc]
+        assert self.pending_review is not None  # set with HOLD by the message handler
+        self.holding = self.pending_review
+        self.hold_task = asyncio.ensure_future(self._hold(held, *self.pending_review))
 
     async def _parse_then_resume(self, text: str, mode: TextMode) -> None:
         await self.pipeline.parse_ahead(self.subject, text, mode)
@@ -80,6 +83,7 @@ class Holds:
         outcome = await self.session.hold(text, decision, notify)
         if self.closed:
             return
+        self.holding = None
         unit = self.tracker.units[-1] if kind == "query" and self.tracker.units else None
         if unit is not None:
             unit.decision = outcome.decision

@@ -270,6 +270,7 @@ class Relay(Holds, TwoSided):
             return msg
         if t == X:
             self.session.audit("session.terminate")
+            self.said_goodbye = True
             return msg
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
@@ -489,6 +490,12 @@ class Relay(Holds, TwoSided):
             columns=unit.columns,
             sample=unit.sample,
         )
+
+    def cut_off(self) -> None:
+        if self.holding is not None and self.holding[2] != "query":  # a held Bind: its Execute never ran
+            decision, text = self.holding[0], self.holding[1]
+            self.tracker.push(Unit(text, False, "review", decision.rule))
+        self.tracker.cut_off()
 
     def upstream_lost(self) -> None:
         self.close(

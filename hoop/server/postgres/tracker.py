@@ -15,6 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hoop.core.store.records import review
+
+CUT_OFF = "did not finish: the session ended"
+
 
 @dataclass(slots=True)
 class Unit:
@@ -85,4 +89,13 @@ class Tracker:
             unit = units.popleft()
             if not unit.error:
                 unit.error = "not executed: an earlier message in the batch failed"
+            self.finish(unit)
+
+    def cut_off(self) -> None:
+        """The session ended: statements sent but not answered (or held) end here."""
+        while self.units:
+            unit = self.units.popleft()
+            if unit.decision == "review":  # it was waiting for approvers: never run now
+                unit.decision = review("abandoned")
+            unit.error = unit.error or CUT_OFF
             self.finish(unit)
