@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, TextIO
 
 from hoop.core import audit, recording
 from hoop.core.redact import redact_statement
-from hoop.core.store.records import STATEMENT_RECORD_VERSION, StatementRecord
+from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.sqlite import Store
 
 LENGTH = struct.Struct("<Q")
@@ -94,36 +94,32 @@ class Writer:
                     ev.detail["text"] = redact_statement(ev.detail["text"])
                 events.append(ev)
                 continue
-            sid, user, connection, since, seq, record = item[1:]
-            if record.version != STATEMENT_RECORD_VERSION:  # a record this writer cannot lay out
-                print(f"journal writer: skipped a version {record.version} statement record", file=sys.stderr)
+            sid, user, connection, since, seq, fields = item[1:]
+            if fields[-1] != STATEMENT_RECORD_VERSION:  # a record this writer cannot lay out
+                print(f"journal writer: skipped a version {fields[-1]} statement record", file=sys.stderr)
                 continue
-            rows.append(_statement_row(sid, seq, record))
-            text = rows[-1][4]
-            t = record.started - since
-            q = {"text": text, "decision": record.decision, "rule": record.rule}
-            frames.append((sid, recording.encode_frame(t, "q", q)))
-            result: dict[str, Any] = {
-                "tag": record.tag,
-                "rows": record.rows,
-                "ms": round(record.duration_ms, 3),
-                "error": record.error,
-            }
-            if record.columns:
-                result["columns"] = record.columns
-            if record.sample:
-                result["sample"] = record.sample
-            frames.append((sid, recording.encode_frame(t + record.duration_ms / 1000.0, "r", result)))
+            # A StatementRecord's fields, unpacked by name (cheaper than rebuilding the record).
+            text, decision, rule, started, ms, nrows, error, tag, columns, sample, _ = fields
+            text = redact_statement(text)
+            rows.append((sid, seq, started, ms, text, decision, rule, nrows, error))
+            t = started - since
+            frames.append((sid, recording.encode_frame(t, "q", {"text": text, "decision": decision, "rule": rule})))
+            result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
+            if columns:
+                result["columns"] = columns
+            if sample:
+                result["sample"] = sample
+            frames.append((sid, recording.encode_frame(t + ms / 1000.0, "r", result)))
             detail = {
                 "session": sid,
                 "seq": seq,
-                "decision": record.decision,
-                "rule": record.rule,
+                "decision": decision,
+                "rule": rule,
                 "text": text[:2000],
-                "rows": record.rows,
-                "error": record.error[:500],
+                "rows": nrows,
+                "error": error[:500],
             }
-            events.append(audit.AuditEvent(user, "statement", connection, detail, record.started))
+            events.append(audit.AuditEvent(user, "statement", connection, detail, started))
         return frames, events, rows
 
     def _write_frames(self, frames: list[tuple[int, str]], recordings: dict[int, tuple[str, str]]) -> None:
@@ -146,22 +142,6 @@ class Writer:
         for fh in self.files.values():
             fh.close()
         self.store.close()
-
-
-def _statement_row(session_id: int, seq: int, record: StatementRecord) -> tuple[Any, ...]:
-    """The `statements` table's columns, with secrets in the text redacted."""
-    text = redact_statement(record.text)
-    return (
-        session_id,
-        seq,
-        record.started,
-        record.duration_ms,
-        text,
-        record.decision,
-        record.rule,
-        record.rows,
-        record.error,
-    )
 
 
 def main(argv: list[str]) -> int:

@@ -5,9 +5,12 @@ command, a line typed into a shell) whatever door it came through. It crosses to
 writer process as a pickle, so it is a `NamedTuple`: named and typed fields for the code, the
 size and pickling cost of a plain tuple on the data path.
 
-`version` says which layout a record has; the writer refuses a record of a version it does
-not know rather than storing fields in the wrong columns. Add fields at the end, with
-defaults, and raise the version when their meaning changes.
+`version` says which layout a record has. It crosses to the writer as its plain tuple (a
+NamedTuple pickles several times slower, on a thread that shares the GIL with the data path)
+and the writer unpacks the fields by position, so every change of the fields (a new one at
+the end, with a default; a new meaning) raises the version; the writer skips a record of a
+version it does not know, with a line on its stderr, rather than store fields in the wrong
+columns.
 
 The vocabulary of stored sessions and statements is defined here, once, for every door:
 `CloseStatus` for how a session ended and the `DECISIONS` a statement record may carry.

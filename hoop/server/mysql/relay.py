@@ -34,7 +34,7 @@ from hoop.core.masking import ColumnRef, MaskPolicy
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
-from hoop.core.store.records import CloseStatus, review
+from hoop.core.store.records import CloseStatus, StatementRecord, review
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import KILL_BY_ID, DoorState, HoldsAndKills, Step, runs_kill
@@ -463,16 +463,19 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         rows = unit.rows if unit.rows else unit.affected
         if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
             rows = 0  # an empty result set: its count is 0, not unknown
-        self.session.record(
-            unit.text,
-            unit.decision,
-            unit.rule,
-            started=unit.started,
-            duration_ms=duration,
-            rows=rows,
-            error=unit.error,
-            columns=unit.columns,
-            sample=unit.sample,
+        self.session.finished(
+            StatementRecord(
+                unit.text,
+                unit.decision,
+                unit.rule,
+                unit.started,
+                duration,
+                rows,
+                unit.error,
+                "",
+                unit.columns,
+                unit.sample,
+            )
         )
         if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
             self.door.routines.get(self.subject.connection, self.target).changed()

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements, TextMode, TextModeError
-from hoop.core.store.records import CloseStatus
+from hoop.core.store.records import CloseStatus, StatementRecord
 from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.holds import Holds
@@ -478,17 +478,19 @@ class Relay(Holds, TwoSided):
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
             self.routines_changed()
-        self.session.record(
-            unit.text,
-            unit.decision,
-            unit.rule,
-            started=unit.started,
-            duration_ms=duration,
-            rows=unit.rows,
-            error=unit.error,
-            tag=unit.tag,
-            columns=unit.columns,
-            sample=unit.sample,
+        self.session.finished(
+            StatementRecord(
+                unit.text,
+                unit.decision,
+                unit.rule,
+                unit.started,
+                duration,
+                unit.rows,
+                unit.error,
+                unit.tag,
+                unit.columns,
+                unit.sample,
+            )
         )
 
     def cut_off(self) -> None:

@@ -124,6 +124,10 @@ class Session:
         record = StatementRecord(text, decision, rule, started, duration_ms, rows, error, tag, columns, sample)
         self.log.finished(record)
 
+    def finished(self, record: StatementRecord) -> None:
+        """`record` in the form a door's hot path builds it (positionally, no keywords)."""
+        self.log.finished(record)
+
     def refused(self, text: str, decision: Decision, started: float | None = None) -> None:
         """Record a statement the policy blocked; the door words the refusal."""
         self.record(text, BLOCK, decision.rule, started=started or time.time(), duration_ms=0.0, error=decision.reason)
