@@ -82,7 +82,7 @@ class SessionLog:
 
     def frame(self, kind: str, data: dict[str, Any]) -> None:
         line = recording.encode_frame(time.time() - self.started, kind, data)
-        self.journal._append("ordered", ("f", (self, line)))
+        self.journal._append("ordered", ("f", self, line))
 
     def finished(self, record: StatementRecord) -> None:
         """A statement is done: its row, its recording frames and its audit event go to the
@@ -93,7 +93,7 @@ class SessionLog:
         if record.decision == "block":
             self.blocked += 1
         self._dirty = True
-        self.journal._append("ordered", ("d", (self, self._seq, record)))
+        self.journal._append("ordered", ("d", self, self._seq, record))
         if self.ended is not None:  # a statement that ended with its session: its counts go out again
             self.journal._append("closed", self)
 
@@ -189,7 +189,7 @@ class Journal:
             return list(self._open.values())
 
     def audit(self, actor: str, action: str, target: str = "", **detail: Any) -> None:
-        self._append("ordered", ("a", audit.AuditEvent(actor, action, target, detail, time.time())))
+        self._append("ordered", ("a", None, audit.AuditEvent(actor, action, target, detail, time.time())))
 
     def _append(self, kind: str, item: Any) -> None:
         with self._lock:
@@ -261,18 +261,19 @@ class Journal:
             return None
         recordings: dict[int, tuple[str, str]] = {}
         ordered: list[tuple[Any, ...]] = []
-        for kind, item in pending["ordered"]:
+        # Pending entries are flat (kind, session, ...): every tuple on the data path is one
+        # more object for the garbage collector to walk while the batch waits.
+        for kind, s, *rest in pending["ordered"]:
             if kind == "a":
-                ordered.append((kind, item))
+                ordered.append(("a", rest[0]))
                 continue
-            s = item[0]
             if s.id not in recordings:  # each batch names its recordings: a restarted writer needs no state
                 recordings[s.id] = (str(s.recording_path), recording.encode_header(s))
             if kind == "f":
-                ordered.append(("f", s.id, item[1]))
+                ordered.append(("f", s.id, rest[0]))
             else:  # "d": a finished statement, expanded by the writer; a NamedTuple pickles
                 # about 5x slower than its plain tuple, and this thread shares the GIL with the loop
-                ordered.append(("d", s.id, s.user, s.connection, s.started, item[1], tuple(item[2])))
+                ordered.append(("d", s.id, s.user, s.connection, s.started, rest[0], tuple(rest[1])))
         return {
             "recordings": recordings,
             "ordered": ordered,
