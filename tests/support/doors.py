@@ -29,7 +29,7 @@ from support import mariadb, postgres
 from support.gateway import GatewayProcess, write_config
 from support.rules import rule_toml
 from support.servers import free_port
-from support.sshd import Sshd
+from support.sshd import Sshd, ssh_connection_toml
 from support.waiting import eventually
 
 # One rule of each action, written for SQL and for shell commands alike, so that the stored
@@ -54,17 +54,13 @@ ssh_keys = ["{alice_key}"]
 [[users]]
 name = "bob"
 groups = ["dev", "dba"]
-
-[[connections]]
-name = "web"
-type = "ssh"
-host = "127.0.0.1"
-port = {sshd.port}
-username = "root"
-private_key = "{sshd.target_key}"
-groups = ["dev"]
 """
-    body += postgres.pg_connection_toml(target) + mariadb.mysql_connection_toml(database) + RULES
+    body += (
+        ssh_connection_toml("web", sshd)
+        + postgres.pg_connection_toml(target)
+        + mariadb.mysql_connection_toml(database)
+        + RULES
+    )
     gw = write_config(root, body, listen={door: free_port() for door in ("postgres", "mysql", "ssh")})
     gw.env["HOOP_TEST_PG_PASSWORD"] = target["password"]
     return gw

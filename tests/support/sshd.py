@@ -83,3 +83,20 @@ LogLevel ERROR
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def ssh_connection_toml(name: str, sshd: Sshd, *extra: str) -> str:
+    """A `[[connections]]` entry for `sshd` as root with its target key, for group dev;
+    `extra` lines are added as they are."""
+    lines = [
+        "[[connections]]",
+        f'name = "{name}"',
+        'type = "ssh"',
+        'host = "127.0.0.1"',
+        f"port = {sshd.port}",
+        'username = "root"',
+        f'private_key = "{sshd.target_key}"',
+        'groups = ["dev"]',
+        *extra,
+    ]
+    return "\n" + "\n".join(lines) + "\n"

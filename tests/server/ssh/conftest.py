@@ -31,7 +31,7 @@ CANARY_PASSWORD = "Canary-" + secrets.token_hex(8)
 
 
 from support.servers import free_port  # noqa: E402
-from support.sshd import Sshd, keygen, throwaway_sshd, wait_port  # noqa: E402
+from support.sshd import Sshd, keygen, ssh_connection_toml, throwaway_sshd, wait_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -149,18 +149,7 @@ ssh_keys = ["{client_pub}"]
 [[users]]
 name = "bob"
 groups = ["ops"]
-
-[[connections]]
-name = "web1"
-type = "ssh"
-host = "127.0.0.1"
-port = {sshd.port}
-username = "root"
-private_key = "{sshd.target_key}"
-groups = ["dev"]
-allow_file_transfer = true
-record_input = false
-
+{ssh_connection_toml("web1", sshd, "allow_file_transfer = true", "record_input = false")}
 [[connections]]
 name = "web3"
 type = "ssh"
