@@ -130,15 +130,25 @@ def test_ssh_tui_refuses_non_approver(make_gateway: Any, tmux_ok: None) -> None:
         term.close()
 
 
-def test_tui_command_in_the_builtin_session_returns_to_the_prompt(make_gateway: Any, tmux_ok: None) -> None:
-    gw = make_gateway(REVIEW, listen={"postgres": free_port(), "ssh": free_port()})
-    term = Tmux(f"hoop-tui-b-{os.getpid()}", ssh_argv(gw.ports["ssh"], "bob", target="") + ["; sleep 30"])
+def console_in_the_lobby(gw: Any, name: str) -> Tmux:
+    """bob in the built-in session (the lobby), running `tui` there."""
+    term = Tmux(f"hoop-tui-{name}-{os.getpid()}", ssh_argv(gw.ports["ssh"], "bob", target="") + ["; sleep 30"])
     try:
         login(term, gw.token("bob"))
         term.expect("Type 'help'")
         term.keys("tui", literal=True)
         term.keys("Enter")
         term.expect("signed in as bob")
+    except BaseException:
+        term.close()
+        raise
+    return term
+
+
+def test_tui_command_in_the_builtin_session_returns_to_the_prompt(make_gateway: Any, tmux_ok: None) -> None:
+    gw = make_gateway(REVIEW, listen={"postgres": free_port(), "ssh": free_port()})
+    term = console_in_the_lobby(gw, "b")
+    try:
         term.expect("4 Recordings")
         term.keys("1")
         term.expect("(lobby)")  # this very session, live in the Sessions area
@@ -157,13 +167,8 @@ def test_tui_command_in_the_builtin_session_returns_to_the_prompt(make_gateway: 
 
 def test_killing_the_lobby_while_its_console_runs_revokes_the_consoles_token(make_gateway: Any, tmux_ok: None) -> None:
     gw = make_gateway(REVIEW, listen={"postgres": free_port(), "ssh": free_port()})
-    term = Tmux(f"hoop-tui-k-{os.getpid()}", ssh_argv(gw.ports["ssh"], "bob", target="") + ["; sleep 30"])
+    term = console_in_the_lobby(gw, "k")
     try:
-        login(term, gw.token("bob"))
-        term.expect("Type 'help'")
-        term.keys("tui", literal=True)
-        term.keys("Enter")
-        term.expect("signed in as bob")
         consoles = [t for t in json.loads(gw.cli("token", "list", "--json").stdout) if t["note"] == "ssh tui session"]
         assert [t["revoked"] for t in consoles] == [None]  # the console's own token, live while it runs
         lobby = [s for s in json.loads(gw.cli("sessions", "--json").stdout) if s["connection"] == ""][0]
