@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements, TextMode, TextModeError
-from hoop.core.store.records import CloseStatus, StatementRecord
+from hoop.core.store.records import CloseStatus
 from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
+from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
@@ -40,7 +40,6 @@ CLIENT_WATCH = frozenset(b"QPBEXFS")
 UPSTREAM_WATCH = BASE_WATCH
 
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
-DDL_WORDS = ("alter", "drop", "create")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
 CANCELLED = "canceling statement due to user request"  # the server's own wording
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
@@ -64,7 +63,7 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
     return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
 
 
-class Relay(Holds, TwoSided):
+class Relay(Holds, Ending, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = frontend.terminate()
@@ -115,13 +114,7 @@ class Relay(Holds, TwoSided):
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
 
-    # -- ending (attach and close come from TwoSided) ----------------------------------------
-
-    def kill(self, reason: str) -> None:
-        self.close(
-            CloseStatus.KILLED,
-            codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"),
-        )
+    # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
     async def cancel(self) -> None:
         """Forward a client's CancelRequest with the upstream key (the client never sees it).
@@ -464,50 +457,3 @@ class Relay(Holds, TwoSided):
         self.upstream_waiting = False
         self.upstream.resume_reading()  # type: ignore[union-attr]
         self.from_upstream(b"")
-
-    def _upstream_protocol_error(self, problem: str) -> None:
-        self.close(
-            CloseStatus.UPSTREAM_ERROR,
-            codec.error_response(
-                "FATAL", "08P01", f"connection {self.subject.connection}: server sent invalid data: {problem}"
-            ),
-        )
-
-    def _finish_unit(self, unit: Unit) -> None:
-        duration = (time.time() - unit.started) * 1000.0
-        if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
-            self.results.resolver.invalidate()  # column names may have changed
-            self.routines_changed()
-        self.session.finished(
-            StatementRecord(
-                unit.text,
-                unit.decision,
-                unit.rule,
-                unit.started,
-                duration,
-                unit.rows,
-                unit.error,
-                unit.tag,
-                unit.columns,
-                unit.sample,
-            )
-        )
-
-    def cut_off(self) -> None:
-        if self.holding is not None and self.holding[2] != "query":  # a held Bind: its Execute never ran
-            decision, text = self.holding[0], self.holding[1]
-            self.tracker.push(Unit(text, False, "review", decision.rule))
-        self.tracker.cut_off()
-
-    def upstream_lost(self) -> None:
-        self.close(
-            CloseStatus.UPSTREAM_LOST,
-            codec.error_response(
-                "FATAL", "08006", f"connection {self.subject.connection}: the server closed the connection"
-            ),
-        )
-
-    def _protocol_error(self, problem: str) -> None:
-        log.warning("session %s: malformed client message: %s", self.session.id, problem)
-        self.session.audit("session.protocol_error", problem=problem)
-        self.close(CloseStatus.PROTOCOL_ERROR, codec.error_response("FATAL", "08P01", f"invalid message: {problem}"))
