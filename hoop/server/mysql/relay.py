@@ -34,9 +34,10 @@ from hoop.core.masking import ColumnRef, MaskPolicy
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements
 from hoop.core.sql.textmode import TextMode, TextModeError
-from hoop.core.store.records import CloseStatus, StatementRecord, review
+from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.ending import Ending
 from hoop.server.mysql.holds import KILL_BY_ID, DoorState, HoldsAndKills, Step, runs_kill
 from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.results import Responses
@@ -69,7 +70,7 @@ ER_BLOCKED = (1142, "42000")
 ER_SYNTAX = (1064, "42000")
 
 
-class Relay(HoldsAndKills, TextSettings, TwoSided):
+class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = c.encode_packet(bytes((c.COM_QUIT,)), 0)
@@ -456,59 +457,8 @@ class Relay(HoldsAndKills, TextSettings, TwoSided):
         self.session.audit("result.limit", text=unit.text[:2000])
         self._spawn(self.interrupt(query_only=True))  # stop the server streaming rows we discard
 
-    # -- recording ---------------------------------------------------------------------------
-
-    def _finish(self, unit: Unit) -> None:
-        duration = ((unit.ended or time.time()) - unit.started) * 1000.0
-        rows = unit.rows if unit.rows else unit.affected
-        if rows is None and unit.kind == "result" and not unit.error and unit.reply is None:
-            rows = 0  # an empty result set: its count is 0, not unknown
-        self.session.finished(
-            StatementRecord(
-                unit.text,
-                unit.decision,
-                unit.rule,
-                unit.started,
-                duration,
-                rows,
-                unit.error,
-                "",
-                unit.columns,
-                unit.sample,
-            )
-        )
-        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
-            self.door.routines.get(self.subject.connection, self.target).changed()
-
-    def cut_off(self) -> None:
-        """The session ended: commands sent but not answered, or held, end here."""
-        held, self.held_unit = self.held_unit, None
-        if held is not None:  # it was waiting for approvers: never run now
-            held.decision, held.error = review("abandoned"), CUT_OFF
-            self._finish(held)
-        while self.units:
-            unit = self.units.popleft()
-            if unit.record:
-                unit.error = unit.error or (CUT_OFF if unit.reply is None else "")
-                self._finish(unit)
-
-    def upstream_lost(self) -> None:
-        self.close(
-            CloseStatus.UPSTREAM_LOST,
-            c.encode_packet(
-                p.build_err(2013, "HY000", f"connection {self.subject.connection}: the server closed the connection"),
-                0,
-            ),
-        )
-
-    def _protocol_error(self, problem: str) -> None:
-        log.warning("session %s: malformed client packet: %s", self.session.id, problem)
-        self.session.audit("session.protocol_error", problem=problem)
-        self.close(CloseStatus.PROTOCOL_ERROR, c.encode_packet(p.build_err(1043, "08S01", f"bad packet: {problem}"), 0))
-
 
 _HOLD = object()
-CUT_OFF = "did not finish: the session ended"
 
 
 def _syntax_message(text: str, decision: Decision) -> str:
