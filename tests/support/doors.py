@@ -25,6 +25,7 @@ from typing import Any
 import psycopg
 import pymysql
 
+from hoop.core.store.records import DECISIONS
 from support import mariadb, postgres
 from support.gateway import GatewayProcess, write_config
 from support.rules import rule_toml
@@ -353,6 +354,7 @@ class Records:
                 skip_result = False
             elif kind in "qr":
                 kinds.append(kind)
+        assert {s["decision"] for s in statements} <= set(DECISIONS), statements  # the one vocabulary
         return Stored(
             session["status"],
             tuple((s["decision"], s["rule"], bool(s["error"])) for s in statements if s["text"] not in setup),

@@ -81,10 +81,6 @@ class Session:
         self.log.audit("session.end", reason=status.value, **detail)
         self.log.close(status)
 
-    @property
-    def closed(self) -> bool:
-        return self.status is not None
-
     # -- statements ----------------------------------------------------------------------------
 
     def judge(self, text: str, prepared: PreparedStatements | None = None, mode: TextMode = UTF8) -> Decision:
