@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -56,15 +57,22 @@ def append(store: Store, events: Iterable[AuditEvent]) -> int:
     if not events:
         return 0
     with store.transaction() as conn:
-        last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
-        prev, next_id = (last["hash"], last["id"] + 1) if last else (GENESIS, 1)
-        rows = []
-        for ev in events:
-            ts = ev.ts if ev.ts is not None else time.time()
-            detail = _detail_json(ev.detail)
-            h = _digest(prev, next_id, ts, ev.actor, ev.action, ev.target, detail)
-            rows.append((next_id, ts, ev.actor, ev.action, ev.target, detail, prev, h))
-            prev, next_id = h, next_id + 1
+        return chain(conn, events)
+
+
+def chain(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
+    """Append events to the chain inside the caller's transaction (BEGIN IMMEDIATE), so a
+    writer can store them all or nothing together with other rows."""
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    prev, next_id = (last["hash"], last["id"] + 1) if last else (GENESIS, 1)
+    rows = []
+    for ev in events:
+        ts = ev.ts if ev.ts is not None else time.time()
+        detail = _detail_json(ev.detail)
+        h = _digest(prev, next_id, ts, ev.actor, ev.action, ev.target, detail)
+        rows.append((next_id, ts, ev.actor, ev.action, ev.target, detail, prev, h))
+        prev, next_id = h, next_id + 1
+    if rows:
         conn.executemany(
             "INSERT INTO audit(id, ts, actor, action, target, detail, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
             rows,

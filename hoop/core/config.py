@@ -39,6 +39,10 @@ class GatewaySettings:
     max_statement_size: int = 32 * 1024 * 1024
     parse_timeout: float = 5.0
     parse_workers: int = 2
+    # When records cannot be stored (disk full, read-only, I/O error): "refuse" new statements
+    # and logins until they can (nothing is served unrecorded), or "continue" serving while the
+    # records wait in memory (logged and audited as a choice the operator made).
+    on_record_failure: str = "refuse"
 
     @property
     def db_path(self) -> Path:
@@ -307,7 +311,10 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         max_statement_size=t.int("max_statement_size", 32 * 1024 * 1024, lo=1024, hi=1 << 30),
         parse_timeout=t.float("parse_timeout", 5.0),
         parse_workers=t.int("parse_workers", 2, lo=1, hi=64),
+        on_record_failure=t.str("on_record_failure", "refuse"),
     )
+    if settings.on_record_failure not in ("refuse", "continue"):
+        raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
     if (settings.tls_cert is None) != (settings.tls_key is None):

@@ -83,6 +83,7 @@ class Pipeline:
         self.big = BigStatements(limits or ParseLimits())  # statements too big to classify on the event loop
         self._lock = threading.Lock()
         self.version = 0
+        self.halted: Decision | None = None  # while set, every statement gets this answer
         self._routines: dict[str, RoutineCatalog] = {}  # connection name -> its upstream routines
         self.set_rules(guard_rules, mask_rules)
 
@@ -110,6 +111,18 @@ class Pipeline:
             with self._lock:
                 self.version += 1
 
+    def halt(self, rule: str, reason: str) -> None:
+        """Refuse every statement from now on with `reason` (the gateway cannot record them);
+        bumping `version` makes the doors judge again what they prepared earlier."""
+        with self._lock:
+            self.halted = Decision("block", rule, reason)
+            self.version += 1
+
+    def resume(self) -> None:
+        with self._lock:
+            self.halted = None
+            self.version += 1
+
     # -- statements --------------------------------------------------------------------------
 
     def check(
@@ -117,6 +130,8 @@ class Pipeline:
     ) -> Decision:
         """Judge `text` (already decoded with the session's character set) as the server reads
         it under the session's string modes `mode`."""
+        if self.halted is not None:
+            return self.halted
         try:
             return self._check(subject, text, prepared, mode)
         except Exception as exc:  # fail closed: a bug in deciding must never allow

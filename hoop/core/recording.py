@@ -69,9 +69,9 @@ def header(session_id: int, protocol: str, user: str, connection: str, started: 
     }
 
 
-def encode_header(log: Any) -> str:
-    """Header line for a SessionLog-like object (id, protocol, user, connection, started)."""
-    head = header(log.id, log.protocol, log.user, log.connection, log.started)
+def encode_header(session_id: int, protocol: str, user: str, connection: str, started: float) -> str:
+    """The header line of a recording."""
+    head = header(session_id, protocol, user, connection, started)
     return json.dumps(head, ensure_ascii=False, separators=(",", ":"))
 
 

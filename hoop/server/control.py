@@ -63,6 +63,19 @@ async def _live(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     ]
 
 
+@handler("health")
+async def _health(services: Services, who: Identity, req: dict[str, Any]) -> Any:
+    """Whether records are being stored, and how many wait: for monitoring and the CLI."""
+    health = services.journal.health()
+    return {
+        "recording": "healthy" if health.healthy else "unavailable",
+        "waiting": health.waiting,
+        "problem": health.problem,
+        "failing_since": health.since,
+        "refusing": bool(services.refusing),
+    }
+
+
 @handler("kill")
 async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     session_id, reason = int(req["id"]), str(req.get("reason", "")).strip()

@@ -25,6 +25,7 @@ from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.doors import DOORS, door
+from hoop.server.recording_guard import RecordingGuard
 from hoop.server.services import Services
 from hoop.server.session.seams import Listening
 
@@ -72,6 +73,7 @@ class Gateway:
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
+        RecordingGuard(services, asyncio.get_running_loop()).watch()
         journal.audit(
             "gateway",
             "config.load",

@@ -60,6 +60,9 @@ class Services:
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.approvals = Approvals(store, journal.audit)
+        # Why logins through the doors are refused right now ("" while they are not): set while
+        # the journal cannot store records (see recording_guard).
+        self.refusing = ""
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
         """Check a credential, audit the outcome, return the identity or raise AuthError."""
@@ -70,6 +73,9 @@ class Services:
             except AuthError as exc:
                 last = exc
                 continue
+            if self.refusing and door != "control":  # approvers still reach the control endpoint
+                self.journal.audit(user, "login.failure", door, reason=self.refusing, client=client)
+                raise AuthError(self.refusing)
             return identity
         reason = last.reason if last else "no authenticator accepted the credential"
         self.journal.audit(user, "login.failure", door, reason=reason, client=client)

@@ -12,6 +12,12 @@ over the next batch as soon as the last one is written (no pause), and once `max
 records wait, whoever appends waits until the thread has taken them (at most `stall_limit`
 seconds). The gateway then runs at the writer's speed: memory stays bounded and no record is
 dropped, which an audit trail must not do.
+
+Storage failure (disk full, read-only, I/O error): the writer answers that it could not write
+a batch, and why. The journal keeps that batch, offers it again every interval, and reports
+itself unhealthy (`health()`, the `on_health` callback, a log line every `REPORT_EVERY`
+seconds) until it is written; the gateway decides what service goes on meanwhile
+(`[gateway] on_record_failure`). Records keep queueing in memory: nothing is dropped.
 """
 
 from __future__ import annotations
@@ -19,24 +25,41 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
-from hoop.core import audit, recording
-from hoop.core.store.journal_writer import LENGTH, WRITTEN
+from hoop.core import audit
+from hoop.core.store.journal_writer import FAILED, LENGTH, WRITTEN
 from hoop.core.store.records import OPEN, CloseStatus, StatementRecord
 from hoop.core.store.sqlite import Store
 
 log = logging.getLogger("hoop.journal")
 # About a second of the writer's work at ~15 us per record: far above any normal load.
 MAX_PENDING = 50_000
+# While recording fails: how often the log says so, and from how many waiting records on
+# appending pauses anyway (a bound on memory far above what a refusing gateway queues).
+REPORT_EVERY = 10.0
+UNHEALTHY_BACKLOG = 20
 _WRITER_ENV = {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME", "TMPDIR", "LANG", "TZ"}
+
+
+@dataclass(frozen=True)
+class Health:
+    """Can the journal write? `waiting`: records not yet stored; `problem`: why it cannot."""
+
+    healthy: bool
+    waiting: int
+    problem: str = ""
+    since: float | None = None  # when writing started failing
 
 
 class SessionLog:
@@ -81,8 +104,9 @@ class SessionLog:
         self._dirty = True
 
     def frame(self, kind: str, data: dict[str, Any]) -> None:
-        line = recording.encode_frame(time.time() - self.started, kind, data)
-        self.journal._append("ordered", ("f", self, line))
+        """A recording frame; encoded by the writer, which also copes with text that no
+        encoder takes (bytes that are not UTF-8)."""
+        self.journal._append("ordered", ("f", self, time.time() - self.started, kind, data))
 
     def finished(self, record: StatementRecord) -> None:
         """A statement is done: its row, its recording frames and its audit event go to the
@@ -158,6 +182,12 @@ class Journal:
         # Frames, audit events and statements in the order they happened.
         self._pending: dict[str, list[Any]] = {"ordered": [], "closed": []}
         self._open: dict[int, SessionLog] = {}
+        self._batches = 0  # numbers each batch, so a writer can resume one it stored in part
+        self._unsent: tuple[bytes, int] | None = None  # a batch the writer could not store yet
+        self._problem = ""  # why not, while it cannot
+        self._failing_since: float | None = None
+        self._reported = 0.0
+        self.on_health: Callable[[Health], None] | None = None  # called by the journal thread on a change
         self._writer = self._start_writer()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hoop-journal", daemon=True)
@@ -191,10 +221,21 @@ class Journal:
     def audit(self, actor: str, action: str, target: str = "", **detail: Any) -> None:
         self._append("ordered", ("a", None, audit.AuditEvent(actor, action, target, detail, time.time())))
 
+    def health(self) -> Health:
+        with self._lock:
+            waiting = len(self._pending["ordered"]) + (self._unsent[1] if self._unsent else 0)
+        if self._failing_since is None:
+            return Health(True, waiting)
+        return Health(False, waiting, self._problem, self._failing_since)
+
     def _append(self, kind: str, item: Any) -> None:
         with self._lock:
             pending = self._pending[kind]
-            if len(pending) >= self.max_pending:
+            if len(pending) >= self.max_pending and (
+                # A writer that cannot store would stall every session for nothing: records queue
+                # in memory until it can again (the gateway refuses service meanwhile).
+                self._failing_since is None or len(pending) >= UNHEALTHY_BACKLOG * self.max_pending
+            ):
                 pending = self._wait_for_writer(kind)
             pending.append(item)
 
@@ -232,8 +273,13 @@ class Journal:
             log.exception("journal flush failed")
 
     def flush(self) -> None:
-        """Hand everything pending to the writer and wait until it is written."""
+        """Hand everything pending to the writer and wait until it is written. A batch the
+        writer could not store is offered again first; newer records wait behind it."""
         with self._flush_lock:
+            if self._unsent is not None:
+                if not self._deliver(*self._unsent):
+                    return
+                self._unsent = None
             batch = self._take()
             if batch is None:
                 return
@@ -244,7 +290,8 @@ class Journal:
                     if item[0] == "a":
                         item[1].detail = orjson.loads(orjson.dumps(item[1].detail or {}, default=str))
                 data = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
-            self._send(data, len(batch["ordered"]))
+            if not self._deliver(data, len(batch["ordered"])):
+                self._unsent = (data, len(batch["ordered"]))
 
     def _take(self) -> dict[str, Any] | None:
         with self._lock:
@@ -259,7 +306,7 @@ class Journal:
         closed: list[SessionLog] = pending["closed"]
         if not (pending["ordered"] or dirty or closed):
             return None
-        recordings: dict[int, tuple[str, str]] = {}
+        recordings: dict[int, tuple[str, str, str, str, float]] = {}
         ordered: list[tuple[Any, ...]] = []
         # Pending entries are flat (kind, session, ...): every tuple on the data path is one
         # more object for the garbage collector to walk while the batch waits.
@@ -268,37 +315,75 @@ class Journal:
                 ordered.append(("a", rest[0]))
                 continue
             if s.id not in recordings:  # each batch names its recordings: a restarted writer needs no state
-                recordings[s.id] = (str(s.recording_path), recording.encode_header(s))
+                recordings[s.id] = (str(s.recording_path), s.protocol, s.user, s.connection, s.started)
             if kind == "f":
-                ordered.append(("f", s.id, rest[0]))
+                ordered.append(("f", s.id, *rest))
             else:  # "d": a finished statement, expanded by the writer; a NamedTuple pickles
                 # about 5x slower than its plain tuple, and this thread shares the GIL with the loop
                 ordered.append(("d", s.id, s.user, s.connection, s.started, rest[0], tuple(rest[1])))
+        self._batches += 1
         return {
+            "number": self._batches,
             "recordings": recordings,
             "ordered": ordered,
             "sessions": [s.row() for s in dirty + closed],
             "closed": [s.id for s in closed],
         }
 
-    def _send(self, data: bytes, items: int) -> None:
+    def _deliver(self, data: bytes, items: int) -> bool:
+        """Send one batch; True once it is stored."""
         answer = self._exchange(data)
         if answer == b"":  # the writer is gone (killed, crashed): a new one gets this batch
             log.error("journal writer exited; starting a new one")
             _stop_writer(self._writer)
             self._writer = self._start_writer()
             answer = self._exchange(data)
-        if answer != WRITTEN:  # the reason is on stderr, in the gateway's log
-            log.error("journal writer could not write %d records; they are lost", items)
+        if answer == WRITTEN:
+            if self._failing_since is not None:
+                self._recovered()
+            return True
+        self._failed(answer[1:].decode("utf-8", "replace") or "the journal writer stopped answering", items)
+        return False
+
+    def _failed(self, problem: str, items: int) -> None:
+        now = time.time()
+        first = self._failing_since is None
+        self._problem = problem
+        if first:
+            self._failing_since = now
+        if first or now - self._reported >= REPORT_EVERY:
+            self._reported = now
+            log.error(
+                "recording unavailable: the journal cannot store records (%s); %d waiting, kept in memory "
+                "and offered again every %.1f s",
+                problem,
+                self.health().waiting or items,
+                self.interval,
+            )
+        if first and self.on_health is not None:
+            self.on_health(self.health())
+
+    def _recovered(self) -> None:
+        down = time.time() - (self._failing_since or time.time())
+        self._failing_since, self._problem = None, ""
+        log.warning("recording works again after %.1f s; the records kept meanwhile are stored", down)
+        if self.on_health is not None:
+            self.on_health(self.health())
 
     def _exchange(self, data: bytes) -> bytes:
+        """The writer's answer: WRITTEN, FAILED + its reason, or b"" when it is gone."""
         stdin, stdout = self._writer.stdin, self._writer.stdout
         assert stdin is not None and stdout is not None
         try:
             stdin.write(LENGTH.pack(len(data)) + data)
             stdin.flush()
-            return stdout.read(1)
-        except (OSError, ValueError):
+            answer = stdout.read(1)
+            if answer != FAILED:
+                return answer
+            head = stdout.read(LENGTH.size)
+            (size,) = LENGTH.unpack(head)
+            return answer + stdout.read(size)
+        except (OSError, ValueError, struct.error):
             return b""
 
     def close(self) -> None:
@@ -306,6 +391,12 @@ class Journal:
             log_.close(CloseStatus.SHUTDOWN)
         self._stop.set()
         self._thread.join(timeout=10)
+        if self._unsent is not None or self._failing_since is not None:
+            log.error(
+                "recording unavailable at shutdown (%s): %d records could not be stored",
+                self._problem,
+                self.health().waiting,
+            )
         _stop_writer(self._writer)
 
 

@@ -3,11 +3,22 @@ rows, recording lines and hash-chained audit events.
 
 Started by `Journal` as `python -m hoop.core.store.journal_writer DB`. It reads length-
 prefixed batches on stdin (each names the recording files of its sessions) and answers each
-with one byte on stdout once the batch is on disk (1 written, 0 failed, the traceback on
-stderr). Formatting, redaction, hashing and SQLite work run here, in their own process, so
+on stdout once the batch is on disk: `WRITTEN`, or `FAILED` followed by a length-prefixed
+reason. Formatting, redaction, hashing and SQLite work run here, in their own process, so
 they never take the GIL from the event loop: with this work on a thread of the gateway, a
 `SELECT 1` loop through the MySQL door ran at about 70% of the rate it reaches without
 recording.
+
+What a batch cannot cost:
+- **Other records.** Each record is laid out on its own; one that cannot be (a bug, a value
+  no format takes) is stored as an error record in its place (`journal.error`). Text that is
+  not UTF-8 is stored escaped with its exact bytes beside it (`wire_text`).
+- **Itself.** A batch is written all or nothing: its recording lines first (cut back to where
+  they were if anything later fails), then one SQLite transaction for its sessions,
+  statements and audit events. When the disk refuses (full, read-only, I/O error) the answer
+  is FAILED with the reason and the gateway keeps the batch and sends it again; when SQLite
+  refuses one record (a constraint), the batch is written record by record and that one
+  becomes an error record.
 
 The batches are pickles: both ends are this package, on one machine, over a pipe nobody
 else holds. The writer ignores SIGINT/SIGTERM (the gateway, its parent, decides when to
@@ -19,19 +30,28 @@ from __future__ import annotations
 import os
 import pickle
 import signal
+import sqlite3
 import struct
 import sys
+import time
 import traceback
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO
 
 from hoop.core import audit, recording
 from hoop.core.redact import redact_statement
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.sqlite import Store
+from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
 LENGTH = struct.Struct("<Q")
 WRITTEN, FAILED = b"\x01", b"\x00"
+UNSTORED = "the journal could not store this record as sent"
+
+Frames = list[tuple[int, str]]
+Events = list[audit.AuditEvent]
+Rows = list[tuple[Any, ...]]
 
 
 def read_batch(stream: BinaryIO) -> bytes | None:
@@ -43,105 +63,291 @@ def read_batch(stream: BinaryIO) -> bytes | None:
     return data if len(data) == size else None
 
 
+def refused_by_disk(exc: BaseException) -> bool:
+    """Is this the storage failing (full, read-only, I/O, locked) rather than one record? Then
+    writing the batch again later can work, and nothing in it is at fault."""
+    if isinstance(exc, (OSError, MemoryError)):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError)
+    )
+
+
+class Unwritable(Exception):
+    """The storage refused the batch; nothing of it is stored."""
+
+
 class Writer:
     def __init__(self, db_path: Path) -> None:
         self.store = Store(db_path)
-        self.files: dict[int, TextIO] = {}
+        self.files: dict[int, BinaryIO] = {}
+        self._partial: tuple[int, int] | None = None  # (batch number, records stored) of a batch stored alone
 
     def write(self, batch: dict[str, Any]) -> None:
-        frames, events, rows = self._expand(batch)
-        self._write_frames(frames, batch["recordings"])
-        with self.store.transaction() as conn:
-            for row in batch["sessions"]:
-                conn.execute(
-                    "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, "
-                    "statements, blocked, held, bytes_in, bytes_out, recording) "
-                    "VALUES (:id,:user,:connection,:protocol,:client_addr,:started,:ended,:status,:statements,"
-                    ":blocked,:held,:bytes_in,:bytes_out,:recording) ON CONFLICT(id) DO UPDATE SET "
-                    "ended=excluded.ended, status=excluded.status, statements=excluded.statements, "
-                    "blocked=excluded.blocked, held=excluded.held, bytes_in=excluded.bytes_in, "
-                    "bytes_out=excluded.bytes_out",
-                    row,
-                )
-            if rows:
-                conn.executemany(
-                    "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-        if events:
-            audit.append(self.store, events)
+        sessions = [_storable_session(row) for row in batch["sessions"]]
+        partial = self._partial
+        if partial is not None and partial[0] == batch["number"]:
+            self._store_one_by_one(batch, sessions, partial[1])  # the rest of a batch begun alone
+        else:
+            frames, events, rows = self._expand(batch["ordered"])
+            try:
+                self._store(frames, events, rows, sessions, batch["recordings"])
+            except Exception as exc:
+                if refused_by_disk(exc):
+                    raise Unwritable(f"{type(exc).__name__}: {exc}") from exc
+                self._store_one_by_one(batch, sessions, 0)
         for sid in batch["closed"]:
             fh = self.files.pop(sid, None)
             if fh is not None:
                 fh.close()
 
-    @staticmethod
-    def _expand(batch: dict[str, Any]) -> tuple[list[tuple[int, str]], list[audit.AuditEvent], list[tuple[Any, ...]]]:
-        """Frames and audit events in the order they happened; a finished statement (a
-        `StatementRecord`) becomes a row, two frames and an audit event."""
-        frames: list[tuple[int, str]] = []
-        events: list[audit.AuditEvent] = []
-        rows: list[tuple[Any, ...]] = []
-        for item in batch["ordered"]:
-            kind = item[0]
-            if kind == "f":
-                frames.append((item[1], item[2]))
-                continue
-            if kind == "a":
-                ev = item[1]
-                if ev.detail and isinstance(ev.detail.get("text"), str):
-                    ev.detail["text"] = redact_statement(ev.detail["text"])
-                events.append(ev)
-                continue
-            sid, user, connection, since, seq, fields = item[1:]
-            if fields[-1] != STATEMENT_RECORD_VERSION:  # a record this writer cannot lay out
-                print(f"journal writer: skipped a version {fields[-1]} statement record", file=sys.stderr)
-                continue
-            # A StatementRecord's fields, unpacked by name (cheaper than rebuilding the record).
-            text, decision, rule, started, ms, nrows, error, tag, columns, sample, _ = fields
-            text = redact_statement(text)
-            rows.append((sid, seq, started, ms, text, decision, rule, nrows, error))
-            t = started - since
-            frames.append((sid, recording.encode_frame(t, "q", {"text": text, "decision": decision, "rule": rule})))
-            result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
-            if columns:
-                result["columns"] = columns
-            if sample:
-                result["sample"] = sample
-            frames.append((sid, recording.encode_frame(t + ms / 1000.0, "r", result)))
-            detail = {
-                "session": sid,
-                "seq": seq,
-                "decision": decision,
-                "rule": rule,
-                "text": text[:2000],
-                "rows": nrows,
-                "error": error[:500],
-            }
-            events.append(audit.AuditEvent(user, "statement", connection, detail, started))
+    # -- laying records out ----------------------------------------------------------------------
+
+    def _expand(self, items: Iterable[tuple[Any, ...]]) -> tuple[Frames, Events, Rows]:
+        """Frames and audit events in the order they happened; a finished statement becomes a
+        row, two frames and an audit event. A record that cannot be laid out becomes an error
+        record; the others are not touched by it."""
+        frames: Frames = []
+        events: Events = []
+        rows: Rows = []
+        for item in items:
+            try:
+                kind = item[0]
+                if kind == "d":
+                    _statement(item, frames, events, rows)
+                elif kind == "a":
+                    events.append(_storable_event(item[1]))
+                else:  # "f": (kind, session, seconds since its start, frame kind, data)
+                    frames.append((item[1], _frame(item[2], item[3], item[4])))
+            except Exception as exc:
+                _error_record(item, exc, events, rows)
         return frames, events, rows
 
-    def _write_frames(self, frames: list[tuple[int, str]], recordings: dict[int, tuple[str, str]]) -> None:
-        """`recordings`: the batch's id -> (path, header line) of every session it has frames for."""
+    # -- storing them ------------------------------------------------------------------------
+
+    def _store(
+        self, frames: Frames, events: Events, rows: Rows, sessions: list[dict[str, Any]], recordings: Any
+    ) -> None:
+        """All or nothing: the recording lines, then one transaction; a failure in either cuts
+        the recording files back to where they were."""
+        written = self._write_frames(frames, recordings)
+        try:
+            with self.store.transaction() as conn:
+                conn.executemany(_UPSERT_SESSION, sessions)
+                if rows:
+                    conn.executemany(_INSERT_STATEMENT, rows)
+                audit.chain(conn, events)
+        except BaseException:
+            _cut_back(written)
+            raise
+
+    def _store_one_by_one(self, batch: dict[str, Any], sessions: list[dict[str, Any]], start: int) -> None:
+        """SQLite refused some record of the batch: each is stored alone, and one it refuses is
+        stored as an error record instead. When the disk fails part way, the gateway sends the
+        batch again and this goes on from the first record not stored (`_partial`)."""
+        units: list[Any] = [("s", row) for row in sessions] + list(batch["ordered"])
+        for index in range(start, len(units)):
+            unit = units[index]
+            if unit[0] == "s":
+                self._store_alone([], [], [], [unit[1]], batch["recordings"], ("s", unit[1].get("id")))
+            else:
+                frames, events, rows = self._expand([unit])
+                self._store_alone(frames, events, rows, [], batch["recordings"], unit)
+            self._partial = (batch["number"], index + 1)
+        self._partial = None
+
+    def _store_alone(
+        self, frames: Frames, events: Events, rows: Rows, sessions: list[dict[str, Any]], recordings: Any, item: Any
+    ) -> None:
+        try:
+            self._store(frames, events, rows, sessions, recordings)
+            return
+        except Exception as exc:
+            if refused_by_disk(exc):
+                raise Unwritable(f"{type(exc).__name__}: {exc}") from exc
+            events, rows = [], []
+            _error_record(item, exc, events, rows)
+        try:
+            self._store([], events, rows, [], recordings)
+        except Exception as exc:
+            if refused_by_disk(exc):
+                raise Unwritable(f"{type(exc).__name__}: {exc}") from exc
+            # Not even its error record could be stored: the one record that is lost says so.
+            print(f"journal writer: a record and its error record were refused: {exc!r}", file=sys.stderr)
+
+    def _write_frames(self, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> list[tuple[BinaryIO, int]]:
+        """Append each session's lines with one write per file. `recordings`: the batch's id ->
+        (path, protocol, user, connection, started) of every session it has frames for.
+        Returns each file touched with its size before, to cut back to on failure."""
         by_session: dict[int, list[str]] = {}
         for sid, line in frames:
             by_session.setdefault(sid, []).append(line)
-        for sid, lines in by_session.items():
-            fh = self.files.get(sid)
-            if fh is None:
-                path, header = recordings[sid]
-                fh = Path(path).open("a", encoding="utf-8")
-                if fh.tell() == 0:
-                    fh.write(header + "\n")
-                self.files[sid] = fh
-            fh.write("\n".join(lines) + "\n")
-            fh.flush()
+        written: list[tuple[BinaryIO, int]] = []
+        try:
+            for sid, lines in by_session.items():
+                fh = self.files.get(sid)
+                if fh is None:
+                    path, *head = recordings[sid]
+                    fh = self.files[sid] = Path(path).open("ab", buffering=0)
+                size = os.fstat(fh.fileno()).st_size
+                written.append((fh, size))
+                if size == 0:
+                    lines.insert(0, _header(sid, *recordings[sid][1:]))
+                _write_all(fh, ("\n".join(lines) + "\n").encode())
+        except BaseException:
+            _cut_back(written)
+            raise
+        return written
 
     def close(self) -> None:
         for fh in self.files.values():
             fh.close()
         self.store.close()
+
+
+_UPSERT_SESSION = (
+    "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, "
+    "statements, blocked, held, bytes_in, bytes_out, recording) "
+    "VALUES (:id,:user,:connection,:protocol,:client_addr,:started,:ended,:status,:statements,"
+    ":blocked,:held,:bytes_in,:bytes_out,:recording) ON CONFLICT(id) DO UPDATE SET "
+    "ended=excluded.ended, status=excluded.status, statements=excluded.statements, "
+    "blocked=excluded.blocked, held=excluded.held, bytes_in=excluded.bytes_in, "
+    "bytes_out=excluded.bytes_out"
+)
+_INSERT_STATEMENT = (
+    "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error, text_bytes) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _statement(item: tuple[Any, ...], frames: Frames, events: Events, rows: Rows) -> None:
+    sid, user, connection, since, seq, fields = item[1:]
+    if fields[-1] != STATEMENT_RECORD_VERSION:  # a record this writer cannot lay out
+        raise ValueError(f"statement record version {fields[-1]} (this writer reads {STATEMENT_RECORD_VERSION})")
+    # A StatementRecord's fields, unpacked by name (cheaper than rebuilding the record).
+    text, decision, rule, started, ms, nrows, error, tag, columns, sample, _ = fields
+    raw = None
+    if not is_storable(text):  # bytes that are not UTF-8: escaped here, exact in text_bytes
+        raw, text = exact_bytes(text), storable(text)
+    if not is_storable(error):
+        error = storable(error)
+    text = redact_statement(text)
+    if raw is not None and text != storable(raw.decode("utf-8", "surrogateescape")):
+        raw = None  # redaction changed the text: its raw bytes would carry what it removed
+    t = started - since
+    result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
+    if columns:
+        result["columns"] = columns
+    if sample:
+        result["sample"] = sample
+    detail = {
+        "session": sid,
+        "seq": seq,
+        "decision": decision,
+        "rule": rule,
+        "text": text[:2000],
+        "rows": nrows,
+        "error": error[:500],
+    }
+    # Built completely before anything is appended: a failure leaves no half record behind.
+    q = _frame(t, "q", {"text": text, "decision": decision, "rule": rule})
+    r = _frame(t + ms / 1000.0, "r", result)
+    row = (sid, seq, started, ms, text, decision, rule, nrows, error, raw)
+    event = audit.AuditEvent(user, "statement", connection, detail, started)
+    if not (is_storable(user) and is_storable(connection)):
+        event = _storable_event(event)
+    rows.append(row)
+    frames += ((sid, q), (sid, r))
+    events.append(event)
+
+
+def _frame(t: float, kind: str, data: dict[str, Any]) -> str:
+    try:
+        return recording.encode_frame(t, kind, data)
+    except TypeError:  # text that is not UTF-8 (orjson refuses lone surrogates): escaped
+        return recording.encode_frame(t, kind, storable_tree(data)[0])
+
+
+def _header(sid: int, protocol: str, user: str, connection: str, started: float) -> str:
+    return recording.encode_header(sid, protocol, storable(user), storable(connection), started)
+
+
+def _storable_event(ev: audit.AuditEvent) -> audit.AuditEvent:
+    """The event with every text storable; the exact bytes of what was escaped are kept in
+    `detail["undecodable"]` (field -> hex) so that nothing is lost."""
+    undecodable: dict[str, str] = {}
+    if not is_storable(ev.actor):
+        undecodable["actor"] = exact_bytes(ev.actor).hex()
+        ev.actor = storable(ev.actor)
+    if not is_storable(ev.target):
+        undecodable["target"] = exact_bytes(ev.target).hex()
+        ev.target = storable(ev.target)
+    if ev.detail:
+        for key, value in ev.detail.items():
+            if isinstance(value, str) and not is_storable(value):
+                undecodable[storable(str(key))] = exact_bytes(value).hex()
+        ev.detail, _ = storable_tree(ev.detail)
+    if undecodable:
+        ev.detail = {**(ev.detail or {}), "undecodable": undecodable}
+    return ev
+
+
+def _error_record(item: Any, exc: BaseException, events: Events, rows: Rows) -> None:
+    """What stands for a record that could not be stored as sent: for a statement, a row in
+    its place (with what of it could be read) and an audit event naming the failure."""
+    reason = storable(f"{type(exc).__name__}: {exc}")[:500]
+    print(f"journal writer: {UNSTORED}: {reason}", file=sys.stderr)
+    kind = item[0] if isinstance(item, tuple) and item else "?"
+    detail: dict[str, Any] = {"record": {"d": "statement", "a": "audit", "f": "frame", "s": "session"}.get(kind, kind)}
+    actor, target = "gateway", ""
+    if kind == "d":
+        sid, user, connection, _, seq, fields = item[1:]
+        actor, target = storable(str(user)), storable(str(connection))
+        text = redact_statement(storable(str(fields[0]))) if fields else ""
+        decision = storable(str(fields[1])) if len(fields) > 1 else ""
+        started = fields[3] if len(fields) > 3 and isinstance(fields[3], float) else time.time()
+        rows.append((sid, seq, started, None, text, decision, "", None, f"{UNSTORED} ({reason})", None))
+        detail.update(session=sid, seq=seq)
+    elif kind == "a":
+        detail["action"] = storable(str(getattr(item[1], "action", "?")))
+    elif kind in ("f", "s"):
+        detail["session"] = item[1]
+    detail["reason"] = reason
+    events.append(audit.AuditEvent(actor, "journal.error", target, detail))
+
+
+def _storable_session(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("user", "connection", "client_addr", "recording"):
+        if not is_storable(row[key]):
+            row[key] = storable(row[key])
+    return row
+
+
+def _write_all(fh: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = fh.write(view)
+        if not n:
+            raise OSError("the recording file took no more bytes")
+        view = view[n:]
+
+
+def _cut_back(written: list[tuple[BinaryIO, int]]) -> None:
+    """Recording files back to their size before the failed batch: no half line stays."""
+    for fh, size in written:
+        try:
+            os.ftruncate(fh.fileno(), size)
+        except OSError:
+            print(f"journal writer: could not cut {fh.name!r} back to {size} bytes", file=sys.stderr)
+
+
+def _answer(stdout: BinaryIO, ok: bool, reason: str = "") -> None:
+    if ok:
+        stdout.write(WRITTEN)
+    else:
+        text = reason.encode("utf-8", "backslashreplace")[:2000]
+        stdout.write(FAILED + LENGTH.pack(len(text)) + text)
+    stdout.flush()
 
 
 def main(argv: list[str]) -> int:
@@ -156,12 +362,13 @@ def main(argv: list[str]) -> int:
         while (data := read_batch(stdin)) is not None:
             try:
                 writer.write(pickle.loads(data))
-                answer = WRITTEN
-            except Exception:  # one bad batch must not stop the recording of the next ones
+            except Unwritable as exc:
+                _answer(stdout, False, str(exc))
+            except Exception as exc:  # a bug: reported, and the batch is kept and sent again
                 traceback.print_exc()
-                answer = FAILED
-            stdout.write(answer)
-            stdout.flush()
+                _answer(stdout, False, f"{type(exc).__name__}: {exc}")
+            else:
+                _answer(stdout, True)
     finally:
         writer.close()
     return 0

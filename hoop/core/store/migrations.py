@@ -111,4 +111,9 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        # The exact bytes of a statement whose text was not UTF-8 (`text` holds them escaped).
+        "ALTER TABLE statements ADD COLUMN text_bytes BLOB",
+    ),
 ]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from hoop.core.pipeline import Decision
 from hoop.core.sql import Statement
 from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
+from hoop.core.store.wire_text import from_wire
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.holds import Step
 from hoop.server.mysql.response_events import Unit
@@ -112,7 +113,8 @@ class TextSettings:
     def _text_command(self, seq: int, payload: bytes, raw: bytes, kind: str, init_db: bool = False) -> Step:
         """Decode with the session's character set and judge under its sql_mode; text the
         gateway cannot read as the server will is answered with an error naming why."""
-        label = "<COM_INIT_DB>" if init_db else "<statement>"
+        # Refused text is recorded as sent (bytes that are not UTF-8 kept: see wire_text).
+        label = ("<COM_INIT_DB> " if init_db else "") + from_wire(raw)
         if touches_tracking(raw):
             self._reply(
                 seq,

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from hoop.core.pipeline import Decision
 from hoop.core.sql import PreparedStatements, TextMode, TextModeError
 from hoop.core.store.records import CloseStatus
+from hoop.core.store.wire_text import from_wire
 from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
@@ -44,11 +45,6 @@ HOLD = object()  # returned by a message handler: stop here until an approver de
 CANCELLED = "canceling statement due to user request"  # the server's own wording
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
-
-
-def _shown(raw: bytes) -> str:
-    """Text the gateway could not read, for the record: invalid bytes as escapes."""
-    return raw.decode("utf-8", "backslashreplace")
 
 
 def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
@@ -203,7 +199,7 @@ class Relay(Holds, Ending, TwoSided):
             self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
             if isinstance(text, TextModeError):
-                self.tracker.push(Unit(_shown(raw), True, "block", "text-mode"))
+                self.tracker.push(Unit(from_wire(raw), True, "block", "text-mode"))  # recorded as sent
                 return self._refuse(None, "query", sqlstate=text.sqlstate, message=str(text))
             if self.cancelled:
                 self.cancelled = False

@@ -136,6 +136,11 @@ class GatewayServer(asyncssh.SSHServer):
         entry = self.services.config.user(self.user)
         if entry is None:
             return False
+        if self.services.refusing:  # a key login skips authenticate(), which refuses the others
+            self.services.journal.audit(
+                self.user, "login.failure", "ssh", reason=self.services.refusing, client=self.client
+            )
+            return False
         offered = key.public_data
         for line in entry.ssh_keys:
             try:

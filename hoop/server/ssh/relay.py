@@ -19,6 +19,7 @@ import asyncssh
 
 from hoop.core.store.records import OBSERVED
 from hoop.core.terminal import CastWriter, cast_path
+from hoop.server.recording_guard import unavailable
 from hoop.server.session import Session
 from hoop.server.ssh.tuning import channel_options, tune_channel
 
@@ -206,10 +207,30 @@ class Link:
         if self._timer is not None:
             self._timer.cancel()
         if self.recorder is not None:
-            self.recorder.close()
+            try:
+                self.recorder.close()
+            except OSError as exc:
+                log.error("session %s: the end of its terminal recording was not written: %s", self._label(), exc)
         if self.session is not None:
             self.session.log.touch()
         self.on_close(exit_status, exit_signal)
+
+    def _label(self) -> str:
+        return str(self.session.id) if self.session is not None else "?"
+
+    def _unrecordable(self, exc: OSError) -> None:
+        """The terminal recording cannot be written (disk full, I/O error). Output flows as it is
+        recorded, so under `on_record_failure = "refuse"` the session cannot go on."""
+        session = self.session
+        if session is None or session.services.config.gateway.on_record_failure == "continue":
+            log.error("session %s: its terminal recording cannot be written (%s); continuing", self._label(), exc)
+            if not self.closed:
+                self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
+            return
+        reason = unavailable(str(exc))
+        log.error("session %s: %s", session.id, reason)
+        session.audit("session.kill", reason=reason, user=session.user)
+        session.kill(reason)
 
     def close(self) -> None:
         """Close the target channel (the front went away or the session is killed)."""
@@ -220,7 +241,11 @@ class Link:
 
     def _tick(self) -> None:
         if self.recorder is not None and not self.closed:
-            self.recorder.flush()
+            try:
+                self.recorder.flush()
+            except OSError as exc:
+                self._unrecordable(exc)
+                return
             if self.session is not None:
                 self.session.log.touch()
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
