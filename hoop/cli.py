@@ -206,6 +206,7 @@ COMMAND_MODULES = [
     "hoop.commands.rules",
     "hoop.commands.login",
     "hoop.commands.tui",
+    "hoop.commands.health",
 ]
 
 

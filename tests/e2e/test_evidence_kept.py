@@ -117,6 +117,8 @@ def test_a_full_disk_refuses_service_records_everything_served_and_recovers(make
         with pytest.raises(psycopg.OperationalError, match=UNAVAILABLE):
             psycopg.connect(gw.dsn("alice", token), connect_timeout=10)
         assert "recording unavailable" in gw.log()
+        down = gw.cli("health", "--token", token, check=False)
+        assert down.returncode == 1 and "recording: unavailable" in down.stdout, down.stdout + down.stderr
 
         filler.unlink()
 
@@ -137,5 +139,7 @@ def test_a_full_disk_refuses_service_records_everything_served_and_recovers(make
             assert "select 'new login' as marker" in texts
 
         eventually(recorded)
+        up = gw.cli("health", "--token", token)
+        assert "recording: healthy  waiting: 0" in up.stdout
         assert "intact" in gw.cli("audit", "verify").stdout
         gw.stop()
