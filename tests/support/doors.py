@@ -224,11 +224,15 @@ class Ssh(Door):
         self.key = key
         self.files: list[Path] = []
 
-    def ask(self, text: str) -> Answer:
+    def argv(self, *args: str) -> list[str]:
+        """`ssh` with alice's key to the gateway's SSH door, then `args`."""
         argv = ["ssh", "-F", "/dev/null", "-p", str(self.gw.ports["ssh"]), "-i", str(self.key)]
         for option in ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "LogLevel=ERROR"):
             argv += ["-o", option]
-        argv += ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "alice+web@127.0.0.1", text]
+        return argv + ["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", *args]
+
+    def ask(self, text: str) -> Answer:
+        argv = self.argv("alice+web@127.0.0.1", text)
         ran = subprocess.run(argv, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         return Answer(ran.returncode == 0, ran.stderr, str(ran.returncode))
 
