@@ -80,7 +80,13 @@ class Gateway:
             str(config.path),
             connections=[c.name for c in config.connections],
             rules=len(config.rules),
+            on_record_failure=gw.on_record_failure,
         )
+        if gw.on_record_failure == "continue":
+            log.warning(
+                "on_record_failure = continue: if records cannot be stored, sessions go on unrecorded "
+                "until the disk recovers"
+            )
         cert, key = (gw.tls_cert, gw.tls_key) if gw.tls_cert else ensure_self_signed(gw.data_dir)
         tls = server_context(cert, key)  # type: ignore[arg-type]
         for name in DOORS:

@@ -143,3 +143,39 @@ def test_a_full_disk_refuses_service_records_everything_served_and_recovers(make
         assert "recording: healthy  waiting: 0" in up.stdout
         assert "intact" in gw.cli("audit", "verify").stdout
         gw.stop()
+
+
+def test_on_record_failure_continue_keeps_serving_and_stores_everything_once_it_can(
+    make_gateway: Any, tmp_path: Path
+) -> None:
+    gw: GatewayProcess = make_gateway(start=False)
+    gw.config.write_text(gw.config.read_text().replace("[gateway]\n", '[gateway]\non_record_failure = "continue"\n'))
+    with small_disk(tmp_path / "disk", "16m") as disk:
+        (gw.root / "data").symlink_to(disk)
+        gw.start()
+        assert "on_record_failure = continue" in gw.log()
+        token = gw.token("alice")
+        with psycopg.connect(gw.dsn("alice", token), autocommit=True) as conn:
+            filler = fill(disk)
+            served = [f"select {n} as {'y' * 200}" for n in range(300)]
+            for text in served:
+                conn.execute(text)  # never refused
+            eventually(lambda: _says(gw.log(), "continue: the gateway keeps serving"))
+            filler.unlink()
+
+            def recorded() -> None:
+                texts = {r["text"] for r in _stored(gw, "SELECT text FROM statements")}
+                assert set(served) <= texts
+
+            eventually(recorded, timeout=15)
+
+        def outage_audited() -> None:
+            events = [r["action"] for r in _stored(gw, "SELECT action FROM audit ORDER BY id")]
+            assert "recording.recovered" in events[events.index("recording.unavailable") :]
+
+        eventually(outage_audited)
+        gw.stop()
+
+
+def _says(log: str, part: str) -> None:
+    assert part in log, log[-2000:]
