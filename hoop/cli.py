@@ -128,16 +128,11 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     if args.audit_cmd == "verify":
-        result = audit.verify(store)
-        if result.ok:
-            print(f"audit trail intact: {result.checked} events verified")
-            return 0
-        print(
-            f"audit trail BROKEN at event {result.bad_id}: {result.problem} "
-            f"({result.checked} events before it verified)",
-            file=sys.stderr,
-        )
-        return 1
+        return _audit_verify(args, config, store)
+    if args.audit_cmd == "head":
+        return _audit_head(args, config, store)
+    if args.audit_cmd == "key":
+        return _audit_key(config)
     rows = audit.events(store, limit=args.limit, action=args.action)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -145,6 +140,59 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     for r in rows:
         detail = " ".join(f"{k}={v}" for k, v in sorted(r["detail"].items()))
         print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {r['actor']:<14} {r['action']:<22} {r['target']:<12} {detail}")
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
+    from hoop.core import audit, audit_anchor, audit_check
+
+    try:
+        expected = audit.Head.parse(args.expect) if args.expect else None
+    except ValueError as exc:
+        raise HoopError(f"--expect: {exc}") from None
+    gw = config.gateway
+    report = audit_check.verify(
+        store,
+        args.checkpoints or gw.checkpoint_file,
+        gw.checkpoint_key,
+        pinned_key=audit_anchor.parse_public(args.key) if args.key else None,
+        expected=expected,
+        recordings=args.recordings,
+    )
+    for line in report.passed:
+        print(line)
+    for line in report.warnings + report.problems:
+        print(line, file=sys.stderr)
+    print(
+        "audit trail verified" if report.ok else "audit trail NOT verified",
+        file=sys.stdout if report.ok else sys.stderr,
+    )
+    return 0 if report.ok else 1
+
+
+def _audit_head(args: argparse.Namespace, config: Config, store: Store) -> int:
+    """First line `COUNT:HASH`, for scripts and for `verify --expect`."""
+    from hoop.core import audit
+
+    head = audit.head(store)
+    row = audit.event(store, head.count)
+    if args.json:
+        print(json.dumps({"count": head.count, "head": head.hash, "ts": row["ts"] if row else None}))
+        return 0
+    print(head)
+    if row is not None:
+        print(
+            f"event {row['id']}: {row['action']} at {_fmt_time(row['ts'])} (as stored; `hoop audit verify` checks it)"
+        )
+    return 0
+
+
+def _audit_key(config: Config) -> int:
+    from hoop.core import audit_anchor
+
+    public = audit_anchor.load_key(config.gateway.checkpoint_key).public_key()
+    print(audit_anchor.public_text(public))
+    print(f"key id {audit_anchor.key_id(public)} ({config.gateway.checkpoint_key}); pin it with `verify --key`")
     return 0
 
 
@@ -188,11 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--from", dest="start", type=float, default=0.0, help="start at this many seconds")
     replay.add_argument("--text", action="store_true", help="print as plain text")
 
-    aud = sub.add_parser("audit", parents=[common], help="list or verify the audit trail")
-    aud.add_argument("audit_cmd", nargs="?", choices=["list", "verify"], default="list")
+    aud = sub.add_parser("audit", parents=[common], help="list, verify or anchor the audit trail")
+    aud.add_argument(
+        "audit_cmd",
+        nargs="?",
+        choices=["list", "verify", "head", "key"],
+        default="list",
+        help="list events; verify the chain, checkpoints and recordings; print the head COUNT:HASH; "
+        "print the checkpoint public key",
+    )
     aud.add_argument("--json", action="store_true")
     aud.add_argument("--limit", type=int, default=200)
     aud.add_argument("--action", default=None)
+    aud.add_argument("--expect", metavar="COUNT:HASH", help="verify: the chain must hold this head (kept by you)")
+    aud.add_argument("--key", metavar="ed25519:BASE64", help="verify: check checkpoints with this public key")
+    aud.add_argument("--checkpoints", type=Path, metavar="FILE", help="verify: this checkpoint file instead")
+    aud.add_argument("--recordings", action="store_true", help="verify: re-hash every sealed recording file")
 
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(module_name)

@@ -4,6 +4,11 @@ Each event's hash covers its own fields and the previous event's hash, so editin
 deleting or reordering any row breaks the chain from that row on; `verify()` names the
 first bad one. Appends run under BEGIN IMMEDIATE, so the gateway and CLI commands that
 write events (token issue/revoke) extend one chain without forking it.
+
+A chain alone cannot show that its newest events were deleted: what is left still verifies.
+Its `head()` (count and last hash) is therefore signed into checkpoints kept outside the store
+(`audit_anchor`), and `verify(store, since=...)` checks that the chain still holds a head
+recorded earlier and extends it.
 """
 
 from __future__ import annotations
@@ -85,31 +90,78 @@ def record(store: Store, actor: str, action: str, target: str = "", **detail: An
 
 
 @dataclass(frozen=True)
+class Head:
+    """The chain up to event `count`, whose hash is `hash`; written `COUNT:HASH`."""
+
+    count: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        count, sep, digest = text.strip().partition(":")
+        if not sep or not count.isdigit() or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise ValueError(f"expected COUNT:HASH (a number, a colon, 64 hex digits), got {text!r}")
+        return cls(int(count), digest)
+
+
+EMPTY = Head(0, GENESIS)
+
+
+def head(store: Store) -> Head:
+    """The newest event as stored (not verified: `verify` does that)."""
+    row = store.one("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1")
+    return Head(row["id"], row["hash"]) if row else EMPTY
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     ok: bool
     checked: int
     bad_id: int | None = None
     problem: str = ""
+    head: Head = EMPTY  # the last event verified
 
 
-def verify(store: Store) -> VerifyResult:
-    prev, expected_id, checked = GENESIS, 1, 0
+def verify(store: Store, since: Head | None = None) -> VerifyResult:
+    """Check the whole chain, or (with `since`) that the store still holds that head and that
+    every later event extends it: the cheap check before signing the next checkpoint."""
+    start = since or EMPTY
+    if start.count:
+        row = store.one("SELECT hash FROM audit WHERE id = ?", (start.count,))
+        if row is None:
+            return VerifyResult(False, 0, start.count, f"event {start.count} is gone (deleted)", start)
+        if row["hash"] != start.hash:
+            return VerifyResult(False, 0, start.count, f"event {start.count} no longer has its recorded hash", start)
+    prev, expected_id, checked = start.hash, start.count + 1, 0
     for row in store.conn.execute(
-        "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit ORDER BY id"
+        "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit WHERE id > ? ORDER BY id",
+        (start.count,),
     ):
+        last = Head(expected_id - 1, prev)
         if row["id"] != expected_id:
             return VerifyResult(
-                False, checked, row["id"], f"expected event {expected_id}, found {row['id']} (deleted or reordered)"
+                False,
+                checked,
+                row["id"],
+                f"expected event {expected_id}, found {row['id']} (deleted or reordered)",
+                last,
             )
         if row["prev_hash"] != prev:
             return VerifyResult(
-                False, checked, row["id"], "previous-hash link broken (an earlier event changed or was removed)"
+                False, checked, row["id"], "previous-hash link broken (an earlier event changed or was removed)", last
             )
         h = _digest(prev, row["id"], row["ts"], row["actor"], row["action"], row["target"], row["detail"])
         if h != row["hash"]:
-            return VerifyResult(False, checked, row["id"], "content does not match its hash (event edited)")
+            return VerifyResult(False, checked, row["id"], "content does not match its hash (event edited)", last)
         prev, expected_id, checked = h, expected_id + 1, checked + 1
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, head=Head(expected_id - 1, prev))
+
+
+def event(store: Store, event_id: int) -> dict[str, Any] | None:
+    return store.one("SELECT id, ts, actor, action, target FROM audit WHERE id = ?", (event_id,))
 
 
 def events(store: Store, limit: int = 1000, action: str | None = None) -> list[dict[str, Any]]:

@@ -43,10 +43,23 @@ class GatewaySettings:
     # and logins until they can (nothing is served unrecorded), or "continue" serving while the
     # records wait in memory (logged and audited as a choice the operator made).
     on_record_failure: str = "refuse"
+    # Signed checkpoints of the audit chain (hoop/core/audit_anchor.py): every so many events or
+    # seconds, appended to a file outside data_dir (None: `audit-checkpoints.jsonl` beside data_dir).
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_events: int = 1000
+    audit_checkpoint_interval: float = 60.0
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "hoop.db"
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.audit_checkpoint_file or self.data_dir.parent / "audit-checkpoints.jsonl"
+
+    @property
+    def checkpoint_key(self) -> Path:
+        return self.data_dir / "audit-checkpoint.key"
 
     @property
     def control_path(self) -> Path:
@@ -312,6 +325,9 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         parse_timeout=t.float("parse_timeout", 5.0),
         parse_workers=t.int("parse_workers", 2, lo=1, hi=64),
         on_record_failure=t.str("on_record_failure", "refuse"),
+        audit_checkpoint_file=t.path("audit_checkpoint_file", base),
+        audit_checkpoint_events=t.int("audit_checkpoint_events", 1000, lo=1),
+        audit_checkpoint_interval=t.float("audit_checkpoint_interval", 60.0),
     )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
@@ -319,6 +335,14 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError(file, "gateway.tls_cert", "tls_cert and tls_key must be set together")
+    # A checkpoint stored with the chain it anchors is deleted with it.
+    if settings.checkpoint_file.resolve().is_relative_to(settings.data_dir.resolve()):
+        raise ConfigError(
+            file,
+            "gateway.audit_checkpoint_file",
+            f"{settings.checkpoint_file} is inside data_dir ({settings.data_dir}); audit checkpoints must be kept "
+            "outside the store they anchor",
+        )
     t.done()
     return settings
 

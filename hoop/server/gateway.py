@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from hoop.core import audit_anchor
 from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
 from hoop.core.pipeline import Pipeline
@@ -68,7 +69,7 @@ class Gateway:
             folder.chmod(0o700)
         store = Store(gw.db_path)
         self._close_leftovers(store)
-        journal = Journal(gw.db_path, gw.recordings_dir)
+        journal = Journal(gw.db_path, gw.recordings_dir, anchor=audit_anchor.prepare(gw))
         rulebook = RuleBook(Store(gw.db_path))
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -41,6 +41,9 @@ from hoop.core import audit
 from hoop.core.store.journal_writer import FAILED, LENGTH, WRITTEN
 from hoop.core.store.records import OPEN, CloseStatus, StatementRecord
 from hoop.core.store.sqlite import Store
+
+if TYPE_CHECKING:
+    from hoop.core.audit_anchor import AnchorSettings
 
 log = logging.getLogger("hoop.journal")
 # About a second of the writer's work at ~15 us per record: far above any normal load.
@@ -163,6 +166,7 @@ class Journal:
         interval: float = 0.2,
         max_pending: int = MAX_PENDING,
         stall_limit: float = 10.0,
+        anchor: AnchorSettings | None = None,
     ) -> None:
         store = Store(db_path)  # creates or migrates the schema before the writer opens it
         try:
@@ -176,6 +180,7 @@ class Journal:
         self.interval = interval
         self.max_pending = max_pending
         self.stall_limit = stall_limit
+        self.anchor = anchor  # where the writer signs audit checkpoints; None: it does not
         self._lock = threading.Lock()
         self._taken = threading.Condition(self._lock)  # notified when the thread takes the pending records
         self._flush_lock = threading.Lock()  # the thread and close() both flush
@@ -197,7 +202,8 @@ class Journal:
         # Only what Python needs to start: the gateway's variables may hold credentials.
         env = {k: v for k, v in os.environ.items() if k in _WRITER_ENV or k.startswith("LC_")}
         return subprocess.Popen(
-            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path)],
+            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path)]
+            + (self.anchor.argv() if self.anchor else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

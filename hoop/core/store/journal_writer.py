@@ -39,7 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hoop.core import audit, recording
+from hoop.core import audit, audit_anchor, recording
 from hoop.core.redact import redact_statement
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.sqlite import Store
@@ -78,10 +78,11 @@ class Unwritable(Exception):
 
 
 class Writer:
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, anchor: audit_anchor.AnchorSettings | None = None) -> None:
         self.store = Store(db_path)
         self.files: dict[int, BinaryIO] = {}
         self._partial: tuple[int, int] | None = None  # (batch number, records stored) of a batch stored alone
+        self.anchor = audit_anchor.Anchor(self.store, anchor) if anchor else None
 
     def write(self, batch: dict[str, Any]) -> None:
         sessions = [_storable_session(row) for row in batch["sessions"]]
@@ -100,6 +101,8 @@ class Writer:
             fh = self.files.pop(sid, None)
             if fh is not None:
                 fh.close()
+        if self.anchor is not None:  # seals the closed sessions' recordings; checkpoints the chain
+            self.anchor.written(sessions, batch["closed"])
 
     # -- laying records out ----------------------------------------------------------------------
 
@@ -202,6 +205,8 @@ class Writer:
     def close(self) -> None:
         for fh in self.files.values():
             fh.close()
+        if self.anchor is not None:
+            self.anchor.close()
         self.store.close()
 
 
@@ -356,7 +361,7 @@ def main(argv: list[str]) -> int:
     # Writing records is batch work: on a busy machine it yields the CPU to the data path
     # (clients, servers, the gateway's event loop) and catches up in the gaps.
     os.nice(10)
-    writer = Writer(Path(argv[0]))
+    writer = Writer(Path(argv[0]), audit_anchor.AnchorSettings.from_argv(argv[1:]))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         while (data := read_batch(stdin)) is not None:
