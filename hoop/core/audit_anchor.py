@@ -265,9 +265,12 @@ class Anchor:
         """After a batch: seal the recordings of the sessions it closed (`sessions` holds their
         rows), and wake the checkpoint thread once enough events are unanchored."""
         ended = set(closed)
-        events = [ev for row in sessions if row["id"] in ended for ev in seal_events(row)]
-        if events:
-            audit.append(self.store, events)
+        try:
+            events = [ev for row in sessions if row["id"] in ended for ev in seal_events(row)]
+            if events:
+                audit.append(self.store, events)
+        except Exception:  # the batch itself is written: it must not be reported as lost
+            log.exception("the recordings of sessions %s could not be sealed", sorted(ended))
         anchored = self.last.count if self.last else 0
         if audit.head(self.store).count - anchored >= self.settings.every_events:
             self._due.set()
@@ -339,7 +342,7 @@ def seal_events(row: dict[str, Any]) -> list[audit.AuditEvent]:
     for path in recording_files(row):
         try:
             sha256, size = digest_file(path)
-        except FileNotFoundError:
+        except FileNotFoundError:  # a database session has no cast
             continue
         detail = {"session": row["id"], "path": str(path), "sha256": sha256, "bytes": size}
         events.append(audit.AuditEvent("gateway", SEALED, row["connection"], detail))
