@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from hoop.core.config import DEFAULT_CONFIG, Config, load_config
 from hoop.core.errors import ConfigError, HoopError
+from hoop.core.visible import inert_log_handler, visible
 
 if TYPE_CHECKING:
     from hoop.core.store.sqlite import Store
@@ -36,7 +38,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     if not rows:
         print("(none)")
         return
-    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    cells = [[visible(str(r.get(c, ""))) for c in columns] for r in rows]  # names and notes are typed by people
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row in cells:
@@ -80,12 +82,12 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
             raise HoopError(f"--ttl: {exc}") from None
         issued = tokens.issue(args.user, ttl, args.note or "")
         audit.record(store, f"cli:{actor}", "token.issue", args.user, token_id=issued.id, expires=issued.expires)
-        print(f"token {issued.id} for {args.user}, expires {_fmt_time(issued.expires)}", file=sys.stderr)
+        print(f"token {issued.id} for {visible(args.user)}, expires {_fmt_time(issued.expires)}", file=sys.stderr)
         print(issued.token)
     elif args.token_cmd == "revoke":
         row = tokens.revoke(args.id)
         audit.record(store, f"cli:{actor}", "token.revoke", str(row["user"]), token_id=args.id)
-        print(f"revoked token {args.id} of {row['user']}")
+        print(visible(f"revoked token {args.id} of {row['user']}"))
     else:
         now = time.time()
         rows = []
@@ -139,7 +141,11 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         return 0
     for r in rows:
         detail = " ".join(f"{k}={v}" for k, v in sorted(r["detail"].items()))
-        print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {r['actor']:<14} {r['action']:<22} {r['target']:<12} {detail}")
+        print(
+            visible(
+                f"{r['id']:>6}  {_fmt_time(r['ts'])}  {r['actor']:<14} {r['action']:<22} {r['target']:<12} {detail}"
+            )
+        )
     return 0
 
 
@@ -273,14 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     config_path = Path(getattr(args, "config", DEFAULT_CONFIG))
+    # Warnings logged by a command (a stored rule it skips, say) quote text typed by people.
+    logging.basicConfig(level=logging.WARNING, handlers=[inert_log_handler(sys.stderr, "hoop: %(message)s")])
     try:
         config = load_config(config_path)
         return COMMANDS[args.command](args, config)
     except ConfigError as exc:
-        print(f"hoop: config error: {exc}", file=sys.stderr)
+        print(f"hoop: config error: {visible(str(exc))}", file=sys.stderr)
         return 2
-    except HoopError as exc:
-        print(f"hoop: {exc}", file=sys.stderr)
+    except HoopError as exc:  # the gateway's refusals quote names and reasons typed by people
+        print(f"hoop: {visible(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

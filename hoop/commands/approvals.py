@@ -1,7 +1,8 @@
 """`hoop approvals`, `hoop approve ID`, `hoop deny ID --reason ...`, `hoop kill SESSION --reason ...`.
 
-Listing reads the store; decisions go to the running gateway's control endpoint, acting as
-the identity of `--token` / `HOOP_TOKEN`, because only the gateway can wake a held session.
+Listing reads the store and shows its text inert (hoop.core.visible); decisions go to the
+running gateway's control endpoint, acting as the identity of `--token` / `HOOP_TOKEN`, because
+only the gateway can wake a held session.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from typing import Any
 from hoop.control_client import ControlClient, token_from
 from hoop.core.config import Config
 from hoop.core.identity import parse_ttl
+from hoop.core.visible import visible
+
+PREVIEW = 80  # characters of a statement in the list; `--json` and the TUI show all of it
 
 
 def _client(args: argparse.Namespace, config: Config) -> ControlClient:
@@ -38,10 +42,13 @@ def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
         print("no pending approval requests" if not args.all else "no approval requests")
         return 0
     for r in rows:
-        text = " ".join(r["statement"].split())
+        # Newlines show as \n: folded into spaces, a newline ending a `--` comment would make
+        # what follows it read as part of the comment. A cut statement says so.
+        text = visible(r["statement"])
+        text = text if len(text) <= PREVIEW else text[: PREVIEW - 3] + "..."
         print(
-            f"#{r['id']:<5} {r['status']:<9} {r['user']:<10} {r['connection']:<10} "
-            f"rule={r['rule']:<16} age={r['age']:<6} {text[:80]}"
+            f"#{r['id']:<5} {r['status']:<9} {visible(r['user']):<10} {visible(r['connection']):<10} "
+            f"rule={visible(r['rule']):<16} age={r['age']:<6} {text}"
         )
     return 0
 

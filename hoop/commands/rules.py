@@ -21,6 +21,7 @@ from hoop.core.errors import HoopError
 from hoop.core.rulebook import RuleBook, parse_rule, rule_body
 from hoop.core.rules_test import test_guard_rule, test_mask_rule
 from hoop.core.store.sqlite import Store
+from hoop.core.visible import visible
 
 
 def _author() -> str:
@@ -52,7 +53,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
             body = json.loads(r["body"])
             state = "on " if body.get("enabled", True) else "off"
             what = body.get("action", body.get("style", ""))
-            print(f"{r['kind']:<5} {state} {r['name']:<28} v{r['version']:<3} {what:<8} by {r['author']}")
+            print(visible(f"{r['kind']:<5} {state} {r['name']:<28} v{r['version']:<3} {what:<8} by {r['author']}"))
         return 0
     if action == "show":
         history = book.history(args.kind, args.name)
@@ -60,7 +61,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
             raise HoopError(f"no {args.kind} rule named {args.name!r}")
         for r in history:
             flag = " (removed)" if r["deleted"] else ""
-            print(f"v{r['version']} by {r['author']}{flag}: {r['body']}")
+            print(visible(f"v{r['version']} by {r['author']}{flag}: {r['body']}"))
         return 0
     if action in ("add", "edit"):
         body = _read_body(args.file)
@@ -86,7 +87,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
     if action == "remove":
         version = book.remove(args.kind, args.name, _author())
         audit.record(store, _author(), "rules.remove", args.name, kind=args.kind, version=version)
-        print(f"removed {args.kind} rule {args.name} (v{version})")
+        print(visible(f"removed {args.kind} rule {args.name} (v{version})"))
         return 0
     return _test(store, config, args)
 
@@ -95,7 +96,7 @@ def _save(store: Store, book: RuleBook, kind: str, body: dict[str, Any]) -> int:
     version = book.save(kind, body, _author())
     rule = parse_rule(kind, body)
     audit.record(store, _author(), "rules.save", rule.name, kind=kind, version=version, body=rule_body(kind, rule))
-    print(f"saved {kind} rule {rule.name} v{version}; a running gateway applies it within a second")
+    print(visible(f"saved {kind} rule {rule.name} v{version}; a running gateway applies it within a second"))
     return 0
 
 
@@ -111,11 +112,11 @@ def _test(store: Store, config: Config, args: argparse.Namespace) -> int:
         return 0
     for hit in report["hits"]:
         print(
-            f"session {hit['session']:<6} {hit['user']:<10} {hit['connection']:<10} {hit['outcome']:<7} "
-            f"{' '.join(hit['text'].split())[:90]}"
+            visible(f"session {hit['session']:<6} {hit['user']:<10} {hit['connection']:<10} {hit['outcome']:<7} ")
+            + visible(hit["text"])[:90]
         )
     counts = ", ".join(f"{n} {k}" for k, n in sorted(report["counts"].items())) or "nothing"
-    print(f"rule {rule.name} over {report['examined']} recorded {report['unit']}: would have {counts}")
+    print(visible(f"rule {rule.name} over {report['examined']} recorded {report['unit']}: would have {counts}"))
     return 0
 
 

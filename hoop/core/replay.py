@@ -1,7 +1,9 @@
 """`hoop replay SESSION_ID`: print a recorded session as a timeline, optionally with its timing.
 
-Database sessions print one line per statement with its decision and outcome. Terminal (SSH)
-recordings are handed to the terminal player, which writes the screen output itself.
+Database sessions print one line per statement with its decision and outcome; every text in
+them (statements, errors, result values, names) is shown inert (hoop.core.visible), one line
+each. Terminal (SSH) recordings are handed to the terminal player (hoop.core.terminal), which
+sends the screen and nothing that acts outside it.
 """
 
 from __future__ import annotations
@@ -13,27 +15,35 @@ from typing import Any, TextIO
 
 from hoop.core import recording
 from hoop.core.errors import HoopError
+from hoop.core.visible import visible
 
 
-def describe_frame(t: float, kind: str, data: dict[str, Any]) -> str | None:
+def frame_lines(t: float, kind: str, data: dict[str, Any]) -> list[str]:
+    """The lines that show one frame, as recorded: a line's text may hold any character (a
+    statement's newlines too), so a display writes each line inert and on a line of its own."""
     stamp = f"+{t:9.3f}s"
     if kind == "q":
         rule = f" rule={data['rule']}" if data.get("rule") else ""
-        text = " ".join(str(data.get("text", "")).split())
-        return f"{stamp}  [{data.get('decision', '?')}{rule}]  {text}"
+        return [f"{stamp}  [{data.get('decision', '?')}{rule}]  {data.get('text', '')}"]
     if kind == "r":
         if data.get("error"):
-            return f"{stamp}    -> error: {data['error']} ({data.get('ms', 0):.1f} ms)"
+            return [f"{stamp}    -> error: {data['error']} ({data.get('ms', 0):.1f} ms)"]
         n = data.get("rows")
         rows = "" if n is None else f", {n} row" + ("" if n == 1 else "s")
-        line = f"{stamp}    -> {data.get('tag') or 'ok'}{rows} ({data.get('ms', 0):.1f} ms)"
+        lines = [f"{stamp}    -> {data.get('tag') or 'ok'}{rows} ({data.get('ms', 0):.1f} ms)"]
         for row in data.get("sample") or []:
-            line += "\n" + " " * 17 + " | ".join("NULL" if v is None else str(v) for v in row)
-        return line
+            lines.append(" " * 17 + " | ".join("NULL" if v is None else str(v) for v in row))
+        return lines
     if kind == "e":
         extra = " ".join(f"{k}={v}" for k, v in data.items() if k != "event")
-        return f"{stamp}  -- {data.get('event')} {extra}".rstrip()
-    return None
+        return [f"{stamp}  -- {data.get('event')} {extra}".rstrip()]
+    return []
+
+
+def describe_frame(t: float, kind: str, data: dict[str, Any]) -> str | None:
+    """One frame as `hoop replay` prints it: its lines, each inert, or None for frames not shown."""
+    lines = frame_lines(t, kind, data)
+    return "\n".join(visible(line) for line in lines) if lines else None
 
 
 def replay_session(
@@ -57,9 +67,12 @@ def replay_session(
     path = Path(row["recording"]) if row["recording"] else config.gateway.recordings_dir / f"{session_id}.hoop.jsonl"
     if not path.exists():
         raise HoopError(f"session {session_id} has no recording at {path}")
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
     print(
-        f"session {session_id}: {row['user']} on {row['connection']} ({row['protocol']}), "
-        f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(row['started']))}, status {row['status']}",
+        visible(
+            f"session {session_id}: {row['user']} on {row['connection']} ({row['protocol']}), "
+            f"started {started}, status {row['status']}"
+        ),
         file=out,
     )
     last = start

@@ -32,6 +32,9 @@ from typing import Any
 
 import pyte
 
+from hoop.core.inert_terminal import InertTerminal
+from hoop.core.visible import visible
+
 KEYFRAME_FORMAT = "hoop-keyframes"
 KEYFRAME_VERSION = 1
 MAX_PENDING = 1 << 20  # characters of output waiting for the emulator before we keep only a tail
@@ -334,28 +337,28 @@ def restore_screen(kf: Keyframe) -> tuple[pyte.Screen, pyte.Stream]:
 
 
 def keyframe_ansi(kf: Keyframe) -> str:
-    """Escape sequences that paint a keyframe on a cleared terminal."""
+    """Escape sequences that paint a keyframe on a cleared terminal. The lines are the text of a
+    screen; should a keyframe file hold anything else, it is shown, never sent as a control."""
     parts = ["\x1b[H\x1b[2J"]
     for i, line in enumerate(kf.lines):
         if line:
-            parts.append(f"\x1b[{i + 1};1H{line}")
+            parts.append(f"\x1b[{i + 1};1H{visible(line)}")
     parts.append(f"\x1b[{kf.cursor[1] + 1};{kf.cursor[0] + 1}H")
     return "".join(parts)
 
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78DEHM]")
-
-
 def cast_text(path: Path) -> str:
-    """The session's output as plain text (escape sequences removed, CR LF -> LF)."""
-    reader = CastReader(path)
-    text = "".join(data for _, code, data in reader.events() if code == "o")
-    return _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "")
+    """The session's output as plain text: escape sequences and carriage returns removed, stray
+    control characters shown visibly."""
+    term = InertTerminal(plain=True)
+    return "".join(term.feed(data) for _, code, data in CastReader(path).events() if code == "o")
 
 
 def play_cast(path: Path, *, speed: float = 0.0, start: float = 0.0, as_text: bool = False, out: Any = None) -> int:
     """`hoop replay` for terminal sessions: with timing (`speed` > 0) or at once, from `start`
-    seconds (painting the nearest keyframe first instead of replaying from the beginning)."""
+    seconds (painting the nearest keyframe first instead of replaying from the beginning).
+    The output goes through `InertTerminal`: the screen is drawn, and nothing that acts outside
+    it (clipboard, title, hyperlinks, control strings, queries) reaches the terminal."""
     import sys
 
     out = out or sys.stdout
@@ -364,6 +367,7 @@ def play_cast(path: Path, *, speed: float = 0.0, start: float = 0.0, as_text: bo
         out.flush()
         return 0
     reader = CastReader(path)
+    term = InertTerminal()
     kf = reader.keyframe_before(start) if start > 0 else None
     offset = None
     last = start
@@ -378,6 +382,7 @@ def play_cast(path: Path, *, speed: float = 0.0, start: float = 0.0, as_text: bo
             time.sleep(min(t - last, 5.0) / speed)  # long idle gaps are capped at 5 s
         if t >= start or kf is None or t >= kf.t:
             last = max(last, t)
-        out.write(data)
+        out.write(term.feed(data))
+    out.write(term.finish())
     out.flush()
     return 0

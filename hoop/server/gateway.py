@@ -25,6 +25,7 @@ from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
+from hoop.core.visible import inert_log_handler
 from hoop.server.doors import DOORS, door
 from hoop.server.recording_guard import RecordingGuard
 from hoop.server.services import Services
@@ -34,11 +35,9 @@ log = logging.getLogger("hoop.gateway")
 
 
 def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Log lines quote user names, statements and servers' errors: they are written inert.
+    handler = inert_log_handler(sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
     if level != "debug":  # asyncssh narrates every connection at INFO; our own log says what matters
         logging.getLogger("asyncssh").setLevel(logging.WARNING)
 

@@ -8,6 +8,10 @@ calls); message handlers on the event loop own the state.
 
 The app never imports hoop.server: history comes from the store, mutations go to the running
 gateway's control endpoint (the gateway is the single writer and audits every action).
+
+Text from users and servers is shown inert everywhere (hoop.tui.inert): widgets of
+hoop.tui.widgets.plain for strings, `inert()` inside Rich renderables, and notifications
+through `notify`, which never reads markup.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widget import Widget
 
+from hoop.core.visible import visible
 from hoop.tui.data import GatewayLink, History, Snapshot
 
 if TYPE_CHECKING:
@@ -132,6 +138,18 @@ class HoopApp(App[None]):
         self.poll()
         if self.poll_interval > 0:
             self.set_interval(self.poll_interval, self.poll)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: messages quote names, errors and reasons."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     def action_area(self, name: str) -> None:
         if self.current_mode != name:

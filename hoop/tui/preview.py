@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hoop.core.errors import ConfigError, HoopError
+from hoop.core.visible import is_active
 
 
 def to_toml(body: dict[str, Any]) -> str:
@@ -28,7 +29,14 @@ def _value(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)
+    # JSON escapes C0 controls; the other characters that act or hide (C1 controls, bidi and
+    # other format characters) are escaped too, so the editor shows them (valid TOML escapes).
+    return "".join(_toml_escape(c) if is_active(c) else c for c in json.dumps(str(value), ensure_ascii=False))
+
+
+def _toml_escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 @dataclass

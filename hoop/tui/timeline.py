@@ -19,7 +19,7 @@ from typing import Any
 import pyte
 
 from hoop.core import recording
-from hoop.core.replay import describe_frame
+from hoop.core.replay import frame_lines
 from hoop.core.terminal import CastReader, Keyframe, restore_screen
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78DEHM]")
@@ -57,6 +57,7 @@ class Timeline:
         return self.statements[i - 1] if i > 0 else None
 
     def view(self, index: int, rows: int) -> list[str]:
+        """The lines shown at frame `index`, as recorded: a display writes each one inert."""
         raise NotImplementedError
 
     def search(self, text: str) -> list[int]:
@@ -73,7 +74,7 @@ class DbTimeline(Timeline):
         self.frames: list[tuple[float, str, dict[str, Any]]] = list(recording.iter_frames(path))
         self.times = [f[0] for f in self.frames]
         self.statements = [i for i, f in enumerate(self.frames) if f[1] == "q"]
-        self._lines: list[list[str]] = [(describe_frame(*f) or "").splitlines() for f in self.frames]
+        self._lines: list[list[str]] = [frame_lines(*f) for f in self.frames]
 
     def view(self, index: int, rows: int) -> list[str]:
         """The timeline up to and including frame `index`, newest lines at the bottom."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.text import Text
 from textual.widgets import DataTable, Static
 from tui_fixtures import NOW, FakeControl, settle
 
@@ -17,6 +18,8 @@ def status_text(app: Any, selector: str) -> str:
     content = app.screen.query_one(selector, Static).content
     if isinstance(content, str):
         return content
+    if isinstance(content, Text):
+        return content.plain
     console = Console(width=200, record=True, file=open("/dev/null", "w"))
     console.print(content)
     return console.export_text()
@@ -27,7 +30,7 @@ async def test_approve_newest_first(make_app: Any, control: FakeControl) -> None
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#queue", DataTable)
-        assert [table.get_row_at(i)[0] for i in range(2)] == ["3", "2"]  # newest attention first
+        assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["3", "2"]  # newest attention first
         evidence = status_text(app, "#evidence")
         assert "customers" in evidence and "hold-writes" in evidence and "4m30s left" in evidence
         await pilot.press("a")
@@ -94,7 +97,7 @@ async def test_new_request_rings_and_others_decisions_show(make_app: Any, histor
         await settle(pilot)
         assert app.bells == 1
         table = app.screen.query_one("#queue", DataTable)
-        rows = {table.get_row_at(i)[0]: str(table.get_row_at(i)[3]) for i in range(table.row_count)}
+        rows = {str(table.get_row_at(i)[0]): str(table.get_row_at(i)[3]) for i in range(table.row_count)}
         assert rows["4"] == "pending" and rows["2"] == "approved"
         assert any("#2 approved by carol" in n.message for n in app._notifications)
 

@@ -72,7 +72,7 @@ async def test_recordings_search_by_statement_text(make_app: Any) -> None:
         await pilot.press("slash", *"hostname")
         await settle(pilot)
         table = app.screen.query_one("#recordings", DataTable)
-        assert table.row_count == 1 and table.get_row_at(0)[0] == "3"
+        assert table.row_count == 1 and str(table.get_row_at(0)[0]) == "3"
         await pilot.press("enter", "enter")
         await settle(pilot)
         assert isinstance(app.screen, ReplayScreen)

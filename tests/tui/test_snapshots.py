@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import settle
+from tui_fixtures import add_hostile_rows, settle
 
 AREAS = ["sessions", "approvals", "rules", "recordings"]
 SIZES = [(80, 24), (120, 40)]
@@ -54,3 +54,17 @@ def test_replay_ssh(snap_compare: Any, make_app: Any, tmp_path: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(start="recordings"), terminal_size=(80, 24), run_before=ready)
+
+
+def test_hostile_approval(snap_compare: Any, make_app: Any, history: Any) -> None:
+    """A held statement, user, connection and rule carrying escape sequences and markup: shown
+    literally, escapes in reverse video (tests/support/inert.py has the text)."""
+    add_hostile_rows(history)
+
+    async def ready(pilot: Any) -> None:
+        await settle(pilot)
+        pilot.app.screen.query_one("#queue").focus()
+        pilot.app.clear_notifications()
+        await settle(pilot)
+
+    assert snap_compare(make_app(start="approvals"), terminal_size=(120, 40), run_before=ready)

@@ -6,12 +6,15 @@ Times are fixed (NOW) and the app is given `now=lambda: NOW`, so snapshots do no
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from support.inert import C1_CSI, HOSTILE_RULE, HOSTILE_USER, MARKUP, OSC52, REVERSED, STATEMENT
 
 from hoop.control_client import ControlClient, ControlError, GatewayUnavailable
 from hoop.core import recording
@@ -237,6 +240,75 @@ def build_store(root: Path) -> History:
     return History(store, recordings)
 
 
+HOSTILE_CONN = "pg\x1b[2K[/]"
+SHOWN_CONN = r"pg\x1b[2K[/]"
+SERVER_ERROR = f"ERROR: relation {OSC52} does not exist [/]"
+EDITOR_RULE = f"rev{REVERSED}{C1_CSI}"  # a name the rule editor's TOML must escape
+
+
+def add_hostile_rows(history: Any) -> None:
+    """Session 7 (database, live) and 8 (terminal) of a hostile user, with a held statement."""
+    store = history.store
+    recordings = history.recordings_dir
+    with store.lock:
+        for sid, proto, ended in ((7, "postgres", None), (8, "ssh", NOW - 50)):
+            store.conn.execute(
+                "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, "
+                "statements, blocked, held, recording) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (sid, HOSTILE_USER, HOSTILE_CONN, proto, "127.0.0.1:5001", NOW - 100, ended, "open", 1, 0, 1, ""),
+            )
+        store.conn.execute(
+            "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (7, 1, NOW - 90, 1.0, STATEMENT, "review", HOSTILE_RULE, None, SERVER_ERROR),
+        )
+        store.conn.execute(
+            "INSERT INTO approvals(id, session_id, user, connection, statement, rule, reason, approvers, required, "
+            "status, created, expires, decided, decisions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                4,
+                7,
+                HOSTILE_USER,
+                HOSTILE_CONN,
+                STATEMENT,
+                HOSTILE_RULE,
+                f'update on "x[/]y" needs review by {MARKUP}',
+                json.dumps(["dba", HOSTILE_USER]),
+                1,
+                "pending",
+                NOW - 10,
+                NOW + 290,
+                None,
+                json.dumps([]),
+            ),
+        )
+    book = RuleBook(store)
+    book.save("guard", {"name": HOSTILE_RULE, "action": "review", "statements": ["update"]}, HOSTILE_USER)
+    book.save("guard", {"name": EDITOR_RULE, "action": "block", "statements": ["truncate"]}, "bob")
+    write_db_recording(
+        recordings / "7.hoop.jsonl",
+        7,
+        [
+            (0.0, "e", {"event": "start", "user": HOSTILE_USER}),
+            (1.0, "q", {"text": STATEMENT, "decision": "review", "rule": HOSTILE_RULE}),
+            (
+                1.5,
+                "r",
+                {"tag": "SELECT 1", "rows": 1, "ms": 1.0, "error": "", "columns": ["c[/]"], "sample": [[OSC52]]},
+            ),
+            (2.0, "r", {"tag": "", "rows": None, "ms": 0.1, "error": SERVER_ERROR}),
+        ],
+    )
+    write_cast(
+        recordings / "8.cast",
+        [
+            "root@web1:~# \x1bP1$qm\x1b\\\x1b[6n\x1b[c\x9b2J",
+            f"{OSC52}\x1b]0;pwned-title\x07\x1b]8;;https://example.com\x07link\x1b]8;;\x07 ",
+            "\x1b[31mred\x1b[0m visible-after\r\n",
+        ],
+    )
+
+
 @dataclass
 class FakeControl:
     """Stands in for the gateway's control endpoint in pilot tests: records each call and
@@ -285,6 +357,25 @@ async def new_rule_editor(pilot: Any) -> Any:
     await pilot.press("n")
     await settle(pilot)
     return pilot.app.screen.query_one("TextArea")
+
+
+def screen_output(app: Any) -> tuple[str, str]:
+    """The current screen as the terminal would receive it (escape sequences and all) and as
+    the text a person reads on it."""
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.file.getvalue(), console.export_text(styles=False)
 
 
 async def settle(pilot: Any, rounds: int = 3) -> None:

@@ -2,7 +2,8 @@
 
 `a` approves, `g` approves and grants the user this rule for a while, `d` denies with a reason.
 The gateway checks every decision (approver group, not your own request, still pending) and
-its refusal is shown as it was given.
+its refusal is shown as it was given. The statement and every name are shown inert, so the
+approver reads the exact text that would run (hoop.tui.inert).
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
+from hoop.tui.inert import inert, inert_code
 from hoop.tui.screens.base import AreaScreen, reset_table
 from hoop.tui.screens.modals import AskText, duration_problem
+from hoop.tui.widgets.plain import Plain, PlainTable
 
 
 def touched_tables(statement: str, protocol: str | None) -> list[str]:
@@ -43,23 +45,23 @@ def evidence(row: dict[str, Any], now: float) -> Group:
     info = Table.grid(padding=(0, 1))
     info.add_column(style="bold")
     info.add_column()
-    info.add_row("Request", f"#{row['id']}  {row['status']}")
-    info.add_row("Who", f"{row['user']} (session {row['session_id']})")
-    info.add_row("Connection", f"{row['connection']} ({row.get('protocol') or '?'})")
-    info.add_row("Rule", row["rule"])
-    info.add_row("Why", row["reason"] or "-")
+    # Every value is Text built by inert(): a Rich table reads plain strings as markup.
+    info.add_row("Request", inert(f"#{row['id']}  {row['status']}"))
+    info.add_row("Who", inert(f"{row['user']} (session {row['session_id']})"))
+    info.add_row("Connection", inert(f"{row['connection']} ({row.get('protocol') or '?'})"))
+    info.add_row("Rule", inert(row["rule"]))
+    info.add_row("Why", inert(row["reason"] or "-"))
     tables = touched_tables(row["statement"], row.get("protocol"))
-    info.add_row("Tables", ", ".join(tables) or "-")
+    info.add_row("Tables", inert(", ".join(tables) or "-"))
     waited = fmt_span(now - row["created"])
     if row["status"] == "pending":
         info.add_row("Waited", f"{waited}, {fmt_span(row['expires'] - now)} left")
     else:
-        info.add_row("Decided", f"{fmt_time(row['decided'])} by {', '.join(row['decisions']) or '-'}")
+        info.add_row("Decided", inert(f"{fmt_time(row['decided'])} by {', '.join(row['decisions']) or '-'}"))
     needed = f"{len(row['decisions'])} of {row['required']}" if row["required"] > 1 else "1"
-    info.add_row("Approvers", f"{', '.join(row['approvers']) or 'any'} (needs {needed})")
+    info.add_row("Approvers", inert(f"{', '.join(row['approvers']) or 'any'} (needs {needed})"))
     lexer = "bash" if row.get("protocol") == "ssh" else "sql"
-    code = Syntax(row["statement"], lexer, theme="ansi_dark", word_wrap=True, background_color="default")
-    return Group(info, Text(""), code)
+    return Group(info, Text(""), inert_code(row["statement"], lexer))
 
 
 QUEUE_COLUMNS = (("#", 3), ("User", 7), ("Waited", 6), ("Status", 7))
@@ -81,18 +83,18 @@ class ApprovalsScreen(AreaScreen):
 
     def body(self) -> ComposeResult:
         with Horizontal(id="approvals-split"):
-            yield DataTable(id="queue", cursor_type="row", zebra_stripes=True)
+            yield PlainTable(id="queue", cursor_type="row", zebra_stripes=True)
             with VerticalScroll(id="evidence-box"):
                 yield Static("No request selected.", id="evidence")
-        yield Static("", id="approvals-status", classes="status")
+        yield Plain("", id="approvals-status", classes="status")
 
     def on_mount(self) -> None:
-        reset_table(self.query_one(DataTable), QUEUE_COLUMNS)
+        reset_table(self.query_one(PlainTable), QUEUE_COLUMNS)
         super().on_mount()
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         self.now = snapshot.taken
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         selected = self.selected()
         reset_table(table, QUEUE_COLUMNS)
         self.rows = {}
@@ -101,7 +103,7 @@ class ApprovalsScreen(AreaScreen):
             self.rows[key] = row
             style = "bold yellow" if row["status"] == "pending" else ("green" if row["status"] == "approved" else "red")
             table.add_row(
-                key, row["user"], fmt_span(snapshot.taken - row["created"]), Text(row["status"], style=style), key=key
+                key, row["user"], fmt_span(snapshot.taken - row["created"]), inert(row["status"], style=style), key=key
             )
         # Stay on the selected request while it waits; once decided, the newest waiting one
         # (row 0) needs attention next.
@@ -115,16 +117,16 @@ class ApprovalsScreen(AreaScreen):
         self._status(self.message or (f"{pending} waiting" if pending else "nothing waiting for a decision"))
 
     def _status(self, text: str) -> None:
-        self.query_one("#approvals-status", Static).update(text)
+        self.query_one("#approvals-status", Plain).update(text)
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         if not self.rows or table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_data_table_row_highlighted(self, event: PlainTable.RowHighlighted) -> None:
         self._show_evidence()
 
     def _show_evidence(self) -> None:

@@ -8,10 +8,13 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from hoop.tui.inert import inert
+
 
 class AskText(ModalScreen[str | None]):
     """One line of text (a reason, a search, a time). Enter submits, Escape cancels.
-    `required` refuses an empty answer with a message instead of submitting."""
+    `required` refuses an empty answer with a message instead of submitting. The title and
+    prompt may quote names: they are shown inert."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -32,8 +35,8 @@ class AskText(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Label(self.prompt)
+            yield Label(inert(self.title_text), classes="dialog-title")
+            yield Label(inert(self.prompt))
             yield Input(value=self.value, placeholder=self.placeholder, id="answer")
             yield Label("", id="problem", classes="problem")
             yield Label("Enter: OK   Escape: cancel", classes="dim")
@@ -49,12 +52,12 @@ class AskText(ModalScreen[str | None]):
         return ""
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#problem", Label).update(self._problem(event.value) if event.value else "")
+        self.query_one("#problem", Label).update(inert(self._problem(event.value) if event.value else ""))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         problem = self._problem(event.value)
         if problem:
-            self.query_one("#problem", Label).update(problem)
+            self.query_one("#problem", Label).update(inert(problem))
             return
         self.dismiss(event.value.strip())
 

@@ -9,11 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input
 
 from hoop.core.store.records import connection_label
 from hoop.tui.data import fmt_span, fmt_time
 from hoop.tui.screens.base import AreaScreen, reset_table
+from hoop.tui.widgets.plain import Plain, PlainTable
 
 RECORDING_COLUMNS = (
     ("ID", 5),
@@ -36,13 +37,13 @@ class RecordingsScreen(AreaScreen):
 
     def body(self) -> ComposeResult:
         yield Input(placeholder="search: user, connection, date (2025-01-31) or statement text", id="search")
-        yield DataTable(id="recordings", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="recordings-status", classes="status")
+        yield PlainTable(id="recordings", cursor_type="row", zebra_stripes=True)
+        yield Plain("", id="recordings-status", classes="status")
 
     def on_mount(self) -> None:
-        reset_table(self.query_one(DataTable), RECORDING_COLUMNS)
+        reset_table(self.query_one(PlainTable), RECORDING_COLUMNS)
         super().on_mount()
-        self.query_one(DataTable).focus()
+        self.query_one(PlainTable).focus()
         self.search("")
 
     def action_focus_search(self) -> None:
@@ -52,7 +53,7 @@ class RecordingsScreen(AreaScreen):
         self.search(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(DataTable).focus()
+        self.query_one(PlainTable).focus()
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, text: str) -> None:
@@ -60,7 +61,7 @@ class RecordingsScreen(AreaScreen):
         self.app.call_from_thread(self._show, text, rows)
 
     def _show(self, text: str, rows: list[dict[str, Any]]) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         reset_table(table, RECORDING_COLUMNS)
         self.rows = {}
         for row in rows:
@@ -78,16 +79,16 @@ class RecordingsScreen(AreaScreen):
                 key=key,
             )
         what = f" matching {text!r}" if text.strip() else ""
-        self.query_one("#recordings-status", Static).update(f"{len(rows)} sessions{what}   enter: replay   /: search")
+        self.query_one("#recordings-status", Plain).update(f"{len(rows)} sessions{what}   enter: replay   /: search")
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_data_table_row_selected(self, event: PlainTable.RowSelected) -> None:
         self.action_open()
 
     def action_open(self) -> None:

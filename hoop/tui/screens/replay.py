@@ -3,6 +3,7 @@
 Space play/pause, +/- speed (0.5x-8x), Right/Left step one frame forward/back, ]/[ next or
 previous statement (or command), j jump to a time, / search the whole recording, n/N next or
 previous hit, Home/End first/last frame. The view is a pure function of the frame index.
+The recording's lines are shown inert, each on a line of its own (hoop.tui.inert).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Label, Static
+from textual.widgets import Footer, Label
 
+from hoop.core.visible import visible
+from hoop.tui.inert import inert
 from hoop.tui.screens.base import HoopScreen
 from hoop.tui.screens.modals import AskText, parse_clock, seconds_problem
 from hoop.tui.timeline import Timeline, open_timeline
+from hoop.tui.widgets.plain import Plain
 
 SPEEDS = (0.5, 1.0, 2.0, 4.0, 8.0)
 TICK = 0.05
@@ -59,10 +63,11 @@ class ReplayScreen(HoopScreen):
     def compose(self) -> ComposeResult:
         s = self.session
         yield Label(
-            f"Replay of session {s['id']}: {s['user']} on {s['connection']} ({s['protocol']})", classes="section"
+            inert(f"Replay of session {s['id']}: {s['user']} on {s['connection']} ({s['protocol']})"),
+            classes="section",
         )
-        yield Static("loading...", id="replay-view")
-        yield Static("", id="replay-bar")
+        yield Plain("loading...", id="replay-view")
+        yield Plain("", id="replay-bar")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -88,7 +93,7 @@ class ReplayScreen(HoopScreen):
 
     def _failed(self, problem: str) -> None:
         self.problem = problem
-        self.query_one("#replay-view", Static).update(Text(problem, style="red"))
+        self.query_one("#replay-view", Plain).update(inert(problem, style="red"))
 
     def _loaded(self, timeline: Timeline) -> None:
         self.timeline = timeline
@@ -96,12 +101,16 @@ class ReplayScreen(HoopScreen):
 
     # -- the view -------------------------------------------------------------------------------
 
+    def lines(self) -> list[str]:
+        """The recording's lines at the current frame, as recorded."""
+        if self.timeline is None:
+            return []
+        rows = max(self.query_one("#replay-view").size.height, 5)
+        return self.timeline.view(self.index, rows)
+
     def screen_text(self) -> str:
         """What the replay shows now (the tests compare these)."""
-        if self.timeline is None:
-            return ""
-        rows = max(self.query_one("#replay-view").size.height, 5)
-        return "\n".join(self.timeline.view(self.index, rows))
+        return "\n".join(visible(line) for line in self.lines())
 
     def goto(self, index: int, *, follow: bool = True) -> None:
         if self.timeline is None or len(self.timeline) == 0:
@@ -109,7 +118,7 @@ class ReplayScreen(HoopScreen):
         self.index = min(max(index, 0), len(self.timeline) - 1)
         if follow:
             self.playhead = self.timeline.times[self.index]
-        self.query_one("#replay-view", Static).update(Text(self.screen_text()))
+        self.query_one("#replay-view", Plain).update(Text("\n").join(inert(line) for line in self.lines()))
         self._bar()
 
     def _bar(self) -> None:
@@ -118,7 +127,7 @@ class ReplayScreen(HoopScreen):
             return
         state = "PLAY" if self.playing else "PAUSE"
         hits = f"   /{self.query_text}: {self.hit_i + 1} of {len(self.hits)}" if self.query_text else ""
-        self.query_one("#replay-bar", Static).update(
+        self.query_one("#replay-bar", Plain).update(
             f"{state} {SPEEDS[self.speed_i]:g}x   frame {self.index + 1}/{len(tl)}   "
             f"{tl.times[self.index]:.2f}s of {tl.duration:.2f}s   {tl.label(self.index)}{hits}"
         )

@@ -4,6 +4,7 @@
 The editor validates the TOML draft as you type and previews it live: a guardrail against the
 recent statements in the store, a masking rule on a sample value and on the last result rows
 of a recorded session. Ctrl+S sends it to the gateway, which versions, audits and applies it.
+Rule names, authors, statements and sample values are shown inert (hoop.tui.inert).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Footer, Input, Label, Static, TextArea
+from textual.widgets import Footer, Input, Label, TextArea
 
 from hoop.tui.app import ActionResult
+from hoop.tui.inert import inert
 from hoop.tui.preview import GUARD_TEMPLATE, MASK_TEMPLATE, guard_preview, mask_preview, parse_draft, to_toml
 from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
 from hoop.tui.screens.modals import AskText
+from hoop.tui.widgets.plain import Plain, PlainTable
 
 
 def summary(row: dict[str, Any]) -> str:
@@ -51,11 +54,11 @@ class RulesScreen(AreaScreen):
 
     def body(self) -> ComposeResult:
         yield Label("Guardrail and masking rules (latest versions)", classes="section")
-        yield DataTable(id="rules", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="rules-status", classes="status")
+        yield PlainTable(id="rules", cursor_type="row", zebra_stripes=True)
+        yield Plain("", id="rules-status", classes="status")
 
     def on_mount(self) -> None:
-        reset_table(self.query_one(DataTable), RULE_COLUMNS)
+        reset_table(self.query_one(PlainTable), RULE_COLUMNS)
         super().on_mount()
         self.load()
 
@@ -68,7 +71,7 @@ class RulesScreen(AreaScreen):
         self.app.call_from_thread(self._show, rows)
 
     def _show(self, rows: list[dict[str, Any]]) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         keep = table.cursor_row
         reset_table(table, RULE_COLUMNS)
         self.rows = {}
@@ -79,16 +82,16 @@ class RulesScreen(AreaScreen):
             table.add_row(row["kind"], row["name"], str(row["version"]), on, row["author"], summary(row), key=key)
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1))
-        self.query_one("#rules-status", Static).update(f"{len(rows)} rules   enter: edit   space: on/off")
+        self.query_one("#rules-status", Plain).update(f"{len(rows)} rules   enter: edit   space: on/off")
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_data_table_row_selected(self, event: PlainTable.RowSelected) -> None:
         self.action_edit()
 
     def action_new(self, kind: str) -> None:
@@ -127,7 +130,7 @@ class RulesScreen(AreaScreen):
         )
 
     def on_action_result(self, message: ActionResult) -> None:
-        status = self.query_one("#rules-status", Static)
+        status = self.query_one("#rules-status", Plain)
         if message.ok:
             status.update(f"{message.op}: {message.result}")
             self.load()
@@ -151,13 +154,13 @@ class RuleEditor(HoopScreen):
         with Horizontal(id="rules-split"):
             with Vertical(id="rule-editor"):
                 yield TextArea(self.text, language="toml", id="draft", theme="monokai")
-                yield Static("", id="rule-problem")
+                yield Plain("", id="rule-problem")
             with VerticalScroll(id="rule-preview-box"):
                 if self.kind == "mask":
                     yield Input(
                         value="alice@example.com 4111 1111 1111 1111", id="sample-input", placeholder="sample value"
                     )
-                yield Static("", id="rule-preview")
+                yield Plain("", id="rule-preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -173,14 +176,14 @@ class RuleEditor(HoopScreen):
 
     def revalidate(self) -> None:
         self.draft = parse_draft(self.kind, self.text)
-        problem = self.query_one("#rule-problem", Static)
+        problem = self.query_one("#rule-problem", Plain)
         problem.set_class(not self.draft.problem, "ok")
         problem.update(self.draft.problem or "valid")
         if self.draft.rule is not None:
             sample = self.query_one("#sample-input", Input).value if self.kind == "mask" else ""
             self.preview(self.draft.rule, sample)
         else:
-            self.query_one("#rule-preview", Static).update(Text("(fix the draft to see a preview)", style="dim"))
+            self.query_one("#rule-preview", Plain).update(Text("(fix the draft to see a preview)", style="dim"))
 
     @work(thread=True, exclusive=True, group="preview")
     def preview(self, rule: Any, sample: str) -> None:
@@ -201,22 +204,28 @@ class RuleEditor(HoopScreen):
             for action, row, _reason in result.hits[:40]:
                 style = {"block": "red", "review": "yellow"}.get(action, "magenta")
                 text.append(f"{action.upper():<6} ", style=style)
-                text.append(f"{row['user']}@{row['connection']}: {' '.join(row['text'].split())[:70]}\n")
+                line = inert(f"{row['user']}@{row['connection']}: {row['text']}")
+                line.truncate(90, overflow="ellipsis")
+                text.append_text(line)
+                text.append("\n")
         else:
             sid, columns, rows = history.sample_rows(self.sample_session)
             connection = (history.session(sid) or {}).get("connection", "*") if sid else "*"
             masked, out = mask_preview(rule, connection, sample, columns, rows[:10])
             text = Text("Sample value:\n", style="bold")
-            text.append(f"  {masked}\n\n")
+            text.append_text(inert(f"  {masked}"))
+            text.append("\n\n")
             if out:
                 text.append(f"Last result rows of session {sid}:\n", style="bold")
                 if columns:
-                    text.append("  " + " | ".join(columns) + "\n", style="dim")
+                    text.append_text(inert("  " + " | ".join(columns), style="dim"))
+                    text.append("\n")
                 for r in out:
-                    text.append("  " + " | ".join(r) + "\n")
+                    text.append_text(inert("  " + " | ".join(r)))
+                    text.append("\n")
             else:
                 text.append("(no recorded result rows to preview on)\n", style="dim")
-        self.app.call_from_thread(self.query_one("#rule-preview", Static).update, text)
+        self.app.call_from_thread(self.query_one("#rule-preview", Plain).update, text)
 
     def action_save(self) -> None:
         if self.draft.problem or self.draft.body is None:
@@ -229,5 +238,5 @@ class RuleEditor(HoopScreen):
             self.notify(f"saved {message.params['body'].get('name')} ({message.result})")
             self.app.pop_screen()
         else:
-            self.query_one("#rule-problem", Static).update(f"the gateway refused: {message.error}")
+            self.query_one("#rule-problem", Plain).update(f"the gateway refused: {message.error}")
             self.notify(message.error, title="Not saved", severity="error")

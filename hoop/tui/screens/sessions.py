@@ -1,6 +1,7 @@
 """Area 1, Sessions: live and recent sessions, updating as they change. Enter watches one
 (database: its statement log; SSH: its terminal screen), `k` kills a live one after asking for
-a reason (the gateway disconnects the client and audits the kill)."""
+a reason (the gateway disconnects the client and audits the kill). Names, statements, errors
+and terminal screens are shown inert (hoop.tui.inert)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
-from textual.widgets import DataTable, Footer, Label, RichLog, Static
+from textual.widgets import Footer, Label, RichLog
 
 from hoop.core.store.records import connection_label
 from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
+from hoop.tui.inert import inert
 from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
 from hoop.tui.screens.modals import AskText
+from hoop.tui.widgets.plain import Plain, PlainTable
 
 COLUMNS = (
     ("ID", 5),
@@ -35,7 +38,7 @@ COLUMNS = (
 
 def session_cells(row: dict[str, Any], now: float) -> tuple[Any, ...]:
     live = row["ended"] is None
-    status = Text(row["status"], style="bold green" if live else "dim")
+    status = inert(row["status"], style="bold green" if live else "dim")
     duration = fmt_span((row["ended"] or now) - row["started"])
     return (
         str(row["id"]),
@@ -65,16 +68,16 @@ class SessionsScreen(AreaScreen):
 
     def body(self) -> ComposeResult:
         yield Label("Live and recent sessions", classes="section")
-        yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="sessions-status", classes="status")
+        yield PlainTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Plain("", id="sessions-status", classes="status")
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         reset_table(table, COLUMNS)
         super().on_mount()
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         now = snapshot.taken
         rows = snapshot.live + snapshot.recent
         keep = table.cursor_row
@@ -90,18 +93,18 @@ class SessionsScreen(AreaScreen):
         elif rows:
             table.move_cursor(row=min(keep, len(rows) - 1))
         live = len(snapshot.live)
-        self.query_one("#sessions-status", Static).update(
+        self.query_one("#sessions-status", Plain).update(
             self.last_error or f"{live} live, {len(snapshot.recent)} recent   enter: watch   k: kill"
         )
 
     def selected(self) -> dict[str, Any] | None:
-        table = self.query_one(DataTable)
+        table = self.query_one(PlainTable)
         if not self.rows or table.cursor_row < 0 or table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return self.rows.get(str(key))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_data_table_row_selected(self, event: PlainTable.RowSelected) -> None:
         self.action_watch()
 
     def action_watch(self) -> None:
@@ -136,7 +139,7 @@ class SessionsScreen(AreaScreen):
             self.notify(f"session {message.params['id']} killed")
         else:
             self.last_error = f"kill refused: {message.error}"
-            self.query_one("#sessions-status", Static).update(self.last_error)
+            self.query_one("#sessions-status", Plain).update(self.last_error)
             self.notify(message.error, title="Kill refused", severity="error")
 
 
@@ -154,15 +157,17 @@ class WatchScreen(HoopScreen):
     def compose(self) -> ComposeResult:
         s = self.session
         yield Label(
-            f"Session {s['id']}: {s['user']} on {connection_label(s['connection'])} ({s['protocol']}), "
-            f"started {fmt_time(s['started'])}",
+            inert(
+                f"Session {s['id']}: {s['user']} on {connection_label(s['connection'])} ({s['protocol']}), "
+                f"started {fmt_time(s['started'])}"
+            ),
             classes="section",
         )
         if self.terminal:
-            yield Static("", id="terminal", classes="terminal")
+            yield Plain("", id="terminal", classes="terminal")
         else:
             yield RichLog(id="log", wrap=True, markup=False, highlight=False)
-        yield Static("", id="watch-status", classes="status")
+        yield Plain("", id="watch-status", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -184,7 +189,7 @@ class WatchScreen(HoopScreen):
             self.app.call_from_thread(self._show_statements, session, rows)
 
     def _show_terminal(self, session: dict[str, Any], lines: list[str]) -> None:
-        self.query_one("#terminal", Static).update(Text("\n".join(lines)))
+        self.query_one("#terminal", Plain).update(Text("\n").join(inert(line) for line in lines))
         self._status(session)
 
     def _show_statements(self, session: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -193,10 +198,10 @@ class WatchScreen(HoopScreen):
             self.seq = max(self.seq, r["seq"])
             style = {"block": "bold red", "review": "yellow"}.get(r["decision"], "green")
             line = Text(f"{fmt_time(r['started'])[11:]} ")
-            line.append(f"[{r['decision']}{' ' + r['rule'] if r['rule'] else ''}] ", style=style)
-            line.append(" ".join(r["text"].split()))
+            line.append_text(inert(f"[{r['decision']}{' ' + r['rule'] if r['rule'] else ''}] ", style=style))
+            line.append_text(inert(r["text"]))
             if r["error"]:
-                line.append(f"  -> error: {r['error']}", style="red")
+                line.append_text(inert(f"  -> error: {r['error']}", style="red"))
             elif r["rows"] is not None:
                 line.append(f"  -> {r['rows']} rows", style="dim")
             log.write(line)
@@ -204,7 +209,7 @@ class WatchScreen(HoopScreen):
 
     def _status(self, session: dict[str, Any]) -> None:
         state = "live" if session["ended"] is None else f"ended ({session['status']})"
-        self.query_one("#watch-status", Static).update(
+        self.query_one("#watch-status", Plain).update(
             f"{state}   {session['statements']} statements, {session['blocked']} blocked, {session['held']} held"
             "   escape: back   k: kill"
         )

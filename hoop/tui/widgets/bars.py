@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.widgets import Static
 
+from hoop.tui.inert import inert
+
 if TYPE_CHECKING:
     from hoop.tui.app import Who
 
@@ -40,4 +42,4 @@ class Banner(Static):
         online = who.online
         self.set_class(not online, "offline")
         prefix = "" if online else "LIVE ACTIONS UNAVAILABLE: "
-        self.update(prefix + who.describe())
+        self.update(inert(prefix + who.describe()))  # a user name or the gateway's error
