@@ -1,10 +1,15 @@
 """What both database relays share: wiring, closing, and the transport callbacks.
 
 A relay subclasses `TwoSided` and provides `from_client`, `from_upstream`, `upstream_lost()`
-(tell the client, in its protocol, that the server went away) and `GOODBYE` (the message that
-ends the upstream session politely). It closes with a `CloseStatus`, which goes to the session
-kit's bracket through `on_close`. Flow control is symmetric: when one side's write buffer
-fills, the other side stops reading until it drains.
+(tell the client, in its protocol, that the server went away), `answered()` (see below) and
+`GOODBYE` (the message that ends the upstream session politely). It closes with a
+`CloseStatus`, which goes to the session kit's bracket through `on_close`. Flow control is
+symmetric: when one side's write buffer fills, the other side stops reading until it drains.
+
+A client that shuts down its sending side (`shutdown(SHUT_WR)`, as batch tools do after their
+last statement) still reads: what it sent is answered in order, as the server itself would,
+and only then do both sides close (`end_of_input`). From then on the upstream side checks
+`answered()` after each read; before the end of input the data path does no such check.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ import asyncio
 from collections.abc import Callable
 from typing import cast
 
-from hoop.core.store.records import CloseStatus
+from hoop.core.pipeline import Decision
+from hoop.core.store.records import CloseStatus, review
+from hoop.server.session import Session
+from hoop.server.session.holds import HoldOutcome
+from hoop.server.session.seams import Notify
 
 
 def write_batch(transport: asyncio.WriteTransport | None, parts: list[bytes | memoryview]) -> None:
@@ -34,6 +43,8 @@ class Side(asyncio.Protocol):
             self.handler(data)
 
     def eof_received(self) -> bool | None:
+        if self.name == "client" and self.relay.end_of_input():
+            return True  # still open for writing: the answers to what it sent follow
         self._gone()
         return None
 
@@ -67,12 +78,17 @@ class TwoSided:
     said_goodbye = False
     client: asyncio.Transport | None
     upstream: asyncio.Transport | None
+    upstream_side: Side
     closed: bool
     done: asyncio.Future[CloseStatus]
     hold_task: asyncio.Future[None] | None
     on_close: Callable[[CloseStatus], None]
+    session: Session
     from_client: Callable[[bytes], None]
     from_upstream: Callable[[bytes], None]
+
+    input_ended = False  # the client shut down its sending side; it still reads the answers
+    approval_requested = False  # a held statement's request exists: approvers see it
 
     def attach(
         self, client: asyncio.WriteTransport, upstream: asyncio.WriteTransport, client_left: bytes, upstream_left: bytes
@@ -81,7 +97,8 @@ class TwoSided:
         reads); bytes read ahead during login are fed first."""
         self.client, self.upstream = cast(asyncio.Transport, client), cast(asyncio.Transport, upstream)
         client.set_protocol(Side(self, self.from_client, "client"))
-        upstream.set_protocol(Side(self, self.from_upstream, "upstream"))
+        self.upstream_side = Side(self, self.from_upstream, "upstream")
+        upstream.set_protocol(self.upstream_side)
         if upstream_left:
             self.from_upstream(upstream_left)
         if client_left:
@@ -103,6 +120,73 @@ class TwoSided:
     def upstream_lost(self) -> None:
         """Tell the client, in its protocol, that the server went away, and close."""
         raise NotImplementedError
+
+    def answered(self) -> bool:
+        """Has everything the client sent been answered, or can it no longer be (the server
+        waits for data the client cannot send any more)? Bytes of an unfinished message do
+        not count: the client can never finish it."""
+        raise NotImplementedError
+
+    # -- the client's end of input -----------------------------------------------------------
+
+    def end_of_input(self) -> bool:
+        """The client will send nothing more. Answer what it sent, then close (`closed`);
+        returns whether its transport stays open for that.
+
+        Not over TLS: asyncio's TLS transport closes itself at the end of input whatever the
+        protocol says, so such a session ends there (as before)."""
+        if self.closed or self.client is None or self.client.get_extra_info("ssl_object") is not None:
+            return False
+        if not self.input_ended:
+            self.input_ended = True
+            self.upstream_side.handler = self._from_upstream_after_input
+            if self.approval_requested and self.hold_task is not None:
+                self.hold_task.cancel()  # lands in `wait_for_approvers`: the request is abandoned
+        self.close_if_answered()
+        return True
+
+    def resume_client(self) -> None:
+        """Carry on with client bytes that waited (for approvers, the parse pool, earlier
+        answers): read again and handle what is buffered."""
+        if self.client is not None and not self.input_ended:
+            self.client.resume_reading()
+        self.from_client(b"")
+        self.close_if_answered()
+
+    def close_if_answered(self) -> None:
+        if self.input_ended and not self.closed and self.answered():
+            self.close(CloseStatus.CLOSED)
+
+    def _from_upstream_after_input(self, data: bytes) -> None:
+        self.from_upstream(data)
+        self.close_if_answered()
+
+    async def wait_for_approvers(self, text: str, decision: Decision, notify: Notify) -> HoldOutcome:
+        """The session's hold, abandoned if the client ends its input before approvers decide.
+
+        Such a statement never runs: the end of input of a batch tool and that of a client
+        gone for good look alike, and a decision could reach no one. The request is abandoned
+        once it exists (the notice says so), never while it is being written: cancelling then
+        would leave it pending for approvers with no one waiting."""
+
+        def requested(message: str) -> None:
+            self.approval_requested = True
+            if self.input_ended:
+                cast(asyncio.Task[None], asyncio.current_task()).cancel()
+            else:
+                notify(message)
+
+        self.approval_requested = False
+        try:
+            return await self.session.hold(text, decision, requested)
+        except asyncio.CancelledError:
+            if self.closed or not self.input_ended:
+                raise
+            reason = "the client ended its input while the statement waited"
+            message = f"held for approval by rule {decision.rule}, abandoned: {reason}"
+            return HoldOutcome(False, review("abandoned"), "cancelled", message, 0, reason)
+        finally:
+            self.approval_requested = False
 
     def cut_off(self) -> None:
         """Record, once each, the statements still running (or held) as the session ends."""

@@ -2,8 +2,9 @@
 across sessions.
 
 A held command waits for approvers while later commands stay in the client framer (reading
-goes on, so a client that leaves is noticed at once); the outcome either sends it upstream
-or answers it with the denial in its turn. A kill ends a session from outside (an
+goes on, so a client that leaves is noticed at once, and so is the end of its input: the
+command is then answered as abandoned and the later ones go on); the outcome either sends it
+upstream or answers it with the denial in its turn. A kill ends a session from outside (an
 administrator) or maps a client's `KILL [QUERY] <gateway id>` to the upstream thread of one
 of the same Hoop user's sessions.
 """
@@ -27,6 +28,8 @@ from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstr
 from hoop.server.mysql.views import Views
 from hoop.server.routine_watch import RoutineWatchers
 from hoop.server.session import Session
+from hoop.server.session.holds import HoldOutcome
+from hoop.server.session.seams import Notify
 
 log = logging.getLogger("hoop.mysql")
 ER_DENIED = (1142, "42000")
@@ -59,7 +62,7 @@ class DoorState(Protocol):
 
 
 class HoldsAndKills:
-    """Mixed into `Relay`, which provides the attributes below and `from_client`, `close`,
+    """Mixed into `Relay`, which provides the attributes below and `resume_client`, `close`,
     `_spawn`, `_allowed`, `_forward`, `_reply` and `_flush_replies`."""
 
     caps: int
@@ -78,7 +81,8 @@ class HoldsAndKills:
     if TYPE_CHECKING:  # provided by the relay
 
         def close(self, status: CloseStatus, client_error: bytes | None = None) -> None: ...
-        def from_client(self, data: bytes) -> None: ...
+        def resume_client(self) -> None: ...
+        async def wait_for_approvers(self, text: str, decision: Decision, notify: Notify) -> HoldOutcome: ...
         def _spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
         def _allowed(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> Step: ...
         def _forward(self, seq: int, payload: bytes, unit: Unit | None) -> Step: ...
@@ -139,7 +143,7 @@ class HoldsAndKills:
             # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
             log.info("session %s: %s", self.session.id, message)
 
-        outcome = await self.session.hold(unit.text, decision, notify)
+        outcome = await self.wait_for_approvers(unit.text, decision, notify)
         if self.closed:
             return
         self.hold_task = self.held_unit = None
@@ -153,8 +157,7 @@ class HoldsAndKills:
         else:
             code, state = ER_DENIED if outcome.refusal == "denied" else ER_TIMEOUT
             self._reply(seq, unit, code, state, outcome.message)
-        self.client.resume_reading()  # type: ignore[union-attr]
-        self.from_client(b"")
+        self.resume_client()
 
 
 def runs_kill(decision: Decision) -> bool:

@@ -331,8 +331,7 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
             self.hold_task = None
             if self._statement(seq, payload, text, kind, record, mode) is _HOLD or self.closed:
                 return  # held for approval now, or the session ended
-            self.client.resume_reading()  # type: ignore[union-attr]
-            self.from_client(b"")
+            self.resume_client()
 
         self.hold_task = asyncio.ensure_future(classified())
         return _HOLD
@@ -420,9 +419,13 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
             asyncio.get_running_loop().call_soon(self._resume_deferred)
 
     def _resume_deferred(self) -> None:
-        if self.client is not None and not self.closed:
-            self.client.resume_reading()  # paused if much arrived while the command waited
-            self.from_client(b"")
+        if not self.closed:
+            self.resume_client()  # reading was paused if much arrived while the command waited
+
+    def answered(self) -> bool:
+        if self.client_infile:
+            return True  # the server waits for a file the client can no longer send
+        return not self.units and self.hold_task is None and self.deferred is None and self._resume is None
 
     def _flush_replies(self) -> None:
         units = self.units

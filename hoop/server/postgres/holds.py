@@ -2,8 +2,10 @@
 
 The held message and everything the client sends after it wait in the client framer; the
 client's socket stays readable so a disconnect is noticed at once (the request is then
-abandoned). The decision either forwards the held message unchanged or swaps it for the
-refusal marker, and the relay carries on with the backlog.
+abandoned). So is the end of the client's input (a half-close): the statement is refused as
+abandoned and what the client sent after it goes on. The decision either forwards the held
+message unchanged or swaps it for the refusal marker, and the relay carries on with the
+backlog.
 
 A statement too big to classify on the event loop waits the same way while the parse pool
 classifies it; then the relay handles the message again, from the framer, and judges it as
@@ -20,11 +22,13 @@ from hoop.core.sql.textmode import TextMode
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.tracker import Tracker
 from hoop.server.session import Session
+from hoop.server.session.holds import HoldOutcome
+from hoop.server.session.seams import Notify
 
 
 class Holds:
     """Mixed into `Relay`: the parts of a session that wait for approvers. The relay provides
-    the attributes below and `_refuse()` / `from_client()`."""
+    the attributes below and `_refuse()` / `resume_client()`."""
 
     client: asyncio.Transport | None
     upstream: asyncio.Transport | None
@@ -44,7 +48,8 @@ class Holds:
 
     if TYPE_CHECKING:  # provided by the relay
 
-        def from_client(self, data: bytes) -> None: ...
+        def resume_client(self) -> None: ...
+        async def wait_for_approvers(self, text: str, decision: Decision, notify: Notify) -> HoldOutcome: ...
         def _refuse(
             self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "", message: str = ""
         ) -> bytes: ...
@@ -71,16 +76,14 @@ class Holds:
             return
         self.hold_task = None
         self.parse_wait = False
-        if self.client is not None:
-            self.client.resume_reading()
-        self.from_client(b"")
+        self.resume_client()
 
     async def _hold(self, held: bytes, decision: Decision, text: str, kind: str, name: str) -> None:
         def notify(message: str) -> None:
             if self.client is not None and not self.client.is_closing():
                 self.client.write(codec.notice_response("NOTICE", "01000", message))
 
-        outcome = await self.session.hold(text, decision, notify)
+        outcome = await self.wait_for_approvers(text, decision, notify)
         if self.closed:
             return
         self.holding = None
@@ -96,6 +99,4 @@ class Holds:
         if self.upstream is not None:
             self.upstream.write(forward)
         self.hold_task = None
-        if self.client is not None:
-            self.client.resume_reading()
-        self.from_client(b"")
+        self.resume_client()

@@ -35,8 +35,9 @@ from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.postgres")
 
-# Client message types we inspect; everything else is forwarded as is.
-CLIENT_WATCH = frozenset(b"QPBEXFS")
+# Client message types we inspect (CopyDone and CopyFail end a COPY FROM STDIN); everything
+# else is forwarded as is.
+CLIENT_WATCH = frozenset(b"QPBEXFScf")
 # Upstream message types always inspected; results.py adds 'D'/'d' while it reads rows.
 UPSTREAM_WATCH = BASE_WATCH
 
@@ -45,6 +46,7 @@ HOLD = object()  # returned by a message handler: stop here until an approver de
 CANCELLED = "canceling statement due to user request"  # the server's own wording
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
+COPY_IN, COPY_BOTH, COPY_DONE, COPY_FAIL = (ord(c) for c in "GWcf")
 
 
 def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
@@ -109,6 +111,9 @@ class Relay(Holds, Ending, TwoSided):
         self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
+        # COPY FROM STDIN: how many the server started and the client ended, and the batch the
+        # last one belongs to (it waits for the client's data until that batch is answered)
+        self.copy_ins = self.copy_ends = self.copy_in_batch = 0
 
     # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
@@ -260,6 +265,9 @@ class Relay(Holds, Ending, TwoSided):
         if t == X:
             self.session.audit("session.terminate")
             self.said_goodbye = True
+            return msg
+        if t == COPY_DONE or t == COPY_FAIL:
+            self.copy_ends += 1
             return msg
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
@@ -429,6 +437,10 @@ class Relay(Holds, Ending, TwoSided):
                 done = self.done_batches
                 self.markers = {k: v for k, v in self.markers.items() if v[0] >= done}
             return msg
+        if t == COPY_IN or t == COPY_BOTH:
+            self.copy_ins += 1
+            self.copy_in_batch = self.done_batches + 1
+            return msg
         tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
 
@@ -437,8 +449,15 @@ class Relay(Holds, Ending, TwoSided):
         if self.closed or not self.settling:
             return
         self.settling = False
-        self.client.resume_reading()  # type: ignore[union-attr]
-        self.from_client(b"")
+        self.resume_client()
+
+    def answered(self) -> bool:
+        if self.hold_task is not None or self.settling or self.upstream_waiting:
+            return False  # client messages still wait to be sent, or answers to be read
+        if self.sent_batches == self.done_batches:
+            return True  # (what follows the last Sync is never answered: the server waits for one)
+        # The server waits for COPY data the client did not send before its end of input.
+        return self.done_batches < self.copy_in_batch and self.copy_ends < self.copy_ins
 
     def _wait_for_columns(self, rest: bytes) -> None:
         self.upstream_waiting = True

@@ -26,7 +26,9 @@ from hoop.server.session import Session
 log = logging.getLogger("hoop.postgres")
 T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
-BASE_WATCH = frozenset(b"CEZIsTHS")  # what the relay always looks at
+# What the relay always looks at; CopyInResponse and CopyBothResponse ('G', 'W') tell it the
+# server waits for the client's data (a client that ended its input cannot send it).
+BASE_WATCH = frozenset(b"CEZIsTHSGW")
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
