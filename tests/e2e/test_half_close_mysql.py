@@ -37,7 +37,9 @@ def database() -> Iterator[str]:
 
 @pytest.fixture
 def gw(tmp_path: Path, database: str) -> Iterator[GatewayProcess]:
-    with mysql_gateway(tmp_path, ALICE + mysql_connection_toml(database) + RULES) as gateway:
+    loader = mysql_connection_toml(database, name="loader", extra="allow_local_infile = true\n")
+    loader += '[[rules]]\nname = "builtin-server-files"\naction = "block"\nenabled = false\n'  # let LOAD DATA run
+    with mysql_gateway(tmp_path, ALICE + mysql_connection_toml(database) + loader + RULES) as gateway:
         yield gateway
 
 
@@ -126,6 +128,26 @@ def test_statement_held_when_the_client_ends_its_input_is_abandoned_not_run(gw: 
     ]
     approvals = Records(gw).query("SELECT status FROM approvals WHERE session_id = ?", session["id"])
     assert approvals == [{"status": "abandoned"}]
+
+
+def test_local_infile_cut_by_the_end_of_input_closes_at_once(gw: GatewayProcess) -> None:
+    """The server waits for a file the client can no longer send: nothing is left to answer."""
+    last = Records(gw).last_id()
+    conn = through(gw, database="loader", local_infile=True)
+    sock = conn._sock
+    assert sock is not None
+    load = "LOAD DATA LOCAL INFILE '/no/such/file' INTO TABLE half_t"
+    sock.sendall(b"".join(struct.pack("<I", len(s) + 1)[:3] + b"\0\x03" + s.encode() for s in ("SELECT 1", load)))
+    sock.shutdown(socket.SHUT_WR)
+    conn._next_seq_id = 1
+    conn._read_query_result()
+    assert conn._result is not None and conn._result.rows == ((1,),)
+    request = b"\xfb/no/such/file"  # the server's request for the file, then the close
+    assert rest_until_closed(conn) == len(request).to_bytes(3, "little") + b"\x01" + request
+    session, statements = ended(gw, last)
+    assert session["status"] == "closed"
+    assert [s["text"] for s in statements] == ["SELECT 1", load]
+    assert statements[1]["error"]  # it did not finish
 
 
 def test_input_ending_inside_a_packet_ends_the_session_after_the_answers(gw: GatewayProcess) -> None:

@@ -135,6 +135,19 @@ def test_copy_from_stdin_cut_by_the_end_of_input_closes_at_once(gw, pg_target) -
     assert statements[1]["error"]  # it did not finish
 
 
+def test_copy_from_stdin_with_its_data_then_half_close_loads_every_row(gw, pg_target) -> None:  # type: ignore[no-untyped-def]
+    with connect_target(pg_target) as conn:
+        conn.execute("DROP TABLE IF EXISTS half_copy; CREATE TABLE half_copy (id int)")
+    c = client(gw)
+    data = b"".join(b"d" + struct.pack("!I", 4 + len(line)) + line for line in (b"%d\n" % i for i in range(N)))
+    c.send(query(b"COPY half_copy FROM STDIN"), data, b"c" + struct.pack("!I", 4), query(b"SELECT 'after'"))
+    c.sock.shutdown(socket.SHUT_WR)
+    reply = c.until_ready(2)
+    assert reply.tags == [f"COPY {N}", "SELECT 1"] and reply.rows == [[b"after"]], reply
+    assert rest_until_closed(c) == b""
+    assert on_server(pg_target, "SELECT count(*) FROM half_copy") == [(N,)]
+
+
 def test_input_ending_inside_a_message_ends_the_session_after_the_answers(gw) -> None:  # type: ignore[no-untyped-def]
     """The unfinished message is dropped (it can never be finished), as when a client vanishes
     in the middle of one; what came before it is answered."""
