@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
@@ -20,6 +21,32 @@ from hoop.core.errors import AuthError
 from hoop.core.store.sqlite import Store
 
 TOKEN_PREFIX = "hoop_"
+MAX_NAME = 255  # characters of a user (or connection) name a client may send at login
+
+
+def name_problem(name: str, what: str = "user name") -> str:
+    """Why `name`, as a client sent it to log in, cannot name anyone ("" when it can).
+
+    One rule for every door, checked before any credential: a name that is empty, longer
+    than MAX_NAME characters, not valid UTF-8 (doors decode names with surrogateescape, so
+    such bytes arrive as lone surrogates) or holding white space or a control, format or
+    other invisible character names no one. Such characters would also let one name pass
+    for another in audit lists and terminals.
+    """
+    if not name:
+        return f"no {what} given"
+    if len(name) > MAX_NAME:
+        return f"the {what} is longer than {MAX_NAME} characters"
+    if name.isprintable() and " " not in name:
+        return ""
+    for ch in name:
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            return f"the {what} is not valid UTF-8"
+        if ch.isspace() or category[0] == "Z":
+            return f"the {what} contains white space"
+    odd = next(ch for ch in name if not ch.isprintable())
+    return f"the {what} contains a control or invisible character (U+{ord(odd):04X})"
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
-from hoop.core.identity import Identity
+from hoop.core.identity import MAX_NAME, Identity, name_problem
 from hoop.core.pipeline import Subject
 from hoop.core.sql.textmode import mysql_version_id
+from hoop.core.store.wire_text import from_wire
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
@@ -176,9 +177,9 @@ class MySQLDoor:
                 if tls:  # the first packet asked for TLS: the real response comes inside it
                     payload = await login.read()
                 response = cp.parse_handshake_response(payload)  # malformed: answered as a bad handshake
+                user = self._user(response.username, client)
                 caps = response.capabilities & self.offered
                 token = await self._read_token(login, response, scramble, tls, peer[0])
-                user = response.username.decode("utf-8", "replace")
                 identity = await self._authenticate(user, token, client)
                 name = (response.database or b"").decode("utf-8", "replace") or user
                 connection = self._connection(identity, name, client)
@@ -255,6 +256,17 @@ class MySQLDoor:
         except AuthProtocolError as exc:
             raise ClientError(1045, "28000", f"{exc} (connect with TLS, e.g. mariadb --ssl)") from None
         return step.token.decode("utf-8", "replace")
+
+    def _user(self, raw: bytes, client: str) -> str:
+        """The Hoop user name the client sent; refused before its token is asked for when it
+        names no one."""
+        user = from_wire(raw)
+        if problem := name_problem(user):
+            self.services.journal.audit(
+                "-", "login.failure", "mysql", reason=problem, user=user[: MAX_NAME + 1], client=client
+            )
+            raise ClientError(1045, "28000", f"Access denied: {problem}")
+        return user
 
     async def _authenticate(self, user: str, token: str, client: str) -> Identity:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
-from hoop.core.identity import Identity
+from hoop.core.identity import MAX_NAME, Identity, name_problem
 from hoop.core.pipeline import Subject
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
@@ -75,7 +75,7 @@ class PostgresDoor:
                     await self._cancel(startup.pid, startup.key)
                     writer.close()
                     return
-                user, conn_name, params = self._who(startup)
+                user, conn_name, params = self._who(startup, client)
                 token = await self._read_password(reader, writer, framer, client)
                 identity = await self._authenticate(user, token, client)
                 connection = self._connection(identity, conn_name, client)
@@ -117,11 +117,14 @@ class PostgresDoor:
                 continue
             return startup, reader, writer
 
-    def _who(self, startup: codec.Startup) -> tuple[str, str, dict[str, str]]:
+    def _who(self, startup: codec.Startup, client: str) -> tuple[str, str, dict[str, str]]:
         params = dict(startup.params)
         user = params.pop("user", "")
-        if not user:
-            raise ClientError("28000", "no user name given: connect with your Hoop user name")
+        if problem := name_problem(user):
+            self.services.journal.audit(
+                "-", "login.failure", "postgres", reason=problem, user=user[: MAX_NAME + 1], client=client
+            )
+            raise ClientError("28000", f"{problem}: connect with your Hoop user name")
         conn_name = params.pop("database", "") or user
         if "replication" in params:
             raise ClientError("28000", "replication connections are not supported through Hoop")

@@ -3,9 +3,9 @@
 One `GatewayServer` per client connection: it authenticates (a public key from the user's
 `[[users]] ssh_keys`, or a Hoop token as the password), parses the user name
 (`alice` -> built-in session, `alice+NAME` -> straight to connection NAME, `alice+tui` ->
-reserved for the approver TUI) and answers each channel request. Everything the user is not
-allowed to do (port, agent and X11 forwarding unless the connection enables them) is refused
-and audited here.
+reserved for the approver TUI; any other name, such as an empty one, is refused at login)
+and answers each channel request. Everything the user is not allowed to do (port, agent and
+X11 forwarding unless the connection enables them) is refused and audited here.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncssh
 
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
-from hoop.core.identity import Identity
+from hoop.core.identity import MAX_NAME, Identity, name_problem
 from hoop.server.services import Services
 from hoop.server.ssh.corking import CorkingListener
 from hoop.server.ssh.device_auth import LOGIN_TIMEOUT, DeviceAuth
@@ -43,6 +43,13 @@ def ensure_host_key(data_dir: Path) -> asyncssh.SSHKey:
             fh.write(key.export_private_key())
         path.with_name(HOST_KEY_NAME + ".pub").write_bytes(key.export_public_key())
     return asyncssh.read_private_key(path)
+
+
+def login_connection_problem(name: str) -> str:
+    """Why the part after `+` of an SSH login name names no connection ("" when it may)."""
+    if "+" in name:
+        return "the login name has more than one '+'"
+    return name_problem(name, "connection name")
 
 
 class SSHDoor:
@@ -82,6 +89,7 @@ class GatewayServer(asyncssh.SSHServer):
         self._target: dict[str, asyncio.Future[asyncssh.SSHClientConnection]] = {}
         self._targets: list[asyncssh.SSHClientConnection] = []
         self._device: DeviceAuth | None = None
+        self._name_refused = False  # audited once, whoever refused the login name
 
     # -- connection and authentication --------------------------------------------------------
 
@@ -91,6 +99,9 @@ class GatewayServer(asyncssh.SSHServer):
         self.client = f"{peer[0]}:{peer[1]}"
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(exc, asyncssh.IllegalUserName) and not self._name_refused:
+            # asyncssh refused the name itself (not UTF-8, a prohibited character, too long)
+            self._refuse_name(exc.reason, None)
         for target in self._targets:
             target.close()
         for pending in self._target.values():
@@ -98,13 +109,29 @@ class GatewayServer(asyncssh.SSHServer):
                 pending.cancel()
 
     def begin_auth(self, username: str) -> bool:
-        self.user, _, self.target_name = username.partition("+")
+        """`USER` or `USER+CONNECTION`; any other login name is refused before a credential is
+        looked at, with the reason as the SSH disconnect message (illegal user name).
+
+        Each way of authenticating calls it again: asyncssh calls it only when the name
+        changes, and an empty name is no change from its starting value."""
+        user, plus, target = username.partition("+")
+        problem = name_problem(user) or (plus and login_connection_problem(target))
+        if problem:
+            self._refuse_name(problem, username)
+            raise asyncssh.IllegalUserName(f"{problem}: log in as USER or USER+CONNECTION")
+        self.user, self.target_name = user, target
         return True
+
+    def _refuse_name(self, problem: str, username: str | None) -> None:
+        self._name_refused = True
+        name = {} if username is None else {"user": username[: MAX_NAME + 1]}
+        self.services.journal.audit("-", "login.failure", "ssh", reason=problem, client=self.client, **name)
 
     def password_auth_supported(self) -> bool:
         return True
 
     async def validate_password(self, username: str, password: str) -> bool:
+        self.begin_auth(username)
         try:
             self.identity = await self.services.authenticate(self.user, password, door="ssh", client=self.client)
         except AuthError:
@@ -117,6 +144,7 @@ class GatewayServer(asyncssh.SSHServer):
         return True if self.services.config.oidc is not None else NotImplemented
 
     async def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        self.begin_auth(username)
         self._device = DeviceAuth(self.services, self.user, self.client)
         return await self._device.challenge()
 
@@ -133,6 +161,7 @@ class GatewayServer(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        self.begin_auth(username)
         entry = self.services.config.user(self.user)
         if entry is None:
             return False
