@@ -84,6 +84,13 @@ def ended(gw: GatewayProcess, last: int) -> tuple[dict[str, Any], list[dict[str,
     return eventually(check)
 
 
+def recorded(gw: GatewayProcess, session_id: int) -> str:
+    """The session's recording as its statement (q) and result (r) frames, once it is complete."""
+    frames = Records(gw).stored(session_id, frozenset({PYMYSQL_SETUP})).frames
+    assert len(frames) == 2 * N, frames
+    return frames
+
+
 STATEMENTS = [f"SELECT {i} AS n" for i in range(N)]
 ANSWERS = [((i,),) for i in range(N)]
 
@@ -103,6 +110,7 @@ def test_pipelined_queries_then_half_close(gw: GatewayProcess) -> None:
     assert session["status"] == "closed"
     assert [s["text"] for s in statements] == STATEMENTS
     assert all(s["decision"] == "allow" and not s["error"] for s in statements)
+    assert eventually(lambda: recorded(gw, session["id"])) == "qr" * N  # each statement and its result
 
 
 def test_statement_held_when_the_client_ends_its_input_is_abandoned_not_run(gw: GatewayProcess, database: str) -> None:

@@ -55,6 +55,13 @@ def ended(gw, last: int) -> tuple[dict, list[dict]]:  # type: ignore[no-untyped-
     return eventually(check)
 
 
+def recorded(gw, session_id: int) -> str:  # type: ignore[no-untyped-def]
+    """The session's recording as its statement (q) and result (r) frames, once it is complete."""
+    frames = gw.records.stored(session_id).frames
+    assert len(frames) == 2 * N, frames
+    return frames
+
+
 def test_pipelined_simple_queries_then_half_close(gw) -> None:  # type: ignore[no-untyped-def]
     last = gw.records.last_id()
     c = client(gw)
@@ -68,6 +75,7 @@ def test_pipelined_simple_queries_then_half_close(gw) -> None:  # type: ignore[n
     assert session["status"] == "closed"
     assert [s["text"] for s in statements] == [f"SELECT {i} AS n" for i in range(N)]
     assert all(s["decision"] == "allow" and not s["error"] for s in statements)
+    assert eventually(lambda: recorded(gw, session["id"])) == "qr" * N  # each statement and its result
 
 
 def test_pipelined_extended_protocol_then_half_close(gw) -> None:  # type: ignore[no-untyped-def]
