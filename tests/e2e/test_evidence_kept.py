@@ -3,6 +3,7 @@ full disk stops service (clearly) instead of serving statements that are never r
 
 from __future__ import annotations
 
+import json
 import socket
 import sqlite3
 import struct
@@ -87,8 +88,10 @@ def test_odd_bytes_in_a_statement_and_a_login_name_lose_no_other_record(
     eventually(all_there)
     [row] = _stored(gw, "SELECT text, text_bytes FROM statements WHERE text_bytes IS NOT NULL")
     assert row["text_bytes"] == ODD and row["text"] == r"select 1 /* \xff\xfe */"
-    failures = _stored(gw, "SELECT actor FROM audit WHERE action = 'login.failure'")
-    assert [f["actor"] for f in failures] == [r"\xffroot\xfe"]
+    [failure] = _stored(gw, "SELECT detail FROM audit WHERE action = 'login.failure'")
+    detail = json.loads(failure["detail"])
+    assert detail["user"] == r"\xffroot\xfe" and detail["reason"] == "the user name is not valid UTF-8"
+    assert bytes.fromhex(detail["undecodable"]["user"]) == b"\xffroot\xfe"  # the name exactly as sent
     verdict = gw.cli("audit", "verify")
     assert "intact" in verdict.stdout
     assert "lost" not in gw.log()
