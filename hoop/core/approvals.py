@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hoop.core.errors import HoopError
-from hoop.core.redact import redact_statement
+from hoop.core.redact import dialect_of
+from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.store.sqlite import Store
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Approvals:
         self.audit = audit  # journal.audit(actor, action, target, **detail)
         self.pending: dict[int, _Pending] = {}
         self.listeners: list[Callable[[str, int], None]] = []
+        self.statement_text = StoredStatementMasking(store)
 
     # -- the held session's side -----------------------------------------------------------
 
@@ -86,7 +88,7 @@ class Approvals:
         rule = decision.review
         if rule is None:  # only a review decision names the rule to hold for
             raise ValueError("hold() needs a review decision")
-        text = redact_statement(text)  # what approvers, the store and the audit see
+        text = await asyncio.to_thread(self._masked, text, subject)  # what approvers, the store and the audit see
         grant = await asyncio.to_thread(self._active_grant, subject.user, subject.connection, rule.name)
         if grant is not None:
             session.audit("grant.use", grant=grant["id"], rule=rule.name, text=text[:2000])
@@ -174,6 +176,10 @@ class Approvals:
             self._close(approval_id, Outcome("expired", "the gateway stopped", approval_id))
 
     # -- storage ---------------------------------------------------------------------------
+
+    def _masked(self, text: str, subject: Subject) -> str:
+        self.statement_text.refresh()
+        return self.statement_text.masking.mask(text, dialect_of(subject.dialect), subject.connection).text
 
     def _insert(self, session_id: int, subject: Subject, text: str, rule: GuardRule, reason: str, now: float) -> int:
         with self.store.transaction() as conn:

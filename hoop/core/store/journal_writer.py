@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 
 from hoop.core import audit, audit_anchor, recording
 from hoop.core.redact import redact_statement
+from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.sqlite import Store
 from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
@@ -83,8 +84,10 @@ class Writer:
         self.files: dict[int, BinaryIO] = {}
         self._partial: tuple[int, int] | None = None  # (batch number, records stored) of a batch stored alone
         self.anchor = audit_anchor.Anchor(self.store, anchor) if anchor else None
+        self.statement_text = StoredStatementMasking(self.store)
 
     def write(self, batch: dict[str, Any]) -> None:
+        self.statement_text.refresh(batch)
         sessions = [_storable_session(row) for row in batch["sessions"]]
         partial = self._partial
         if partial is not None and partial[0] == batch["number"]:
@@ -117,9 +120,9 @@ class Writer:
             try:
                 kind = item[0]
                 if kind == "d":
-                    _statement(item, frames, events, rows)
+                    _statement(item, frames, events, rows, self.statement_text)
                 elif kind == "a":
-                    events.append(_storable_event(item[1]))
+                    events.append(self.statement_text.mask_event(_storable_event(item[1])))
                 else:  # "f": (kind, session, seconds since its start, frame kind, data)
                     frames.append((item[1], _frame(item[2], item[3], item[4])))
             except Exception as exc:
@@ -225,7 +228,9 @@ _INSERT_STATEMENT = (
 )
 
 
-def _statement(item: tuple[Any, ...], frames: Frames, events: Events, rows: Rows) -> None:
+def _statement(
+    item: tuple[Any, ...], frames: Frames, events: Events, rows: Rows, statement_text: StoredStatementMasking
+) -> None:
     sid, user, connection, since, seq, fields = item[1:]
     if fields[-1] != STATEMENT_RECORD_VERSION:  # a record this writer cannot lay out
         raise ValueError(f"statement record version {fields[-1]} (this writer reads {STATEMENT_RECORD_VERSION})")
@@ -236,7 +241,8 @@ def _statement(item: tuple[Any, ...], frames: Frames, events: Events, rows: Rows
         raw, text = exact_bytes(text), storable(text)
     if not is_storable(error):
         error = storable(error)
-    text = redact_statement(text)
+    masked = statement_text.mask(text, sid, connection)
+    text, error = masked.text, masked.scrub(error)
     if raw is not None and text != storable(raw.decode("utf-8", "surrogateescape")):
         raw = None  # redaction changed the text: its raw bytes would carry what it removed
     t = started - since
