@@ -32,12 +32,13 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hoop.core.detectors import DETECTOR_NAMES, REDACTED, partial_text
 from hoop.core.masking_rules import MaskRule
 from hoop.core.statement_detectors import first_hint, masks, matches
-from hoop.core.statement_lexing import BODIES, COMMENT, NUMBER, Reading, Unreadable, readings, shell_quoted
-from hoop.core.statement_secrets import StyleOf, credential_values, sensitive_literals
+from hoop.core.statement_lexing import BODIES, COMMENT, NUMBER, Reading, Token, Unreadable, readings, shell_quoted
+from hoop.core.statement_secrets import credential_values, sensitive_literals
 
 log = logging.getLogger("hoop.redact")
 MASK = REDACTED.decode()
@@ -58,9 +59,9 @@ def dialect_of(protocol: str) -> str:
     return _DIALECTS.get(protocol, "")
 
 
-@dataclass(frozen=True)
-class Masked:
-    """A masked text and the original values masked in it (to scrub echoes of them elsewhere)."""
+class Masked(NamedTuple):
+    """A masked text and the original values masked in it (to scrub echoes of them elsewhere).
+    (A tuple: the journal writer makes one per recorded statement.)"""
 
     text: str
     secrets: tuple[str, ...] = ()
@@ -68,6 +69,8 @@ class Masked:
     def scrub(self, other: str) -> str:
         """`other` (a server's error about this statement, which may quote it) with the values
         masked here, and whatever the detectors match, masked."""
+        if not other:
+            return other
         for secret in sorted(self.secrets, key=len, reverse=True):
             if len(secret) >= 3 and secret in other:  # a quoted one-letter password, not a lone letter
                 other = other.replace(secret, MASK)
@@ -230,21 +233,24 @@ class _Edit:
 def _mask_sql(text: str, dialect: str, policy: _Policy) -> Masked:
     detected = [(a, b) for a, b, _, _ in matches(text)]
     bound = policy.bound(text) if policy.columns else None
-    hit = _first_hint(text, bound, detected)
-    if hit is None:
-        return Masked(text)
+    hint = first_hint(text)
+    uri = text.find("://")  # a URI may carry a password
+    if not detected and hint is None and uri < 0 and bound is None:
+        return Masked(text)  # nothing to mask: most statements end here
+    hits = [p for p in (detected[0][0] if detected else None, hint, uri if uri >= 0 else None) if p is not None]
+    if bound is not None:
+        hits.append(bound[1])
     if len(text) > MAX_SCAN_CHARS:
-        return _withhold(text, hit, [])
+        return _withhold(text, min(hits), [])
+    hinted = hint is not None or uri >= 0
     try:
-        found = readings(text, dialect)
+        found = readings(text, dialect, bodies_only=not hinted and bound is None)
     except Unreadable:
         found = []
     if not found:
-        return _withhold(text, hit, [])
-    edits: list[_Edit] = []
-    for reading in found:
-        edits += _edits(text, reading, dialect, policy, bound[0] if bound else _unbound)
-    edits = _merged(edits)
+        return _withhold(text, min(hits), [])
+    scan = _Scan(text, dialect, policy, detected, bound[0] if bound else None, hinted)
+    edits = _merged([e for reading in found for e in scan.edits(reading)])
     # A match no edit covers is not inside a literal or comment (an e-mail address typed without
     # quotes, or a match across tokens): it cannot be masked without masking code.
     starts = [e.start for e in edits]
@@ -252,50 +258,60 @@ def _mask_sql(text: str, dialect: str, policy: _Policy) -> Masked:
     return _place(text, edits, found, min(loose, default=len(text)))
 
 
-def _first_hint(text: str, bound: tuple[_Bound, int] | None, detected: list[tuple[int, int]]) -> int | None:
-    """Where the first thing that may need masking is (a credential word's end, a masked
-    column's name, a detector match), or None when there is nothing to mask."""
-    hits = [a for a, _ in detected[:1]]
-    if (end := first_hint(text)) is not None:
-        hits.append(end)
-    if (uri := text.find("://")) >= 0:  # a URI may carry a password
-        hits.append(uri)
-    if bound is not None:
-        hits.append(bound[1])
-    return min(hits) if hits else None
+@dataclass
+class _Scan:
+    """What to look for in the tokens of one text: detector matches only in bodies the matches
+    on the whole text overlap (a detector cannot match inside a body without matching there),
+    credentials only when a word of one is in the text, masked columns only when it names one."""
 
+    text: str
+    dialect: str
+    policy: _Policy
+    detected: list[tuple[int, int]]
+    bound: _Bound | None
+    hinted: bool
 
-def _edits(text: str, reading: Reading, dialect: str, policy: _Policy, style_of: StyleOf) -> list[_Edit]:
-    out: list[_Edit] = []
-    whole: dict[int, str] = {}  # token start -> style, for literals masked whole
-    tokens = {t.start: t for t in reading}
-    for tok, style in sensitive_literals(reading, dialect, style_of):
-        whole[tok.start] = _stronger(whole.get(tok.start), style)
-    for start, style in whole.items():
-        tok = tokens[start]
-        if tok.kind == NUMBER:
-            out.append(_Edit(tok.start, tok.end, _whole_mask(text[tok.start : tok.end], style), number=True))
-        elif tok.body_end > tok.body_start:
-            body = text[tok.body_start : tok.body_end]
-            out.append(_Edit(tok.body_start, tok.body_end, _whole_mask(body, style), literal=text[tok.start : tok.end]))
-    for tok in reading:
-        if tok.body_end <= tok.body_start or tok.start in whole:
-            continue
-        body = text[tok.body_start : tok.body_end]
+    def edits(self, reading: Reading) -> list[_Edit]:
+        text, out = self.text, []
+        whole: dict[int, str] = {}  # token start -> style, for literals masked whole
+        if self.hinted or self.bound is not None:
+            for tok, style in sensitive_literals(reading, self.dialect, self.bound or _unbound, self.hinted):
+                whole[tok.start] = _stronger(whole.get(tok.start), style)
+        tokens = {t.start: t for t in reading} if whole else {}
+        for start, style in whole.items():
+            tok = tokens[start]
+            if tok.kind == NUMBER:
+                out.append(_Edit(tok.start, tok.end, _whole_mask(text[tok.start : tok.end], style), number=True))
+            elif tok.body_end > tok.body_start:
+                body = text[tok.body_start : tok.body_end]
+                out.append(
+                    _Edit(tok.body_start, tok.body_end, _whole_mask(body, style), literal=text[tok.start : tok.end])
+                )
+        ends = [b for _, b in self.detected]
+        for tok in reading:
+            if tok.body_end <= tok.body_start or tok.start in whole:
+                continue
+            k = bisect.bisect_right(ends, tok.body_start)  # the first match ending inside or after the body
+            detected = k < len(self.detected) and self.detected[k][0] < tok.body_end
+            if detected or (self.hinted and tok.kind != NUMBER):
+                out += self._body_edits(tok, detected)
+        return out
+
+    def _body_edits(self, tok: Token, detected: bool) -> list[_Edit]:
+        body = self.text[tok.body_start : tok.body_end]
         if tok.kind == NUMBER:  # a card number typed without quotes: the whole number goes
-            spans = masks(body, policy.detectors, numeric=True)
-            if spans:
-                out.append(_Edit(tok.start, tok.end, spans[0][2], number=True))
-            continue
-        spans = masks(body, policy.detectors)
-        if first_hint(body) is not None or "://" in body:
+            spans = masks(body, self.policy.detectors, numeric=True)
+            return [_Edit(tok.start, tok.end, spans[0][2], number=True)] if spans else []
+        spans = masks(body, self.policy.detectors) if detected else []
+        if self.hinted:
             spans += [(a, b, MASK) for a, b in credential_values(body)]
+        out = []
         for a, b, rep in spans:
             if tok.kind == COMMENT:  # a mask next to a slash must not open or close a comment
                 rep = (" " if rep[0] == "*" and body[a - 1 : a] == "/" else "") + rep
                 rep += " " if rep[-1] == "*" and body[b : b + 1] == "/" else ""
             out.append(_Edit(tok.body_start + a, tok.body_start + b, rep))
-    return out
+        return out
 
 
 def _whole_mask(value: str, style: str) -> str:

@@ -18,7 +18,7 @@ gateway cannot follow raises `Unreadable`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pglast import parser
 from pglast.parser import ParseError
@@ -36,11 +36,10 @@ class Unreadable(ValueError):
     """The text may read in a way the gateway cannot follow: nothing in it can be placed safely."""
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     """One token; `body_start:body_end` is the part masking may rewrite (between the quotes,
     inside the comment markers, a whole number). `word`: words and operators upper-case,
-    quoted names and variables by name, lower-case."""
+    quoted names and variables by name, lower-case. (A tuple: a statement has many tokens.)"""
 
     kind: str
     start: int
@@ -53,14 +52,16 @@ class Token:
 Reading = tuple[Token, ...]
 
 
-def readings(text: str, dialect: str) -> list[Reading]:
+def readings(text: str, dialect: str, *, bodies_only: bool = False) -> list[Reading]:
     """The tokens of `text` under every reading the server may give it (see the module doc);
-    empty when the server rejects every one. `dialect`: postgres, mysql or "" (either)."""
+    empty when the server rejects every one. `dialect`: postgres, mysql or "" (either).
+    `bodies_only`: leave out the tokens without a body (words, operators), for a caller that
+    only masks inside bodies."""
     out: list[Reading] = []
     if dialect in ("postgres", ""):
-        out += _postgres_readings(text)
+        out += _postgres_readings(text, bodies_only)
     if dialect in ("mysql", ""):
-        out += _mysql_readings(text)
+        out += _mysql_readings(text, bodies_only)
     return out
 
 
@@ -69,16 +70,16 @@ def readings(text: str, dialect: str) -> list[Reading]:
 _PG_STRINGS = frozenset(("SCONST", "USCONST", "BCONST", "XCONST"))
 
 
-def _postgres_readings(text: str) -> list[Reading]:
+def _postgres_readings(text: str, bodies_only: bool) -> list[Reading]:
     out = []
     try:
-        out.append(_pg_tokens(text))
+        out.append(_pg_tokens(text, bodies_only))
     except ParseError:
         pass
     if "\\" in text:  # standard_conforming_strings off: as_conforming gives the text scanned alike when on
         try:
             conforming = as_conforming(text)
-            out.append(_pg_tokens(conforming, _offsets(text, conforming)))
+            out.append(_pg_tokens(conforming, bodies_only, _offsets(text, conforming)))
         except ParseError:
             pass
         except TooManyLiterals as exc:
@@ -86,7 +87,7 @@ def _postgres_readings(text: str) -> list[Reading]:
     return out
 
 
-def _pg_tokens(text: str, at: list[int] | None = None) -> Reading:
+def _pg_tokens(text: str, bodies_only: bool, at: list[int] | None = None) -> Reading:
     """`at` maps offsets in `text` to the offsets in the original text (see `_offsets`)."""
     out = []
     for t in parser.scan(text):
@@ -108,6 +109,8 @@ def _pg_tokens(text: str, at: list[int] | None = None) -> Reading:
         elif name in ("IDENT", "UIDENT") and '"' in raw[:3]:
             q = raw.index('"')
             kind, bs, be, word = NAME, s + q + 1, e - 1, raw[q + 1 : -1].replace('""', '"').lower()
+        elif bodies_only:
+            continue
         elif name == "IDENT" or t.kind != "NO_KEYWORD":
             kind, bs, be, word = WORD, s, s, raw.upper()
         else:
@@ -147,7 +150,7 @@ _VERSIONED = re.compile(r"/\*M?!\d{5}")
 _MARKERS = re.compile(r"--|#|/\*M?!\d{0,6}|/\*|\*/")
 
 
-def _mysql_readings(text: str) -> list[Reading]:
+def _mysql_readings(text: str, bodies_only: bool) -> list[Reading]:
     # (backslash escapes, ANSI_QUOTES, six-digit versions, skip versioned comments): the
     # readings the classifier weighs when the session's sql_mode and server are not known.
     variants = [(True, False, True, False)]
@@ -167,11 +170,11 @@ def _mysql_readings(text: str) -> list[Reading]:
             if not exc.syntax:  # text the server may accept but the gateway cannot read
                 raise Unreadable(str(exc)) from None
             continue
-        out.append(_my_tokens(text, toks))
+        out.append(_my_tokens(text, toks, bodies_only))
     return out
 
 
-def _my_tokens(text: str, toks: list[Tok]) -> Reading:
+def _my_tokens(text: str, toks: list[Tok], bodies_only: bool) -> Reading:
     out: list[Token] = []
     pos = 0
     for t in toks:
@@ -189,6 +192,8 @@ def _my_tokens(text: str, toks: list[Tok]) -> Reading:
             quoted = name[:1] in ("'", '"', "`")
             bs, be = (end - len(name) + 1, end - 1) if quoted else (start, start)
             out.append(Token(VAR, start, end, bs, be, (name[1:-1] if quoted else name).lower()))
+        elif bodies_only:
+            pass
         elif kind == "word":
             out.append(Token(WORD, start, end, start, start, raw.upper()))
         else:

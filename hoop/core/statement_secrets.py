@@ -88,14 +88,17 @@ _PLACEHOLDER = "redact"
 StyleOf = Callable[[str], str | None]  # a column name -> the style its values are masked with
 
 
-def sensitive_literals(reading: Reading, dialect: str, style_of: StyleOf) -> Iterator[tuple[Token, str]]:
+def sensitive_literals(
+    reading: Reading, dialect: str, style_of: StyleOf, credentials: bool = True
+) -> Iterator[tuple[Token, str]]:
     """(literal token, style) for every literal that is a credential ("redact") or bound to a
-    column `style_of` names."""
+    column `style_of` names. `credentials`: False when no word of a credential is in the text."""
     sig = [t for t in reading if t.kind != COMMENT]
-    for t in _account_credentials(sig):
-        yield t, _PLACEHOLDER
-    for t in _credential_arguments(sig, CREDENTIAL_ARGS.get(dialect, CREDENTIAL_ARGS[""])):
-        yield t, _PLACEHOLDER
+    if credentials:
+        for t in _account_credentials(sig):
+            yield t, _PLACEHOLDER
+        for t in _credential_arguments(sig, CREDENTIAL_ARGS.get(dialect, CREDENTIAL_ARGS[""])):
+            yield t, _PLACEHOLDER
     yield from _bindings(sig, style_of)
     yield from _insert_values(sig, style_of)
 
