@@ -94,13 +94,24 @@ def sensitive_literals(
     """(literal token, style) for every literal that is a credential ("redact") or bound to a
     column `style_of` names. `credentials`: False when no word of a credential is in the text."""
     sig = [t for t in reading if t.kind != COMMENT]
+    found: list[tuple[Token, str]] = []
     if credentials:
-        for t in _account_credentials(sig):
-            yield t, _PLACEHOLDER
-        for t in _credential_arguments(sig, CREDENTIAL_ARGS.get(dialect, CREDENTIAL_ARGS[""])):
-            yield t, _PLACEHOLDER
-    yield from _bindings(sig, style_of)
-    yield from _insert_values(sig, style_of)
+        found += [(t, _PLACEHOLDER) for t in _account_credentials(sig)]
+        found += [
+            (t, _PLACEHOLDER) for t in _credential_arguments(sig, CREDENTIAL_ARGS.get(dialect, CREDENTIAL_ARGS[""]))
+        ]
+    found += _bindings(sig, style_of)
+    found += _insert_values(sig, style_of)
+    if not found:
+        return
+    # 'pass' 'word' is one literal to the server (PostgreSQL across a newline, MySQL always)
+    at = {t.start: i for i, t in enumerate(sig)}
+    for t, style in found:
+        yield t, style
+        i = at[t.start] + 1
+        while t.kind == STRING and i < len(sig) and sig[i].kind == STRING:
+            yield sig[i], style
+            i += 1
 
 
 def credential_values(text: str) -> list[tuple[int, int]]:
@@ -125,6 +136,11 @@ def _is_op(t: Token, *ops: str) -> bool:
 
 def _is_word(t: Token, *words: str) -> bool:
     return t.kind == WORD and t.word in words
+
+
+def _prefix(sig: list[Token], j: int) -> bool:
+    """A word touching the string after it: MySQL's N'...', X'...', _utf8mb4'...'."""
+    return sig[j].kind == WORD and j + 1 < len(sig) and sig[j + 1].kind == STRING and sig[j].end == sig[j + 1].start
 
 
 def _credential_name(t: Token) -> bool:
@@ -154,7 +170,7 @@ def _account_credentials(sig: list[Token]) -> Iterator[Token]:
                 yield u
                 j += 1
                 break
-            if _is_op(u, "=", ":=", "("):
+            if _is_op(u, "=", ":=", "(") or _prefix(sig, j):
                 j += 1
             elif _is_word(u, "WITH", "VIA"):
                 j += 2  # and the plugin's name, which may be quoted
@@ -254,7 +270,7 @@ def _operand(sig: list[Token], j: int, marks: list[Token]) -> int:
 
 def _primary(sig: list[Token], j: int, marks: list[Token]) -> int:
     n = len(sig)
-    while j < n and _is_op(sig[j], "-", "+"):
+    while j < n and (_is_op(sig[j], "-", "+") or _prefix(sig, j)):
         j += 1
     if j >= n:
         return j

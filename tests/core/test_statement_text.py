@@ -11,7 +11,9 @@ from core.sql import corpus_mysql, corpus_postgres
 
 from hoop.core.masking_rules import MaskRule
 from hoop.core.redact import StatementMasking, mask_free_text
+from hoop.core.statement_detectors import HINT_WORDS
 from hoop.core.statement_lexing import NUMBER, STRING, readings
+from hoop.core.statement_secrets import CREDENTIAL_ARGS, CREDENTIAL_NAME
 
 MASKING = StatementMasking()
 WITHHELD = "withheld by Hoop"
@@ -91,13 +93,14 @@ def test_the_connections_rules_choose_the_format_of_each_detector() -> None:
         "INSERT INTO users (name, password) VALUES ('Ann', 'S3cret!x')",
         "SELECT * FROM users WHERE api_key IN ('S3cret!x', 'S3cret!x') AND name = 'Ann'",
         "SELECT dblink_connect('postgresql://app:S3cret!x@db/app')",
+        "ALTER ROLE app PASSWORD 'S3cr'\n'et!x' VALID UNTIL 'infinity'",  # one literal to the server
     ],
 )
 def test_postgres_credentials_are_masked_alone(typed: str) -> None:
     stored = pg(typed)
-    assert "S3cret!x" not in stored and WITHHELD not in stored
+    assert not re.search("S3cr|et!x", stored) and WITHHELD not in stored
     # everything but the credential is as typed
-    assert re.sub(r"\*{4}", "", stored) == typed.replace("S3cret!x", "")
+    assert re.sub(r"\*{4}", "", stored) == re.sub(r"S3cret!x|S3cr'\n'et!x", "", typed)
 
 
 @pytest.mark.parametrize(
@@ -113,12 +116,23 @@ def test_postgres_credentials_are_masked_alone(typed: str) -> None:
         "SET @pwd = 'S3cret!x', @who = 'ann'",
         "SELECT AES_ENCRYPT('note', 'S3cret!x'), ENCRYPT('S3cret!x', 'ab')",
         "INSERT INTO users SET name = 'ann', passwd = 'S3cret!x'",
+        "SET PASSWORD = _utf8mb4'S3cr' 'et!x', @who = 'ann'",  # an introducer; two literals, one string
+        "UPDATE users SET api_key = N'S3cret!x' WHERE name = 'ann'",
     ],
 )
 def test_mysql_credentials_are_masked_alone(typed: str) -> None:
     stored = my(typed)
-    assert "S3cret!x" not in stored and WITHHELD not in stored
-    assert re.sub(r"\*{4}", "", stored) == typed.replace("S3cret!x", "")
+    assert not re.search("S3cr|et!x", stored) and WITHHELD not in stored
+    assert re.sub(r"\*{4}", "", stored) == re.sub("S3cret!x|S3cr|et!x", "", typed)
+
+
+def test_every_credential_word_is_a_hint_that_the_text_needs_scanning() -> None:
+    """The writer scans a text for credentials only when it holds a hint word: each word the
+    finders look for must contain one."""
+    words = ["identified", "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "private_key"]
+    words += ["master_password", "access_key", *CREDENTIAL_ARGS["postgres"], *CREDENTIAL_ARGS["mysql"]]
+    assert [w for w in words if not any(h in w.lower() for h in HINT_WORDS)] == []
+    assert all(CREDENTIAL_NAME.fullmatch(w) for w in words[1:9])
 
 
 @pytest.mark.parametrize(
