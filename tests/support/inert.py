@@ -35,6 +35,9 @@ SHOWN_STATEMENT = (
 
 HOSTILE_USER = "mal\x1b[8mlory[/]"  # ESC [ 8 m: the rest of the line invisible
 SHOWN_USER = r"mal\x1b[8mlory[/]"
+# Every door refuses a login name with control or invisible characters, so a user who really
+# logs in can only carry markup: printable, no white space, and read as markup by Textual.
+LOGIN_USER = "mal[/]lory[@click=app.quit]"
 HOSTILE_RULE = "hold\x1b]0;pwned\x07-updates"  # OSC 0: sets the window title
 SHOWN_RULE = r"hold\x1b]0;pwned\x07-updates"
 

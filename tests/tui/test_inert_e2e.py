@@ -3,7 +3,8 @@ every CLI listing show it inert (escape sequences visible, markup literal), and 
 not crash on it.
 
 The user and the rule name are hostile too: user names come from identity providers and rule
-names are typed by people.
+names are typed by people (a user who logs in can only carry markup: every door refuses a
+login name with control characters).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 import pytest
 from support.inert import (
     HOSTILE_RULE,
-    HOSTILE_USER,
+    LOGIN_USER,
     SHOWN,
     SHOWN_RULE,
-    SHOWN_USER,
     STATEMENT,
     assert_inert,
     toml_string,
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.needs_postgres
 
 CONFIG = f"""
 [[users]]
-name = {toml_string(HOSTILE_USER)}
+name = {toml_string(LOGIN_USER)}
 groups = ["dev"]
 
 [[rules]]
@@ -67,14 +67,14 @@ def wait_held(gw: Any, timeout: float = 15.0) -> dict[str, Any]:
 
 async def test_hostile_statement_is_inert_in_the_tui_and_every_cli_listing(make_gateway: Any) -> None:
     gw = make_gateway(CONFIG)
-    mallory, bob = gw.token(HOSTILE_USER), gw.token("bob")
-    held = start_psql(gw, HOSTILE_USER, mallory, STATEMENT)
+    mallory, bob = gw.token(LOGIN_USER), gw.token("bob")
+    held = start_psql(gw, LOGIN_USER, mallory, STATEMENT)
     try:
         request = wait_held(gw)
         assert request["statement"] == STATEMENT, "the store keeps the exact text"
 
         listing = gw.cli("approvals").stdout
-        assert_inert(listing, SHOWN["osc52"], SHOWN_USER, SHOWN_RULE)
+        assert_inert(listing, SHOWN["osc52"], LOGIN_USER, SHOWN_RULE)
 
         app = gateway_app(gw, bob, poll=0.5, start="approvals")
         async with app.run_test(size=(200, 50)) as pilot:
@@ -85,7 +85,7 @@ async def test_hostile_statement_is_inert_in_the_tui_and_every_cli_listing(make_
             assert_inert(raw, keep="\n\x1b")  # Textual's own styling is CSI sequences only
             assert "\x1b]" not in raw and "\x1bP" not in raw, "no OSC or DCS sequence reaches the terminal"
             flat = " ".join(shown.split())
-            for piece in ('update "x[/]y"', "where id > 0", *SHOWN.values(), SHOWN_USER, SHOWN_RULE):
+            for piece in ('update "x[/]y"', "where id > 0", *SHOWN.values(), LOGIN_USER, SHOWN_RULE):
                 assert piece in flat, piece
             await pilot.press("d")
             await pilot.pause()
@@ -103,10 +103,10 @@ async def test_hostile_statement_is_inert_in_the_tui_and_every_cli_listing(make_
     events = gw.audit(until=lambda ev: {"approval.request", "approval.deny"} <= {e["action"] for e in ev})
     assert any(e["detail"].get("text") == STATEMENT for e in events)
     audit = gw.cli("audit").stdout
-    assert_inert(audit, *SHOWN.values(), SHOWN_USER, SHOWN_RULE)
+    assert_inert(audit, *SHOWN.values(), LOGIN_USER, SHOWN_RULE)
 
     sessions = gw.cli("sessions").stdout
-    assert_inert(sessions, SHOWN_USER)
+    assert_inert(sessions, LOGIN_USER)
 
     replay = gw.cli("replay", str(request["session_id"])).stdout
-    assert_inert(replay, *SHOWN.values(), SHOWN_USER, SHOWN_RULE)
+    assert_inert(replay, *SHOWN.values(), LOGIN_USER, SHOWN_RULE)
