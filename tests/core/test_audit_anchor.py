@@ -91,6 +91,22 @@ def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: Store, anch
     assert resumed == cp
 
 
+def test_linked_checks_the_links_after_a_head_inside_sqlite(store: Store) -> None:
+    head = audit.head(store)
+    for i in range(3):
+        audit.record(store, "bob", "statement", "pg", text=f"SELECT {i}")
+    later = audit.linked(store, since=head)
+    assert later.ok and later.checked == 3 and later.head == audit.head(store)
+    assert audit.linked(store).ok and audit.linked(store).checked == 8
+
+    store.conn.execute("DELETE FROM audit WHERE id = 7")  # a hole after the head
+    holed = audit.linked(store, since=head)
+    assert not holed.ok and "gaps" in holed.problem
+    store.conn.execute("UPDATE audit SET id = 7 WHERE id = 8")  # closed up: the link to 6 is not its hash
+    relinked = audit.linked(store, since=head)
+    assert not relinked.ok and relinked.bad_id == 7 and "link" in relinked.problem
+
+
 def test_anchor_never_signs_a_chain_that_no_longer_extends_its_checkpoint(
     store: Store, anchor: audit_anchor.Anchor, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,7 @@ rows, recording lines and hash-chained audit events.
 Started by `Journal` as `python -m hoop.core.store.journal_writer DB`. It reads length-
 prefixed batches on stdin (each names the recording files of its sessions) and answers each
 on stdout once the batch is on disk: `WRITTEN`, or `FAILED` followed by a length-prefixed
-reason. Formatting, redaction, hashing and SQLite work run here, in their own process, so
+reason. Formatting, statement masking, hashing and SQLite work run here, in their own process, so
 they never take the GIL from the event loop: with this work on a thread of the gateway, a
 `SELECT 1` loop through the MySQL door ran at about 70% of the rate it reaches without
 recording.
@@ -244,7 +244,7 @@ def _statement(
     masked = statement_text.mask(text, sid, connection)
     text, error = masked.text, masked.scrub(error)
     if raw is not None and text != storable(raw.decode("utf-8", "surrogateescape")):
-        raw = None  # redaction changed the text: its raw bytes would carry what it removed
+        raw = None  # masking changed the text: its raw bytes would carry what it removed
     t = started - since
     result: dict[str, Any] = {"tag": tag, "rows": nrows, "ms": round(ms, 3), "error": error}
     if columns:
