@@ -125,16 +125,24 @@ class VerifyResult:
     head: Head = EMPTY  # the last event verified
 
 
+def _not_held(store: Store, start: Head) -> VerifyResult | None:
+    """Why the store no longer holds the head `start` (None when it does)."""
+    if not start.count:
+        return None
+    row = store.one("SELECT hash FROM audit WHERE id = ?", (start.count,))
+    if row is None:
+        return VerifyResult(False, 0, start.count, f"event {start.count} is gone (deleted)", start)
+    if row["hash"] != start.hash:
+        return VerifyResult(False, 0, start.count, f"event {start.count} no longer has its recorded hash", start)
+    return None
+
+
 def verify(store: Store, since: Head | None = None) -> VerifyResult:
     """Check the whole chain, or (with `since`) that the store still holds that head and that
     every later event extends it: the cheap check before signing the next checkpoint."""
     start = since or EMPTY
-    if start.count:
-        row = store.one("SELECT hash FROM audit WHERE id = ?", (start.count,))
-        if row is None:
-            return VerifyResult(False, 0, start.count, f"event {start.count} is gone (deleted)", start)
-        if row["hash"] != start.hash:
-            return VerifyResult(False, 0, start.count, f"event {start.count} no longer has its recorded hash", start)
+    if (gone := _not_held(store, start)) is not None:
+        return gone
     prev, expected_id, checked = start.hash, start.count + 1, 0
     for row in store.conn.execute(
         "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit WHERE id > ? ORDER BY id",
@@ -167,12 +175,8 @@ def linked(store: Store, since: Head | None = None) -> VerifyResult:
     does not recompute hashes from content (`verify` does, a few microseconds per event in
     Python, which the journal writer would pay for every statement)."""
     start = since or EMPTY
-    if start.count:
-        row = store.one("SELECT hash FROM audit WHERE id = ?", (start.count,))
-        if row is None:
-            return VerifyResult(False, 0, start.count, f"event {start.count} is gone (deleted)", start)
-        if row["hash"] != start.hash:
-            return VerifyResult(False, 0, start.count, f"event {start.count} no longer has its recorded hash", start)
+    if (gone := _not_held(store, start)) is not None:
+        return gone
     span = store.one(
         "SELECT count(*) AS n, coalesce(max(id), ?) AS top FROM audit WHERE id > ?", (start.count, start.count)
     )

@@ -14,37 +14,18 @@ from typing import Any
 
 import pymysql
 import pytest
-from support.gateway import GatewayProcess
+from support.gateway import GatewayProcess, users_toml
 from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, through, throwaway_database
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_mariadb
 
-USERS = """
-[[users]]
-name = "alice"
-groups = ["dev"]
+USERS = users_toml({"alice": ["dev"], "bob": ["dev", "dba"]})
 
-[[users]]
-name = "bob"
-groups = ["dev", "dba"]
-"""
-
-RULES = """
-[[rules]]
-name = "hold-contacts"
-action = "review"
-statements = ["insert"]
-tables = ["contacts"]
-approvers = ["dba"]
-timeout = "30s"
-
-[[rules]]
-name = "builtin-password-change"
-action = "review"
-flags = ["password_change"]
-approvers = ["dba"]
-timeout = "30s"
-"""
+# Inserts into `contacts` and password changes wait for a dba.
+RULES = rule_toml(
+    "hold-contacts", "review", statements=["insert"], tables=["contacts"], approvers=["dba"], timeout="30s"
+) + rule_toml("builtin-password-change", "review", flags=["password_change"], approvers=["dba"], timeout="30s")
 
 EMAIL, CARD = "cy@example.com", "5500000000000004"
 

@@ -12,25 +12,14 @@ from pathlib import Path
 
 import pytest
 from support.postgres import connect_target, on_server
+from support.rules import rule_toml
 
 pytestmark = pytest.mark.needs_postgres
 
-RULES = """
-[[rules]]
-name = "hold-contacts"
-action = "review"
-statements = ["insert", "update"]
-tables = ["contacts"]
-approvers = ["dba"]
-timeout = "30s"
-
-[[rules]]
-name = "builtin-password-change"
-action = "review"
-flags = ["password_change"]
-approvers = ["dba"]
-timeout = "30s"
-"""
+# Inserts into `contacts` and password changes wait for a dba.
+RULES = rule_toml(
+    "hold-contacts", "review", statements=["insert", "update"], tables=["contacts"], approvers=["dba"], timeout="30s"
+) + rule_toml("builtin-password-change", "review", flags=["password_change"], approvers=["dba"], timeout="30s")
 
 EMAIL, CARD = "cy@example.com", "5500000000000004"
 INSERT = f"INSERT INTO {{table}} VALUES ('{EMAIL}', '{CARD}')"
