@@ -268,8 +268,10 @@ class Anchor:
         """After a batch: seal the recordings of the sessions it closed (`sessions` holds their
         rows), and wake the checkpoint thread once enough events are unanchored."""
         ended = set(closed)
+        # A batch may carry a session's row twice (updated, then closed): one seal each.
+        rows = {row["id"]: row for row in sessions if row["id"] in ended}
         try:
-            events = [ev for row in sessions if row["id"] in ended for ev in seal_events(row)]
+            events = [ev for row in rows.values() for ev in seal_events(row)]
             if events:
                 audit.append(self.store, events)
         except Exception:  # the batch itself is written: it must not be reported as lost

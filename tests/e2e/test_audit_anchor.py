@@ -165,6 +165,7 @@ def test_a_changed_truncated_or_missing_recording_is_reported(gw: GatewayProcess
     seals = [e["detail"] for e in json.loads(gw.cli("audit", "--json", "--action", "recording.sealed").stdout)]
     files = {Path(s["path"]).name: Path(s["path"]) for s in seals}
     assert {f"{i}.hoop.jsonl" for i in range(1, 5)} <= set(files)
+    assert len(seals) == len(files)  # each sealed once, when its session ended
 
     changed, truncated, missing, grown = (files[f"{i}.hoop.jsonl"] for i in range(1, 5))
     changed.write_text(changed.read_text().replace("'one'", "'eno'"))
