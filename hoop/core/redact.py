@@ -177,6 +177,11 @@ class StatementMasking:
     def __init__(self, rules: Sequence[MaskRule] = ()) -> None:
         self.rules = tuple(rules)
         self._policies: dict[str, _Policy] = {}
+        # Masked texts by (text, dialect, connection): a client that sends one text again and
+        # again (a loop, an ORM, a 2 MB statement re-run every few milliseconds) costs one scan.
+        # Bounded by the characters it holds, so a few huge texts cannot pin memory.
+        self._done: dict[tuple[str, str, str], Masked] = {}
+        self._done_chars = 0
 
     def policy(self, connection: str) -> _Policy:
         hit = self._policies.get(connection)
@@ -190,6 +195,18 @@ class StatementMasking:
         """`text` of a statement run on `connection`; `dialect` as `dialect_of` gives it."""
         if not text:
             return Masked(text)
+        key = (text, dialect, connection)
+        done = self._done.get(key)
+        if done is None:
+            done = self._mask(text, dialect, connection)
+            if self._done_chars + len(text) > _REMEMBERED_CHARS:
+                self._done.clear()
+                self._done_chars = 0
+            self._done[key] = done
+            self._done_chars += len(text)
+        return done
+
+    def _mask(self, text: str, dialect: str, connection: str) -> Masked:
         policy = self.policy(connection)
         try:
             if dialect == "shell":
@@ -199,6 +216,9 @@ class StatementMasking:
             # The type only: a scanner's message quotes the text.
             log.error("statement text could not be masked (%s); it is withheld", type(exc).__name__)
             return _withhold(text, 0, [])
+
+
+_REMEMBERED_CHARS = 8 * 1024 * 1024  # of statement text whose masking StatementMasking remembers
 
 
 def redact_statement(text: str) -> str:

@@ -187,6 +187,7 @@ class Journal:
         # Frames, audit events and statements in the order they happened.
         self._pending: dict[str, list[Any]] = {"ordered": [], "closed": []}
         self._open: dict[int, SessionLog] = {}
+        self._closing = False
         self._batches = 0  # numbers each batch, so a writer can resume one it stored in part
         self._unsent: tuple[bytes, int] | None = None  # a batch the writer could not store yet
         self._problem = ""  # why not, while it cannot
@@ -339,6 +340,9 @@ class Journal:
     def _deliver(self, data: bytes, items: int) -> bool:
         """Send one batch; True once it is stored."""
         answer = self._exchange(data)
+        if answer == b"" and self._closing:  # close() gave up waiting and ended the writer
+            log.error("the gateway stopped before the journal writer confirmed its last %d records", items)
+            return False
         if answer == b"":  # the writer is gone (killed, crashed): a new one gets this batch
             log.error("journal writer exited; starting a new one")
             _stop_writer(self._writer)
@@ -397,6 +401,9 @@ class Journal:
             log_.close(CloseStatus.SHUTDOWN)
         self._stop.set()
         self._thread.join(timeout=10)
+        # Still writing after that: the writer is ended below, and must not be replaced by a
+        # new one that nobody would stop (it would outlive the gateway, busy with the batch).
+        self._closing = True
         if self._unsent is not None or self._failing_since is not None:
             log.error(
                 "recording unavailable at shutdown (%s): %d records could not be stored",
