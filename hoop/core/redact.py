@@ -177,9 +177,11 @@ class StatementMasking:
     def __init__(self, rules: Sequence[MaskRule] = ()) -> None:
         self.rules = tuple(rules)
         self._policies: dict[str, _Policy] = {}
-        # Masked texts by (text, dialect, connection): a client that sends one text again and
-        # again (a loop, an ORM, a 2 MB statement re-run every few milliseconds) costs one scan.
-        # Bounded by the characters it holds, so a few huge texts cannot pin memory.
+        # Masked long texts by (text, dialect, connection): a client that sends one long text
+        # again and again (a 2 MB statement re-run every few milliseconds) costs one scan.
+        # Short texts cost microseconds and are not kept (a cache of every statement would
+        # cost the writer more in memory and garbage collection than it saves). Bounded by the
+        # characters it holds, so a few huge texts cannot pin memory.
         self._done: dict[tuple[str, str, str], Masked] = {}
         self._done_chars = 0
 
@@ -195,6 +197,8 @@ class StatementMasking:
         """`text` of a statement run on `connection`; `dialect` as `dialect_of` gives it."""
         if not text:
             return Masked(text)
+        if len(text) < _REMEMBERED_FROM:
+            return self._mask(text, dialect, connection)
         key = (text, dialect, connection)
         done = self._done.get(key)
         if done is None:
@@ -218,7 +222,8 @@ class StatementMasking:
             return _withhold(text, 0, [])
 
 
-_REMEMBERED_CHARS = 8 * 1024 * 1024  # of statement text whose masking StatementMasking remembers
+_REMEMBERED_FROM = 4096  # characters: from this length on, StatementMasking remembers a text's masking
+_REMEMBERED_CHARS = 64 * 1024 * 1024  # and at most this many characters of such texts
 
 
 def redact_statement(text: str) -> str:
