@@ -62,6 +62,7 @@ class _Pending:
     rule: GuardRule
     future: asyncio.Future[Outcome]
     approvals: list[str] = field(default_factory=list)
+    grants: list[float | None] = field(default_factory=list)  # the grant each approval asked for
 
 
 def format_duration(seconds: float) -> str:
@@ -153,6 +154,7 @@ class Approvals:
         if approver.name in pending.approvals:
             raise DecisionRefused(f"you already approved #{approval_id}; it needs another approver")
         pending.approvals.append(approver.name)
+        pending.grants.append(grant_seconds or None)
         self.audit(
             approver.name,
             "approval.approve",
@@ -161,13 +163,17 @@ class Approvals:
             reason=reason,
             grant_seconds=grant_seconds,
         )
-        if grant_seconds:
-            self._grant(pending, approver.name, grant_seconds, approval_id)
         need = max(1, int(rule.approvals))
         if len(pending.approvals) < need:
             self._record_decisions(approval_id, pending.approvals)
             self._announce("progress", approval_id)
             return {"id": approval_id, "status": "pending", "approvals": len(pending.approvals), "required": need}
+        # A standing grant stands in for the whole count of approvals: it exists only once the
+        # request is approved in full, each approval asked for one, and it lasts the shortest
+        # time any of them asked for. One approver's grant never meets a rule that needs two.
+        if all(pending.grants):
+            seconds = min(s for s in pending.grants if s)
+            self._grant(pending, ", ".join(pending.approvals), seconds, approval_id)
         self._close(approval_id, Outcome("approved", reason, approval_id, tuple(pending.approvals)))
         return {"id": approval_id, "status": "approved"}
 

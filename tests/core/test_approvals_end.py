@@ -142,11 +142,6 @@ async def test_a_grant_covers_only_its_user_connection_and_rule(gate: Gate, rule
     await cancel(held)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: the grant is created on the first approval, before the count is checked, "
-    "so one approver's grant meets a rule that needs two",
-)
 async def test_a_grant_needs_the_full_count_of_approvals(gate: Gate) -> None:
     first = await gate.hold(TWO, text="DROP TABLE t")
     gate.approvals.decide(first.id, BOB, True, grant_seconds=3600)  # one of two
@@ -156,3 +151,20 @@ async def test_a_grant_needs_the_full_count_of_approvals(gate: Gate) -> None:
     again = await gate.hold(TWO, text="DROP TABLE t")
     assert again.id != 0, "the denied request's grant let the statement through"
     await cancel(again)
+
+
+async def test_a_grant_exists_only_when_every_approval_of_the_count_asked_for_one(gate: Gate) -> None:
+    half = await gate.hold(TWO, text="DROP TABLE t")
+    gate.approvals.decide(half.id, BOB, True, grant_seconds=3600)
+    gate.approvals.decide(half.id, CAROL, True)  # approves this statement, grants nothing
+    assert (await woken(half.task)).status == "approved"
+    assert gate.grants() == []
+
+    both = await gate.hold(TWO, text="DROP TABLE t")
+    gate.approvals.decide(both.id, BOB, True, grant_seconds=3600)
+    gate.approvals.decide(both.id, CAROL, True, grant_seconds=600)
+    assert (await woken(both.task)).status == "approved"
+    [grant] = gate.grants()
+    assert grant["granted_by"] == "bob, carol" and grant["approval_id"] == both.id
+    [lasts] = gate.store.query("SELECT expires - created AS seconds FROM grants")
+    assert lasts["seconds"] == pytest.approx(600)  # the shorter of the two asked for
