@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
+from e2e.test_mysql_path import _in_thread
 from support.gateway import GatewayProcess, users_toml
 from support.mariadb import ROOT, mysql_connection_toml, mysql_gateway, through, throwaway_database
 from support.rules import rule_toml
@@ -53,20 +53,6 @@ def _direct(db: str, sql: str, *args: Any) -> Any:
             return cur.fetchall()
     finally:
         conn.close()
-
-
-def _in_thread(fn: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]:
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["ok"] = fn()
-        except Exception as exc:  # noqa: BLE001 - handed to the test thread
-            box["err"] = exc
-
-    t = threading.Thread(target=run)
-    t.start()
-    return t, box
 
 
 def _pending(gw: GatewayProcess) -> dict[str, Any]:

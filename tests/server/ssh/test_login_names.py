@@ -9,22 +9,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.waiting import eventually
-
-
-def _query(gateway: Any, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    db = sqlite3.connect(gateway.dir / "data" / "hoop.db")
-    db.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in db.execute(sql, params)]
-    finally:
-        db.close()
+from test_sessions import _query
 
 
 def _last_ids(gateway: Any) -> tuple[int, int]:
