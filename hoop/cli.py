@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import os
+import pwd
 import sys
 import time
 from collections.abc import Callable
@@ -74,21 +75,25 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
 
     store = _store(config)
     tokens = TokenService(store, config)
-    actor = os.environ.get("USER") or "operator"
+    # Tokens are managed locally: who can write data_dir holds the store and the keys anyway,
+    # so that access is the root of trust (how the first admin gets a token). Each use is
+    # audited with the OS account that made it.
+    actor = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
     if args.token_cmd == "issue":
         try:
             ttl = parse_ttl(args.ttl)
         except ValueError as exc:
             raise HoopError(f"--ttl: {exc}") from None
         issued = tokens.issue(args.user, ttl, args.note or "")
-        audit.record(store, f"cli:{actor}", "token.issue", args.user, token_id=issued.id, expires=issued.expires)
+        audit.record(store, actor, "token.issue", args.user, token_id=issued.id, expires=issued.expires, via="data-dir")
         print(f"token {issued.id} for {visible(args.user)}, expires {_fmt_time(issued.expires)}", file=sys.stderr)
         print(issued.token)
     elif args.token_cmd == "revoke":
         row = tokens.revoke(args.id)
-        audit.record(store, f"cli:{actor}", "token.revoke", str(row["user"]), token_id=args.id)
+        audit.record(store, actor, "token.revoke", str(row["user"]), token_id=args.id, via="data-dir")
         print(visible(f"revoked token {args.id} of {row['user']}"))
     else:
+        audit.record(store, actor, "token.list", "", via="data-dir")
         now = time.time()
         rows = []
         for r in tokens.list():
@@ -272,6 +277,7 @@ COMMAND_MODULES = [
     "hoop.commands.login",
     "hoop.commands.tui",
     "hoop.commands.health",
+    "hoop.commands.whoami",
 ]
 
 

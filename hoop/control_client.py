@@ -22,11 +22,28 @@ class ControlError(HoopError):
     pass
 
 
-def token_from(args_token: str | None) -> str:
+NO_TOKEN = "no token: pass --token, set HOOP_TOKEN or run `hoop login`"
+
+
+def token_from(args_token: str | None, oidc: Any = None) -> str:
+    """The caller's credential: --token, else $HOOP_TOKEN, else (with [auth.oidc]) the ID token
+    `hoop login` stored (renewed when it is about to expire)."""
     token = args_token or os.environ.get("HOOP_TOKEN", "")
+    if not token and oidc is not None:
+        from hoop.core.oidc_login import LoginRequired, current_credential
+
+        try:
+            token = current_credential(oidc).id_token
+        except LoginRequired:
+            token = ""
     if not token:
-        raise HoopError("no identity: pass --token or set HOOP_TOKEN")
+        raise HoopError(NO_TOKEN)
     return token
+
+
+def caller_client(path: Path, args_token: str | None, oidc: Any = None) -> ControlClient:
+    """A client of the control endpoint at `path` acting as the caller (see token_from)."""
+    return ControlClient(path, token_from(args_token, oidc))
 
 
 class ControlClient:

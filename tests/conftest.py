@@ -56,6 +56,18 @@ groups = ["dev", "dba"]
 [[users]]
 name = "mallory"
 groups = ["contractors"]
+
+[[users]]
+name = "ada"
+groups = ["ops"]
+
+[[users]]
+name = "audrey"
+groups = ["security"]
+
+[roles]
+admin = ["ops"]
+auditor = ["security"]
 """
 
 

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from hoop.control_client import ControlClient, token_from
+from hoop.control_client import ControlClient, caller_client
 from hoop.core.config import Config
 from hoop.core.identity import parse_ttl
 from hoop.core.visible import visible
@@ -21,7 +21,7 @@ PREVIEW = 80  # characters of a statement in the list; `--json` and the TUI show
 
 
 def _client(args: argparse.Namespace, config: Config) -> ControlClient:
-    return ControlClient(config.gateway.control_path, token_from(args.token))
+    return caller_client(config.gateway.control_path, args.token, config.oidc)
 
 
 def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
@@ -74,7 +74,7 @@ def cmd_kill(args: argparse.Namespace, config: Config) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     ident = argparse.ArgumentParser(add_help=False)
-    ident.add_argument("--token", default=None, help="your Hoop token (default: $HOOP_TOKEN)")
+    ident.add_argument("--token", default=None, help="your token (default: $HOOP_TOKEN, then `hoop login`)")
     p = sub.add_parser("approvals", parents=[common], help="list approval requests")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include decided requests")

@@ -4,28 +4,28 @@ Rules are versioned rows in the store (see `hoop.core.rulebook`); the running ga
 a change within a second. A rule is given as TOML (a file or stdin) holding the keys of one
 `[[rules]]` (kind `guard`) or `[[masking]]` (kind `mask`) table. `hoop rules test` runs a draft
 over the recorded history and reports what it would have blocked, held or masked.
+
+`list`, `show` and `test` read the store. Every change (add, edit, enable, disable, remove)
+goes to the running gateway's control endpoint with the caller's token (--token, HOOP_TOKEN or
+`hoop login`), which checks that the caller is an admin, writes it and audits it: the same
+path, checks and audit action names (`rule.save`, ...) as the TUI's rule editor.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tomllib
 from typing import Any
 
-from hoop.core import audit
+from hoop.control_client import ControlClient, caller_client
 from hoop.core.config import Config
 from hoop.core.errors import HoopError
-from hoop.core.rulebook import RuleBook, parse_rule, rule_body
+from hoop.core.rulebook import RuleBook, parse_rule
 from hoop.core.rules_test import test_guard_rule, test_mask_rule
 from hoop.core.store.sqlite import Store
 from hoop.core.visible import visible
-
-
-def _author() -> str:
-    return f"cli:{os.environ.get('USER') or 'operator'}"
 
 
 def _read_body(path: str | None) -> dict[str, Any]:
@@ -38,6 +38,10 @@ def _read_body(path: str | None) -> dict[str, Any]:
         if list(body) == [wrapper] and isinstance(body[wrapper], list) and len(body[wrapper]) == 1:
             return dict(body[wrapper][0])
     return body
+
+
+def _gateway(args: argparse.Namespace, config: Config) -> ControlClient:
+    return caller_client(config.gateway.control_path, args.token, config.oidc)
 
 
 def cmd_rules(args: argparse.Namespace, config: Config) -> int:
@@ -64,6 +68,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
             print(visible(f"v{r['version']} by {r['author']}{flag}: {r['body']}"))
         return 0
     if action in ("add", "edit"):
+        gateway = _gateway(args, config)  # before reading stdin: without a token nothing is asked
         body = _read_body(args.file)
         if action == "edit":
             body.setdefault("name", args.name)
@@ -76,28 +81,22 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
             and not book.history(args.kind, str(body.get("name")))[-1]["deleted"]
         ):
             raise HoopError(f"a {args.kind} rule named {body.get('name')!r} exists (use edit)")
-        return _save(store, book, args.kind, body)
+        rule = parse_rule(args.kind, body)  # a clear local error before asking the gateway
+        result = gateway.call("rules.save", kind=args.kind, body=body)
+        print(
+            visible(f"saved {args.kind} rule {rule.name} v{result['version']}; the gateway applies it within a second")
+        )
+        return 0
     if action in ("enable", "disable"):
-        latest = [r for r in book.latest_rows() if r["kind"] == args.kind and r["name"] == args.name]
-        if not latest:
-            raise HoopError(f"no {args.kind} rule named {args.name!r}")
-        body = json.loads(latest[0]["body"])
-        body["enabled"] = action == "enable"
-        return _save(store, book, args.kind, body)
+        reason = (getattr(args, "reason", None) or "").strip()
+        result = _gateway(args, config).call(f"rules.{action}", kind=args.kind, name=args.name, reason=reason)
+        print(visible(f"{action}d {args.kind} rule {args.name} (v{result['version']})"))
+        return 0
     if action == "remove":
-        version = book.remove(args.kind, args.name, _author())
-        audit.record(store, _author(), "rules.remove", args.name, kind=args.kind, version=version)
-        print(visible(f"removed {args.kind} rule {args.name} (v{version})"))
+        result = _gateway(args, config).call("rules.remove", kind=args.kind, name=args.name)
+        print(visible(f"removed {args.kind} rule {args.name} (v{result['version']})"))
         return 0
     return _test(store, config, args)
-
-
-def _save(store: Store, book: RuleBook, kind: str, body: dict[str, Any]) -> int:
-    version = book.save(kind, body, _author())
-    rule = parse_rule(kind, body)
-    audit.record(store, _author(), "rules.save", rule.name, kind=kind, version=version, body=rule_body(kind, rule))
-    print(visible(f"saved {kind} rule {rule.name} v{version}; a running gateway applies it within a second"))
-    return 0
 
 
 def _test(store: Store, config: Config, args: argparse.Namespace) -> int:
@@ -126,14 +125,18 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     ls = rsub.add_parser("list", parents=[common])
     ls.add_argument("--kind", choices=["guard", "mask"], default=None)
     ls.add_argument("--json", action="store_true")
+    ident = argparse.ArgumentParser(add_help=False)
+    ident.add_argument("--token", default=None, help="an admin's token (default: $HOOP_TOKEN, then `hoop login`)")
     for name in ("show", "enable", "disable", "remove"):
-        q = rsub.add_parser(name, parents=[common])
+        q = rsub.add_parser(name, parents=[common] if name == "show" else [common, ident])
         q.add_argument("kind", choices=["guard", "mask"])
         q.add_argument("name")
-    add = rsub.add_parser("add", parents=[common], help="add a rule from TOML (file or stdin)")
+        if name == "disable":
+            q.add_argument("--reason", default="", help="why (required for built-in rules; audited)")
+    add = rsub.add_parser("add", parents=[common, ident], help="add a rule from TOML (file or stdin)")
     add.add_argument("kind", choices=["guard", "mask"])
     add.add_argument("file", nargs="?", default=None)
-    edit = rsub.add_parser("edit", parents=[common], help="store a new version of a rule")
+    edit = rsub.add_parser("edit", parents=[common, ident], help="store a new version of a rule")
     edit.add_argument("kind", choices=["guard", "mask"])
     edit.add_argument("name")
     edit.add_argument("file", nargs="?", default=None)

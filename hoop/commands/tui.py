@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from hoop.core.config import Config
+from hoop.core.errors import HoopError
 
 
 def cmd_tui(args: argparse.Namespace, config: Config) -> int:
-    from hoop.control_client import ControlClient
+    from hoop.control_client import ControlClient, token_from
     from hoop.tui.app import HoopApp
     from hoop.tui.data import GatewayLink, History
 
-    token = args.token or os.environ.get("HOOP_TOKEN", "")
+    try:
+        token = token_from(args.token, config.oidc)
+    except HoopError:  # the console still opens, read-only, and says why
+        token = ""
     client = ControlClient(config.gateway.control_path, token) if token else None
     history = History.open(config.gateway.db_path, config.gateway.recordings_dir)
     HoopApp(history, GatewayLink(client), start=args.area).run()
@@ -23,7 +26,7 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     p = sub.add_parser("tui", parents=[common], help="open the approvers' console")
-    p.add_argument("--token", default=None, help="your Hoop token (default: $HOOP_TOKEN)")
+    p.add_argument("--token", default=None, help="your token (default: $HOOP_TOKEN, then `hoop login`)")
     p.add_argument(
         "--area",
         default="approvals",

@@ -140,7 +140,13 @@ class Approvals:
             self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="own request")
             raise DecisionRefused("you cannot decide on your own request")
         allowed = set(rule.approvers)
-        if allowed and not allowed.intersection(approver.groups):
+        if not allowed:  # a rule stored before approvers were required: nobody may decide it
+            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="no approvers")
+            raise DecisionRefused(
+                f"rule {rule.name} names no approvers, so nobody may decide its requests; "
+                "an admin must add approvers to the rule"
+            )
+        if not allowed.intersection(approver.groups):
             self.audit(
                 approver.name, "approval.refused", pending.connection, approval=approval_id, why="not an approver"
             )

@@ -117,10 +117,14 @@ def parse_duration(value: object) -> float | None:
     return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
-def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str, check_kinds: bool = True) -> GuardRule:
+def rule_from_mapping(
+    data: Mapping[str, Any], *, file: str, key: str, check_kinds: bool = True, stored: bool = False
+) -> GuardRule:
     """Validate one TOML table into a GuardRule; the rule's name defaults to the table's last key part.
     `check_kinds`: refuse a `statements` entry that matches no statement kind (off only for rules
-    already stored, so a rule saved before the check keeps its other entries in force)."""
+    already stored, so a rule saved before the check keeps its other entries in force).
+    `stored`: a rule already in the book; one that holds statements without naming approvers
+    still loads (its requests are decided by nobody and expire) instead of being dropped."""
     known = {f.name for f in fields(GuardRule)}
     values: dict[str, object] = {}
     for field_name, raw in data.items():
@@ -176,6 +180,16 @@ def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str, check_kin
         values["name"] = key.rsplit(".", 1)[-1]
     if "action" not in values:
         raise ConfigError(file, f"{key}.action", "expected one of block, review (missing)")
+    holds = values["action"] == "review" or values.get("dynamic") == "review"
+    if holds and not values.get("approvers") and not stored:
+        # A held statement nobody may decide would only ever expire; one anybody may decide
+        # would be no review at all. Either way the rule is wrong, so say so at start.
+        raise ConfigError(
+            file,
+            f"{key}.approvers",
+            f"rule {values['name']} holds statements for review but names no approvers: "
+            'add approvers = ["group", ...] (the groups whose members decide its requests)',
+        )
     return GuardRule(**values)  # type: ignore[arg-type]
 
 

@@ -5,6 +5,8 @@ place, so the history of a rule is its rows. `hoop.toml` seeds the book: a confi
 written as a new version when its body differs from the latest version that came from the
 config file. A rule last changed by a person (CLI or TUI) is left alone, so an edit made in
 production is not silently undone by a restart; the gateway logs that it kept it.
+Built-in rules (`builtin-*`) are part of the product: they can be disabled (with a reason) and
+enabled again, never removed; one found deleted in the book is restored at start.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ log = logging.getLogger("hoop.rules")
 CONFIG_AUTHOR = "hoop.toml"
 BUILTIN_AUTHOR = "builtin"
 KINDS = ("guard", "mask")
+BUILTIN_PREFIX = "builtin-"
+
+
+def is_builtin(kind: str, name: str) -> bool:
+    """A rule the product ships (hoop.core.guardrails.builtin_rules): disabled, never removed."""
+    return kind == "guard" and name.startswith(BUILTIN_PREFIX)
 
 
 def parse_rule(kind: str, body: dict[str, Any], where: str = "rule", *, stored: bool = False) -> Any:
     """`stored`: a rule already in the book, saved before its statement kinds were checked; an
     unknown kind in it matches nothing, and the rest of the rule keeps applying."""
     if kind == "guard":
-        return rule_from_mapping(body, file=where, key="rule", check_kinds=not stored)
+        return rule_from_mapping(body, file=where, key="rule", check_kinds=not stored, stored=stored)
     if kind == "mask":
         return mask_rule_from_mapping(body, file=where, key="masking")
     raise HoopError(f"unknown rule kind {kind!r} (expected guard or mask)")
@@ -84,12 +92,29 @@ class RuleBook:
         return self._write(kind, rule.name, rule_body(kind, rule), author, deleted=False)
 
     def remove(self, kind: str, name: str, author: str) -> int:
+        latest = self._latest(kind, name)
+        if is_builtin(kind, name):
+            raise HoopError(
+                f"built-in rules can be disabled, not removed: hoop rules disable guard {name} --reason ..."
+            )
+        return self._write(kind, name, json.loads(latest["body"]), author, deleted=True)
+
+    def set_enabled(self, kind: str, name: str, enabled: bool, author: str, reason: str = "") -> int:
+        """Switch a rule on or off (a new version); a built-in rule is switched off only with a reason."""
+        latest = self._latest(kind, name)
+        if not enabled and is_builtin(kind, name) and not reason.strip():
+            raise HoopError(f"a reason is required to disable the built-in rule {name}")
+        body = json.loads(latest["body"])
+        body["enabled"] = enabled
+        return self.save(kind, body, author)
+
+    def _latest(self, kind: str, name: str) -> dict[str, Any]:
         latest = self.store.one(
             "SELECT * FROM rules WHERE kind = ? AND name = ? ORDER BY version DESC LIMIT 1", (kind, name)
         )
         if latest is None or latest["deleted"]:
             raise HoopError(f"no {kind} rule named {name!r}")
-        return self._write(kind, name, json.loads(latest["body"]), author, deleted=True)
+        return latest
 
     def _write(self, kind: str, name: str, body: dict[str, Any], author: str, *, deleted: bool) -> int:
         with self.store.transaction() as conn:
@@ -126,7 +151,10 @@ class RuleBook:
         for kind, rule, author in wanted:
             current = latest.get((kind, rule.name))
             body = rule_body(kind, rule)
-            if current is not None and current["author"] not in (CONFIG_AUTHOR, BUILTIN_AUTHOR):
+            # A built-in rule is never deleted by a person (it can be disabled); one found deleted
+            # was removed before that was enforced, and comes back.
+            restore = author == BUILTIN_AUTHOR and current is not None and current["deleted"]
+            if current is not None and current["author"] not in (CONFIG_AUTHOR, BUILTIN_AUTHOR) and not restore:
                 if _canonical(body) != current["body"]:
                     log.warning(
                         "rule %s was last changed by %s; keeping it over %s", rule.name, current["author"], author

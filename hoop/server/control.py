@@ -2,8 +2,16 @@
 and other local tools ask the running gateway to act.
 
 One JSON object per line each way. Every request carries the caller's token; the gateway
-authenticates it like any login, performs the action as that identity and audits it. The
-socket file is created mode 0600, so only the gateway's OS user can connect at all.
+authenticates it like any login, authorises the operation by the caller's roles
+(hoop/core/roles.py), performs it as that identity and audits it; a refusal is audited as
+`control.refused` with the operation and why. Only `health` (read-only status) is answered
+without a token. The socket file is created mode 0600, so only the gateway's OS user can
+connect at all.
+
+Who may do what: admins change rules and masking and kill any session; approvers decide the
+requests of the rules that name their group and watch and kill sessions on the connections
+those rules cover; auditors read everything and change nothing; anyone else sees only their
+own sessions.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ from typing import Any
 from hoop.core.approvals import DecisionRefused
 from hoop.core.errors import AuthError, HoopError
 from hoop.core.identity import Identity
+from hoop.core.roles import NotAllowed, RoleSet
 from hoop.server import control_tui
 from hoop.server.services import Services
 
@@ -27,6 +36,10 @@ MAX_REQUEST = 1 << 20
 
 Handler = Callable[[Services, Identity, dict[str, Any]], Awaitable[Any]]
 HANDLERS: dict[str, Handler] = {}
+# Read-only status anyone who can reach the socket may ask for, without a token.
+PUBLIC = frozenset({"health"})
+NOBODY = Identity("", frozenset(), "socket")
+TOKEN_NEEDED = "a token is required for {op}: pass --token, set HOOP_TOKEN or run `hoop login`"
 
 
 def handler(op: str) -> Callable[[Handler], Handler]:
@@ -37,9 +50,14 @@ def handler(op: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def role_text(roles: RoleSet) -> str:
+    return f"your roles: {', '.join(roles.names)}" if roles.names else "you hold no role"
+
+
 @handler("whoami")
 async def _whoami(services: Services, who: Identity, req: dict[str, Any]) -> Any:
-    return {"user": who.name, "groups": sorted(who.groups)}
+    """The caller's name, groups, roles and approver scope (the rules and connection globs)."""
+    return {"user": who.name, "groups": sorted(who.groups), **services.roles_of(who).as_dict()}
 
 
 @handler("approve")
@@ -57,9 +75,12 @@ async def _deny(services: Services, who: Identity, req: dict[str, Any]) -> Any:
 
 @handler("live")
 async def _live(services: Services, who: Identity, req: dict[str, Any]) -> Any:
+    """Admins and auditors see every live session, approvers those in their scope, anyone their own."""
+    roles = services.roles_of(who)
     return [
         {"id": s.id, "protocol": s.protocol, "kind": s.kind, "user": s.user, "connection": s.connection}
         for s in services.live.values()
+        if roles.watches(s.connection) or s.user == who.name
     ]
 
 
@@ -81,11 +102,19 @@ async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     session_id, reason = int(req["id"]), str(req.get("reason", "")).strip()
     if not reason:
         raise HoopError("a reason is required to kill a session")
-    if not services.is_approver(who):
-        raise HoopError("only members of an approver group may kill sessions")
+    roles = services.roles_of(who)
+    if not (roles.admin or roles.approver):
+        if roles.auditor:
+            raise NotAllowed("auditors read, they may not kill sessions")
+        raise NotAllowed(f"only admins and approvers may kill sessions ({role_text(roles)})")
     live = services.live.get(session_id)
     if live is None:
         raise HoopError(f"session {session_id} is not live")
+    if not roles.admin and not roles.scope.covers(live.connection):
+        raise NotAllowed(
+            f"session {session_id} is on connection {live.connection!r}, outside the connections your rules "
+            f"cover ({', '.join(roles.scope.connections) or 'none'})"
+        )
     services.journal.audit(who.name, "session.kill", live.connection, session=session_id, reason=reason, user=live.user)
     live.kill(reason)
     return {"id": session_id, "status": "killed"}
@@ -128,14 +157,21 @@ class ControlServer:
         fn = HANDLERS.get(op)  # type: ignore[arg-type]
         if fn is None:
             return {"ok": False, "error": f"unknown operation {op!r}"}
-        try:
-            who = await self.services.authenticate(
-                str(req.get("user", "")), str(req.get("token", "")), door="control", client="local"
-            )
-        except AuthError as exc:
-            return {"ok": False, "error": f"authentication failed: {exc.reason}"}
+        who = NOBODY
+        if op not in PUBLIC:
+            token = str(req.get("token") or "")
+            if not token:
+                self.services.journal.audit("-", "control.refused", str(op), op=op, why="no token")
+                return {"ok": False, "error": TOKEN_NEEDED.format(op=op)}
+            try:
+                who = await self.services.authenticate(str(req.get("user", "")), token, door="control", client="local")
+            except AuthError as exc:
+                return {"ok": False, "error": f"authentication failed: {exc.reason}"}
         try:
             return {"ok": True, "result": await fn(self.services, who, req)}
+        except NotAllowed as exc:
+            self.services.journal.audit(who.name, "control.refused", str(op), op=op, why=str(exc))
+            return {"ok": False, "error": str(exc)}
         except (DecisionRefused, HoopError) as exc:
             return {"ok": False, "error": str(exc)}
         except (KeyError, TypeError, ValueError) as exc:

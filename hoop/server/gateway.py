@@ -62,7 +62,8 @@ class Gateway:
         config = self.config
         gw = config.gateway
         # Only the gateway's OS user may read its state: the store holds statement texts and token
-        # hashes, recordings hold (masked) results, and data_dir holds the TLS and SSH keys.
+        # hashes, recordings hold (masked) results, and data_dir holds the TLS and SSH keys. Who
+        # can write data_dir can issue tokens (`hoop token issue`): it is the root of trust.
         for folder in (gw.data_dir, gw.recordings_dir):
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(0o700)

@@ -16,6 +16,7 @@ from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import Identity, TokenService
 from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
+from hoop.core.roles import RoleSet, roles_of
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
@@ -92,10 +93,9 @@ class Services:
     def connections_for(self, identity: Identity) -> list[Connection]:
         return [c for c in self.config.connections if c.allows(identity.groups)]
 
-    def is_approver(self, identity: Identity) -> bool:
-        """Members of any review rule's approver group may watch and act on sessions."""
-        groups = {g for rule in self.pipeline.guard_rules for g in getattr(rule, "approvers", ())}
-        return bool(groups.intersection(identity.groups))
+    def roles_of(self, identity: Identity) -> RoleSet:
+        """The identity's roles under [roles] and the guard rules in force now (hoop/core/roles.py)."""
+        return roles_of(self.config.roles, self.pipeline.guard_rules, identity.groups)
 
     def register(self, live: LiveSession) -> None:
         self.live[live.id] = live

@@ -16,6 +16,7 @@ from support.servers import free_port, port_open
 
 HOOP = [sys.executable, "-m", "hoop.cli"]
 Events = list[dict[str, Any]]
+ADMIN = "ada"  # the administrator of the test configurations (group ops)
 
 
 def has_actions(*actions: str) -> Callable[[Events], bool]:
@@ -106,6 +107,14 @@ class GatewayProcess:
     def token(self, user: str, ttl: str = "1h") -> str:
         return self.cli("token", "issue", user, "--ttl", ttl).stdout.strip().splitlines()[-1]
 
+    def admin(self, *args: str, user: str = ADMIN, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """`hoop ARGS` as an administrator (a token of `user`, a member of an admin group, in
+        HOOP_TOKEN): rule and masking changes go through the gateway and need one."""
+        if user not in self.tokens:
+            self.tokens[user] = self.token(user)
+        env = {**(kw.pop("env", None) or {}), "HOOP_TOKEN": self.tokens[user]}
+        return self.cli(*args, env=env, **kw)
+
     def issue_tokens(self, *users: str) -> None:
         """A token for each of `users`, kept in `tokens`."""
         self.tokens.update({u: self.token(u) for u in users})
@@ -161,6 +170,8 @@ def users_toml(users: dict[str, list[str]]) -> str:
 
 
 ALICE = users_toml({"alice": ["dev"]})  # the one user most tests need
+# An admin user and the [roles] table naming its group (append to a config's body).
+ADMINS = users_toml({ADMIN: ["ops"]}) + '\n[roles]\nadmin = ["ops"]\nauditor = ["security"]\n'
 
 
 def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None, settings: str = "") -> GatewayProcess:

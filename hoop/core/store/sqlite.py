@@ -23,7 +23,9 @@ SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A data_dir made here (by `hoop token issue` before the first start, say) is private
+    # from the start: access to it is the gateway's root of trust.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")

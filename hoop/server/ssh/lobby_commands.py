@@ -18,7 +18,7 @@ Commands:
   list            connections you may use, with their type and whether they answer
   connect NAME    open a terminal (ssh) or an SQL shell (postgres, mysql) on NAME
   sessions        your recent sessions
-  tui             the approvers' console (members of an approver group)
+  tui             the console (admins, auditors and approvers)
   exit            leave (also Ctrl-D)
 Line editing: arrows, Home/End, Ctrl-A/E/U; Up/Down for history; Ctrl-C abandons a line.
 Direct access: ssh -t USER+NAME@gateway (terminal) or ssh USER+NAME@gateway 'command'."""

@@ -4,7 +4,7 @@ The gateway runs `hoop tui` for the SSH user as a child process on a pseudo-term
 bytes between the channel and the PTY; window size changes are applied to the PTY (TIOCSWINSZ,
 which makes the kernel send SIGWINCH to the TUI). The child acts as the user through a
 short-lived token issued for this session and revoked when it ends; the token travels in the
-child's environment, never on its command line. Only members of an approver group get in.
+child's environment, never on its command line. Only admins, auditors and approvers get in.
 
 Kept in the server package, but it starts the TUI as a separate program: the gateway itself
 never imports Textual or hoop.tui.
@@ -125,9 +125,10 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     async def _run(self) -> None:
         identity = self.server.identity
         user = self.server.user
-        if identity is None or not self.services.is_approver(identity):
-            self.server.refuse("tui", reason="not an approver")
-            self._fail("the approver console is for members of an approver group")
+        roles = self.services.roles_of(identity) if identity is not None else None
+        if roles is None or not (roles.admin or roles.auditor or roles.approver):
+            self.server.refuse("tui", reason="no role")
+            self._fail("the console is for admins, auditors and approvers")
             return
         if not self.has_pty:
             self._fail("the approver console needs a terminal: use ssh -t")
