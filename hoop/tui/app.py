@@ -28,8 +28,9 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.widget import Widget
 
+from hoop.core.roles import RoleSet
 from hoop.core.visible import visible
-from hoop.tui.data import GatewayLink, History, Snapshot
+from hoop.tui.data import GatewayLink, History, Snapshot, in_scope
 
 if TYPE_CHECKING:
     from hoop.tui.screens.base import AreaScreen
@@ -42,6 +43,10 @@ class Who:
     user: str = ""
     groups: tuple[str, ...] = ()
     problem: str = "connecting to the gateway..."
+    roles: RoleSet = RoleSet()
+    # No identity, and this process reads the store itself (no token, or the gateway is not
+    # running): it shows what the store holds; live actions are unavailable anyway.
+    reads_store: bool = False
 
     @property
     def online(self) -> bool:
@@ -49,7 +54,8 @@ class Who:
 
     def describe(self) -> str:
         if self.online:
-            return f"signed in as {self.user} ({', '.join(self.groups) or 'no groups'})"
+            roles = ", ".join(self.roles.names) or "no role"
+            return f"signed in as {self.user} ({', '.join(self.groups) or 'no groups'}) as {roles}"
         return self.problem
 
 
@@ -103,7 +109,8 @@ class HoopApp(App[None]):
         self.poll_interval = poll
         self.start_area = start
         self.who = Who()
-        self.snapshot: Snapshot | None = None
+        self.snapshot: Snapshot | None = None  # what the caller may see of the store's last snapshot
+        self.store_snapshot: Snapshot | None = None
         self.seen_pending: set[int] | None = None
         self.pending_status: dict[int, str] = {}
         self.bells = 0
@@ -163,9 +170,9 @@ class HoopApp(App[None]):
 
         try:
             result = self.link.call("whoami")
-            who = Who(result["user"], tuple(result.get("groups", ())), "")
+            who = Who(result["user"], tuple(result.get("groups", ())), "", RoleSet.from_dict(result))
         except GatewayUnavailable as exc:
-            who = Who(problem=str(exc).split(";")[0])
+            who = Who(problem=str(exc).split(";")[0], reads_store=True)
         except ControlError as exc:
             who = Who(problem=f"the gateway refused this identity: {exc}")
         self.post_message(WhoKnown(who))
@@ -199,9 +206,19 @@ class HoopApp(App[None]):
             screen.who = message.who
         if not message.who.online:
             self.notify(message.who.problem, title="Live actions unavailable", severity="warning", timeout=4)
+        if self.store_snapshot is not None:  # the lists follow the caller's scope, now known
+            self._show(self.store_snapshot)
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        snap = message.snapshot
+        self.store_snapshot = message.snapshot
+        self._show(message.snapshot)
+
+    def _show(self, whole: Snapshot) -> None:
+        snap = self._scoped(whole)
+        if not (self.who.online or self.who.reads_store):  # whose lists these are is not known yet
+            for screen in self.areas.values():
+                screen.snapshot = snap
+            return
         ids = {r["id"] for r in snap.pending}
         if self.seen_pending is not None and ids - self.seen_pending:
             fresh = sorted(ids - self.seen_pending)
@@ -219,3 +236,12 @@ class HoopApp(App[None]):
         self.snapshot = snap
         for screen in self.areas.values():
             screen.snapshot = snap
+
+    def _scoped(self, snap: Snapshot) -> Snapshot:
+        """Only the sessions and requests the caller may see (the gateway enforces the same
+        for every action): admins and auditors everything, approvers their rules' requests and
+        connections' sessions, anyone their own; nothing while the identity is unknown."""
+        who = self.who
+        if who.reads_store:
+            return snap
+        return in_scope(snap, who.user if who.online else None, who.roles)

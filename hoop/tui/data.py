@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from hoop.core.roles import RoleSet
 from hoop.core.store.sqlite import Store
 
 PAGE = 200
@@ -53,6 +54,28 @@ class Snapshot:
     recent: list[dict[str, Any]] = field(default_factory=list)
     pending: list[dict[str, Any]] = field(default_factory=list)
     decided: list[dict[str, Any]] = field(default_factory=list)
+
+
+def in_scope(snap: Snapshot, user: str | None, roles: RoleSet) -> Snapshot:
+    """The part of `snap` that `user` (None: nobody known) with `roles` may see."""
+    if user is None:
+        return Snapshot(snap.taken)
+    if roles.reads_all:
+        return snap
+
+    def session(row: dict[str, Any]) -> bool:
+        return row["user"] == user or roles.scope.covers(str(row["connection"]))
+
+    def request(row: dict[str, Any]) -> bool:
+        return row["user"] == user or row["rule"] in roles.scope.rules
+
+    return Snapshot(
+        snap.taken,
+        [r for r in snap.live if session(r)],
+        [r for r in snap.recent if session(r)],
+        [r for r in snap.pending if request(r)],
+        [r for r in snap.decided if request(r)],
+    )
 
 
 class History:

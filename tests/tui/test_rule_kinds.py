@@ -41,7 +41,7 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
         "guard", "legacy", {"name": "legacy", "action": "block", "statements": ["trunc"]}, "cli:old", deleted=False
     )
     store.close()
-    app = gateway_app(gw, gw.token("bob"), poll=0, start="rules")
+    app = gateway_app(gw, gw.token("ada"), poll=0, start="rules")  # an admin: rule changes are theirs
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#rules", DataTable)

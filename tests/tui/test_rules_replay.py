@@ -23,6 +23,9 @@ async def test_new_guardrail_validates_previews_and_saves(make_app: Any, control
         assert "expected one of block, review" in status_text(app, "#rule-problem")
         area.text = 'name = "hold-orders"\naction = "review"\nstatements = ["update"]\ntables = ["orders"]\n'
         await settle(pilot)
+        assert "names no approvers" in status_text(app, "#rule-problem")
+        area.text += 'approvers = ["dba"]\n'
+        await settle(pilot)
         assert status_text(app, "#rule-problem") == "valid"
         preview = status_text(app, "#rule-preview")
         assert "would stop 2" in preview and "void" in preview and "customers" not in preview
@@ -33,7 +36,13 @@ async def test_new_guardrail_validates_previews_and_saves(make_app: Any, control
                 "rules.save",
                 {
                     "kind": "guard",
-                    "body": {"name": "hold-orders", "action": "review", "statements": ["update"], "tables": ["orders"]},
+                    "body": {
+                        "name": "hold-orders",
+                        "action": "review",
+                        "statements": ["update"],
+                        "tables": ["orders"],
+                        "approvers": ["dba"],
+                    },
                 },
             )
         ]

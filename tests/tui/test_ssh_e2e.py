@@ -120,12 +120,12 @@ def test_ssh_tui_approves_held_statement(make_gateway: Any, tmux_ok: None) -> No
     assert '"tui.open"' in audit and '"approval.approve"' in audit
 
 
-def test_ssh_tui_refuses_non_approver(make_gateway: Any, tmux_ok: None) -> None:
+def test_ssh_tui_refuses_a_user_without_a_role(make_gateway: Any, tmux_ok: None) -> None:
     gw = make_gateway(REVIEW, listen={"postgres": free_port(), "ssh": free_port()})
     term = Tmux(f"hoop-tui-a-{os.getpid()}", ssh_argv(gw.ports["ssh"], "alice") + ["; sleep 30"])
     try:
         login(term, gw.token("alice"))
-        term.expect("approver console is for members of an approver group")
+        term.expect("the console is for admins, auditors and approvers")
     finally:
         term.close()
 

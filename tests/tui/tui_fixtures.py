@@ -283,7 +283,11 @@ def add_hostile_rows(history: Any) -> None:
             ),
         )
     book = RuleBook(store)
-    book.save("guard", {"name": HOSTILE_RULE, "action": "review", "statements": ["update"]}, HOSTILE_USER)
+    book.save(
+        "guard",
+        {"name": HOSTILE_RULE, "action": "review", "statements": ["update"], "approvers": ["dba"]},
+        HOSTILE_USER,
+    )
     book.save("guard", {"name": EDITOR_RULE, "action": "block", "statements": ["truncate"]}, "bob")
     write_db_recording(
         recordings / "7.hoop.jsonl",
@@ -319,6 +323,8 @@ class FakeControl:
     online: bool = True
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
+    roles: tuple[str, ...] = ("admin",)  # as the gateway's whoami answers (hoop/core/roles.py)
+    scope: dict[str, list[str]] = field(default_factory=lambda: {"rules": [], "connections": []})
 
     def call(self, op: str, **params: Any) -> Any:
         if not self.online:
@@ -326,7 +332,7 @@ class FakeControl:
                 "the gateway is not running (no control socket at data/control.sock); live actions are unavailable"
             )
         if op == "whoami":
-            return {"user": self.user, "groups": list(self.groups)}
+            return {"user": self.user, "groups": list(self.groups), "roles": list(self.roles), "scope": self.scope}
         self.calls.append((op, params))
         if op in self.refuse:
             raise ControlError(self.refuse[op])

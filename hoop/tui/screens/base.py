@@ -50,6 +50,7 @@ class AreaScreen(HoopScreen):
     def watch_who(self, who: Who | None) -> None:
         if self.is_mounted and who is not None:
             self.query_one(Banner).show(who)
+            self.refresh_bindings()  # actions offered depend on the caller's roles
 
     def watch_snapshot(self, snapshot: Snapshot | None) -> None:
         if self.is_mounted and snapshot is not None:

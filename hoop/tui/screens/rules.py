@@ -35,6 +35,7 @@ def summary(row: dict[str, Any]) -> str:
     return f"{b.get('style', 'redact')} {', '.join(list(b.get('columns', [])) + list(b.get('detectors', [])))}"[:60]
 
 
+ADMIN_ACTIONS = frozenset({"new", "toggle_rule", "remove", "save"})
 RULE_COLUMNS = (("Kind", 5), ("Name", 26), ("Ver", 4), ("On", 3), ("Author", 12), ("What", 40))
 
 
@@ -51,6 +52,10 @@ class RulesScreen(AreaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, dict[str, Any]] = {}
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Changing rules is for admins (the gateway refuses anyone else): others read and preview.
+        return self.app.who.roles.admin or action not in ADMIN_ACTIONS
 
     def body(self) -> ComposeResult:
         yield Label("Guardrail and masking rules (latest versions)", classes="section")
@@ -147,6 +152,9 @@ class RuleEditor(HoopScreen):
         self.kind, self.text, self.new = kind, text, new
         self.draft = parse_draft(kind, text)
         self.sample_session: int | None = None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.app.who.roles.admin or action not in ADMIN_ACTIONS
 
     def compose(self) -> ComposeResult:
         what = "guardrail" if self.kind == "guard" else "masking rule"
