@@ -16,7 +16,7 @@ SHOWN_NOTE = r"ticket\x1b]52;c;ZWNobyBwd25lZA==\x07 [/]"
 CONFIG = f"""
 [[users]]
 name = {toml_string(HOSTILE_USER)}
-groups = ["dev"]
+groups = ["ops"]
 
 [[rules]]
 name = {toml_string(HOSTILE_RULE)}
@@ -32,16 +32,16 @@ def test_tokens_rules_and_log_lines_are_inert(make_gateway: Any) -> None:
     assert_inert(issued.stderr, SHOWN_USER)
     assert_inert(gw.cli("token", "list").stdout, SHOWN_USER, SHOWN_NOTE)
 
-    # The OS user is recorded as the author; a change by a person outranks hoop.toml, which
-    # the gateway says in its log when it starts again.
+    # The admin whose token made a change is recorded as its author; a change by a person
+    # outranks hoop.toml, which the gateway says in its log when it starts again.
     edit = f'name = {toml_string(HOSTILE_RULE)}\naction = "block"\nstatements = ["update"]\n'
-    gw.cli("rules", "edit", "guard", HOSTILE_RULE, input=edit, env={"USER": HOSTILE_USER})
-    assert_inert(gw.cli("rules", "list").stdout, SHOWN_RULE, "cli:" + SHOWN_USER)
-    assert_inert(gw.cli("rules", "show", "guard", HOSTILE_RULE).stdout, "cli:" + SHOWN_USER)
-    assert_inert(gw.cli("audit").stdout, SHOWN_RULE, "cli:" + SHOWN_USER)
+    gw.admin("rules", "edit", "guard", HOSTILE_RULE, input=edit, user=HOSTILE_USER)
+    assert_inert(gw.cli("rules", "list").stdout, SHOWN_RULE, SHOWN_USER)
+    assert_inert(gw.cli("rules", "show", "guard", HOSTILE_RULE).stdout, SHOWN_USER)
+    assert_inert(gw.cli("audit").stdout, SHOWN_RULE, SHOWN_USER)
     gw.restart()
     log = eventually(lambda: _logged(gw.log(), "was last changed by"))
-    assert_inert(log, SHOWN_RULE, "cli:" + SHOWN_USER)
+    assert_inert(log, SHOWN_RULE, SHOWN_USER)
 
 
 def _logged(log: str, words: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pymysql
 import pytest
 from core.sql import corpus_mysql
-from support.gateway import GatewayProcess
+from support.gateway import ADMINS, GatewayProcess
 from support.mariadb import (
     gateway_ca,
     mariadb_client,
@@ -123,7 +123,10 @@ def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Itera
         "HOOP_TEST_MY_WRONG": f"CANARY-wrong-{secrets.token_hex(8)}",
     }
     with mysql_gateway(
-        tmp_path_factory.mktemp("mygw"), USERS + conn + bad + gateway_rules(), users=("alice", "bob", "sec"), env=env
+        tmp_path_factory.mktemp("mygw"),
+        USERS + ADMINS + conn + bad + gateway_rules(),
+        users=("alice", "bob", "sec"),
+        env=env,
     ) as g:
         yield g
 
@@ -254,7 +257,7 @@ def test_prepared_statement_is_judged_again_after_a_rule_change(gw: GatewayProce
     query = "SELECT COUNT(*) FROM judged_t WHERE id = ?"
     cur.execute(query, (1,))  # prepared once; the client re-executes the same statement id below
     assert cur.fetchall() == [(0,)]
-    gw.cli("rules", "add", "guard", input='name = "no-judged"\naction = "block"\ntables = ["judged_t"]\n')
+    gw.admin("rules", "add", "guard", input='name = "no-judged"\naction = "block"\ntables = ["judged_t"]\n')
     deadline = time.monotonic() + 3
     while True:
         try:

@@ -53,18 +53,20 @@ approvers = ["dba"]
 
 
 def test_cli_and_control_endpoint_refuse_an_unknown_kind(make_gateway) -> None:  # type: ignore[no-untyped-def]
-    gw = make_gateway(APPROVERS)  # bob (dba) may change rules through the control endpoint
-    added = gw.cli("rules", "add", "guard", check=False, input='name = "t"\naction = "block"\nstatements = ["trunc"]\n')
+    gw = make_gateway(APPROVERS)  # ada (ops) is an admin: she may change rules through the control endpoint
+    added = gw.admin(
+        "rules", "add", "guard", check=False, input='name = "t"\naction = "block"\nstatements = ["trunc"]\n'
+    )
     assert added.returncode != 0
     _says_unknown_kind(added.stderr + added.stdout)
-    gw.cli("rules", "add", "guard", input='name = "t"\naction = "block"\nstatements = ["truncate"]\n')
-    edited = gw.cli("rules", "edit", "guard", "t", check=False, input='action = "block"\nstatements = ["trunc"]\n')
+    gw.admin("rules", "add", "guard", input='name = "t"\naction = "block"\nstatements = ["truncate"]\n')
+    edited = gw.admin("rules", "edit", "guard", "t", check=False, input='action = "block"\nstatements = ["trunc"]\n')
     assert edited.returncode != 0
     _says_unknown_kind(edited.stderr + edited.stdout)
     assert "statements" in gw.cli("rules", "show", "guard", "t").stdout  # v1 kept
     assert '"trunc"' not in gw.cli("rules", "show", "guard", "t").stdout
 
-    control = ControlClient(gw.root / "data" / "control.sock", gw.token("bob"))
+    control = ControlClient(gw.root / "data" / "control.sock", gw.token("ada"))
     body = {"name": "from-tui", "action": "block", "statements": ["trunc"]}
     with pytest.raises(ControlError) as refused:
         control.call("rules.save", kind="guard", body=body)
