@@ -235,3 +235,35 @@ timeout = "30s"
             ["psql", "-h", "127.0.0.1", "-U", "postgres", "test", "-X", "-q", "-c", "DROP TABLE IF EXISTS oidc_hold"],
             capture_output=True,
         )
+
+
+def test_oidc_groups_map_to_roles_and_hoop_login_is_the_token(
+    gw: GatewayProcess, provider: OIDCProvider, tmp_path: Path
+) -> None:
+    """[roles] names provider groups like local ones; `hoop whoami` without --token uses the
+    credential `hoop login` stored."""
+    gw.stop()
+    gw.config.write_text(gw.config.read_text() + '\n[roles]\nadmin = ["platform"]\nauditor = ["audit"]\n')
+    gw.start()
+    provider.users["olivia"] = ["dev", "platform"]
+    assert "token" in gw.cli("whoami", check=False).stderr  # not logged in yet
+    browser = tmp_path / "browser.py"
+    browser.write_text("import sys, urllib.request\nurllib.request.urlopen(sys.argv[1], timeout=10).read()\n")
+    gw.cli("login", "--browser", "--timeout", "20", env={"BROWSER": f"{sys.executable} {browser} %s"})
+    me = json.loads(gw.cli("whoami", "--json").stdout)
+    assert (me["user"], me["roles"]) == ("olivia", ["admin"])
+    provider.users["ivy"] = ["audit"]
+    ivy = json.loads(gw.cli("whoami", "--json", "--token", provider.mint("ivy")).stdout)
+    assert (ivy["user"], ivy["roles"]) == ("ivy", ["auditor"])
+    mallory = gw.cli(
+        "rules",
+        "disable",
+        "guard",
+        "builtin-server-files",
+        "--reason",
+        "x",
+        "--token",
+        provider.mint("mallory"),
+        check=False,
+    )
+    assert mallory.returncode == 1 and "only admins may change rules" in mallory.stderr
