@@ -56,6 +56,10 @@ def _store(config: Config) -> Store:
 
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from hoop.core.upstream_trust import unverified_warnings
+
+    for warning in unverified_warnings(config):
+        print(f"{config.path}: warning: {warning}", file=sys.stderr)
     print(
         f"{config.path}: ok ({len(config.users)} users, {len(config.connections)} connections, "
         f"{len(config.rules)} rules, {len(config.masking)} masking rules)"

@@ -91,8 +91,9 @@ class Connection:
     password: Secret | None = None
     database: str = ""
     groups: tuple[str, ...] = ()
-    sslmode: SSLMode = "prefer"
-    sslrootcert: Path | None = None
+    # The server is verified before any credential goes to it (README, "Upstream TLS").
+    sslmode: SSLMode = "verify-full"
+    sslrootcert: Path | None = None  # a private CA's certificate; the system CA store otherwise
     connect_timeout: float = 10.0
     # SSH targets
     private_key: Secret | None = None
@@ -105,6 +106,7 @@ class Connection:
     ssh_client: str = "builtin"  # "openssh": exec, scp and sftp through an `ssh` child (openssh_leg.py)
     # MySQL targets
     allow_local_infile: bool = False
+    server_public_key: Path | None = None  # pinned RSA key for caching_sha2 full auth without TLS
 
     def allows(self, groups: frozenset[str]) -> bool:
         """An empty group list means nobody: access is always granted explicitly."""
@@ -372,9 +374,15 @@ def _users(data: Any, file: str) -> tuple[UserEntry, ...]:
 
 
 def _sslmode(t: _Table) -> SSLMode:
-    value = t.str("sslmode", "prefer")
+    value = t.str("sslmode", "verify-full")
     for mode in SSLMODES:
         if value == mode:
+            if mode == "verify-ca" and "sslrootcert" not in t.data:
+                # as libpq refuses verify-ca with the system store: any public certificate
+                # chains to it, whatever name it was issued for
+                raise t.error(
+                    "sslmode", "verify-ca needs sslrootcert (a private CA); use verify-full with the system CA store"
+                )
             return mode
     raise t.error("sslmode", f"expected one of {', '.join(SSLMODES)}, got {value!r}")
 
@@ -409,7 +417,10 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             record_input=t.bool("record_input", False),
             ssh_client=t.str("ssh_client", "builtin"),
             allow_local_infile=t.bool("allow_local_infile", False),
+            server_public_key=t.path("server_public_key", base),
         )
+        if conn.server_public_key is not None and kind != "mysql":
+            raise t.error("server_public_key", "only MySQL connections use a pinned server public key")
         if conn.ssh_client not in SSH_CLIENTS:
             raise t.error("ssh_client", f"expected one of {', '.join(SSH_CLIENTS)}, got {conn.ssh_client!r}")
         if "+" in name or "/" in name:

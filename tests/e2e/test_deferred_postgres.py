@@ -197,6 +197,7 @@ host = "127.0.0.1"
 port = 5432
 database = "{pg_target["database"]}"
 username = "{role}"
+sslmode = "disable"
 groups = ["dev"]
 """
         gw = make_gateway(RULES, connections=connection)

@@ -115,9 +115,7 @@ def maria() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def gw(maria: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     conn = mysql_connection_toml(maria["db"], username=maria["user"], password="${HOOP_TEST_MY_PASSWORD}")
-    bad = mysql_connection_toml(
-        None, name="mybad", username=maria["user"], password="${HOOP_TEST_MY_WRONG}", sslmode=None
-    )
+    bad = mysql_connection_toml(None, name="mybad", username=maria["user"], password="${HOOP_TEST_MY_WRONG}")
     env = {
         "HOOP_TEST_MY_PASSWORD": maria["password"],
         "HOOP_TEST_MY_WRONG": f"CANARY-wrong-{secrets.token_hex(8)}",

@@ -46,6 +46,7 @@ host = "127.0.0.1"
 port = 5432
 database = "test"
 username = "postgres"
+sslmode = "disable"
 groups = ["dev"]
 '''
     root = tmp_path / "gw"

@@ -70,7 +70,8 @@ def mysql_connection_toml(
 ) -> str:
     """A `[[connections]]` entry for the local MariaDB, open to group `dev`. `password` is
     written as given (an environment reference such as `${VAR}`); None writes none, as does
-    `database` and `sslmode`."""
+    `database` and `sslmode` (None leaves the default, verify-full, which the local server
+    without TLS fails; "disable" is what it needs)."""
     lines = [
         "",
         "[[connections]]",

@@ -11,7 +11,9 @@ PG_HOST, PG_PORT = "127.0.0.1", 5432
 
 
 def pg_connection_toml(target: dict[str, str], name: str = "pg", groups: str = '["dev"]', extra: str = "") -> str:
-    """A `[[connections]]` entry for `target`; its password comes from HOOP_TEST_PG_PASSWORD."""
+    """A `[[connections]]` entry for `target`; its password comes from HOOP_TEST_PG_PASSWORD.
+    The local server offers no TLS and trusts loopback, so no secret is asked: sslmode is
+    "disable" explicitly (the default, verify-full, would refuse a server without TLS)."""
     return f'''
 [[connections]]
 name = "{name}"
@@ -21,6 +23,7 @@ port = 5432
 database = "{target["database"]}"
 username = "{target["role"]}"
 password = "${{HOOP_TEST_PG_PASSWORD}}"
+sslmode = "disable"
 groups = {groups}
 {extra}
 '''

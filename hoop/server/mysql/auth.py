@@ -2,13 +2,16 @@
 
 Client side (the gateway logging in upstream): mysql_native_password, caching_sha2_password
 (fast path scramble; full path sends the password NUL-terminated over TLS, or RSA-OAEP
-encrypted with the server's public key without TLS) and mysql_clear_password.
+encrypted with the server's public key without TLS) and mysql_clear_password. When each may
+be used is decided in upstream.py: the password goes only to a verified server or under a
+pinned key.
 
 Gateway side: the gateway must see the user's token in clear to verify it. It announces
 caching_sha2_password and always answers "perform full authentication" (AuthMoreData 0x04),
 so a caching_sha2-capable client (libmariadb's plugin, PyMySQL, aiomysql, Oracle's client)
 sends the token NUL-terminated over TLS. Without TLS a client may ask for the RSA public key
-(0x02) and send the token encrypted with it; that is only enabled when a key is configured.
+(0x02) and send the token encrypted with it, or send it encrypted at once with a copy of the
+key it holds; that is only enabled when a key is configured.
 """
 
 from __future__ import annotations
@@ -138,6 +141,9 @@ class ClearTokenAuth:
             if payload == CACHING_SHA2_REQUEST_PUBLIC_KEY and self._key is not None:
                 self._state = "rsa"
                 return AuthStep(reply=build_auth_more_data(public_key_pem(self._key)))
+            if self._key is not None and len(payload) > 1:
+                # a client holding the key already (a pinned copy) sends the token encrypted at once
+                return self._done(rsa_decrypt_password(self._key, payload, self.scramble))
             raise AuthProtocolError("the token must be sent over TLS")
         if self._state == "rsa" and self._key is not None:
             return self._done(rsa_decrypt_password(self._key, payload, self.scramble))

@@ -313,6 +313,7 @@ class MySQLDoor:
             database=connection.database or None,
             ssl=connection.sslmode,
             ssl_ca=str(connection.sslrootcert) if connection.sslrootcert else None,
+            server_public_key=str(connection.server_public_key) if connection.server_public_key else None,
             connect_timeout=connection.connect_timeout,
             name=connection.name,
             client_capabilities=wanted,

@@ -4,21 +4,33 @@
 handshake, negotiate capabilities, upgrade to TLS if asked, send HandshakeResponse41, then
 follow the server through auth switches and caching_sha2 fast/full authentication.
 Error messages name the target, never the password.
+
+What goes to the server depends on whether its identity was verified (hoop.server.upstream_tls):
+scrambles (mysql_native_password, the caching_sha2 fast path) are challenge-response, one-time
+answers to the server's random nonce that do not contain the password, so they go to any
+server; the password itself (caching_sha2 full authentication, mysql_clear_password) goes only
+over TLS whose certificate verified, or, for caching_sha2, RSA-encrypted with the public key
+pinned in `server_public_key`. A key the server sends is never used: an impostor would send its
+own. An empty password is no secret and is sent as is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl as ssl_mod
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Literal, NoReturn
 
+from hoop.server import upstream_tls
 from hoop.server.mysql import auth
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 
 SslMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
+log = logging.getLogger("hoop.mysql")
 
 # What the gateway asks for by default. No compression, no LOCAL INFILE (a file-read
 # primitive on the gateway host), no MariaDB metadata caching (changes row layouts).
@@ -66,8 +78,9 @@ class MySQLTarget:
     username: str = "root"
     password: str = field(default="", repr=False)
     database: str | None = None
-    ssl: SslMode = "prefer"
+    ssl: SslMode = "verify-full"
     ssl_ca: str | None = None
+    server_public_key: str | None = None  # PEM file of the server's RSA key, pinned
     connect_timeout: float = 10.0
     name: str = ""
     client_capabilities: int = DEFAULT_CLIENT_CAPABILITIES
@@ -150,7 +163,8 @@ async def _login(t: MySQLTarget) -> MySQLUpstream:
         hs = await _read_handshake(conn)
         caps = _negotiate(t, hs)
         tls = await _maybe_start_tls(conn, hs, caps)
-        status = await _authenticate(conn, hs, caps, tls)
+        verified = upstream_tls.verified(t.ssl, t.ssl_ca, tls)
+        status = await _authenticate(conn, hs, caps, tls, verified)
     except BaseException:
         writer.close()
         raise
@@ -198,24 +212,16 @@ async def _maybe_start_tls(conn: _Conn, hs: cp.ServerHandshake, caps: int) -> bo
     if not hs.capabilities & c.CLIENT_SSL:
         if t.ssl == "prefer":
             return False
-        raise UpstreamError(2026, "HY000", f"{t.label}: ssl={t.ssl} but the server does not offer TLS")
+        raise UpstreamError(2026, "HY000", f"{t.label}: sslmode={t.ssl} but the server does not offer TLS")
     conn.send(cp.build_ssl_request(caps, t.charset))
     await conn.writer.drain()
     try:
-        await conn.writer.start_tls(_ssl_context(t), server_hostname=t.host)
+        await conn.writer.start_tls(upstream_tls.client_context(t.ssl, t.ssl_ca), server_hostname=t.host)
+    except ssl_mod.SSLCertVerificationError as exc:
+        raise UpstreamError(2026, "HY000", f"{t.label}: {upstream_tls.untrusted(t.host, t.port, t.ssl, exc)}") from None
     except (ssl_mod.SSLError, OSError) as exc:
         raise UpstreamError(2026, "HY000", f"{t.label}: TLS handshake failed: {exc}") from None
     return True
-
-
-def _ssl_context(t: MySQLTarget) -> ssl_mod.SSLContext:
-    ctx = ssl_mod.create_default_context(cafile=t.ssl_ca)
-    if t.ssl in ("prefer", "require"):
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl_mod.CERT_NONE
-    elif t.ssl == "verify-ca":
-        ctx.check_hostname = False
-    return ctx
 
 
 def _auth_data(plugin: str, password: bytes, scramble: bytes) -> bytes:
@@ -224,7 +230,7 @@ def _auth_data(plugin: str, password: bytes, scramble: bytes) -> bytes:
     return auth.scramble_native_password(password, scramble)
 
 
-async def _authenticate(conn: _Conn, hs: cp.ServerHandshake, caps: int, tls: bool) -> int:
+async def _authenticate(conn: _Conn, hs: cp.ServerHandshake, caps: int, tls: bool, verified: bool) -> int:
     t = conn.t
     password = t.password.encode("utf-8")
     plugin = (
@@ -253,41 +259,53 @@ async def _authenticate(conn: _Conn, hs: cp.ServerHandshake, caps: int, tls: boo
             _raise_err(t, p.parse_err(payload))
         if payload[:1] == b"\xfe":
             plugin, scramble = cp.parse_auth_switch(payload)
-            conn.send(_switch_response(t, plugin, password, scramble, tls))
+            conn.send(_switch_response(t, plugin, password, scramble, verified))
         elif payload[:1] == b"\x01" and plugin == auth.CACHING_SHA2_PASSWORD:
-            await _caching_sha2_more(conn, cp.parse_auth_more_data(payload), password, scramble, tls)
+            _caching_sha2_more(conn, cp.parse_auth_more_data(payload), password, scramble, tls, verified)
         else:
             raise UpstreamError(2027, "HY000", f"{t.label}: unexpected packet 0x{payload[:1].hex()} during login")
 
 
-def _switch_response(t: MySQLTarget, plugin: str, password: bytes, scramble: bytes, tls: bool) -> bytes:
+def _switch_response(t: MySQLTarget, plugin: str, password: bytes, scramble: bytes, verified: bool) -> bytes:
     if plugin in (auth.NATIVE_PASSWORD, auth.CACHING_SHA2_PASSWORD):
         return _auth_data(plugin, password, scramble)
     if plugin == auth.CLEAR_PASSWORD:
-        if not tls:
-            raise UpstreamError(2059, "HY000", f"{t.label}: server asked for a clear-text password without TLS")
+        if password and not verified:
+            _refuse(t, "the password in clear (mysql_clear_password)")
         return auth.clear_password_response(password)
     raise UpstreamError(2059, "HY000", f"{t.label}: unsupported authentication plugin {plugin!r}")
 
 
-async def _caching_sha2_more(conn: _Conn, data: bytes, password: bytes, scramble: bytes, tls: bool) -> None:
+def _caching_sha2_more(conn: _Conn, data: bytes, password: bytes, scramble: bytes, tls: bool, verified: bool) -> None:
+    """caching_sha2: the fast path succeeded, or the server wants the password itself."""
+    t = conn.t
     if data == auth.CACHING_SHA2_FAST_AUTH_SUCCESS:
         return  # the OK packet follows
     if data != auth.CACHING_SHA2_PERFORM_FULL_AUTH:
-        raise UpstreamError(2027, "HY000", f"{conn.t.label}: unexpected caching_sha2 data")
-    if tls:
+        raise UpstreamError(2027, "HY000", f"{t.label}: unexpected caching_sha2 data")
+    if not password or verified:
         conn.send(auth.clear_password_response(password))
         return
-    conn.send(auth.CACHING_SHA2_REQUEST_PUBLIC_KEY)
-    await conn.writer.drain()
-    reply = await conn.read()
-    if p.is_err(reply):
-        _raise_err(conn.t, p.parse_err(reply))
-    pem = cp.parse_auth_more_data(reply)
+    if tls or t.server_public_key is None:
+        # over TLS the server reads the password in clear, so a pinned key cannot help there
+        _refuse(t, "the full password (caching_sha2_password)", "server_public_key naming the server's RSA key file")
+    conn.send(auth.rsa_encrypt_password(password, scramble, _pinned_key(t, t.server_public_key)))
+
+
+def _pinned_key(t: MySQLTarget, path: str) -> bytes:
     try:
-        conn.send(auth.rsa_encrypt_password(password, scramble, pem))
-    except (ValueError, auth.AuthProtocolError) as exc:
-        raise UpstreamError(2061, "HY000", f"{conn.t.label}: bad server public key: {exc}") from None
+        pem = Path(path).read_bytes()
+        auth.rsa_encrypt_password(b"", bytes(20), pem)  # a key that cannot encrypt fails here
+    except (OSError, ValueError, auth.AuthProtocolError) as exc:
+        raise UpstreamError(2061, "HY000", f"{t.label}: cannot use server_public_key {path}: {exc}") from None
+    return pem
+
+
+def _refuse(t: MySQLTarget, asked: str, other_fix: str = "") -> NoReturn:
+    text = upstream_tls.unverified_refusal(asked, t.ssl, other_fix)
+    log.warning("connection %r: %s", t.label, text)
+    # 2061 is the client error MySQL itself gives when full authentication needs a secure connection
+    raise UpstreamError(2061, "HY000", f"{t.label}: {text}")
 
 
 async def run_setup(up: MySQLUpstream, sql: str) -> p.OkPacket:

@@ -8,6 +8,8 @@ from typing import Any
 
 import psycopg
 
+from hoop.server import upstream_tls
+
 
 def side_kwargs(target: Any) -> dict[str, Any]:
     """psycopg connection arguments for `target` (an UpstreamTarget), named `hoop-catalog`."""
@@ -23,8 +25,14 @@ def side_kwargs(target: Any) -> dict[str, Any]:
     }
     if target.password:
         kwargs["password"] = target.password
+        if not upstream_tls.verified(target.sslmode, target.sslrootcert, tls=True):
+            # the same rule as the gateway's own login: no cleartext or MD5 password to a
+            # server whose identity is not verified (libpq refuses them itself, before sending)
+            kwargs["require_auth"] = "!password,!md5"
     if target.sslrootcert:
         kwargs["sslrootcert"] = target.sslrootcert
+    elif target.sslmode in upstream_tls.VERIFYING:
+        kwargs["sslrootcert"] = "system"  # libpq's default is ~/.postgresql/root.crt
     return kwargs
 
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
+import logging
 import ssl
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
 
 import scramp
 
+from hoop.server import upstream_tls
 from hoop.server.postgres import codec, framing, frontend
+
+log = logging.getLogger("hoop.postgres")
 
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 _SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
@@ -32,7 +35,7 @@ class UpstreamTarget:
     database: str
     username: str
     password: str | None = field(default=None, repr=False)
-    sslmode: SSLMode = "prefer"
+    sslmode: SSLMode = "verify-full"
     sslrootcert: str | None = None
     connect_timeout: float = 10.0
     name: str = ""
@@ -51,7 +54,7 @@ class UpstreamSession:
     backend_key: int
     tls: bool
     leftover: bytes = b""
-    auth_method: str = "trust"  # 'trust' | 'password' | 'md5' | 'scram-sha-256', for the audit
+    auth_method: str = "trust"  # 'trust' | 'password' | 'md5' | 'scram-sha-256[-plus]', for the audit
 
     async def close(self) -> None:
         """Say goodbye politely (Terminate) and close the socket."""
@@ -94,35 +97,6 @@ def _scrub(text: str, password: str | None) -> str:
     return text
 
 
-def _ssl_context(target: UpstreamTarget) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    verify = target.sslmode in ("verify-ca", "verify-full") or (
-        target.sslmode == "require" and target.sslrootcert is not None  # as libpq does
-    )
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if target.sslrootcert:
-        ctx.load_verify_locations(cafile=target.sslrootcert)
-    else:
-        ctx.load_default_certs()
-    ctx.check_hostname = target.sslmode == "verify-full"
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
-
-
-def _is_loopback(writer: asyncio.StreamWriter) -> bool:
-    peer = writer.get_extra_info("peername")
-    if not peer:
-        return False
-    try:
-        return ipaddress.ip_address(peer[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def _md5_password(password: str, user: str, salt: bytes) -> bytes:
     inner = hashlib.md5((password + user).encode()).hexdigest()
     return b"md5" + hashlib.md5(inner.encode() + salt).hexdigest().encode()
@@ -138,6 +112,7 @@ class _Login:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.tls = False
+        self.verified = False  # the certificate chained to a trusted CA (and named the host)
         self.framer = framing.MessageFramer()
         self.scram: scramp.ScramClient | None = None
         self.scram_verified = False
@@ -180,13 +155,16 @@ class _Login:
         if len(getattr(self.reader, "_buffer", b"")):
             self.fail(UpstreamError, "server sent unencrypted data after accepting TLS", "08P01")
         try:
-            ctx = _ssl_context(t)
+            ctx = upstream_tls.client_context(t.sslmode, t.sslrootcert)
             hostname = t.host if t.sslmode == "verify-full" else None
             await self.writer.start_tls(ctx, server_hostname=hostname)
+        except ssl.SSLCertVerificationError as exc:
+            self.fail(UpstreamTLSFailed, upstream_tls.untrusted(t.host, t.port, t.sslmode, exc))
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
             reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
             self.fail(UpstreamTLSFailed, f"TLS handshake with {t.host}:{t.port} failed: {reason}")
         self.tls = True
+        self.verified = upstream_tls.verified(t.sslmode, t.sslrootcert, tls=True)
 
     async def _read_exactly(self, n: int) -> bytes:
         assert self.reader is not None
@@ -223,6 +201,39 @@ class _Login:
             )
         return self.t.password
 
+    def _revealing(self, method: str, asked: str) -> str:
+        """The password for a method that shows it to the server: only a verified server gets
+        it (an empty password is no secret). SCRAM needs no such check: its proof does not
+        reveal the password."""
+        pw = self._need_password(method)
+        if pw and not self.verified:
+            text = upstream_tls.unverified_refusal(asked, self.t.sslmode, "use SCRAM-SHA-256 on the server")
+            log.warning("connection %r: %s", self.label, text)
+            self.fail(UpstreamAuthFailed, text, "28000")
+        return pw
+
+    async def _start_scram(self, mechs: list[str]) -> None:
+        """SCRAM-SHA-256, bound to the TLS channel (-PLUS, tls-server-end-point) whenever TLS
+        is on and the server offers it: a man in the middle relaying the exchange to the real
+        server then fails, because the two sides see different certificates."""
+        offered = [m for m in ("SCRAM-SHA-256", "SCRAM-SHA-256-PLUS") if m in mechs]
+        if not offered:
+            self.fail(UpstreamAuthFailed, f"unsupported SASL mechanisms {mechs}", "28000")
+        pw = self._need_password("SCRAM-SHA-256")
+        assert self.writer is not None
+        tls_object = self.writer.get_extra_info("ssl_object") if self.tls else None
+        try:
+            binding = ("tls-server-end-point", tls_object) if tls_object is not None else None
+            self.scram = scramp.ScramClient(offered, self.t.username, pw, channel_binding=binding)
+        except scramp.ScramException:  # e.g. a certificate whose hash binding is undefined
+            if "SCRAM-SHA-256" not in offered:
+                self.fail(UpstreamAuthFailed, "cannot bind SCRAM to this server's certificate", "28000")
+            self.scram = scramp.ScramClient(["SCRAM-SHA-256"], self.t.username, pw)
+        mechanism = self.scram.mechanism_name
+        self.auth_method = mechanism.lower()
+        first = self.scram.get_client_first().encode()
+        await self._send(frontend.sasl_initial_response(mechanism, first))
+
     async def _authenticate(self) -> UpstreamSession:
         """Answer authentication requests, then collect parameters until ReadyForQuery."""
         assert self.reader is not None and self.writer is not None
@@ -253,30 +264,16 @@ class _Login:
             if self.scram is not None and not self.scram_verified:
                 # A server that skips SCRAM's final proof never showed it knows the password.
                 self.fail(UpstreamAuthFailed, "server skipped SCRAM verification", "28000")
-        elif code == 3:  # cleartext: only where nobody can sniff it
-            assert self.writer is not None
-            if not (self.tls or _is_loopback(self.writer)):
-                self.fail(
-                    UpstreamAuthFailed,
-                    "server asked for a cleartext password over an unencrypted non-loopback "
-                    "connection; refusing to send it (use sslmode=require)",
-                    "28000",
-                )
+        elif code == 3:  # cleartext: the password itself
+            pw = self._revealing("password", "a cleartext password")
             self.auth_method = "password"
-            await self._send(frontend.password_message(self._need_password("password").encode()))
-        elif code == 5:
-            pw = self._need_password("md5")
+            await self._send(frontend.password_message(pw.encode()))
+        elif code == 5:  # md5: a hash that logs in like the password wherever the same role exists
+            pw = self._revealing("md5", "an MD5 password")
             self.auth_method = "md5"
             await self._send(frontend.password_message(_md5_password(pw, t.username, data[:4])))
         elif code == 10:
-            mechs = codec.parse_sasl_mechanisms(data)
-            if "SCRAM-SHA-256" not in mechs:
-                self.fail(UpstreamAuthFailed, f"unsupported SASL mechanisms {mechs}", "28000")
-            pw = self._need_password("SCRAM-SHA-256")
-            self.auth_method = "scram-sha-256"
-            self.scram = scramp.ScramClient(["SCRAM-SHA-256"], t.username, pw)
-            first = self.scram.get_client_first().encode()
-            await self._send(frontend.sasl_initial_response("SCRAM-SHA-256", first))
+            await self._start_scram(codec.parse_sasl_mechanisms(data))
         elif code in (11, 12) and self.scram is not None:
             try:
                 if code == 11:

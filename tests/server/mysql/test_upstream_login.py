@@ -4,6 +4,7 @@ clients (the stock `mariadb` client, PyMySQL, aiomysql) over a throwaway TLS ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import socket
 import ssl
@@ -254,16 +255,22 @@ async def test_upstream_caching_sha2_full_auth_over_tls(token_server_factory, tl
     ]
 
 
-async def test_upstream_caching_sha2_full_auth_with_rsa(token_server_factory) -> None:
+async def test_upstream_caching_sha2_full_auth_with_a_pinned_rsa_key(token_server_factory, tmp_path) -> None:
+    from hoop.server.mysql.auth import public_key_pem
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pinned = tmp_path / "server_key.pem"
+    pinned.write_bytes(public_key_pem(key))
     srv = await token_server_factory(b"pw-xyz", None, key)
-    up = await connect_upstream(
-        MySQLTarget(host="127.0.0.1", port=srv.port, username="gw", password="pw-xyz", ssl="prefer")
+    target = MySQLTarget(
+        host="127.0.0.1", port=srv.port, username="gw", password="pw-xyz", ssl="prefer", server_public_key=str(pinned)
     )
+    up = await connect_upstream(target)
     assert not up.tls
     await up.close()
     with pytest.raises(UpstreamAuthFailed):
-        await connect_upstream(
-            MySQLTarget(host="127.0.0.1", port=srv.port, username="gw", password="wrong", ssl="prefer")
-        )
+        await connect_upstream(dataclasses.replace(target, password="wrong"))
+    # the key the server would hand out is never used: without a pinned one nothing is sent
+    with pytest.raises(UpstreamError, match="not verified"):
+        await connect_upstream(dataclasses.replace(target, server_public_key=None))
     assert [x.accepted for x in srv.logins] == [True, False]

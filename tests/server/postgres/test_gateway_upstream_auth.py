@@ -37,7 +37,10 @@ def canary_role(pg_cluster):  # type: ignore[no-untyped-def]
 
 
 def test_md5_and_scram_upstream_logins(make_gateway, pg_cluster) -> None:  # type: ignore[no-untyped-def]
-    conns = _conn("md5db", pg_cluster, "md5_user", "PW_MD5") + _conn(
+    # md5 goes only to a verified server (the cluster's certificate names localhost); SCRAM
+    # may go over TLS that is not verified, bound to the channel.
+    verified = f'sslrootcert = "{pg_cluster.cafile}"'
+    conns = _conn("md5db", pg_cluster, "md5_user", "PW_MD5", verified).replace('"127.0.0.1"', '"localhost"') + _conn(
         "scramdb", pg_cluster, "scram_user", "PW_SCRAM", 'sslmode = "require"'
     )
     gw = make_gateway(connections=conns, start=False)
@@ -51,7 +54,7 @@ def test_md5_and_scram_upstream_logins(make_gateway, pg_cluster) -> None:  # typ
     )
     assert " scram_user   | t" in scram.stdout, scram.stderr
     starts = gw.audit("--action", "session.start", until=lambda events: len(events) >= 2)
-    assert {e["detail"]["upstream_auth"] for e in starts} == {"md5", "scram-sha-256"}
+    assert {e["detail"]["upstream_auth"] for e in starts} == {"md5", "scram-sha-256-plus"}
 
 
 def test_canary_credential_never_leaks(make_gateway, pg_cluster, canary_role, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +63,7 @@ def test_canary_credential_never_leaks(make_gateway, pg_cluster, canary_role, tm
     conns = (
         _conn("good", pg_cluster, role, "PW_GOOD", 'sslmode = "require"')
         + _conn("plain", pg_cluster, role, "PW_GOOD", 'sslmode = "disable"')
-        + _conn("bad", pg_cluster, role, "PW_BAD")
+        + _conn("bad", pg_cluster, role, "PW_BAD", 'sslmode = "require"')
     )
     gw = make_gateway(connections=conns, start=False)
     gw.env.update(PW_GOOD=password, PW_BAD=wrong)

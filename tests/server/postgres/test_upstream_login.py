@@ -24,8 +24,11 @@ pytestmark = pytest.mark.needs_postgres
 
 
 def _target(cluster: Cluster, user: str, **kw: object) -> UpstreamTarget:
+    """A target verified as the default sslmode (verify-full) asks: the cluster's certificate
+    names 'localhost' and is its own CA."""
     fields = dict(
-        host=cluster.host,
+        host="localhost",
+        sslrootcert=cluster.cafile,
         port=cluster.port,
         database="test",
         username=user,
@@ -79,13 +82,13 @@ async def test_trust_login_on_local_server_passes_startup_params(local_pg: tuple
 
 @pytest.mark.parametrize(
     ("user", "method"),
-    [("md5_user", "md5"), ("scram_user", "scram-sha-256"), ("clear_user", "password")],
+    [("md5_user", "md5"), ("scram_user", "scram-sha-256-plus"), ("clear_user", "password")],
 )
 async def test_password_methods_log_in(pg_cluster: Cluster, user: str, method: str) -> None:
-    session = await connect_upstream(_target(pg_cluster, user, sslmode="disable"), {})
+    session = await connect_upstream(_target(pg_cluster, user), {})
     try:
         assert session.auth_method == method
-        assert session.tls is False
+        assert session.tls is True
         assert await _scalar(session, "select current_user") == user
     finally:
         await session.close()
@@ -159,7 +162,7 @@ async def test_tls_modes_get_tls(pg_cluster: Cluster, sslmode: str, host: str) -
 
 
 async def test_prefer_uses_tls_when_offered(pg_cluster: Cluster) -> None:
-    session = await connect_upstream(_target(pg_cluster, "md5_user"), {})
+    session = await connect_upstream(_target(pg_cluster, "scram_user", host=pg_cluster.host, sslmode="prefer"), {})
     try:
         assert session.tls is True
     finally:
@@ -177,7 +180,7 @@ async def test_verify_ca_rejects_an_unknown_certificate(pg_cluster: Cluster, tmp
 
 async def test_verify_full_checks_the_host_name(pg_cluster: Cluster) -> None:
     # The certificate names only "localhost"; the same server reached as 127.0.0.1 must fail.
-    target = _target(pg_cluster, "scram_user", sslmode="verify-full", sslrootcert=pg_cluster.cafile)
+    target = _target(pg_cluster, "scram_user", host=pg_cluster.host, sslmode="verify-full")
     with pytest.raises(UpstreamTLSFailed, match="mismatch|not valid for"):
         await connect_upstream(target, {})
     # verify-ca does not check the name, so the same address is accepted there
