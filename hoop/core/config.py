@@ -8,12 +8,14 @@ Errors name the file, the dotted key and what was expected.
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, overload
 
+from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import ConfigError
 from hoop.core.secrets import Secret, resolve_secret
 
@@ -48,6 +50,10 @@ class GatewaySettings:
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_events: int = 1000
     audit_checkpoint_interval: float = 60.0
+    # The longest lifetime of a token `hoop token issue` may give, and the longest grant an
+    # approval may give: a longer one is refused, naming the maximum (hoop/core/durations.py).
+    max_token_ttl: float = 30 * 86400.0
+    max_grant: float = 8 * 3600.0
 
     @property
     def db_path(self) -> Path:
@@ -193,9 +199,22 @@ class _Table:
         if name not in self.data:
             return default
         value = self.data.pop(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(name, f"expected a positive number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise self.error(name, f"expected a positive, finite number, got {value!r}")
         return float(value)
+
+    def duration(
+        self, name: builtins.str, default: builtins.float, maximum: builtins.float = MAX_DURATION
+    ) -> builtins.float:
+        """Seconds, or a text such as "30m", "8h", "30d"; positive, finite, at most `maximum`."""
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        try:
+            seconds = parse_duration_text(value) if isinstance(value, builtins.str) else value
+            return bounded(seconds, maximum)
+        except ValueError as exc:
+            raise self.error(name, f"expected a duration such as 30m, 8h or 30d: {exc}") from None
 
     def bool(self, name: builtins.str, default: bool) -> bool:
         if name not in self.data:
@@ -328,6 +347,8 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         audit_checkpoint_file=t.path("audit_checkpoint_file", base),
         audit_checkpoint_events=t.int("audit_checkpoint_events", 1000, lo=1),
         audit_checkpoint_interval=t.float("audit_checkpoint_interval", 60.0),
+        max_token_ttl=t.duration("max_token_ttl", 30 * 86400.0),
+        max_grant=t.duration("max_grant", 8 * 3600.0),
     )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
