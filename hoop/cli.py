@@ -282,6 +282,9 @@ COMMAND_MODULES = [
 ]
 
 
+RESOLVES_SECRETS = ("serve", "check")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -289,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings logged by a command (a stored rule it skips, say) quote text typed by people.
     logging.basicConfig(level=logging.WARNING, handlers=[inert_log_handler(sys.stderr, "hoop: %(message)s")])
     try:
-        config = load_config(config_path)
+        # Only the gateway and `check` read the secrets the config names; every other command
+        # works without them (the SSH-hosted console runs with none in its environment).
+        config = load_config(config_path, resolve_secrets=args.command in RESOLVES_SECRETS)
         return COMMANDS[args.command](args, config)
     except ConfigError as exc:
         print(f"hoop: config error: {visible(str(exc))}", file=sys.stderr)

@@ -11,19 +11,22 @@ import builtins
 import math
 import os
 import tomllib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, overload
 
 from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import ConfigError
-from hoop.core.secrets import Secret, resolve_secret
+from hoop.core.secrets import DeferredSecret, Secret, resolve_secret
 
 DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 SSLMODES: tuple[SSLMode, ...] = get_args(SSLMode)
 SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
+# Whether the config being parsed reads its `${VAR}` / `file:` secrets now (see load_config).
+_RESOLVE_SECRETS: ContextVar[bool] = ContextVar("resolve_secrets", default=True)
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,8 @@ class _Table:
         raw = self.str(name)
         if raw is None:
             return None
+        if not _RESOLVE_SECRETS.get():
+            return DeferredSecret(raw, self.file, self._k(name))
         try:
             return resolve_secret(raw)
         except ValueError as exc:
@@ -261,8 +266,11 @@ def parse_address(value: str, file: str, key: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a hoop.toml; raises ConfigError naming the file and key."""
+def load_config(path: str | os.PathLike[str], *, resolve_secrets: bool = True) -> Config:
+    """Read and validate a hoop.toml; raises ConfigError naming the file and key.
+
+    `resolve_secrets=False` leaves `${VAR}` and `file:` secrets unread until a command reveals
+    one (hoop.core.secrets.DeferredSecret): only the gateway and `hoop check` need them."""
     p = Path(path)
     file = str(p)
     try:
@@ -271,10 +279,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "-", "file not found (pass -c FILE or create ./hoop.toml)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
-    return parse_config(raw, p)
+    return parse_config(raw, p, resolve_secrets=resolve_secrets)
 
 
-def parse_config(raw: dict[str, Any], path: Path) -> Config:
+def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = True) -> Config:
+    reset = _RESOLVE_SECRETS.set(resolve_secrets)
+    try:
+        return _parse_config(raw, path)
+    finally:
+        _RESOLVE_SECRETS.reset(reset)
+
+
+def _parse_config(raw: dict[str, Any], path: Path) -> Config:
     file = str(path)
     base = path.resolve().parent
     top = _Table(raw, file, "")
@@ -354,6 +370,8 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
+    if settings.max_token_ttl < 300:  # the SSH-hosted console's own token lives five minutes
+        raise ConfigError(file, "gateway.max_token_ttl", f"expected at least 5m, got {settings.max_token_ttl:g}s")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError(file, "gateway.tls_cert", "tls_cert and tls_key must be set together")
     # A checkpoint stored with the chain it anchors is deleted with it.

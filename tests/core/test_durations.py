@@ -55,6 +55,8 @@ def test_gateway_maxima_default_and_validate(tmp_path: Path) -> None:
             load_config(config(tmp_path, bad))
     with pytest.raises(ConfigError, match="longer than the maximum"):
         load_config(config(tmp_path, 'max_token_ttl = "400d"'))
+    with pytest.raises(ConfigError, match="gateway.max_token_ttl: expected at least 5m"):
+        load_config(config(tmp_path, 'max_token_ttl = "1m"'))
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "1e400"])
