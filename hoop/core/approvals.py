@@ -260,10 +260,13 @@ class Approvals:
         )
 
     def _active_grant(self, user: str, connection: str, rule: str) -> dict[str, Any] | None:
+        # A grant longer than max_grant (one stored with an endless expiry before grants were
+        # bounded, or before the maximum was lowered) lets nothing through; one second of slack
+        # absorbs the rounding of `created + seconds`.
         return self.store.one(
             "SELECT id, granted_by, expires FROM grants WHERE user = ? AND connection = ? AND rule = ? "
-            "AND expires > ? ORDER BY expires DESC LIMIT 1",
-            (user, connection, rule, time.time()),
+            "AND expires > ? AND expires - created <= ? ORDER BY expires DESC LIMIT 1",
+            (user, connection, rule, time.time(), self.max_grant + 1),
         )
 
     def _announce(self, event: str, approval_id: int) -> None:

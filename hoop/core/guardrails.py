@@ -161,7 +161,11 @@ def rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str, check_kin
             try:  # a hold waits at most MAX_HOLD; inf or NaN would hold (or never time out) for ever
                 values[field_name] = bounded(seconds, MAX_HOLD, what="timeout")
             except ValueError as exc:
-                raise ConfigError(file, where, str(exc)) from None
+                if check_kinds:
+                    raise ConfigError(file, where, str(exc)) from None
+                # A rule stored before timeouts were bounded stays in force (skipping it would
+                # let its statements through unreviewed); its holds wait at most MAX_HOLD.
+                values[field_name] = MAX_HOLD
         elif field_name == "enabled":
             if not isinstance(raw, bool):
                 raise ConfigError(file, where, "expected true or false")

@@ -123,3 +123,31 @@ async def test_a_grant_out_of_bounds_decides_nothing(tmp_path: Path, grant: obje
     assert (await settled(held.task)).approved
     [row] = gate.store.query("SELECT expires - created AS span FROM grants")
     assert row["span"] == pytest.approx(8 * 3600)
+
+
+def test_a_stored_rule_with_an_endless_timeout_stays_in_force(tmp_path: Path) -> None:
+    from hoop.core.guardrails import MAX_HOLD
+    from hoop.core.rulebook import RuleBook
+
+    store = Store(tmp_path / "hoop.db")
+    body = {"name": "legacy-hold", "action": "review", "statements": ["update"], "approvers": ["dba"]}
+    RuleBook(store)._write("guard", "legacy-hold", {**body, "timeout": float("inf")}, "cli:old", deleted=False)
+    guards, _ = RuleBook(store).current()
+    [rule] = [g for g in guards if g.name == "legacy-hold"]
+    assert rule.action == "review" and rule.timeout == MAX_HOLD
+    store.close()
+
+
+async def test_a_stored_endless_grant_lets_nothing_through(tmp_path: Path) -> None:
+    gate = Gate(Store(tmp_path / "hoop.db"))
+    held = await gate.hold(HELD)
+    gate.approvals.decide(held.id, BOB, True, "", 600)
+    assert (await settled(held.task)).approved
+    again = await gate.hold(HELD)
+    assert again.id == 0 and (await settled(again.task)).approved  # the grant let it through
+    with gate.store.lock:  # as an older release stored `--grant inf`
+        gate.store.conn.execute("UPDATE grants SET expires = ?", (float("inf"),))
+    later = await gate.hold(HELD)
+    assert later.id != 0 and not later.task.done()  # held again: the endless grant is not honoured
+    gate.approvals.decide(later.id, BOB, False, "no")
+    await settled(later.task)
