@@ -32,7 +32,10 @@ Handler = Callable[[argparse.Namespace, Config], int]
 def _fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    except (OverflowError, ValueError, OSError):  # inf, NaN or centuries away: no calendar date
+        return "invalid"
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -75,7 +78,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_token(args: argparse.Namespace, config: Config) -> int:
     from hoop.core import audit
-    from hoop.core.identity import TokenService, parse_ttl
+    from hoop.core.identity import TokenService, parse_ttl, valid_expiry
 
     store = _store(config)
     tokens = TokenService(store, config)
@@ -85,7 +88,7 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
     actor = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
     if args.token_cmd == "issue":
         try:
-            ttl = parse_ttl(args.ttl)
+            ttl = parse_ttl(args.ttl, config.gateway.max_token_ttl, "[gateway] max_token_ttl")
         except ValueError as exc:
             raise HoopError(f"--ttl: {exc}") from None
         issued = tokens.issue(args.user, ttl, args.note or "")
@@ -101,8 +104,12 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
         now = time.time()
         rows = []
         for r in tokens.list():
-            state = "revoked" if r["revoked"] else ("expired" if r["expires"] <= now else "active")
-            rows.append({**r, "state": state, "created": _fmt_time(r["created"]), "expires": _fmt_time(r["expires"])})
+            # A row from before lifetimes were bounded (expires = inf) is refused at login.
+            valid = valid_expiry(r["created"], r["expires"])
+            expires = _fmt_time(r["expires"]) if valid else "never (invalid)"
+            state = "active" if valid and r["expires"] > now else ("expired" if valid else "invalid")
+            state = "revoked" if r["revoked"] else state
+            rows.append({**r, "state": state, "created": _fmt_time(r["created"]), "expires": expires})
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
@@ -285,6 +292,9 @@ COMMAND_MODULES = [
 ]
 
 
+RESOLVES_SECRETS = ("serve", "check")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -292,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     # Warnings logged by a command (a stored rule it skips, say) quote text typed by people.
     logging.basicConfig(level=logging.WARNING, handlers=[inert_log_handler(sys.stderr, "hoop: %(message)s")])
     try:
-        config = load_config(config_path)
+        # Only the gateway and `check` read the secrets the config names; every other command
+        # works without them (the SSH-hosted console runs with none in its environment).
+        config = load_config(config_path, resolve_secrets=args.command in RESOLVES_SECRETS)
         return COMMANDS[args.command](args, config)
     except ConfigError as exc:
         print(f"hoop: config error: {visible(str(exc))}", file=sys.stderr)

@@ -14,6 +14,7 @@ from typing import Any
 
 from hoop.control_client import ControlClient, caller_client
 from hoop.core.config import Config
+from hoop.core.errors import HoopError
 from hoop.core.identity import parse_ttl
 from hoop.core.visible import visible
 
@@ -57,7 +58,10 @@ def cmd_decide(args: argparse.Namespace, config: Config) -> int:
     client = _client(args, config)
     params: dict[str, Any] = {"id": args.id, "reason": args.reason or ""}
     if args.command == "approve" and args.grant:
-        params["grant_seconds"] = parse_ttl(args.grant)
+        try:
+            params["grant_seconds"] = parse_ttl(args.grant, config.gateway.max_grant, "[gateway] max_grant")
+        except ValueError as exc:
+            raise HoopError(f"--grant: {exc}") from None
     result = client.call(args.command, **params)
     if result.get("status") == "pending":
         print(f"approved #{args.id}: {result['approvals']} of {result['required']} approvals so far")

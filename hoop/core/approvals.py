@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from hoop.core.durations import bounded
 from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
@@ -74,8 +75,9 @@ def format_duration(seconds: float) -> str:
 
 
 class Approvals:
-    def __init__(self, store: Store, audit: Callable[..., None]) -> None:
+    def __init__(self, store: Store, audit: Callable[..., None], *, max_grant: float = 8 * 3600.0) -> None:
         self.store = store
+        self.max_grant = max_grant  # [gateway] max_grant: a longer grant is refused, not shortened
         self.audit = audit  # journal.audit(actor, action, target, **detail)
         self.pending: dict[int, _Pending] = {}
         self.listeners: list[Callable[[str, int], None]] = []
@@ -127,8 +129,14 @@ class Approvals:
     # -- the approver's side ----------------------------------------------------------------
 
     def decide(
-        self, approval_id: int, approver: Identity, approve: bool, reason: str = "", grant_seconds: float | None = None
+        self, approval_id: int, approver: Identity, approve: bool, reason: str = "", grant_seconds: object = None
     ) -> dict[str, Any]:
+        grant: float | None = None
+        if grant_seconds is not None:  # checked before anything else: a refused grant decides nothing
+            try:
+                grant = bounded(grant_seconds, self.max_grant, what="grant", limit="[gateway] max_grant")
+            except ValueError as exc:
+                raise DecisionRefused(str(exc)) from None
         pending = self.pending.get(approval_id)
         row = self.store.one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if row is None:
@@ -160,14 +168,14 @@ class Approvals:
         if approver.name in pending.approvals:
             raise DecisionRefused(f"you already approved #{approval_id}; it needs another approver")
         pending.approvals.append(approver.name)
-        pending.grants.append(grant_seconds or None)
+        pending.grants.append(grant)
         self.audit(
             approver.name,
             "approval.approve",
             pending.connection,
             approval=approval_id,
             reason=reason,
-            grant_seconds=grant_seconds,
+            grant_seconds=grant,
         )
         need = max(1, int(rule.approvals))
         if len(pending.approvals) < need:
@@ -258,10 +266,13 @@ class Approvals:
         )
 
     def _active_grant(self, user: str, connection: str, rule: str) -> dict[str, Any] | None:
+        # A grant longer than max_grant (one stored with an endless expiry before grants were
+        # bounded, or before the maximum was lowered) lets nothing through; one second of slack
+        # absorbs the rounding of `created + seconds`.
         return self.store.one(
             "SELECT id, granted_by, expires FROM grants WHERE user = ? AND connection = ? AND rule = ? "
-            "AND expires > ? ORDER BY expires DESC LIMIT 1",
-            (user, connection, rule, time.time()),
+            "AND expires > ? AND expires - created <= ? ORDER BY expires DESC LIMIT 1",
+            (user, connection, rule, time.time(), self.max_grant + 1),
         )
 
     def _announce(self, event: str, approval_id: int) -> None:

@@ -8,21 +8,26 @@ Errors name the file, the dotted key and what was expected.
 from __future__ import annotations
 
 import builtins
+import math
 import os
 import tomllib
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, overload
 
+from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import ConfigError
 from hoop.core.roles import RolesConfig, roles_from_mapping
-from hoop.core.secrets import Secret, resolve_secret
+from hoop.core.secrets import DeferredSecret, Secret, resolve_secret
 
 DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 SSLMODES: tuple[SSLMode, ...] = get_args(SSLMode)
 SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
+# Whether the config being parsed reads its `${VAR}` / `file:` secrets now (see load_config).
+_RESOLVE_SECRETS: ContextVar[bool] = ContextVar("resolve_secrets", default=True)
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class GatewaySettings:
     audit_checkpoint_file: Path | None = None
     audit_checkpoint_events: int = 1000
     audit_checkpoint_interval: float = 60.0
+    # The longest lifetime of a token `hoop token issue` may give, and the longest grant an
+    # approval may give: a longer one is refused, naming the maximum (hoop/core/durations.py).
+    max_token_ttl: float = 30 * 86400.0
+    max_grant: float = 8 * 3600.0
 
     @property
     def db_path(self) -> Path:
@@ -197,9 +206,22 @@ class _Table:
         if name not in self.data:
             return default
         value = self.data.pop(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(name, f"expected a positive number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise self.error(name, f"expected a positive, finite number, got {value!r}")
         return float(value)
+
+    def duration(
+        self, name: builtins.str, default: builtins.float, maximum: builtins.float = MAX_DURATION
+    ) -> builtins.float:
+        """Seconds, or a text such as "30m", "8h", "30d"; positive, finite, at most `maximum`."""
+        if name not in self.data:
+            return default
+        value = self.data.pop(name)
+        try:
+            seconds = parse_duration_text(value) if isinstance(value, builtins.str) else value
+            return bounded(seconds, maximum)
+        except ValueError as exc:
+            raise self.error(name, f"expected a duration such as 30m, 8h or 30d: {exc}") from None
 
     def bool(self, name: builtins.str, default: bool) -> bool:
         if name not in self.data:
@@ -228,6 +250,8 @@ class _Table:
         raw = self.str(name)
         if raw is None:
             return None
+        if not _RESOLVE_SECRETS.get():
+            return DeferredSecret(raw, self.file, self._k(name))
         try:
             return resolve_secret(raw)
         except ValueError as exc:
@@ -246,8 +270,11 @@ def parse_address(value: str, file: str, key: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a hoop.toml; raises ConfigError naming the file and key."""
+def load_config(path: str | os.PathLike[str], *, resolve_secrets: bool = True) -> Config:
+    """Read and validate a hoop.toml; raises ConfigError naming the file and key.
+
+    `resolve_secrets=False` leaves `${VAR}` and `file:` secrets unread until a command reveals
+    one (hoop.core.secrets.DeferredSecret): only the gateway and `hoop check` need them."""
     p = Path(path)
     file = str(p)
     try:
@@ -256,10 +283,18 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(file, "-", "file not found (pass -c FILE or create ./hoop.toml)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(file, "-", f"not valid TOML: {exc}") from None
-    return parse_config(raw, p)
+    return parse_config(raw, p, resolve_secrets=resolve_secrets)
 
 
-def parse_config(raw: dict[str, Any], path: Path) -> Config:
+def parse_config(raw: dict[str, Any], path: Path, *, resolve_secrets: bool = True) -> Config:
+    reset = _RESOLVE_SECRETS.set(resolve_secrets)
+    try:
+        return _parse_config(raw, path)
+    finally:
+        _RESOLVE_SECRETS.reset(reset)
+
+
+def _parse_config(raw: dict[str, Any], path: Path) -> Config:
     file = str(path)
     base = path.resolve().parent
     top = _Table(raw, file, "")
@@ -333,11 +368,15 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         audit_checkpoint_file=t.path("audit_checkpoint_file", base),
         audit_checkpoint_events=t.int("audit_checkpoint_events", 1000, lo=1),
         audit_checkpoint_interval=t.float("audit_checkpoint_interval", 60.0),
+        max_token_ttl=t.duration("max_token_ttl", 30 * 86400.0),
+        max_grant=t.duration("max_grant", 8 * 3600.0),
     )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
+    if settings.max_token_ttl < 300:  # the SSH-hosted console's own token lives five minutes
+        raise ConfigError(file, "gateway.max_token_ttl", f"expected at least 5m, got {settings.max_token_ttl:g}s")
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise ConfigError(file, "gateway.tls_cert", "tls_cert and tls_key must be set together")
     # A checkpoint stored with the chain it anchors is deleted with it.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, Literal
 
+from .durations import bounded
 from .errors import ConfigError
 from .sql.kinds import kinds_text, known_statement
 from .sql.model import Classification, Statement
@@ -96,6 +97,7 @@ _CHOICES = {
     "where": ("any", "missing", "missing-or-trivial"),
     "dynamic": ("block", "review", "allow"),
 }
+MAX_HOLD = 86400.0  # the longest a held statement may wait for a decision (a rule's `timeout`)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -158,9 +160,16 @@ def rule_from_mapping(
             values[field_name] = raw
         elif field_name == "timeout":
             seconds = parse_duration(raw)
-            if seconds is None or seconds <= 0:
+            if seconds is None:
                 raise ConfigError(file, where, 'expected a positive duration such as 30, "30s", "5m" or "1h"')
-            values[field_name] = seconds
+            try:  # a hold waits at most MAX_HOLD; inf or NaN would hold (or never time out) for ever
+                values[field_name] = bounded(seconds, MAX_HOLD, what="timeout")
+            except ValueError as exc:
+                if check_kinds:
+                    raise ConfigError(file, where, str(exc)) from None
+                # A rule stored before timeouts were bounded stays in force (skipping it would
+                # let its statements through unreviewed); its holds wait at most MAX_HOLD.
+                values[field_name] = MAX_HOLD
         elif field_name == "enabled":
             if not isinstance(raw, bool):
                 raise ConfigError(file, where, "expected true or false")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 import unicodedata
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Protocol, TypedDict
 
 from hoop.core.config import Config
-from hoop.core.errors import AuthError
+from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
+from hoop.core.errors import AuthError, HoopError
 from hoop.core.store.sqlite import Store
 
 TOKEN_PREFIX = "hoop_"
@@ -67,20 +69,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def parse_ttl(text: str) -> float:
-    """'8h', '30m', '90s', '2d' or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    try:
-        if text and text[-1] in units:
-            value = float(text[:-1]) * units[text[-1]]
-        else:
-            value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a duration like 30s, 5m, 8h or 2d, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"duration must be positive, got {text!r}")
-    return value
+def parse_ttl(text: str, maximum: float = MAX_DURATION, limit: str = "") -> float:
+    """'8h', '30m', '90s', '2d' or plain seconds -> seconds: positive, finite, at most `maximum`
+    (`limit` names the setting that sets it, for the error)."""
+    return bounded(parse_duration_text(text), maximum, limit=limit)
+
+
+def valid_expiry(created: object, expires: object) -> bool:
+    """Whether a stored expiry can be trusted: finite and within the longest lifetime Hoop
+    issues. A row written before lifetimes were bounded (`inf`, NaN, centuries) is invalid."""
+    if not isinstance(created, (int, float)) or not isinstance(expires, (int, float)):
+        return False
+    return math.isfinite(created) and math.isfinite(expires) and expires - created <= MAX_DURATION
 
 
 class TokenRow(TypedDict):
@@ -118,9 +118,16 @@ class TokenService:
     def known_user(self, user: str) -> bool:
         return self.config.user(user) is not None or self.store.user_groups(user) is not None
 
+    def _lifetime(self, ttl: float) -> float:
+        return bounded(ttl, self.config.gateway.max_token_ttl, what="token lifetime", limit="[gateway] max_token_ttl")
+
     def issue(self, user: str, ttl: float, note: str = "") -> IssuedToken:
         if not self.known_user(user):
             raise AuthError(f"unknown user {user!r}: add a [[users]] entry first")
+        try:
+            ttl = self._lifetime(ttl)
+        except ValueError as exc:
+            raise HoopError(str(exc)) from None
         token_id = secrets.token_hex(4)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         now = time.time()
@@ -140,6 +147,21 @@ class TokenService:
                 self.store.conn.execute("UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id))
         return row
 
+    def extend(self, token_id: str, ttl: float) -> float:
+        """Move a live token's expiry to `ttl` seconds from now (a console keeps its short-lived
+        token alive while it runs); returns the new expiry. A revoked token stays revoked."""
+        ttl = self._lifetime(ttl)
+        now = time.time()
+        expires = now + ttl
+        with self.store.lock:  # never revives a token that has expired or was revoked
+            cur = self.store.conn.execute(
+                "UPDATE tokens SET expires = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
+                (expires, token_id, now),
+            )
+        if cur.rowcount != 1:
+            raise AuthError(f"no live token with id {token_id!r}")
+        return expires
+
     def list(self) -> list[TokenRow]:
         rows = self.store.query("SELECT id, user, created, expires, revoked, note FROM tokens ORDER BY created")
         return [
@@ -158,7 +180,7 @@ class TokenService:
         if not credential.startswith(TOKEN_PREFIX):
             raise AuthError("credential is not a Hoop token")
         token_id = credential[len(TOKEN_PREFIX) :].split("_", 1)[0]
-        row = self.store.one("SELECT user, hash, expires, revoked FROM tokens WHERE id = ?", (token_id,))
+        row = self.store.one("SELECT user, hash, created, expires, revoked FROM tokens WHERE id = ?", (token_id,))
         # Compare against a dummy hash when the id is unknown so timing does not reveal ids.
         expected = row["hash"] if row else hash_token("")
         if not hmac.compare_digest(expected, hash_token(credential)) or row is None:
@@ -168,6 +190,8 @@ class TokenService:
         user = row["user"]  # an empty user name means "whoever owns this token" (control endpoint)
         if row["revoked"] is not None:
             raise AuthError("token revoked")
+        if not valid_expiry(row["created"], row["expires"]):
+            raise AuthError("token has no valid expiry (issue a new one)")
         if row["expires"] <= time.time():
             raise AuthError("token expired")
         return Identity(user, self.groups_of(user), "token", row["expires"])

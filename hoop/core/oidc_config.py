@@ -22,6 +22,7 @@ The issuer must use https; plain http is accepted only for a loopback host (test
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -74,7 +75,7 @@ def _number(t: _Table, name: str, default: float, *, zero_ok: bool = False) -> f
         return default
     value = t.data.pop(name)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < 0 or (value == 0 and not zero_ok):
+    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         expected = "a number >= 0" if zero_ok else "a positive number"
         raise t.error(name, f"expected {expected} (seconds), got {value!r}")
     return float(value)

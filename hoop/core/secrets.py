@@ -11,6 +11,8 @@ import os
 import re
 from pathlib import Path
 
+from hoop.core.errors import ConfigError
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -63,3 +65,30 @@ def resolve_secret(raw: str) -> Secret:
         return os.environ[name]
 
     return Secret(_ENV.sub(substitute, raw))
+
+
+class DeferredSecret(Secret):
+    """A `${VAR}` or `file:` reference from the config, read only when revealed.
+
+    Commands that never use a credential (the console, listings, replays) load the config
+    with these, so they neither need the gateway's secrets in their environment nor hold
+    them in memory. A missing variable or file is reported when the value is first needed,
+    naming the file and key (never the value)."""
+
+    __slots__ = ("_raw", "_file", "_key")
+
+    def __init__(self, raw: str, file: str, key: str) -> None:
+        super().__init__("")
+        self._raw, self._file, self._key = raw, file, key
+
+    def reveal(self) -> str:
+        try:
+            return resolve_secret(self._raw).reveal()
+        except ValueError as exc:
+            raise ConfigError(self._file, self._key, str(exc)) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DeferredSecret) and other._raw == self._raw
+
+    def __hash__(self) -> int:
+        return hash(("deferred secret", self._raw))

@@ -62,10 +62,8 @@ async def _whoami(services: Services, who: Identity, req: dict[str, Any]) -> Any
 
 @handler("approve")
 async def _approve(services: Services, who: Identity, req: dict[str, Any]) -> Any:
-    grant = req.get("grant_seconds")
-    return services.approvals.decide(
-        int(req["id"]), who, True, str(req.get("reason", "")), float(grant) if grant else None
-    )
+    # The grant goes as sent: decide() refuses anything but a finite number within [gateway] max_grant.
+    return services.approvals.decide(int(req["id"]), who, True, str(req.get("reason", "")), req.get("grant_seconds"))
 
 
 @handler("deny")

@@ -60,7 +60,7 @@ class Services:
         # Local tokens, or (with [auth.oidc]) an OIDC verifier that hands non-JWTs to them.
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
-        self.approvals = Approvals(store, journal.audit)
+        self.approvals = Approvals(store, journal.audit, max_grant=config.gateway.max_grant)
         # Why logins through the doors are refused right now ("" while they are not): set while
         # the journal cannot store records (see recording_guard).
         self.refusing = ""

@@ -18,6 +18,8 @@ from support.gateway import has_actions
 from textual.widgets import DataTable
 from tui_fixtures import gateway_app, settle
 
+from hoop.tui.screens.modals import Confirm
+
 pytestmark = pytest.mark.needs_postgres
 
 REVIEW = """
@@ -77,13 +79,17 @@ async def test_tui_approves_and_denies_real_psql(make_gateway: Any) -> None:
             await wait_pending(pilot, 1)
             assert app.who.user == "bob"
             await pilot.press("a")
+            await pilot.pause()
+            assert isinstance(app.screen, Confirm)  # asked, not yet approved
+            await pilot.press("y")
             out, err = await finish(pilot, held)
             assert held.returncode == 0, err
             assert "UPDATE 1" in out
 
             denied = start_psql(gw, alice, "update tui_t set v = 20 where id = 2")
             await wait_pending(pilot, 1)
-            await pilot.press("d")
+            assert app.screen.selected()["status"] == "approved"  # the selection stayed on the decided one
+            await pilot.press("up", "d")  # the new request, listed first
             await pilot.pause()
             await pilot.press(*"not during the freeze", "enter")
             out, err = await finish(pilot, denied)

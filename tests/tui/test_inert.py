@@ -47,6 +47,9 @@ async def test_refusals_and_identity_with_markup(hostile: Any, make_app: Any) ->
         await settle(pilot)
         await pilot.press("a")
         await settle(pilot)
+        assert_screen_inert(app, SHOWN_USER, SHOWN_RULE, SHOWN_CONN)  # the confirmation names them inert
+        await pilot.press("y")
+        await settle(pilot)
         assert control.calls == [("approve", {"id": 4, "reason": ""})]
         assert_screen_inert(app, SHOWN_USER, SHOWN_RULE, "does not exist [/]", SHOWN["osc52"])
 

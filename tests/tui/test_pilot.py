@@ -33,7 +33,7 @@ async def test_approve_newest_first(make_app: Any, control: FakeControl) -> None
         assert [str(table.get_row_at(i)[0]) for i in range(2)] == ["3", "2"]  # newest attention first
         evidence = status_text(app, "#evidence")
         assert "customers" in evidence and "hold-writes" in evidence and "4m30s left" in evidence
-        await pilot.press("a")
+        await pilot.press("a", "y")
         await settle(pilot)
         assert control.calls == [("approve", {"id": 3, "reason": ""})]
         assert "#3 approved" in status_text(app, "#approvals-status")
@@ -71,7 +71,7 @@ async def test_own_request_refusal_is_shown(make_app: Any) -> None:
     app = make_app(ctl=alice)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("a")
+        await pilot.press("a", "y")
         await settle(pilot)
         assert alice.calls[0][0] == "approve"
         assert "you cannot decide on your own request" in status_text(app, "#approvals-status")
@@ -136,7 +136,7 @@ async def test_offline_banner_and_refused_action(make_app: Any) -> None:
         await settle(pilot)
         banner = status_text(app, "#banner")
         assert "LIVE ACTIONS UNAVAILABLE" in banner and "not running" in banner
-        await pilot.press("a")
+        await pilot.press("a", "y")
         await settle(pilot)
         assert "not running" in status_text(app, "#approvals-status")
         await pilot.press("4")

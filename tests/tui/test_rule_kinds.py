@@ -48,6 +48,8 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
         names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
         table.move_cursor(row=names.index("legacy"))
         await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("y")  # confirmed
         deadline = time.monotonic() + 15
         while "refused" not in status_text(app, "#rules-status") and time.monotonic() < deadline:
             await settle(pilot, 1)

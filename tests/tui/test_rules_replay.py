@@ -31,6 +31,10 @@ async def test_new_guardrail_validates_previews_and_saves(make_app: Any, control
         assert "would stop 2" in preview and "void" in preview and "customers" not in preview
         await pilot.press("ctrl+s")
         await settle(pilot)
+        assert control.calls == []  # the diff is shown first
+        assert '+action = "review"' in status_text(app, "#confirm-details")
+        await pilot.press("y")
+        await settle(pilot)
         assert control.calls == [
             (
                 "rules.save",
@@ -67,7 +71,7 @@ async def test_toggle_sends_new_version(make_app: Any, control: FakeControl) -> 
     app = make_app(start="rules")
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        await pilot.press("space")
+        await pilot.press("space", "y")
         await settle(pilot)
         op, params = control.calls[0]
         assert op == "rules.save" and params["body"]["name"] == "hold-writes"

@@ -68,3 +68,32 @@ def test_hostile_approval(snap_compare: Any, make_app: Any, history: Any) -> Non
         await settle(pilot)
 
     assert snap_compare(make_app(start="approvals"), terminal_size=(120, 40), run_before=ready)
+
+
+def test_confirm_approve(snap_compare: Any, make_app: Any) -> None:
+    """Approve asks first, naming the request and showing its statement."""
+
+    async def ready(pilot: Any) -> None:
+        await settle(pilot)
+        pilot.app.clear_notifications()
+        await pilot.press("a")
+        await settle(pilot)
+
+    assert snap_compare(make_app(start="approvals"), terminal_size=(80, 24), run_before=ready)
+
+
+def test_confirm_rule_diff(snap_compare: Any, make_app: Any) -> None:
+    """Saving an edited rule shows the change as a diff first."""
+
+    async def ready(pilot: Any) -> None:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        area = pilot.app.screen.query_one("TextArea")
+        area.text = area.text.replace('["update", "delete"]', '["update", "delete", "insert"]')
+        await settle(pilot)
+        pilot.app.clear_notifications()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(make_app(start="rules"), terminal_size=(120, 40), run_before=ready)

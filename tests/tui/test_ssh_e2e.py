@@ -102,6 +102,8 @@ def test_ssh_tui_approves_held_statement(make_gateway: Any, tmux_ok: None) -> No
         term.resize(90, 30)  # window size changes reach the TUI through the PTY
         term.expect("4 Recordings")
         term.keys("a")
+        term.expect("Approve request #")  # asked first
+        term.keys("y")
         out, err = held.communicate(timeout=20)
         assert held.returncode == 0 and "UPDATE 1" in out, err
         term.expect("approved")

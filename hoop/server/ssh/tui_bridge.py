@@ -2,9 +2,14 @@
 
 The gateway runs `hoop tui` for the SSH user as a child process on a pseudo-terminal and relays
 bytes between the channel and the PTY; window size changes are applied to the PTY (TIOCSWINSZ,
-which makes the kernel send SIGWINCH to the TUI). The child acts as the user through a
-short-lived token issued for this session and revoked when it ends; the token travels in the
-child's environment, never on its command line. Only admins, auditors and approvers get in.
+which makes the kernel send SIGWINCH to the TUI). Only admins, auditors and approvers get in.
+
+The child gets only what it needs. Its environment is a short allow-list (console_env), not
+the gateway's: no upstream secret named by `${VAR}` in the config reaches it (it loads the
+config without reading secrets, see hoop.cli). It acts as the user through a token that lives
+TOKEN_TTL (minutes), is extended every TOKEN_REFRESH while the console runs and is revoked
+when it ends, so a token that leaks from the child dies within minutes of the console. The
+token travels in the child's environment, never on its command line.
 
 Kept in the server package, but it starts the TUI as a separate program: the gateway itself
 never imports Textual or hoop.tui.
@@ -27,7 +32,31 @@ from typing import Any
 import asyncssh
 
 log = logging.getLogger("hoop.ssh")
-TOKEN_TTL = 12 * 3600.0  # the token dies with the session anyway (revoked on exit)
+TOKEN_TTL = 300.0  # the console's token lives five minutes past its last refresh
+TOKEN_REFRESH = 60.0  # seconds between refreshes while the console runs
+# What the console's process needs from the gateway's environment: to find programs and its own
+# code, and to show text and times as the operator expects. Nothing else (no ${VARS}) passes.
+PASSED_ENV = ("PATH", "HOME", "LANG", "TZ", "PYTHONPATH")
+
+
+def console_env(parent: dict[str, str], token: str, term: str) -> dict[str, str]:
+    """The console child's whole environment: the allow-list above from `parent`, the locale
+    (LC_*), the terminal it draws on and its short-lived token."""
+    env = {k: v for k, v in parent.items() if k in PASSED_ENV or k.startswith("LC_")}
+    env.update({"HOOP_TOKEN": token, "TERM": term, "COLORTERM": "truecolor"})
+    return env
+
+
+async def keep_token_alive(tokens: Any, token_id: str, ttl: float, every: float) -> None:
+    """Move the token's expiry `ttl` ahead every `every` seconds until cancelled, or until the
+    token is gone (revoked when its session was killed): then the console has lost its identity."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(tokens.extend, token_id, ttl)
+        except Exception as exc:  # revoked or expired: stop; the console's next call is refused
+            log.info("the console's token %s is no longer extended: %s", token_id, exc)
+            return
 
 
 def set_winsize(fd: int, cols: int, rows: int) -> None:
@@ -133,14 +162,13 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if not self.has_pty:
             self._fail("the approver console needs a terminal: use ssh -t")
             return
-        issued = await asyncio.to_thread(self.services.tokens.issue, user, TOKEN_TTL, "ssh tui session")
+        ttl = min(TOKEN_TTL, self.services.config.gateway.max_token_ttl)
+        issued = await asyncio.to_thread(self.services.tokens.issue, user, ttl, "ssh tui session")
         self.token_id = issued.id
         self.services.journal.audit(user, "tui.open", "ssh", client=self.server.client, token_id=issued.id)
         master, slave = pty.openpty()
         set_winsize(slave, *self.size)
-        # The gateway's own environment: the config it loads may name ${VARS} defined there.
-        env = dict(os.environ)
-        env.update({"HOOP_TOKEN": issued.token, "TERM": self.term_type, "COLORTERM": "truecolor"})
+        env = console_env(dict(os.environ), issued.token, self.term_type)
         config = str(self.services.config.path)
         try:
             # subprocess (not the loop's subprocess_exec) so preexec_fn runs after the PTY is
@@ -165,7 +193,11 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.master = master
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._from_pty)
-        code = await asyncio.to_thread(self.proc.wait)
+        keeper = asyncio.ensure_future(keep_token_alive(self.services.tokens, issued.id, ttl, TOKEN_REFRESH))
+        try:
+            code = await asyncio.to_thread(self.proc.wait)
+        finally:
+            keeper.cancel()
         await asyncio.sleep(0.05)
         self._drain()
         loop.remove_reader(master)

@@ -1,6 +1,8 @@
 """Area 2, Approvals: held commands, newest attention first, with the evidence to decide.
 
-`a` approves, `g` approves and grants the user this rule for a while, `d` denies with a reason.
+`a` approves, `g` approves and grants the user this rule for a while, `d` denies with a reason;
+each asks first, naming the request (hoop.tui.screens.modals), and the selection stays on the
+decided request, so pressing a key twice never decides a second one.
 The gateway checks every decision (approver group, not your own request, still pending) and
 its refusal is shown as it was given. The statement and every name are shown inert, so the
 approver reads the exact text that would run (hoop.tui.inert).
@@ -23,7 +25,8 @@ from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
 from hoop.tui.inert import inert, inert_code
 from hoop.tui.screens.base import AreaScreen, reset_table
-from hoop.tui.screens.modals import AskText, duration_problem
+from hoop.tui.screens.confirmations import request_details
+from hoop.tui.screens.modals import AskText, Confirm, duration_problem
 from hoop.tui.widgets.plain import Plain, PlainTable
 
 
@@ -105,10 +108,10 @@ class ApprovalsScreen(AreaScreen):
             table.add_row(
                 key, row["user"], fmt_span(snapshot.taken - row["created"]), inert(row["status"], style=style), key=key
             )
-        # Stay on the selected request while it waits; once decided, the newest waiting one
-        # (row 0) needs attention next.
+        # Stay on the selected request, decided or not: moving on to the next one would let a
+        # second press of the same key act on a request nobody looked at.
         keep = str(selected["id"]) if selected is not None else ""
-        if keep in self.rows and (self.rows[keep]["status"] == "pending" or not snapshot.pending):
+        if keep in self.rows:
             table.move_cursor(row=table.get_row_index(keep))
         elif self.rows:
             table.move_cursor(row=0)
@@ -146,8 +149,14 @@ class ApprovalsScreen(AreaScreen):
 
     def action_approve(self) -> None:
         row = self._pending()
-        if row is not None:
-            self.app.act(self, "approve", id=row["id"], reason="")
+        if row is None:
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.act(self, "approve", id=row["id"], reason="")
+
+        self.app.push_screen(Confirm(f"Approve request #{row['id']}?", request_details(row), yes="Approve"), answer)
 
     def action_grant(self) -> None:
         row = self._pending()
@@ -167,6 +176,7 @@ class ApprovalsScreen(AreaScreen):
                 value="30m",
                 validate=duration_problem,
                 required=True,
+                details=request_details(row),
             ),
             answer,
         )
@@ -181,7 +191,13 @@ class ApprovalsScreen(AreaScreen):
                 self.app.act(self, "deny", id=row["id"], reason=reason)
 
         self.app.push_screen(
-            AskText(f"Deny #{row['id']}", f"Why? {row['user']} will see this reason.", required=True), answer
+            AskText(
+                f"Deny request #{row['id']}",
+                f"Why? {row['user']} will see this reason.",
+                required=True,
+                details=request_details(row),
+            ),
+            answer,
         )
 
     def on_action_result(self, message: ActionResult) -> None:

@@ -1,20 +1,60 @@
-"""Typed modal screens for decisions: each returns its answer (or None when dismissed)."""
+"""Typed modal screens for decisions: each returns its answer (or None when dismissed).
+
+Every action that changes something (approve, deny, grant, kill, a rule saved, switched or
+removed) passes one of these first, naming what it acts on: one key press never acts, and a
+second press of the same key lands in the dialog, where it means nothing.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label
+from textual.widgets import Button, Input, Label, Static
 
 from hoop.tui.inert import inert
+
+
+class Confirm(ModalScreen[bool]):
+    """Yes or no about one action. `details` (a Rich renderable built with hoop.tui.inert)
+    names what the action touches. `y` or the Yes button acts; `n`, Escape or the No button
+    cancels. No has the focus, so a stray Enter cancels too."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("escape", "answer(False)", "Cancel"),
+    ]
+    AUTO_FOCUS = "#no"
+
+    def __init__(self, title: str, details: Any, *, yes: str = "Yes") -> None:
+        super().__init__()
+        self.title_text, self.details, self.yes = title, details, yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(inert(self.title_text), classes="dialog-title")
+            with VerticalScroll(classes="dialog-body"):
+                yield Static(self.details, id="confirm-details")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", id="yes", variant="warning")
+                yield Button("No (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class AskText(ModalScreen[str | None]):
     """One line of text (a reason, a search, a time). Enter submits, Escape cancels.
     `required` refuses an empty answer with a message instead of submitting. The title and
-    prompt may quote names: they are shown inert."""
+    prompt may quote names: they are shown inert. `details` (a Rich renderable built with
+    hoop.tui.inert) names what the answer acts on; Enter is then the confirmation."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -27,8 +67,10 @@ class AskText(ModalScreen[str | None]):
         value: str = "",
         required: bool = False,
         validate: object = None,
+        details: Any = None,
     ) -> None:
         super().__init__()
+        self.details = details
         self.title_text, self.prompt, self.placeholder = title, prompt, placeholder
         self.value, self.required = value, required
         self.check = validate  # callable(str) -> error text or "" (validation as you type)
@@ -36,6 +78,9 @@ class AskText(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(inert(self.title_text), classes="dialog-title")
+            if self.details is not None:
+                with VerticalScroll(classes="dialog-body"):
+                    yield Static(self.details, id="ask-details")
             yield Label(inert(self.prompt))
             yield Input(value=self.value, placeholder=self.placeholder, id="answer")
             yield Label("", id="problem", classes="problem")

@@ -3,7 +3,9 @@
 `n` new guardrail, `m` new masking rule, Enter/`e` edit, Space enable/disable, `x` remove.
 The editor validates the TOML draft as you type and previews it live: a guardrail against the
 recent statements in the store, a masking rule on a sample value and on the last result rows
-of a recorded session. Ctrl+S sends it to the gateway, which versions, audits and applies it.
+of a recorded session. Ctrl+S shows the change as a diff and, once confirmed, sends it to the
+gateway, which versions, audits and applies it. Switching a rule on or off and removing it ask
+first too, naming the rule.
 Rule names, authors, statements and sample values are shown inert (hoop.tui.inert).
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -23,7 +26,8 @@ from hoop.tui.app import ActionResult
 from hoop.tui.inert import inert
 from hoop.tui.preview import GUARD_TEMPLATE, MASK_TEMPLATE, guard_preview, mask_preview, parse_draft, to_toml
 from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
-from hoop.tui.screens.modals import AskText
+from hoop.tui.screens.confirmations import rule_details, rule_diff
+from hoop.tui.screens.modals import AskText, Confirm
 from hoop.tui.widgets.plain import Plain, PlainTable
 
 
@@ -52,6 +56,7 @@ class RulesScreen(AreaScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, dict[str, Any]] = {}
+        self.message = ""  # the last action's outcome: a reload after a dialog closes keeps it
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Changing rules is for admins (the gateway refuses anyone else): others read and preview.
@@ -87,7 +92,8 @@ class RulesScreen(AreaScreen):
             table.add_row(row["kind"], row["name"], str(row["version"]), on, row["author"], summary(row), key=key)
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1))
-        self.query_one("#rules-status", Plain).update(f"{len(rows)} rules   enter: edit   space: on/off")
+        default = f"{len(rows)} rules   enter: edit   space: on/off"
+        self.query_one("#rules-status", Plain).update(self.message or default)
 
     def selected(self) -> dict[str, Any] | None:
         table = self.query_one(PlainTable)
@@ -106,14 +112,27 @@ class RulesScreen(AreaScreen):
     def action_edit(self) -> None:
         row = self.selected()
         if row is not None:
-            self.app.push_screen(RuleEditor(row["kind"], to_toml(row["body"])))
+            self.app.push_screen(RuleEditor(row["kind"], to_toml(row["body"]), saved=row["body"]))
 
     def action_toggle_rule(self) -> None:
         row = self.selected()
-        if row is not None:
-            body = dict(row["body"])
-            body["enabled"] = not body.get("enabled", True)
-            self.app.act(self, "rules.save", kind=row["kind"], body=body)
+        if row is None:
+            return
+        body = dict(row["body"])
+        body["enabled"] = not body.get("enabled", True)
+        verb = "Enable" if body["enabled"] else "Disable"
+        what = "guardrail" if row["kind"] == "guard" else "masking rule"
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.act(self, "rules.save", kind=row["kind"], body=body)
+
+        details = Group(
+            rule_details(row["kind"], row["name"], row["body"], row["version"]),
+            Text(""),
+            rule_diff(row["name"], row["body"], body),
+        )
+        self.app.push_screen(Confirm(f"{verb} {what} {row['name']}?", details, yes=verb), answer)
 
     def action_remove(self) -> None:
         row = self.selected()
@@ -130,6 +149,7 @@ class RulesScreen(AreaScreen):
                 "Type the rule's name to confirm:",
                 validate=lambda t: "" if t.strip() == row["name"] else "type the exact name",
                 required=True,
+                details=rule_details(row["kind"], row["name"], row["body"], row["version"]),
             ),
             answer,
         )
@@ -137,19 +157,21 @@ class RulesScreen(AreaScreen):
     def on_action_result(self, message: ActionResult) -> None:
         status = self.query_one("#rules-status", Plain)
         if message.ok:
-            status.update(f"{message.op}: {message.result}")
+            self.message = f"{message.op}: {message.result}"
             self.load()
         else:
-            status.update(f"{message.op} refused: {message.error}")
+            self.message = f"{message.op} refused: {message.error}"
             self.notify(message.error, title="Rule not saved", severity="error")
+        status.update(self.message)
 
 
 class RuleEditor(HoopScreen):
     BINDINGS = [Binding("ctrl+s", "save", "Save"), Binding("escape", "app.pop_screen", "Back")]
 
-    def __init__(self, kind: str, text: str, new: bool = False) -> None:
+    def __init__(self, kind: str, text: str, new: bool = False, saved: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.kind, self.text, self.new = kind, text, new
+        self.saved = saved  # the body as stored, for the diff shown before saving (None: a new rule)
         self.draft = parse_draft(kind, text)
         self.sample_session: int | None = None
 
@@ -239,7 +261,18 @@ class RuleEditor(HoopScreen):
         if self.draft.problem or self.draft.body is None:
             self.notify(self.draft.problem or "nothing to save", title="Not saved", severity="error")
             return
-        self.app.act(self, "rules.save", kind=self.kind, body=self.draft.body)
+        body = self.draft.body
+        name = str(body.get("name", ""))
+        # A renamed rule is saved as a new rule beside the old one: diff it against nothing.
+        saved = self.saved if self.saved is not None and self.saved.get("name") == name else None
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.app.act(self, "rules.save", kind=self.kind, body=body)
+
+        what = "guardrail" if self.kind == "guard" else "masking rule"
+        title = f"Save {what} {name}?" if saved is not None else f"Save new {what} {name}?"
+        self.app.push_screen(Confirm(title, rule_diff(name, saved, body), yes="Save"), answer)
 
     def on_action_result(self, message: ActionResult) -> None:
         if message.ok:

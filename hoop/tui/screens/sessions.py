@@ -19,6 +19,7 @@ from hoop.tui.app import ActionResult
 from hoop.tui.data import Snapshot, fmt_span, fmt_time
 from hoop.tui.inert import inert
 from hoop.tui.screens.base import AreaScreen, HoopScreen, reset_table
+from hoop.tui.screens.confirmations import session_details
 from hoop.tui.screens.modals import AskText
 from hoop.tui.widgets.plain import Plain, PlainTable
 
@@ -129,6 +130,7 @@ class SessionsScreen(AreaScreen):
                 f"Kill session {row['id']}?",
                 f"{row['user']} on {connection_label(row['connection'])} will be disconnected. Reason:",
                 required=True,
+                details=session_details(row),
             ),
             answer,
         )
@@ -219,7 +221,16 @@ class WatchScreen(HoopScreen):
             if reason:
                 self.app.act(self, "kill", id=self.session["id"], reason=reason)
 
-        self.app.push_screen(AskText(f"Kill session {self.session['id']}?", "Reason:", required=True), answer)
+        s = self.session
+        self.app.push_screen(
+            AskText(
+                f"Kill session {s['id']}?",
+                f"{s['user']} on {connection_label(s['connection'])} will be disconnected. Reason:",
+                required=True,
+                details=session_details(s),
+            ),
+            answer,
+        )
 
     def on_action_result(self, message: ActionResult) -> None:
         if message.ok:
