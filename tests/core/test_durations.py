@@ -68,8 +68,15 @@ def test_other_numbers_in_the_config_are_finite(tmp_path: Path, value: str) -> N
 @pytest.mark.parametrize("timeout", [float("inf"), float("nan"), "1e309", "99999d", 0, -1])
 def test_hold_timeout_is_bounded(timeout: object) -> None:
     with pytest.raises(ConfigError, match="rules.x.timeout"):
-        rule_from_mapping({"name": "x", "action": "review", "timeout": timeout}, file="f", key="rules.x")
-    assert rule_from_mapping({"name": "x", "action": "review", "timeout": "24h"}, file="f", key="r").timeout == 86400
+        rule_from_mapping(
+            {"name": "x", "action": "review", "approvers": ["dba"], "timeout": timeout}, file="f", key="rules.x"
+        )
+    assert (
+        rule_from_mapping(
+            {"name": "x", "action": "review", "approvers": ["dba"], "timeout": "24h"}, file="f", key="r"
+        ).timeout
+        == 86400
+    )
 
 
 def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(tmp_path: Path) -> None:
