@@ -100,15 +100,15 @@ async def test_space_on_a_rule_asks_first(make_app: Any, control: FakeControl) -
         await settle(pilot)
         await pilot.press("space")
         await settle(pilot)
-        assert control.calls == [] and isinstance(app.screen, Confirm)
+        assert control.calls == [] and isinstance(app.screen, AskText)
         assert "Disable guardrail hold-writes?" in str(app.screen.query_one(".dialog-title").render())
-        assert "+enabled = false" in status_text(app, "#confirm-details")
-        await pilot.press("n")
+        assert "+enabled = false" in status_text(app, "#ask-details")
+        await pilot.press("escape")
         await settle(pilot)
         assert control.calls == []
-        await pilot.press("space", "y")
+        await pilot.press("space", *"night", "space", *"shift", "enter")
         await settle(pilot)
-        assert control.calls[0][0] == "rules.save" and control.calls[0][1]["body"]["enabled"] is False
+        assert control.calls[0] == ("rules.disable", {"kind": "guard", "name": "hold-writes", "reason": "night shift"})
 
 
 async def test_rule_edit_shows_the_diff_before_saving(make_app: Any, control: FakeControl) -> None:

@@ -1,6 +1,7 @@
 """The TUI rule editor refuses an unknown statement kind as you type, and a refusal by the
 gateway's control endpoint (a rule stored before kinds were checked, switched on or off from
-the list) comes back and is shown."""
+the list) comes back and is shown; an admin switches a built-in rule off only with a reason, and on
+again."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tui_fixtures import FakeControl, gateway_app, new_rule_editor, settle
 
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.sqlite import Store
+from hoop.tui.screens.modals import AskText
 
 
 async def test_editor_shows_the_unknown_kind_and_saves_nothing(make_app: Any, control: FakeControl) -> None:
@@ -49,12 +51,56 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
         table.move_cursor(row=names.index("legacy"))
         await pilot.press("space")
         await settle(pilot)
-        await pilot.press("y")  # confirmed
+        await pilot.press("enter")  # confirmed, no reason given
         deadline = time.monotonic() + 15
         while "refused" not in status_text(app, "#rules-status") and time.monotonic() < deadline:
             await settle(pilot, 1)
             await pilot.pause(0.1)
         status = status_text(app, "#rules-status")
-        assert "rules.save refused" in status and "unknown statement kind 'trunc'" in status
+        assert "rules.disable refused" in status and "unknown statement kind 'trunc'" in status
     rows = json.loads(gw.cli("rules", "list", "--json").stdout)
     assert [r["version"] for r in rows if r["name"] == "legacy"] == [1]  # nothing saved
+
+
+def pick(table: DataTable[Any], name: str) -> None:
+    names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+    table.move_cursor(row=names.index(name))
+
+
+async def _wait_status(app: Any, pilot: Any, text: str) -> str:
+    deadline = time.monotonic() + 15
+    while text not in status_text(app, "#rules-status") and time.monotonic() < deadline:
+        await settle(pilot, 1)
+        await pilot.pause(0.1)
+    return status_text(app, "#rules-status")
+
+
+@pytest.mark.needs_postgres
+async def test_an_admin_switches_a_builtin_rule_off_with_a_reason_and_on_again(make_gateway: Any) -> None:
+    gw = make_gateway("")
+    app = gateway_app(gw, gw.token("ada"), poll=0, start="rules")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#rules", DataTable)
+        pick(table, "builtin-server-files")
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("enter")  # no reason: the dialog refuses to submit
+        await settle(pilot)
+        assert isinstance(app.screen, AskText) and status_text(app, "#problem")
+        await pilot.press(*"restore", "space", *"drill")
+        await settle(pilot)
+        await pilot.press("enter")
+        assert "rules.disable:" in await _wait_status(app, pilot, "rules.disable")
+        deadline = time.monotonic() + 15
+        while app.screen.selected()["body"].get("enabled", True) and time.monotonic() < deadline:
+            await settle(pilot, 1)  # the list reloads after the change
+            pick(table, "builtin-server-files")
+        await pilot.press("space")
+        await settle(pilot)
+        await pilot.press("y")
+        assert "rules.enable:" in await _wait_status(app, pilot, "rules.enable")
+    events = json.loads(gw.cli("audit", "--json", "--action", "rule.disable").stdout)
+    assert [(e["actor"], e["detail"]["reason"]) for e in events] == [("ada", "restore drill")]
+    rows = json.loads(gw.cli("rules", "list", "--json").stdout)
+    assert [r["body"].get("enabled", True) for r in rows if r["name"] == "builtin-server-files"] == [True]

@@ -115,24 +115,43 @@ class RulesScreen(AreaScreen):
             self.app.push_screen(RuleEditor(row["kind"], to_toml(row["body"]), saved=row["body"]))
 
     def action_toggle_rule(self) -> None:
+        """Switching on asks yes/no; switching off asks why (the gateway stores and audits the
+        reason, and refuses to switch a built-in rule off without one)."""
         row = self.selected()
         if row is None:
             return
         body = dict(row["body"])
         body["enabled"] = not body.get("enabled", True)
-        verb = "Enable" if body["enabled"] else "Disable"
         what = "guardrail" if row["kind"] == "guard" else "masking rule"
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.app.act(self, "rules.save", kind=row["kind"], body=body)
-
         details = Group(
             rule_details(row["kind"], row["name"], row["body"], row["version"]),
             Text(""),
             rule_diff(row["name"], row["body"], body),
         )
-        self.app.push_screen(Confirm(f"{verb} {what} {row['name']}?", details, yes=verb), answer)
+        target = {"kind": row["kind"], "name": row["name"]}
+        if body["enabled"]:
+
+            def enable(yes: bool | None) -> None:
+                if yes:
+                    self.app.act(self, "rules.enable", **target)
+
+            self.app.push_screen(Confirm(f"Enable {what} {row['name']}?", details, yes="Enable"), enable)
+            return
+
+        def disable(reason: str | None) -> None:
+            if reason is not None:
+                self.app.act(self, "rules.disable", **target, reason=reason.strip())
+
+        builtin = row["name"].startswith("builtin-")
+        self.app.push_screen(
+            AskText(
+                f"Disable {what} {row['name']}?",
+                "Why (a built-in rule needs a reason):" if builtin else "Why (optional):",
+                required=builtin,
+                details=details,
+            ),
+            disable,
+        )
 
     def action_remove(self) -> None:
         row = self.selected()
