@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, overload
 
 from hoop.core.errors import ConfigError
+from hoop.core.limits import Limits, limits_from_mapping
 from hoop.core.secrets import Secret, resolve_secret
 
 DEFAULT_CONFIG = "hoop.toml"
@@ -121,6 +122,7 @@ class Config:
     masking: tuple[Any, ...] = ()
     oidc: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    limits: Limits = field(default_factory=Limits)  # [limits], see hoop/core/limits.py
 
     def connection(self, name: str) -> Connection | None:
         for conn in self.connections:
@@ -269,10 +271,11 @@ def parse_config(raw: dict[str, Any], path: Path) -> Config:
     auth = top.data.pop("auth", None)
     if auth is not None:
         oidc = _auth(auth, file)
+    limits = limits_from_mapping(top.data.pop("limits", {}), file=file)
     top.done()
     _check_unique(rules, "rules", file)
     _check_unique(masking, "masking", file)
-    return Config(path, gateway, listen, users, connections, rules, masking, oidc)
+    return Config(path, gateway, listen, users, connections, rules, masking, oidc, limits=limits)
 
 
 def _rules(value: Any, file: str) -> tuple[Any, ...]:
