@@ -58,6 +58,7 @@ class SSHDoor:
 
     async def start(self, host: str, port: int) -> asyncssh.SSHAcceptor:
         key = await asyncio.to_thread(ensure_host_key, self.services.config.gateway.data_dir)
+        limits = self.services.config.limits
         return await asyncssh.create_server(
             lambda: GatewayServer(self.services),
             host,
@@ -69,9 +70,11 @@ class SSHDoor:
             x11_forwarding=False,
             allow_scp=False,
             keepalive_interval=60,
-            login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else 60,
+            login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else limits.ssh_login_timeout,
             server_version="Hoop",
-            tunnel=CorkingListener(),  # listens itself, so that each connection's writes are corked
+            tunnel=CorkingListener(
+                self.services.limiter
+            ),  # listens itself, so that each connection's writes are corked
             **connection_options(server=True),
         )
 
@@ -182,7 +185,8 @@ class GatewayServer(asyncssh.SSHServer):
         return False
 
     def auth_completed(self) -> None:
-        assert self.identity is not None
+        assert self.identity is not None and self.conn is not None
+        self.services.limiter.logged_in(self.conn.get_extra_info("peername"))
         self.services.journal.audit(
             self.user,
             "login.success",
