@@ -20,6 +20,7 @@ from typing import Any
 from hoop.core.limits import Limits, LoginThrottle, source_of
 
 log = logging.getLogger("hoop.limits")
+THROTTLED = "too many failed logins"  # how a refusal by the login back-off begins
 
 
 class TooManySessions(Exception):
@@ -112,7 +113,7 @@ class Limiter:
         wait = self.throttle.wait(user, source_of(client), time.monotonic())
         if not wait:
             return ""
-        return f"too many failed logins, retry in {math.ceil(wait)}s"
+        return f"{THROTTLED}, retry in {math.ceil(wait)}s"
 
     def login_failed(self, user: str, client: str) -> None:
         self.throttle.failed(user, source_of(client), time.monotonic())
