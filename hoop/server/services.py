@@ -61,6 +61,7 @@ class Services:
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.approvals = Approvals(store, journal.audit)
+        self.approvals.pending_per_user = config.limits.pending_approvals_per_user
         # Why logins through the doors are refused right now ("" while they are not): set while
         # the journal cannot store records (see recording_guard).
         self.refusing = ""

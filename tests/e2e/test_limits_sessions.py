@@ -14,6 +14,7 @@ import pytest
 from support.gateway import GatewayProcess, has_actions
 from support.mariadb import mysql_connection_toml
 from support.postgres import on_server, pg_connection_toml
+from support.rules import rule_toml
 from support.servers import free_port
 
 pytestmark = pytest.mark.needs_postgres
@@ -127,3 +128,30 @@ def test_failed_logins_earn_a_back_off_for_the_user_and_the_source(make_gateway:
         conn.execute("SELECT 1")
     events = gw.audit("--action", "login.throttled", until=has_actions("login.throttled"))
     assert events[0]["actor"] == "alice" and "too many failed logins" in events[0]["detail"]["reason"]
+
+
+def test_a_statement_held_past_the_pending_limit_is_refused_at_once(make_gateway: Any) -> None:
+    held_rule = rule_toml("hold-deletes", "review", statements=["delete"], approvers=["dba"], timeout="60s")
+    gw = make_gateway(held_rule + "\n[limits]\npending_approvals_per_user = 2\n")
+    alice = gw.token("alice")
+    with _connect(gw, "alice", alice) as setup:
+        setup.execute("CREATE TABLE IF NOT EXISTS pending_t (id int)")
+    waiting = [_connect(gw, "alice", alice) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        holds = [pool.submit(conn.execute, "DELETE FROM pending_t WHERE id = 1") for conn in waiting]
+        gw.audit("--action", "approval.request", until=lambda events: len(events) >= 2)
+        with _connect(gw, "alice", alice) as third:
+            started = time.monotonic()
+            with pytest.raises(psycopg.Error, match=r"too many requests waiting for approval for alice \(limit 2\)"):
+                third.execute("DELETE FROM pending_t WHERE id = 2")
+            assert time.monotonic() - started < 2
+            assert third.execute("SELECT 1").fetchone() == (1,)  # the session goes on
+        for conn in waiting:
+            conn.cancel()
+        for hold in holds:
+            with pytest.raises(psycopg.Error):
+                hold.result(timeout=10)
+    for conn in waiting:
+        conn.close()
+    refused = gw.audit("--action", "approval.request_refused", until=has_actions("approval.request_refused"))
+    assert refused[0]["actor"] == "alice" and refused[0]["detail"]["reason"] == "pending_approvals_per_user"
