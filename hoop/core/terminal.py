@@ -163,6 +163,11 @@ class CastWriter:
             self._emit(_json(header))
             self._pending_kf.append(_json({"format": KEYFRAME_FORMAT, "version": KEYFRAME_VERSION, "cast": path.name}))
 
+    @property
+    def size(self) -> int:
+        """Bytes of the cast so far (written or waiting for `flush`)."""
+        return self._offset
+
     def _emit(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
         self._pending.append(data)

@@ -155,3 +155,22 @@ def test_a_statement_held_past_the_pending_limit_is_refused_at_once(make_gateway
         conn.close()
     refused = gw.audit("--action", "approval.request_refused", until=has_actions("approval.request_refused"))
     assert refused[0]["actor"] == "alice" and refused[0]["detail"]["reason"] == "pending_approvals_per_user"
+
+
+def test_a_session_whose_recording_reaches_its_limit_is_ended(make_gateway: Any) -> None:
+    gw = make_gateway("\n[limits]\nrecording_bytes_per_session = 65536\n")
+    alice = gw.token("alice")
+    filler = "x" * 10_000
+    with _connect(gw, "alice", alice) as conn:
+        with pytest.raises(psycopg.OperationalError) as ended:
+            for _ in range(20):
+                conn.execute(f"SELECT '{filler}'")
+        assert "recording reached its limit of 65536 bytes" in str(ended.value)
+    with _connect(gw, "alice", alice) as fresh:  # a new session starts a new recording
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
+    [event] = gw.audit("--action", "session.recording_limit", until=has_actions("session.recording_limit"))
+    assert event["actor"] == "alice" and event["detail"]["limit"] == 65536
+    sessions = gw.audit("--action", "session.end", until=lambda ev: any(e["detail"]["reason"] == "killed" for e in ev))
+    assert any(
+        e["detail"]["session"] == event["detail"]["session"] and e["detail"]["reason"] == "killed" for e in sessions
+    )

@@ -20,6 +20,7 @@ LIMITS = """
 [limits]
 sessions_per_user = 2
 login_failures_per_user = 3
+recording_bytes_per_session = 300000
 """
 
 
@@ -121,3 +122,19 @@ def test_a_huge_terminal_is_refused_or_clamped_and_never_stalls_another_login(gw
     assert asyncio.run(scenario()) < 2.0
     events = gw.audit("--action", "ssh.refused.pty", until=has_actions("ssh.refused.pty"))
     assert events[0]["detail"]["cols"] == 3000 and events[0]["detail"]["limit"] == "1000x500"
+
+
+def test_a_terminal_whose_recording_reaches_its_limit_is_ended(gw: GatewayProcess) -> None:
+    async def scenario() -> tuple[Any, str]:
+        async with _connect(gw, "alice+web") as conn:
+            command = "head -c 600000 /dev/zero | tr '\\0' x; sleep 10; echo not-reached"
+            proc = await conn.create_process(command, term_type="xterm", term_size=(80, 24))
+            out = await asyncio.wait_for(proc.stdout.read(), 20)
+            err = await proc.stderr.read()
+            await proc.wait_closed()
+            return proc.exit_status, out + err
+
+    status, output = asyncio.run(scenario())
+    assert status == 126 and "not-reached" not in output  # EXIT_NOT_RUN: the gateway ended it
+    assert "recording reached its limit of 300000 bytes" in output
+    gw.audit("--action", "session.recording_limit", until=has_actions("session.recording_limit"))
