@@ -104,12 +104,15 @@ class Acceptor:
 
 
 async def open_streams(sock: socket.socket, limit: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Streams over an accepted socket, as `asyncio.start_server` would hand them."""
+    """Streams over an accepted socket, as `asyncio.start_server` would hand them: the protocol
+    gets a connected callback, which is also how `StreamWriter.start_tls` knows it is the
+    server side of the TLS handshake."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
-    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
-    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+    connected: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+    protocol = asyncio.StreamReaderProtocol(reader, lambda _, writer: connected.set_result(writer), loop=loop)
+    await loop.connect_accepted_socket(lambda: protocol, sock)
+    return reader, await connected
 
 
 def _close_now(sock: socket.socket) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.holds import BOB, HELD, Gate, cancel, settled
+from support.holds import ALICE, BOB, HELD, Gate, HeldSession, cancel, settled
 
-from hoop.core.pipeline import Subject
+from hoop.core.pipeline import Decision, Subject
 from hoop.core.store.sqlite import Store
 
 CAROL_ASKS = Subject("carol", frozenset({"dev"}), "prod", "postgres")
@@ -52,10 +52,26 @@ async def test_a_request_past_the_limit_is_refused_not_queued(gate: Gate) -> Non
 
 
 async def test_concurrent_holds_cannot_all_slip_past_the_check(gate: Gate) -> None:
-    tasks = [asyncio.create_task(gate.hold(HELD)) for _ in range(6)]
-    held = await asyncio.gather(*tasks)
-    assert sorted(bool(h.id) for h in held) == [False] * 3 + [True] * 3
-    assert _pending(gate) == 3
-    for h in held:
-        if h.id:
-            await cancel(h)
+    decision = Decision("review", HELD.name, "held", HELD)
+    tasks = [
+        asyncio.create_task(
+            gate.approvals.hold(
+                session=HeldSession(),
+                subject=ALICE,
+                text=f"DELETE FROM t WHERE id = {i}",
+                decision=decision,
+                notify=print,
+            )
+        )
+        for i in range(6)
+    ]
+    for _ in range(200):  # until the three refusals are back and the three requests stored
+        if sum(t.done() for t in tasks) == 3 and _pending(gate) == 3:
+            break
+        await asyncio.sleep(0.05)
+    refused = [t.result() for t in tasks if t.done()]
+    assert [o.status for o in refused] == ["denied"] * 3 and _pending(gate) == 3
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert gate.approvals.waiting == {}

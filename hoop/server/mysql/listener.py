@@ -147,10 +147,18 @@ class MySQLDoor:
         task.add_done_callback(self._tasks.discard)
 
     async def serve_client(self, sock: socket.socket, peer: Any) -> None:
+        slots: list[SessionSlot] = []  # the session's place under sessions_per_user, once claimed
+        try:
+            await self._serve(sock, peer, slots)
+        finally:
+            self.services.limiter.logged_in(peer)
+            for slot in slots:
+                slot.release()
+
+    async def _serve(self, sock: socket.socket, peer: Any, slots: list[SessionSlot]) -> None:
         client = f"{peer[0]}:{peer[1]}"
         conn_id = next(self._ids)
         login: _Login | None = None
-        slot: SessionSlot | None = None
         try:
             async with asyncio.timeout(LOGIN_TIMEOUT):
                 async with asyncio.timeout(self.services.config.limits.preauth_timeout):  # the client's part
@@ -166,7 +174,7 @@ class MySQLDoor:
                 self.services.limiter.logged_in(peer)
                 name = (response.database or b"").decode("utf-8", "replace") or user
                 connection = self._connection(identity, name, client)
-                slot = self._claim(identity, connection, client)
+                slots.append(self._claim(identity, connection, client))
                 target = self._target(connection, caps, response, identity)
                 upstream, settings = await self._login_upstream(target, caps)
                 await self._read_routines(identity, connection, target, upstream)
@@ -174,18 +182,19 @@ class MySQLDoor:
                     Subject(identity.name, identity.groups, connection.name, "mysql")
                 ).active:
                     await self.views.ensure(target)
-            await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, settings, client)
         except ClientError as exc:
             if login is not None:
                 _fail(login, exc.code, exc.sqlstate, str(exc))
             else:
                 sock.close()
+            return
         except c.ProtocolViolation as exc:
             self.services.journal.audit("-", "login.protocol_error", client, problem=str(exc))
             if login is not None:
                 _fail(login, 1043, "08S01", f"bad handshake: {exc}")
             else:
                 await _refuse_first_packet(sock, f"bad handshake: {exc}")
+            return
         except (TimeoutError, ConnectionError, OSError, ssl.SSLError, AuthProtocolError) as exc:
             if isinstance(exc, AuthProtocolError) and login is not None:
                 _fail(login, 1045, "28000", str(exc))
@@ -193,10 +202,8 @@ class MySQLDoor:
                 login.writer.close()
             else:
                 sock.close()
-        finally:
-            self.services.limiter.logged_in(peer)
-            if slot is not None:
-                slot.release()
+            return
+        await self._run_session(login, tls, conn_id, caps, identity, connection, target, upstream, settings, client)
 
     # -- steps -------------------------------------------------------------------------------
 

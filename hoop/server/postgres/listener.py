@@ -83,14 +83,22 @@ class PostgresDoor:
             self.services.limiter.logged_in(peer)
 
     async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        slots: list[SessionSlot] = []  # the session's place under sessions_per_user, once claimed
+        try:
+            await self._serve(reader, writer, slots)
+        finally:
+            for slot in slots:
+                slot.release()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slots: list[SessionSlot]
+    ) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = f"{peer[0]}:{peer[1]}"
         framer = framing.MessageFramer(min(self.services.config.gateway.max_message_size, 1 << 20))
-        limits = self.services.config.limits
-        slot: SessionSlot | None = None
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT):
-                async with asyncio.timeout(limits.preauth_timeout):  # the client's part of the login
+                async with asyncio.timeout(self.services.config.limits.preauth_timeout):  # the client's part
                     startup, reader, writer = await self._negotiate(reader, writer, framer)
                     if startup.kind == "cancel":
                         await self._cancel(startup.pid, startup.key)
@@ -101,29 +109,20 @@ class PostgresDoor:
                     identity = await self._authenticate(user, token, client)
                 self.services.limiter.logged_in(peer)
                 connection = self._connection(identity, conn_name, client)
-                slot = self._claim(identity, connection, client)
+                slots.append(self._claim(identity, connection, client))
                 upstream = await self._login_upstream(connection, params)
                 await self._read_routines(identity, connection, upstream)
         except ClientError as exc:
-            _release(slot)
             _fail(writer, exc.sqlstate, str(exc))
             return
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
-            _release(slot)
             writer.close()
             return
         except framing.ProtocolViolation as exc:
-            _release(slot)
             self.services.journal.audit("-", "login.protocol_error", client, problem=str(exc))
             _fail(writer, "08P01", f"invalid startup message: {exc}")
             return
-        except BaseException:
-            _release(slot)
-            raise
-        try:
-            await self._run_session(reader, writer, framer, identity, connection, upstream, client)
-        finally:
-            _release(slot)
+        await self._run_session(reader, writer, framer, identity, connection, upstream, client)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -303,11 +302,6 @@ async def _read_message(reader: asyncio.StreamReader, framer: framing.MessageFra
             raise asyncio.IncompleteReadError(b"", None)
         framer.feed(data)
     return msg
-
-
-def _release(slot: SessionSlot | None) -> None:
-    if slot is not None:
-        slot.release()
 
 
 def _is_loopback(writer: asyncio.StreamWriter) -> bool:
