@@ -82,8 +82,11 @@ class Approvals:
         self.pending: dict[int, _Pending] = {}
         self.listeners: list[Callable[[str, int], None]] = []
         self.statement_text = StoredStatementMasking(store)
+        self.waiting: dict[str, int] = {}  # user -> holds in progress
 
     # -- the held session's side -----------------------------------------------------------
+
+    pending_per_user = 5  # [limits] pending_approvals_per_user; the gateway sets it from the config
 
     async def hold(
         self, *, session: HeldSession, subject: Subject, text: str, decision: Decision, notify: Callable[[str], None]
@@ -96,6 +99,34 @@ class Approvals:
         if grant is not None:
             session.audit("grant.use", grant=grant["id"], rule=rule.name, text=text[:2000])
             return Outcome("approved", f"grant #{grant['id']} by {grant['granted_by']}", 0, (grant["granted_by"],))
+        # [limits] pending_approvals_per_user: counted from here (synchronously, so concurrent
+        # holds cannot all pass the check) until the hold ends; one more is refused, not queued.
+        waiting = self.waiting.get(subject.user, 0)
+        if waiting >= self.pending_per_user:
+            reason = f"too many requests waiting for approval for {subject.user} (limit {self.pending_per_user})"
+            session.audit(
+                "approval.request_refused", rule=rule.name, reason="pending_approvals_per_user", text=text[:2000]
+            )
+            return Outcome("denied", reason)
+        self.waiting[subject.user] = waiting + 1
+        try:
+            return await self._wait(session, subject, text, decision, rule, notify)
+        finally:
+            left = self.waiting[subject.user] - 1
+            if left:
+                self.waiting[subject.user] = left
+            else:
+                del self.waiting[subject.user]
+
+    async def _wait(
+        self,
+        session: HeldSession,
+        subject: Subject,
+        text: str,
+        decision: Decision,
+        rule: GuardRule,
+        notify: Callable[[str], None],
+    ) -> Outcome:
         now = time.time()
         approval_id = await asyncio.to_thread(self._insert, session.id, subject, text, rule, decision.reason, now)
         future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()

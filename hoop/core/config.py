@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, overload
 
 from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import ConfigError
+from hoop.core.limits import Limits, limits_from_mapping
 from hoop.core.roles import RolesConfig, roles_from_mapping
 from hoop.core.secrets import DeferredSecret, Secret, resolve_secret
 
@@ -134,6 +135,7 @@ class Config:
     oidc: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     roles: RolesConfig = RolesConfig()  # [roles]: the groups of admins and auditors (hoop/core/roles.py)
+    limits: Limits = field(default_factory=Limits)  # [limits], see hoop/core/limits.py
 
     def connection(self, name: str) -> Connection | None:
         for conn in self.connections:
@@ -309,10 +311,11 @@ def _parse_config(raw: dict[str, Any], path: Path) -> Config:
     if auth is not None:
         oidc = _auth(auth, file)
     roles = roles_from_mapping(top.data.pop("roles", {}), file=file)
+    limits = limits_from_mapping(top.data.pop("limits", {}), file=file)
     top.done()
     _check_unique(rules, "rules", file)
     _check_unique(masking, "masking", file)
-    return Config(path, gateway, listen, users, connections, rules, masking, oidc, roles=roles)
+    return Config(path, gateway, listen, users, connections, rules, masking, oidc, roles=roles, limits=limits)
 
 
 def _rules(value: Any, file: str) -> tuple[Any, ...]:

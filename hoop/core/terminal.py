@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pyte
+from wcwidth import wcwidth
 
 from hoop.core.inert_terminal import InertTerminal
 from hoop.core.visible import visible
@@ -88,7 +89,30 @@ class _Emulator:
         self.screen.resize(rows, cols)
 
     def lines(self) -> list[str]:
-        return [line.rstrip() for line in self.render().display]
+        screen = self.render()
+        return [_row_text(screen, y) for y in range(screen.lines)]
+
+
+def _row_text(screen: pyte.Screen, y: int) -> str:
+    """Row `y` as `screen.display[y].rstrip()` shows it, in time proportional to the cells
+    written on it rather than to the screen's width: `display` renders every cell of every
+    row, seconds of the event loop for a terminal thousands of cells wide and high."""
+    line = screen.buffer.get(y)  # a defaultdict: .get does not create the row
+    if not line:
+        return ""
+    out: list[str] = []
+    pos = 0  # the next column to render
+    for x in sorted(line):
+        if x >= screen.columns:
+            break
+        if x < pos:  # the stub cell after a wide character
+            continue
+        if x > pos:
+            out.append(" " * (x - pos))
+        char = line[x].data
+        out.append(char)
+        pos = x + (2 if char and wcwidth(char[0]) == 2 else 1)
+    return "".join(out).rstrip()
 
 
 class CastWriter:
@@ -138,6 +162,11 @@ class CastWriter:
         if self._offset == 0:
             self._emit(_json(header))
             self._pending_kf.append(_json({"format": KEYFRAME_FORMAT, "version": KEYFRAME_VERSION, "cast": path.name}))
+
+    @property
+    def size(self) -> int:
+        """Bytes of the cast so far (written or waiting for `flush`)."""
+        return self._offset
 
     def _emit(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
@@ -211,7 +240,7 @@ class CastWriter:
         """The command line the user just submitted (call when Enter is typed): the text of the
         cursor's row on the rendered screen, minus a recognisable prompt. Best effort only."""
         screen = self.emu.render()
-        row = screen.display[screen.cursor.y].rstrip() if 0 <= screen.cursor.y < self.rows else ""
+        row = _row_text(screen, screen.cursor.y) if 0 <= screen.cursor.y < self.rows else ""
         m = _PROMPT.match(row)
         return (row[m.end() :] if m else row).strip()
 

@@ -20,6 +20,7 @@ from hoop.core.roles import RoleSet, roles_of
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
+from hoop.server.limiting import Limiter
 
 log = logging.getLogger("hoop.gateway")
 
@@ -61,12 +62,22 @@ class Services:
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.approvals = Approvals(store, journal.audit, max_grant=config.gateway.max_grant)
+        self.approvals.pending_per_user = config.limits.pending_approvals_per_user
         # Why logins through the doors are refused right now ("" while they are not): set while
         # the journal cannot store records (see recording_guard).
         self.refusing = ""
+        self.limiter = Limiter(config.limits, journal.audit)  # [limits]: sessions, logins, pre-auth
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
-        """Check a credential, audit the outcome, return the identity or raise AuthError."""
+        """Check a credential, audit the outcome, return the identity or raise AuthError.
+
+        After too many failures (per user, per source address) attempts are refused without the
+        credential being looked at. The control socket is exempt: only local users that may
+        open it reach it, and it must answer them even while a door is under attack."""
+        throttled = door != "control"
+        if throttled and (refusal := self.limiter.login_refusal(user, client)):
+            self.journal.audit(user, "login.throttled", door, reason=refusal, client=client)
+            raise AuthError(refusal)
         last: AuthError | None = None
         for auth in self.authenticators:
             try:
@@ -77,8 +88,12 @@ class Services:
             if self.refusing and door != "control":  # approvers still reach the control endpoint
                 self.journal.audit(user, "login.failure", door, reason=self.refusing, client=client)
                 raise AuthError(self.refusing)
+            if throttled:
+                self.limiter.login_succeeded(user, client)
             return identity
         reason = last.reason if last else "no authenticator accepted the credential"
+        if throttled:
+            self.limiter.login_failed(user, client)
         self.journal.audit(user, "login.failure", door, reason=reason, client=client)
         raise AuthError(reason)
 

@@ -41,7 +41,13 @@ def gw(pg_target: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     with throwaway_database("hoop_big") as mydb:
         g = write_config(
             tmp_path_factory.mktemp("biggw"),
-            ALICE + RULES + pg_connection_toml(pg_target) + mysql_connection_toml(mydb),
+            # A loader session sends about a gigabyte of statement text in a few seconds: more
+            # than the default recording_bytes_per_session, which would end it.
+            ALICE
+            + RULES
+            + pg_connection_toml(pg_target)
+            + mysql_connection_toml(mydb)
+            + "\n[limits]\nrecording_bytes_per_session = 1099511627776\n",
             listen={"postgres": free_port(), "mysql": free_port()},
             settings=f"max_statement_size = {MAX_SIZE}\nparse_timeout = {TIMEOUT}\n",
         )

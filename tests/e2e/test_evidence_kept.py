@@ -50,7 +50,7 @@ def _login_as(port: int, user: bytes) -> bytes:
 def test_odd_bytes_in_a_statement_and_a_login_name_lose_no_other_record(
     make_gateway: Any, pg_target: dict[str, str]
 ) -> None:
-    gw: GatewayProcess = make_gateway()
+    gw: GatewayProcess = make_gateway("\n[limits]\nsessions_per_user = 64\n")  # 41 sessions of alice at once
     token = gw.token("alice")
     go = threading.Barrier(41)
     errors: list[BaseException] = []

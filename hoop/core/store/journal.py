@@ -52,6 +52,10 @@ MAX_PENDING = 50_000
 # appending pauses anyway (a bound on memory far above what a refusing gateway queues).
 REPORT_EVERY = 10.0
 UNHEALTHY_BACKLOG = 20
+# What a statement record or a frame adds to a recording besides its statement text (the JSON
+# keys, times, outcome, a result sample's share): counted against recording_bytes_per_session.
+STATEMENT_COST = 256
+FRAME_COST = 128
 _WRITER_ENV = {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME", "TMPDIR", "LANG", "TZ"}
 
 
@@ -84,6 +88,9 @@ class SessionLog:
         "status",
         "ended",
         "recording_path",
+        "recorded",
+        "recording_limit",
+        "on_full",
         "_seq",
         "_dirty",
     )
@@ -103,6 +110,11 @@ class SessionLog:
         self.status = OPEN
         self.ended: float | None = None
         self.recording_path = journal.recordings_dir / f"{session_id}.hoop.jsonl"
+        # Bytes recorded so far (statement texts plus a fixed cost per record, terminal casts as
+        # written): past `recording_limit`, `on_full` is called once to end the session.
+        self.recorded = 0
+        self.recording_limit = 1 << 62
+        self.on_full: Callable[[], None] | None = None
         self._seq = 0
         self._dirty = True
 
@@ -110,6 +122,7 @@ class SessionLog:
         """A recording frame; encoded by the writer, which also copes with text that no
         encoder takes (bytes that are not UTF-8)."""
         self.journal._append("ordered", ("f", self, time.time() - self.started, kind, data))
+        self.grew(FRAME_COST)
 
     def finished(self, record: StatementRecord) -> None:
         """A statement is done: its row, its recording frames and its audit event go to the
@@ -117,12 +130,26 @@ class SessionLog:
         one append."""
         self._seq += 1
         self.statements += 1
+        self.recorded += len(record.text) + STATEMENT_COST
+        if self.recorded > self.recording_limit:
+            self._full()
         if record.decision == "block":
             self.blocked += 1
         self._dirty = True
         self.journal._append("ordered", ("d", self, self._seq, record))
         if self.ended is not None:  # a statement that ended with its session: its counts go out again
             self.journal._append("closed", self)
+
+    def grew(self, size: int) -> None:
+        """`size` more bytes of this session's recording."""
+        self.recorded += size
+        if self.recorded > self.recording_limit:
+            self._full()
+
+    def _full(self) -> None:
+        on_full, self.on_full = self.on_full, None
+        if on_full is not None:
+            on_full()
 
     def audit(self, action: str, target: str = "", **detail: Any) -> None:
         detail.setdefault("session", self.id)

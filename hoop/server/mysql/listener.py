@@ -28,6 +28,8 @@ from hoop.core.identity import MAX_NAME, Identity, name_problem
 from hoop.core.pipeline import Subject
 from hoop.core.sql.textmode import mysql_version_id
 from hoop.core.store.wire_text import from_wire
+from hoop.server.accepting import Acceptor
+from hoop.server.limiting import SessionSlot, TooManySessions
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
@@ -100,20 +102,6 @@ class ClientError(Exception):
         self.sqlstate = sqlstate
 
 
-class _Listening:
-    """What `start` returns: the gateway only calls close()."""
-
-    def __init__(self, sock: socket.socket, task: asyncio.Task[None]) -> None:
-        self.sock, self.task = sock, task
-
-    def close(self) -> None:
-        self.task.cancel()
-        self.sock.close()
-
-    async def wait_closed(self) -> None:
-        await asyncio.gather(self.task, return_exceptions=True)
-
-
 class _Login:
     """Packet I/O during the login; tracks the sequence id."""
 
@@ -150,39 +138,43 @@ class MySQLDoor:
         allow_infile = any(conn.type == "mysql" and conn.allow_local_infile for conn in services.config.connections)
         self.offered = OFFERED | (c.CLIENT_SSL if tls else 0) | (c.CLIENT_LOCAL_FILES if allow_infile else 0)
 
-    async def start(self, host: str, port: int) -> _Listening:
-        sock = socket.create_server((host, port), backlog=512)
-        sock.setblocking(False)
-        return _Listening(sock, asyncio.create_task(self._accept(sock)))
+    async def start(self, host: str, port: int) -> Acceptor:
+        return await Acceptor("mysql", self.services.limiter, self._accepted).start(host, port)
 
-    async def _accept(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            sock, _ = await loop.sock_accept(listener)
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = asyncio.create_task(self.serve_client(sock))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _accepted(self, sock: socket.socket, peer: Any) -> None:
+        task = asyncio.create_task(self.serve_client(sock, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
-    async def serve_client(self, sock: socket.socket) -> None:
-        peer = sock.getpeername()
+    async def serve_client(self, sock: socket.socket, peer: Any) -> None:
+        slots: list[SessionSlot] = []  # the session's place under sessions_per_user, once claimed
+        try:
+            await self._serve(sock, peer, slots)
+        finally:
+            self.services.limiter.logged_in(peer)
+            for slot in slots:
+                slot.release()
+
+    async def _serve(self, sock: socket.socket, peer: Any, slots: list[SessionSlot]) -> None:
         client = f"{peer[0]}:{peer[1]}"
         conn_id = next(self._ids)
         login: _Login | None = None
         try:
             async with asyncio.timeout(LOGIN_TIMEOUT):
-                scramble = new_scramble()
-                login, tls, payload = await self._handshake(sock, conn_id, scramble)
-                if tls:  # the first packet asked for TLS: the real response comes inside it
-                    payload = await login.read()
-                response = cp.parse_handshake_response(payload)  # malformed: answered as a bad handshake
-                user = self._user(response.username, client)
-                caps = response.capabilities & self.offered
-                token = await self._read_token(login, response, scramble, tls, peer[0])
-                identity = await self._authenticate(user, token, client)
+                async with asyncio.timeout(self.services.config.limits.preauth_timeout):  # the client's part
+                    scramble = new_scramble()
+                    login, tls, payload = await self._handshake(sock, conn_id, scramble)
+                    if tls:  # the first packet asked for TLS: the real response comes inside it
+                        payload = await login.read()
+                    response = cp.parse_handshake_response(payload)  # malformed: answered as a bad handshake
+                    user = self._user(response.username, client)
+                    caps = response.capabilities & self.offered
+                    token = await self._read_token(login, response, scramble, tls, peer[0])
+                    identity = await self._authenticate(user, token, client)
+                self.services.limiter.logged_in(peer)
                 name = (response.database or b"").decode("utf-8", "replace") or user
                 connection = self._connection(identity, name, client)
+                slots.append(self._claim(identity, connection, client))
                 target = self._target(connection, caps, response, identity)
                 upstream, settings = await self._login_upstream(target, caps)
                 await self._read_routines(identity, connection, target, upstream)
@@ -273,6 +265,13 @@ class MySQLDoor:
             return await self.services.authenticate(user, token, door="mysql", client=client)
         except AuthError as exc:
             raise ClientError(1045, "28000", f"Access denied for user {user!r}: {exc.reason}") from None
+
+    def _claim(self, identity: Identity, connection: Connection, client: str) -> SessionSlot:
+        """One of the user's sessions on this connection, before the upstream is contacted."""
+        try:
+            return self.services.limiter.claim_session(identity.name, connection.name, "mysql", client)
+        except TooManySessions as exc:
+            raise ClientError(1203, "42000", str(exc)) from None
 
     def _connection(self, identity: Identity, name: str, client: str) -> Connection:
         try:

@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import secrets
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,8 @@ from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import MAX_NAME, Identity, name_problem
 from hoop.core.pipeline import Subject
+from hoop.server.accepting import Acceptor, open_streams
+from hoop.server.limiting import SessionSlot, TooManySessions
 from hoop.server.postgres import codec, framing
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.relay import Relay
@@ -60,25 +63,53 @@ class PostgresDoor:
         self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
         self.resolvers: dict[str, ColumnResolver] = {}  # connection name -> catalog lookups
         self.routines = RoutineWatchers(services.pipeline, CatalogReader().fetch)  # calls judged by bodies
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> asyncio.base_events.Server:
-        return await asyncio.start_server(self.serve_client, host, port, limit=1 << 20)
+    async def start(self, host: str, port: int) -> Acceptor:
+        return await Acceptor("postgres", self.services.limiter, self._accepted).start(host, port)
+
+    def _accepted(self, sock: socket.socket, peer: Any) -> None:
+        task = asyncio.create_task(self._serve_socket(sock, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve_socket(self, sock: socket.socket, peer: Any) -> None:
+        try:
+            reader, writer = await open_streams(sock, 1 << 20)
+            await self.serve_client(reader, writer)
+        except OSError:  # no descriptor or memory left for it: the client is dropped, not the door
+            sock.close()
+        finally:
+            self.services.limiter.logged_in(peer)
 
     async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        slots: list[SessionSlot] = []  # the session's place under sessions_per_user, once claimed
+        try:
+            await self._serve(reader, writer, slots)
+        finally:
+            for slot in slots:
+                slot.release()
+
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slots: list[SessionSlot]
+    ) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         client = f"{peer[0]}:{peer[1]}"
         framer = framing.MessageFramer(min(self.services.config.gateway.max_message_size, 1 << 20))
         try:
             async with asyncio.timeout(STARTUP_TIMEOUT):
-                startup, reader, writer = await self._negotiate(reader, writer, framer)
-                if startup.kind == "cancel":
-                    await self._cancel(startup.pid, startup.key)
-                    writer.close()
-                    return
-                user, conn_name, params = self._who(startup, client)
-                token = await self._read_password(reader, writer, framer, client)
-                identity = await self._authenticate(user, token, client)
+                async with asyncio.timeout(self.services.config.limits.preauth_timeout):  # the client's part
+                    startup, reader, writer = await self._negotiate(reader, writer, framer)
+                    if startup.kind == "cancel":
+                        await self._cancel(startup.pid, startup.key)
+                        writer.close()
+                        return
+                    user, conn_name, params = self._who(startup, client)
+                    token = await self._read_password(reader, writer, framer, client)
+                    identity = await self._authenticate(user, token, client)
+                self.services.limiter.logged_in(peer)
                 connection = self._connection(identity, conn_name, client)
+                slots.append(self._claim(identity, connection, client))
                 upstream = await self._login_upstream(connection, params)
                 await self._read_routines(identity, connection, upstream)
         except ClientError as exc:
@@ -151,6 +182,13 @@ class PostgresDoor:
             return await self.services.authenticate(user, token, door="postgres", client=client)
         except AuthError as exc:
             raise ClientError("28P01", f"authentication failed for user {user!r}: {exc.reason}") from None
+
+    def _claim(self, identity: Identity, connection: Connection, client: str) -> SessionSlot:
+        """One of the user's sessions on this connection, before the upstream is contacted."""
+        try:
+            return self.services.limiter.claim_session(identity.name, connection.name, "postgres", client)
+        except TooManySessions as exc:
+            raise ClientError("53300", str(exc)) from None
 
     def _connection(self, identity: Identity, name: str, client: str) -> Connection:
         try:

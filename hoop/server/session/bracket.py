@@ -3,6 +3,7 @@ docstring for the steps)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -43,6 +44,8 @@ class Session:
         self.status: CloseStatus | None = None  # set once, when the session ends
         self._kill: Killer | None = None
         self._ending: CloseStatus | None = None  # set by kill(): how the session ends
+        self.log.recording_limit = services.config.limits.recording_bytes_per_session
+        self.log.on_full = self._recording_full
 
     @property
     def user(self) -> str:
@@ -71,6 +74,15 @@ class Session:
         if self._kill is not None:
             self._kill(reason)
         self.close(status)
+
+    def _recording_full(self) -> None:
+        """The recording reached `recording_bytes_per_session`: the session ends (what it served
+        so far is recorded; nothing more is served). On the next turn of the loop, not inside
+        the door's call that recorded."""
+        limit = self.services.config.limits.recording_bytes_per_session
+        self.audit("session.recording_limit", limit=limit, recorded=self.log.recorded)
+        reason = f"the session's recording reached its limit of {limit} bytes (recording_bytes_per_session)"
+        asyncio.get_running_loop().call_soon(self.kill, reason, CloseStatus.KILLED)
 
     def close(self, status: CloseStatus, **detail: Any) -> None:
         """End the bracket; only the first call counts."""

@@ -30,6 +30,8 @@ class HoldOutcome:
         message = (
             f"approval #{outcome.approval_id} for rule {rule} "
             f"{_WHAT.get(outcome.status, outcome.status)}: {outcome.reason}"
+            if outcome.approval_id
+            else f"held by rule {rule} and refused: {outcome.reason}"  # no request was made
         )
         return cls(
             False,

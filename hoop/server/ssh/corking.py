@@ -21,8 +21,12 @@ themselves, so asyncssh's connections get a `CorkedTransport`.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from hoop.server.accepting import Acceptor
+from hoop.server.limiting import Limiter
 
 # A turn that writes more than this sends at once: bounds the copy made by joining.
 FLUSH_AT = 256 * 1024
@@ -122,8 +126,9 @@ class CorkedTransport(asyncio.Transport):
 class _CorkingProtocol(asyncio.Protocol):
     """Hands the inner protocol (asyncssh's connection) a CorkedTransport; passes the rest on."""
 
-    def __init__(self, inner: asyncio.Protocol) -> None:
+    def __init__(self, inner: asyncio.Protocol, limiter: Limiter | None = None, peer: Any = None) -> None:
         self.inner = inner
+        self.limiter, self.peer = limiter, peer  # a client connection: counted until it logs in or goes
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.inner.connection_made(CorkedTransport(transport))
@@ -135,6 +140,8 @@ class _CorkingProtocol(asyncio.Protocol):
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.limiter is not None:
+            self.limiter.logged_in(self.peer)
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -145,15 +152,31 @@ class _CorkingProtocol(asyncio.Protocol):
 
 
 class CorkingListener:
-    """Passed to `asyncssh.create_server(..., tunnel=...)`: listens on TCP and corks each connection."""
+    """Passed to `asyncssh.create_server(..., tunnel=...)`: listens on TCP (through the shared
+    accept loop, which survives descriptor exhaustion and counts logins per source) and corks
+    each connection."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def create_server(
         self, session_factory: Callable[[str, int], asyncio.Protocol], host: str, port: int
-    ) -> asyncio.AbstractServer:
+    ) -> Acceptor:
+        def accepted(sock: socket.socket, peer: Any) -> None:
+            task = asyncio.create_task(self._connect(sock, peer, lambda: session_factory(host, port)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return await Acceptor("ssh", self.limiter, accepted).start(host, port, backlog=100)
+
+    async def _connect(self, sock: socket.socket, peer: Any, inner: Callable[[], asyncio.Protocol]) -> None:
         loop = asyncio.get_running_loop()
-        return await loop.create_server(
-            lambda: _CorkingProtocol(session_factory(host, port)), host, port, backlog=100, reuse_address=True
-        )
+        try:
+            await loop.connect_accepted_socket(lambda: _CorkingProtocol(inner(), self.limiter, peer), sock)
+        except OSError:  # no descriptor or memory left for it: the client is dropped, not the door
+            self.limiter.logged_in(peer)
+            sock.close()
 
     def close(self) -> None:
         """Nothing of its own to close: the server it made belongs to asyncssh's acceptor."""

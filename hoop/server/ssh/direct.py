@@ -18,9 +18,11 @@ import asyncssh
 
 from hoop.core.config import Connection
 from hoop.core.pipeline import Decision
+from hoop.server.limiting import SessionSlot
 from hoop.server.session import BLOCK, CloseStatus, Session, review
 from hoop.server.ssh.openssh_leg import open_child_leg
 from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit, scp_transfer
+from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
 from hoop.server.ssh.target import ClientLogin, TargetError
@@ -29,8 +31,9 @@ log = logging.getLogger("hoop.ssh")
 
 
 class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
-    def __init__(self, server: ClientLogin, connection: Connection) -> None:
+    def __init__(self, server: ClientLogin, connection: Connection, slot: SessionSlot | None = None) -> None:
         self.server = server
+        self.slot = slot  # one of the user's sessions on the connection, released when the channel ends
         self.services = server.services
         self.connection = connection
         self.chan: Any = None  # the client's asyncssh SSHServerChannel
@@ -56,6 +59,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def pty_requested(
         self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
     ) -> bool:
+        if refuse_pty(self.server, self.chan, term_size):
+            return False
         self.term = (term_type, term_size, dict(term_modes))
         return True
 
@@ -87,6 +92,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        width, height = clamped(self.services.config.limits, width, height)
         if self.link is not None:
             self.link.resize(width, height, pixwidth, pixheight)
 
@@ -111,6 +117,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         """The client is gone: the target channel is closed, and the session's task finishes
         the session once it is gone."""
         self.done = True
+        if self.slot is not None:
+            self.slot.release()
         self._stop()
 
     def _stop(self) -> None:

@@ -21,6 +21,7 @@ import asyncssh
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied, AuthError
 from hoop.core.identity import MAX_NAME, Identity, name_problem
+from hoop.server.limiting import THROTTLED, SessionSlot, TooManySessions
 from hoop.server.services import Services
 from hoop.server.ssh.corking import CorkingListener
 from hoop.server.ssh.device_auth import LOGIN_TIMEOUT, DeviceAuth
@@ -58,6 +59,7 @@ class SSHDoor:
 
     async def start(self, host: str, port: int) -> asyncssh.SSHAcceptor:
         key = await asyncio.to_thread(ensure_host_key, self.services.config.gateway.data_dir)
+        limits = self.services.config.limits
         return await asyncssh.create_server(
             lambda: GatewayServer(self.services),
             host,
@@ -69,9 +71,11 @@ class SSHDoor:
             x11_forwarding=False,
             allow_scp=False,
             keepalive_interval=60,
-            login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else 60,
+            login_timeout=LOGIN_TIMEOUT if self.services.config.oidc is not None else limits.ssh_login_timeout,
             server_version="Hoop",
-            tunnel=CorkingListener(),  # listens itself, so that each connection's writes are corked
+            tunnel=CorkingListener(
+                self.services.limiter
+            ),  # listens itself, so that each connection's writes are corked
             **connection_options(server=True),
         )
 
@@ -134,7 +138,9 @@ class GatewayServer(asyncssh.SSHServer):
         self.begin_auth(username)
         try:
             self.identity = await self.services.authenticate(self.user, password, door="ssh", client=self.client)
-        except AuthError:
+        except AuthError as exc:
+            if exc.reason.startswith(THROTTLED) and self.conn is not None:  # say why, not just "denied"
+                self.conn.send_auth_banner(f"hoop: {exc.reason}\r\n")
             return False
         return True
 
@@ -182,7 +188,8 @@ class GatewayServer(asyncssh.SSHServer):
         return False
 
     def auth_completed(self) -> None:
-        assert self.identity is not None
+        assert self.identity is not None and self.conn is not None
+        self.services.limiter.logged_in(self.conn.get_extra_info("peername"))
         self.services.journal.audit(
             self.user,
             "login.success",
@@ -236,9 +243,17 @@ class GatewayServer(asyncssh.SSHServer):
         except AccessDenied as exc:
             self.refuse("connection", connection=self.target_name, reason=str(exc))
             return chan, BuiltinSession(self, notice=f"{exc} ({self.target_name!r})", fail=True)
-        if connection.type != "ssh":
+        if connection.type != "ssh":  # its SQL shell logs in through a database door, which counts it
             return chan, BuiltinSession(self, start_with=connection.name)
-        return chan, DirectSession(self, connection)
+        return chan, DirectSession(self, connection, self.claim(connection))
+
+    def claim(self, connection: Connection) -> SessionSlot:
+        """One of the user's sessions on an SSH target, or the channel is refused before the
+        target is contacted."""
+        try:
+            return self.services.limiter.claim_session(self.user, connection.name, "ssh", self.client)
+        except TooManySessions as exc:
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_RESOURCE_SHORTAGE, str(exc)) from None
 
     # -- forwarding ------------------------------------------------------------------------------
 

@@ -89,6 +89,7 @@ class Link:
         self._early: list[bytes] = []  # client bytes that arrived before the target channel
         self._early_eof = False
         self._timer: asyncio.TimerHandle | None = None
+        self._counted = 0  # bytes of the cast counted in the session's recording size
         self.closed = False
         self.lost = False
 
@@ -248,6 +249,8 @@ class Link:
                 return
             if self.session is not None:
                 self.session.log.touch()
+                self.session.log.grew(self.recorder.size - self._counted)  # recording_bytes_per_session
+                self._counted = self.recorder.size
             self._timer = asyncio.get_running_loop().call_later(FLUSH_EVERY, self._tick)
 
 

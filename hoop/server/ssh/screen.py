@@ -25,6 +25,7 @@ class RecordedScreen:
         self.recorder = recorder
         self.pty = pty
         self._timer: asyncio.TimerHandle | None = None
+        self._counted = 0  # bytes of the cast counted in the session's recording size
 
     def write(self, data: bytes) -> None:
         if not self.chan.is_closing():  # after the exit status (a kill) nothing more is shown
@@ -53,6 +54,8 @@ class RecordedScreen:
         if not self.recorder.closed:
             self.recorder.flush()
             self.session.log.touch()
+            self.session.log.grew(self.recorder.size - self._counted)  # recording_bytes_per_session
+            self._counted = self.recorder.size
 
     def close(self) -> None:
         if self._timer is not None:

@@ -23,9 +23,11 @@ import asyncssh
 
 from hoop.core.config import Connection
 from hoop.core.errors import AccessDenied
+from hoop.server.limiting import SessionSlot, TooManySessions
 from hoop.server.session import CloseStatus, Session
 from hoop.server.ssh.editor import LineEditor
 from hoop.server.ssh.lobby_commands import HELP, connections, recent_sessions, whoami
+from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.screen import RecordedScreen
 from hoop.server.ssh.sqlshell import SqlShellError, open_shell
@@ -67,6 +69,8 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     def pty_requested(
         self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
     ) -> bool:
+        if refuse_pty(self.server, self.chan, term_size):
+            return False
         self.term = (term_type, term_size, dict(term_modes))
         return True
 
@@ -122,6 +126,7 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        width, height = clamped(self.services.config.limits, width, height)
         if self.term is not None:
             self.term = (self.term[0], (width, height, pixwidth, pixheight), self.term[2])
         if self.out is not None:
@@ -321,11 +326,25 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.term is None:
             self.say("connect to an SSH connection needs a terminal (ssh -t)")
             return 1
+        server = self.server
+        try:  # counted like a direct login to the target, before the target is contacted
+            slot = self.services.limiter.claim_session(server.user, conn.name, "ssh", server.client)
+        except TooManySessions as exc:
+            self.say(f"hoop: {exc}")
+            return 1
+        try:
+            return await self._relay_ssh(conn, slot)
+        finally:
+            if self.mode != "relay":  # it never reached the target (or is over): `closed` releases it otherwise
+                slot.release()
+
+    async def _relay_ssh(self, conn: Connection, slot: SessionSlot) -> int:
         server, term, lobby = self.server, self.term, self.session
-        assert server.identity is not None and lobby is not None
+        assert server.identity is not None and lobby is not None and term is not None
         session = Session(self.services, server.identity, conn.name, "ssh", server.client, dialect="shell")
 
         def closed(status: int | None, signal: Any) -> None:
+            slot.release()
             session.close(CloseStatus.UPSTREAM_LOST if link.lost else CloseStatus.CLOSED, exit_status=status)
             self.target_session = None
             if self.mode == "relay" and not self.chan.is_closing():

@@ -31,6 +31,8 @@ from typing import Any
 
 import asyncssh
 
+from hoop.server.ssh.pty_limits import clamped, refuse_pty
+
 log = logging.getLogger("hoop.ssh")
 TOKEN_TTL = 300.0  # the console's token lives five minutes past its last refresh
 TOKEN_REFRESH = 60.0  # seconds between refreshes while the console runs
@@ -84,6 +86,8 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.chan = chan
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
+        if refuse_pty(self.server, self.chan, term_size):
+            return False
         self.has_pty = True
         self.term_type = term_type or self.term_type
         self.size = (term_size[0] or 80, term_size[1] or 24)
@@ -106,6 +110,7 @@ class TuiBridgeSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 pass
 
     def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        width, height = clamped(self.server.services.config.limits, width, height)
         self.size = (width or self.size[0], height or self.size[1])
         if self.master >= 0:
             set_winsize(self.master, *self.size)
