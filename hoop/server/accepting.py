@@ -44,7 +44,9 @@ class Acceptor:
         self.task: asyncio.Task[None] | None = None
 
     async def start(self, host: str, port: int, backlog: int = 512) -> Acceptor:
-        sock = socket.create_server((host, port), backlog=backlog)
+        # The address family of the configured host (an IPv6 literal such as ::1 needs AF_INET6).
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        sock = socket.create_server((host, port), family=family, backlog=backlog)
         sock.setblocking(False)
         self.sock = sock
         self.task = asyncio.create_task(self._loop(sock))
