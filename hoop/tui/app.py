@@ -30,7 +30,7 @@ from textual.widget import Widget
 
 from hoop.core.roles import RoleSet
 from hoop.core.visible import visible
-from hoop.tui.data import GatewayLink, History, Snapshot, in_scope
+from hoop.tui.data import GatewayLink, History, Snapshot, in_scope, sessions_in_scope
 
 if TYPE_CHECKING:
     from hoop.tui.screens.base import AreaScreen
@@ -245,3 +245,10 @@ class HoopApp(App[None]):
         if who.reads_store:
             return snap
         return in_scope(snap, who.user if who.online else None, who.roles)
+
+    def scoped_sessions(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Recordings the caller may replay: the same scope as the Sessions list."""
+        who = self.who
+        if who.reads_store:
+            return rows
+        return sessions_in_scope(rows, who.user if who.online else None, who.roles)

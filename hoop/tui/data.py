@@ -56,6 +56,16 @@ class Snapshot:
     decided: list[dict[str, Any]] = field(default_factory=list)
 
 
+def sessions_in_scope(rows: list[dict[str, Any]], user: str | None, roles: RoleSet) -> list[dict[str, Any]]:
+    """The sessions (rows with user and connection) that `user` (None: nobody known) with
+    `roles` may see and replay: all for admins and auditors, an approver's connections, one's own."""
+    if user is None:
+        return []
+    if roles.reads_all:
+        return rows
+    return [r for r in rows if r["user"] == user or roles.scope.covers(str(r["connection"]))]
+
+
 def in_scope(snap: Snapshot, user: str | None, roles: RoleSet) -> Snapshot:
     """The part of `snap` that `user` (None: nobody known) with `roles` may see."""
     if user is None:
@@ -63,16 +73,13 @@ def in_scope(snap: Snapshot, user: str | None, roles: RoleSet) -> Snapshot:
     if roles.reads_all:
         return snap
 
-    def session(row: dict[str, Any]) -> bool:
-        return row["user"] == user or roles.scope.covers(str(row["connection"]))
-
     def request(row: dict[str, Any]) -> bool:
         return row["user"] == user or row["rule"] in roles.scope.rules
 
     return Snapshot(
         snap.taken,
-        [r for r in snap.live if session(r)],
-        [r for r in snap.recent if session(r)],
+        sessions_in_scope(snap.live, user, roles),
+        sessions_in_scope(snap.recent, user, roles),
         [r for r in snap.pending if request(r)],
         [r for r in snap.decided if request(r)],
     )

@@ -29,6 +29,14 @@ async def test_an_approver_sees_the_sessions_and_requests_of_their_rules(make_ap
         await settle(pilot)
         assert listed(app, "#queue") == []  # every request is of hold-writes, not his rule
 
+    app = make_app(start="recordings", ctl=ssh_approver)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert listed(app, "#recordings") == ["3", "6"]  # no replay of sessions outside the scope
+        await pilot.press("slash", *"select")  # nor found by what they ran
+        await settle(pilot)
+        assert set(listed(app, "#recordings")) <= {"3", "6"}
+
     pg_approver = FakeControl(roles=("approver",), scope={"rules": ["hold-writes"], "connections": ["pg"]})
     app = make_app(start="approvals", ctl=pg_approver)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -62,3 +70,7 @@ async def test_a_user_without_a_role_sees_only_their_own(make_app: Any) -> None:
         await settle(pilot)
         assert listed(app, "#sessions") == ["1", "3", "5"]
         assert "as no role" in status_text(app, "#banner")
+    app = make_app(start="recordings", ctl=nobody)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        assert listed(app, "#recordings") == ["1", "3", "5"]

@@ -3,7 +3,7 @@ Enter opens the replay."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from hoop.core.store.records import connection_label
 from hoop.tui.data import fmt_span, fmt_time
 from hoop.tui.screens.base import AreaScreen, reset_table
 from hoop.tui.widgets.plain import Plain, PlainTable
+
+if TYPE_CHECKING:
+    from hoop.tui.app import Who
 
 RECORDING_COLUMNS = (
     ("ID", 5),
@@ -46,6 +49,11 @@ class RecordingsScreen(AreaScreen):
         self.query_one(PlainTable).focus()
         self.search("")
 
+    def watch_who(self, who: Who | None) -> None:
+        super().watch_who(who)
+        if self.is_mounted and who is not None:  # the list follows the caller's scope, now known
+            self.search(self.query_one(Input).value)
+
     def action_focus_search(self) -> None:
         self.query_one(Input).focus()
 
@@ -57,7 +65,7 @@ class RecordingsScreen(AreaScreen):
 
     @work(thread=True, exclusive=True, group="search")
     def search(self, text: str) -> None:
-        rows = self.app.history.search_sessions(text)
+        rows = self.app.scoped_sessions(self.app.history.search_sessions(text))
         self.app.call_from_thread(self._show, text, rows)
 
     def _show(self, text: str, rows: list[dict[str, Any]]) -> None:
