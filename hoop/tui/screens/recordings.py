@@ -47,12 +47,16 @@ class RecordingsScreen(AreaScreen):
         reset_table(self.query_one(PlainTable), RECORDING_COLUMNS)
         super().on_mount()
         self.query_one(PlainTable).focus()
-        self.search("")
+        # The list is filled once the caller's identity (and so their scope) is known: watch_who.
 
     def watch_who(self, who: Who | None) -> None:
         super().watch_who(who)
-        if self.is_mounted and who is not None:  # the list follows the caller's scope, now known
+        if who is None or not self.query("#search"):  # not composed yet: on_mount comes back here
+            return
+        if who.online or who.reads_store:  # the list follows the caller's scope, now known
             self.search(self.query_one(Input).value)
+        else:  # still asking the gateway who this is, or it refused the identity: nothing to show
+            self._show(self.query_one(Input).value, [])
 
     def action_focus_search(self) -> None:
         self.query_one(Input).focus()
