@@ -97,6 +97,9 @@ class _Failures:
         self.until = 0.0  # attempts are refused until then
 
 
+SWEEP_FLOOR = 1024  # records a throttle table holds before expired ones are swept
+
+
 class LoginThrottle:
     """Failed logins per user and per source within a sliding window, with exponential back-off.
 
@@ -115,6 +118,9 @@ class LoginThrottle:
         self.per_source = limits.login_failures_per_source
         self.users: dict[str, _Failures] = {}
         self.sources: dict[str, _Failures] = {}
+        # Records expire when their key is seen again; names tried once are swept when a table
+        # doubles, so guessing many user names cannot grow memory without bound.
+        self._sweep_at = SWEEP_FLOOR
 
     def wait(self, user: str, source: str, now: float) -> float:
         """Seconds until this user may try again from this source (0: try now)."""
@@ -145,13 +151,18 @@ class LoginThrottle:
             table.pop(key, None)
 
     def _failed(self, table: dict[str, _Failures], key: str, other: str, limit: int, now: float) -> None:
+        if len(table) >= self._sweep_at:
+            for stale_key, stale in list(table.items()):
+                self._expire(table, stale_key, stale, now)
+            self._sweep_at = max(SWEEP_FLOOR, 2 * len(table))
         record = table.setdefault(key, _Failures())
         self._expire(table, key, record, now)
         table[key] = record
         record.events.append((now, other))
         if record.level or len(record.events) >= limit:
             record.level += 1
-            record.until = now + min(self.backoff_max, 2.0 ** (record.level - 1))
+            # The exponent stops growing once the cap is reached (2.0 ** 1024 overflows).
+            record.until = now + min(self.backoff_max, 2.0 ** min(record.level - 1, 62))
 
     def _forget(self, table: dict[str, _Failures], key: str, other: str) -> None:
         record = table.get(key)

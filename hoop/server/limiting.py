@@ -21,6 +21,8 @@ from hoop.core.limits import Limits, LoginThrottle, source_of
 
 log = logging.getLogger("hoop.limits")
 THROTTLED = "too many failed logins"  # how a refusal by the login back-off begins
+REPORT_EVERY = 1.0  # seconds between two audit events of refused logins from one address
+REPORTS_KEPT = 4096  # addresses remembered for that before the stale ones are swept
 
 
 class TooManySessions(Exception):
@@ -50,6 +52,7 @@ class Limiter:
         self.preauth: dict[str, set[Any]] = {}  # source address -> peers still logging in
         self._preauth_refusing: set[str] = set()  # sources whose refusal has been logged this episode
         self.throttle = LoginThrottle(limits)
+        self._refused: dict[str, list[float]] = {}  # source -> [last reported, refusals since]
 
     # -- sessions per user and connection ------------------------------------------------------
 
@@ -114,6 +117,19 @@ class Limiter:
         if not wait:
             return ""
         return f"{THROTTLED}, retry in {math.ceil(wait)}s"
+
+    def throttled_report(self, client: str) -> int:
+        """Count one refused attempt from `client`'s address; how many refusals to report in one
+        audit event now (this one included), or 0 while the last report is under a second old."""
+        now, source = time.monotonic(), source_of(client)
+        entry = self._refused.get(source)
+        if entry is not None and now - entry[0] < REPORT_EVERY:
+            entry[1] += 1
+            return 0
+        if len(self._refused) >= REPORTS_KEPT:  # many addresses: forget those quiet for a while
+            self._refused = {k: v for k, v in self._refused.items() if now - v[0] < 60}
+        self._refused[source] = [now, 0]
+        return 1 + int(entry[1]) if entry is not None and now - entry[0] < 60 else 1
 
     def login_failed(self, user: str, client: str) -> None:
         self.throttle.failed(user, source_of(client), time.monotonic())

@@ -76,7 +76,10 @@ class Services:
         open it reach it, and it must answer them even while a door is under attack."""
         throttled = door != "control"
         if throttled and (refusal := self.limiter.login_refusal(user, client)):
-            self.journal.audit(user, "login.throttled", door, reason=refusal, client=client)
+            # One event per source address per second, counting the attempts it stands for:
+            # a flood of refused attempts must not become a flood of audit records.
+            if attempts := self.limiter.throttled_report(client):
+                self.journal.audit(user, "login.throttled", door, reason=refusal, client=client, attempts=attempts)
             raise AuthError(refusal)
         last: AuthError | None = None
         for auth in self.authenticators:

@@ -141,3 +141,19 @@ def test_source_of() -> None:
     assert source_of("127.0.0.1:5432") == "127.0.0.1"
     assert source_of("::1:40000") == "::1"
     assert source_of("local") == "local"
+
+
+def test_names_tried_once_do_not_stay_in_memory() -> None:
+    throttle = LoginThrottle(Limits(login_failure_window=60))
+    for i in range(20_000):  # one failure each for many made-up names, a minute apart in batches
+        throttle.failed(f"guess{i}", "10.0.0.1" if i % 2 else "10.0.0.2", now=float(i // 100) * 61)
+    assert len(throttle.users) < 3000 and len(throttle.sources) <= 2
+
+
+def test_a_long_attack_keeps_the_wait_at_its_cap() -> None:
+    throttle = LoginThrottle(Limits(login_failures_per_source=1, login_backoff_max=300))
+    now = 0.0
+    for i in range(3000):  # a failure each time the wait is over, for ten days
+        now += throttle.wait(f"u{i}", "10.0.0.1", now)
+        throttle.failed(f"u{i}", "10.0.0.1", now)
+    assert now > 10 * 86400 and throttle.wait("anyone", "10.0.0.1", now) == 300

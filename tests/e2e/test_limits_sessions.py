@@ -132,6 +132,25 @@ def test_failed_logins_earn_a_back_off_for_the_user_and_the_source(make_gateway:
     assert events[0]["actor"] == "alice" and "too many failed logins" in events[0]["detail"]["reason"]
 
 
+def test_a_flood_of_refused_logins_is_audited_in_a_few_counted_events(make_gateway: Any) -> None:
+    gw = make_gateway("\n[limits]\nlogin_failures_per_user = 2\nlogin_backoff_max = 60\n")
+    for _ in range(2):
+        with pytest.raises(psycopg.OperationalError, match="authentication failed"):
+            _connect(gw, "alice", "not-a-token")
+    started, refused = time.monotonic(), 0
+    while refused < 200:
+        with pytest.raises(psycopg.OperationalError, match="too many failed logins"):
+            _connect(gw, "alice", "not-a-token")
+        refused += 1
+    seconds = time.monotonic() - started
+    events = gw.audit("--action", "login.throttled", until=lambda ev: sum(e["detail"]["attempts"] for e in ev) >= 1)
+    time.sleep(0.5)  # the journal stores what it was given
+    events = gw.audit("--action", "login.throttled", until=lambda ev: True)
+    assert len(events) <= seconds + 2, f"{len(events)} events for {refused} refusals in {seconds:.1f}s"
+    # Every refusal is counted by some event, except those after the last one was written.
+    assert 0 < sum(e["detail"]["attempts"] for e in events) <= refused
+
+
 def test_a_statement_held_past_the_pending_limit_is_refused_at_once(make_gateway: Any) -> None:
     held_rule = rule_toml("hold-deletes", "review", statements=["delete"], approvers=["dba"], timeout="60s")
     gw = make_gateway(held_rule + "\n[limits]\npending_approvals_per_user = 2\n")
