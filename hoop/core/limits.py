@@ -98,6 +98,8 @@ class _Failures:
 
 
 SWEEP_FLOOR = 1024  # records a throttle table holds before expired ones are swept
+KNOWN_FOR = 86400.0  # seconds an address a user logged in from stays theirs (see LoginThrottle)
+KNOWN_KEPT = 65536  # such (user, address) pairs kept before those older than a day are dropped
 
 
 class LoginThrottle:
@@ -109,6 +111,10 @@ class LoginThrottle:
     with no failure. A successful login forgets only the failures of that user from that
     source: it neither clears another source's record nor, by itself, a source's record of
     other users (a guesser cannot reset its count by logging in to its own account).
+
+    A user's failures elsewhere do not hold back an address that user logged in from within
+    the last day (`KNOWN_FOR`): otherwise anyone could lock a user out by failing logins in
+    their name. That address stays bound by its own per-source count.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -121,17 +127,22 @@ class LoginThrottle:
         # Records expire when their key is seen again; names tried once are swept when a table
         # doubles, so guessing many user names cannot grow memory without bound.
         self._sweep_at = SWEEP_FLOOR
+        self.known: dict[tuple[str, str], float] = {}  # (user, source) -> last successful login
 
     def wait(self, user: str, source: str, now: float) -> float:
         """Seconds until this user may try again from this source (0: try now)."""
-        waits = [self._wait(self.users, user, now), self._wait(self.sources, source, now)]
-        return max(waits)
+        known = now - self.known.get((user, source), -KNOWN_FOR) < KNOWN_FOR
+        user_wait = 0.0 if known else self._wait(self.users, user, now)
+        return max(user_wait, self._wait(self.sources, source, now))
 
     def failed(self, user: str, source: str, now: float) -> None:
         self._failed(self.users, user, source, self.per_user, now)
         self._failed(self.sources, source, user, self.per_source, now)
 
-    def succeeded(self, user: str, source: str) -> None:
+    def succeeded(self, user: str, source: str, now: float) -> None:
+        if len(self.known) >= KNOWN_KEPT:
+            self.known = {k: t for k, t in self.known.items() if now - t < KNOWN_FOR}
+        self.known[(user, source)] = now
         self._forget(self.users, user, source)
         self._forget(self.sources, source, user)
 

@@ -135,4 +135,4 @@ class Limiter:
         self.throttle.failed(user, source_of(client), time.monotonic())
 
     def login_succeeded(self, user: str, client: str) -> None:
-        self.throttle.succeeded(user, source_of(client))
+        self.throttle.succeeded(user, source_of(client), time.monotonic())

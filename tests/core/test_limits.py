@@ -115,18 +115,34 @@ def test_a_success_forgets_only_that_user_from_that_source() -> None:
     t.failed("alice", "10.0.0.1", 1.0)
     t.failed("alice", "10.0.0.2", 1.0)
     t.failed("mallory", "10.0.0.2", 1.0)
-    t.succeeded("alice", "10.0.0.1")  # alice from .1: the failures from .2 stay
+    t.succeeded("alice", "10.0.0.1", 1.0)  # alice from .1: the failures from .2 stay
     t.failed("alice", "10.0.0.2", 2.0)
     assert t.wait("alice", "10.0.0.2", 2.0) == 0  # 2 failures of alice (from .2) after the success
     t.failed("alice", "10.0.0.2", 2.5)
-    assert t.wait("alice", "10.0.0.1", 2.5) > 0
+    assert t.wait("alice", "10.0.0.3", 2.5) > 0
+    assert t.wait("alice", "10.0.0.1", 2.5) == 0  # where alice logged in: not locked out by .2
     # A guesser's own successful login does not reset its source's record of other users.
     t2 = _throttle(per_user=100, per_source=3)
     t2.failed("bob", "10.0.0.5", 1.0)
     t2.failed("carol", "10.0.0.5", 1.0)
-    t2.succeeded("mallory", "10.0.0.5")
+    t2.succeeded("mallory", "10.0.0.5", 1.0)
     t2.failed("dave", "10.0.0.5", 1.5)
     assert t2.wait("erin", "10.0.0.5", 1.5) > 0
+
+
+def test_failing_in_a_users_name_does_not_lock_them_out_where_they_log_in() -> None:
+    t = _throttle(per_user=3, per_source=1000)
+    t.succeeded("alice", "10.0.0.1", 0.0)
+    now = 100.0
+    for i in range(50):  # mallory fails as alice from elsewhere, each time the wait is over
+        now += t.wait("alice", f"10.0.1.{i}", now) + 0.1
+        t.failed("alice", f"10.0.1.{i}", now)
+    assert t.wait("alice", "10.0.1.77", now) > 0  # a stranger's address is held back
+    assert t.wait("alice", "10.0.0.1", now) == 0  # alice's own is not
+    later = 3 * 86400.0  # more than a day since alice logged in from .1: a stranger's again
+    for i in range(3):
+        t.failed("alice", f"10.0.2.{i}", later + i * 0.1)
+    assert t.wait("alice", "10.0.0.1", later + 0.5) > 0
 
 
 def test_failures_leave_the_window() -> None:
