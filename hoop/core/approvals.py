@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hoop.core.durations import bounded
+from hoop.core.durations import bounded, format_span
 from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
@@ -64,14 +64,6 @@ class _Pending:
     future: asyncio.Future[Outcome]
     approvals: list[str] = field(default_factory=list)
     grants: list[float | None] = field(default_factory=list)  # the grant each approval asked for
-
-
-def format_duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"
 
 
 class Approvals:
@@ -136,11 +128,11 @@ class Approvals:
         session.audit("approval.request", approval=approval_id, rule=rule.name, text=text[:2000])
         session.frame("e", {"event": "held", "approval": approval_id, "rule": rule.name})
         self._announce("request", approval_id)
-        notify(f"held for approval #{approval_id} by rule {rule.name}; waiting up to {format_duration(rule.timeout)}")
+        notify(f"held for approval #{approval_id} by rule {rule.name}; waiting up to {format_span(rule.timeout)}")
         try:
             outcome = await asyncio.wait_for(asyncio.shield(future), timeout=rule.timeout)
         except TimeoutError:
-            outcome = Outcome("expired", f"no decision within {format_duration(rule.timeout)}", approval_id)
+            outcome = Outcome("expired", f"no decision within {format_span(rule.timeout)}", approval_id)
             self._close(approval_id, outcome)
         except asyncio.CancelledError:
             # The client went away (or cancelled) while waiting: never run it later.
