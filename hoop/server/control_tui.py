@@ -14,9 +14,10 @@ import json
 from typing import Any
 
 from hoop.core.errors import ConfigError, HoopError
+from hoop.core.guardrails import builtin_rules
 from hoop.core.identity import Identity
 from hoop.core.roles import NotAllowed
-from hoop.core.rulebook import KINDS, RuleBook, is_builtin, parse_rule, rule_body
+from hoop.core.rulebook import BUILTIN_PREFIX, KINDS, RuleBook, is_builtin, parse_rule, rule_body
 from hoop.server.services import Services
 
 
@@ -64,6 +65,8 @@ async def _rules_save(services: Services, who: Identity, req: dict[str, Any]) ->
     _admin(services, who, "change rules")
     clean = _validated(kind, body)
     name, reason = str(clean["name"]), str(req.get("reason", "")).strip()
+    if is_builtin(kind, name) and name not in {r.name for r in builtin_rules()}:
+        raise HoopError(f"the name prefix {BUILTIN_PREFIX!r} is kept for the rules Hoop ships; name the rule otherwise")
     if is_builtin(kind, name) and clean.get("enabled", True) is False and not reason:
         raise HoopError(f"a reason is required to disable the built-in rule {name}")
     book = RuleBook(services.store)

@@ -213,6 +213,10 @@ def test_a_builtin_rule_is_disabled_with_a_reason_and_enabled_again(gw) -> None:
     assert events[0]["detail"]["reason"] == "migration window, ticket 12"
     assert events[0]["actor"] == "ada"
     gw.audit("--action", "rule.enable", until=lambda e: len(e) >= 1)
+    # A rule of one's own under the built-ins' prefix would be one nobody could remove.
+    squatter = 'name = "builtin-mine"\naction = "block"\nstatements = ["vacuum"]\n'
+    made = gw.admin("rules", "add", "guard", check=False, input=squatter)
+    assert made.returncode == 1 and "kept for the rules Hoop ships" in made.stderr, made.stderr
 
 
 def test_a_builtin_rule_deleted_by_the_old_bypass_comes_back_at_start(gw) -> None:  # type: ignore[no-untyped-def]
