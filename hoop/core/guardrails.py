@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any, Literal
 
+from .command_patterns import CommandPattern, unexpanded
 from .durations import bounded
 from .errors import ConfigError
 from .sql.kinds import kinds_text, known_statement
@@ -261,7 +262,7 @@ class _Compiled:
         self.tables = _glob_regex(rule.tables)
         self.functions = _glob_regex(rule.functions)
         self.flags = frozenset(rule.flags)
-        self.commands = _glob_regex(rule.commands)
+        self.commands = tuple(CommandPattern.parse(p) for p in rule.commands) or None
         self.connections = _glob_regex(rule.connections)
         self.groups = frozenset(rule.groups)
         self.where = {
@@ -285,7 +286,9 @@ class _Compiled:
             return False
         return not self.groups or bool(self.groups & ctx.groups)
 
-    def matches(self, stmt: Statement) -> bool:
+    def matches(self, stmt: Statement) -> bool | None:
+        """Whether the rule matches `stmt`; None when only words the shell still expands could
+        make a command rule match (the rule's `dynamic` mode then decides)."""
         if self.statements is not None:
             full = f"{stmt.kind} {stmt.object}".strip()
             if not (self.statements.fullmatch(stmt.kind) or self.statements.fullmatch(full)):
@@ -301,9 +304,17 @@ class _Compiled:
         if self.commands is not None:
             if stmt.kind != "command":
                 return False
-            if not (self.commands.fullmatch(stmt.text) or self.commands.fullmatch(stmt.object)):
-                return False
+            argv = stmt.argv or tuple(stmt.text.split())
+            hits = [p.matches(argv) for p in self.commands]
+            return True if True in hits else (None if None in hits else False)
         return True
+
+
+def _why_unknown(stmt: Statement) -> str:
+    if stmt.why_dynamic:
+        return stmt.why_dynamic
+    word = next((w for w in stmt.argv[1:] if unexpanded(w)), "")
+    return f"`{word}` is expanded by the shell (variable, substitution, glob or brace)" if word else ""
 
 
 def _any_name(pattern: re.Pattern[str], names: frozenset[str]) -> bool:
@@ -383,14 +394,16 @@ class RuleSet:
         best = unknown = ALLOW
         for stmt in classification.walk(executed_only=True):
             for c in rules:
-                if stmt.dynamic and _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]:
+                hit = c.matches(stmt)
+                if (stmt.dynamic or hit is None) and _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]:
+                    why = _why_unknown(stmt)
                     unknown = Verdict(
                         c.rule.dynamic,
                         c.rule,
                         f"rule {c.rule.name} {_verb(c.rule.dynamic)} "
-                        f"{_describe(stmt)}: its effect cannot be known before it runs",
+                        f"{_describe(stmt)}: its effect cannot be known before it runs" + (f" ({why})" if why else ""),
                     )
-                if _SEVERITY[c.rule.action] > _SEVERITY[best.action] and c.matches(stmt):
+                if _SEVERITY[c.rule.action] > _SEVERITY[best.action] and hit:
                     best = Verdict(c.rule.action, c.rule, _reason(c, stmt, _verb(c.rule.action)))
                     if best.action == "block":
                         return best

@@ -32,6 +32,8 @@ class Statement:
     dynamic: bool = False
     flags: frozenset[str] = field(default_factory=frozenset)
     inner: tuple[Statement, ...] = ()
+    argv: tuple[str, ...] = ()  # shell commands: the words as split (program as written)
+    why_dynamic: str = ""  # shell commands: what the gateway cannot expand, when dynamic
 
     def walk(self, *, executed_only: bool = False) -> Iterator[Statement]:
         """This statement and every nested one, depth first."""

@@ -84,6 +84,8 @@ KEYWORDS = {
     "esac",
     "time",
 }
+# find actions that run a command of their own (its words come from file names at run time).
+_FIND_RUNS = {"-exec", "-execdir", "-ok", "-okdir"}
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _MAX_DEPTH = 16
 
@@ -187,19 +189,37 @@ def _command(raw: str, depth: int) -> list[Statement]:
         argv = argv[1:]
     if not argv:
         return inner
-    return [_simple(argv, inner, depth)]
+    # The shell removes a backslash-newline inside a word (`r\<newline>m` runs rm); shlex keeps it.
+    joined = "a backslash-newline inside a word joins what the gateway sees apart" if "\\\n" in raw else ""
+    return [_simple(argv, inner, depth, joined)]
 
 
-def _simple(argv: list[str], inner: list[Statement], depth: int) -> Statement:
+def _unknown_program(word: str, rest: list[str]) -> str:
+    """Why the program the shell will run cannot be known from `word` (empty when it can)."""
+    if "$" in word or "`" in word:
+        return "the program name is expanded by the shell (a substitution or variable)"
+    if "{" in word:
+        return "brace expansion in the program name"
+    if any(c in word for c in "?*["):
+        return "a glob in the program name"
+    prog = os.path.basename(word) or word
+    if prog in (".", "source"):
+        return f"`{prog}` runs a script the gateway cannot see"
+    if prog == "find" and any(w in _FIND_RUNS for w in rest):
+        return "find -exec/-execdir/-ok runs commands built from file names the gateway cannot see"
+    return ""
+
+
+def _simple(argv: list[str], inner: list[Statement], depth: int, why: str = "") -> Statement:
     prog = os.path.basename(argv[0]) or argv[0]
-    dynamic = prog.startswith("$") or "$" in argv[0]
     rest = argv[1:]
+    why = why or _unknown_program(argv[0], rest)
     if prog in SHELLS or prog in INTERPRETERS:
         flag = next((k for k, a in enumerate(rest) if re.fullmatch(r"-[a-zA-Z]*[ce][a-zA-Z]*", a)), None)
         if prog in SHELLS and flag is not None and flag + 1 < len(rest):
             inner = inner + _parse(rest[flag + 1], depth + 1)
-        else:
-            dynamic = True  # a script from a file, stdin or another language: effect unknown
+        else:  # a script from a file, stdin or another language: effect unknown
+            why = why or f"{prog} runs code the gateway cannot see"
     elif prog == "eval" and rest:
         inner = inner + _parse(" ".join(rest), depth + 1)
     elif prog == "su" and "-c" in rest[:-1]:
@@ -215,7 +235,15 @@ def _simple(argv: list[str], inner: list[Statement], depth: int) -> Statement:
         if k < len(rest):
             inner = inner + [_simple(rest[k:], [], depth + 1)]
     text = " ".join([prog, *rest])
-    return Statement(kind="command", text=text, object=prog, dynamic=dynamic, inner=tuple(inner))
+    return Statement(
+        kind="command",
+        text=text,
+        object=prog,
+        dynamic=bool(why),
+        inner=tuple(inner),
+        argv=tuple(argv),
+        why_dynamic=why,
+    )
 
 
 def _parse(text: str, depth: int) -> list[Statement]:
