@@ -78,7 +78,10 @@ class CommandPattern:
 
     @classmethod
     def parse(cls, pattern: str) -> CommandPattern:
-        words = shlex.split(pattern, posix=True) or [""]
+        try:
+            words = shlex.split(pattern, posix=True) or [""]
+        except ValueError:  # an unbalanced quote: the words as written (a rule must never fail to load)
+            words = pattern.split() or [""]
         program = os.path.basename(words[0]) or words[0]
         rest = words[1:]
         if rest and rest[-1] == "*":

@@ -103,3 +103,8 @@ def test_what_was_caught_before_still_is() -> None:
 def test_ordinary_commands_stay_allowed() -> None:
     for line in ("ls -la", "git log --oneline", "echo hi", "systemctl status x", "grep -r --include=*.py foo ."):
         assert verdict(line)[0] == "allow", line
+
+
+def test_a_pattern_with_an_unbalanced_quote_still_loads() -> None:
+    rules = RuleSet([GuardRule("odd", "block", commands=("rm 'x",))])
+    assert verdict('rm "\'x"', rules)[0] == "block"
