@@ -18,7 +18,7 @@ import fnmatch
 import os
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Spellings of the same option, per program: each maps onto the short form the table is keyed
 # by. Kept to options whose meaning is destructive or commonly ruled on; extend with care.
@@ -75,6 +75,7 @@ class CommandPattern:
     program: str
     flags: frozenset[str]
     args: tuple[str, ...]
+    program_re: re.Pattern[str] = field(compare=False, default=re.compile(""))
 
     @classmethod
     def parse(cls, pattern: str) -> CommandPattern:
@@ -87,15 +88,15 @@ class CommandPattern:
         if rest and rest[-1] == "*":
             rest = rest[:-1]
         flags, args = _split(program, rest)
-        return cls(program, flags, args)
+        return cls(program, flags, args, re.compile(fnmatch.translate(program)))
 
-    def matches(self, argv: tuple[str, ...]) -> bool | None:
-        """True, False, or None when only words the shell still expands could make it match."""
-        if not argv:
+    def matches(self, program: str, argv: tuple[str, ...]) -> bool | None:
+        """Whether the command `argv`, whose program's basename is `program`, matches: True,
+        False, or None when only words the shell still expands could make it match."""
+        if not argv or not self.program_re.fullmatch(program):
             return False
-        program = os.path.basename(argv[0]) or argv[0]
-        if not fnmatch.fnmatchcase(program, self.program):
-            return False
+        if not self.flags and not self.args:
+            return True
         known = [w for w in argv[1:] if not unexpanded(w)]
         flags, args = _split(program, known)
         if self.flags <= flags and _in_order(self.args, args):

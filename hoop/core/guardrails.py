@@ -12,6 +12,7 @@ rule's `dynamic` mode. Build a `RuleSet` once and call `RuleSet.evaluate` on the
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -305,8 +306,14 @@ class _Compiled:
             if stmt.kind != "command":
                 return False
             argv = stmt.argv or tuple(stmt.text.split())
-            hits = [p.matches(argv) for p in self.commands]
-            return True if True in hits else (None if None in hits else False)
+            program = stmt.object or os.path.basename(argv[0]) if argv else ""
+            unknown = False
+            for pattern in self.commands:
+                hit = pattern.matches(program, argv)
+                if hit:
+                    return True
+                unknown = unknown or hit is None
+            return None if unknown else False
         return True
 
 
@@ -394,8 +401,13 @@ class RuleSet:
         best = unknown = ALLOW
         for stmt in classification.walk(executed_only=True):
             for c in rules:
-                hit = c.matches(stmt)
-                if (stmt.dynamic or hit is None) and _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]:
+                worse_unknown = _SEVERITY[c.rule.dynamic] > _SEVERITY[unknown.action]
+                worse_match = _SEVERITY[c.rule.action] > _SEVERITY[best.action]
+                if not (worse_match or (worse_unknown and not stmt.dynamic)):
+                    hit: bool | None = False  # nothing this rule could change hangs on the match
+                else:
+                    hit = c.matches(stmt)
+                if (stmt.dynamic or hit is None) and worse_unknown:
                     why = _why_unknown(stmt)
                     unknown = Verdict(
                         c.rule.dynamic,
@@ -403,7 +415,7 @@ class RuleSet:
                         f"rule {c.rule.name} {_verb(c.rule.dynamic)} "
                         f"{_describe(stmt)}: its effect cannot be known before it runs" + (f" ({why})" if why else ""),
                     )
-                if _SEVERITY[c.rule.action] > _SEVERITY[best.action] and hit:
+                if worse_match and hit:
                     best = Verdict(c.rule.action, c.rule, _reason(c, stmt, _verb(c.rule.action)))
                     if best.action == "block":
                         return best
