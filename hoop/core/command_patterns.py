@@ -43,7 +43,12 @@ def _flags(program: str, word: str) -> set[str]:
     aliases = ALIASES.get(program, {})
     if word.startswith("--"):
         name = word.split("=", 1)[0]
-        return {aliases.get(name, name)}
+        if name in aliases:
+            return {aliases[name]}
+        # getopt_long takes any unambiguous prefix (`rm --rec --for`): count every long form it
+        # could stand for.
+        prefixed = {short for long, short in aliases.items() if long.startswith(name) and len(name) > 2}
+        return prefixed | {name}
     if word in aliases:  # a whole-word synonym such as kill -KILL
         return {aliases[word]}
     return {aliases.get("-" + c, "-" + c) for c in word[1:]}

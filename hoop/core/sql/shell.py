@@ -42,6 +42,7 @@ WRAPPERS = {
 _WRAPPER_ARG_OPTS = {
     "sudo": "ugpChDrtUT",
     "doas": "uC",
+    "exec": "a",
     "nice": "n",
     "ionice": "cnp",
     "timeout": "sk",
@@ -84,6 +85,9 @@ KEYWORDS = {
     "esac",
     "time",
 }
+# Builtins that make a name run other code, or run a string later: what runs is not what the
+# gateway sees (`alias l='rm -rf'`, `hash -p /bin/rm ls`, `trap 'rm -rf x' EXIT`, `coproc NAME {...}`).
+_INDIRECT = {"alias", "function", "hash", "enable", "coproc", "bind", "complete", "fc", "trap"}
 # find actions that run a command of their own (its words come from file names at run time).
 _FIND_RUNS = {"-exec", "-execdir", "-ok", "-okdir"}
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -205,6 +209,8 @@ def _unknown_program(word: str, rest: list[str]) -> str:
     prog = os.path.basename(word) or word
     if prog in (".", "source"):
         return f"`{prog}` runs a script the gateway cannot see"
+    if prog in _INDIRECT:
+        return f"`{prog}` makes a name run code the gateway cannot follow"
     if prog == "find" and any(w in _FIND_RUNS for w in rest):
         return "find -exec/-execdir/-ok runs commands built from file names the gateway cannot see"
     return ""

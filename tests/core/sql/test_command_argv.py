@@ -26,6 +26,8 @@ def verdict(line: str, rules: RuleSet = RM_RF) -> tuple[str, str]:
         "rm -R -f x",
         "rm --recursive --force x",
         "rm --force -r x",
+        "rm --rec --for x",
+        "exec -a foo rm -fr x",
         "/bin/rm -rf x",
         "rm x -rf",
         "sudo rm -fr x",
@@ -74,6 +76,11 @@ def test_a_pattern_with_only_a_program_matches_any_use_and_argument_globs_match_
         ("rm {-r,-f} x", "brace"),
         ("rm $FLAGS x", "expanded"),
         ("rm -r? x", "glob"),
+        ("alias r='rm -rf'; r x", "alias"),
+        ("hash -p /bin/rm ls; ls -rf x", "hash"),
+        ("trap 'rm -fr x' EXIT", "trap"),
+        ("coproc rm -rf x", "coproc"),
+        ("function f { rm -rf x; }; f", "function"),
     ],
 )
 def test_what_the_gateway_cannot_expand_is_dynamic_with_a_reason(line: str, why: str) -> None:
