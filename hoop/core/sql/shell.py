@@ -4,7 +4,10 @@ Each simple command becomes Statement(kind="command", object=<program basename>,
 by spaces, program as basename>). Command substitutions ($(...), backticks, <(...)), subshells,
 `bash -c '...'`, `eval ...` and wrappers (`sudo rm ...`, `env X=1 rm ...`) are classified
 recursively into `inner`. Scripts we cannot see (a shell or interpreter reading a file or stdin,
-`$PROG args`) are marked dynamic. Unterminated quotes or brackets are an error: fail closed.
+`$PROG args`) are marked dynamic, as is anything whose program the gateway cannot know without
+expanding it (a substitution, glob or brace in the program name, a backslash-newline, `.`/`source`,
+`find -exec`, builtins such as `alias`), with the reason in `why_dynamic`.
+Unterminated quotes or brackets are an error: fail closed.
 """
 
 from __future__ import annotations
