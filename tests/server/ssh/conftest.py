@@ -3,7 +3,7 @@
 - ``sshd`` (session): a throwaway OpenSSH server on a free loopback port (own host key and
   config) that accepts root with the target key, and user ``hoopt`` with a canary password.
 - ``gateway`` (session): `hoop serve` as a subprocess with [listen] ssh and postgres, users
-  alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
+  alice (dev), bob (ops, approver) and connections web1 (key file; shells allowed explicitly, as command rules cover every connection), web2 (password),
   web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432), locked (no file
   transfer, no forwarding) and down (a port nothing listens on). Attributes: ssh(...),
   token(user), run_hoop(...), logs().
@@ -149,7 +149,7 @@ ssh_keys = ["{client_pub}"]
 [[users]]
 name = "bob"
 groups = ["ops"]
-{ssh_connection_toml("web1", sshd, "allow_file_transfer = true", "record_input = false")}
+{ssh_connection_toml("web1", sshd, "allow_file_transfer = true", "record_input = false", 'shell = "allow"')}
 [[connections]]
 name = "web3"
 type = "ssh"
@@ -159,6 +159,7 @@ username = "root"
 private_key = "${{HOOP_TEST_KEY}}"
 groups = ["dev"]
 ssh_client = "openssh"
+shell = "allow"
 
 [[connections]]
 name = "tunnel"
