@@ -306,7 +306,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
 
 def _no_transfer(conn: Connection, protocol: str) -> str:
-    return f"hoop: file transfer ({protocol}) is not allowed on {conn.name} (allow_file_transfer = false)"
+    return f"hoop: file transfer is not allowed on {conn.name} ({protocol}; allow_file_transfer = false)"
 
 
 def _env(chan: Any) -> dict[str, str]:

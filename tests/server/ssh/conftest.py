@@ -3,8 +3,9 @@
 - ``sshd`` (session): a throwaway OpenSSH server on a free loopback port (own host key and
   config) that accepts root with the target key, and user ``hoopt`` with a canary password.
 - ``gateway`` (session): `hoop serve` as a subprocess with [listen] ssh and postgres, users
-  alice (dev), bob (ops, approver) and connections web1 (key file; shells allowed explicitly, as command rules cover every connection), web2 (password),
-  web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432), locked (no file
+  alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
+  web3 (key in ${HOOP_TEST_KEY}; web1 and web3 allow shells explicitly, as the command rules
+  cover every connection), db (postgres on 127.0.0.1:5432), locked (no file
   transfer, no forwarding) and down (a port nothing listens on). Attributes: ssh(...),
   token(user), run_hoop(...), logs().
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pty import Term
 from support.gateway import GatewayProcess, has_actions, write_config
 from support.servers import free_port
 from support.sshd import Sshd, keygen, ssh_connection_toml
@@ -74,6 +75,17 @@ def test_a_shell_is_refused_where_command_rules_apply_and_a_piped_script_does_no
     assert f"ssh alice+{connection}@" in out and "'COMMAND'" in out, out
     assert victim.is_dir() and (victim / "file").exists(), "the piped script must not run"
     gw.audit("--action", "ssh.refused.shell", until=has_actions("ssh.refused.shell"))
+
+
+def test_connect_from_the_built_in_session_is_refused_too(gw: GatewayProcess) -> None:
+    term = Term(["ssh", *_args(gw, "-p", str(gw.ports["ssh"])), "-t", "alice@127.0.0.1"])
+    try:
+        term.expect("hoop alice>")
+        term.send("connect web1\r")
+        term.expect("shells are not allowed on web1: its commands are under rules")
+        term.expect("hoop alice>")  # back at the prompt, never on the target
+    finally:
+        term.close()
 
 
 def test_a_connection_without_command_rules_still_gets_a_shell(gw: GatewayProcess) -> None:
