@@ -306,7 +306,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
 
 def _no_transfer(conn: Connection, protocol: str) -> str:
-    return f"hoop: file transfer is not allowed on {conn.name} ({protocol}; allow_file_transfer = false)"
+    what = "a program named by expansion could be scp or sftp-server" if protocol == "unknown" else protocol
+    return f"hoop: file transfer is not allowed on {conn.name} ({what}; allow_file_transfer = false)"
 
 
 def _env(chan: Any) -> dict[str, str]:

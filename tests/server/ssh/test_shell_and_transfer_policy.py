@@ -127,6 +127,8 @@ def test_shell_values_other_than_allow_and_deny_are_refused_in_config(sshd: Sshd
         "sudo -n /usr/bin/scp -t /tmp",
         "/usr/lib/openssh/sftp-server",
         "true; internal-sftp",
+        "p=scp; $p -f /etc/hostname",
+        "/usr/bin/sc? -f /etc/hostname",
     ],
 )
 @pytest.mark.parametrize("connection", ["web1", "web1o"])

@@ -21,6 +21,11 @@ from hoop.server.ssh.transfer import file_transfer
         ("/usr/lib/openssh/sftp-server -e", "sftp", "both"),
         ("internal-sftp", "sftp", "both"),
         ("exec /usr/libexec/sftp-server", "sftp", "both"),
+        ("p=scp; $p -f x", "unknown", ""),
+        ("`echo scp` -f x", "unknown", ""),
+        ('"$(echo scp)" -f x', "unknown", ""),
+        ("/usr/bin/sc? -f x", "unknown", ""),
+        ("{scp,-f,x}", "unknown", ""),
     ],
 )
 def test_transfers_are_found_whatever_the_spelling(command: str, protocol: str, direction: str) -> None:
@@ -30,7 +35,16 @@ def test_transfers_are_found_whatever_the_spelling(command: str, protocol: str, 
 
 @pytest.mark.parametrize(
     "command",
-    ["ls -la", "echo scp -f x", "scp a b", "scp -oStrictHostKeyChecking=no a b", "scp -F cfg a b", "git log"],
+    [
+        "ls -la",
+        "echo scp -f x",
+        "scp a b",
+        "scp -oStrictHostKeyChecking=no a b",
+        "scp -F cfg a b",
+        "git log",
+        "[ -f x ] && ls",
+        "ls *.txt",
+    ],
 )
 def test_other_commands_are_not_transfers(command: str) -> None:
     assert file_transfer(command) is None
