@@ -256,6 +256,9 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return False
         if transfer is not None:
             session.audit("ssh.transfer", **transfer)
+            if transfer["protocol"] == "sftp":  # an SFTP server started by exec is watched like the subsystem
+                assert self.link is not None
+                self.link.monitor = SftpMonitor(session.audit)
         return True
 
     def _record_exec(self, tag: str = "", error: str = "") -> None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,7 +75,8 @@ def test_a_shell_is_refused_where_command_rules_apply_and_a_piped_script_does_no
     assert f"shells are not allowed on {connection}: its commands are under rules" in out, out
     assert f"ssh alice+{connection}@" in out and "'COMMAND'" in out, out
     assert victim.is_dir() and (victim / "file").exists(), "the piped script must not run"
-    gw.audit("--action", "ssh.refused.shell", until=has_actions("ssh.refused.shell"))
+    refusals = gw.audit("--action", "ssh.refused.shell", until=has_actions("ssh.refused.shell"))
+    assert has_actions("ssh.refused.shell")(refusals), refusals
 
 
 def test_connect_from_the_built_in_session_is_refused_too(gw: GatewayProcess) -> None:
@@ -177,3 +179,28 @@ def test_scp_still_works_where_file_transfer_is_allowed(gw: GatewayProcess, tmp_
     )
     assert r.returncode == 0, r.stderr
     assert dest.read_bytes() == Path("/etc/hostname").read_bytes()
+
+
+def test_sftp_server_started_by_exec_is_refused_or_watched_like_the_subsystem(
+    gw: GatewayProcess, tmp_path: Path
+) -> None:
+    """`sftp -s /path/to/sftp-server` asks for an exec, not the sftp subsystem."""
+    server = "/usr/lib/openssh/sftp-server"
+    if not Path(server).exists():
+        pytest.skip("no sftp-server at the Debian path")
+
+    def sftp(connection: str, batch: str) -> subprocess.CompletedProcess[bytes]:
+        args = ["sftp", *_args(gw, "-P", str(gw.ports["ssh"])), "-s", server, "-b", "-"]
+        return subprocess.run(
+            args + [f"alice+{connection}@127.0.0.1"], input=batch.encode(), capture_output=True, timeout=30
+        )
+
+    refused = sftp("web1", f"get /etc/hostname {tmp_path / 'a'}\n")
+    assert refused.returncode != 0 and not (tmp_path / "a").exists()
+    assert b"allow_file_transfer = false" in refused.stderr, refused.stderr
+    made = tmp_path / "made-by-sftp"
+    allowed = sftp("xfer", f"mkdir {made}\n")
+    assert allowed.returncode == 0, allowed.stderr
+    assert made.is_dir()
+    events = gw.audit("--action", "ssh.sftp.mkdir", until=has_actions("ssh.sftp.mkdir"))
+    assert [e["detail"] for e in events if str(made) in json.dumps(e)], events
