@@ -60,8 +60,9 @@ def _store(config: Config) -> Store:
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     from hoop.core.upstream_trust import unverified_warnings
+    from hoop.server.ssh.shell_policy import allowed_shell_warnings
 
-    for warning in unverified_warnings(config):
+    for warning in [*unverified_warnings(config), *allowed_shell_warnings(config)]:
         print(f"{config.path}: warning: {warning}", file=sys.stderr)
     print(
         f"{config.path}: ok ({len(config.users)} users, {len(config.connections)} connections, "

@@ -26,6 +26,8 @@ DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 SSLMODES: tuple[SSLMode, ...] = get_args(SSLMode)
+SHELL_POLICIES = ("allow", "deny")  # what an interactive shell on an SSH connection may do
+SHELL_POLICIES_NOT_YET = ("review", "moderated")
 SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
 # Whether the config being parsed reads its `${VAR}` / `file:` secrets now (see load_config).
 _RESOLVE_SECRETS: ContextVar[bool] = ContextVar("resolve_secrets", default=True)
@@ -113,6 +115,9 @@ class Connection:
     allow_agent_forwarding: bool = False
     allow_x11: bool = False
     record_input: bool = False
+    # Interactive shells: "allow" or "deny"; "" takes the default (deny where a command rule
+    # covers the connection, allow elsewhere: hoop/server/ssh/shell_policy.py)
+    shell: str = ""
     ssh_client: str = "builtin"  # "openssh": exec, scp and sftp through an `ssh` child (openssh_leg.py)
     # MySQL targets
     allow_local_infile: bool = False
@@ -457,12 +462,19 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             allow_agent_forwarding=t.bool("allow_agent_forwarding", False),
             allow_x11=t.bool("allow_x11", False),
             record_input=t.bool("record_input", False),
+            shell=t.str("shell", ""),
             ssh_client=t.str("ssh_client", "builtin"),
             allow_local_infile=t.bool("allow_local_infile", False),
             server_public_key=t.path("server_public_key", base),
         )
         if conn.server_public_key is not None and kind != "mysql":
             raise t.error("server_public_key", "only MySQL connections use a pinned server public key")
+        if conn.shell in SHELL_POLICIES_NOT_YET:
+            raise t.error("shell", f"{conn.shell!r} is not available yet; use one of {', '.join(SHELL_POLICIES)}")
+        if conn.shell not in ("", *SHELL_POLICIES):
+            raise t.error("shell", f"expected one of {', '.join(SHELL_POLICIES)}, got {conn.shell!r}")
+        if conn.shell and kind != "ssh":
+            raise t.error("shell", "only SSH connections have a shell policy")
         if conn.ssh_client not in SSH_CLIENTS:
             raise t.error("ssh_client", f"expected one of {', '.join(SSH_CLIENTS)}, got {conn.ssh_client!r}")
         if "+" in name or "/" in name:

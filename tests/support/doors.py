@@ -44,7 +44,8 @@ _numbers = itertools.count(1)
 
 def uniform_gateway(root: Path, alice_key: str, target: dict[str, str], database: str, sshd: Sshd) -> GatewayProcess:
     """A gateway (not started) with the three doors: connection `pg` to the PostgreSQL
-    `target`, `my` to the MariaDB `database`, `web` to `sshd` as root; alice (dev) logs in
+    `target`, `my` to the MariaDB `database`, `web` to `sshd` as root (shells allowed
+    explicitly: its commands are under the rules); alice (dev) logs in
     with `alice_key` at the SSH door, bob (dba) approves."""
     body = f"""
 [[users]]
@@ -57,7 +58,7 @@ name = "bob"
 groups = ["dev", "dba"]
 """
     body += (
-        ssh_connection_toml("web", sshd)
+        ssh_connection_toml("web", sshd, 'shell = "allow"')  # the rules cover it; shells are wanted too
         + postgres.pg_connection_toml(target)
         + mariadb.mysql_connection_toml(database)
         + RULES

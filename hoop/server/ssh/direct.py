@@ -21,11 +21,13 @@ from hoop.core.pipeline import Decision
 from hoop.server.limiting import SessionSlot
 from hoop.server.session import BLOCK, CloseStatus, Session, review
 from hoop.server.ssh.openssh_leg import open_child_leg
-from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit, scp_transfer
+from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit
 from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
+from hoop.server.ssh.shell_policy import shell_policy, shell_refusal
 from hoop.server.ssh.target import ClientLogin, TargetError
+from hoop.server.ssh.transfer import file_transfer
 
 log = logging.getLogger("hoop.ssh")
 
@@ -216,8 +218,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.end(1, f"hoop: subsystem {self.subsystem!r} is not available")
                 return False
             if not conn.allow_file_transfer:
-                session.audit("ssh.refused.file_transfer", subsystem="sftp")
-                self.end(1, f"hoop: file transfer is not allowed on {conn.name}")
+                session.audit("ssh.refused.file_transfer", subsystem="sftp", protocol="sftp")
+                self.end(1, _no_transfer(conn, "sftp"))
                 return False
             assert self.link is not None
             self.link.monitor = SftpMonitor(session.audit)
@@ -231,12 +233,16 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                     "to run a command, pass it as an argument so the gateway can check it",
                 )
                 return False
+            if shell_policy(self.services.pipeline.guard_rules, conn) == "deny":
+                session.audit("ssh.refused.shell", reason="shell policy deny")
+                self.end(1, shell_refusal(conn, f"{self.server.user}+{conn.name}"))
+                return False
             return True
         assert self.command is not None
-        scp = scp_transfer(self.command)
-        if scp is not None and not conn.allow_file_transfer:
-            session.audit("ssh.refused.file_transfer", command=self.command)
-            self.end(1, f"hoop: file transfer is not allowed on {conn.name}")
+        transfer = file_transfer(self.command)
+        if transfer is not None and not conn.allow_file_transfer:
+            session.audit("ssh.refused.file_transfer", command=self.command, protocol=transfer["protocol"])
+            self.end(1, _no_transfer(conn, transfer["protocol"]))
             return False
         self.judged = session.judge(self.command)
         self.admission = admission = await admit(session, self.command, self.judged, self.say)
@@ -248,8 +254,11 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self._record_exec(error=admission.error)
             self.end(EXIT_NOT_RUN)
             return False
-        if scp is not None:
-            session.audit("ssh.transfer", **scp, protocol="scp")
+        if transfer is not None:
+            session.audit("ssh.transfer", **transfer)
+            if transfer["protocol"] == "sftp":  # an SFTP server started by exec is watched like the subsystem
+                assert self.link is not None
+                self.link.monitor = SftpMonitor(session.audit)
         return True
 
     def _record_exec(self, tag: str = "", error: str = "") -> None:
@@ -297,6 +306,11 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.chan is not None:
             self.end(EXIT_NOT_RUN if self.kind == "exec" else 1, f"hoop: session ended by the gateway: {reason}")
         self._stop()
+
+
+def _no_transfer(conn: Connection, protocol: str) -> str:
+    what = "a program named by expansion could be scp or sftp-server" if protocol == "unknown" else protocol
+    return f"hoop: file transfer is not allowed on {conn.name} ({what}; allow_file_transfer = false)"
 
 
 def _env(chan: Any) -> dict[str, str]:

@@ -45,14 +45,3 @@ async def admit(session: Session, command: str, decision: Decision, say: Callabl
         say(f"hoop: {outcome.message}")
         return Admission(True, outcome.decision, decision.rule)
     return Admission(True, ALLOW, decision.rule)
-
-
-def scp_transfer(command: str) -> dict[str, str] | None:
-    """Legacy scp (`scp -O`) runs `scp -t PATH` (upload) or `scp -f PATH` (download) remotely."""
-    parts = command.split()
-    if not parts or parts[0] != "scp":
-        return None
-    direction = "upload" if "-t" in parts else "download" if "-f" in parts else ""
-    if not direction:
-        return None
-    return {"direction": direction, "path": parts[-1]}

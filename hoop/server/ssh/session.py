@@ -30,6 +30,7 @@ from hoop.server.ssh.lobby_commands import HELP, connections, recent_sessions, w
 from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.screen import RecordedScreen
+from hoop.server.ssh.shell_policy import shell_policy, shell_refusal
 from hoop.server.ssh.sqlshell import SqlShellError, open_shell
 from hoop.server.ssh.target import ClientLogin, TargetError
 
@@ -327,6 +328,11 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             self.say("connect to an SSH connection needs a terminal (ssh -t)")
             return 1
         server = self.server
+        if shell_policy(self.services.pipeline.guard_rules, conn) == "deny":
+            if self.session is not None:
+                self.session.audit("ssh.refused.shell", connection=conn.name, reason="shell policy deny")
+            self.say(shell_refusal(conn, f"{server.user}+{conn.name}"))
+            return 1
         try:  # counted like a direct login to the target, before the target is contacted
             slot = self.services.limiter.claim_session(server.user, conn.name, "ssh", server.client)
         except TooManySessions as exc:

@@ -4,7 +4,8 @@
   config) that accepts root with the target key, and user ``hoopt`` with a canary password.
 - ``gateway`` (session): `hoop serve` as a subprocess with [listen] ssh and postgres, users
   alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
-  web3 (key in ${HOOP_TEST_KEY}), db (postgres on 127.0.0.1:5432), locked (no file
+  web3 (key in ${HOOP_TEST_KEY}; web1 and web3 allow shells explicitly, as the command rules
+  cover every connection), db (postgres on 127.0.0.1:5432), locked (no file
   transfer, no forwarding) and down (a port nothing listens on). Attributes: ssh(...),
   token(user), run_hoop(...), logs().
 
@@ -149,7 +150,7 @@ ssh_keys = ["{client_pub}"]
 [[users]]
 name = "bob"
 groups = ["ops"]
-{ssh_connection_toml("web1", sshd, "allow_file_transfer = true", "record_input = false")}
+{ssh_connection_toml("web1", sshd, "allow_file_transfer = true", "record_input = false", 'shell = "allow"')}
 [[connections]]
 name = "web3"
 type = "ssh"
@@ -159,6 +160,7 @@ username = "root"
 private_key = "${{HOOP_TEST_KEY}}"
 groups = ["dev"]
 ssh_client = "openssh"
+shell = "allow"
 
 [[connections]]
 name = "tunnel"
