@@ -94,6 +94,10 @@ _INDIRECT = {"alias", "function", "hash", "enable", "coproc", "bind", "complete"
 # find actions that run a command of their own (its words come from file names at run time).
 _FIND_RUNS = {"-exec", "-execdir", "-ok", "-okdir"}
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# `$((...))` holding only numbers and operators is arithmetic and runs nothing (its `*` is no
+# glob). Anything else in it (names, `$`, quotes, backticks) is parsed as commands, as a shell
+# that falls back to a command substitution would: that fails closed.
+_ARITHMETIC = re.compile(r"[\d\s+\-*/%<>=!&|^~?:,.()]*")
 _MAX_DEPTH = 16
 
 
@@ -172,6 +176,14 @@ def _substitutions(raw: str, depth: int) -> list[Statement]:
             continue
         if c == "'":
             in_single = not in_single  # approximation: '...' inside "..." is literal either way
+        elif not in_single and c == "$" and raw.startswith("((", j + 1):
+            end = _matching(raw, j + 1, "(", ")")
+            if raw[end - 1] == ")" and _ARITHMETIC.fullmatch(raw[j + 3 : end - 1]):
+                j = end + 1  # arithmetic expansion: no command runs
+                continue
+            out.extend(_parse(raw[j + 2 : end], depth + 1))
+            j = end + 1
+            continue
         elif not in_single and c in "$<>" and raw.startswith("(", j + 1):
             end = _matching(raw, j + 1, "(", ")")
             out.extend(_parse(raw[j + 2 : end], depth + 1))

@@ -112,6 +112,13 @@ def test_ordinary_commands_stay_allowed() -> None:
         assert verdict(line)[0] == "allow", line
 
 
+def test_arithmetic_runs_nothing_but_commands_inside_it_are_judged() -> None:
+    shutdown = RuleSet([GuardRule("no-shutdown", "block", commands=("shutdown",))])
+    assert verdict("echo ran-$((6*7))", shutdown)[0] == "allow"  # its * is no glob
+    for line in ("echo $(( $(rm -rf x) + 1 ))", "echo $((`rm -rf x`))", "echo $((rm -rf x))"):
+        assert verdict(line)[0] == "block", line
+
+
 def test_a_pattern_with_an_unbalanced_quote_still_loads() -> None:
     rules = RuleSet([GuardRule("odd", "block", commands=("rm 'x",))])
     assert verdict('rm "\'x"', rules)[0] == "block"

@@ -21,7 +21,9 @@ def gw(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway
     root = tmp_path_factory.mktemp("argv")
     alice_pub = keygen(root / "alice_key")
     body = f'\n[[users]]\nname = "alice"\ngroups = ["dev"]\nssh_keys = ["{alice_pub}"]\n'
-    gateway = write_config(root, body + ssh_connection_toml("web", sshd) + RULE, listen={"ssh": free_port()})
+    gateway = write_config(
+        root, body + ssh_connection_toml("web", sshd, "allow_file_transfer = true") + RULE, listen={"ssh": free_port()}
+    )
     gateway.start()
     yield gateway
     gateway.stop()
