@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from _pty import Term
 from support.gateway import GatewayProcess, has_actions, write_config
-from support.servers import free_port
+from support.servers import free_port, missing
 from support.sshd import Sshd, keygen, ssh_connection_toml
 
 RULES = """
@@ -187,7 +187,7 @@ def test_sftp_server_started_by_exec_is_refused_or_watched_like_the_subsystem(
     """`sftp -s /path/to/sftp-server` asks for an exec, not the sftp subsystem."""
     server = "/usr/lib/openssh/sftp-server"
     if not Path(server).exists():
-        pytest.skip("no sftp-server at the Debian path")
+        missing("no sftp-server at the Debian path (openssh-server installs it)")
 
     def sftp(connection: str, batch: str) -> subprocess.CompletedProcess[bytes]:
         args = ["sftp", *_args(gw, "-P", str(gw.ports["ssh"])), "-s", server, "-b", "-"]
