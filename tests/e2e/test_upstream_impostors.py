@@ -80,21 +80,26 @@ def test_postgres_impostor_gets_no_password(tmp_path: Path, method: str, sslmode
     _assert_nowhere(gw, result.stdout, result.stderr)
 
 
+def _mysql_login(gw: GatewayProcess) -> None:
+    """alice logs in to connection `db` through the gateway's MySQL door (no TLS to the gateway)."""
+    pymysql.connect(
+        host="127.0.0.1",
+        port=gw.ports["mysql"],
+        user="alice",
+        password=gw.tokens["alice"],
+        database="db",
+        ssl_disabled=True,
+        connect_timeout=10,
+    )
+
+
 @pytest.mark.parametrize("switch_to_clear", [False, True])
 def test_mysql_impostor_gets_no_password(tmp_path: Path, switch_to_clear: bool) -> None:
     with serving(MysqlImpostor(switch_to_clear=switch_to_clear, password=CANARY.encode())) as impostor:
         gw = _gateway(tmp_path / "gw", _connection("mysql", impostor.port), "mysql")
         try:
             with pytest.raises(pymysql.err.MySQLError) as info:
-                pymysql.connect(
-                    host="127.0.0.1",
-                    port=gw.ports["mysql"],
-                    user="alice",
-                    password=gw.tokens["alice"],
-                    database="db",
-                    ssl_disabled=True,
-                    connect_timeout=10,
-                )
+                _mysql_login(gw)
             gw.audit("--action", "upstream.failure", until=bool)
         finally:
             gw.stop()
@@ -112,15 +117,7 @@ def test_mysql_pinned_key_reaches_the_genuine_server(tmp_path: Path) -> None:
         try:
             with pytest.raises(pymysql.err.MySQLError):
                 # the genuine server logs the gateway in; the fake then fails the session setup
-                pymysql.connect(
-                    host="127.0.0.1",
-                    port=gw.ports["mysql"],
-                    user="alice",
-                    password=gw.tokens["alice"],
-                    database="db",
-                    ssl_disabled=True,
-                    connect_timeout=10,
-                )
+                _mysql_login(gw)
         finally:
             gw.stop()
     assert genuine.accepted
