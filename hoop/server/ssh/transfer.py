@@ -17,8 +17,8 @@ from hoop.core.sql.shell import classify_shell
 
 _EXPANDED = re.compile(r"[$`{\\]")  # the shell would turn such a program name into another
 _GLOB = re.compile(r"[*?\[]")
-# `$((6*7))` reaches here as a nested "command" `6*7`: a glob counts only in a name with a
-# letter or a slash (a file name the shell could match)
+# A glob counts only in a name with a letter or a slash: only such a name could match a file
+# such as scp or sftp-server.
 _NAMELIKE = re.compile(r"[A-Za-z/]")
 _TEST_PROGRAMS = frozenset({"[", "[["})
 SFTP_SERVERS = frozenset({"sftp-server", "internal-sftp"})
@@ -29,7 +29,7 @@ def file_transfer(command: str) -> dict[str, str] | None:
     """What the command line transfers (protocol, direction, path), or None when it runs no
     scp server side and no SFTP server."""
     for stmt in classify_shell(command).walk():
-        words = stmt.text.split()
+        words = list(stmt.argv) or stmt.text.split()  # argv: the words after quote removal
         program = stmt.object.rsplit("/", 1)[-1]
         if _expanded(stmt.object):
             return {"protocol": "unknown", "direction": "", "path": ""}
