@@ -26,8 +26,10 @@ DEFAULT_CONFIG = "hoop.toml"
 CONNECTION_TYPES = ("postgres", "mysql", "ssh")
 SSLMode = Literal["disable", "prefer", "require", "verify-ca", "verify-full"]
 SSLMODES: tuple[SSLMode, ...] = get_args(SSLMode)
-SHELL_POLICIES = ("allow", "deny")  # what an interactive shell on an SSH connection may do
-SHELL_POLICIES_NOT_YET = ("review", "moderated")
+# What an interactive shell on an SSH connection may do (hoop/server/ssh/shell_policy.py)
+SHELL_POLICIES = ("allow", "review", "moderated", "deny")
+SHELLS_WITH_APPROVERS = ("review", "moderated")
+SHELL_RULE_PREFIX = "shell:"  # the rules behind shell_approvers (hoop/core/shell_rules.py)
 SSH_CLIENTS = ("builtin", "openssh")  # how the gateway reaches SSH targets for exec, scp and sftp
 # Whether the config being parsed reads its `${VAR}` / `file:` secrets now (see load_config).
 _RESOLVE_SECRETS: ContextVar[bool] = ContextVar("resolve_secrets", default=True)
@@ -115,9 +117,12 @@ class Connection:
     allow_agent_forwarding: bool = False
     allow_x11: bool = False
     record_input: bool = False
-    # Interactive shells: "allow" or "deny"; "" takes the default (deny where a command rule
-    # covers the connection, allow elsewhere: hoop/server/ssh/shell_policy.py)
+    # Interactive shells: "allow", "review" (held for shell_approvers), "moderated" (runs
+    # only while one of shell_approvers watches it) or "deny"; "" takes the default (deny
+    # where a command rule covers the connection, allow elsewhere: ssh/shell_policy.py)
     shell: str = ""
+    shell_approvers: tuple[str, ...] = ()
+    shell_timeout: float = 300.0  # how long a shell waits for an approval or a first moderator
     ssh_client: str = "builtin"  # "openssh": exec, scp and sftp through an `ssh` child (openssh_leg.py)
     # MySQL targets
     allow_local_infile: bool = False
@@ -330,7 +335,11 @@ def _rules(value: Any, file: str) -> tuple[Any, ...]:
     # The rule schema lives beside its engine.
     from hoop.core.guardrails import rule_from_mapping
 
-    return tuple(rule_from_mapping(r, file=file, key=f"rules[{i}]") for i, r in enumerate(tables))
+    rules = tuple(rule_from_mapping(r, file=file, key=f"rules[{i}]") for i, r in enumerate(tables))
+    for i, rule in enumerate(rules):
+        if rule.name.startswith(SHELL_RULE_PREFIX):
+            raise ConfigError(file, f"rules[{i}].name", f"the prefix {SHELL_RULE_PREFIX!r} is kept for shell approvers")
+    return rules
 
 
 def _masking(value: Any, file: str) -> tuple[Any, ...]:
@@ -463,18 +472,25 @@ def _connections(data: Any, file: str, base: Path) -> tuple[Connection, ...]:
             allow_x11=t.bool("allow_x11", False),
             record_input=t.bool("record_input", False),
             shell=t.str("shell", ""),
+            shell_approvers=t.strs("shell_approvers"),
+            shell_timeout=t.duration("shell_timeout", 300.0, 24 * 3600.0),
             ssh_client=t.str("ssh_client", "builtin"),
             allow_local_infile=t.bool("allow_local_infile", False),
             server_public_key=t.path("server_public_key", base),
         )
         if conn.server_public_key is not None and kind != "mysql":
             raise t.error("server_public_key", "only MySQL connections use a pinned server public key")
-        if conn.shell in SHELL_POLICIES_NOT_YET:
-            raise t.error("shell", f"{conn.shell!r} is not available yet; use one of {', '.join(SHELL_POLICIES)}")
         if conn.shell not in ("", *SHELL_POLICIES):
             raise t.error("shell", f"expected one of {', '.join(SHELL_POLICIES)}, got {conn.shell!r}")
         if conn.shell and kind != "ssh":
             raise t.error("shell", "only SSH connections have a shell policy")
+        if conn.shell in SHELLS_WITH_APPROVERS and not conn.shell_approvers:
+            raise t.error(
+                "shell_approvers",
+                f'shell = "{conn.shell}" needs the groups who approve or moderate shells (shell_approvers = ["ops"])',
+            )
+        if conn.shell_approvers and conn.shell not in SHELLS_WITH_APPROVERS:
+            raise t.error("shell_approvers", 'only shell = "review" or "moderated" has shell approvers')
         if conn.ssh_client not in SSH_CLIENTS:
             raise t.error("ssh_client", f"expected one of {', '.join(SSH_CLIENTS)}, got {conn.ssh_client!r}")
         if "+" in name or "/" in name:

@@ -5,8 +5,9 @@
 - `admin`: changes rules and masking, kills any session, watches every session;
 - `auditor`: reads everything (sessions, recordings, audit, approvals), changes nothing.
 
-Approvers are not a table here: a member of a group a guard rule names in `approvers` approves
-that rule's requests, and watches and kills the sessions on the connections the rule covers
+Approvers are not a table here: a member of a group a guard rule names in `approvers` (or a
+connection names in `shell_approvers`, which is the rule `shell:NAME`: hoop/core/shell_rules.py)
+approves that rule's requests, and watches and kills the sessions on the connections the rule covers
 (its own `connections` globs, matched as the rule matches them). An admin decides a request
 only when also an approver of its rule. The groups come from the identity: `[[users]]` for
 local tokens, the token's groups claim for OIDC.

@@ -118,6 +118,28 @@ async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     return {"id": session_id, "status": "killed"}
 
 
+@handler("moderate")
+async def _moderate(services: Services, who: Identity, req: dict[str, Any]) -> Any:
+    """Watch a moderated session as its moderator, renewing the lease each call (or `leave`);
+    a session that is not moderated answers `moderated: false` to whoever may watch it."""
+    session_id = int(req["id"])
+    live = services.live.get(session_id)
+    if live is None:
+        raise HoopError(f"session {session_id} is not live")
+    roles = services.roles_of(who)
+    if not (roles.watches(live.connection) or live.user == who.name):
+        raise NotAllowed(f"session {session_id} is outside what you may watch ({role_text(roles)})")
+    moderated = services.moderators.get(session_id)
+    if moderated is None:
+        return {"id": session_id, "moderated": False}
+    if req.get("leave"):
+        return moderated.leave(who.name)
+    why = moderated.refusal(who)
+    if why:
+        raise NotAllowed(why)
+    return moderated.renew(who.name)
+
+
 class ControlServer:
     def __init__(self, services: Services, path: Path) -> None:
         self.services = services

@@ -13,6 +13,7 @@ import asyncio
 import json
 from typing import Any
 
+from hoop.core.config import SHELL_RULE_PREFIX
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import builtin_rules
 from hoop.core.identity import Identity
@@ -67,6 +68,10 @@ async def _rules_save(services: Services, who: Identity, req: dict[str, Any]) ->
     name, reason = str(clean["name"]), str(req.get("reason", "")).strip()
     if is_builtin(kind, name) and name not in {r.name for r in builtin_rules()}:
         raise HoopError(f"the name prefix {BUILTIN_PREFIX!r} is kept for the rules Hoop ships; name the rule otherwise")
+    if name.startswith(SHELL_RULE_PREFIX):
+        raise HoopError(
+            f"the name prefix {SHELL_RULE_PREFIX!r} is kept for connections' shell approvers; name the rule otherwise"
+        )
     if is_builtin(kind, name) and clean.get("enabled", True) is False and not reason:
         raise HoopError(f"a reason is required to disable the built-in rule {name}")
     book = RuleBook(services.store)

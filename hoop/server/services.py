@@ -17,10 +17,12 @@ from hoop.core.identity import Identity, TokenService
 from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
 from hoop.core.roles import RoleSet, roles_of
+from hoop.core.shell_rules import shell_rules
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.server.limiting import Limiter
+from hoop.server.moderation import Moderators
 
 log = logging.getLogger("hoop.gateway")
 
@@ -61,6 +63,7 @@ class Services:
         # Local tokens, or (with [auth.oidc]) an OIDC verifier that hands non-JWTs to them.
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
+        self.moderators = Moderators()  # moderated sessions and who watches them
         self.approvals = Approvals(store, journal.audit, max_grant=config.gateway.max_grant)
         self.approvals.pending_per_user = config.limits.pending_approvals_per_user
         # Why logins through the doors are refused right now ("" while they are not): set while
@@ -112,8 +115,10 @@ class Services:
         return [c for c in self.config.connections if c.allows(identity.groups)]
 
     def roles_of(self, identity: Identity) -> RoleSet:
-        """The identity's roles under [roles] and the guard rules in force now (hoop/core/roles.py)."""
-        return roles_of(self.config.roles, self.pipeline.guard_rules, identity.groups)
+        """The identity's roles under [roles], the guard rules in force now and the connections'
+        shell approvers (hoop/core/roles.py, hoop/core/shell_rules.py)."""
+        rules = [*self.pipeline.guard_rules, *shell_rules(self.config)]
+        return roles_of(self.config.roles, rules, identity.groups)
 
     def register(self, live: LiveSession) -> None:
         self.live[live.id] = live

@@ -25,8 +25,8 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.notifications import SeverityLevel
-from textual.widget import Widget
 
 from hoop.core.roles import RoleSet
 from hoop.core.visible import visible
@@ -181,12 +181,12 @@ class HoopApp(App[None]):
     def poll(self) -> None:
         self.post_message(SnapshotReady(self.history.snapshot(self.now())))
 
-    def act(self, requester: Widget, op: str, **params: Any) -> None:
+    def act(self, requester: MessagePump, op: str, **params: Any) -> None:
         """Ask the gateway to do something; the outcome arrives at `requester` as ActionResult."""
         self._act(requester, op, params)
 
     @work(thread=True, group="act")
-    def _act(self, requester: Widget, op: str, params: dict[str, Any]) -> None:
+    def _act(self, requester: MessagePump, op: str, params: dict[str, Any]) -> None:
         from hoop.core.errors import HoopError
 
         try:

@@ -17,15 +17,18 @@ from typing import Any
 import asyncssh
 
 from hoop.core.config import Connection
+from hoop.core.durations import format_span
 from hoop.core.pipeline import Decision
+from hoop.core.shell_rules import shell_rule
 from hoop.server.limiting import SessionSlot
+from hoop.server.moderation import Moderated
 from hoop.server.session import BLOCK, CloseStatus, Session, review
 from hoop.server.ssh.openssh_leg import open_child_leg
 from hoop.server.ssh.policy import EXIT_NOT_RUN, EXIT_TARGET, Admission, admit
 from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.sftp import SftpMonitor
-from hoop.server.ssh.shell_policy import shell_policy, shell_refusal
+from hoop.server.ssh.shell_policy import admit_shell
 from hoop.server.ssh.target import ClientLogin, TargetError
 from hoop.server.ssh.transfer import file_transfer
 
@@ -52,6 +55,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.admission: Admission | None = None  # an exec's verdict, once judged
         self.recorded = False  # an exec's one statement record is written
         self.ended: asyncio.Future[CloseStatus] | None = None  # set when the target channel is gone
+        self.moderated: Moderated | None = None  # a shell that runs only while a moderator watches
 
     # -- asyncssh callbacks --------------------------------------------------------------------
 
@@ -168,6 +172,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             if self.link is not None:
                 self.link.close()  # a target channel that opens now is closed at once
         finally:
+            if self.moderated is not None:
+                self.moderated.close()
             session.close(status)
 
     async def _serve(self, session: Session) -> CloseStatus:
@@ -177,7 +183,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         assert link is not None and self.ended is not None
         link.session = session
         self.started = time.time()
-        if not await self._admit(session):
+        if not await self._admit(session) or not await self._first_moderator():
             return CloseStatus.CLOSED
         try:
             if self.term is None and await open_child_leg(
@@ -203,6 +209,8 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             status = self._unreachable(f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
             link.target_closed(None, None)
             return status
+        if self.moderated is not None:
+            self.moderated.start()
         return await self.ended
 
     def _unreachable(self, message: str) -> CloseStatus:
@@ -233,11 +241,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                     "to run a command, pass it as an argument so the gateway can check it",
                 )
                 return False
-            if shell_policy(self.services.pipeline.guard_rules, conn) == "deny":
-                session.audit("ssh.refused.shell", reason="shell policy deny")
-                self.end(1, shell_refusal(conn, f"{self.server.user}+{conn.name}"))
-                return False
-            return True
+            return await self._admit_shell(session)
         assert self.command is not None
         transfer = file_transfer(self.command)
         if transfer is not None and not conn.allow_file_transfer:
@@ -254,12 +258,46 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self._record_exec(error=admission.error)
             self.end(EXIT_NOT_RUN)
             return False
+        if self.term is not None and not await self._admit_shell(session, self.command):
+            return False
         if transfer is not None:
             session.audit("ssh.transfer", **transfer)
             if transfer["protocol"] == "sftp":  # an SFTP server started by exec is watched like the subsystem
                 assert self.link is not None
                 self.link.monitor = SftpMonitor(session.audit)
         return True
+
+    async def _admit_shell(self, session: Session, command: str = "") -> bool:
+        """The connection's shell policy, for a shell or an exec with a terminal."""
+        conn = self.connection
+        login = f"{self.server.user}+{conn.name}"
+        assert self.link is not None
+        self.link.suspended = True  # typed ahead while held is not what an approver let through
+        shell = await admit_shell(session, conn, self.services.pipeline.guard_rules, login, command, self.say)
+        self.link.suspended = shell.moderated  # nothing reaches the target until a moderator watches
+        if not shell.run:
+            self.admission = Admission(False, shell.decision, shell.rule, shell.reason)
+            self._record_exec(error=shell.reason)
+            self.end(EXIT_NOT_RUN if command else 1)
+            return False
+        if shell.moderated:
+            rule = shell_rule(conn)
+            assert rule is not None
+            self.moderated = self.services.moderators.open(session, rule, self.link)
+        return True
+
+    async def _first_moderator(self) -> bool:
+        """A moderated shell starts once a moderator watches it (hoop/server/moderation.py)."""
+        moderated = self.moderated
+        if moderated is None:
+            return True
+        self.say(moderated.waiting_message())
+        if await moderated.first_moderator():
+            return True
+        reason = f"no moderator watched it within {format_span(moderated.rule.timeout)}"
+        self._record_exec(error=reason)
+        self.end(EXIT_NOT_RUN if self.kind == "exec" else 1, f"hoop: not started: {reason}")
+        return False
 
     def _record_exec(self, tag: str = "", error: str = "") -> None:
         """The exec's one statement record: once it ended, or once it is clear it will not run.

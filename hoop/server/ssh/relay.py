@@ -92,6 +92,9 @@ class Link:
         self._counted = 0  # bytes of the cast counted in the session's recording size
         self.closed = False
         self.lost = False
+        # A moderated session without a moderator (hoop/server/moderation.py): the client's
+        # input is discarded and the target's output held until the gate opens again.
+        self.suspended = False
 
     async def open(
         self,
@@ -119,6 +122,8 @@ class Link:
         if self.closed:  # the client left while the target was being opened
             target.close()
             return
+        if self.suspended:
+            target.pause_reading()
         if self._early:
             target.write(b"".join(self._early))
             self._early.clear()
@@ -132,6 +137,8 @@ class Link:
     def from_client(self, data: bytes) -> None:
         if self.session is not None:
             self.session.log.bytes_in += len(data)
+        if self.suspended:
+            return
         rec = self.recorder
         if rec is not None:
             rec.input(data)
@@ -165,11 +172,11 @@ class Link:
             self.target.change_terminal_size(cols, rows, pxw, pxh)
 
     def signal(self, name: str) -> None:
-        if self.target is not None:
+        if self.target is not None and not self.suspended:
             self.target.signal(name)
 
     def send_break(self, msec: int) -> None:
-        if self.target is not None:
+        if self.target is not None and not self.suspended:
             self.target.send_break(msec)
 
     def pause_reading(self) -> None:
@@ -177,8 +184,28 @@ class Link:
             self.target.pause_reading()
 
     def resume_reading(self) -> None:
-        if self.target is not None:
+        if self.target is not None and not self.suspended:
             self.target.resume_reading()
+
+    # -- moderation: the Gate of hoop/server/moderation.py ---------------------------------------
+
+    def suspend(self, message: str) -> None:
+        self.suspended = True
+        self.pause_reading()
+        self.notice(message)
+
+    def unsuspend(self, message: str) -> None:
+        self.suspended = False
+        self.resume_reading()
+        self.notice(message)
+
+    def notice(self, message: str) -> None:
+        """A line from the gateway on the user's terminal, in the recording too."""
+        data = f"\r\n{message}\r\n".encode("utf-8", "replace")
+        if self.recorder is not None and not self.closed:
+            self.recorder.output(data)
+        if not self.front.is_closing():
+            self.front.write(data)
 
     # -- target -> client ---------------------------------------------------------------------
 

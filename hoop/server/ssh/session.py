@@ -22,15 +22,18 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 
 from hoop.core.config import Connection
+from hoop.core.durations import format_span
 from hoop.core.errors import AccessDenied
+from hoop.core.shell_rules import shell_rule
 from hoop.server.limiting import SessionSlot, TooManySessions
+from hoop.server.moderation import Moderated
 from hoop.server.session import CloseStatus, Session
 from hoop.server.ssh.editor import LineEditor
 from hoop.server.ssh.lobby_commands import HELP, connections, recent_sessions, whoami
 from hoop.server.ssh.pty_limits import clamped, refuse_pty
 from hoop.server.ssh.relay import Link, terminal_recorder
 from hoop.server.ssh.screen import RecordedScreen
-from hoop.server.ssh.shell_policy import shell_policy, shell_refusal
+from hoop.server.ssh.shell_policy import admit_shell, shell_policy, shell_refusal
 from hoop.server.ssh.sqlshell import SqlShellError, open_shell
 from hoop.server.ssh.target import ClientLogin, TargetError
 
@@ -348,9 +351,12 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         server, term, lobby = self.server, self.term, self.session
         assert server.identity is not None and lobby is not None and term is not None
         session = Session(self.services, server.identity, conn.name, "ssh", server.client, dialect="shell")
+        moderated: Moderated | None = None
 
         def closed(status: int | None, signal: Any) -> None:
             slot.release()
+            if moderated is not None:
+                moderated.close()
             session.close(CloseStatus.UPSTREAM_LOST if link.lost else CloseStatus.CLOSED, exit_status=status)
             self.target_session = None
             if self.mode == "relay" and not self.chan.is_closing():
@@ -361,18 +367,23 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             if not self.chan.is_closing():
                 self.say(f"\r\nhoop: session {session.id} on {conn.name} ended by the gateway: {reason}", err=True)
             link.close()
+            if link.target is None and self.task is not None:  # still held or waiting for a moderator
+                self.task.cancel()
 
         link = Link(self.chan, closed, session=session, forward_eof=False)
         self.target_session = session
         session.start(kill, kind="shell", client=server.client, pty=True, via="lobby", lobby=lobby.id)
         try:
+            admitted, moderated = await self._shell_terms(session, conn, link)
+            if not admitted:
+                return 1
             target = await server.target(conn)
         except TargetError as exc:
             self.say(f"hoop: {exc}")
             link.lost = True
             link.close()
             return 1
-        except asyncio.CancelledError:  # Ctrl-C while logging in, or the lobby ended
+        except asyncio.CancelledError:  # Ctrl-C while held or logging in, or the lobby ended
             link.close()
             raise
         if link.closed:  # killed while logging in
@@ -387,7 +398,38 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             link.target_closed(None, None)
             self.say(f"hoop: the target refused the session: {getattr(exc, 'reason', '') or exc}")
             return 1
+        if moderated is not None:
+            moderated.start()
         return 0
+
+    async def _shell_terms(self, session: Session, conn: Connection, link: Link) -> tuple[bool, Moderated | None]:
+        """The shell policy of a `connect`: whether the shell may start (after its approval, or
+        its first moderator), and its moderation if it is moderated. A refusal closes the link."""
+        login = f"{self.server.user}+{conn.name}"
+        link.suspended = True  # typed ahead while held is not what an approver let through
+        shell = await admit_shell(session, conn, self.services.pipeline.guard_rules, login, "", self.say)
+        link.suspended = shell.moderated  # nothing reaches the target until a moderator watches
+        if not shell.run:
+            link.close()
+            return False, None
+        if not shell.moderated:
+            return True, None
+        rule = shell_rule(conn)
+        assert rule is not None
+        moderated = self.services.moderators.open(session, rule, link)
+        self.say(moderated.waiting_message())
+        try:
+            came = await moderated.first_moderator()
+        except asyncio.CancelledError:
+            moderated.close()
+            raise
+        if not came or link.closed:  # nobody came in time, or it was killed while it waited
+            moderated.close()
+            if not came:
+                self.say(f"hoop: not started: no moderator watched it within {format_span(rule.timeout)}")
+            link.close()
+            return False, None
+        return True, moderated
 
     # -- connect: SQL ----------------------------------------------------------------------------
 

@@ -1,18 +1,39 @@
-"""May a user open an interactive shell on an SSH connection?
+"""May a user open an interactive shell on an SSH connection, and on what terms?
 
 Command rules judge exec requests: the command line is known before anything runs. What is
-typed into a shell is not (a piped script, a paste, a program that spawns another), so a
-connection whose commands are under rules refuses shells unless its configuration says
-`shell = "allow"` explicitly (which `hoop check` warns about).
+typed into a shell is not (a piped script, a paste, a program that spawns another), so each
+SSH connection has a shell policy:
+
+- `allow`: shells run (`hoop check` warns where command rules cover the connection);
+- `review`: a shell is held, like a held statement, until one of `shell_approvers` approves;
+- `moderated`: a shell runs only while one of `shell_approvers` watches it live in the TUI
+  (moderation.py); it waits for the first and pauses when the last one leaves;
+- `deny`: shells are refused.
+
+The default is `deny` where a command rule covers the connection and `allow` elsewhere. An exec
+with a terminal (`ssh -t gw vim`) is a shell in all but name (an editor's `:!`, a pager's `!`,
+a REPL), so where shells are not simply allowed it is also under the shell policy, after the
+command rules have judged its command line.
+
+The approvers of a connection's shells are a rule of their own, `shell:NAME` (core/shell_rules.py):
+it holds the requests, decides who may approve them, and gives its approvers the connection in
+their scope (they watch and kill its sessions), exactly like a guard rule's approvers.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.config import Config, Connection
+from hoop.core.pipeline import Decision
+from hoop.core.shell_rules import shell_rule
+from hoop.core.store.records import ALLOW, BLOCK
+
+if TYPE_CHECKING:
+    from hoop.server.session import Session
 
 
 def is_command_rule(rule: Any) -> bool:
@@ -32,18 +53,60 @@ def command_rules_cover(rules: Iterable[Any], connection: str) -> list[str]:
 
 
 def shell_policy(rules: Iterable[Any], conn: Connection) -> str:
-    """ "allow" or "deny": the connection's own setting, or the default."""
+    """ "allow", "review", "moderated" or "deny": the connection's own setting, or the default."""
     if conn.shell:
         return conn.shell
     return "deny" if command_rules_cover(rules, conn.name) else "allow"
 
 
-def shell_refusal(conn: Connection, login: str) -> str:
+def shell_refusal(conn: Connection, login: str, command: str = "") -> str:
     """What a refused shell tells the user: why, and how to run a command instead."""
+    if command:
+        return (
+            f"hoop: a command with a terminal is a shell in all but name, and shells are not allowed on "
+            f"{conn.name}; run it without one: ssh -T {login}@<gateway> 'COMMAND'"
+        )
     return (
         f"hoop: shells are not allowed on {conn.name}: its commands are under rules; "
         f"run commands with ssh {login}@<gateway> 'COMMAND'"
     )
+
+
+@dataclass(frozen=True)
+class ShellAdmission:
+    run: bool
+    moderated: bool = False  # runs only while a moderator watches (hoop/server/moderation.py)
+    decision: str = ALLOW  # what an exec's statement record says when it is not run
+    rule: str = ""
+    reason: str = ""
+
+
+async def admit_shell(
+    session: Session, conn: Connection, rules: Iterable[Any], login: str, command: str, say: Callable[[str], None]
+) -> ShellAdmission:
+    """Apply the connection's shell policy to a shell, or to an exec with a terminal (`command`
+    is then its command line, already admitted by the command rules). `say` writes one line
+    to the user; refusals are audited."""
+    policy = shell_policy(rules, conn)
+    if policy == "allow":
+        return ShellAdmission(True)
+    what = command or "interactive shell"
+    if policy == "deny":
+        session.audit("ssh.refused.shell", connection=conn.name, reason="shell policy deny", command=command)
+        say(shell_refusal(conn, login, command))
+        return ShellAdmission(False, decision=BLOCK, reason=f"shells are not allowed on {conn.name}")
+    rule = shell_rule(conn)
+    assert rule is not None  # config: review and moderated need shell_approvers
+    if policy == "moderated":
+        return ShellAdmission(True, moderated=True, rule=rule.name)
+    decision = Decision("review", rule.name, f"shells on {conn.name} need approval", review=rule)
+    outcome = await session.hold(what, decision, lambda m: say(f"hoop: {m}; what is typed until then is discarded"))
+    if not outcome.approved:
+        session.audit("ssh.refused.shell", connection=conn.name, reason=outcome.decision, command=command)
+        say(f"hoop: not started: {outcome.message}")
+        return ShellAdmission(False, decision=outcome.decision, rule=rule.name, reason=outcome.reason)
+    say(f"hoop: {outcome.message}")
+    return ShellAdmission(True, decision=outcome.decision, rule=rule.name)
 
 
 def allowed_shell_warnings(config: Config) -> list[str]:

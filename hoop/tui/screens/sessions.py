@@ -12,6 +12,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.coordinate import Coordinate
+from textual.timer import Timer
 from textual.widgets import Footer, Label, RichLog
 
 from hoop.core.store.records import connection_label
@@ -146,7 +147,11 @@ class SessionsScreen(AreaScreen):
 
 
 class WatchScreen(HoopScreen):
-    """Follow one session live: its statements (database) or its terminal screen (SSH)."""
+    """Follow one session live: its statements (database) or its terminal screen (SSH).
+
+    Watching a moderated session (an SSH connection with `shell = "moderated"`) as one of its
+    moderators is what lets it run: the screen renews its moderator's lease every second while
+    it is open, and gives it up when left (hoop/server/moderation.py)."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("k", "kill", "Kill")]
 
@@ -155,6 +160,8 @@ class WatchScreen(HoopScreen):
         self.session = session
         self.seq = 0
         self.terminal = session["protocol"] == "ssh"
+        self.moderation = ""  # what this watcher's moderation of the session is, for the status line
+        self.moderating: Timer | None = None
 
     def compose(self) -> ComposeResult:
         s = self.session
@@ -175,6 +182,36 @@ class WatchScreen(HoopScreen):
     def on_mount(self) -> None:
         self.refresh_view()
         self.set_interval(0.5, self.refresh_view)
+        if self.terminal and self.session["ended"] is None:
+            self.moderate()
+            self.moderating = self.set_interval(1.0, self.moderate)
+
+    def on_unmount(self) -> None:
+        if self.moderating is not None:
+            self.moderating.stop()
+            self.app.act(self.app, "moderate", id=self.session["id"], leave=True)
+
+    @work(thread=True, exclusive=True, group="moderate")
+    def moderate(self) -> None:
+        """Renew this watcher's moderator lease, if the session is moderated."""
+        from hoop.core.errors import HoopError
+
+        try:
+            result, error = self.app.link.call("moderate", id=self.session["id"]), ""
+        except HoopError as exc:
+            result, error = None, str(exc)
+        self.app.call_from_thread(self._moderation, result, error)
+
+    def _moderation(self, result: dict[str, Any] | None, error: str) -> None:
+        if result is None or not result.get("moderated") or result.get("state") == "ended":
+            if self.moderating is not None:  # not moderated, or not by this watcher: stop asking
+                self.moderating.stop()
+                self.moderating = None
+            self.moderation = f"not moderating: {error}" if error and result is None else ""
+        else:
+            others = [m for m in result["moderators"] if m != self.app.who.user]
+            self.moderation = f"moderating ({result['state']}" + (f", with {', '.join(others)})" if others else ")")
+        self._status(self.session)
 
     @work(thread=True, exclusive=True, group="watch")
     def refresh_view(self) -> None:
@@ -211,9 +248,10 @@ class WatchScreen(HoopScreen):
 
     def _status(self, session: dict[str, Any]) -> None:
         state = "live" if session["ended"] is None else f"ended ({session['status']})"
+        moderation = f"   {self.moderation}" if self.moderation else ""
         self.query_one("#watch-status", Plain).update(
-            f"{state}   {session['statements']} statements, {session['blocked']} blocked, {session['held']} held"
-            "   escape: back   k: kill"
+            f"{state}{moderation}   {session['statements']} statements, {session['blocked']} blocked, "
+            f"{session['held']} held   escape: back   k: kill"
         )
 
     def action_kill(self) -> None:

@@ -108,12 +108,21 @@ def test_exec_still_runs_where_shells_are_refused(gw: GatewayProcess) -> None:
     assert (r.returncode, r.stdout) == (0, b"ran-42\n"), r.stderr
 
 
-@pytest.mark.parametrize("value", ["review", "moderated", "maybe"])
-def test_shell_values_other_than_allow_and_deny_are_refused_in_config(sshd: Sshd, tmp_path: Path, value: str) -> None:
-    config = write_config(tmp_path, ssh_connection_toml("web1", sshd, f'shell = "{value}"'))
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ('shell = "review"', "needs the groups who approve or moderate shells"),
+        ('shell = "moderated"', "needs the groups who approve or moderate shells"),
+        ('shell = "maybe"', "expected one of allow, review, moderated, deny"),
+        ('shell = "deny"\nshell_approvers = ["ops"]', 'only shell = "review" or "moderated" has shell approvers'),
+    ],
+)
+def test_shell_settings_that_cannot_work_are_refused_in_config(
+    sshd: Sshd, tmp_path: Path, setting: str, expected: str
+) -> None:
+    config = write_config(tmp_path, ssh_connection_toml("web1", sshd, setting))
     out = config.cli("check", check=False)
     assert out.returncode != 0
-    expected = "is not available yet" if value != "maybe" else "expected one of allow, deny"
     assert expected in out.stderr and "shell" in out.stderr, out.stderr
 
 
