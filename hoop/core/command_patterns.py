@@ -18,6 +18,7 @@ import fnmatch
 import os
 import re
 import shlex
+import signal
 from dataclasses import dataclass, field
 
 # Spellings of the same option, per program: each maps onto the short form the table is keyed
@@ -31,8 +32,11 @@ ALIASES: dict[str, dict[str, str]] = {
     "chown": {"--recursive": "-R"},
     "chgrp": {"--recursive": "-R"},
     "git": {"--force": "-f"},
-    "kill": {"-KILL": "-9", "-SIGKILL": "-9"},
 }
+# Programs that send signals, and their options that name the signal in the next word: every
+# spelling of a signal (`-KILL`, `-SIGKILL`, `-s KILL`, `-n 9`, `--signal=kill`) is the flag
+# `-<number>`, so `"kill -9 *"` matches them all.
+_SIGNAL_OPTIONS = {"kill": ("-s", "-n", "--signal"), "pkill": ("--signal",), "killall": ("-s", "--signal")}
 
 _UNEXPANDED = re.compile(r"[$`]")  # parameter or command substitution
 _GLOB = re.compile(r"[?*\[]")
@@ -54,18 +58,52 @@ def _flags(program: str, word: str) -> set[str]:
     return {aliases.get("-" + c, "-" + c) for c in word[1:]}
 
 
+def _signal(name: str) -> str | None:
+    """A signal's number from any spelling (`9`, `KILL`, `sigkill`); None if it is none."""
+    bare = name.upper().removeprefix("SIG")
+    if bare.isdigit():
+        return str(int(bare))
+    try:
+        return str(signal.Signals["SIG" + bare].value)
+    except KeyError:
+        return None
+
+
 def _split(program: str, words: tuple[str, ...] | list[str]) -> tuple[frozenset[str], tuple[str, ...]]:
     flags: set[str] = set()
     args: list[str] = []
     options_end = False
-    for w in words:
+    signal_options = _SIGNAL_OPTIONS.get(program, ())
+    k = 0
+    while k < len(words):
+        w = words[k]
+        k += 1
         if not options_end and w == "--":
             options_end = True
         elif not options_end and len(w) > 1 and w.startswith("-"):
-            flags |= _flags(program, w)
+            if signal_options and (named := _signal_word(w, words[k] if k < len(words) else "", signal_options)):
+                number, used_next = named
+                flags.add(f"-{number}")
+                k += used_next
+            else:
+                flags |= _flags(program, w)
         else:
             args.append(w)
     return frozenset(flags), tuple(args)
+
+
+def _signal_word(word: str, after: str, options: tuple[str, ...]) -> tuple[str, int] | None:
+    """The signal `word` (with the word `after` it) names, and whether it used that next word."""
+    if word in options:
+        number = _signal(after)
+        return (number or after, 1) if after else None
+    if word.startswith("--signal="):
+        value = word.split("=", 1)[1]
+        return _signal(value) or value, 0
+    if "-s" in options and word.startswith("-s") and len(word) > 2 and (number := _signal(word[2:])):
+        return number, 0
+    number = _signal(word[1:])
+    return (number, 0) if number is not None else None
 
 
 def unexpanded(word: str, *, flag_position: bool = True) -> bool:

@@ -94,6 +94,35 @@ _INDIRECT = {"alias", "function", "hash", "enable", "coproc", "bind", "complete"
 # find actions that run a command of their own (its words come from file names at run time).
 _FIND_RUNS = {"-exec", "-execdir", "-ok", "-okdir"}
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# Variables that change which program a name runs, or load code into any program
+# (`PATH=/tmp x`, `LD_PRELOAD=/tmp/x.so ls`, `BASH_ENV=x bash s`): set by an assignment, `env`
+# or `export`, what runs is not what the gateway sees.
+_PROGRAM_ENV = {
+    "PATH",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+    "GCONV_PATH",
+    "BASH_ENV",
+    "ENV",
+    "IFS",
+    "PROMPT_COMMAND",
+    "PS4",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PERL5LIB",
+    "PERL5OPT",
+    "RUBYOPT",
+    "NODE_OPTIONS",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+}
+_EXPORTS = {"export", "declare", "typeset", "readonly", "local"}
 # `$((...))` holding only numbers and operators is arithmetic and runs nothing (its `*` is no
 # glob). Anything else in it (names, `$`, quotes, backticks) is parsed as commands, as a shell
 # that falls back to a command substitution would: that fails closed.
@@ -204,13 +233,35 @@ def _command(raw: str, depth: int) -> list[Statement]:
         argv = shlex.split(raw, comments=True, posix=True)
     except ValueError as exc:
         raise ShellSyntaxError(str(exc)) from exc
+    assigned = []
     while argv and (argv[0] in KEYWORDS or _ASSIGN.match(argv[0])):
+        assigned += argv[:1] if _ASSIGN.match(argv[0]) else []
         argv = argv[1:]
-    if not argv:
-        return inner
+    env = _program_env(assigned)
+    if not argv:  # only assignments: they still change what later commands run
+        if not env:
+            return inner
+        text = " ".join(assigned)
+        return [
+            *inner,
+            Statement(
+                kind="command",
+                text=text,
+                object=text.split("=", 1)[0] + "=",
+                dynamic=True,
+                argv=tuple(assigned),
+                why_dynamic=env,
+            ),
+        ]
     # The shell removes a backslash-newline inside a word (`r\<newline>m` runs rm); shlex keeps it.
     joined = "a backslash-newline inside a word joins what the gateway sees apart" if "\\\n" in raw else ""
-    return [_simple(argv, inner, depth, joined)]
+    return [_simple(argv, inner, depth, joined or env)]
+
+
+def _program_env(words: list[str]) -> str:
+    """Why assignments among `words` make what runs unknowable (empty when they do not)."""
+    names = sorted({w.split("=", 1)[0] for w in words if _ASSIGN.match(w)} & _PROGRAM_ENV)
+    return f"{names[0]}= changes which program a name runs or what code it loads" if names else ""
 
 
 def _unknown_program(word: str, rest: list[str]) -> str:
@@ -228,6 +279,8 @@ def _unknown_program(word: str, rest: list[str]) -> str:
         return f"`{prog}` makes a name run code the gateway cannot follow"
     if prog == "find" and any(w in _FIND_RUNS for w in rest):
         return "find -exec/-execdir/-ok runs commands built from file names the gateway cannot see"
+    if prog in _EXPORTS or prog == "env":
+        return _program_env(rest)
     return ""
 
 

@@ -122,3 +122,54 @@ def test_arithmetic_runs_nothing_but_commands_inside_it_are_judged() -> None:
 def test_a_pattern_with_an_unbalanced_quote_still_loads() -> None:
     rules = RuleSet([GuardRule("odd", "block", commands=("rm 'x",))])
     assert verdict('rm "\'x"', rules)[0] == "block"
+
+
+KILL_9 = RuleSet([GuardRule("no-kill-9", "block", commands=("kill -9 *", "pkill -KILL *"))])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "kill -9 1",
+        "kill -KILL 1",
+        "kill -SIGKILL 1",
+        "kill -s KILL 1",
+        "kill -s sigkill 1",
+        "kill -s 9 1",
+        "kill -n 9 1",
+        "kill --signal=KILL 1",
+        "kill -sKILL 1",
+        "/bin/kill --signal KILL 1",
+        "pkill -9 nginx",
+        "pkill --signal KILL nginx",
+    ],
+)
+def test_every_spelling_of_a_signal_is_its_number(line: str) -> None:
+    assert verdict(line, KILL_9)[0] == "block", line
+
+
+@pytest.mark.parametrize("line", ["kill 1", "kill -15 1", "kill -s TERM 1", "kill -l", "pkill -f nginx"])
+def test_other_signals_do_not_match(line: str) -> None:
+    assert verdict(line, KILL_9)[0] == "allow", line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "PATH=/tmp/bin x -rf d",
+        "PATH=/tmp/bin; x -rf d",
+        "export PATH=/tmp/bin; x -rf d",
+        "env LD_PRELOAD=/tmp/evil.so ls",
+        "BASH_ENV=/tmp/evil bash -c ls",
+        "declare -x IFS=/; x",
+        "EDITOR=/tmp/evil git commit",
+    ],
+)
+def test_variables_that_change_what_runs_are_dynamic(line: str) -> None:
+    action, reason = verdict(line)
+    assert action == "block" and "cannot be known" in reason and "changes which program" in reason, (line, reason)
+
+
+@pytest.mark.parametrize("line", ["LANG=C ls", "env TZ=UTC date", "export A=1; ls"])
+def test_other_variables_are_not(line: str) -> None:
+    assert verdict(line)[0] == "allow", line
