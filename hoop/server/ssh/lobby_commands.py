@@ -21,7 +21,8 @@ Commands:
   tui             the console (admins, auditors and approvers)
   exit            leave (also Ctrl-D)
 Line editing: arrows, Home/End, Ctrl-A/E/U; Up/Down for history; Ctrl-C abandons a line.
-Direct access: ssh -t USER+NAME@gateway (terminal) or ssh USER+NAME@gateway 'command'."""
+Direct access: ssh -t USER+NAME@gateway (terminal or SQL shell) or
+ssh USER+NAME@gateway 'command' (on a database, the command is SQL)."""
 
 
 def whoami(ident: Identity, client: str) -> str:

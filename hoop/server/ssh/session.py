@@ -4,6 +4,16 @@ A prompt with `help`, `whoami`, `list`, `connect NAME`, `sessions` and `exit`. `
 SSH connection relays a recorded terminal on the target and comes back to the prompt when it
 ends; `connect` to a database opens the SQL shell (see sqlshell.py). Without a terminal
 (`ssh alice@gateway list`) one command runs and the channel exits with its status.
+
+A database connection named at login (`ssh alice+db@gateway`) opens its SQL shell directly;
+with a command (`ssh alice+db@gateway 'select 1'`) the command is SQL, run once through the
+gateway's door and printed like `psql -A` / `mariadb -B`. Exit statuses:
+  0    everything ran
+  1    a statement failed or was refused (the message is on stderr as `ERROR: ...`), the
+       connection is not available, or the shell could not log in to the door; without a
+       terminal, also when any statement read from stdin failed (like a script)
+  2    usage: an empty statement, `connect` without a name
+  127  an unknown lobby command; 130 interrupted (Ctrl-C)
 The session is in one of five modes: prompt, busy (a command runs; Ctrl-C cancels it),
 relay (bytes go to the target), sql and tui.
 
@@ -16,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections import deque
+from collections.abc import Awaitable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
 import asyncssh
@@ -63,6 +74,10 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self.sql: Any = None
         self.sql_editor: LineEditor | None = None
         self.sql_buf: list[str] = []
+        self.sql_events: deque[tuple[str, str]] = deque()  # edited lines waiting for a running statement
+        self.sql_failed = False  # a statement of the SQL shell failed (the exit status without a terminal)
+        self.early_input = b""  # piped input that came before the SQL shell was open
+        self.input_ended = False  # the client sent EOF
         self.bridge: TuiBridgeSession | None = None  # the approvers' console while `tui` runs
 
     # -- asyncssh callbacks --------------------------------------------------------------------
@@ -92,7 +107,9 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             return
         self.out = self._open_session()
         self.editor = LineEditor(self.out.write, f"hoop {self.server.user}> ", self.term is not None)
-        if self.command is not None:
+        if self.command is not None and self.start_with:
+            self._spawn(self._exec_sql(self.start_with, self.command))
+        elif self.command is not None:
             self._spawn(self._one_command(self.command))
         elif self.start_with:
             self._spawn(self._direct(self.start_with))
@@ -114,9 +131,12 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                     asyncio.ensure_future(self.sql.cancel())
                 elif self.task is not None:
                     self.task.cancel()
+            elif self.sql_editor is not None and self.term is None:
+                self._sql_feed(data)  # piped statements wait their turn (typed ones are not echoed mid-output)
+            elif self.term is None:
+                self.early_input += data  # statements piped to a SQL shell that is still logging in
         elif self.mode == "sql" and self.sql_editor is not None:
-            for event, text in self.sql_editor.feed(data):
-                self._sql_event(event, text)
+            self._sql_feed(data)
         elif self.mode == "prompt" and self.editor is not None:
             for event, text in self.editor.feed(data):
                 self._prompt_event(event, text)
@@ -125,7 +145,11 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.mode == "relay" and self.link is not None:
             self.link.client_eof()
             return True
-        if self.mode == "prompt" and self.command is None:
+        self.input_ended = True
+        if self.sql_editor is not None:  # the end of piped statements: leave once they have run
+            self.sql_events.append(("eof", ""))
+            self._sql_drain()
+        elif self.mode == "prompt" and self.command is None:
             self.chan.exit(0)
         return True
 
@@ -212,7 +236,7 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             log.exception("built-in command failed")
             self.say("hoop: internal error (see the gateway log)")
             status = 1
-        if self.chan.is_closing():
+        if self.chan.is_closing() or self.sql_editor is not None:  # an open SQL shell ends the channel itself
             return
         if self.command is not None or self.start_with:
             if self.mode == "busy":
@@ -221,11 +245,11 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.mode == "busy":
             self._back_to_prompt()
 
-    def _back_to_prompt(self) -> None:
+    def _back_to_prompt(self, status: int = 0) -> None:
         self.mode = "prompt"
         self.link = None
         if self.command is not None or self.start_with:
-            self.chan.exit(0)
+            self.chan.exit(status)
         elif self.editor is not None:
             self.editor.show_prompt()
 
@@ -285,16 +309,22 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if not name:
             self.say("usage: connect NAME (see 'list')")
             return 2
+        conn = self._resolve(name)
+        if conn is None:
+            return 1
+        if conn.type == "ssh":
+            return await self._connect_ssh(conn)
+        return await self._connect_sql(conn)
+
+    def _resolve(self, name: str) -> Connection | None:
         assert self.server.identity is not None
         try:
             conn = self.services.resolve_connection(self.server.identity, name)
         except AccessDenied as exc:
-            self.say(f"{exc} ({name!r})")
-            return 1
+            self.say(f"{exc} ({name!r})", err=self.command is not None)
+            return None
         self.services.journal.audit(self.server.user, "ssh.builtin.connect", conn.name, client=self.server.client)
-        if conn.type == "ssh":
-            return await self._connect_ssh(conn)
-        return await self._connect_sql(conn)
+        return conn
 
     async def _tui(self, _: str) -> int:
         """The approvers' console on this session's terminal; back to the prompt when it quits."""
@@ -433,58 +463,113 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
 
     # -- connect: SQL ----------------------------------------------------------------------------
 
+    async def _exec_sql(self, name: str, text: str) -> int:
+        """`ssh USER+CONN@gateway 'SQL'`: the whole text through the door once; rows on stdout,
+        errors and refusals on stderr, 1 if anything failed."""
+        if not text.strip():
+            self.say(f"usage: ssh {self.server.user}+{name}@gateway 'SQL' (statements separated by ';')", err=True)
+            return 2
+        conn = self._resolve(name)
+        if conn is None:
+            return 1
+        shell = open_shell(self.services, self.server.user, conn, self.say, style="exec")
+        try:
+            await shell.open()
+        except SqlShellError as exc:
+            self.say(f"hoop: {exc}", err=True)
+            return 1
+        self.sql = shell  # so that Ctrl-C (with -t) cancels the statement
+        try:
+            return 0 if await shell.execute(text) else 1
+        finally:
+            self.sql = None
+            await shell.close()
+
     async def _connect_sql(self, conn: Connection) -> int:
         shell = open_shell(self.services, self.server.user, conn, self.say)
         try:
             await shell.open()
         except SqlShellError as exc:
-            self.say(f"hoop: {exc}")
+            self.say(f"hoop: {exc}", err=True)
             return 1
-        self.sql = shell
-        self.say(f"SQL shell on {conn.name} ({conn.type}). End statements with ';'. \\q to leave.")
+        self.sql, self.sql_failed = shell, False
+        if self.term is not None:  # piped statements get their results only, as with psql
+            self.say(f"SQL shell on {conn.name} ({conn.type}). End statements with ';'. \\? for help, \\q to leave.")
         assert self.out is not None
-        self.sql_editor = LineEditor(self.out.write, f"{conn.name}=> ", self.term is not None)
+        self.sql_editor = LineEditor(self.out.write, self._sql_prompt(), self.term is not None)
         self.mode = "sql"
         self.sql_editor.show_prompt()
+        early, self.early_input = self.early_input, b""
+        self.sql_events.extend(self.sql_editor.feed(early))
+        if self.input_ended:
+            self.sql_events.append(("eof", ""))
+        self._sql_drain()
         return 0
+
+    def _sql_prompt(self, continued: bool = False) -> str:
+        if self.term is None:
+            return ""
+        name = self.sql.connection.name if self.sql is not None else "sql"
+        return f"{name}{'->' if continued else '=>'} "
+
+    def _sql_feed(self, data: bytes) -> None:
+        assert self.sql_editor is not None
+        self.sql_events.extend(self.sql_editor.feed(data))
+        self._sql_drain()
+
+    def _sql_drain(self) -> None:
+        """Handle edited lines while no statement runs; the rest wait for it to finish."""
+        while self.mode == "sql" and self.sql_events:
+            self._sql_event(*self.sql_events.popleft())
 
     def _sql_event(self, event: str, text: str) -> None:
         editor = self.sql_editor
         assert editor is not None
         if event == "interrupt":
             self.sql_buf = []
-            editor.prompt = editor.prompt.replace("->", "=>")
+            editor.prompt = self._sql_prompt()
             editor.show_prompt()
             return
         if event == "eof" or (not self.sql_buf and text.strip() in ("\\q", "exit", "quit")):
             self._leave_sql()
             return
+        if not self.sql_buf and text.strip().startswith("\\"):
+            self._run_sql(self.sql.command(text.strip()))
+            return
         self.sql_buf.append(text)
         statement = "\n".join(self.sql_buf).strip()
         if not statement or not statement.endswith(";"):
-            editor.prompt = f"{self.sql_name()}-> " if statement else f"{self.sql_name()}=> "
+            editor.prompt = self._sql_prompt(continued=bool(statement))
             if not statement:
                 self.sql_buf = []
             editor.show_prompt()
             return
         self.sql_buf = []
-        editor.prompt = f"{self.sql_name()}=> "
+        editor.prompt = self._sql_prompt()
+        self._run_sql(self.sql.execute(statement))
+
+    def _run_sql(self, work: Awaitable[bool]) -> None:
         self.mode = "busy"
-        self.task = asyncio.ensure_future(self._run_sql(statement))
+        self.task = asyncio.ensure_future(self._sql_step(work))
 
-    def sql_name(self) -> str:
-        return self.sql.connection.name if self.sql is not None else "sql"
-
-    async def _run_sql(self, statement: str) -> None:
-        await self.sql.execute(statement)
-        if self.chan.is_closing():
+    async def _sql_step(self, work: Awaitable[bool]) -> None:
+        try:
+            if not await work:
+                self.sql_failed = True
+        except Exception:  # a bug in the shell must not leave the session busy forever
+            log.exception("SQL shell command failed")
+            self.say("hoop: internal error (see the gateway log)", err=True)
+            self.sql_failed = True
+        if self.chan.is_closing() or self.sql_editor is None:
             return
         self.mode = "sql"
-        if self.sql_editor is not None:
-            self.sql_editor.show_prompt()
+        self.sql_editor.show_prompt()
+        self._sql_drain()
 
     def _leave_sql(self) -> None:
         shell, self.sql, self.sql_editor = self.sql, None, None
+        self.sql_events.clear()
         if shell is not None:
             asyncio.ensure_future(shell.close())
-        self._back_to_prompt()
+        # Without a terminal the statements came from a script: its status says if any failed.
+        self._back_to_prompt(1 if self.sql_failed and self.term is None else 0)

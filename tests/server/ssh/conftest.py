@@ -6,8 +6,10 @@
   alice (dev), bob (ops, approver) and connections web1 (key file), web2 (password),
   web3 (key in ${HOOP_TEST_KEY}; web1 and web3 allow shells explicitly, as the command rules
   cover every connection), db (postgres on 127.0.0.1:5432), locked (no file
-  transfer, no forwarding) and down (a port nothing listens on). Attributes: ssh(...),
-  token(user), run_hoop(...), logs().
+  transfer, no forwarding), down (a port nothing listens on) and mdb (the local MariaDB's
+  `test` database, through [listen] mysql). SQL rules: `sql-no-drop` blocks DROP of
+  sqlexec_keep, `hold-sql-updates` holds UPDATEs of sqlexec_held for group ops.
+  Attributes: ssh(...), token(user), run_hoop(...), logs().
 
 Missing sshd/ssh skips, except under CI (env ``CI`` set), where it fails.
 """
@@ -118,7 +120,7 @@ class Gateway:
 def gateway(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     d = tmp_path_factory.mktemp("gateway")
     client_pub = keygen(d / "alice_key")
-    ssh_port, pg_port, closed_port = free_port(), free_port(), free_port()
+    ssh_port, pg_port, mysql_port, closed_port = free_port(), free_port(), free_port(), free_port()
     password_conn = ""
     if sshd.password_user:
         password_conn = f"""
@@ -141,6 +143,7 @@ log_level = "info"
 [listen]
 ssh = "127.0.0.1:{ssh_port}"
 postgres = "127.0.0.1:{pg_port}"
+mysql = "127.0.0.1:{mysql_port}"
 
 [[users]]
 name = "alice"
@@ -210,6 +213,30 @@ username = "postgres"
 database = "test"
 sslmode = "disable"
 groups = ["dev"]
+
+[[connections]]
+name = "mdb"
+type = "mysql"
+host = "127.0.0.1"
+port = 3306
+username = "root"
+database = "test"
+sslmode = "disable"
+groups = ["dev"]
+
+[[rules]]
+name = "sql-no-drop"
+action = "block"
+statements = ["drop"]
+tables = ["sqlexec_keep"]
+
+[[rules]]
+name = "hold-sql-updates"
+action = "review"
+statements = ["update"]
+tables = ["sqlexec_held"]
+approvers = ["ops"]
+timeout = "60s"
 
 [[rules]]
 name = "no-rm"
