@@ -113,11 +113,17 @@ class MaskPolicy:
         self.max_rows = min((r.max_rows for r in rules if r.max_rows), default=None)
         self.max_bytes = min((r.max_bytes for r in rules if r.max_bytes), default=None)
         self._whole: list[tuple[list[Callable[[ColumnRef], bool]], str]] = []
+        # Result columns whose sources are unknown (hoop/core/lineage.py): the column rules
+        # that refuse them, and the strongest style of those that mask them whole.
+        self.block_unknown = tuple(r.name for r in rules if r.columns and r.on_unknown == "block")
+        self._unknown_style: str | None = None
         everywhere: dict[str, str] = {}
         for r in rules:
             matchers = [_pattern_matcher(p.lower()) for p in r.columns]
             if matchers:
                 self._whole.append((matchers, r.style))
+                if r.on_unknown == "mask":
+                    self._unknown_style = _stronger(self._unknown_style, r.style)
             for d in r.detectors:
                 if d not in DETECTORS:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
@@ -159,6 +165,11 @@ class MaskPolicy:
         """False when no rule masks anything for this identity (limits may still apply)."""
         return bool(self._whole or self._all)
 
+    @property
+    def masks_columns(self) -> bool:
+        """Whether a column rule applies: then computed and view columns need their lineage."""
+        return bool(self._whole)
+
     def _for_column(self, ref: ColumnRef | None) -> tuple[str | None, dict[str, str]]:
         if ref is None:
             return None, self._everywhere
@@ -175,13 +186,24 @@ class MaskPolicy:
         return hit
 
     def plan(
-        self, columns: Sequence[ColumnRef | None], type_hints: Sequence[str | None] | None = None
+        self,
+        columns: Sequence[ColumnRef | None],
+        type_hints: Sequence[str | None] | None = None,
+        derived: Sequence[frozenset[ColumnRef] | None] | None = None,
     ) -> MaskPlan | None:
-        """The per-result-set plan, or None when no value in this result set can be masked."""
+        """The per-result-set plan, or None when no value in this result set can be masked.
+
+        `derived` is each column's lineage where the door followed it (hoop/core/lineage.py):
+        the source columns a computed or view column derives from; a column derived from one
+        a rule masks is masked whole. None for a column marks its sources unknown: it is
+        masked whole in the strongest style of the column rules with `on_unknown = "mask"`
+        (the door refuses the result first where one says "block")."""
         if not self.active:
             return None
         if type_hints is not None and len(type_hints) != len(columns):
             raise ValueError("type_hints must have one entry per column")
+        if derived is not None and len(derived) != len(columns):
+            raise ValueError("derived must have one entry per column")
         ops: list[tuple[int, Callable[[bytes], bytes | None]]] = []
         masked: list[int] = []
         scanned: list[int] = []
@@ -189,6 +211,8 @@ class MaskPolicy:
             type_name = type_hints[i] if type_hints is not None else None
             kind = type_kind(type_name)
             whole, dets = self._for_column(ref)
+            if derived is not None:
+                whole = self._derived_style(whole, derived[i])
             if whole is not None:
                 ops.append((i, whole_mask(kind, type_name, whole, self._key)))
                 masked.append(i)
@@ -207,6 +231,22 @@ class MaskPolicy:
         if not ops:
             return None
         return MaskPlan(ops, masked, scanned, self._text_scan)
+
+    def _derived_style(self, whole: str | None, sources: frozenset[ColumnRef] | None) -> str | None:
+        """The style of a column derived from `sources` (None: unknown). "partial" keeps part
+        of a value of the column's own shape (an e-mail's domain, a card's last digits); a
+        derived value has another shape (`email || note`), so it is redacted instead."""
+        derived: str | None = None
+        if sources is None:
+            derived = self._unknown_style
+        else:
+            for source in sources:
+                style = self._for_column(source)[0]
+                if style is not None:
+                    derived = _stronger(derived, style)
+        if derived is None:
+            return whole
+        return _stronger(whole, "redact" if derived == "partial" else derived)
 
     def text_plan(self) -> MaskPlan | None:
         """A plan with no columns, for free text (SSH SQL shell output, COPY of unknown shape)."""

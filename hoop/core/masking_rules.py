@@ -21,12 +21,18 @@ class MaskRule:
     max_rows: int | None = None
     max_bytes: int | None = None
     enabled: bool = True
+    # A result column whose sources cannot be followed (hoop/core/lineage.py): "mask" it whole
+    # in this rule's style, or "block" the result.
+    on_unknown: str = "mask"
+
+
+ON_UNKNOWN = ("mask", "block")
 
 
 # --- TOML mapping -----------------------------------------------------------------------------
 
 _LIST_KEYS = ("columns", "detectors", "exempt", "connections")
-_KEYS = ("name", "style", "max_rows", "max_bytes", "enabled", *_LIST_KEYS)
+_KEYS = ("name", "style", "max_rows", "max_bytes", "enabled", "on_unknown", *_LIST_KEYS)
 
 
 def mask_rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> MaskRule:
@@ -67,6 +73,9 @@ def mask_rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> M
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(file, f"{key}.enabled", "expected true or false")
+    on_unknown = data.get("on_unknown", "mask")
+    if on_unknown not in ON_UNKNOWN:
+        raise ConfigError(file, f"{key}.on_unknown", f"expected one of {', '.join(ON_UNKNOWN)}, got {on_unknown!r}")
     if not columns and not lists["detectors"] and limits["max_rows"] is limits["max_bytes"] is None:
         raise ConfigError(file, f"{key}.columns", "a rule needs columns, detectors or a limit")
     connections = lists["connections"] if "connections" in data else ("*",)
@@ -75,7 +84,7 @@ def mask_rule_from_mapping(data: Mapping[str, Any], *, file: str, key: str) -> M
     return MaskRule(
         name=name, columns=columns, detectors=lists["detectors"], style=style,
         exempt=lists["exempt"], connections=connections, max_rows=limits["max_rows"],
-        max_bytes=limits["max_bytes"], enabled=enabled,
+        max_bytes=limits["max_bytes"], enabled=enabled, on_unknown=on_unknown,
     )  # fmt: skip
 
 
@@ -86,6 +95,8 @@ def mask_rule_to_mapping(rule: MaskRule) -> dict[str, Any]:
         out[k] = list(getattr(rule, k))
     out["style"] = rule.style
     out["enabled"] = rule.enabled
+    if rule.on_unknown != "mask":
+        out["on_unknown"] = rule.on_unknown
     for k in ("max_rows", "max_bytes"):
         if getattr(rule, k) is not None:
             out[k] = getattr(rule, k)

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 
 from hoop.core.masking import ColumnRef
+from hoop.server.postgres.lineage_catalog import PgLineage
 from hoop.server.postgres.sidelink import SideConnection, side_kwargs
 
 log = logging.getLogger("hoop.postgres")
@@ -74,7 +75,7 @@ TEXT_IN_BINARY = frozenset({18, 19, 25, 114, 142, 1042, 1043})
 JSONB = 3802  # binary jsonb is a version byte (1) followed by the JSON text
 
 _LOOKUP = """
-SELECT a.attrelid::int8, a.attnum::int4, n.nspname, c.relname, a.attname
+SELECT a.attrelid::int8, a.attnum::int4, n.nspname, c.relname, a.attname, c.relkind IN ('v', 'm')
 FROM pg_attribute a
 JOIN pg_class c ON c.oid = a.attrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -94,8 +95,10 @@ class ColumnResolver:
         self.target = target
         self.columns: dict[tuple[int, int], ColumnRef] = {}
         self.loaded: dict[int, float] = {}  # table OID -> when its columns were fetched
+        self.views: set[int] = set()  # OIDs of views and materialized views: their columns need lineage
         self.lock = asyncio.Lock()
         self.side = SideConnection(target)
+        self.lineage = PgLineage(self.side, self.lock)
 
     def known(self, keys: list[tuple[int, int]]) -> bool:
         now = time.monotonic()
@@ -106,6 +109,11 @@ class ColumnResolver:
 
     def invalidate(self) -> None:
         self.loaded.clear()
+        self.lineage.invalidate()
+
+    def needs_lineage(self, keys: list[tuple[int, int]]) -> bool:
+        """Whether some column is computed (no origin) or read through a view."""
+        return any(k[0] == 0 or k[0] in self.views for k in keys)
 
     async def load(self, keys: list[tuple[int, int]]) -> None:
         async with self.lock:
@@ -116,8 +124,9 @@ class ColumnResolver:
             rows = await self.side.query(_LOOKUP, (oids,))
             for oid in oids:
                 self.loaded[oid] = now
-            for relid, attnum, schema, table, column in rows:
+            for relid, attnum, schema, table, column, is_view in rows:
                 self.columns[(int(relid), int(attnum))] = ColumnRef(schema.lower(), table.lower(), column.lower())
+                (self.views.add if is_view else self.views.discard)(int(relid))
 
     async def table_columns(self, table: str) -> list[ColumnRef]:
         async with self.lock:

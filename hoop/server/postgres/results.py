@@ -12,7 +12,8 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-from hoop.core.masking import MaskFormatError, MaskPolicy
+from hoop.core.lineage import LineageUnknown, by_position
+from hoop.core.masking import ColumnRef, MaskFormatError, MaskPolicy
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.recording import SAMPLE_ROWS, sampled
 from hoop.core.store.journal import SessionLog
@@ -120,7 +121,7 @@ class Results:
                 unit.columns = [f.name for f in fields]
             if policy.active:
                 keys = [(f.table_oid, f.attnum) for f in fields]
-                if not self.resolver.known(keys):
+                if not self.resolver.known(keys) or not self._lineage_at_hand(policy, keys):
                     self.pending = (t, fields, keys)
                     return WAIT
                 self._plan_rows(policy, fields, keys)
@@ -144,6 +145,7 @@ class Results:
         try:
             if t == T_:
                 await self.resolver.load(extra)
+                await self._follow_lineage(policy, extra)
                 self._plan_rows(policy, fields, extra)  # type: ignore[arg-type]
             else:
                 self.masker = await self._copy_masker(policy, extra)
@@ -157,9 +159,53 @@ class Results:
         unit = self.relay.tracker.current
         if unit is not None:
             unit.columns = [f"{r.schema}.{r.table}.{r.column}" if r else f.name for r, f in zip(refs, fields)]
-        plan = policy.plan(refs, type_hints(fields))
+        derived = self._derived(policy, keys)
+        if self.tripped is not None:
+            return
+        plan = policy.plan(refs, type_hints(fields), derived)
         self.masker = RowMasker(plan, fields) if plan is not None else None
         self.fields = fields
+
+    # -- lineage: computed and view columns under column rules (hoop/core/lineage.py) -----------
+
+    def _statement_text(self) -> str:
+        unit = self.relay.tracker.current
+        return unit.text if unit is not None else ""
+
+    def _lineage_at_hand(self, policy: MaskPolicy, keys: list[tuple[int, int]]) -> bool:
+        """Whether the plan can be made now: no lineage needed, or it is cached (or known unknown)."""
+        if not policy.masks_columns or not self.resolver.needs_lineage(keys):
+            return True
+        try:
+            return self.resolver.lineage.cached(self._statement_text()) is not None
+        except LineageUnknown:
+            return True
+
+    async def _follow_lineage(self, policy: MaskPolicy, keys: list[tuple[int, int]]) -> None:
+        if policy.masks_columns and self.resolver.needs_lineage(keys):
+            try:
+                await self.resolver.lineage.lineage(self._statement_text())
+            except LineageUnknown:
+                pass  # cached as unknown: _derived decides
+
+    def _derived(self, policy: MaskPolicy, keys: list[tuple[int, int]]) -> list[frozenset[ColumnRef] | None] | None:
+        """Each column's sources for the plan: those of computed and view columns from their
+        lineage; None for such a column when its lineage is unknown."""
+        if not policy.masks_columns or not self.resolver.needs_lineage(keys):
+            return None
+        followed = [k[0] == 0 or k[0] in self.resolver.views for k in keys]
+        try:
+            outputs = self.resolver.lineage.cached(self._statement_text())
+            derived = by_position(outputs or [], len(keys))
+        except LineageUnknown as why:
+            if policy.block_unknown:
+                self._trip(
+                    f"masking rule {', '.join(policy.block_unknown)} cannot tell where this result's computed "
+                    f'columns come from ({why}); on_unknown = "block"'
+                )
+                return None
+            return [None if f else frozenset() for f in followed]
+        return [d if f else frozenset() for d, f in zip(derived, followed)]
 
     def execute_formats(self, formats: list[int]) -> None:
         """Bind's result formats: rows of a statement described earlier (Describe 'S') come in
