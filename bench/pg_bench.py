@@ -212,6 +212,7 @@ name = "review-inserts-on-other"
 action = "review"
 statements = ["insert"]
 connections = ["bench_other"]
+approvers = ["dba"]
 
 [[rules]]
 name = "no-password-hashes"

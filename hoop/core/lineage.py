@@ -380,3 +380,27 @@ def _by_name(labels: list[str], outputs: list[Taint]) -> dict[str, Taint]:
 
 def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+
+
+def catalog_from_statement(sql: str, dialect: str) -> Catalog:
+    """A catalog built from the statement alone, for previews of draft rules over recorded
+    history (no upstream to ask): each relation gets the columns the statement names for it.
+    Enough for explicit expressions (`upper(t.email)`); a `*` or an ambiguous name cannot be
+    expanded from it, and such statements come out unknown."""
+    catalog: dict[tuple[str, str], Relation | None] = {}
+    for statement in parse(sql, dialect):
+        ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+        tables = [
+            t
+            for t in statement.find_all(exp.Table)
+            if isinstance(t.this, exp.Identifier) and (t.db or t.name.lower() not in ctes)
+        ]
+        named: dict[tuple[str, str], set[str]] = {(t.db.lower(), t.name.lower()): set() for t in tables}
+        by_alias = {t.alias_or_name.lower(): (t.db.lower(), t.name.lower()) for t in tables}
+        for col in statement.find_all(exp.Column):
+            key = by_alias.get(col.table.lower()) if col.table else (next(iter(named)) if len(named) == 1 else None)
+            if key is not None:
+                named[key].add(col.name.lower())
+        for (schema, name), columns in named.items():
+            catalog[(schema, name)] = Relation(schema, name, tuple(sorted(columns)))
+    return catalog

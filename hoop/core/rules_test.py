@@ -8,11 +8,13 @@ columns' origins. Nothing is changed; the report is for a person deciding to ena
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hoop.core import recording
 from hoop.core.guardrails import Context, GuardRule, RuleSet
+from hoop.core.lineage import LineageUnknown, by_position, catalog_from_statement, lineage
 from hoop.core.masking import ColumnRef, MaskPolicy, MaskRule
 from hoop.core.sql import classify, classify_shell
 from hoop.core.store.sqlite import Store
@@ -68,9 +70,23 @@ def _ref(name: str) -> ColumnRef | None:
     return ColumnRef(*parts) if len(parts) == 3 else None
 
 
+def _derived(text: str, dialect: str, refs: Sequence[ColumnRef | None]) -> list[frozenset[ColumnRef] | None] | None:
+    """What the draft's column patterns would reach through expressions (hoop/core/lineage.py),
+    from the statement alone: recorded columns without an origin get the sources their
+    expression names. Where that cannot be worked out offline, nothing is assumed."""
+    if all(r is not None for r in refs) or not text:
+        return None
+    try:
+        outputs = lineage(text, dialect, catalog_from_statement(text, dialect))
+    except LineageUnknown:
+        return None
+    derived = by_position(outputs, len(refs))
+    return [frozenset() if r is not None or d is None else d for r, d in zip(refs, derived)]
+
+
 def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10_000) -> dict[str, Any]:
     sessions = store.query(
-        "SELECT id, user, connection, recording FROM sessions WHERE protocol IN ('postgres', 'mysql') "
+        "SELECT id, user, connection, protocol, recording FROM sessions WHERE protocol IN ('postgres', 'mysql') "
         "ORDER BY id DESC LIMIT ?",
         (limit,),
     )
@@ -83,6 +99,7 @@ def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10
             continue
         policy = MaskPolicy.build([rule], connection=s["connection"], groups=_groups(store, config, s["user"]))
         text = ""
+        dialect = "postgres" if s["protocol"] == "postgres" else "mysql"
         for _, kind, data in recording.iter_frames(path):
             if kind == "q":
                 text = data.get("text", "")
@@ -92,7 +109,7 @@ def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10
             for row in data["sample"]:
                 examined += 1
                 refs = [_ref(c) for c in columns] if len(columns) == len(row) else [None] * len(row)
-                plan = policy.plan(refs)
+                plan = policy.plan(refs, derived=_derived(text, dialect, refs))
                 values = [None if v is None else str(v).encode() for v in row]
                 out = plan.apply(values) if plan is not None else None
                 if out is None:

@@ -6,6 +6,8 @@ followed is masked (on_unknown = "mask") or refused (on_unknown = "block")."""
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from support.postgres import connect_target
@@ -130,3 +132,18 @@ def test_unknown_lineage_masks_by_default_and_block_refuses(make_gateway, pg_tar
     assert result.returncode != 0 and EMAIL not in result.stdout, result.stdout
     assert "cannot tell where this result's computed columns come from" in result.stderr, result.stderr
     assert "recursive CTE" in result.stderr, result.stderr
+
+
+def test_rules_test_previews_what_lineage_would_mask(make_gateway, pg_target) -> None:  # type: ignore[no-untyped-def]
+    with connect_target(pg_target) as conn:
+        conn.execute("DROP TABLE IF EXISTS lin_users CASCADE")
+        conn.execute("CREATE TABLE lin_users (id int, email text, ssn text, name text)")
+        conn.execute("INSERT INTO lin_users VALUES (1, %s, %s, %s)", (EMAIL, SSN, NAME))
+    gw = make_gateway()  # no rule yet: the history holds clear values
+    psql_out(gw, "select replace(email, '@', ' at ') as spaced, upper(name) from lin_users")
+    gw.audit(until=lambda events: any(e["action"] == "session.end" for e in events))
+    draft = '[[masking]]\nname = "draft"\ncolumns = ["lin_users.email"]\nstyle = "redact"\n'
+    report = json.loads(gw.cli("rules", "test", "mask", "--json", input=draft).stdout)
+    assert report["counts"].get("masked") == 1, report
+    assert any("replace(email" in hit["text"] and "spaced" in hit["text"] for hit in report["hits"]), report
+    assert not any("upper" in hit["text"].split("->")[-1] for hit in report["hits"]), report
