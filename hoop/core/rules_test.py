@@ -65,12 +65,15 @@ def test_guard_rule(store: Store, config: Any, rule: GuardRule, *, limit: int = 
     return {"examined": len(rows), "unit": "statements", "counts": dict(counts), "hits": hits}
 
 
-def _ref(name: str) -> ColumnRef | None:
+def recorded_ref(name: str) -> ColumnRef | None:
+    """A recorded column name `schema.table.column` as a reference (None for a bare name)."""
     parts = name.split(".")
     return ColumnRef(*parts) if len(parts) == 3 else None
 
 
-def _derived(text: str, dialect: str, refs: Sequence[ColumnRef | None]) -> list[frozenset[ColumnRef] | None] | None:
+def derived_from_statement(
+    text: str, dialect: str, refs: Sequence[ColumnRef | None]
+) -> list[frozenset[ColumnRef] | None] | None:
     """What the draft's column patterns would reach through expressions (hoop/core/lineage.py),
     from the statement alone: recorded columns without an origin get the sources their
     expression names. Where that cannot be worked out offline, nothing is assumed."""
@@ -108,8 +111,8 @@ def test_mask_rule(store: Store, config: Any, rule: MaskRule, *, limit: int = 10
             columns = data.get("columns") or []
             for row in data["sample"]:
                 examined += 1
-                refs = [_ref(c) for c in columns] if len(columns) == len(row) else [None] * len(row)
-                plan = policy.plan(refs, derived=_derived(text, dialect, refs))
+                refs = [recorded_ref(c) for c in columns] if len(columns) == len(row) else [None] * len(row)
+                plan = policy.plan(refs, derived=derived_from_statement(text, dialect, refs))
                 values = [None if v is None else str(v).encode() for v in row]
                 out = plan.apply(values) if plan is not None else None
                 if out is None:

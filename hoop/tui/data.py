@@ -171,45 +171,59 @@ class History:
             row["body"] = json.loads(row["body"])
         return rows
 
-    def sample_rows(self, session_id: int | None = None) -> tuple[int | None, list[str], list[list[Any]]]:
-        """The last result rows (columns, rows) recorded for a database session: the given one,
-        or the newest session whose recording holds a sample."""
-        candidates = (
-            [session_id]
-            if session_id
-            else [
-                r["id"]
-                for r in self.store.query(
-                    "SELECT id FROM sessions WHERE protocol IN ('postgres', 'mysql') ORDER BY id DESC LIMIT 20"
-                )
-            ]
+    def sample_rows(self, session_id: int | None = None) -> Sample:
+        """The last result rows recorded for a database session (the given one, or the newest
+        whose recording holds a sample), with their columns and the statement they answered."""
+        rows = self.store.query(
+            "SELECT id, protocol FROM sessions WHERE protocol IN ('postgres', 'mysql') "
+            + ("AND id = ? " if session_id else "")
+            + "ORDER BY id DESC LIMIT 20",
+            (session_id,) if session_id else (),
         )
-        for sid in candidates:
-            path = self.recordings_dir / f"{sid}.hoop.jsonl"
-            columns, rows = _last_sample(path)
-            if rows:
-                return sid, columns, rows
-        return (session_id, [], [])
+        for row in rows:
+            sample = _last_sample(self.recordings_dir / f"{row['id']}.hoop.jsonl")
+            if sample.rows:
+                sample.session, sample.protocol = row["id"], row["protocol"]
+                return sample
+        return Sample(session_id)
 
 
-def _last_sample(path: Path, tail: int = 256 * 1024) -> tuple[list[str], list[list[Any]]]:
-    """Read only the end of a recording: the last "r" frame with sample rows."""
+@dataclass
+class Sample:
+    """Result rows recorded for a session: what a draft masking rule is previewed on."""
+
+    session: int | None
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    statement: str = ""  # the statement these rows answered
+    protocol: str = "postgres"
+
+
+def _last_sample(path: Path, tail: int = 256 * 1024) -> Sample:
+    """Read only the end of a recording: the last "r" frame with sample rows, and the "q"
+    frame of its statement before it."""
     if not path.exists():
-        return [], []
+        return Sample(None)
     with path.open("rb") as fh:
         fh.seek(0, 2)
         size = fh.tell()
         fh.seek(max(0, size - tail))
         lines = fh.read().splitlines()
+    found: Sample | None = None
     for line in reversed(lines):
         try:
             frame = json.loads(line)
         except ValueError:
             continue
-        if isinstance(frame, list) and len(frame) == 3 and frame[1] == "r" and frame[2].get("sample"):
+        if not (isinstance(frame, list) and len(frame) == 3 and isinstance(frame[2], dict)):
+            continue
+        if found is None and frame[1] == "r" and frame[2].get("sample"):
             data = frame[2]
-            return list(data.get("columns") or []), list(data["sample"])
-    return [], []
+            found = Sample(None, list(data.get("columns") or []), list(data["sample"]))
+        elif found is not None and frame[1] == "q":
+            found.statement = str(frame[2].get("text", ""))
+            break
+    return found or Sample(None)
 
 
 def fmt_time(ts: float | None) -> str:

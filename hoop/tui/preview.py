@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.visible import is_active
+
+if TYPE_CHECKING:
+    from hoop.tui.data import Sample
 
 
 def to_toml(body: dict[str, Any]) -> str:
@@ -107,24 +110,27 @@ def guard_preview(rule: Any, statements: list[dict[str, Any]], groups_of: Any) -
     return out
 
 
-def mask_preview(
-    rule: Any, connection: str, sample: str, columns: list[str], rows: list[list[Any]]
-) -> tuple[str, list[list[str]]]:
-    """The draft applied to a sample value and to recorded result rows (by column name)."""
+def mask_preview(rule: Any, connection: str, sample: str, recorded: Sample) -> tuple[str, list[list[str]]]:
+    """The draft applied to a sample value and to recorded result rows: by the columns' recorded
+    origins (or names), and through the lineage of the statement they answered."""
     from dataclasses import replace
 
     from hoop.core.masking import ColumnRef, MaskPolicy
+    from hoop.core.rules_test import derived_from_statement, recorded_ref
 
     policy = MaskPolicy.build(
         [replace(rule, enabled=True, connections=("*",))], connection=connection, groups=frozenset()
     )
     masked_sample = policy.apply_text(sample) if sample else ""
     out: list[list[str]] = []
+    rows = recorded.rows[:10]
     if rows:
         width = max(len(r) for r in rows)
-        names = (columns + [""] * width)[:width]
-        refs = [ColumnRef("", "", n.lower()) if n else None for n in names]
-        plan = policy.plan(refs)
+        names = (recorded.columns + [""] * width)[:width]
+        refs = [recorded_ref(n) or (ColumnRef("", "", n.lower()) if n else None) for n in names]
+        dialect = "mysql" if recorded.protocol == "mysql" else "postgres"
+        origins = [recorded_ref(n) for n in names]
+        plan = policy.plan(refs, derived=derived_from_statement(recorded.statement, dialect, origins))
         for r in rows:
             values = [None if v is None else str(v).encode() for v in r] + [None] * (width - len(r))
             new = plan.apply(values) if plan is not None else None

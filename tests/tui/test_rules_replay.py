@@ -140,3 +140,21 @@ def test_cast_seek_uses_keyframes(tmp_path: Path) -> None:
     assert timeline.replayed < 100  # rebuilt from a keyframe, not from the start
     again = timeline.view(1500, 12)
     assert again == screen
+
+
+def test_the_tui_preview_of_a_draft_masks_recorded_expressions_through_their_lineage() -> None:
+    from hoop.core.masking import MaskRule
+    from hoop.tui.data import Sample
+    from hoop.tui.preview import mask_preview
+
+    recorded = Sample(
+        7,
+        ["e", "public.users.name"],
+        [["grace.hopper at navy.example", "Grace"]],
+        statement="select replace(email, '@', ' at ') as e, name from users",
+    )
+    draft = MaskRule("draft", columns=("users.email",), style="redact")
+    _, rows = mask_preview(draft, "pg", "", recorded)
+    assert rows == [["****", "Grace"]]
+    _, rows = mask_preview(MaskRule("other", columns=("users.ssn",)), "pg", "", recorded)
+    assert rows == [["grace.hopper at navy.example", "Grace"]]

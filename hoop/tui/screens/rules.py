@@ -258,9 +258,10 @@ class RuleEditor(HoopScreen):
                 text.append_text(line)
                 text.append("\n")
         else:
-            sid, columns, rows = history.sample_rows(self.sample_session)
+            recorded = history.sample_rows(self.sample_session)
+            sid, columns = recorded.session, recorded.columns
             connection = (history.session(sid) or {}).get("connection", "*") if sid else "*"
-            masked, out = mask_preview(rule, connection, sample, columns, rows[:10])
+            masked, out = mask_preview(rule, connection, sample, recorded)
             text = Text("Sample value:\n", style="bold")
             text.append_text(inert(f"  {masked}"))
             text.append("\n\n")
