@@ -1,9 +1,11 @@
 """Patterns for the detectors that must know a value's surroundings: phone numbers in every
 separator style, SSNs named by a label or by their column, and secrets named by their key.
 
-Same rules as hoop/core/detectors.py: each pattern opens with a plain character or class and
-checks the token edge with a look-behind right after it, so the engine skips ahead in C to
-the few bytes that can start a match; every quantifier is bounded, so a scan stays linear.
+Same rules as hoop/core/detectors.py: matches start only at a token edge (a look-behind) and
+every quantifier is bounded, so a scan stays linear. Where a pattern can open with a plain
+character or class it does, so the engine skips ahead in C to the bytes that can start a match;
+each pattern also has a gate (a word or separators every match holds, tested in one C-level
+pass) so most values never reach the regex.
 
 Labelled forms mask the value and keep the label (`ssn: ****`, `api_key=****`): the label is
 what tells a reader (and an auditor) what was there. Limits, on purpose:
