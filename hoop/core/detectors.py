@@ -14,9 +14,10 @@ masks that stay parseable for the column's type, and COPY text-format escaping.
 
 Validators keep false positives down: card numbers must pass Luhn, IBANs mod-97 (and the
 country's length where known), SSNs the SSA area/group/serial rules, JWTs a JSON header with
-"alg". Deliberately not detected (too many false positives): 9-digit SSNs without dashes,
-dotted phone numbers (555.123.4567), lower-case IBANs, e-mail addresses without a dot in the
-domain or with non-ASCII characters.
+"alg". Forms that need their surroundings (phone separators, labelled SSNs, labelled secrets)
+are in hoop/core/detector_forms.py. Deliberately not detected (too many false positives):
+9-digit SSNs with neither dashes, a label nor an SSN column name, lower-case IBANs, e-mail
+addresses without a dot in the domain or with non-ASCII characters.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+from hoop.core import detector_forms as forms
 from hoop.core.errors import HoopError
 
 Style = Literal["redact", "partial", "hash"]
@@ -71,10 +73,6 @@ def _card_ok(m: bytes) -> bool:
     digits = m.translate(None, b" -")
     # Issuer numbers never start with 0; zero-padded ids are a common false positive.
     return 13 <= len(digits) <= 19 and digits[0] != 48 and luhn_ok(digits)
-
-
-def _phone_e164_ok(m: bytes) -> bool:
-    return 8 <= len(digits_of(m)) <= 15
 
 
 # Official IBAN lengths (SWIFT registry). Unknown countries are accepted on mod-97 alone.
@@ -125,12 +123,6 @@ _CARD = re.compile(
     rb"(?![0-9A-Za-z_]|[.\-]\d)"
 )
 _SSN = re.compile(rb"(?<![0-9A-Za-z_\-])(?!000|666|9)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![0-9A-Za-z_]|-\d)")
-_PHONE_E164 = re.compile(rb"(?<![0-9A-Za-z_+])\+[1-9](?:[ \-]?\d){7,14}(?![0-9A-Za-z_]|[ \-]?\d)")
-# NANP: area and exchange codes start with 2-9, which rules out most order numbers.
-_PHONE_NANP = re.compile(
-    rb"(?<![0-9A-Za-z_\-(+])(?:\+?1[ \-])?(?:\([2-9]\d\d\) ?|[2-9]\d\d-)[2-9]\d\d-\d{4}"
-    rb"(?![0-9A-Za-z_]|-\d)"
-)
 _IBAN = re.compile(
     rb"[A-Z](?<![0-9A-Za-z_][A-Z])[A-Z]\d\d"
     rb"(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)"
@@ -198,9 +190,17 @@ class Detector:
     validate: Callable[[bytes], bool] | None = None
     spans_fn: Callable[[bytes], Iterator[tuple[int, int]]] | None = None
     numeric: bool = False  # can match inside a numeric column (a card number in a bigint)
+    # JSON documents are masked string by string, which separates a key from its value: this
+    # tells from (key, value text) whether the value is what the key names (`"ssn": "..."`).
+    keyed: Callable[[str, str], bool] | None = None
+    # A cheap test every match passes (a word or separators it must contain), tried before
+    # the regex: for patterns with no literal start, whose search visits every byte.
+    gate: Callable[[bytes], bool] | None = None
 
     def spans(self, value: bytes) -> Iterator[tuple[int, int]]:
         """Validated (start, end) spans, left to right, non-overlapping."""
+        if self.gate is not None and not self.gate(value):
+            return
         if self.spans_fn is not None:
             yield from self.spans_fn(value)
             return
@@ -214,6 +214,11 @@ class Detector:
 
     def mask(self, value: bytes, style: str, key: bytes) -> bytes:
         """Replace every validated span; returns `value` itself when nothing matched."""
+        if self.gate is not None and not self.gate(value):
+            return value
+        # Most values reaching here still hold no match: one search, no generator.
+        if self.spans_fn is None and self.pattern is not None and self.pattern.search(value) is None:
+            return value
         parts: list[bytes] = []
         pos = 0
         for start, end in self.spans(value):
@@ -245,6 +250,18 @@ def render(match: bytes, style: str, partial: PartialKind, key: bytes) -> bytes:
     return REDACTED + norm[-4:]
 
 
+def _ssn_keyed(key: str, value: str) -> bool:
+    return forms.SSN_KEY.fullmatch(key) is not None and forms.SSN_VALUE.fullmatch(value.encode()) is not None
+
+
+def _secret_keyed(key: str, value: str) -> bool:
+    return forms.SECRET_KEY.fullmatch(key) is not None and forms.secret_value_ok(value)
+
+
+_SSN_LABELLED = forms.labelled_spans(forms.SSN_LABELLED)
+_SECRET_COLON = forms.secret_spans(forms.SECRET_AFTER_COLON)
+_SECRET_EQUALS = forms.secret_spans(forms.SECRET_AFTER_EQUALS)
+
 # Order matters: long, specific tokens first so a shorter detector never splits them.
 _DIGITS = b"0123456789"
 DETECTORS: dict[str, tuple[Detector, ...]] = {
@@ -255,13 +272,34 @@ DETECTORS: dict[str, tuple[Detector, ...]] = {
     "iban": (Detector("iban", _DIGITS, 15, 2, None, "tail", spans_fn=_iban_spans),),
     "email": (Detector("email", b"@", 6, 0, 64, "email", _EMAIL),),
     "credit_card": (Detector("credit_card", _DIGITS, 13, 13, None, "digits", _CARD, _card_ok, numeric=True),),
-    "us_ssn": (Detector("us_ssn", b"-", 11, 9, 45, "digits", _SSN),),
-    "phone": (
-        Detector("phone", b"+", 9, 8, 43, "digits", _PHONE_E164, _phone_e164_ok),
-        Detector("phone", b"-", 12, 10, 45, "digits", _PHONE_NANP),
+    "us_ssn": (
+        Detector("us_ssn", b"-", 11, 9, 45, "digits", _SSN),
+        Detector("us_ssn", b"sS", 12, 9, None, "digits", spans_fn=_SSN_LABELLED, keyed=_ssn_keyed,
+                 gate=forms.ssn_label_gate),
     ),
-}
+    "phone": (
+        Detector("phone", b"+", 9, 8, 43, "digits", forms.PHONE_INTL, forms.phone_intl_ok),
+        Detector("phone", b"(-. ", 12, 10, None, "digits", forms.PHONE_NANP, gate=forms.nanp_gate),
+    ),
+    # Last, after the tokens a secret may be (which keep their own partial form). One detector
+    # per separator byte, so a value without it costs one `in` test.
+    "labelled_secret": (
+        Detector("labelled_secret", b":", 10, 0, 58, "secret", spans_fn=_SECRET_COLON, keyed=_secret_keyed,
+                 gate=forms.secret_key_gate),
+        Detector("labelled_secret", b"=", 10, 0, 61, "secret", spans_fn=_SECRET_EQUALS, gate=forms.secret_key_gate),
+    ),
+}  # fmt: skip
 DETECTOR_NAMES: tuple[str, ...] = tuple(DETECTORS)
+
+# Detectors a rule's detector also turns on in columns whose name says what they hold: a rule
+# with "us_ssn" masks bare 9-digit SSNs in a column named ssn, *_ssn or social_security*.
+# Keyed by the rule detector's name; (column-name pattern, detectors) as values.
+COLUMN_DETECTORS: dict[str, tuple[re.Pattern[str], tuple[Detector, ...]]] = {
+    "us_ssn": (
+        forms.SSN_COLUMN_NAME,
+        (Detector("us_ssn", _DIGITS, 9, 9, None, "digits", forms.SSN_BARE, numeric=True),),
+    ),
+}  # fmt: skip
 
 
 # --- column types -----------------------------------------------------------------------------

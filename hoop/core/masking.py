@@ -35,12 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from hoop.core.detectors import (
+    COLUMN_DETECTORS,
     DETECTOR_NAMES,
     DETECTORS,
     Detector,
     MaskFormatError,
     copy_escape,
     copy_unescape,
+    render,
     split_copy_fields,
     type_kind,
     whole_mask,
@@ -180,6 +182,9 @@ class MaskPolicy:
                 if any(m(ref) for m in matchers):
                     whole = _stronger(whole, style)
             dets = self._everywhere
+            named = [d for d, (pattern, _) in COLUMN_DETECTORS.items() if d in dets and pattern.fullmatch(ref.column)]
+            if named:  # the column's name says what it holds: its own forms of those values too
+                dets = {**dets, **{_column_detector(d): dets[d] for d in named}}
             if len(self._cache) > 4096:
                 self._cache.clear()
             hit = self._cache[ref] = (whole, dets)
@@ -258,6 +263,16 @@ class MaskPolicy:
         return text if masked is raw else masked.decode()
 
 
+def _column_detector(name: str) -> str:
+    """The key, in a column's detector map, of the detectors COLUMN_DETECTORS adds for `name`."""
+    return name + "@column"
+
+
+_SCAN_ORDER = tuple((name, DETECTORS[name]) for name in DETECTOR_NAMES) + tuple(
+    (_column_detector(name), dets) for name, (_, dets) in COLUMN_DETECTORS.items()
+)
+
+
 # --- plan -------------------------------------------------------------------------------------
 
 
@@ -270,22 +285,25 @@ class _Scan:
     """The detectors for one column. One C-level translate rejects values holding no trigger
     byte of any of them (most names, words and codes); the rest go through per-detector gates."""
 
-    __slots__ = ("steps", "table", "key")
+    __slots__ = ("steps", "table", "key", "keyed")
 
     def __init__(self, dets: Mapping[str, str], key: bytes, numeric_only: bool = False) -> None:
         steps = []
         triggers: set[int] = set()
-        for name in DETECTOR_NAMES:  # fixed order: long specific tokens first
+        for name, detectors in _SCAN_ORDER:  # fixed order: long specific tokens first
             style = dets.get(name)
             if style is None:
                 continue
-            for det in DETECTORS[name]:
+            for det in detectors:
                 if det.numeric or not numeric_only:
-                    steps.append((det.min_len, det.min_digits, det.needle, det, style))
+                    steps.append((det.min_len, det.min_digits, det.needle, det.gate, det, style))
                     triggers.update(det.triggers)
-        self.steps: tuple[tuple[int, int, int | bytes | None, Detector, str], ...] = tuple(steps)
+        self.steps: tuple[tuple[int, int, int | bytes | None, Callable[[bytes], bool] | None, Detector, str], ...] = (
+            tuple(steps)
+        )
         self.table = bytes(0 if c in triggers else 1 for c in range(256))
         self.key = key
+        self.keyed = tuple((det.keyed, det, style) for *_, det, style in steps if det.keyed is not None)
 
     def run(self, v: bytes) -> bytes:
         """Returns `v` itself (same object) when nothing matched."""
@@ -293,7 +311,7 @@ class _Scan:
             return v
         n = len(v)
         nd = -1
-        for min_len, min_digits, needle, det, style in self.steps:
+        for min_len, min_digits, needle, gate, det, style in self.steps:
             if n < min_len or (needle is not None and needle not in v):
                 continue
             if min_digits:
@@ -301,6 +319,8 @@ class _Scan:
                     nd = v.translate(_DIGIT_TABLE).count(0)
                 if nd < min_digits:
                     continue
+            if gate is not None and not gate(v):  # spares the call into the detector
+                continue
             nv = det.mask(v, style, self.key)
             if nv is not v:
                 v, n, nd = nv, len(nv), -1
@@ -312,13 +332,23 @@ def _mask_json_doc(doc: Any, scan: _Scan) -> Any:
         return scan.run(doc.encode()).decode()
     if isinstance(doc, bool) or not isinstance(doc, int):
         if isinstance(doc, dict):
-            return {_mask_json_doc(k, scan): _mask_json_doc(v, scan) for k, v in doc.items()}
+            return {_mask_json_doc(k, scan): _mask_keyed(k, v, scan) for k, v in doc.items()}
         if isinstance(doc, list):
             return [_mask_json_doc(v, scan) for v in doc]
         return doc
     raw = str(doc).encode()
     masked = scan.run(raw)
     return doc if masked is raw else masked.decode()
+
+
+def _mask_keyed(key: Any, value: Any, scan: _Scan) -> Any:
+    """A JSON member whose key names what its value is (`"ssn": "123456789"`, `"api_key": ...`)."""
+    if scan.keyed and isinstance(key, str) and isinstance(value, str | int) and not isinstance(value, bool):
+        text = value if isinstance(value, str) else str(value)
+        for keyed, det, style in scan.keyed:
+            if keyed(key, text):
+                return render(text.encode(), style, det.partial, scan.key).decode()
+    return _mask_json_doc(value, scan)
 
 
 def _json_scanner(
@@ -380,7 +410,7 @@ def _scanner(kind: str, type_name: str | None, scan: _Scan) -> Callable[[bytes],
             return json.dumps(_mask_json_doc(doc, scan), ensure_ascii=False).encode()
 
         return scan_json
-    whole = whole_mask(kind, type_name, scan.steps[0][4], scan.key)  # a card number in a number
+    whole = whole_mask(kind, type_name, scan.steps[0][5], scan.key)  # a card number in a number
 
     def scan_number(v: bytes) -> bytes | None:
         return v if scan.run(v) is v else whole(v)
