@@ -32,7 +32,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hoop.core.detectors import (
     DETECTOR_NAMES,
@@ -113,11 +113,14 @@ class MaskPolicy:
         self.max_rows = min((r.max_rows for r in rules if r.max_rows), default=None)
         self.max_bytes = min((r.max_bytes for r in rules if r.max_bytes), default=None)
         self._whole: list[tuple[list[Callable[[ColumnRef], bool]], str]] = []
+        # Names that, written in a statement, say it may read a column masked whole (messages).
+        self._named: list[tuple[list[re.Pattern[str]], str]] = []
         everywhere: dict[str, str] = {}
         for r in rules:
             matchers = [_pattern_matcher(p.lower()) for p in r.columns]
             if matchers:
                 self._whole.append((matchers, r.style))
+                self._named.append(([_name_pattern(p) for p in r.columns], r.style))
             for d in r.detectors:
                 if d not in DETECTORS:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
@@ -175,9 +178,14 @@ class MaskPolicy:
         return hit
 
     def plan(
-        self, columns: Sequence[ColumnRef | None], type_hints: Sequence[str | None] | None = None
+        self,
+        columns: Sequence[ColumnRef | None],
+        type_hints: Sequence[str | None] | None = None,
+        *,
+        seen: SeenValuesLike | None = None,
     ) -> MaskPlan | None:
-        """The per-result-set plan, or None when no value in this result set can be masked."""
+        """The per-result-set plan, or None when no value in this result set can be masked.
+        `seen` remembers the values of columns masked whole (for masking server messages)."""
         if not self.active:
             return None
         if type_hints is not None and len(type_hints) != len(columns):
@@ -190,7 +198,8 @@ class MaskPolicy:
             kind = type_kind(type_name)
             whole, dets = self._for_column(ref)
             if whole is not None:
-                ops.append((i, whole_mask(kind, type_name, whole, self._key)))
+                mask = whole_mask(kind, type_name, whole, self._key)
+                ops.append((i, mask if seen is None else seen.wrap(mask)))
                 masked.append(i)
                 continue
             if kind == "json" and self._json_gate is not None:
@@ -213,9 +222,42 @@ class MaskPolicy:
         return MaskPlan([], [], [], self._text_scan) if self._text_scan.steps else None
 
     def apply_text(self, text: str) -> str:
-        raw = text.encode()
+        raw = text.encode("utf-8", "surrogateescape")  # bytes a wire decoder kept as they came
         masked = self._text_scan.run(raw)
-        return text if masked is raw else masked.decode()
+        return text if masked is raw else masked.decode("utf-8", "surrogateescape")
+
+    def style_named_in(self, statement: str) -> str | None:
+        """The strongest style of the column rules a name in `statement` points at, or None.
+        A rule's pattern is named by a word matching its column part, or for "table.column" and
+        longer patterns also by a word matching its table part (`SELECT *` names no column)."""
+        if not self._named:
+            return None
+        words = set(_WORD.findall(statement.lower()))
+        style: str | None = None
+        for patterns, rule_style in self._named:
+            if any(p.fullmatch(w) for p in patterns for w in words):
+                style = _stronger(style, rule_style)
+        return style
+
+    def message_mask(self, style: str) -> Callable[[str], str]:
+        """How a value quoted in a server message is masked in `style` (text, never NULL)."""
+        fn = whole_mask("text", None, style, self._key)
+        return lambda text: (fn(text.encode()) or b"****").decode("utf-8", "replace")
+
+
+class SeenValuesLike(Protocol):
+    def wrap(self, mask: Callable[[bytes], bytes | None]) -> Callable[[bytes], bytes | None]: ...
+
+
+# Words of a statement that can name a table or column: plain and quoted identifiers' insides.
+_WORD = re.compile(r"[^\s\"`'.,;()\[\]=<>+*/|:!~%^&{}-]+")
+
+
+def _name_pattern(pattern: str) -> re.Pattern[str]:
+    """A regex matching a word that names the column part, or the table part, of `pattern`."""
+    parts = pattern.lower().split(".")
+    names = [parts[-1]] + ([parts[-2]] if len(parts) > 1 and parts[-2] != "*" else [])
+    return re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in names))
 
 
 # --- plan -------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
+from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -417,11 +418,17 @@ class Relay(Holds, Ending, TwoSided):
                         tracker.current.error = "refused by policy"
                     tracker.error(codec.parse_error_fields(replacement[5:]).get("M", ""))
                     return replacement
+            masker = self.results.message_masker()
+            masked = masked_fields(masker, fields, self._statement()) if masker is not None else None
+            if masked is not None:
+                msg, text = memoryview(fields_message(b"E", masked)), masked.get("M", "")
             if self.results.tripped is not None:
                 tracker.error(self.results.problem)
             else:
                 tracker.error(f"{fields.get('C', '')} {text}")
             return self.results.end(msg)
+        if t == NOTICE or t == NOTIFY:
+            return self._message(t, msg)
         if t == PARAM_STATUS:
             name, value = codec.parse_parameter_status(msg[5:])
             self.text.parameter_status(name, value)
@@ -443,6 +450,21 @@ class Relay(Holds, Ending, TwoSided):
             return msg
         tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
+
+    def _statement(self) -> str:
+        unit = self.tracker.current
+        return unit.text if unit is not None else ""
+
+    def _message(self, t: int, msg: memoryview) -> Any:
+        """A NoticeResponse or NotificationResponse: masked when a rule masks anything."""
+        masker = self.results.message_masker()
+        if masker is None:
+            return msg
+        if t == NOTIFY:
+            new = masked_notification(masker, msg, self.upstream_key[0], self._statement())
+            return msg if new is None else new
+        masked = masked_fields(masker, codec.parse_error_fields(msg[5:]), self._statement())
+        return msg if masked is None else fields_message(b"N", masked)
 
     def _settled_resume(self) -> None:
         """The server has answered everything before the waiting message: judge it now."""

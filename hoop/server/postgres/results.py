@@ -13,6 +13,7 @@ import logging
 from typing import Any, Protocol
 
 from hoop.core.masking import MaskFormatError, MaskPolicy
+from hoop.core.message_masking import MessageMasker, SeenValues
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.recording import SAMPLE_ROWS, sampled
 from hoop.core.store.journal import SessionLog
@@ -28,7 +29,8 @@ T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
 # What the relay always looks at; CopyInResponse and CopyBothResponse ('G', 'W') tell it the
 # server waits for the client's data (a client that ended its input cannot send it).
-BASE_WATCH = frozenset(b"CEZIsTHSGW")
+# Notices and notifications ('N', 'A') are read for masking (messages.py).
+BASE_WATCH = frozenset(b"CEZIsTHSGWNA")
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
@@ -65,6 +67,8 @@ class Results:
         self.descriptions: dict[bytes, list[codec.Field]] = {}
         self.fields: list[codec.Field] | None = None  # of the current row masker
         self.problem = ""
+        self.seen = SeenValues()  # values masked whole in this session's results (messages)
+        self.messages: MessageMasker | None = None
 
     # -- policy --------------------------------------------------------------------------
 
@@ -74,6 +78,15 @@ class Results:
             self.policy = pipeline.mask_policy(self.relay.subject)
             self.policy_version = pipeline.version
         return self.policy
+
+    def message_masker(self) -> MessageMasker | None:
+        """How the server's messages are masked now; None when no rule masks anything."""
+        policy = self._current_policy()
+        if not policy.active:
+            return None
+        if self.messages is None or self.messages.policy is not policy:
+            self.messages = MessageMasker(policy, self.seen, '"')
+        return self.messages
 
     def policy_active(self) -> bool:
         return self._current_policy().active
@@ -157,7 +170,7 @@ class Results:
         unit = self.relay.tracker.current
         if unit is not None:
             unit.columns = [f"{r.schema}.{r.table}.{r.column}" if r else f.name for r, f in zip(refs, fields)]
-        plan = policy.plan(refs, type_hints(fields))
+        plan = policy.plan(refs, type_hints(fields), seen=self.seen)
         self.masker = RowMasker(plan, fields) if plan is not None else None
         self.fields = fields
 
@@ -191,7 +204,7 @@ class Results:
             refs = pick_columns(await self.resolver.table_columns(spec.table or ""), spec.columns)
         if len(refs) != count:
             raise ValueError("COPY column count does not match its table")
-        plan = policy.plan(refs)
+        plan = policy.plan(refs, seen=self.seen)
         return CopyRowMasker(plan, spec) if plan is not None else None
 
     def _update_watch(self) -> None:
