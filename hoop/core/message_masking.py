@@ -56,37 +56,44 @@ _QUOTED = {'"': _quoted('"'), "'": _quoted("'")}
 
 
 class SeenValues:
-    """Original value -> masked form, for the columns masked whole in one session's results."""
+    """Original value -> masked form, for the columns masked whole in one session's results.
 
-    __slots__ = ("values",)
+    Two generations of at most SEEN_LIMIT / 2 values each: when the young one is full it becomes
+    the old one and the oldest are forgotten, so the last SEEN_LIMIT / 2 distinct values at
+    least are always kept, at O(1) per value on the row path."""
+
+    __slots__ = ("young", "old")
 
     def __init__(self) -> None:
-        self.values: dict[bytes, bytes] = {}
+        self.young: dict[bytes, bytes] = {}
+        self.old: dict[bytes, bytes] = {}
 
     def wrap(self, mask: Callable[[bytes], bytes | None]) -> Callable[[bytes], bytes | None]:
-        """`mask`, also remembering each value it masks (per row: kept to two dict look-ups)."""
-        values = self.values
+        """`mask`, also remembering each value it masks."""
+        half = SEEN_LIMIT // 2
 
         def remembering(v: bytes) -> bytes | None:
             nv = mask(v)
-            if len(v) >= SEEN_MIN_LENGTH and v not in values:
-                values[v] = REDACTED if nv is None else nv
-                if len(values) > SEEN_LIMIT:
-                    del values[next(iter(values))]
+            if len(v) >= SEEN_MIN_LENGTH:
+                young = self.young
+                if v not in young:
+                    young[v] = REDACTED if nv is None else nv
+                    if len(young) >= half:
+                        self.old, self.young = young, {}
             return nv
 
         return remembering
 
     def replace_in(self, text: str) -> str:
-        values = self.values
-        if not values:
+        known = {**self.old, **self.young}
+        if not known:
             return text
         raw = text.encode("utf-8", "surrogateescape")
-        hits = [v for v in values if v in raw]
+        hits = [v for v in known if v in raw]
         if not hits:
             return text
         for v in sorted(hits, key=len, reverse=True):  # a longer value first: it may hold a shorter one
-            raw = raw.replace(v, values[v])
+            raw = raw.replace(v, known[v])
         return raw.decode("utf-8", "surrogateescape")
 
 

@@ -1,0 +1,23 @@
+"""ERR packets from the server, their message masked before the client sees it.
+
+The error code and SQLSTATE stay as they are (clients branch on them); only the message text
+goes through the session's `MessageMasker` (MariaDB quotes data as '...'), and the packet is
+rebuilt with its new length. Warnings are results of SHOW WARNINGS and are masked as results.
+"""
+
+from __future__ import annotations
+
+from hoop.core.message_masking import MessageMasker
+from hoop.server.mysql import codec as c
+
+
+def masked_err(masker: MessageMasker, payload: bytes, statement: str) -> tuple[bytes, str] | None:
+    """(the ERR payload with its message masked, the masked message), or None when unchanged."""
+    if len(payload) < 3 or payload[0] != c.ERR_HEADER or payload[1:3] == b"\xff\xff":
+        return None  # not an error, or a MariaDB progress report
+    head = 9 if payload[3:4] == b"#" else 3  # 0xFF, code, ['#' and SQLSTATE]
+    text = payload[head:].decode("utf-8", "surrogateescape")
+    new = masker.mask(text, statement)
+    if new == text:
+        return None
+    return payload[:head] + new.encode("utf-8", "surrogateescape"), new
