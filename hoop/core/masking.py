@@ -226,6 +226,15 @@ class MaskPolicy:
         masked = self._text_scan.run(raw)
         return text if masked is raw else masked.decode("utf-8", "surrogateescape")
 
+    def plan_with_column(self, plan: MaskPlan | None, i: int, mask: Callable[[bytes], bytes | None]) -> MaskPlan:
+        """`plan` (None: a plan that masks nothing) with column `i` passed through `mask` instead,
+        for a column whose text is known to be free text (a warning's message)."""
+        if plan is None:
+            return MaskPlan([(i, mask)], [], [i], self._text_scan)
+        ops = [(j, fn) for j, fn in plan._ops if j != i] + [(i, mask)]
+        scanned = [j for j in plan.scanned_columns if j != i] + [i]
+        return MaskPlan(ops, [j for j in plan.masked_columns if j != i], scanned, self._text_scan)
+
     def style_named_in(self, statement: str) -> str | None:
         """The strongest style of the column rules a name in `statement` points at, or None.
         A rule's pattern is named by a word matching its column part, or for "table.column" and

@@ -91,6 +91,29 @@ def test_pymysql_error_keeps_its_code_and_loses_the_value(gw: GatewayProcess, db
     direct.close()
 
 
+def test_show_warnings_messages_are_masked(gw: GatewayProcess, db: str) -> None:
+    through = _pymysql(
+        host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=gw.tokens["alice"], database="my"
+    )
+    direct = _pymysql(**ROOT, database=db)
+
+    def warnings(conn: pymysql.Connection) -> tuple[tuple[object, ...], ...]:
+        with conn.cursor() as cur:
+            cur.execute("select cast(email as signed) from msg18_users order by id")
+            cur.execute("show warnings")
+            return cur.fetchall()
+
+    seen, server = warnings(through), warnings(direct)
+    assert [row[:2] for row in seen] == [row[:2] for row in server] and len(seen) == 2  # level and code
+    if _masking(gw):
+        assert CANARY_ID not in str(seen) and PLAIN_ID not in str(seen), seen
+        assert all(str(row[2]).startswith("Truncated incorrect INTEGER value: '") for row in seen), seen
+    else:
+        assert seen == server and PLAIN_ID in str(seen)
+    through.close()
+    direct.close()
+
+
 def test_mariadb_client_sees_code_and_sqlstate_but_not_the_value(gw: GatewayProcess, db: str) -> None:
     def mariadb(*target: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

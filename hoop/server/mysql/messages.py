@@ -2,13 +2,22 @@
 
 The error code and SQLSTATE stay as they are (clients branch on them); only the message text
 goes through the session's `MessageMasker` (MariaDB quotes data as '...'), and the packet is
-rebuilt with its new length. Warnings are results of SHOW WARNINGS and are masked as results.
+rebuilt with its new length. Warnings come as the result of SHOW WARNINGS (or SHOW ERRORS):
+its Message column is masked the same way, as a message about the statement before it.
 """
 
 from __future__ import annotations
 
+import re
+
 from hoop.core.message_masking import MessageMasker
 from hoop.server.mysql import codec as c
+
+_SHOW_WARNINGS = re.compile(r"\s*show\s+(?:warnings|errors)\b", re.I)
+
+
+def is_show_warnings(statement: str) -> bool:
+    return _SHOW_WARNINGS.match(statement) is not None
 
 
 def masked_err(masker: MessageMasker, payload: bytes, statement: str) -> tuple[bytes, str] | None:
