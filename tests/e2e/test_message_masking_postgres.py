@@ -119,6 +119,16 @@ def test_a_value_seen_in_a_result_is_masked_in_a_later_error(gw: GatewayProcess)
         assert PLAIN_CANARY not in str(exc) and PLAIN_CANARY not in _diag(exc), _diag(exc)
 
 
+def test_notification_sent_inside_a_transaction_is_masked_at_commit(gw: GatewayProcess) -> None:
+    with _connect(gw) as conn:
+        conn.execute("LISTEN c18")
+        conn.execute("BEGIN")
+        conn.execute(NOTIFY + " where id = 2")
+        conn.execute("COMMIT")  # names no column: the notification is delivered now
+        payloads = [n.payload for n in conn.notifies(timeout=2, stop_after=1)]
+    assert len(payloads) == 1 and PLAIN_CANARY not in payloads[0], payloads
+
+
 def test_notification_from_another_connection_goes_through_the_detectors(gw: GatewayProcess) -> None:
     if "detectors" not in gw.config.read_text():
         pytest.skip("another connection's notification is masked by seen values and detectors only")

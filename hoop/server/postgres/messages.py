@@ -6,7 +6,8 @@ table, column, type and constraint names); every other field (message, detail, h
 internal query, and fields later servers add) goes through the session's `MessageMasker`. A
 message raised by PL/pgSQL's RAISE is the statement's own text (its context ends "at RAISE"),
 and so is the payload of a notification this session's backend sent: those are masked whole
-where the statement names a masked column. A notification from another backend is masked by
+where the statement (for a notification: any statement of the transaction, delivered at its
+COMMIT) names a masked column. A notification from another backend is masked by
 the values seen in results and the detectors only: its statement is not this session's.
 """
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -115,6 +116,8 @@ class Relay(Holds, Ending, TwoSided):
         # COPY FROM STDIN: how many the server started and the client ended, and the batch the
         # last one belongs to (it waits for the client's data until that batch is answered)
         self.copy_ins = self.copy_ends = self.copy_in_batch = 0
+        # Statements of the open transaction: its notifications are delivered at COMMIT.
+        self.txn_texts: deque[str] = deque(maxlen=64)
 
     # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
@@ -436,6 +439,8 @@ class Relay(Holds, Ending, TwoSided):
         if t == Z:
             self.txn_status = bytes(msg[5:6])
             tracker.ready()
+            if self.txn_status == b"I":
+                self.txn_texts.clear()
             self.done_batches += 1
             if self.settling and self._settled():
                 asyncio.get_running_loop().call_soon(self._settled_resume)
@@ -460,8 +465,9 @@ class Relay(Holds, Ending, TwoSided):
         masker = self.results.message_masker()
         if masker is None:
             return msg
-        if t == NOTIFY:
-            new = masked_notification(masker, msg, self.upstream_key[0], self._statement())
+        if t == NOTIFY:  # sent by this backend: by the current statement or one before it in the transaction
+            statements = "\n".join([*self.txn_texts, self._statement()])
+            new = masked_notification(masker, msg, self.upstream_key[0], statements)
             return msg if new is None else new
         masked = masked_fields(masker, codec.parse_error_fields(msg[5:]), self._statement())
         return msg if masked is None else fields_message(b"N", masked)
