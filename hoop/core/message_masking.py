@@ -7,7 +7,8 @@ any text. Each text that can carry data goes through three steps, in this order:
 1. Fail closed on quotes. When the statement that caused the message names a column a column
    rule masks (its words matched against the column part of the rules' patterns, or the table
    part of a "table.column" pattern), every quoted span of the message ("..." on PostgreSQL,
-   '...' on MySQL/MariaDB) is masked in the strongest style of those rules, unless its text
+   '...' on MySQL/MariaDB, and PostgreSQL's "Failing row contains (...)" and "Key (...)=(...)"
+   details) is masked in the strongest style of those rules, unless its text
    appears in the statement itself (an identifier or literal the user wrote) or is one of the
    server's fixed phrases. Texts the statement composed whole (a RAISE message, a notification
    sent by this session) are masked whole under the same condition.
@@ -53,6 +54,11 @@ def _quoted(quote: str) -> re.Pattern[str]:
 
 
 _QUOTED = {'"': _quoted('"'), "'": _quoted("'")}
+# Where else the servers put data in a message: PostgreSQL's row and key details.
+_ROWS: dict[str, tuple[re.Pattern[str], ...]] = {
+    '"': (re.compile(r"^Failing row contains \((.*)\)\.?$", re.S), re.compile(r"^Key \(.*?\)=\((.*)\)", re.S)),
+    "'": (),
+}
 
 
 class SeenValues:
@@ -100,12 +106,12 @@ class SeenValues:
 class MessageMasker:
     """Masks message texts of one session: `quote` is how its server quotes data in them."""
 
-    __slots__ = ("policy", "seen", "_quoted")
+    __slots__ = ("policy", "seen", "_spans")
 
     def __init__(self, policy: MaskPolicy, seen: SeenValues, quote: str) -> None:
         self.policy = policy
         self.seen = seen
-        self._quoted = _QUOTED[quote]
+        self._spans = (*_ROWS[quote], _QUOTED[quote])  # group 1 of each: data the server quotes
 
     def mask(self, text: str, statement: str, *, composed: bool = False) -> str:
         """`text` of a message caused by `statement` ("" when unknown), masked. `composed`: the
@@ -132,7 +138,9 @@ class MessageMasker:
             inner = m.group(1)
             if not inner or known(inner):
                 return m.group(0)
-            q = m.group(0)[0]
-            return f"{q}{mask(inner)}{q}"
+            whole, start, end = m.group(0), m.start(1) - m.start(0), m.end(1) - m.start(0)
+            return f"{whole[:start]}{mask(inner)}{whole[end:]}"
 
-        return self._quoted.sub(one, text)
+        for span in self._spans:
+            text = span.sub(one, text)
+        return text

@@ -33,6 +33,13 @@ def test_quoted_words_of_the_statement_and_server_phrases_are_kept() -> None:
     assert m.mask("XPATH syntax error: '~other@x.org'", statement) == "XPATH syntax error: '****'"
 
 
+def test_row_and_key_details_are_masked() -> None:
+    m = masker(column_rule("users.email"))
+    statement = "update users set id = -id"
+    assert m.mask(f"Failing row contains (-2, {EMAIL}).", statement) == "Failing row contains (****)."
+    assert m.mask(f"Key (email)=({EMAIL}) already exists.", statement) == "Key (email)=(****) already exists."
+
+
 def test_a_quote_inside_the_value_does_not_end_the_masked_span() -> None:
     m = masker(column_rule("email"))
     assert m.mask('bad value: "a"b c"', "select email from t") == 'bad value: "****"'

@@ -47,7 +47,7 @@ NOTIFY = "select pg_notify('c18', email) from msg18_users"
 def table(pg_target: dict[str, str]) -> dict[str, str]:
     with connect_target(pg_target) as conn:
         conn.execute("DROP TABLE IF EXISTS msg18_users")
-        conn.execute("CREATE TABLE msg18_users (id int, email text)")
+        conn.execute("CREATE TABLE msg18_users (id int CHECK (id > 0), email text)")
         conn.execute("INSERT INTO msg18_users VALUES (1, %s), (2, %s)", (CANARY, PLAIN_CANARY))
         conn.execute(
             "CREATE OR REPLACE FUNCTION msg18_cast() RETURNS int LANGUAGE sql"
@@ -88,6 +88,13 @@ def test_psycopg_error_keeps_its_code_and_loses_the_value(gw: GatewayProcess) ->
         # The session stays usable and an error quoting only the statement's own words is kept.
         missing = _error_of(conn, "select nosuchcolumn from msg18_users")
         assert missing.sqlstate == "42703" and '"nosuchcolumn"' in str(missing)
+
+
+def test_row_and_key_details_are_masked(gw: GatewayProcess) -> None:
+    with _connect(gw) as conn:
+        exc = _error_of(conn, "update msg18_users set id = -id where id = 2 and email is not null")
+        assert exc.sqlstate == "23514" and str(exc.diag.message_detail).startswith("Failing row contains (")
+        assert PLAIN_CANARY not in _diag(exc), _diag(exc)
 
 
 def test_psycopg_notice_is_masked(gw: GatewayProcess) -> None:
