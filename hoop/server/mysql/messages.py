@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from hoop.core.masking import MaskPlan
 from hoop.core.message_masking import MessageMasker
 from hoop.server.mysql import codec as c
 
@@ -30,3 +31,18 @@ def masked_err(masker: MessageMasker, payload: bytes, statement: str) -> tuple[b
     if new == text:
         return None
     return payload[:head] + new.encode("utf-8", "surrogateescape"), new
+
+
+def warnings_plan(masker: MessageMasker, plan: MaskPlan | None, names: list[bytes], statement: str) -> MaskPlan | None:
+    """The plan of a SHOW WARNINGS / SHOW ERRORS result: its Message column is a server message
+    about `statement` (the one before), masked as that statement's ERR message would be."""
+    at = next((i for i, name in enumerate(names) if name.lower() == b"message"), None)
+    if at is None:
+        return plan
+
+    def mask_message(v: bytes) -> bytes:
+        text = v.decode("utf-8", "surrogateescape")
+        new = masker.mask(text, statement)
+        return v if new == text else new.encode("utf-8", "surrogateescape")
+
+    return masker.policy.plan_with_column(plan, at, mask_message)

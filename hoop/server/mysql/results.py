@@ -29,7 +29,7 @@ from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.mask_columns import TYPE_HINTS, binary_of, column_ref, text_of
-from hoop.server.mysql.messages import is_show_warnings, masked_err
+from hoop.server.mysql.messages import is_show_warnings, masked_err, warnings_plan
 from hoop.server.mysql.response_events import ResponseEvents, Unit
 from hoop.server.mysql.session_vars import for_client, parse_state
 
@@ -276,7 +276,10 @@ class Responses:
                 hints = [TYPE_HINTS.get(col.type, "text") for col in cols]
                 self.plan = policy.plan(refs, hints, seen=self.seen)
                 if not unit.binary and policy.active and is_show_warnings(unit.text):
-                    self.plan = self._warnings_plan(policy, self.plan, cols)
+                    masker = self._message_masker()
+                    names = [col.name for col in cols]
+                    if masker is not None:
+                        self.plan = warnings_plan(masker, self.plan, names, self.last_statement)
         self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
         self.plain_rows = self.plan is None and self.limits == (None, None) and not self.sample_left
         self.bytes = 0
@@ -355,24 +358,6 @@ class Responses:
         return c.encode_packet(
             p.build_err(1148, "42000", "LOAD DATA LOCAL INFILE is disabled for this connection by Hoop"), seq
         )
-
-    def _warnings_plan(
-        self, policy: MaskPolicy, plan: MaskPlan | None, cols: list[p.ColumnDefinition]
-    ) -> MaskPlan | None:
-        """SHOW WARNINGS / SHOW ERRORS: the Message column is a server message about the statement
-        before, masked as its ERR message would be."""
-        at = next((i for i, col in enumerate(cols) if col.name.lower() == b"message"), None)
-        masker = self._message_masker()
-        if at is None or masker is None:
-            return plan
-        statement = self.last_statement
-
-        def mask_message(v: bytes) -> bytes:
-            text = v.decode("utf-8", "surrogateescape")
-            new = masker.mask(text, statement)
-            return v if new == text else new.encode("utf-8", "surrogateescape")
-
-        return policy.plan_with_column(plan, at, mask_message)
 
     def _done(self) -> None:
         unit = self.units[0]
