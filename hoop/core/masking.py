@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from hoop.core.detectors import (
     DETECTOR_NAMES,
     DETECTORS,
+    REDACTED,
     Detector,
     MaskFormatError,
     copy_escape,
@@ -251,7 +252,7 @@ class MaskPolicy:
     def message_mask(self, style: str) -> Callable[[str], str]:
         """How a value quoted in a server message is masked in `style` (text, never NULL)."""
         fn = whole_mask("text", None, style, self._key)
-        return lambda text: (fn(text.encode()) or b"****").decode("utf-8", "replace")
+        return lambda text: (fn(text.encode("utf-8", "surrogateescape")) or REDACTED).decode("utf-8", "surrogateescape")
 
 
 class SeenValuesLike(Protocol):
@@ -265,7 +266,10 @@ _WORD = re.compile(r"[^\s\"`'.,;()\[\]=<>+*/|:!~%^&{}-]+")
 def _name_pattern(pattern: str) -> re.Pattern[str]:
     """A regex matching a word that names the column part, or the table part, of `pattern`."""
     parts = pattern.lower().split(".")
-    names = [parts[-1]] + ([parts[-2]] if len(parts) > 1 and parts[-2] != "*" else [])
+    # A part that is only wildcards names nothing in particular: every word would match it.
+    names = [n for n in parts[-2:] if n.strip("*?")]
+    if not names:  # "*" or "*.*": every column of every table, so any statement reads one
+        return re.compile(".+")
     return re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in names))
 
 

@@ -25,6 +25,13 @@ def test_quoted_values_are_masked_when_the_statement_names_a_masked_column() -> 
     assert m.mask(CAST_ERROR, "select cast(note as int) from notes") == CAST_ERROR  # names no masked column
 
 
+def test_wildcard_parts_name_nothing_in_particular() -> None:
+    policy = masker(column_rule("users.*")).policy
+    assert policy.style_named_in("select note from users") == "redact"
+    assert policy.style_named_in("select note from orders") is None
+    assert masker(column_rule("*")).policy.style_named_in("select 1") == "redact"  # every column
+
+
 def test_quoted_words_of_the_statement_and_server_phrases_are_kept() -> None:
     m = masker(column_rule("email"), quote="'")
     statement = "select nosuch, email from users where email = 'known@x.org'"
