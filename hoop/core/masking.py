@@ -32,12 +32,13 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from hoop.core.detectors import (
     COLUMN_DETECTORS,
     DETECTOR_NAMES,
     DETECTORS,
+    REDACTED,
     Detector,
     MaskFormatError,
     copy_escape,
@@ -119,6 +120,8 @@ class MaskPolicy:
         # that refuse them, and the strongest style of those that mask them whole.
         self.block_unknown = tuple(r.name for r in rules if r.columns and r.on_unknown == "block")
         self._unknown_style: str | None = None
+        # Names that, written in a statement, say it may read a column masked whole (messages).
+        self._named: list[tuple[list[re.Pattern[str]], str]] = []
         everywhere: dict[str, str] = {}
         for r in rules:
             matchers = [_pattern_matcher(p.lower()) for p in r.columns]
@@ -126,6 +129,7 @@ class MaskPolicy:
                 self._whole.append((matchers, r.style))
                 if r.on_unknown == "mask":
                     self._unknown_style = _stronger(self._unknown_style, r.style)
+                self._named.append(([_name_pattern(p) for p in r.columns], r.style))
             for d in r.detectors:
                 if d not in DETECTORS:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
@@ -195,6 +199,8 @@ class MaskPolicy:
         columns: Sequence[ColumnRef | None],
         type_hints: Sequence[str | None] | None = None,
         derived: Sequence[frozenset[ColumnRef] | None] | None = None,
+        *,
+        seen: SeenValuesLike | None = None,
     ) -> MaskPlan | None:
         """The per-result-set plan, or None when no value in this result set can be masked.
 
@@ -202,7 +208,8 @@ class MaskPolicy:
         the source columns a computed or view column derives from; a column derived from one
         a rule masks is masked whole. None for a column marks its sources unknown: it is
         masked whole in the strongest style of the column rules with `on_unknown = "mask"`
-        (the door refuses the result first where one says "block")."""
+        (the door refuses the result first where one says "block"). `seen` remembers the
+        values of columns masked whole (for masking server messages)."""
         if not self.active:
             return None
         if type_hints is not None and len(type_hints) != len(columns):
@@ -219,7 +226,8 @@ class MaskPolicy:
             if derived is not None:
                 whole = self._derived_style(whole, derived[i])
             if whole is not None:
-                ops.append((i, whole_mask(kind, type_name, whole, self._key)))
+                mask = whole_mask(kind, type_name, whole, self._key)
+                ops.append((i, mask if seen is None else seen.wrap(mask)))
                 masked.append(i)
                 continue
             if kind == "json" and self._json_gate is not None:
@@ -258,9 +266,54 @@ class MaskPolicy:
         return MaskPlan([], [], [], self._text_scan) if self._text_scan.steps else None
 
     def apply_text(self, text: str) -> str:
-        raw = text.encode()
+        raw = text.encode("utf-8", "surrogateescape")  # bytes a wire decoder kept as they came
         masked = self._text_scan.run(raw)
-        return text if masked is raw else masked.decode()
+        return text if masked is raw else masked.decode("utf-8", "surrogateescape")
+
+    def plan_with_column(self, plan: MaskPlan | None, i: int, mask: Callable[[bytes], bytes | None]) -> MaskPlan:
+        """`plan` (None: a plan that masks nothing) with column `i` passed through `mask` instead,
+        for a column whose text is known to be free text (a warning's message)."""
+        if plan is None:
+            return MaskPlan([(i, mask)], [], [i], self._text_scan)
+        ops = [(j, fn) for j, fn in plan._ops if j != i] + [(i, mask)]
+        scanned = [j for j in plan.scanned_columns if j != i] + [i]
+        return MaskPlan(ops, [j for j in plan.masked_columns if j != i], scanned, self._text_scan)
+
+    def style_named_in(self, statement: str) -> str | None:
+        """The strongest style of the column rules a name in `statement` points at, or None.
+        A rule's pattern is named by a word matching its column part, or for "table.column" and
+        longer patterns also by a word matching its table part (`SELECT *` names no column)."""
+        if not self._named:
+            return None
+        words = set(_WORD.findall(statement.lower()))
+        style: str | None = None
+        for patterns, rule_style in self._named:
+            if any(p.fullmatch(w) for p in patterns for w in words):
+                style = _stronger(style, rule_style)
+        return style
+
+    def message_mask(self, style: str) -> Callable[[str], str]:
+        """How a value quoted in a server message is masked in `style` (text, never NULL)."""
+        fn = whole_mask("text", None, style, self._key)
+        return lambda text: (fn(text.encode("utf-8", "surrogateescape")) or REDACTED).decode("utf-8", "surrogateescape")
+
+
+class SeenValuesLike(Protocol):
+    def wrap(self, mask: Callable[[bytes], bytes | None]) -> Callable[[bytes], bytes | None]: ...
+
+
+# Words of a statement that can name a table or column: plain and quoted identifiers' insides.
+_WORD = re.compile(r"[^\s\"`'.,;()\[\]=<>+*/|:!~%^&{}-]+")
+
+
+def _name_pattern(pattern: str) -> re.Pattern[str]:
+    """A regex matching a word that names the column part, or the table part, of `pattern`."""
+    parts = pattern.lower().split(".")
+    # A part that is only wildcards names nothing in particular: every word would match it.
+    names = [n for n in parts[-2:] if n.strip("*?")]
+    if not names:  # "*" or "*.*": every column of every table, so any statement reads one
+        return re.compile(".+")
+    return re.compile("|".join(f"(?:{fnmatch.translate(n)})" for n in names))
 
 
 def _column_detector(name: str) -> str:

@@ -23,11 +23,13 @@ from collections import deque
 from typing import Any
 
 from hoop.core.masking import MaskPlan, MaskPolicy
+from hoop.core.message_masking import MessageMasker, SeenValues
 from hoop.core.recording import SAMPLE_EVERY, SAMPLE_FIRST, SAMPLE_ROWS, sample_value, sampled
 from hoop.server.mysql import binary_rows
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.mask_columns import TYPE_HINTS, binary_of, column_ref, text_of
+from hoop.server.mysql.messages import is_show_warnings, masked_err, warnings_plan
 from hoop.server.mysql.response_events import ResponseEvents, Unit
 from hoop.server.mysql.session_vars import for_client, parse_state
 
@@ -60,6 +62,9 @@ class Responses:
         self.results = 0  # result sets of recorded statements so far: which are sampled
         self.sample_left = 0  # rows of the current result set still to sample
         self._inject: list[bytes] | None = None  # while `feed` runs: gateway replies due behind it
+        self.seen = SeenValues()  # values masked whole in this session's results (for messages)
+        self.messages: MessageMasker | None = None
+        self.last_statement = ""
 
     # -- entry -------------------------------------------------------------------------------
 
@@ -182,7 +187,7 @@ class Responses:
                 plain = self._end_of_rows(buf[start:end])
                 return drop if drop is not None or plain is None else c.encode_packet(plain, seq)
             if first == c.ERR_HEADER:
-                res = self._error(unit, buf[start:end])
+                res = self._error(unit, seq, buf[start:end])
                 return drop if drop is not None else res
             unit.rows += 1
             if self.discard:
@@ -190,7 +195,7 @@ class Responses:
             return self._row(unit, seq, buf, start, end)
         if state == FIRST:
             if first == c.ERR_HEADER:
-                res = self._error(unit, buf[start:end])
+                res = self._error(unit, seq, buf[start:end])
                 return drop if drop is not None else res
             # COM_STMT_PREPARE_OK also starts with 0x00: it must not be read as an OK packet.
             if unit.kind == "prepare":
@@ -268,7 +273,13 @@ class Responses:
             if policy is not None:
                 if policy.exempted:
                     self.events.audit("mask.exempt", rules=list(policy.exempted))
-                self.plan = policy.plan(refs, [TYPE_HINTS.get(col.type, "text") for col in cols])
+                hints = [TYPE_HINTS.get(col.type, "text") for col in cols]
+                self.plan = policy.plan(refs, hints, seen=self.seen)
+                if not unit.binary and policy.active and is_show_warnings(unit.text):
+                    masker = self._message_masker()
+                    names = [col.name for col in cols]
+                    if masker is not None:
+                        self.plan = warnings_plan(masker, self.plan, names, self.last_statement)
         self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
         self.plain_rows = self.plan is None and self.limits == (None, None) and not self.sample_left
         self.bytes = 0
@@ -304,15 +315,26 @@ class Responses:
         else:
             self._done()
 
-    def _error(self, unit: Unit, payload: bytes) -> bytes | None:
+    def _error(self, unit: Unit, seq: int, payload: bytes) -> bytes | None:
         err = p.parse_err(payload)
         if err.is_progress_report:
             return None
         if unit.internal:  # the server refused to report the settings: they are unknown now
             self.events.settings_unknown(f"the server refused to report them ({err.message[:200]})")
-        unit.error = f"{err.code} {err.message}"[:500]
+        masker = self._message_masker()
+        masked = masked_err(masker, payload, unit.text) if masker is not None else None
+        unit.error = f"{err.code} {err.message if masked is None else masked[1]}"[:500]
         self._done()
-        return None
+        return None if masked is None else c.encode_packet(masked[0], seq)
+
+    def _message_masker(self) -> MessageMasker | None:
+        """How server messages are masked now; None when no rule masks anything."""
+        policy = self.events.mask_policy()
+        if not policy.active:
+            return None
+        if self.messages is None or self.messages.policy is not policy:
+            self.messages = MessageMasker(policy, self.seen, "'")
+        return self.messages
 
     def _prepare_ok(self, unit: Unit, payload: bytes) -> bytes | None:
         ok = p.parse_stmt_prepare_ok(payload)
@@ -338,6 +360,9 @@ class Responses:
         )
 
     def _done(self) -> None:
+        unit = self.units[0]
+        if not unit.internal and not is_show_warnings(unit.text):
+            self.last_statement = unit.text  # what a later SHOW WARNINGS reports on
         self.state = FIRST
         self.plain_rows = False
         self.discard = False

@@ -15,6 +15,7 @@ from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.session import Session
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Callable
 
     from hoop.server.postgres.results import Results
@@ -32,6 +33,7 @@ class Ending:
     results: Results
     holding: tuple[Decision, str, str, str] | None
     routines_changed: Callable[[], None]
+    txn_texts: deque[str]  # statements of the open transaction (its notifications come at COMMIT)
 
     if TYPE_CHECKING:
 
@@ -53,6 +55,7 @@ class Ending:
 
     def _finish_unit(self, unit: Unit) -> None:
         duration = (time.time() - unit.started) * 1000.0
+        self.txn_texts.append(unit.text)
         if unit.text[:12].lstrip().lower().startswith(DDL_WORDS):
             self.results.resolver.invalidate()  # column names may have changed
             self.routines_changed()

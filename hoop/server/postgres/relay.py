@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ from hoop.server.postgres import codec, framing, frontend
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
+from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -114,6 +116,8 @@ class Relay(Holds, Ending, TwoSided):
         # COPY FROM STDIN: how many the server started and the client ended, and the batch the
         # last one belongs to (it waits for the client's data until that batch is answered)
         self.copy_ins = self.copy_ends = self.copy_in_batch = 0
+        # Statements of the open transaction: its notifications are delivered at COMMIT.
+        self.txn_texts: deque[str] = deque(maxlen=64)
 
     # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
@@ -417,11 +421,17 @@ class Relay(Holds, Ending, TwoSided):
                         tracker.current.error = "refused by policy"
                     tracker.error(codec.parse_error_fields(replacement[5:]).get("M", ""))
                     return replacement
+            masker = self.results.message_masker()
+            masked = masked_fields(masker, fields, self._statement()) if masker is not None else None
+            if masked is not None:
+                msg, text = memoryview(fields_message(b"E", masked)), masked.get("M", "")
             if self.results.tripped is not None:
                 tracker.error(self.results.problem)
             else:
                 tracker.error(f"{fields.get('C', '')} {text}")
             return self.results.end(msg)
+        if t == NOTICE or t == NOTIFY:
+            return self._message(t, msg)
         if t == PARAM_STATUS:
             name, value = codec.parse_parameter_status(msg[5:])
             self.text.parameter_status(name, value)
@@ -429,6 +439,8 @@ class Relay(Holds, Ending, TwoSided):
         if t == Z:
             self.txn_status = bytes(msg[5:6])
             tracker.ready()
+            if self.txn_status == b"I":
+                self.txn_texts.clear()
             self.done_batches += 1
             if self.settling and self._settled():
                 asyncio.get_running_loop().call_soon(self._settled_resume)
@@ -443,6 +455,22 @@ class Relay(Holds, Ending, TwoSided):
             return msg
         tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
+
+    def _statement(self) -> str:
+        unit = self.tracker.current
+        return unit.text if unit is not None else ""
+
+    def _message(self, t: int, msg: memoryview) -> Any:
+        """A NoticeResponse or NotificationResponse: masked when a rule masks anything."""
+        masker = self.results.message_masker()
+        if masker is None:
+            return msg
+        if t == NOTIFY:  # sent by this backend: by the current statement or one before it in the transaction
+            statements = "\n".join([*self.txn_texts, self._statement()])
+            new = masked_notification(masker, msg, self.upstream_key[0], statements)
+            return msg if new is None else new
+        masked = masked_fields(masker, codec.parse_error_fields(msg[5:]), self._statement())
+        return msg if masked is None else fields_message(b"N", masked)
 
     def _settled_resume(self) -> None:
         """The server has answered everything before the waiting message: judge it now."""

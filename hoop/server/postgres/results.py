@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from hoop.core.lineage import LineageUnknown, by_position
 from hoop.core.masking import ColumnRef, MaskFormatError, MaskPolicy
+from hoop.core.message_masking import MessageMasker, SeenValues
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.recording import SAMPLE_ROWS, sampled
 from hoop.core.store.journal import SessionLog
@@ -29,7 +30,8 @@ T_, D_, COPY_OUT, COPY_DATA = (ord(c) for c in "TDHd")
 ROW_TYPES = frozenset({D_, COPY_DATA})
 # What the relay always looks at; CopyInResponse and CopyBothResponse ('G', 'W') tell it the
 # server waits for the client's data (a client that ended its input cannot send it).
-BASE_WATCH = frozenset(b"CEZIsTHSGW")
+# Notices and notifications ('N', 'A') are read for masking (messages.py).
+BASE_WATCH = frozenset(b"CEZIsTHSGWNA")
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
@@ -66,6 +68,8 @@ class Results:
         self.descriptions: dict[bytes, list[codec.Field]] = {}
         self.fields: list[codec.Field] | None = None  # of the current row masker
         self.problem = ""
+        self.seen = SeenValues()  # values masked whole in this session's results (messages)
+        self.messages: MessageMasker | None = None
 
     # -- policy --------------------------------------------------------------------------
 
@@ -75,6 +79,15 @@ class Results:
             self.policy = pipeline.mask_policy(self.relay.subject)
             self.policy_version = pipeline.version
         return self.policy
+
+    def message_masker(self) -> MessageMasker | None:
+        """How the server's messages are masked now; None when no rule masks anything."""
+        policy = self._current_policy()
+        if not policy.active:
+            return None
+        if self.messages is None or self.messages.policy is not policy:
+            self.messages = MessageMasker(policy, self.seen, '"')
+        return self.messages
 
     def policy_active(self) -> bool:
         return self._current_policy().active
@@ -162,7 +175,7 @@ class Results:
         derived = self._derived(policy, keys)
         if self.tripped is not None:
             return
-        plan = policy.plan(refs, type_hints(fields), derived)
+        plan = policy.plan(refs, type_hints(fields), derived, seen=self.seen)
         self.masker = RowMasker(plan, fields) if plan is not None else None
         self.fields = fields
 
@@ -237,7 +250,7 @@ class Results:
             refs = pick_columns(await self.resolver.table_columns(spec.table or ""), spec.columns)
         if len(refs) != count:
             raise ValueError("COPY column count does not match its table")
-        plan = policy.plan(refs)
+        plan = policy.plan(refs, seen=self.seen)
         return CopyRowMasker(plan, spec) if plan is not None else None
 
     def _update_watch(self) -> None:
