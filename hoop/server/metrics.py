@@ -11,18 +11,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hoop.core.approvals import Approvals
 from hoop.core.audit import AuditEvent
-from hoop.core.store.journal import SessionLog
+from hoop.core.store.journal import Journal, SessionLog
 from hoop.core.store.records import StatementRecord
 
-if TYPE_CHECKING:
-    from hoop.server.services import Services
+
+class Services(Protocol):
+    """What the metrics read of the gateway's services (services.py, which builds them)."""
+
+    journal: Journal
+    approvals: Approvals
+    refusing: str
+
+    @property
+    def live(self) -> dict[int, Any]: ...
+
 
 # Login failures by class of reason: a bounded label set (the reason's text is in the log).
 LOGIN_FAILURES = {
