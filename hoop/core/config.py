@@ -45,7 +45,7 @@ class GatewaySettings:
     builtin_rules: bool = True
     log_level: str = "info"
     # "text": one readable line per event; "json": one JSON object per line (time, level,
-    # logger, message and the event's fields) for log collectors (hoop/server/log_format.py).
+    # logger, message and the event's fields) for log collectors (hoop/core/log_format.py).
     log_format: str = "text"
     control_socket: Path | None = None
     # What one statement may cost (see hoop/core/bigtext.py): longer texts are refused unparsed,

@@ -19,6 +19,7 @@ from typing import Any
 from hoop.core import audit_anchor
 from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
+from hoop.core.log_format import setup_logging
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.journal import Journal
@@ -28,7 +29,6 @@ from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
 from hoop.server.http_status import StatusServer
-from hoop.server.log_format import setup_logging
 from hoop.server.recording_guard import RecordingGuard
 from hoop.server.services import Services
 from hoop.server.session.seams import Listening
