@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pymysql
 import pytest
 from conftest import USERS_TOML
 from prometheus_client.parser import text_string_to_metric_families
@@ -186,3 +187,38 @@ def test_readyz_says_503_while_records_cannot_be_stored(tmp_path: Path, pg_targe
             conn.close()
         finally:
             gw.stop()
+
+
+@pytest.mark.needs_mariadb
+def test_the_mysql_door_is_counted_and_logged_alike(tmp_path: Path) -> None:
+    from support import mariadb
+
+    with mariadb.throwaway_database("obs", "CREATE TABLE obs_items (id int)") as database:
+        body = USERS_TOML + mariadb.mysql_connection_toml(database) + RULES
+        gw = write_config(tmp_path, body, listen={"mysql": free_port(), "http": free_port()})
+        gw.start()
+        try:
+            gw.issue_tokens("alice")
+            with mariadb.through(gw) as conn, conn.cursor() as cur:
+                cur.execute("select 1")
+                with pytest.raises(pymysql.err.MySQLError, match="obs-no-drops"):
+                    cur.execute("drop table obs_items")
+            with pytest.raises(pymysql.err.OperationalError):
+                pymysql.connect(
+                    host="127.0.0.1", port=gw.ports["mysql"], user="alice", password=CANARY_TOKEN, ssl_disabled=True
+                )
+
+            def counted() -> None:
+                samples = _samples(_get(gw, "/metrics")[1])
+                assert samples[("hoop_statements_total", frozenset({("decision", "block")}))] == 1
+                failures = frozenset({("door", "mysql"), ("reason", "credential")})
+                assert samples[("hoop_login_failures_total", failures)] == 1
+                my_door = frozenset({("door", "mysql"), ("connection", "my")})
+                assert samples[("hoop_upstream_connect_seconds_count", my_door)] >= 1
+
+            eventually(counted)
+        finally:
+            gw.stop()
+    log = gw.log()
+    assert "blocked by rule obs-no-drops" in log and "login failed for alice on mysql" in log, log
+    assert CANARY_TOKEN not in log
