@@ -51,7 +51,9 @@ class GatewayMetrics:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.registry = registry = CollectorRegistry(auto_describe=True)
-        self.statements = Counter("hoop_statements", "Statements judged, by decision", ["decision"], registry=registry)
+        # Statements by decision: plain integers, bumped on the event loop's data path (a
+        # prometheus_client Counter takes a lock per increment) and exported when scraped.
+        self.statements: dict[str, int] = {}
         self.login_failures = Counter(
             "hoop_login_failures", "Refused logins, by door and class of reason", ["door", "reason"], registry=registry
         )
@@ -71,18 +73,15 @@ class GatewayMetrics:
             buckets=CONNECT_BUCKETS,
             registry=registry,
         )
-        registry.register(_StateCollector(services))
-        self._by_decision: dict[str, Any] = {}  # decision -> its counter child, looked up once
+        registry.register(_StateCollector(services, self.statements))
         self._requested: dict[int, float] = {}  # approval id -> when it was requested
         services.approvals.listeners.append(self._approval)
 
     # -- journal observers ------------------------------------------------------------------------
 
     def finished(self, session: SessionLog, record: StatementRecord) -> None:
-        child = self._by_decision.get(record.decision)
-        if child is None:
-            child = self._by_decision[record.decision] = self.statements.labels(record.decision)
-        child.inc()
+        statements = self.statements
+        statements[record.decision] = statements.get(record.decision, 0) + 1
 
     def audited(self, event: AuditEvent) -> None:
         action = event.action
@@ -110,8 +109,9 @@ class GatewayMetrics:
 class _StateCollector(Collector):
     """What is read at scrape time from the gateway's live state."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, statements: dict[str, int]) -> None:
         self.services = services
+        self.statements = statements
 
     def collect(self) -> Iterator[Metric]:
         services = self.services
@@ -125,6 +125,10 @@ class _StateCollector(Collector):
         for (door, connection), n in sorted(counts.items()):
             sessions.add_metric([door, connection], n)
         yield sessions
+        judged = CounterMetricFamily("hoop_statements", "Statements judged, by decision", labels=["decision"])
+        for decision, n in sorted(dict(self.statements).items()):
+            judged.add_metric([decision], n)
+        yield judged
         yield GaugeMetricFamily(
             "hoop_approvals_waiting", "Held statements waiting for a decision", value=len(services.approvals.pending)
         )
