@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -110,6 +111,9 @@ def test_health_and_metrics_count_a_block_and_a_hold(tmp_path: Path, pg_target: 
         # Bad requests are answered and leave the doors alone.
         assert _get(gw, "/nothing-here")[0] == 404
         assert _get(gw, "/metrics", method="POST")[0] == 405
+        with socket.create_connection(("127.0.0.1", gw.ports["http"]), timeout=10) as raw:
+            raw.sendall(b"\x16\x03\x01 not http\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 400 ")
         with psycopg.connect(gw.dsn("alice", gw.token("alice")), autocommit=True) as conn:
             assert conn.execute("select 2").fetchone() == (2,)
     finally:
