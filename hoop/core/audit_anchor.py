@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from hoop.core import audit
 from hoop.core.errors import HoopError
+from hoop.core.log_format import setup_logging
 from hoop.core.store.sqlite import Store
 from hoop.core.terminal import cast_path, keyframes_path
 
@@ -204,6 +204,7 @@ class AnchorSettings:
     every_events: int
     interval: float
     log_level: str = "info"
+    log_format: str = "text"  # the gateway's [gateway] log_format: the writer's lines match its own
 
     def argv(self) -> list[str]:
         return [
@@ -212,6 +213,7 @@ class AnchorSettings:
             f"--anchor-events={self.every_events}",
             f"--anchor-interval={self.interval!r}",
             f"--log-level={self.log_level}",
+            f"--log-format={self.log_format}",
         ]
 
     @classmethod
@@ -224,8 +226,11 @@ class AnchorSettings:
         parser.add_argument("--anchor-events", type=int, required=True)
         parser.add_argument("--anchor-interval", type=float, required=True)
         parser.add_argument("--log-level", default="info")
+        parser.add_argument("--log-format", default="text", choices=("text", "json"))
         args = parser.parse_args(argv)
-        return cls(args.anchor_key, args.anchor_file, args.anchor_events, args.anchor_interval, args.log_level)
+        return cls(
+            args.anchor_key, args.anchor_file, args.anchor_events, args.anchor_interval, args.log_level, args.log_format
+        )
 
 
 def prepare(gw: GatewaySettings) -> AnchorSettings:
@@ -243,7 +248,7 @@ def prepare(gw: GatewaySettings) -> AnchorSettings:
         ) from None
     log.info("audit checkpoints go to %s, signed by %s", path, public_text(key.public_key()))
     return AnchorSettings(
-        gw.checkpoint_key, path, gw.audit_checkpoint_events, gw.audit_checkpoint_interval, gw.log_level
+        gw.checkpoint_key, path, gw.audit_checkpoint_events, gw.audit_checkpoint_interval, gw.log_level, gw.log_format
     )
 
 
@@ -253,7 +258,7 @@ class Anchor:
     never delays the writing of the next batch."""
 
     def __init__(self, store: Store, settings: AnchorSettings) -> None:
-        _log_to_stderr(settings.log_level)
+        _log_to_stderr(settings.log_level, settings.log_format)
         self.store = store  # the writer's: seal events are appended on the writer's thread
         self.settings = settings
         self.key = load_key(settings.key_path)
@@ -322,14 +327,10 @@ class Anchor:
         return cp
 
 
-def _log_to_stderr(level: str) -> None:
+def _log_to_stderr(level: str, log_format: str) -> None:
     """The writer's stderr is the gateway's: its lines read like the gateway's own."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=getattr(logging, level.upper(), logging.INFO),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
+        setup_logging(level, log_format)
 
 
 # -- sealed recordings --------------------------------------------------------------------

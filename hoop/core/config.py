@@ -44,6 +44,9 @@ class GatewaySettings:
     tls_key: Path | None = None
     builtin_rules: bool = True
     log_level: str = "info"
+    # "text": one readable line per event; "json": one JSON object per line (time, level,
+    # logger, message and the event's fields) for log collectors (hoop/core/log_format.py).
+    log_format: str = "text"
     control_socket: Path | None = None
     # What one statement may cost (see hoop/core/bigtext.py): longer texts are refused unparsed,
     # and classification that needs more CPU seconds in a parse worker is refused, the worker replaced.
@@ -86,6 +89,8 @@ class ListenSettings:
     postgres: tuple[str, int] | None = None
     mysql: tuple[str, int] | None = None
     ssh: tuple[str, int] | None = None
+    # /healthz, /readyz and /metrics (hoop/server/http_status.py); not a door: no logins there.
+    http: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +382,7 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         tls_key=t.path("tls_key", base),
         builtin_rules=t.bool("builtin_rules", True),
         log_level=t.str("log_level", "info"),
+        log_format=t.str("log_format", "text"),
         control_socket=t.path("control_socket", base),
         max_statement_size=t.int("max_statement_size", 32 * 1024 * 1024, lo=1024, hi=1 << 30),
         parse_timeout=t.float("parse_timeout", 5.0),
@@ -392,6 +398,8 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
     if settings.log_level not in ("debug", "info", "warning", "error"):
         raise ConfigError(file, "gateway.log_level", "expected one of debug, info, warning, error")
+    if settings.log_format not in ("text", "json"):
+        raise ConfigError(file, "gateway.log_format", f"expected text or json, got {settings.log_format!r}")
     if settings.max_token_ttl < 300:  # the SSH-hosted console's own token lives five minutes
         raise ConfigError(file, "gateway.max_token_ttl", f"expected at least 5m, got {settings.max_token_ttl:g}s")
     if (settings.tls_cert is None) != (settings.tls_key is None):
@@ -411,7 +419,7 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
 def _listen(data: Any, file: str) -> ListenSettings:
     t = _Table(data, file, "listen")
     out: dict[str, tuple[str, int]] = {}
-    for proto in ("postgres", "mysql", "ssh"):
+    for proto in ("postgres", "mysql", "ssh", "http"):
         value = t.str(proto)
         if value is not None:
             out[proto] = parse_address(value, file, f"listen.{proto}")

@@ -19,27 +19,21 @@ from typing import Any
 from hoop.core import audit_anchor
 from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
+from hoop.core.log_format import setup_logging
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.journal import Journal
-from hoop.core.store.records import CloseStatus
+from hoop.core.store.records import BLOCK, CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
-from hoop.core.visible import inert_log_handler
 from hoop.server.doors import DOORS, door
+from hoop.server.event_log import EventLog
+from hoop.server.http_status import StatusServer
 from hoop.server.recording_guard import RecordingGuard
 from hoop.server.services import Services
 from hoop.server.session.seams import Listening
 
 log = logging.getLogger("hoop.gateway")
-
-
-def setup_logging(level: str) -> None:
-    # Log lines quote user names, statements and servers' errors: they are written inert.
-    handler = inert_log_handler(sys.stderr, "%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.basicConfig(level=getattr(logging, level.upper()), handlers=[handler], force=True)
-    if level != "debug":  # asyncssh narrates every connection at INFO; our own log says what matters
-        logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
 def install_event_loop() -> None:
@@ -57,6 +51,7 @@ class Gateway:
         self.servers: list[Listening] = []
         self.stopping = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
+        self.doors: list[Listening] = []
 
     async def start(self) -> Services:
         config = self.config
@@ -73,6 +68,7 @@ class Gateway:
         rulebook = RuleBook(Store(gw.db_path))
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
+        observe_journal(services)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
         RecordingGuard(services, asyncio.get_running_loop()).watch()
         journal.audit(
@@ -97,6 +93,11 @@ class Gateway:
             server = await door(name, services, tls).start(*address)
             self.servers.append(server)
             log.info("%s listening on %s:%s", name, *address)
+        self.doors = list(self.servers)
+        if config.listen.http is not None:
+            status = await StatusServer(services.metrics, self.not_ready).start(*config.listen.http)
+            self.servers.append(status)
+            log.info("http (healthz, readyz, metrics) listening on %s:%s", *config.listen.http)
         from hoop.server.control import ControlServer
 
         self.servers.append(await ControlServer(services, gw.control_path).start())
@@ -105,6 +106,17 @@ class Gateway:
             if started is not None:
                 self.servers.append(started)
         return services
+
+    def not_ready(self) -> str:
+        """Why the gateway cannot serve now (for /readyz), or "" when it can."""
+        if self.stopping.is_set():
+            return "the gateway is stopping"
+        if any(not getattr(server, "is_serving", lambda: True)() for server in self.doors):
+            return "a door is not listening"
+        health = self.services.journal.health()
+        if not health.healthy:
+            return f"recording unavailable: {health.problem}"
+        return self.services.refusing
 
     def _close_leftovers(self, store: Store) -> None:
         """Sessions and approvals a crashed or stopped run left open can never finish now."""
@@ -127,6 +139,29 @@ class Gateway:
         self.services.journal.audit("gateway", "gateway.stop")
         await asyncio.sleep(0)
         self.services.journal.close()
+
+
+def observe_journal(services: Services) -> None:
+    """Every audit event and finished statement, as journaled, also becomes a log line
+    (event_log.py) and moves the metrics (metrics.py)."""
+    events, metrics = EventLog(), services.metrics
+    audited_log, audited_metrics = events.audited, metrics.audited
+    count, log_finished = metrics.finished, events.finished
+
+    def audited(event: Any) -> None:
+        try:
+            audited_metrics(event)
+            audited_log(event)
+        except Exception:  # never break auditing for a log line or a counter
+            log.exception("observing %s failed", event.action)
+
+    def finished(session: Any, record: Any) -> None:
+        count(session, record)
+        if record.decision == BLOCK:
+            log_finished(session, record)
+
+    services.journal.on_audit = audited
+    services.journal.on_statement = finished
 
 
 # Later subsystems (control endpoint, rule reloader) register coroutines here.
@@ -189,6 +224,6 @@ async def serve(config: Config) -> int:
 
 
 def run(config: Config) -> int:
-    setup_logging(config.gateway.log_level)
+    setup_logging(config.gateway.log_level, config.gateway.log_format)
     install_event_loop()
     return asyncio.run(serve(config))

@@ -22,6 +22,7 @@ from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.core.store.sqlite import Store
 from hoop.server.limiting import Limiter
+from hoop.server.metrics import GatewayMetrics
 from hoop.server.moderation import Moderators
 
 log = logging.getLogger("hoop.gateway")
@@ -70,6 +71,7 @@ class Services:
         # the journal cannot store records (see recording_guard).
         self.refusing = ""
         self.limiter = Limiter(config.limits, journal.audit)  # [limits]: sessions, logins, pre-auth
+        self.metrics = GatewayMetrics(self)  # served at [listen] http's /metrics
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
         """Check a credential, audit the outcome, return the identity or raise AuthError.

@@ -137,6 +137,8 @@ class SessionLog:
             self.blocked += 1
         self._dirty = True
         self.journal._append("ordered", ("d", self, self._seq, record))
+        if (observe := self.journal.on_statement) is not None:
+            observe(self, record)
         if self.ended is not None:  # a statement that ended with its session: its counts go out again
             self.journal._append("closed", self)
 
@@ -221,6 +223,11 @@ class Journal:
         self._failing_since: float | None = None
         self._reported = 0.0
         self.on_health: Callable[[Health], None] | None = None  # called by the journal thread on a change
+        # Who else sees each audit event and finished statement as it is journaled (the gateway's
+        # log lines and metrics): called on the caller's thread; must be cheap and never raise.
+        self.on_audit: Callable[[audit.AuditEvent], None] | None = None
+        self.on_statement: Callable[[SessionLog, StatementRecord], None] | None = None
+        self.write_failures = 0  # batches the writer could not store (each retry counts)
         self._writer = self._start_writer()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hoop-journal", daemon=True)
@@ -253,7 +260,10 @@ class Journal:
             return list(self._open.values())
 
     def audit(self, actor: str, action: str, target: str = "", **detail: Any) -> None:
-        self._append("ordered", ("a", None, audit.AuditEvent(actor, action, target, detail, time.time())))
+        event = audit.AuditEvent(actor, action, target, detail, time.time())
+        self._append("ordered", ("a", None, event))
+        if (observe := self.on_audit) is not None:
+            observe(event)
 
     def health(self) -> Health:
         with self._lock:
@@ -385,6 +395,7 @@ class Journal:
     def _failed(self, problem: str, items: int) -> None:
         now = time.time()
         first = self._failing_since is None
+        self.write_failures += 1
         self._problem = problem
         if first:
             self._failing_since = now

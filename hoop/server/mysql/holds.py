@@ -140,8 +140,9 @@ class HoldsAndKills:
 
     async def _hold(self, seq: int, payload: bytes, unit: Unit, decision: Decision) -> None:
         def notify(message: str) -> None:
-            # The MySQL protocol has no asynchronous notice: the wait is logged and audited.
-            log.info("session %s: %s", self.session.id, message)
+            # The MySQL protocol has no asynchronous notice: the wait is audited, and logged
+            # from that record like every door's (hoop/server/event_log.py).
+            return None
 
         outcome = await self.wait_for_approvers(unit.text, decision, notify)
         if self.closed:

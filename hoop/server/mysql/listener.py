@@ -18,6 +18,7 @@ import itertools
 import logging
 import socket
 import ssl
+import time
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -325,8 +326,10 @@ class MySQLDoor:
         set from the handshake, the server's sql_mode, which a global default may already set
         to ANSI_QUOTES or NO_BACKSLASH_ESCAPES): the server reports both in the OK packet of
         TRACK_SQL. A session under settings the gateway cannot read is refused here."""
+        began = time.monotonic()
         try:
             upstream = await connect_upstream(target)
+            self.services.metrics.upstream_connected("mysql", target.name, time.monotonic() - began)
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", target.name, reason=exc.message)
             raise ClientError(exc.code, exc.sqlstate, f"connection {target.name!r}: {exc.message}") from None

@@ -14,6 +14,7 @@ import logging
 import secrets
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,8 +212,10 @@ class PostgresDoor:
             connect_timeout=connection.connect_timeout,
             name=connection.name,
         )
+        began = time.monotonic()
         try:
             upstream = await connect_upstream(target, params)
+            self.services.metrics.upstream_connected("postgres", connection.name, time.monotonic() - began)
         except UpstreamError as exc:
             self.services.journal.audit("-", "upstream.failure", connection.name, reason=str(exc))
             raise ClientError(exc.sqlstate, str(exc)) from None

@@ -107,6 +107,7 @@ async def connect_target(
     else:
         known_hosts = None  # first contact: accept, then record below
     where = f"{connection.name} ({connection.host}:{connection.port})"
+    began = time.monotonic()
     try:
         conn = await asyncio.wait_for(
             asyncssh.connect(
@@ -146,6 +147,7 @@ async def connect_target(
     except (TimeoutError, OSError, asyncssh.Error) as exc:
         services.journal.audit(user, "upstream.failure", connection.name, reason=type(exc).__name__)
         raise TargetError(f"cannot reach {where}: {_reason(exc)}") from None
+    services.metrics.upstream_connected("ssh", connection.name, time.monotonic() - began)
     if tofu and stored is None:
         key = conn.get_server_host_key()
         if key is not None:
