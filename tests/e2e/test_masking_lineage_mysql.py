@@ -15,7 +15,14 @@ from typing import Any
 import pymysql
 import pytest
 from support.gateway import GatewayProcess, users_toml
-from support.mariadb import mariadb_client, mysql_connection_toml, mysql_gateway, through, throwaway_database
+from support.mariadb import (
+    gateway_ca,
+    mariadb_client,
+    mysql_connection_toml,
+    mysql_gateway,
+    through,
+    throwaway_database,
+)
 
 pytestmark = pytest.mark.needs_mariadb
 
@@ -129,7 +136,8 @@ def test_prepared_statements_binary_rows_get_the_same_masking(gw: GatewayProcess
         user="alice",
         password=gw.tokens["alice"],
         database="my",
-        ssl_disabled=True,
+        ssl_ca=gateway_ca(gw),
+        ssl_verify_cert=False,
         use_pure=True,
         autocommit=True,
     )
