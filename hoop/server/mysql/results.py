@@ -70,7 +70,8 @@ class Responses:
     # -- entry -------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Any]:
-        if self.paused is not None:
+        held = self.paused
+        if held is not None:
             self.framer.feed(data)  # held until the plan exists
             return []
         got = self.framer.feed_and_split(data)
@@ -108,7 +109,7 @@ class Responses:
                     out += inject
                     inject.clear()
                     prev = end
-                if self.waiting():  # the rest waits for the catalog, in the framer
+                if self.paused is not None:  # the rest waits for the catalog, in the framer
                     if end > prev:
                         out.append(buf[prev:end])
                     rest = self.framer.take_rest()
@@ -120,10 +121,6 @@ class Responses:
         if prev < len(buf):
             out.append(buf[prev:] if prev else buf)
         return out
-
-    def waiting(self) -> bool:
-        """Whether a result's rows wait for its mask plan (`resume`)."""
-        return self.paused is not None
 
     def queue_reply(self, reply: bytes) -> bool:
         """A gateway answer whose turn came while `feed` parses a response is sent right after
