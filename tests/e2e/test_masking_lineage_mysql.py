@@ -183,6 +183,15 @@ def test_unknown_lineage_masks_by_default_and_block_refuses(gw: GatewayProcess, 
         assert "recursive CTE" in result.stderr, result.stderr
         # followed, so neither refused nor masked
         assert mariadb_out(blocking, "select upper(name) from mylin_users").strip() == NAME.upper()
+        conn = through(blocking)  # the session goes on after a refused result
+        try:
+            with conn.cursor() as cur:
+                with pytest.raises(pymysql.err.MySQLError, match="recursive CTE"):
+                    cur.execute(RECURSIVE)
+                cur.execute("select upper(name) from mylin_users")
+                assert cur.fetchall() == ((NAME.upper(),),)
+        finally:
+            conn.close()
 
 
 def test_unqualified_names_resolve_in_the_current_database(db: str, tmp_path: Path) -> None:

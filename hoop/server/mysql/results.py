@@ -303,7 +303,10 @@ class Responses:
                     self.events.audit("mask.exempt", rules=list(policy.exempted))
                 self.plan = policy.plan(refs, [TYPE_HINTS.get(col.type, "text") for col in cols], derived)
         self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
-        self.plain_rows = self.plan is None and self.limits == (None, None) and not self.sample_left
+        # Refused rows (`_refuse_rows`) are dropped one by one, never forwarded in a run.
+        self.plain_rows = (
+            self.plan is None and self.limits == (None, None) and not self.sample_left and not self.discard
+        )
         self.bytes = 0
 
     def resume(self, error: str | None) -> list[Any]:
@@ -331,6 +334,7 @@ class Responses:
     def _refuse_rows(self, unit: Unit, message: str) -> bytes:
         """The rows of this result are withheld: the client gets an error in their place."""
         self.discard = True
+        self.plain_rows = False
         unit.error = message[:500]
         packet = c.encode_packet(p.build_err(1142, "42000", f"refused by Hoop: {message}"[:2000]), self.rows_seq)
         if self._inject is not None:

@@ -80,3 +80,53 @@ def test_the_current_database_comes_from_the_session_state_block() -> None:
     block = bytes([1]) + c.write_lenenc_str(entry)  # SESSION_TRACK_SCHEMA
     assert reported_schema(block) == "other_db"
     assert reported_schema(b"") is None
+
+
+class _Events:
+    """The parts of ResponseEvents a result set uses; lineage answers from `cache`."""
+
+    def __init__(self, policy: MaskPolicy, cache: ConnectionLineage) -> None:
+        self.policy, self.cache = policy, cache
+        self.done: list[object] = []
+
+    def mask_policy(self) -> MaskPolicy:
+        return self.policy
+
+    def derived_columns(self, policy: MaskPolicy, text: str, cols: list[p.ColumnDefinition]) -> object:
+        return derived_columns(self.cache, policy, "app", text, cols)
+
+    def resolve_columns(self, refs: list[object]) -> list[object]:
+        return refs
+
+    def unit_done(self, unit: object) -> None:
+        self.done.append(unit)
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *a, **k: None
+
+
+def _result(secret: bytes) -> bytes:
+    """A one-column text result (EOF packets): `concat(email, '')` holding `secret`, twice."""
+    col = p.ColumnDefinition(name=b"concat(email,'')", type=253)
+    packets = [bytes([1]), p.build_column_definition(col), p.build_eof()]
+    packets += [p.build_text_row([secret]), p.build_text_row([secret]), p.build_eof()]
+    return b"".join(c.encode_packet(pkt, i + 1) for i, pkt in enumerate(packets))
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_refused_or_waiting_rows_never_reach_the_client(cached: bool) -> None:
+    from hoop.server.mysql.response_events import Unit
+    from hoop.server.mysql.results import Responses
+
+    text = "select concat(email, '') from r"
+    cache = _cache(text, "a recursive CTE is not followed") if cached else ConnectionLineage()
+    responses = Responses(_Events(_policy("block"), cache), 0)  # type: ignore[arg-type]
+    responses.units.append(Unit(text, "result", record=False))  # not sampled: rows may run unparsed
+    out = b"".join(responses.feed(_result(b"grace@navy.example")))
+    if not cached:  # the plan waits for the catalog: the rows wait with it
+        assert responses.paused is not None and b"grace" not in out
+        cache.lineages[("app", text)] = (time.monotonic(), "a recursive CTE is not followed")
+        out += b"".join(responses.resume(None))
+    assert b"grace" not in out
+    assert b"cannot tell where this result's computed columns come from" in out
+    assert not responses.units  # the result ended: the next command's answer is read as such
