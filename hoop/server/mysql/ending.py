@@ -55,8 +55,9 @@ class Ending:
                 unit.sample,
             )
         )
-        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop")):  # routines may have changed
-            self.door.routines.get(self.subject.connection, self.target).changed()
+        if unit.text[:12].lstrip().lower().startswith(("create", "alter", "drop", "rename")):
+            self.door.routines.get(self.subject.connection, self.target).changed()  # routines may have changed
+            self.door.lineage.of(self.subject.connection).invalidate()  # so may views and columns
 
     def cut_off(self) -> None:
         """The session ended: commands sent but not answered, or held, end here."""

@@ -23,6 +23,7 @@ from hoop.core.sql import PreparedStatements
 from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql.lineage_catalog import MySQLLineage
 from hoop.server.mysql.response_events import Unit
 from hoop.server.mysql.upstream import MySQLTarget, UpstreamError, connect_upstream
 from hoop.server.mysql.views import Views
@@ -53,6 +54,11 @@ class DoorState(Protocol):
     @property
     def views(self) -> Views:
         """Where view columns come from (for masking)."""
+        ...
+
+    @property
+    def lineage(self) -> MySQLLineage:
+        """Catalog and lineage caches per connection (for masking computed columns)."""
         ...
 
     @property

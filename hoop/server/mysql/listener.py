@@ -35,6 +35,7 @@ from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
 from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
+from hoop.server.mysql.lineage_catalog import MySQLLineage
 from hoop.server.mysql.relay import Relay
 from hoop.server.mysql.routines import fetch as fetch_routines
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
@@ -135,6 +136,7 @@ class MySQLDoor:
         self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tasks: set[asyncio.Task[None]] = set()
         self.views = Views()  # view -> base columns, for masking
+        self.lineage = MySQLLineage()  # computed, view and CTE columns, for masking
         self.routines = RoutineWatchers(services.pipeline, fetch_routines)  # calls judged by bodies
         allow_infile = any(conn.type == "mysql" and conn.allow_local_infile for conn in services.config.connections)
         self.offered = OFFERED | (c.CLIENT_SSL if tls else 0) | (c.CLIENT_LOCAL_FILES if allow_infile else 0)

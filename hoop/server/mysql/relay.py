@@ -37,9 +37,11 @@ from hoop.core.sql.textmode import TextMode, TextModeError
 from hoop.core.store.records import CloseStatus
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import packets as p
+from hoop.server.mysql import result_lineage
 from hoop.server.mysql.ending import Ending
 from hoop.server.mysql.holds import KILL_BY_ID, DoorState, HoldsAndKills, Step, runs_kill
-from hoop.server.mysql.response_events import Unit
+from hoop.server.mysql.lineage_catalog import CatalogUnreadable
+from hoop.server.mysql.response_events import Derived, Unit
 from hoop.server.mysql.results import Responses
 from hoop.server.mysql.session_vars import Settings, touches_tracking
 from hoop.server.mysql.text_settings import (
@@ -121,6 +123,8 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
         self._completed: list[Unit] = []  # answered during this `from_upstream`, recorded after the write
         self._tasks: set[asyncio.Task[Any]] = set()
         self._resume: tuple[int, bytes] | None = None  # a deferred command whose turn has come
+        self.database = target.database or ""  # unqualified names resolve here (the server reports changes)
+        self._catalog_read: asyncio.Task[None] | None = None  # a paused result's catalog lookup
 
     # -- ending (attach and close come from TwoSided, kill from HoldsAndKills) ---------------
 
@@ -400,12 +404,54 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
                     0,
                 ),
             )
+        self._deliver(out)
+
+    def _deliver(self, out: list[Any]) -> None:
         if out and self.client is not None:
             write_batch(self.client, out)
         if self._completed:  # recorded after the answer is on its way: off the client's wait
             completed, self._completed = self._completed, []
             for unit in completed:
                 self._finish(unit)
+        if self.responses.paused is not None and self._catalog_read is None and not self.closed:
+            self._read_catalog()
+
+    def _read_catalog(self) -> None:
+        """A result's mask plan needs the upstream catalog: its rows wait (upstream reading
+        paused, what already arrived stays in the parser) while a side connection reads it;
+        a catalog that cannot be read refuses the result."""
+        assert self.responses.paused is not None
+        unit, cols = self.responses.paused
+        if self.upstream is not None:
+            self.upstream.pause_reading()
+        cache = self.door.lineage.of(self.subject.connection)
+        text = unit.text
+
+        async def read() -> None:
+            error = None
+            try:
+                await result_lineage.load(cache, self.target, self.database, text, cols)
+            except CatalogUnreadable as exc:
+                error = f"masking needs the catalog to follow this result's columns, and {exc}"
+            except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+                log.warning("session %s: lineage failed: %r", self.session.id, exc)
+                error = "masking could not follow this result's columns"
+            self._catalog_read = None
+            if self.closed:
+                return
+            try:
+                out = self.responses.resume(error)
+            except c.ProtocolViolation as exc:
+                self.close(CloseStatus.UPSTREAM_ERROR)
+                log.warning("session %s: %s", self.session.id, exc)
+                return
+            if self.upstream is not None and self.responses.paused is None:
+                self.upstream.resume_reading()
+            self._deliver(out)
+
+        self._catalog_read = asyncio.ensure_future(read())
+        self._tasks.add(self._catalog_read)
+        self._catalog_read.add_done_callback(self._tasks.discard)
 
     def unit_done(self, unit: Unit) -> None:
         if unit.record:
@@ -455,6 +501,13 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
 
     def resolve_columns(self, refs: list[ColumnRef | None]) -> list[ColumnRef | None]:
         return self.door.views.resolve(self.target, refs)
+
+    def derived_columns(self, policy: MaskPolicy, text: str, cols: list[p.ColumnDefinition]) -> Derived | None:
+        cache = self.door.lineage.of(self.subject.connection)
+        return result_lineage.derived_columns(cache, policy, self.database, text, cols)
+
+    def database_reported(self, name: str) -> None:
+        self.database = name
 
     def limit_reached(self, unit: Unit) -> None:
         self.session.audit("result.limit", text=unit.text[:2000])

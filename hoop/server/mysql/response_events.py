@@ -17,8 +17,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hoop.core.lineage import Taint
 from hoop.core.masking import ColumnRef, MaskPolicy
 from hoop.core.sql.textmode import TextMode
+from hoop.server.mysql.packets import ColumnDefinition
+
+Derived = list[Taint | None]
 
 
 @dataclass(slots=True)
@@ -55,6 +59,16 @@ class ResponseEvents(Protocol):
 
     def resolve_columns(self, refs: list[ColumnRef | None]) -> list[ColumnRef | None]:
         """Result column origins as masking rules name them (a view's column: its base column)."""
+        ...
+
+    def derived_columns(self, policy: MaskPolicy, text: str, cols: list[ColumnDefinition]) -> Derived | None:
+        """Each column's lineage for the mask plan (result_lineage.derived_columns): raises
+        NeedsCatalog when the catalog must be read first (the owner then calls `resume`),
+        LineageRefused when the result is refused."""
+        ...
+
+    def database_reported(self, name: str) -> None:
+        """The server reported the session's current database (COM_INIT_DB, USE)."""
         ...
 
     def audit(self, action: str, **detail: object) -> None:

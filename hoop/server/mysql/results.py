@@ -31,7 +31,8 @@ from hoop.server.mysql import packets as p
 from hoop.server.mysql.mask_columns import TYPE_HINTS, binary_of, column_ref, text_of
 from hoop.server.mysql.messages import is_show_warnings, masked_err, warnings_plan
 from hoop.server.mysql.response_events import ResponseEvents, Unit
-from hoop.server.mysql.session_vars import for_client, parse_state
+from hoop.server.mysql.result_lineage import LineageRefused, NeedsCatalog
+from hoop.server.mysql.session_vars import for_client, parse_state, reported_schema
 
 FIRST, COLS, COLS_EOF, ROWS, PREPARE, SKIP, INFILE = range(7)
 
@@ -65,10 +66,19 @@ class Responses:
         self.seen = SeenValues()  # values masked whole in this session's results (for messages)
         self.messages: MessageMasker | None = None
         self.last_statement = ""
+        # A result whose mask plan waits for the upstream catalog (result_lineage.py): its
+        # unit and column definitions; its rows stay in the framer until `resume`.
+        self.paused: tuple[Unit, list[p.ColumnDefinition]] | None = None
+        self.rows_seq = 0  # the sequence id an answer in place of the next row would carry
+        self.stmt_texts: dict[int, str] = {}  # prepared statement id -> text (its cursor fetches)
 
     # -- entry -------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[Any]:
+        held = self.paused
+        if held is not None:
+            self.framer.feed(data)  # held until the plan exists
+            return []
         got = self.framer.feed_and_split(data)
         if got is None:
             return []
@@ -104,6 +114,13 @@ class Responses:
                     out += inject
                     inject.clear()
                     prev = end
+                if self.paused is not None:  # the rest waits for the catalog, in the framer
+                    if end > prev:
+                        out.append(buf[prev:end])
+                    rest = self.framer.take_rest()
+                    self.framer.feed(bytes(buf[end:]) + rest)
+                    prev = len(buf)
+                    break
         finally:
             self._inject = None
         if prev < len(buf):
@@ -180,7 +197,7 @@ class Responses:
         state = self.state
         if state == FIRST and unit.kind == "fetch":
             self.columns = self.stmt_columns.get(unit.stmt_id)
-            self._rows_begin(unit)
+            self._rows_begin(unit, seq)
             state = ROWS
         if state == ROWS:
             if first == c.EOF_HEADER and end - start < c.MAX_CHUNK and (end - start < 9 or self.deprecate_eof):
@@ -216,7 +233,7 @@ class Responses:
                     self._done()
                     return drop
                 self.state = COLS
-                return self._column(unit, buf, start, end)
+                return self._column(unit, seq, buf, start, end)
             self.ncols = self.remaining = p.parse_column_count(buf[start:end])
             masking = self._masking()
             self.sample_left = SAMPLE_ROWS if unit.record and unit.sample is None and self._sampling() else 0
@@ -228,9 +245,9 @@ class Responses:
                 if first in (c.EOF_HEADER, c.ERR_HEADER):
                     self._done()
                 return drop
-            return self._column(unit, buf, start, end)
+            return self._column(unit, seq, buf, start, end)
         if state == COLS_EOF:
-            self._rows_begin(unit)
+            self._rows_begin(unit, seq + 1)
             return drop
         if state in (PREPARE, SKIP):
             self.remaining -= 1
@@ -239,7 +256,7 @@ class Responses:
             return drop
         return drop
 
-    def _column(self, unit: Unit, buf: bytes, start: int, end: int) -> bytes | None:
+    def _column(self, unit: Unit, seq: int, buf: bytes, start: int, end: int) -> bytes | None:
         if self.columns is not None or unit.binary:
             col = p.parse_column_definition(buf[start:end])
             if self.columns is None:
@@ -248,21 +265,37 @@ class Responses:
         if unit.kind == "fields":
             return b"" if self.discard else None
         self.remaining -= 1
+        discard = self.discard  # a refusal of the rows (below) comes after this packet
         if self.remaining == 0:
             if self.deprecate_eof:
-                self._rows_begin(unit)
+                self._rows_begin(unit, seq + 1)
             else:
                 self.state = COLS_EOF
-        return b"" if self.discard else None
+        return b"" if discard else None
 
-    def _rows_begin(self, unit: Unit) -> None:
-        self.state = ROWS
+    def _rows_begin(self, unit: Unit, seq: int) -> None:
         cols = self.columns
         policy = self.policy
+        self.rows_seq = seq
+        derived = None
+        if cols is not None and policy is not None and policy.masks_columns and not self.discard:
+            text = self.stmt_texts.get(unit.stmt_id, "") if unit.kind == "fetch" else unit.text
+            try:
+                derived = self.events.derived_columns(policy, text, cols)
+            except NeedsCatalog:
+                if unit.kind != "fetch":  # a fetch's first row is at hand: it cannot wait
+                    self.paused = (unit, cols)
+                    return
+                derived = [None] * len(cols)
+            except LineageRefused as why:
+                self._refuse_rows(unit, str(why))
+        self.state = ROWS
         self.plan = None
         if cols is not None:
             if unit.binary:
                 self.stmt_columns[unit.stmt_id] = cols
+                if unit.kind != "fetch":
+                    self.stmt_texts[unit.stmt_id] = unit.text
             refs = self.events.resolve_columns([column_ref(col) for col in cols])
             if self.sample_left:
                 unit.columns = [
@@ -274,15 +307,50 @@ class Responses:
                 if policy.exempted:
                     self.events.audit("mask.exempt", rules=list(policy.exempted))
                 hints = [TYPE_HINTS.get(col.type, "text") for col in cols]
-                self.plan = policy.plan(refs, hints, seen=self.seen)
+                self.plan = policy.plan(refs, hints, derived, seen=self.seen)
                 if not unit.binary and policy.active and is_show_warnings(unit.text):
                     masker = self._message_masker()
                     names = [col.name for col in cols]
                     if masker is not None:
                         self.plan = warnings_plan(masker, self.plan, names, self.last_statement)
         self.limits = (policy.max_rows, policy.max_bytes) if policy is not None else (None, None)
-        self.plain_rows = self.plan is None and self.limits == (None, None) and not self.sample_left
+        # Refused rows (`_refuse_rows`) are dropped one by one, never forwarded in a run.
+        self.plain_rows = (
+            self.plan is None and self.limits == (None, None) and not self.sample_left and not self.discard
+        )
         self.bytes = 0
+
+    def resume(self, error: str | None) -> list[Any]:
+        """The catalog was read (or could not be, `error`): make the plan of the paused result
+        and go on with its rows."""
+        assert self.paused is not None
+        unit, _ = self.paused
+        self.paused = None
+        out: list[Any] = []
+        if error is not None:
+            out.append(self._refuse_rows(unit, error))
+            self.state = ROWS
+        else:
+            inject: list[bytes] = []
+            self._inject = inject
+            try:
+                self._rows_begin(unit, self.rows_seq)
+            finally:
+                self._inject = None
+            out += inject
+        if self.paused is None:
+            out += self.feed(b"")
+        return out
+
+    def _refuse_rows(self, unit: Unit, message: str) -> bytes:
+        """The rows of this result are withheld: the client gets an error in their place."""
+        self.discard = True
+        self.plain_rows = False
+        unit.error = message[:500]
+        packet = c.encode_packet(p.build_err(1142, "42000", f"refused by Hoop: {message}"[:2000]), self.rows_seq)
+        if self._inject is not None:
+            self._inject.append(packet)
+        return packet
 
     def _end_of_rows(self, payload: bytes) -> bytes | None:
         """Ends a result set; returns the client's layout of a 0xFE OK packet where it differs."""
@@ -307,6 +375,9 @@ class Responses:
             changes = parse_state(ok.session_state)
             if changes:
                 self.events.settings_reported(changes)
+            schema = reported_schema(ok.session_state)
+            if schema is not None:
+                self.events.database_reported(schema)
         return for_client(ok, payload, self.client_caps)
 
     def _more_or_done(self, status: int) -> None:

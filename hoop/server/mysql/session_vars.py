@@ -37,6 +37,7 @@ TRACK_SQL = (
     "character_set_client = @@session.character_set_client, sql_mode = @@session.sql_mode"
 )
 SYSTEM_VARIABLES = 0  # session state entry type: SESSION_TRACK_SYSTEM_VARIABLES
+SCHEMA = 1  # session state entry type: SESSION_TRACK_SCHEMA (COM_INIT_DB, USE)
 
 
 def touches_tracking(raw: bytes | memoryview) -> bool:
@@ -59,6 +60,18 @@ def parse_state(block: bytes) -> dict[str, str]:
             value, _ = c.read_lenenc_str(data, at)
             out[(name or b"").decode("ascii", "replace").lower()] = (value or b"").decode("utf-8", "replace")
     return out
+
+
+def reported_schema(block: bytes) -> str | None:
+    """The current database an OK packet's session state block reports, if it reports one."""
+    pos, found = 0, None
+    while pos < len(block):
+        kind = block[pos]
+        data, pos = c.read_lenenc_str(block, pos + 1)
+        if kind == SCHEMA and data is not None:
+            name, _ = c.read_lenenc_str(data, 0)
+            found = (name or b"").decode("utf-8", "replace")
+    return found
 
 
 def for_client(ok: p.OkPacket, payload: bytes, client_caps: int) -> bytes | None:

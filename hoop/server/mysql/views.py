@@ -4,8 +4,9 @@ MySQL column definitions name a view column's origin as the view itself, which n
 written for the base table matches. For connections where masking applies, the door loads
 `information_schema.VIEWS` over a short side connection (cached per connection for
 `TTL` seconds) and maps each plain view column to its base column with sqlglot; computed
-view columns map to None, which leaves them to the content detectors like any computed
-column. A view created after the last load is seen at the next load (at most TTL later).
+view columns map to None here; under a column rule their lineage is followed
+(result_lineage.py). A view created after the last load is seen at the next load (at most TTL
+later).
 """
 
 from __future__ import annotations
