@@ -49,7 +49,7 @@ def reload_config(services: Services, rulebook: RuleBook, actor: str = "gateway"
         log.error("config reload refused, keeping the running configuration: %s", why)
         services.journal.audit(actor, "config.reload_refused", str(old.path), why=why)
         raise ReloadRefused(f"config reload refused, the running configuration stays: {why}") from None
-    needs_restart = [table for name, table in RESTART_ONLY.items() if getattr(new, name) != getattr(old, name)]
+    needs_restart = restart_only_changes(old, new)
     applied = replace(new, gateway=old.gateway, listen=old.listen, oidc=old.oidc)
     changes = describe_changes(old, applied)
     _swap(services, applied)
@@ -62,6 +62,19 @@ def reload_config(services: Services, rulebook: RuleBook, actor: str = "gateway"
         f"; {', '.join(needs_restart)} changed and needs a restart (left as it is)" if needs_restart else "",
     )
     return outcome
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """What differs in settings only a restart applies."""
+    changed = [table for name, table in RESTART_ONLY.items() if getattr(new, name) != getattr(old, name)]
+    # The MySQL door decides at start whether it offers LOCAL INFILE to its clients at all.
+    if _local_infile(new) and not _local_infile(old):
+        changed.append("allow_local_infile (the MySQL door offers LOCAL INFILE only when started with it)")
+    return changed
+
+
+def _local_infile(config: Config) -> bool:
+    return any(c.type == "mysql" and c.allow_local_infile for c in config.connections)
 
 
 def _rules_of(config: Config, rulebook: RuleBook) -> tuple[list[Any], list[Any]]:
