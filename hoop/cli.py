@@ -290,6 +290,7 @@ COMMAND_MODULES = [
     "hoop.commands.tui",
     "hoop.commands.health",
     "hoop.commands.whoami",
+    "hoop.commands.reload",
 ]
 
 

@@ -66,6 +66,8 @@ class GatewaySettings:
     # approval may give: a longer one is refused, naming the maximum (hoop/core/durations.py).
     max_token_ttl: float = 30 * 86400.0
     max_grant: float = 8 * 3600.0
+    # How long `hoop serve` lets open sessions finish after SIGTERM/SIGINT before it ends them.
+    shutdown_grace: float = 30.0
 
     @property
     def db_path(self) -> Path:
@@ -393,6 +395,7 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         audit_checkpoint_interval=t.float("audit_checkpoint_interval", 60.0),
         max_token_ttl=t.duration("max_token_ttl", 30 * 86400.0),
         max_grant=t.duration("max_grant", 8 * 3600.0),
+        shutdown_grace=t.duration("shutdown_grace", 30.0, 24 * 3600.0),
     )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")

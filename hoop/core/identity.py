@@ -194,4 +194,6 @@ class TokenService:
             raise AuthError("token has no valid expiry (issue a new one)")
         if row["expires"] <= time.time():
             raise AuthError("token expired")
+        if not self.known_user(user):  # removed from hoop.toml since the token was issued
+            raise AuthError(f"user {user!r} is not configured")
         return Identity(user, self.groups_of(user), "token", row["expires"])

@@ -8,7 +8,7 @@ authenticates it like any login, authorises the operation by the caller's roles
 without a token. The socket file is created mode 0600, so only the gateway's OS user can
 connect at all.
 
-Who may do what: admins change rules and masking and kill any session; approvers decide the
+Who may do what: admins change rules and masking, reload the config and kill any session; approvers decide the
 requests of the rules that name their group and watch and kill sessions on the connections
 those rules cover; auditors read everything and change nothing; anyone else sees only their
 own sessions.
@@ -116,6 +116,15 @@ async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     services.journal.audit(who.name, "session.kill", live.connection, session=session_id, reason=reason, user=live.user)
     live.kill(reason)
     return {"id": session_id, "status": "killed"}
+
+
+@handler("reload")
+async def _reload(services: Services, who: Identity, req: dict[str, Any]) -> Any:
+    """Admins only: re-read hoop.toml (hoop/server/reload.py); a refusal comes back as the error."""
+    roles = services.roles_of(who)
+    if not roles.admin:
+        raise NotAllowed(f"only admins may reload the configuration ({role_text(roles)})")
+    return services.reload(who.name)
 
 
 @handler("moderate")

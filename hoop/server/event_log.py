@@ -50,7 +50,11 @@ EVENTS: dict[str, tuple[int, str]] = {
     "upstream.failure": (WARNING, "upstream {connection} failed: {reason}"),
     "control.refused": (WARNING, "control operation refused for {user}: {reason}"),
     "config.reload": (INFO, "configuration reloaded from {target}"),
-    "config.reload_failed": (WARNING, "configuration not reloaded from {target}: {reason}"),
+    "config.reload_refused": (WARNING, "configuration not reloaded from {target}: {why}"),
+    "session.moderate.join": (INFO, "{moderator} moderates session {session} of {user} on {connection}"),
+    "session.moderate.leave": (INFO, "{moderator} stopped moderating session {session} on {connection}"),
+    "session.moderate.pause": (WARNING, "session {session} of {user} on {connection} paused: no moderator"),
+    "session.moderate.resume": (INFO, "session {session} on {connection} resumed: {moderator} moderates it"),
     "gateway.stop": (INFO, "gateway stopping"),
     "ssh.hostkey.mismatch": (ERROR, "host key of {connection} does not match the pinned one; refusing to connect"),
 }
@@ -58,7 +62,20 @@ EVENTS: dict[str, tuple[int, str]] = {
 TARGETS = {"login": "door", "session": "connection", "approval": "connection", "grant": "connection"}
 TARGETS.update({"upstream": "connection", "oidc": "door", "config": "target", "ssh": "connection"})
 # The detail fields that may be logged: identifiers and short reasons, never texts or credentials.
-FIELDS = ("session", "approval", "rule", "reason", "why", "problem", "client", "grant", "status", "attempts", "user")
+FIELDS = (
+    "session",
+    "approval",
+    "rule",
+    "reason",
+    "why",
+    "problem",
+    "client",
+    "grant",
+    "status",
+    "attempts",
+    "user",
+    "moderator",
+)
 MAX_VALUE = 300
 
 

@@ -2,7 +2,10 @@
 
 The gateway is the single writer of live state. It opens the store, marks anything a
 previous run left open as ended, starts one door per `[listen]` entry and the control
-endpoint, and on SIGINT/SIGTERM stops accepting, closes sessions and flushes the journal.
+endpoint. SIGHUP reloads hoop.toml (hoop/server/reload.py). SIGINT/SIGTERM stop it gracefully:
+every door stops accepting, open sessions have `[gateway] shutdown_grace` to finish, what is
+left is ended with a message in each protocol's words, and the journal is flushed; a second
+signal ends the grace at once.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
 from hoop.server.http_status import StatusServer
 from hoop.server.recording_guard import RecordingGuard
+from hoop.server.reload import ReloadRefused, reload_config
 from hoop.server.services import Services
 from hoop.server.session.seams import Listening
 
@@ -48,10 +52,11 @@ def install_event_loop() -> None:
 class Gateway:
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.servers: list[Listening] = []
+        self.doors: list[Listening] = []  # closed first when stopping
+        self.servers: list[Listening] = []  # the control endpoint and extras: closed last
         self.stopping = asyncio.Event()
+        self.hurry = asyncio.Event()  # a second stop signal: end the grace period now
         self.tasks: list[asyncio.Task[None]] = []
-        self.doors: list[Listening] = []
 
     async def start(self) -> Services:
         config = self.config
@@ -69,6 +74,9 @@ class Gateway:
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
         observe_journal(services)
+        # Reloads seed the rule book through a store of their own: the rule watcher reads its
+        # book from a worker thread.
+        services.reload = lambda actor: reload_config(services, RuleBook(Store(gw.db_path)), actor)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
         RecordingGuard(services, asyncio.get_running_loop()).watch()
         journal.audit(
@@ -91,9 +99,8 @@ class Gateway:
             if address is None:
                 continue
             server = await door(name, services, tls).start(*address)
-            self.servers.append(server)
+            self.doors.append(server)
             log.info("%s listening on %s:%s", name, *address)
-        self.doors = list(self.servers)
         if config.listen.http is not None:
             status = await StatusServer(services.metrics, self.not_ready).start(*config.listen.http)
             self.servers.append(status)
@@ -127,18 +134,70 @@ class Gateway:
             )
             conn.execute("UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'", (now,))
 
+    def signalled_stop(self) -> None:
+        """SIGINT/SIGTERM: the first one stops gracefully, another one ends the grace period."""
+        if self.stopping.is_set():
+            log.warning("stop signalled again: ending the sessions left now")
+            self.hurry.set()
+        self.stopping.set()
+
+    def signalled_reload(self) -> None:
+        """SIGHUP: reload hoop.toml; a refusal is logged and audited by reload_config."""
+        if self.stopping.is_set():
+            return
+        try:
+            self.services.reload("gateway")
+        except ReloadRefused:
+            pass
+        except Exception:  # the gateway keeps running with the configuration it has
+            log.exception("config reload failed")
+
     async def stop(self) -> None:
+        services = self.services
         for task in self.tasks:
             task.cancel()
+        for server in self.doors:  # no new connection at any door
+            server.close()
+        # Connections accepted before that but still logging in are refused, naming why.
+        services.refusing = "the gateway is shutting down"
+        at_stop = len(services.live)
+        grace = self.config.gateway.shutdown_grace
+        if at_stop:
+            log.info("stopped accepting; waiting up to %gs for %d open session(s) to finish", grace, at_stop)
+        await self._drain(grace)
+        left = list(services.live.values())
+        if left:
+            log.warning("ending %d session(s) still open after the grace period of %gs", len(left), grace)
+        services.approvals.expire_all()
+        for live in left:
+            live.kill(f"the gateway is shutting down (shutdown_grace {grace:g}s ran out)", CloseStatus.SHUTDOWN)
         for server in self.servers:
             server.close()
-        self.services.approvals.expire_all()
-        for live in list(self.services.live.values()):
-            live.kill("the gateway is shutting down", CloseStatus.SHUTDOWN)
-        self.services.pipeline.close()  # the parse workers, if any were started
-        self.services.journal.audit("gateway", "gateway.stop")
-        await asyncio.sleep(0)
-        self.services.journal.close()
+        services.pipeline.close()  # the parse workers, if any were started
+        services.journal.audit(
+            "gateway",
+            "gateway.stop",
+            "",
+            sessions_open=at_stop,
+            finished_in_grace=at_stop - len(left),
+            ended_by_shutdown=[live.id for live in left],
+            shutdown_grace=grace,
+        )
+        await asyncio.sleep(0.05)  # let the doors write their last messages and records
+        services.journal.close()
+
+    async def _drain(self, grace: float) -> None:
+        """Until no session is open, the grace period ends or a second signal comes."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.services.live and not self.hurry.is_set():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self.hurry.wait(), min(0.05, remaining))
+            except TimeoutError:
+                pass
 
 
 def observe_journal(services: Services) -> None:
@@ -215,7 +274,8 @@ async def serve(config: Config) -> int:
         return 1
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, gateway.stopping.set)
+        loop.add_signal_handler(sig, gateway.signalled_stop)
+    loop.add_signal_handler(signal.SIGHUP, gateway.signalled_reload)
     print("hoop gateway ready", file=sys.stderr, flush=True)
     await gateway.stopping.wait()
     log.info("shutting down")

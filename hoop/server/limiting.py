@@ -54,6 +54,16 @@ class Limiter:
         self.throttle = LoginThrottle(limits)
         self._refused: dict[str, list[float]] = {}  # source -> [last reported, refusals since]
 
+    def reconfigure(self, limits: Limits) -> None:
+        """New [limits] from a config reload: sessions and logins in progress stay counted;
+        the new figures apply to the next claim, connection and login."""
+        self.limits = limits
+        throttle = self.throttle
+        throttle.window = limits.login_failure_window
+        throttle.backoff_max = limits.login_backoff_max
+        throttle.per_user = limits.login_failures_per_user
+        throttle.per_source = limits.login_failures_per_source
+
     # -- sessions per user and connection ------------------------------------------------------
 
     def claim_session(self, user: str, connection: str, door: str, client: str) -> SessionSlot:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from hoop.core.approvals import Approvals
 from hoop.core.config import Config, Connection
-from hoop.core.errors import AccessDenied, AuthError
+from hoop.core.errors import AccessDenied, AuthError, HoopError
 from hoop.core.identity import Identity, TokenService
 from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
@@ -54,6 +55,10 @@ class LiveSession:
     kind: str = ""  # what kind of session where a protocol has several (ssh: exec, shell, lobby)
 
 
+def _cannot_reload(actor: str) -> dict[str, Any]:
+    raise HoopError("this gateway cannot reload its configuration")
+
+
 class Services:
     def __init__(self, config: Config, store: Store, journal: Journal, pipeline: Pipeline) -> None:
         self.config = config
@@ -72,6 +77,9 @@ class Services:
         self.refusing = ""
         self.limiter = Limiter(config.limits, journal.audit)  # [limits]: sessions, logins, pre-auth
         self.metrics = GatewayMetrics(self)  # served at [listen] http's /metrics
+        # Reload hoop.toml as `actor` (set by the gateway; hoop/server/reload.py): what changed,
+        # or ReloadRefused saying why nothing did.
+        self.reload: Callable[[str], dict[str, Any]] = _cannot_reload
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
         """Check a credential, audit the outcome, return the identity or raise AuthError.

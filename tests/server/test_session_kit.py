@@ -78,23 +78,30 @@ async def test_a_session_is_listed_while_open_and_stored_with_how_it_ended(servi
 
 
 async def test_a_killed_session_ends_killed_whatever_its_door_reports_while_closing(services: Services) -> None:
-    told: list[str] = []
+    told: list[tuple[str, CloseStatus]] = []
     session = Session(services, ALICE, "pg", "postgres", "127.0.0.1:1")
 
-    def door_kill(reason: str) -> None:  # a door closes its connection, reporting what it saw
-        told.append(reason)
+    def door_kill(reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
+        told.append((reason, status))  # a door closes its connection, reporting what it saw
         session.close(CloseStatus.UPSTREAM_LOST)
 
     session.start(door_kill)
     services.live[session.id].kill("ends now")
-    assert told == ["ends now"]
+    assert told == [("ends now", CloseStatus.KILLED)]
     assert stored(services, session)["session"]["status"] == "killed"  # type: ignore[index]
 
 
 async def test_a_stopping_gateway_ends_sessions_as_shutdown(services: Services) -> None:
+    told: list[CloseStatus] = []
     session = Session(services, ALICE, "pg", "postgres", "127.0.0.1:1")
-    session.start(lambda reason: session.close(CloseStatus.CLOSED))
+
+    def door_kill(reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
+        told.append(status)  # the door words a shutdown as its protocol does (57P01, ERR 1053)
+        session.close(CloseStatus.CLOSED)
+
+    session.start(door_kill)
     services.live[session.id].kill("the gateway is shutting down", CloseStatus.SHUTDOWN)
+    assert told == [CloseStatus.SHUTDOWN]
     assert stored(services, session)["actions"] == [("session.start", None), ("session.end", "shutdown")]
 
 

@@ -57,8 +57,14 @@ class GatewayProcess:
         raise RuntimeError(f"gateway did not start in {timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
+        """SIGTERM; sessions a test left open get a moment, then a second SIGTERM ends the
+        gateway's grace period (`shutdown_grace`) so that teardown does not wait it out."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

@@ -95,13 +95,14 @@ class HoldsAndKills:
         def _reply(self, seq: int, unit: Unit, code: int, sqlstate: str, message: str) -> Step: ...
         def _flush_replies(self) -> None: ...
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
         if not self.closed:
             self._spawn(self.interrupt(query_only=False))
-        self.close(
-            CloseStatus.KILLED,
-            c.encode_packet(p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}"), 0),
-        )
+        if status is CloseStatus.SHUTDOWN:  # ER_SERVER_SHUTDOWN, as the server itself says it
+            err = p.build_err(1053, "08S01", f"Server shutdown in progress: {reason}")
+        else:
+            err = p.build_err(1927, "70100", f"Connection was killed by an administrator: {reason}")
+        self.close(status, c.encode_packet(err, 0))
 
     async def interrupt(self, query_only: bool = True) -> None:
         """KILL [QUERY] our upstream thread over a short side connection with the same target."""

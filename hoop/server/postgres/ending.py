@@ -39,11 +39,10 @@ class Ending:
 
         def close(self, status: CloseStatus, client_error: bytes | None = None) -> None: ...
 
-    def kill(self, reason: str) -> None:
-        self.close(
-            CloseStatus.KILLED,
-            codec.error_response("FATAL", "57P01", f"session terminated by an administrator: {reason}"),
-        )
+    def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
+        # 57P01 is admin_shutdown: what PostgreSQL itself sends for a kill and a shutdown.
+        said = "terminating connection" if status is CloseStatus.SHUTDOWN else "session terminated by an administrator"
+        self.close(status, codec.error_response("FATAL", "57P01", f"{said}: {reason}"))
 
     def _upstream_protocol_error(self, problem: str) -> None:
         self.close(

@@ -72,7 +72,7 @@ class Session:
             return
         self._ending = status
         if self._kill is not None:
-            self._kill(reason)
+            self._kill(reason, status)
         self.close(status)
 
     def _recording_full(self) -> None:

@@ -337,7 +337,7 @@ class DirectSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self.ended is not None and not self.ended.done():
             self.ended.set_result(CloseStatus.UPSTREAM_LOST if lost else CloseStatus.CLOSED)
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
         """The session kit's `Killer`: tell the client and end the relay. A running exec is
         recorded now, so that its record comes before the session's end."""
         self._record_exec(error=f"session killed: {reason}")

@@ -203,11 +203,11 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         recorder = terminal_recorder(session, self.term or DEFAULT_TERM)
         return RecordedScreen(self.chan, session, recorder, pty=self.term is not None)
 
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
         """The session kit's `Killer`: end a terminal the lobby opened on a target, tell the
         user, end the channel; the rest ends as when the client leaves (`connection_lost`)."""
         if self.target_session is not None:
-            self.target_session.kill(reason)
+            self.target_session.kill(reason, status)
         if not self.chan.is_closing():
             self.say(f"hoop: session ended by the gateway: {reason}", err=True)
             self.chan.exit(1)
@@ -393,7 +393,7 @@ class BuiltinSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
                 self.say(f"\r\n[connection to {conn.name} closed]")
                 self._back_to_prompt()
 
-        def kill(reason: str) -> None:
+        def kill(reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
             if not self.chan.is_closing():
                 self.say(f"\r\nhoop: session {session.id} on {conn.name} ended by the gateway: {reason}", err=True)
             link.close()
