@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support.gateway import GatewayProcess, write_config  # noqa: E402
+from support.gateway import USERS_TOML, GatewayProcess, write_config  # noqa: E402
 from support.postgres import PG_HOST, PG_PORT, pg_connection_toml  # noqa: E402
 from support.servers import require  # noqa: E402
 
@@ -38,37 +38,6 @@ def pg_target(pg_admin: object) -> Iterator[dict[str, str]]:
     yield {"role": role, "database": db, "password": password}
     pg_admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")  # type: ignore[attr-defined]
     pg_admin.execute(f"DROP ROLE IF EXISTS {role}")  # type: ignore[attr-defined]
-
-
-USERS_TOML = """
-[[users]]
-name = "alice"
-groups = ["dev"]
-
-[[users]]
-name = "bob"
-groups = ["dev", "dba"]
-
-[[users]]
-name = "carol"
-groups = ["dev", "dba"]
-
-[[users]]
-name = "mallory"
-groups = ["contractors"]
-
-[[users]]
-name = "ada"
-groups = ["ops"]
-
-[[users]]
-name = "audrey"
-groups = ["security"]
-
-[roles]
-admin = ["ops"]
-auditor = ["security"]
-"""
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
-from conftest import USERS_TOML
 from prometheus_client.parser import text_string_to_metric_families
 from support.disk import fill, small_disk
-from support.gateway import GatewayProcess, write_config
+from support.gateway import USERS_TOML, GatewayProcess, write_config
 from support.postgres import connect_target, pg_connection_toml
 from support.servers import free_port
 from support.waiting import eventually

@@ -199,3 +199,35 @@ recordings_dir = "recordings"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
     env["PYTHONUNBUFFERED"] = "1"
     return GatewayProcess(root, config, ports, env)
+
+
+# The users most end-to-end gateways start with (tests/conftest.py make_gateway), and [roles].
+USERS_TOML = """
+[[users]]
+name = "alice"
+groups = ["dev"]
+
+[[users]]
+name = "bob"
+groups = ["dev", "dba"]
+
+[[users]]
+name = "carol"
+groups = ["dev", "dba"]
+
+[[users]]
+name = "mallory"
+groups = ["contractors"]
+
+[[users]]
+name = "ada"
+groups = ["ops"]
+
+[[users]]
+name = "audrey"
+groups = ["security"]
+
+[roles]
+admin = ["ops"]
+auditor = ["security"]
+"""
