@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hoop.core.config import DEFAULT_CONFIG, Config, load_config
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.visible import inert_log_handler, visible
+from hoop.pipes import reader_gone
 
 if TYPE_CHECKING:
     from hoop.core.store.sqlite import Store
@@ -229,10 +230,25 @@ COMMANDS: dict[str, Handler] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hoop")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
-    parser = argparse.ArgumentParser(prog="hoop", description="Hoop access gateway", parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="hoop",
+        description="Hoop access gateway: serve it, and list, decide and verify what passes through it.",
+        epilog="example: hoop serve -c /etc/hoop/hoop.toml; `hoop COMMAND --help` describes each command",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"hoop {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("check", parents=[common], help="validate the config file")
@@ -306,7 +322,16 @@ def main(argv: list[str] | None = None) -> int:
         # Only the gateway and `check` read the secrets the config names; every other command
         # works without them (the SSH-hosted console runs with none in its environment).
         config = load_config(config_path, resolve_secrets=args.command in RESOLVES_SECRETS)
-        return COMMANDS[args.command](args, config)
+        status = COMMANDS[args.command](args, config)
+        sys.stdout.flush()  # here, so that a reader gone away is seen below, not at exit
+        return status
+    except BrokenPipeError:
+        if not reader_gone(sys.stdout):
+            raise  # a socket, not our output: a real failure
+        # The reader stopped (`hoop audit | head -1`): end quietly as other Unix tools do.
+        # Python would try to flush stdout again at exit and print an error; point it at null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"hoop: config error: {visible(str(exc))}", file=sys.stderr)
         return 2
