@@ -170,7 +170,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         detail = " ".join(
             f"{k}={shorten(visible(_detail_text(v)), DETAIL_WIDTH)}" for k, v in sorted(r["detail"].items())
         )
-        actor, action, target = (shorten(visible(str(r[k])), 40) for k in ("actor", "action", "target"))
+        actor, action, target = (visible(str(r[k])) for k in ("actor", "action", "target"))  # names whole
         print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {actor:<14} {action:<22} {target:<12} {detail}")
     return 0
 

@@ -51,9 +51,9 @@ def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
         [
             f"#{r['id']}",
             str(r["status"]),
-            shorten(visible(r["user"]), 20),
-            shorten(visible(r["connection"]), 20),
-            shorten(visible(r["rule"]), 30),
+            visible(r["user"]),  # names whole: a cut name could pass for another
+            visible(r["connection"]),
+            visible(r["rule"]),
             r["age"],
             shorten(visible(r["statement"]), PREVIEW),
         ]
