@@ -168,7 +168,7 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
     for r in rows:
         # One line per event: every value shown inert (a newline as \n) and long ones cut.
         detail = " ".join(
-            f"{k}={shorten(visible(_detail_text(v)), DETAIL_WIDTH)}" for k, v in sorted(r["detail"].items())
+            f"{visible(k)}={shorten(visible(_detail_text(v)), DETAIL_WIDTH)}" for k, v in sorted(r["detail"].items())
         )
         actor, action, target = (visible(str(r[k])) for k in ("actor", "action", "target"))  # names whole
         print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {actor:<14} {action:<22} {target:<12} {detail}")
