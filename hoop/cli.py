@@ -1,4 +1,4 @@
-"""The `hoop` command: serve | tui | replay | token | sessions | approvals | approve | deny | audit | check.
+"""The `hoop` command: serve | tui | replay | token | sessions | approvals | audit | rules | users | ...; `--version`.
 
 `-c FILE` is accepted before or after the subcommand. Commands print what a person needs on
 stdout and problems on stderr; a token is only ever printed by `hoop token issue`, alone on
@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hoop.commands.filters import add_filters
+from hoop.commands.help_text import describe
 from hoop.core.config import DEFAULT_CONFIG, Config, load_config
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.visible import inert_log_handler, visible
+from hoop.pipes import reader_gone
 
 if TYPE_CHECKING:
     from hoop.core.store.sqlite import Store
@@ -119,8 +122,11 @@ def cmd_token(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace, config: Config) -> int:
+    from hoop.commands.filters import where_of
+
     store = _store(config)
-    rows = store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (args.limit,))
+    where = where_of(args, time="started", user="user", connection="connection")
+    rows = store.query(f"SELECT * FROM sessions{where.sql()} ORDER BY id DESC LIMIT ?", (*where.params, args.limit))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -152,18 +158,28 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         return _audit_head(args, config, store)
     if args.audit_cmd == "key":
         return _audit_key(config)
-    rows = audit.events(store, limit=args.limit, action=args.action)
+    from hoop.commands.filters import shorten, where_of
+
+    where = where_of(args, time="ts", user="actor", connection=audit.EVENT_CONNECTION, decision=audit.EVENT_DECISION)
+    rows = audit.events(store, limit=args.limit, action=args.action, where=where.condition(), params=where.params)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        detail = " ".join(f"{k}={v}" for k, v in sorted(r["detail"].items()))
-        print(
-            visible(
-                f"{r['id']:>6}  {_fmt_time(r['ts'])}  {r['actor']:<14} {r['action']:<22} {r['target']:<12} {detail}"
-            )
+        # One line per event: every value shown inert (a newline as \n) and long ones cut.
+        detail = " ".join(
+            f"{visible(k)}={shorten(visible(_detail_text(v)), DETAIL_WIDTH)}" for k, v in sorted(r["detail"].items())
         )
+        actor, action, target = (visible(str(r[k])) for k in ("actor", "action", "target"))  # names whole
+        print(f"{r['id']:>6}  {_fmt_time(r['ts'])}  {actor:<14} {action:<22} {target:<12} {detail}")
     return 0
+
+
+DETAIL_WIDTH = 80  # characters of one detail value (a statement) in a line; --json has all of it
+
+
+def _detail_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int:
@@ -229,10 +245,25 @@ COMMANDS: dict[str, Handler] = {
 }
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hoop")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-c", "--config", default=argparse.SUPPRESS, help=f"config file (default ./{DEFAULT_CONFIG})")
-    parser = argparse.ArgumentParser(prog="hoop", description="Hoop access gateway", parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="hoop",
+        description="Hoop access gateway: serve it, and list, decide and verify what passes through it.",
+        epilog="example: hoop serve -c /etc/hoop/hoop.toml; `hoop COMMAND --help` describes each command",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"hoop {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("check", parents=[common], help="validate the config file")
@@ -252,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = sub.add_parser("sessions", parents=[common], help="list recent sessions")
     sessions.add_argument("--json", action="store_true")
     sessions.add_argument("--limit", type=int, default=50)
+    add_filters(sessions)
 
     replay = sub.add_parser("replay", parents=[common], help="replay a recorded session")
     replay.add_argument("session_id", type=int)
@@ -271,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--json", action="store_true")
     aud.add_argument("--limit", type=int, default=200)
     aud.add_argument("--action", default=None)
+    add_filters(
+        aud, decision="only statements with this decision: allow, block, review (any outcome), review:approved, ..."
+    )
     aud.add_argument("--expect", metavar="COUNT:HASH", help="verify: the chain must hold this head (kept by you)")
     aud.add_argument("--key", metavar="ed25519:BASE64", help="verify: check checkpoints with this public key")
     aud.add_argument("--checkpoints", type=Path, metavar="FILE", help="verify: this checkpoint file instead")
@@ -279,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMAND_MODULES:
         module = importlib.import_module(module_name)
         COMMANDS.update(module.register(sub, common))
+    describe(parser)
     return parser
 
 
@@ -291,6 +327,7 @@ COMMAND_MODULES = [
     "hoop.commands.health",
     "hoop.commands.whoami",
     "hoop.commands.reload",
+    "hoop.commands.inventory",
 ]
 
 
@@ -307,7 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         # Only the gateway and `check` read the secrets the config names; every other command
         # works without them (the SSH-hosted console runs with none in its environment).
         config = load_config(config_path, resolve_secrets=args.command in RESOLVES_SECRETS)
-        return COMMANDS[args.command](args, config)
+        status = COMMANDS[args.command](args, config)
+        sys.stdout.flush()  # here, so that a reader gone away is seen below, not at exit
+        return status
+    except BrokenPipeError:
+        if not reader_gone(sys.stdout):
+            raise  # a socket, not our output: a real failure
+        # The reader stopped (`hoop audit | head -1`): end quietly as other Unix tools do.
+        # Python would try to flush stdout again at exit and print an error; point it at null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except ConfigError as exc:
         print(f"hoop: config error: {visible(str(exc))}", file=sys.stderr)
         return 2

@@ -12,6 +12,7 @@ import json
 import time
 from typing import Any
 
+from hoop.commands.filters import add_filters, shorten, where_of
 from hoop.control_client import ControlClient, caller_client
 from hoop.core.config import Config
 from hoop.core.errors import HoopError
@@ -29,8 +30,10 @@ def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
     from hoop.core.store.sqlite import Store
 
     store = Store(config.gateway.db_path)
-    where = "" if args.all else "WHERE status = 'pending'"
-    rows = store.query(f"SELECT * FROM approvals {where} ORDER BY id DESC LIMIT 200")
+    where = where_of(args, time="created", user="user", connection="connection", decision="status")
+    if not (args.all or args.decision):
+        where.add("status = 'pending'")
+    rows = store.query(f"SELECT * FROM approvals{where.sql()} ORDER BY id DESC LIMIT 200", where.params)
     now = time.time()
     for r in rows:
         r["age"] = f"{now - r['created']:.0f}s"
@@ -42,15 +45,24 @@ def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
     if not rows:
         print("no pending approval requests" if not args.all else "no approval requests")
         return 0
-    for r in rows:
-        # Newlines show as \n: folded into spaces, a newline ending a `--` comment would make
-        # what follows it read as part of the comment. A cut statement says so.
-        text = visible(r["statement"])
-        text = text if len(text) <= PREVIEW else text[: PREVIEW - 3] + "..."
-        print(
-            f"#{r['id']:<5} {r['status']:<9} {visible(r['user']):<10} {visible(r['connection']):<10} "
-            f"rule={visible(r['rule']):<16} age={r['age']:<6} {text}"
-        )
+    # Newlines show as \n: folded into spaces, a newline ending a `--` comment would make what
+    # follows it read as part of the comment. A cut statement ends with `…`.
+    table = [
+        [
+            f"#{r['id']}",
+            str(r["status"]),
+            visible(r["user"]),  # names whole: a cut name could pass for another
+            visible(r["connection"]),
+            visible(r["rule"]),
+            r["age"],
+            shorten(visible(r["statement"]), PREVIEW),
+        ]
+        for r in rows
+    ]
+    header = ["ID", "STATUS", "USER", "CONNECTION", "RULE", "AGE", "STATEMENT"]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header) - 1)]
+    for line in [header, *table]:
+        print("  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]))
     return 0
 
 
@@ -82,6 +94,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     p = sub.add_parser("approvals", parents=[common], help="list approval requests")
     p.add_argument("--json", action="store_true")
     p.add_argument("--all", action="store_true", help="include decided requests")
+    add_filters(p, decision="only requests in this state: pending, approved, denied, expired, cancelled")
     p = sub.add_parser("approve", parents=[common, ident], help="approve a held command")
     p.add_argument("id", type=int)
     p.add_argument("--reason", default="")

@@ -27,9 +27,17 @@ from hoop.core.rules_test import test_guard_rule, test_mask_rule
 from hoop.core.store.sqlite import Store
 from hoop.core.visible import visible
 
+KINDS = ("guard", "mask")
 
-def _read_body(path: str | None) -> dict[str, Any]:
-    text = sys.stdin.read() if path in (None, "-") else open(path, encoding="utf-8").read()  # noqa: SIM115
+
+def _read_body(path: str | None, kind: str) -> dict[str, Any]:
+    if path in (None, "-"):
+        if sys.stdin.isatty():  # a person at a terminal: say what is awaited and how to end it
+            table = "[[rules]]" if kind == "guard" else "[[masking]]"
+            print(f"hoop: type the {kind} rule as TOML (the keys of one {table} table), then Ctrl-D:", file=sys.stderr)
+        text = sys.stdin.read()
+    else:
+        text = open(path, encoding="utf-8").read()  # noqa: SIM115
     try:
         body = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -40,6 +48,26 @@ def _read_body(path: str | None) -> dict[str, Any]:
     return body
 
 
+NAMED = ("show", "enable", "disable", "remove")  # take [KIND] NAME
+
+
+def _kind_and_name(book: RuleBook, words: list[str]) -> tuple[str, str]:
+    """`KIND NAME`, or `NAME` alone when exactly one kind has a rule of that name."""
+    if len(words) == 2:
+        if words[0] not in KINDS:
+            raise HoopError(f"expected KIND NAME with KIND one of {', '.join(KINDS)}, got {words[0]!r}")
+        return words[0], words[1]
+    if len(words) != 1:
+        raise HoopError("expected [KIND] NAME")
+    name = words[0]
+    kinds = [kind for kind in KINDS if book.history(kind, name)]
+    if not kinds:
+        raise HoopError(f"no rule named {name!r}")
+    if len(kinds) > 1:
+        raise HoopError(f"both a guard and a mask rule are named {name!r}: say which (guard {name} or mask {name})")
+    return kinds[0], name
+
+
 def _gateway(args: argparse.Namespace, config: Config) -> ControlClient:
     return caller_client(config.gateway.control_path, args.token, config.oidc)
 
@@ -48,6 +76,8 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
     store = Store(config.gateway.db_path)
     book = RuleBook(store)
     action = args.rules_cmd
+    if action in NAMED:
+        args.kind, args.name = _kind_and_name(book, args.words)
     if action == "list":
         rows = [r for r in book.latest_rows() if args.kind in (None, r["kind"])]
         if args.json:
@@ -69,7 +99,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
         return 0
     if action in ("add", "edit"):
         gateway = _gateway(args, config)  # before reading stdin: without a token nothing is asked
-        body = _read_body(args.file)
+        body = _read_body(args.file, args.kind)
         if action == "edit":
             body.setdefault("name", args.name)
             if body["name"] != args.name:
@@ -100,7 +130,7 @@ def cmd_rules(args: argparse.Namespace, config: Config) -> int:
 
 
 def _test(store: Store, config: Config, args: argparse.Namespace) -> int:
-    body = _read_body(args.file)
+    body = _read_body(args.file, args.kind)
     rule = parse_rule(args.kind, body)
     if args.kind == "guard":
         report = test_guard_rule(store, config, rule, limit=args.limit)
@@ -127,10 +157,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
     ls.add_argument("--json", action="store_true")
     ident = argparse.ArgumentParser(add_help=False)
     ident.add_argument("--token", default=None, help="an admin's token (default: $HOOP_TOKEN, then `hoop login`)")
-    for name in ("show", "enable", "disable", "remove"):
+    for name in NAMED:
         q = rsub.add_parser(name, parents=[common] if name == "show" else [common, ident])
-        q.add_argument("kind", choices=["guard", "mask"])
-        q.add_argument("name")
+        q.add_argument(
+            "words",
+            nargs="+",
+            metavar="[KIND] NAME",
+            help="the kind (guard or mask) may be left out when only one has the name",
+        )
         if name == "disable":
             q.add_argument("--reason", default="", help="why (required for built-in rules; audited)")
     add = rsub.add_parser("add", parents=[common, ident], help="add a rule from TOML (file or stdin)")

@@ -17,7 +17,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -202,12 +202,24 @@ def event(store: Store, event_id: int) -> dict[str, Any] | None:
     return store.one("SELECT id, ts, actor, action, target FROM audit WHERE id = ?", (event_id,))
 
 
-def events(store: Store, limit: int = 1000, action: str | None = None) -> list[dict[str, Any]]:
+# Column expressions the listing filters apply to (hoop/commands/filters.py): an event names
+# its connection in its detail, or as its target (a statement's target is its connection).
+EVENT_CONNECTION = "coalesce(json_extract(detail, '$.connection'), target)"
+EVENT_DECISION = "json_extract(detail, '$.decision')"
+
+
+def events(
+    store: Store, limit: int = 1000, action: str | None = None, where: str = "", params: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
+    """The newest `limit` events, oldest first; `where` is more SQL conditions joined by AND."""
     sql = "SELECT id, ts, actor, action, target, detail FROM audit"
-    params: list[Any] = []
+    conditions = [where] if where else []
+    params = list(params)
     if action:
-        sql += " WHERE action = ?"
+        conditions.append("action = ?")
         params.append(action)
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
     sql += " ORDER BY id DESC LIMIT ?"
     params.append(limit)
     rows = store.query(sql, params)

@@ -47,7 +47,7 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         table = app.screen.query_one("#rules", DataTable)
-        names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        names = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
         table.move_cursor(row=names.index("legacy"))
         await pilot.press("space")
         await settle(pilot)
@@ -63,7 +63,7 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
 
 
 def pick(table: DataTable[Any], name: str) -> None:
-    names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+    names = [str(table.get_row_at(i)[2]) for i in range(table.row_count)]
     table.move_cursor(row=names.index(name))
 
 

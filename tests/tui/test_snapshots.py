@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import add_hostile_rows, settle
+from tui_fixtures import NOW, add_hostile_rows, settle
 
 AREAS = ["sessions", "approvals", "rules", "recordings"]
 SIZES = [(80, 24), (120, 40)]
@@ -97,3 +97,23 @@ def test_confirm_rule_diff(snap_compare: Any, make_app: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(start="rules"), terminal_size=(120, 40), run_before=ready)
+
+
+def test_decided_request_80x24(snap_compare: Any, make_app: Any, history: Any) -> None:
+    """A cancelled request at 80x24: its status whole, its wait stopped at the decision."""
+    with history.store.lock:
+        history.store.conn.execute(
+            "INSERT INTO approvals(id, session_id, user, connection, statement, rule, reason, approvers, "
+            "required, status, created, expires, decided, decisions) VALUES (9, 6, 'bob', 'pg', "
+            "'delete from orders where id = 1', 'hold-writes', 'r', '[\"dba\"]', 1, 'cancelled', ?, ?, ?, '[]')",
+            (NOW - 200, NOW + 100, NOW - 150),
+        )
+
+    async def ready(pilot: Any) -> None:
+        await settle(pilot)
+        pilot.app.screen.query_one("#queue").focus()
+        await pilot.press("down", "down")  # to the cancelled request
+        pilot.app.clear_notifications()
+        await settle(pilot)
+
+    assert snap_compare(make_app(start="approvals"), terminal_size=(80, 24), run_before=ready)

@@ -56,10 +56,11 @@ def evidence(row: dict[str, Any], now: float) -> Group:
     info.add_row("Why", inert(row["reason"] or "-"))
     tables = touched_tables(row["statement"], row.get("protocol"))
     info.add_row("Tables", inert(", ".join(tables) or "-"))
-    waited = fmt_span(now - row["created"])
+    waited = fmt_span(waited_for(row, now))
     if row["status"] == "pending":
         info.add_row("Waited", f"{waited}, {fmt_span(row['expires'] - now)} left")
     else:
+        info.add_row("Waited", waited)
         info.add_row("Decided", inert(f"{fmt_time(row['decided'])} by {', '.join(row['decisions']) or '-'}"))
     needed = f"{len(row['decisions'])} of {row['required']}" if row["required"] > 1 else "1"
     info.add_row("Approvers", inert(f"{', '.join(row['approvers']) or 'any'} (needs {needed})"))
@@ -67,7 +68,14 @@ def evidence(row: dict[str, Any], now: float) -> Group:
     return Group(info, Text(""), inert_code(row["statement"], lexer))
 
 
-QUEUE_COLUMNS = (("#", 3), ("User", 7), ("Waited", 6), ("Status", 7))
+def waited_for(row: dict[str, Any], now: float) -> float:
+    """How long a request waited: until now while pending, until its decision after that."""
+    end = now if row["status"] == "pending" or row.get("decided") is None else row["decided"]
+    return float(end - row["created"])
+
+
+# The longest status, "cancelled" or "abandoned", fits whole (9).
+QUEUE_COLUMNS = (("#", 3), ("User", 7), ("Waited", 6), ("Status", 9))
 
 
 class ApprovalsScreen(AreaScreen):
@@ -106,7 +114,7 @@ class ApprovalsScreen(AreaScreen):
             self.rows[key] = row
             style = "bold yellow" if row["status"] == "pending" else ("green" if row["status"] == "approved" else "red")
             table.add_row(
-                key, row["user"], fmt_span(snapshot.taken - row["created"]), inert(row["status"], style=style), key=key
+                key, row["user"], fmt_span(waited_for(row, snapshot.taken)), inert(row["status"], style=style), key=key
             )
         # Stay on the selected request, decided or not: moving on to the next one would let a
         # second press of the same key act on a request nobody looked at.

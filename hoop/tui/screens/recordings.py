@@ -19,14 +19,14 @@ from hoop.tui.widgets.plain import Plain, PlainTable
 if TYPE_CHECKING:
     from hoop.tui.app import Who
 
-RECORDING_COLUMNS = (
-    ("ID", 5),
-    ("User", 10),
-    ("Connection", 12),
+RECORDING_COLUMNS = (  # fits 80 columns
+    ("ID", 4),
+    ("User", 8),
+    ("Connection", 10),
+    ("Started", 16),
+    ("Length", 6),
+    ("Stmts", 5),
     ("Proto", 8),
-    ("Started", 19),
-    ("Length", 8),
-    ("Stmts", 6),
 )
 
 
@@ -84,10 +84,10 @@ class RecordingsScreen(AreaScreen):
                 key,
                 row["user"],
                 connection_label(row["connection"]),
-                row["protocol"],
-                fmt_time(row["started"]),
+                fmt_time(row["started"])[:16],
                 length,
                 str(row["statements"]),
+                row["protocol"],
                 key=key,
             )
         what = f" matching {text!r}" if text.strip() else ""

@@ -40,7 +40,19 @@ def summary(row: dict[str, Any]) -> str:
 
 
 ADMIN_ACTIONS = frozenset({"new", "toggle_rule", "remove", "save"})
-RULE_COLUMNS = (("Kind", 5), ("Name", 26), ("Ver", 4), ("On", 3), ("Author", 12), ("What", 40))
+# What matters first, so that it fits 80 columns; the line under the table shows the selected
+# rule's version, author and what it does whole.
+RULE_COLUMNS = (("Kind", 5), ("On", 3), ("Name", 24), ("What", 31), ("Ver", 4), ("Author", 12))
+
+
+def rule_line(row: dict[str, Any]) -> str:
+    b = row["body"]
+    if row["kind"] == "guard":
+        what = b.get("statements") or b.get("commands") or b.get("tables") or b.get("flags") or []
+        does = f"{b.get('action')} {', '.join(what)}"
+    else:
+        does = f"{b.get('style', 'redact')} {', '.join(list(b.get('columns', [])) + list(b.get('detectors', [])))}"
+    return f"{row['kind']} {row['name']} v{row['version']} by {row['author']}: {does}"
 
 
 class RulesScreen(AreaScreen):
@@ -65,6 +77,7 @@ class RulesScreen(AreaScreen):
     def body(self) -> ComposeResult:
         yield Label("Guardrail and masking rules (latest versions)", classes="section")
         yield PlainTable(id="rules", cursor_type="row", zebra_stripes=True)
+        yield Plain("", id="rule-line", classes="detail")
         yield Plain("", id="rules-status", classes="status")
 
     def on_mount(self) -> None:
@@ -89,9 +102,10 @@ class RulesScreen(AreaScreen):
             key = f"{row['kind']}:{row['name']}"
             self.rows[key] = row
             on = Text("on", style="green") if row["body"].get("enabled", True) else Text("off", style="red")
-            table.add_row(row["kind"], row["name"], str(row["version"]), on, row["author"], summary(row), key=key)
+            table.add_row(row["kind"], on, row["name"], summary(row), str(row["version"]), row["author"], key=key)
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1))
+        self._show_line()
         default = f"{len(rows)} rules   enter: edit   space: on/off"
         self.query_one("#rules-status", Plain).update(self.message or default)
 
@@ -104,6 +118,13 @@ class RulesScreen(AreaScreen):
 
     def on_data_table_row_selected(self, event: PlainTable.RowSelected) -> None:
         self.action_edit()
+
+    def on_data_table_row_highlighted(self, event: PlainTable.RowHighlighted) -> None:
+        self._show_line()
+
+    def _show_line(self) -> None:
+        row = self.selected()
+        self.query_one("#rule-line", Plain).update(rule_line(row) if row else "")
 
     def action_new(self, kind: str) -> None:
         body = GUARD_TEMPLATE if kind == "guard" else MASK_TEMPLATE

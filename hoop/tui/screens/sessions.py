@@ -24,17 +24,19 @@ from hoop.tui.screens.confirmations import session_details
 from hoop.tui.screens.modals import AskText
 from hoop.tui.widgets.plain import Plain, PlainTable
 
+# What matters first, so that it fits 80 columns; the line under the table shows the selected
+# session whole (protocol, client address, exact start). The longest status is 14 characters.
 COLUMNS = (
-    ("ID", 5),
-    ("User", 10),
-    ("Connection", 12),
-    ("Proto", 8),
-    ("Started", 11),
-    ("Length", 8),
-    ("Stmt", 5),
-    ("Blk", 4),
+    ("ID", 4),
+    ("User", 8),
+    ("Connection", 10),
+    ("Status", 14),
+    ("Length", 6),
+    ("Stmt", 4),
+    ("Blk", 3),
     ("Held", 4),
-    ("Status", 12),
+    ("Started", 11),
+    ("Proto", 8),
 )
 
 
@@ -46,13 +48,22 @@ def session_cells(row: dict[str, Any], now: float) -> tuple[Any, ...]:
         str(row["id"]),
         row["user"],
         connection_label(row["connection"]),
-        row["protocol"],
-        fmt_time(row["started"])[5:16],
+        status,
         duration,
         str(row["statements"]),
         str(row["blocked"]),
         str(row["held"]),
-        status,
+        fmt_time(row["started"])[5:16],
+        row["protocol"],
+    )
+
+
+def session_line(row: dict[str, Any]) -> str:
+    """The selected session in one line, with what the columns leave out."""
+    client = f" from {row['client_addr']}" if row.get("client_addr") else ""
+    return (
+        f"#{row['id']} {row['status']}: {row['statements']} statements, {row['blocked']} blocked, "
+        f"{row['held']} held; {row['protocol']}{client}, started {fmt_time(row['started'])}"
     )
 
 
@@ -71,6 +82,7 @@ class SessionsScreen(AreaScreen):
     def body(self) -> ComposeResult:
         yield Label("Live and recent sessions", classes="section")
         yield PlainTable(id="sessions", cursor_type="row", zebra_stripes=True)
+        yield Plain("", id="session-line", classes="detail")
         yield Plain("", id="sessions-status", classes="status")
 
     def on_mount(self) -> None:
@@ -94,6 +106,7 @@ class SessionsScreen(AreaScreen):
             table.move_cursor(row=table.get_row_index(str(selected["id"])))
         elif rows:
             table.move_cursor(row=min(keep, len(rows) - 1))
+        self._show_line()
         live = len(snapshot.live)
         self.query_one("#sessions-status", Plain).update(
             self.last_error or f"{live} live, {len(snapshot.recent)} recent   enter: watch   k: kill"
@@ -108,6 +121,13 @@ class SessionsScreen(AreaScreen):
 
     def on_data_table_row_selected(self, event: PlainTable.RowSelected) -> None:
         self.action_watch()
+
+    def on_data_table_row_highlighted(self, event: PlainTable.RowHighlighted) -> None:
+        self._show_line()
+
+    def _show_line(self) -> None:
+        row = self.selected()
+        self.query_one("#session-line", Plain).update(session_line(row) if row else "")
 
     def action_watch(self) -> None:
         row = self.selected()
