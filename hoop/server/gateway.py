@@ -27,6 +27,7 @@ from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.core.visible import inert_log_handler
 from hoop.server.doors import DOORS, door
+from hoop.server.notify import Notifier
 from hoop.server.recording_guard import RecordingGuard
 from hoop.server.services import Services
 from hoop.server.session.seams import Listening
@@ -74,6 +75,10 @@ class Gateway:
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
+        if config.notify:  # [[notify]]: approval requests and decisions sent over HTTP
+            notifier = Notifier(config.notify, store)
+            services.approvals.listeners.append(notifier.announce)
+            self.servers.append(notifier)
         RecordingGuard(services, asyncio.get_running_loop()).watch()
         journal.audit(
             "gateway",
