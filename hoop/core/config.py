@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, overload
 from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import ConfigError
 from hoop.core.limits import Limits, limits_from_mapping
+from hoop.core.notify_config import NotifyTarget, notify_from_list
 from hoop.core.roles import RolesConfig, roles_from_mapping
 from hoop.core.secrets import DeferredSecret, Secret, resolve_secret
 
@@ -153,6 +154,7 @@ class Config:
     extra: dict[str, Any] = field(default_factory=dict)
     roles: RolesConfig = RolesConfig()  # [roles]: the groups of admins and auditors (hoop/core/roles.py)
     limits: Limits = field(default_factory=Limits)  # [limits], see hoop/core/limits.py
+    notify: tuple[NotifyTarget, ...] = ()  # [[notify]], see hoop/core/notify_config.py
 
     def connection(self, name: str) -> Connection | None:
         for conn in self.connections:
@@ -329,10 +331,13 @@ def _parse_config(raw: dict[str, Any], path: Path) -> Config:
         oidc = _auth(auth, file)
     roles = roles_from_mapping(top.data.pop("roles", {}), file=file)
     limits = limits_from_mapping(top.data.pop("limits", {}), file=file)
+    notify = notify_from_list(top.data.pop("notify", []), file=file, resolve=_RESOLVE_SECRETS.get())
     top.done()
     _check_unique(rules, "rules", file)
     _check_unique(masking, "masking", file)
-    return Config(path, gateway, listen, users, connections, rules, masking, oidc, roles=roles, limits=limits)
+    return Config(
+        path, gateway, listen, users, connections, rules, masking, oidc, roles=roles, limits=limits, notify=notify
+    )
 
 
 def _rules(value: Any, file: str) -> tuple[Any, ...]:

@@ -32,6 +32,7 @@ from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
 from hoop.server.http_status import StatusServer
+from hoop.server.notify import Notifier
 from hoop.server.recording_guard import RecordingGuard
 from hoop.server.reload import ReloadRefused, reload_config
 from hoop.server.services import Services
@@ -78,6 +79,10 @@ class Gateway:
         # book from a worker thread.
         services.reload = lambda actor: reload_config(services, RuleBook(Store(gw.db_path)), actor)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
+        if config.notify:  # [[notify]]: approval requests and decisions sent over HTTP
+            notifier = Notifier(config.notify, store)
+            services.approvals.listeners.append(notifier.announce)
+            self.servers.append(notifier)
         RecordingGuard(services, asyncio.get_running_loop()).watch()
         journal.audit(
             "gateway",
