@@ -31,7 +31,7 @@ from hoop.server.services import Services
 log = logging.getLogger("hoop.gateway")
 
 # Config fields that only a restart applies, with the table they come from.
-RESTART_ONLY = {"gateway": "[gateway]", "listen": "[listen]", "oidc": "[auth]"}
+RESTART_ONLY = {"gateway": "[gateway]", "listen": "[listen]", "oidc": "[auth]", "notify": "[[notify]]"}
 
 
 class ReloadRefused(HoopError):
