@@ -34,10 +34,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> dict[str, Any]:
         help="apply hoop.toml to the running gateway without a restart (admins)",
         description=(
             "Ask the running gateway to re-read and validate its config file, as on SIGHUP. Users, "
-            "connections, roles, limits, rules and masking apply to new logins; open sessions keep "
-            "their connection. [gateway], [listen] and [auth] changes need a restart.\n\n"
-            "example: HOOP_TOKEN=... hoop reload -c /etc/hoop/hoop.toml"
+            "connections, roles and limits apply to new logins (open sessions keep their connection); "
+            "rules and masking apply at once. [gateway], [listen], [auth] and [[notify]] changes need "
+            "a restart."
         ),
+        epilog="example:\n  HOOP_TOKEN=... hoop reload -c /etc/hoop/hoop.toml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--token", default=None, help="an admin's token (default: $HOOP_TOKEN, then `hoop login`)")
