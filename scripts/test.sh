@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 
 # System tools the tests drive for real: OpenSSH (client and a throwaway sshd as SSH target),
 # tmux (interactive clients in a PTY), asciinema (plays recordings), the PostgreSQL and MariaDB
-# clients. Installed only when missing, so a prepared machine skips apt entirely.
+# clients, systemd-analyze (verifies the systemd unit in deploy/). Installed only when missing, so a prepared machine skips apt entirely.
 need=()
 command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
@@ -13,6 +13,7 @@ command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v asciinema >/dev/null 2>&1 || need+=(asciinema)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)  # checks deploy/hoop.service
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
