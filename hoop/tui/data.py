@@ -101,7 +101,10 @@ class History:
     def snapshot(self, now: float, limit: int = PAGE) -> Snapshot:
         live = self.store.query("SELECT * FROM sessions WHERE ended IS NULL ORDER BY id DESC LIMIT ?", (limit,))
         recent = self.store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
-        recent = [r for r in recent if r["ended"] is not None]
+        # Two reads: a session that ended between them is live in the first and ended in the
+        # second; it is listed once, as live (the next poll shows it ended).
+        live_ids = {r["id"] for r in live}
+        recent = [r for r in recent if r["ended"] is not None and r["id"] not in live_ids]
         pending = self.store.query(
             "SELECT a.*, s.protocol FROM approvals a LEFT JOIN sessions s ON s.id = a.session_id "
             "WHERE a.status = 'pending' ORDER BY a.created DESC, a.id DESC LIMIT ?",
