@@ -24,7 +24,8 @@ boolean output reveals one bit per row).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +82,45 @@ class Relation:
 
 
 Catalog = Mapping[tuple[str, str], "Relation | None"]  # (schema as written or "", name) -> relation
+Outputs = list[tuple[Taint, ...]]  # per statement that returns rows, the sources of each column
+
+
+class LineageCache:
+    """Lineages by key (a statement text, with whatever else decides what its names mean) for
+    `ttl` seconds, at most `size` of them; one found unknown is kept as its reason and raised
+    again, so a statement that cannot be followed is not parsed at every execution either."""
+
+    def __init__(self, ttl: float, size: int) -> None:
+        self.ttl, self.size = ttl, size
+        self.entries: dict[Hashable, tuple[float, Outputs | str]] = {}
+
+    def get(self, key: Hashable) -> Outputs | None:
+        """The lineage if known within `ttl` (raises LineageUnknown for one found unknown)."""
+        hit = self.entries.get(key)
+        if hit is None or time.monotonic() - hit[0] >= self.ttl:
+            return None
+        if isinstance(hit[1], str):
+            raise LineageUnknown(hit[1])
+        return hit[1]
+
+    async def follow(self, key: Hashable, compute: Callable[[], Awaitable[Outputs]]) -> Outputs:
+        """The cached lineage, or `compute`'s, kept (raises LineageUnknown)."""
+        known = self.get(key)
+        if known is not None:
+            return known
+        if len(self.entries) >= self.size:
+            self.entries.clear()
+        try:
+            out: Outputs | str = await compute()
+        except LineageUnknown as why:
+            out = str(why)
+        self.entries[key] = (time.monotonic(), out)
+        if isinstance(out, str):
+            raise LineageUnknown(out)
+        return out
+
+    def clear(self) -> None:
+        self.entries.clear()
 
 
 def parse(sql: str, dialect: str) -> list[Any]:

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from hoop.core.lineage import LineageUnknown, Relation, Taint, lineage, parse, relations_named
+from hoop.core.lineage import LineageCache, LineageUnknown, Outputs, Relation, lineage, parse, relations_named
 from hoop.server.mysql.upstream import MySQLTarget
 from hoop.server.mysql.views import fetch_rows
 
 TTL = 60.0
 MAX_VIEW_DEPTH = 8  # views naming views naming views...
 MAX_CACHED = 1024
-Outputs = list[tuple[Taint, ...]]
 _PART = "(TABLE_SCHEMA = {s} AND TABLE_NAME = {t})"
 _QUERY = """
 SELECT 'T', TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, 0, '' FROM information_schema.TABLES WHERE {w}
@@ -65,7 +64,7 @@ class ConnectionLineage:
     """The caches of one connection (one upstream), shared by its sessions."""
 
     relations: dict[tuple[str, str], tuple[float, Relation | None]] = field(default_factory=dict)
-    lineages: dict[tuple[str, str], tuple[float, Outputs | str]] = field(default_factory=dict)
+    lineages: LineageCache = field(default_factory=lambda: LineageCache(TTL, MAX_CACHED))
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def relation(self, schema: str, name: str) -> tuple[bool, Relation | None]:
@@ -77,12 +76,7 @@ class ConnectionLineage:
 
     def cached(self, database: str, text: str) -> Outputs | None:
         """A lineage computed within TTL (raises LineageUnknown for one found unknown)."""
-        hit = self.lineages.get((database, text))
-        if hit is None or time.monotonic() - hit[0] >= TTL:
-            return None
-        if isinstance(hit[1], str):
-            raise LineageUnknown(hit[1])
-        return hit[1]
+        return self.lineages.get((database, text))
 
     def invalidate(self) -> None:
         self.relations.clear()
@@ -120,20 +114,11 @@ class ConnectionLineage:
 
     async def lineage(self, target: MySQLTarget, database: str, text: str) -> Outputs:
         """The lineage of `text` read in `database` (raises LineageUnknown, CatalogUnreadable)."""
-        known = self.cached(database, text)
-        if known is not None:
-            return known
-        if len(self.lineages) >= MAX_CACHED:
-            self.lineages.clear()
-        try:
-            catalog = await self._catalog(target, database, text)
-            out: Outputs | str = await asyncio.to_thread(lineage, text, "mysql", catalog)
-        except LineageUnknown as why:
-            out = str(why)
-        self.lineages[(database, text)] = (time.monotonic(), out)
-        if isinstance(out, str):
-            raise LineageUnknown(out)
-        return out
+        return await self.lineages.follow((database, text), lambda: self._follow(target, database, text))
+
+    async def _follow(self, target: MySQLTarget, database: str, text: str) -> Outputs:
+        catalog = await self._catalog(target, database, text)
+        return await asyncio.to_thread(lineage, text, "mysql", catalog)
 
     async def _catalog(self, target: MySQLTarget, database: str, text: str) -> dict[tuple[str, str], Relation | None]:
         names = relations_named(text, "mysql")

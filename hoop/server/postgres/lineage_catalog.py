@@ -19,7 +19,7 @@ import asyncio
 import time
 from typing import Any
 
-from hoop.core.lineage import Catalog, LineageUnknown, Relation, Taint, lineage, relations_named
+from hoop.core.lineage import Catalog, LineageCache, LineageUnknown, Relation, Taint, lineage, relations_named
 from hoop.server.postgres.sidelink import SideConnection
 
 TTL = 60.0
@@ -44,36 +44,22 @@ class PgLineage:
     def __init__(self, side: SideConnection, lock: asyncio.Lock) -> None:
         self.side, self.lock = side, lock
         self.relations: dict[tuple[str, str], tuple[float, Relation | None]] = {}
-        self.lineages: dict[str, tuple[float, list[tuple[Taint, ...]] | str]] = {}
+        self.lineages = LineageCache(TTL, MAX_CACHED)
 
     def cached(self, text: str) -> list[tuple[Taint, ...]] | None:
         """A lineage computed within TTL (raises LineageUnknown for one found unknown)."""
-        hit = self.lineages.get(text)
-        if hit is None or time.monotonic() - hit[0] >= TTL:
-            return None
-        if isinstance(hit[1], str):
-            raise LineageUnknown(hit[1])
-        return hit[1]
+        return self.lineages.get(text)
 
     def invalidate(self) -> None:
         self.relations.clear()
         self.lineages.clear()
 
     async def lineage(self, text: str) -> list[tuple[Taint, ...]]:
-        known = self.cached(text)
-        if known is not None:
-            return known
-        if len(self.lineages) >= MAX_CACHED:
-            self.lineages.clear()
-        try:
-            catalog = await self._catalog(text)
-            out: list[tuple[Taint, ...]] | str = await asyncio.to_thread(lineage, text, "postgres", catalog)
-        except LineageUnknown as why:
-            out = str(why)
-        self.lineages[text] = (time.monotonic(), out)
-        if isinstance(out, str):
-            raise LineageUnknown(out)
-        return out
+        return await self.lineages.follow(text, lambda: self._follow(text))
+
+    async def _follow(self, text: str) -> list[tuple[Taint, ...]]:
+        catalog = await self._catalog(text)
+        return await asyncio.to_thread(lineage, text, "postgres", catalog)
 
     async def _catalog(self, text: str) -> Catalog:
         names = relations_named(text, "postgres")

@@ -32,7 +32,7 @@ def _cache(text: str, outputs: list[tuple[frozenset[ColumnRef], ...]] | str) -> 
     now = time.monotonic()
     cache.relations[("app", "users")] = (now, Relation("app", "users", ("id", "email")))
     cache.relations[("app", "c")] = (now, None)  # a CTE MariaDB names as the origin table
-    cache.lineages[("app", text)] = (now, outputs)
+    cache.lineages.entries[("app", text)] = (now, outputs)
     return cache
 
 
@@ -125,7 +125,7 @@ def test_refused_or_waiting_rows_never_reach_the_client(cached: bool) -> None:
     out = b"".join(responses.feed(_result(b"grace@navy.example")))
     if not cached:  # the plan waits for the catalog: the rows wait with it
         assert responses.paused is not None and b"grace" not in out
-        cache.lineages[("app", text)] = (time.monotonic(), "a recursive CTE is not followed")
+        cache.lineages.entries[("app", text)] = (time.monotonic(), "a recursive CTE is not followed")
         out += b"".join(responses.resume(None))
     assert b"grace" not in out
     assert b"cannot tell where this result's computed columns come from" in out
