@@ -358,7 +358,11 @@ class _Walker:
     ) -> Taint:
         if isinstance(e, SAFE_NODES) or (isinstance(e, exp.Anonymous) and e.name.lower() in SAFE_FUNCTIONS):
             return NONE
+        if isinstance(e, exp.TableColumn):  # a whole row: `select u::text from users u`, `row_to_json(u)`
+            return self._whole_row(e.name.lower(), [scope, *outer])
         if isinstance(e, exp.Column):
+            if isinstance(e.this, exp.Star):  # `to_jsonb(users.*)`
+                return self._whole_row(e.table.lower(), [scope, *outer])
             return self._column(e, [scope, *outer])
         if isinstance(e, exp.Window):  # its PARTITION BY and ORDER BY choose rows, not the value
             return self._taint(e.this, scope, ctes, outer)
@@ -373,8 +377,22 @@ class _Walker:
             if source is not None:
                 return self._column_of(source, name)
         if not alias:
-            return NONE  # not a column after all (qualify leaves e.g. a named constant unqualified)
+            return self._whole_row(name, scopes)  # a relation's name used as a value is its whole row
         raise LineageUnknown(f"column {alias}.{name} refers to nothing the statement reads")
+
+    def _whole_row(self, alias: str, scopes: list[dict[str, _Source]]) -> Taint:
+        """Every column of the relation `alias` names: a row value carries them all."""
+        for scope in scopes:
+            source = scope.get(alias)
+            if source is None:
+                continue
+            if source.everything is not None:
+                return source.everything
+            if source.outputs:
+                return frozenset().union(*source.outputs.values())
+            assert source.relation is not None
+            return frozenset(_ref(source.relation, c) for c in source.relation.columns)
+        raise LineageUnknown(f"{alias} is neither a column nor a relation the statement reads")
 
     def _column_of(self, source: _Source, name: str) -> Taint:
         if source.everything is not None:

@@ -40,6 +40,10 @@ def sources(sql: str, dialect: str = "postgres") -> list[list[str]]:
         ("select email from users union select note from orders", [["orders.note", "users.email"]]),
         ("select u.* from users u", [["users.id"], ["users.email"], ["users.name"], ["users.ssn"]]),
         ("update users set name = 'x' where id = 1 returning upper(email), id", [["users.email"], ["users.id"]]),
+        ("select u::text from users u", [["users.email", "users.id", "users.name", "users.ssn"]]),
+        ("select to_jsonb(users.*) from users", [["users.email", "users.id", "users.name", "users.ssn"]]),
+        ("select (u).email from users u", [["users.email", "users.id", "users.name", "users.ssn"]]),
+        ("select v::text from v", [["users.email", "users.id"]]),
     ],
 )
 def test_outputs_derive_from_their_sources(sql: str, expected: list[list[str]]) -> None:

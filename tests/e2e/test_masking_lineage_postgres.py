@@ -45,6 +45,9 @@ LEAKING = {
     "cte passthrough": "with c as (select ssn from lin_users) select ssn || '!' from c",
     "derived table": "select x.e from (select lower(email) as e from lin_users) x",
     "returning": "update lin_users set name = name where id = 1 returning upper(email)",
+    "whole row": "select u::text from lin_users u",
+    "whole row as json": "select to_jsonb(lin_users.*) from lin_users",
+    "field of a row": "select (u).email from lin_users u",
 }
 SAFE = {
     "select count(email), count(distinct ssn) from lin_users": "1|1",
