@@ -110,13 +110,19 @@ async def admit_shell(
 
 
 def allowed_shell_warnings(config: Config) -> list[str]:
-    """`hoop check`: a shell allowed explicitly where command rules apply runs what it likes."""
+    """`hoop check`: a shell allowed explicitly where command rules apply runs what it likes;
+    a shell held or moderated where no command rule applies is one `ssh HOST bash` away."""
     out = []
     for conn in config.connections:
-        rules = command_rules_cover(config.rules, conn.name) if conn.shell == "allow" else []
-        if rules:
+        rules = command_rules_cover(config.rules, conn.name) if conn.type == "ssh" else []
+        if conn.shell == "allow" and rules:
             out.append(
                 f'{conn.name}: shell = "allow" with command rules ({", ".join(rules)}): '
                 "what is typed into a shell is not judged by them"
+            )
+        elif conn.shell in ("review", "moderated") and not rules:
+            out.append(
+                f'{conn.name}: shell = "{conn.shell}" but no command rule covers it: commands sent without '
+                "a terminal (ssh HOST 'bash' with a script on stdin) run unheld; add command rules"
             )
     return out

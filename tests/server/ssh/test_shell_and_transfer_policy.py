@@ -126,6 +126,15 @@ def test_shell_settings_that_cannot_work_are_refused_in_config(
     assert expected in out.stderr and "shell" in out.stderr, out.stderr
 
 
+def test_check_warns_where_a_held_shell_leaves_commands_unheld(sshd: Sshd, tmp_path: Path) -> None:
+    body = ssh_connection_toml("held", sshd, 'shell = "review"', 'shell_approvers = ["ops"]')
+    body += ssh_connection_toml("guarded", sshd, 'shell = "moderated"', 'shell_approvers = ["ops"]')
+    config = write_config(tmp_path, body + RULES.replace('"xfer"]', '"guarded"]'))
+    check = config.cli("check")
+    assert 'held: shell = "review" but no command rule covers it' in check.stderr, check.stderr
+    assert "guarded:" not in check.stderr, check.stderr
+
+
 # -- file transfer -----------------------------------------------------------------------------
 
 
