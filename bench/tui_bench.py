@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hoop.core import recording  # noqa: E402
-from hoop.core.store.sqlite import Store  # noqa: E402
+from hoop.core.store.sqlite import SqliteStore  # noqa: E402
 from hoop.core.terminal import CastWriter  # noqa: E402
 
 
@@ -102,7 +102,7 @@ def bench_seek(tmp: Path) -> None:
 
 
 def make_store(path: Path, sessions: int, statements: int) -> None:
-    store = Store(path)
+    store = SqliteStore(path)
     now = time.time()
     per = max(1, statements // sessions)
     with store.transaction() as conn:

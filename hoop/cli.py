@@ -27,7 +27,7 @@ from hoop.core.visible import inert_log_handler, visible
 from hoop.pipes import reader_gone
 
 if TYPE_CHECKING:
-    from hoop.core.store.sqlite import Store
+    from hoop.core.store.base import Store
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -53,9 +53,9 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def _store(config: Config) -> Store:
-    from hoop.core.store.sqlite import Store  # here, not at the top: keeps `hoop --help` light
+    from hoop.core.store.base import open_store  # here, not at the top: keeps `hoop --help` light
 
-    return Store(config.gateway.db_path)
+    return open_store(config.gateway.store_target)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -160,7 +160,13 @@ def cmd_audit(args: argparse.Namespace, config: Config) -> int:
         return _audit_key(config)
     from hoop.commands.filters import shorten, where_of
 
-    where = where_of(args, time="ts", user="actor", connection=audit.EVENT_CONNECTION, decision=audit.EVENT_DECISION)
+    where = where_of(
+        args,
+        time="ts",
+        user="actor",
+        connection=audit.event_connection(store.dialect),
+        decision=audit.event_decision(store.dialect),
+    )
     rows = audit.events(store, limit=args.limit, action=args.action, where=where.condition(), params=where.params)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -27,9 +27,9 @@ def _client(args: argparse.Namespace, config: Config) -> ControlClient:
 
 
 def cmd_approvals(args: argparse.Namespace, config: Config) -> int:
-    from hoop.core.store.sqlite import Store
+    from hoop.core.store.base import open_store
 
-    store = Store(config.gateway.db_path)
+    store = open_store(config.gateway.store_target)
     where = where_of(args, time="created", user="user", connection="connection", decision="status")
     if not (args.all or args.decision):
         where.add("status = 'pending'")

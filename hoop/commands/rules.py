@@ -24,7 +24,7 @@ from hoop.core.config import Config
 from hoop.core.errors import HoopError
 from hoop.core.rulebook import RuleBook, parse_rule
 from hoop.core.rules_test import test_guard_rule, test_mask_rule
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store, open_store
 from hoop.core.visible import visible
 
 KINDS = ("guard", "mask")
@@ -73,7 +73,7 @@ def _gateway(args: argparse.Namespace, config: Config) -> ControlClient:
 
 
 def cmd_rules(args: argparse.Namespace, config: Config) -> int:
-    store = Store(config.gateway.db_path)
+    store = open_store(config.gateway.store_target)
     book = RuleBook(store)
     action = args.rules_cmd
     if action in NAMED:

@@ -19,7 +19,7 @@ def cmd_tui(args: argparse.Namespace, config: Config) -> int:
     except HoopError:  # the console still opens, read-only, and says why
         token = ""
     client = ControlClient(config.gateway.control_path, token) if token else None
-    history = History.open(config.gateway.db_path, config.gateway.recordings_dir)
+    history = History.open(config.gateway.store_target, config.gateway.recordings_dir)
     HoopApp(history, GatewayLink(client), start=args.area).run()
     return 0
 

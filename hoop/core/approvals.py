@@ -20,7 +20,7 @@ from hoop.core.durations import bounded, format_span
 from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 if TYPE_CHECKING:
     from hoop.core.guardrails import GuardRule
@@ -67,8 +67,11 @@ class _Pending:
 
 
 class Approvals:
-    def __init__(self, store: Store, audit: Callable[..., None], *, max_grant: float = 8 * 3600.0) -> None:
+    def __init__(
+        self, store: Store, audit: Callable[..., None], *, max_grant: float = 8 * 3600.0, gateway: str = ""
+    ) -> None:
         self.store = store
+        self.gateway = gateway  # the gateway whose sessions wait here (several may share the store)
         self.max_grant = max_grant  # [gateway] max_grant: a longer grant is refused, not shortened
         self.audit = audit  # journal.audit(actor, action, target, **detail)
         self.pending: dict[int, _Pending] = {}
@@ -228,7 +231,7 @@ class Approvals:
         with self.store.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO approvals(session_id, user, connection, statement, rule, reason, approvers, "
-                "required, status, created, expires) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "required, status, created, expires, gateway) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 (
                     session_id,
                     subject.user,
@@ -241,9 +244,10 @@ class Approvals:
                     "pending",
                     now,
                     now + rule.timeout,
+                    self.gateway,
                 ),
             )
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            return int(cur.fetchone()["id"])
 
     def _record_decisions(self, approval_id: int, approvers: list[str]) -> None:
         with self.store.transaction() as conn:

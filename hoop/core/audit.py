@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store, Tx
+from hoop.core.store.dialect import Dialect
 
 GENESIS = "0" * 64
 
@@ -65,9 +65,11 @@ def append(store: Store, events: Iterable[AuditEvent]) -> int:
         return chain(conn, events)
 
 
-def chain(conn: sqlite3.Connection, events: Iterable[AuditEvent]) -> int:
-    """Append events to the chain inside the caller's transaction (BEGIN IMMEDIATE), so a
-    writer can store them all or nothing together with other rows."""
+def chain(conn: Tx, events: Iterable[AuditEvent]) -> int:
+    """Append events to the chain inside the caller's transaction, so a writer can store them
+    all or nothing together with other rows. Appends are serialised across every writer of
+    the store (several gateways on one PostgreSQL store), so the chain stays one line."""
+    conn.lock_audit()
     last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
     prev, next_id = (last["hash"], last["id"] + 1) if last else (GENESIS, 1)
     rows = []
@@ -144,7 +146,7 @@ def verify(store: Store, since: Head | None = None) -> VerifyResult:
     if (gone := _not_held(store, start)) is not None:
         return gone
     prev, expected_id, checked = start.hash, start.count + 1, 0
-    for row in store.conn.execute(
+    for row in store.stream(
         "SELECT id, ts, actor, action, target, detail, prev_hash, hash FROM audit WHERE id > ? ORDER BY id",
         (start.count,),
     ):
@@ -186,7 +188,7 @@ def linked(store: Store, since: Head | None = None) -> VerifyResult:
     top = span["top"]  # later appends (the writer goes on meanwhile) wait for the next check
     broken = store.one(
         "SELECT a.id FROM audit a LEFT JOIN audit p ON p.id = a.id - 1 WHERE a.id > ? AND a.id <= ? "
-        "AND a.prev_hash IS NOT coalesce(p.hash, ?) ORDER BY a.id LIMIT 1",
+        "AND a.prev_hash IS DISTINCT FROM coalesce(p.hash, ?) ORDER BY a.id LIMIT 1",
         (start.count, top, GENESIS),
     )
     if broken is not None:
@@ -204,8 +206,12 @@ def event(store: Store, event_id: int) -> dict[str, Any] | None:
 
 # Column expressions the listing filters apply to (hoop/commands/filters.py): an event names
 # its connection in its detail, or as its target (a statement's target is its connection).
-EVENT_CONNECTION = "coalesce(json_extract(detail, '$.connection'), target)"
-EVENT_DECISION = "json_extract(detail, '$.decision')"
+def event_connection(dialect: Dialect) -> str:
+    return f"coalesce({dialect.json_text('detail', 'connection')}, target)"
+
+
+def event_decision(dialect: Dialect) -> str:
+    return dialect.json_text("detail", "decision")
 
 
 def events(

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hoop.core import audit
 from hoop.core.errors import HoopError
 from hoop.core.log_format import setup_logging
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 from hoop.core.terminal import cast_path, keyframes_path
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ class Anchor:
         self.settings = settings
         self.key = load_key(settings.key_path)
         self.last = last_checkpoint(settings.checkpoint_file, self.key.public_key())
-        self._reader = Store(store.path)
+        self._reader = store.reopen()
         self._due = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hoop-audit-anchor", daemon=True)

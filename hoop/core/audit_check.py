@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hoop.core import audit
 from hoop.core.audit_anchor import SEALED, Checkpoint, digest_file, key_id, load_key, read_checkpoints
 from hoop.core.errors import HoopError
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 
 @dataclass

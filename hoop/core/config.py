@@ -10,6 +10,8 @@ from __future__ import annotations
 import builtins
 import math
 import os
+import re
+import socket
 import tomllib
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -69,10 +71,20 @@ class GatewaySettings:
     max_grant: float = 8 * 3600.0
     # How long `hoop serve` lets open sessions finish after SIGTERM/SIGINT before it ends them.
     shutdown_grace: float = 30.0
+    # Where sessions, approvals, rules, tokens and audit live: None, the SQLite file in data_dir
+    # (one gateway); or a PostgreSQL DSN that several gateways share (README, "Scale-out").
+    store: Secret | None = None
+    # This gateway's name among those sharing a store: it marks the sessions it carries.
+    name: str = ""
 
     @property
     def db_path(self) -> Path:
         return self.data_dir / "hoop.db"
+
+    @property
+    def store_target(self) -> Path | Secret:
+        """What `open_store` opens: the shared PostgreSQL store, or the SQLite file."""
+        return self.store if self.store is not None else self.db_path
 
     @property
     def checkpoint_file(self) -> Path:
@@ -401,7 +413,13 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         max_token_ttl=t.duration("max_token_ttl", 30 * 86400.0),
         max_grant=t.duration("max_grant", 8 * 3600.0),
         shutdown_grace=t.duration("shutdown_grace", 30.0, 24 * 3600.0),
+        store=_store_dsn(t),
+        name=t.str("name", socket.gethostname() or "gateway"),
     )
+    if not _GATEWAY_NAME.fullmatch(settings.name):
+        raise ConfigError(
+            file, "gateway.name", f"expected 1-64 letters, digits, '.', '_' or '-', got {settings.name!r}"
+        )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")
     if settings.log_level not in ("debug", "info", "warning", "error"):
@@ -422,6 +440,22 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         )
     t.done()
     return settings
+
+
+_GATEWAY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _store_dsn(t: _Table) -> Secret | None:
+    """`store`: a postgresql:// DSN; its password from `${VAR}` or the whole DSN from `file:`."""
+    raw = t.data.get("store")
+    if raw is None:
+        return None
+    if isinstance(raw, str) and not raw.startswith("file:") and not raw.startswith(("postgresql://", "postgres://")):
+        raise t.error(
+            "store",
+            "expected a postgresql:// DSN (leave store unset for the SQLite file in data_dir)",
+        )
+    return t.secret("store")
 
 
 def _listen(data: Any, file: str) -> ListenSettings:

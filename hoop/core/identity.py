@@ -20,7 +20,7 @@ from typing import Protocol, TypedDict
 from hoop.core.config import Config
 from hoop.core.durations import MAX_DURATION, bounded, parse_duration_text
 from hoop.core.errors import AuthError, HoopError
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 TOKEN_PREFIX = "hoop_"
 MAX_NAME = 255  # characters of a user (or connection) name a client may send at login
@@ -131,11 +131,10 @@ class TokenService:
         token_id = secrets.token_hex(4)
         token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         now = time.time()
-        with self.store.lock:
-            self.store.conn.execute(
-                "INSERT INTO tokens(id, user, hash, created, expires, note) VALUES (?,?,?,?,?,?)",
-                (token_id, user, hash_token(token), now, now + ttl, note),
-            )
+        self.store.execute(
+            "INSERT INTO tokens(id, user, hash, created, expires, note) VALUES (?,?,?,?,?,?)",
+            (token_id, user, hash_token(token), now, now + ttl, note),
+        )
         return IssuedToken(token_id, token, now + ttl)
 
     def revoke(self, token_id: str) -> dict[str, object]:
@@ -143,8 +142,7 @@ class TokenService:
         if row is None:
             raise AuthError(f"no token with id {token_id!r}")
         if row["revoked"] is None:
-            with self.store.lock:
-                self.store.conn.execute("UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id))
+            self.store.execute("UPDATE tokens SET revoked = ? WHERE id = ?", (time.time(), token_id))
         return row
 
     def extend(self, token_id: str, ttl: float) -> float:
@@ -153,12 +151,11 @@ class TokenService:
         ttl = self._lifetime(ttl)
         now = time.time()
         expires = now + ttl
-        with self.store.lock:  # never revives a token that has expired or was revoked
-            cur = self.store.conn.execute(
-                "UPDATE tokens SET expires = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
-                (expires, token_id, now),
-            )
-        if cur.rowcount != 1:
+        changed = self.store.execute(  # never revives a token that has expired or was revoked
+            "UPDATE tokens SET expires = ? WHERE id = ? AND revoked IS NULL AND expires > ?",
+            (expires, token_id, now),
+        )
+        if changed != 1:
             raise AuthError(f"no live token with id {token_id!r}")
         return expires
 

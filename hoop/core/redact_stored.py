@@ -15,7 +15,7 @@ from hoop.core.redact import Masked, StatementMasking, dialect_of
 
 if TYPE_CHECKING:
     from hoop.core.audit import AuditEvent
-    from hoop.core.store.sqlite import Store
+    from hoop.core.store.base import Store
 
 _EVENT_TEXTS = ("text", "command")  # audit detail keys that hold what a user typed
 

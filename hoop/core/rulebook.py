@@ -19,7 +19,7 @@ from typing import Any
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import GuardRule, builtin_rules, rule_from_mapping, rule_to_mapping
 from hoop.core.masking import MaskRule, mask_rule_from_mapping, mask_rule_to_mapping
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 log = logging.getLogger("hoop.rules")
 CONFIG_AUTHOR = "hoop.toml"
@@ -119,9 +119,9 @@ class RuleBook:
     def _write(self, kind: str, name: str, body: dict[str, Any], author: str, *, deleted: bool) -> int:
         with self.store.transaction() as conn:
             row = conn.execute(
-                "SELECT coalesce(max(version), 0) FROM rules WHERE kind = ? AND name = ?", (kind, name)
+                "SELECT coalesce(max(version), 0) AS v FROM rules WHERE kind = ? AND name = ?", (kind, name)
             ).fetchone()
-            version = int(row[0]) + 1
+            version = int(row["v"]) + 1
             conn.execute(
                 "INSERT INTO rules(kind, name, version, body, author, created, deleted) VALUES (?,?,?,?,?,?,?)",
                 (kind, name, version, _canonical(body), author, time.time(), int(deleted)),

@@ -17,7 +17,7 @@ from hoop.core.guardrails import Context, GuardRule, RuleSet
 from hoop.core.lineage import LineageUnknown, by_position, catalog_from_statement, lineage
 from hoop.core.masking import ColumnRef, MaskPolicy, MaskRule
 from hoop.core.sql import classify, classify_shell
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 DIALECTS = {"postgres": "postgres", "mysql": "mysql", "ssh": "shell"}
 MAX_HITS = 200

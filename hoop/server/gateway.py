@@ -25,9 +25,9 @@ from hoop.core.config import Config
 from hoop.core.log_format import setup_logging
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
+from hoop.core.store.base import Store, open_store
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import BLOCK, CloseStatus
-from hoop.core.store.sqlite import Store
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
@@ -68,16 +68,16 @@ class Gateway:
         for folder in (gw.data_dir, gw.recordings_dir):
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(0o700)
-        store = Store(gw.db_path)
+        store = open_store(gw.store_target)
         self._close_leftovers(store)
-        journal = Journal(gw.db_path, gw.recordings_dir, anchor=audit_anchor.prepare(gw))
-        rulebook = RuleBook(Store(gw.db_path))
+        journal = Journal(gw.store_target, gw.recordings_dir, anchor=audit_anchor.prepare(gw), gateway=gw.name)
+        rulebook = RuleBook(store.reopen())
         pipeline = build_pipeline(config, store, rulebook, journal)
         self.services = services = Services(config, store, journal, pipeline)
         observe_journal(services)
         # Reloads seed the rule book through a store of their own: the rule watcher reads its
         # book from a worker thread.
-        services.reload = lambda actor: reload_config(services, RuleBook(Store(gw.db_path)), actor)
+        services.reload = lambda actor: reload_config(services, RuleBook(store.reopen()), actor)
         self.tasks.append(asyncio.create_task(watch_rules(services, rulebook)))
         if config.notify:  # [[notify]]: approval requests and decisions sent over HTTP
             notifier = Notifier(config.notify, store)
@@ -131,13 +131,20 @@ class Gateway:
         return self.services.refusing
 
     def _close_leftovers(self, store: Store) -> None:
-        """Sessions and approvals a crashed or stopped run left open can never finish now."""
+        """Sessions and approvals an earlier run of this gateway left open can never finish now
+        (on a shared store, only this gateway's: the others' are still running)."""
         now = time.time()
+        mine = self.config.gateway.name if store.shared else None
+        scope = "" if mine is None else " AND gateway = ?"
+        args: tuple[str, ...] = () if mine is None else (mine,)
         with store.transaction() as conn:
             conn.execute(
-                "UPDATE sessions SET status = ?, ended = ? WHERE ended IS NULL", (CloseStatus.INTERRUPTED.value, now)
+                f"UPDATE sessions SET status = ?, ended = ? WHERE ended IS NULL{scope}",
+                (CloseStatus.INTERRUPTED.value, now, *args),
             )
-            conn.execute("UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'", (now,))
+            conn.execute(
+                f"UPDATE approvals SET status = 'expired', decided = ? WHERE status = 'pending'{scope}", (now, *args)
+            )
 
     def signalled_stop(self) -> None:
         """SIGINT/SIGTERM: the first one stops gracefully, another one ends the grace period."""

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 from hoop.core.durations import format_span
 from hoop.core.notify_config import NotifyTarget
 from hoop.core.notify_message import ApprovalEvent, event_from_row, json_body, sign, slack_body
-from hoop.core.store.sqlite import Store
+from hoop.core.store.base import Store
 
 log = logging.getLogger("hoop.notify")
 

@@ -19,9 +19,9 @@ from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
 from hoop.core.roles import RoleSet, roles_of
 from hoop.core.shell_rules import shell_rules
+from hoop.core.store.base import Store
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
-from hoop.core.store.sqlite import Store
 from hoop.server.limiting import Limiter
 from hoop.server.metrics import GatewayMetrics
 from hoop.server.moderation import Moderators
@@ -70,7 +70,9 @@ class Services:
         self.authenticators: list[Authenticator] = authenticators_for(config, store, journal.audit, self.tokens)
         self.live: dict[int, LiveSession] = {}
         self.moderators = Moderators()  # moderated sessions and who watches them
-        self.approvals = Approvals(store, journal.audit, max_grant=config.gateway.max_grant)
+        self.approvals = Approvals(
+            store, journal.audit, max_grant=config.gateway.max_grant, gateway=config.gateway.name
+        )
         self.approvals.pending_per_user = config.limits.pending_approvals_per_user
         # Why logins through the doors are refused right now ("" while they are not): set while
         # the journal cannot store records (see recording_guard).

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hoop.core.roles import RoleSet
-from hoop.core.store.sqlite import Store
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, open_store
 
 PAGE = 200
 DECIDED_WINDOW = 600.0  # decided requests stay visible this long (seconds)
@@ -93,8 +94,8 @@ class History:
         self.recordings_dir = recordings_dir
 
     @classmethod
-    def open(cls, db_path: Path, recordings_dir: Path) -> History:
-        return cls(Store(db_path), recordings_dir)
+    def open(cls, target: Path | Secret, recordings_dir: Path) -> History:
+        return cls(open_store(target), recordings_dir)
 
     # -- sessions and approvals -------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class History:
         like = f"%{text}%"
         rows = self.store.query(
             "SELECT * FROM sessions WHERE user LIKE ? OR connection LIKE ? OR protocol LIKE ? "
-            "OR strftime('%Y-%m-%d %H:%M', started, 'unixepoch', 'localtime') LIKE ? ORDER BY id DESC LIMIT ?",
+            f"OR {self.store.dialect.local_minute('started')} LIKE ? ORDER BY id DESC LIMIT ?",
             (like, like, like, like, limit),
         )
         seen = {r["id"] for r in rows}

@@ -13,12 +13,12 @@ from support.holds import BOB, CAROL, DAVE, HELD, TWO, Gate, cancel, settled, wo
 
 from hoop.core.approvals import DecisionRefused, Outcome
 from hoop.core.pipeline import Subject
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     yield Gate(store)
     store.close()
 

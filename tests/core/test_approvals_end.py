@@ -15,14 +15,14 @@ from support.holds import ALICE, BOB, CAROL, HELD, TWO, Gate, cancel, settled, w
 from hoop.core.approvals import Approvals, DecisionRefused, Outcome
 from hoop.core.guardrails import GuardRule
 from hoop.core.pipeline import Subject
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 QUICK = replace(HELD, timeout=0.05)  # the only real wait in these tests
 
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     yield Gate(store)
     store.close()
 
@@ -89,7 +89,7 @@ async def test_a_stopping_gateway_expires_every_waiting_hold(gate: Gate) -> None
 
 async def test_after_a_crash_a_request_left_pending_is_never_approved(gate: Gate, tmp_path: Path) -> None:
     held = await gate.hold(HELD)  # the gateway dies here, its row still says "pending"
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     restarted = Approvals(store, lambda *args, **kwargs: None)
     assert restarted.pending_for_session(1) == []
     with pytest.raises(DecisionRefused, match="no longer pending"):

@@ -11,14 +11,14 @@ import pytest
 from support.holds import ALICE, BOB, HELD, Gate, HeldSession, cancel, settled
 
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 CAROL_ASKS = Subject("carol", frozenset({"dev"}), "prod", "postgres")
 
 
 @pytest.fixture
 def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     g = Gate(store)
     g.approvals.pending_per_user = 3
     yield g

@@ -16,12 +16,12 @@ import pytest
 from hoop.core import audit, audit_anchor
 from hoop.core.config import load_config
 from hoop.core.errors import ConfigError
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "data" / "hoop.db")
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "data" / "hoop.db")
     for i in range(5):
         audit.record(s, "alice", "statement", "pg", text=f"SELECT {i}")
     yield s
@@ -29,7 +29,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def anchor(store: Store, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
+def anchor(store: SqliteStore, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
     key = tmp_path / "data" / "audit-checkpoint.key"
     audit_anchor.ensure_key(key)
     settings = audit_anchor.AnchorSettings(key, tmp_path / "checkpoints.jsonl", every_events=1000, interval=3600)
@@ -38,7 +38,7 @@ def anchor(store: Store, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
     a.close()
 
 
-def test_head_is_count_and_hash_and_parses_back(store: Store) -> None:
+def test_head_is_count_and_hash_and_parses_back(store: SqliteStore) -> None:
     head = audit.head(store)
     assert head.count == 5 and head == audit.verify(store).head
     assert audit.Head.parse(str(head)) == head
@@ -47,7 +47,7 @@ def test_head_is_count_and_hash_and_parses_back(store: Store) -> None:
             audit.Head.parse(bad)
 
 
-def test_verify_since_a_head_checks_only_what_extends_it(store: Store) -> None:
+def test_verify_since_a_head_checks_only_what_extends_it(store: SqliteStore) -> None:
     head = audit.head(store)
     audit.record(store, "bob", "session.kill", "pg", reason="x")
     later = audit.verify(store, since=head)
@@ -81,7 +81,7 @@ def test_key_is_private_to_the_gateway_and_kept(tmp_path: Path) -> None:
     assert audit_anchor.key_id(audit_anchor.parse_public(text)) == audit_anchor.key_id(first.public_key())
 
 
-def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: Store, anchor: audit_anchor.Anchor) -> None:
+def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: SqliteStore, anchor: audit_anchor.Anchor) -> None:
     cp = anchor.checkpoint()
     assert cp is not None and cp.at == audit.head(store)
     assert anchor.checkpoint() is None  # nothing new: no second line
@@ -91,7 +91,7 @@ def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: Store, anch
     assert resumed == cp
 
 
-def test_linked_checks_the_links_after_a_head_inside_sqlite(store: Store) -> None:
+def test_linked_checks_the_links_after_a_head_inside_sqlite(store: SqliteStore) -> None:
     head = audit.head(store)
     for i in range(3):
         audit.record(store, "bob", "statement", "pg", text=f"SELECT {i}")
@@ -108,7 +108,7 @@ def test_linked_checks_the_links_after_a_head_inside_sqlite(store: Store) -> Non
 
 
 def test_anchor_never_signs_a_chain_that_no_longer_extends_its_checkpoint(
-    store: Store, anchor: audit_anchor.Anchor, caplog: pytest.LogCaptureFixture
+    store: SqliteStore, anchor: audit_anchor.Anchor, caplog: pytest.LogCaptureFixture
 ) -> None:
     signed = anchor.checkpoint()
     assert signed is not None

@@ -13,7 +13,7 @@ from hoop.core.config import load_config
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import rule_from_mapping
 from hoop.core.identity import TokenService, parse_ttl
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 CONFIG = """
 [gateway]
@@ -81,7 +81,7 @@ def test_hold_timeout_is_bounded(timeout: object) -> None:
 
 def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(tmp_path: Path) -> None:
     cfg = load_config(config(tmp_path, 'max_token_ttl = "1d"'))
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     tokens = TokenService(store, cfg)
     for ttl in (float("inf"), float("nan"), 0.0, -1.0):
         with pytest.raises(HoopError, match="token lifetime"):
@@ -102,7 +102,7 @@ def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(tmp_path: Path) -
 
 
 def test_extend_moves_a_live_token_and_never_revives_one(tmp_path: Path) -> None:
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     tokens = TokenService(store, load_config(config(tmp_path)))
     issued = tokens.issue("alice", 60)
     expires = tokens.extend(issued.id, 300)
@@ -120,7 +120,7 @@ def test_extend_moves_a_live_token_and_never_revives_one(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("grant", [float("inf"), float("nan"), "inf", "1800", True, 0, -60, 8 * 3600 + 1])
 async def test_a_grant_out_of_bounds_decides_nothing(tmp_path: Path, grant: object) -> None:
-    gate = Gate(Store(tmp_path / "hoop.db"))
+    gate = Gate(SqliteStore(tmp_path / "hoop.db"))
     held = await gate.hold(HELD)
     with pytest.raises(HoopError, match="grant"):
         gate.approvals.decide(held.id, BOB, True, "", grant)
@@ -136,7 +136,7 @@ def test_a_stored_rule_with_an_endless_timeout_stays_in_force(tmp_path: Path) ->
     from hoop.core.guardrails import MAX_HOLD
     from hoop.core.rulebook import RuleBook
 
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     body = {"name": "legacy-hold", "action": "review", "statements": ["update"], "approvers": ["dba"]}
     RuleBook(store)._write("guard", "legacy-hold", {**body, "timeout": float("inf")}, "cli:old", deleted=False)
     guards, _ = RuleBook(store).current()
@@ -146,7 +146,7 @@ def test_a_stored_rule_with_an_endless_timeout_stays_in_force(tmp_path: Path) ->
 
 
 async def test_a_stored_endless_grant_lets_nothing_through(tmp_path: Path) -> None:
-    gate = Gate(Store(tmp_path / "hoop.db"))
+    gate = Gate(SqliteStore(tmp_path / "hoop.db"))
     held = await gate.hold(HELD)
     gate.approvals.decide(held.id, BOB, True, "", 600)
     assert (await settled(held.task)).approved

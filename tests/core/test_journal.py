@@ -14,7 +14,7 @@ import pytest
 from hoop.core import audit, recording
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_statements_frames_and_audit_are_written_in_order(journal: Journal, tmp_
     s.finished(StatementRecord("ALTER USER bob PASSWORD 'hunter2'", "allow", "", time.time(), 0.5, 0))
     journal.flush()
 
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     rows = store.query("SELECT seq, text, decision FROM statements WHERE session_id = ? ORDER BY seq", (s.id,))
     assert [r["text"] for r in rows][:4] == ["SELECT 0", "SELECT 1", "SELECT 2", "DROP TABLE t"]
     assert rows[3]["decision"] == "block"
@@ -66,7 +66,7 @@ def test_a_killed_writer_is_replaced_and_the_batch_still_lands(
     assert "journal writer exited" in caplog.text
     assert journal._writer.pid != first.pid and journal._writer.poll() is None
 
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     texts = [r["text"] for r in store.query("SELECT text FROM statements ORDER BY seq")]
     assert texts == ["SELECT 'before'", "SELECT 'after'"]
     lines = s.recording_path.read_text().splitlines()
@@ -81,7 +81,7 @@ def test_close_ends_open_sessions_and_the_writer(tmp_path: Path) -> None:
     writer = j._writer
     j.close()
     assert writer.poll() == 0
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     assert store.one("SELECT status FROM sessions WHERE id = ?", (s.id,)) == {"status": "shutdown"}
     assert store.one("SELECT count(*) AS n FROM statements") == {"n": 1}
 
@@ -89,7 +89,7 @@ def test_close_ends_open_sessions_and_the_writer(tmp_path: Path) -> None:
 def test_an_audit_detail_pickle_refuses_is_kept_as_text(journal: Journal, tmp_path: Path) -> None:
     journal.audit("alice", "odd.detail", "pg", handle=lambda: None, n=3)
     journal.flush()
-    row = Store(tmp_path / "hoop.db").one("SELECT detail FROM audit WHERE action = 'odd.detail'")
+    row = SqliteStore(tmp_path / "hoop.db").one("SELECT detail FROM audit WHERE action = 'odd.detail'")
     assert row is not None and '"n":3' in row["detail"] and "function" in row["detail"]
 
 
@@ -104,7 +104,7 @@ def test_the_writer_does_not_inherit_the_gateways_secrets(tmp_path: Path, monkey
 
 
 def _statements(db: Path) -> list[str]:
-    return [r["text"] for r in Store(db).query("SELECT text FROM statements ORDER BY seq")]
+    return [r["text"] for r in SqliteStore(db).query("SELECT text FROM statements ORDER BY seq")]
 
 
 def test_a_full_backlog_makes_sessions_wait_and_loses_nothing(tmp_path: Path) -> None:
@@ -153,7 +153,7 @@ def test_a_statement_recorded_after_its_session_closed_still_counts(journal: Jou
     journal.flush()
     s.finished(StatementRecord("sleep 60", "allow", "", time.time(), 5.0, error="signal KILL"))  # the exec it ended
     journal.flush()
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     row = store.one("SELECT statements, status FROM sessions WHERE id = ?", (s.id,))
     assert row == {"statements": 1, "status": "killed"}
     assert [r["text"] for r in store.query("SELECT text FROM statements WHERE session_id = ?", (s.id,))] == ["sleep 60"]

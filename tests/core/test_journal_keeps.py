@@ -16,7 +16,7 @@ from support.disk import fill, small_disk
 from hoop.core import audit, recording
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 ODD = b"select 1 /* \xff\xfe */"
 ODD_TEXT = ODD.decode("utf-8", "surrogateescape")  # how the doors hand such text over
@@ -31,7 +31,7 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
 
 
 def _rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    store = Store(db)
+    store = SqliteStore(db)
     try:
         return store.query(sql, params)
     finally:
@@ -74,7 +74,7 @@ def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal:
     assert failure["actor"] == r"\xffroot"
     assert bytes.fromhex(json.loads(failure["detail"])["undecodable"]["actor"]) == b"\xffroot"
     assert len(_rows(db, "SELECT id FROM audit WHERE action = 'note'")) == 10
-    store = Store(db)
+    store = SqliteStore(db)
     assert audit.verify(store).ok
     store.close()
     frames = list(recording.iter_frames(odd.recording_path))

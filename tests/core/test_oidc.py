@@ -35,7 +35,7 @@ from hoop.core.oidc_login import (
 )
 from hoop.core.pipeline import Pipeline
 from hoop.core.store.journal import Journal
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 CLIENT_SECRET = "CANARY-oidc-secret-5f1c2e"
 
@@ -59,16 +59,16 @@ def make_cfg(provider: OIDCProvider, **extra: object):  # type: ignore[no-untype
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "hoop.db")
+def store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "hoop.db")
 
 
 @pytest.fixture
-def auth(provider: OIDCProvider, store: Store) -> OIDCAuthenticator:
+def auth(provider: OIDCProvider, store: SqliteStore) -> OIDCAuthenticator:
     return OIDCAuthenticator(make_cfg(provider), store, partial(audit.record, store))
 
 
-def last_event(store: Store, action: str) -> dict[str, object]:
+def last_event(store: SqliteStore, action: str) -> dict[str, object]:
     return audit.events(store, action=action)[-1]
 
 
@@ -106,7 +106,7 @@ def test_config_errors_name_the_key(tmp_path: Path, extra: dict, key: str, words
 
 
 def test_login_creates_user_then_refreshes_groups(
-    provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+    provider: OIDCProvider, auth: OIDCAuthenticator, store: SqliteStore
 ) -> None:
     identity = auth.authenticate("alice", provider.mint("alice"))
     assert (identity.name, identity.groups, identity.source) == ("alice", frozenset({"dev"}), "oidc")
@@ -166,7 +166,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusals_have_clear_reasons_and_are_audited(
-    case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+    case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: SqliteStore
 ) -> None:
     make, message = REFUSALS[case]
     with pytest.raises(AuthError) as err:
@@ -222,7 +222,7 @@ def test_group_lost_access_is_refused_for_that_connection(provider: OIDCProvider
         ],
     }
     config = parse_config(raw, tmp_path / "hoop.toml")
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     journal = Journal(tmp_path / "hoop.db", tmp_path / "rec")
     services = Services(config, store, journal, Pipeline())
     services.authenticators = authenticators_for(config, store, journal.audit, services.tokens)  # the wiring
@@ -266,7 +266,7 @@ def test_device_flow_denied(provider: OIDCProvider) -> None:
         device_login(make_cfg(provider), lambda a: provider.approve(a.user_code, deny=True), sleep=lambda s: None)
 
 
-def test_async_device_login_for_the_ssh_door(provider: OIDCProvider, store: Store) -> None:
+def test_async_device_login_for_the_ssh_door(provider: OIDCProvider, store: SqliteStore) -> None:
     cfg = make_cfg(provider)
 
     async def run() -> str:
@@ -311,7 +311,7 @@ def test_canary_token_and_secret_never_stored_or_logged(
     provider: OIDCProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    store = Store(tmp_path / "c.db")
+    store = SqliteStore(tmp_path / "c.db")
     auth = OIDCAuthenticator(make_cfg(provider), store, partial(audit.record, store))
     good = provider.mint("alice")
     auth.authenticate("alice", good)

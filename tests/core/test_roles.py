@@ -13,7 +13,7 @@ from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import GuardRule, builtin_rules
 from hoop.core.roles import RolesConfig, RoleSet, Scope, roles_of
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 ROLES = RolesConfig(admin=("ops",), auditor=("security",))
 RULES = [
@@ -65,7 +65,7 @@ def test_a_review_rule_must_name_approvers(tmp_path: Path) -> None:
 
 
 def test_a_stored_review_rule_without_approvers_still_loads(tmp_path: Path) -> None:
-    book = RuleBook(Store(tmp_path / "hoop.db"))
+    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
     book._write("guard", "legacy", {"name": "legacy", "action": "review", "statements": ["delete"]}, "x", deleted=False)
     guards, _ = book.current()
     assert [(g.name, g.approvers) for g in guards] == [("legacy", ())]
@@ -74,7 +74,7 @@ def test_a_stored_review_rule_without_approvers_still_loads(tmp_path: Path) -> N
 
 
 def test_builtin_rules_are_disabled_with_a_reason_never_removed(tmp_path: Path) -> None:
-    book = RuleBook(Store(tmp_path / "hoop.db"))
+    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
     book.seed([], [], builtins=True)
     with pytest.raises(HoopError, match="built-in rules can be disabled, not removed"):
         book.remove("guard", "builtin-server-files", "ada")
@@ -89,7 +89,7 @@ def test_builtin_rules_are_disabled_with_a_reason_never_removed(tmp_path: Path) 
 
 
 def test_seed_restores_a_builtin_rule_deleted_in_the_store(tmp_path: Path) -> None:
-    book = RuleBook(Store(tmp_path / "hoop.db"))
+    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
     book.seed([], [], builtins=True)
     body = json.loads(book.history("guard", "builtin-server-files")[-1]["body"])
     book._write("guard", "builtin-server-files", body, "cli:operator", deleted=True)  # the old bypass
@@ -99,7 +99,7 @@ def test_seed_restores_a_builtin_rule_deleted_in_the_store(tmp_path: Path) -> No
 
 
 def test_builtin_rules_switched_off_in_the_config_stay_off(tmp_path: Path) -> None:
-    book = RuleBook(Store(tmp_path / "hoop.db"))
+    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
     book.seed([], [], builtins=True)
     book.seed([], [], builtins=False)
     assert not any(g.name.startswith("builtin-") for g in book.current()[0])

@@ -15,7 +15,7 @@ from hoop.core import recording
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 NOTES = {"name": "notes", "columns": ["customers.notes"], "style": "redact"}
 
@@ -33,7 +33,7 @@ def _run(journal: Journal, protocol: str, *texts: str, error: str = "") -> list[
         s.finished(StatementRecord(text, "allow", "", time.time(), 0.5, 1, error))
     journal.audit("alice", "mask.exempt", "c1", session=s.id, text=texts[0])
     journal.flush()
-    store = Store(journal.db_path)
+    store = SqliteStore(journal.target)
     rows = store.query("SELECT text, error FROM statements WHERE session_id = ? ORDER BY seq", (s.id,))
     frames = [d for _, kind, d in recording.iter_frames(s.recording_path) if kind in ("q", "r")]
     events = store.query("SELECT action, detail FROM audit WHERE action IN ('statement', 'mask.exempt') ORDER BY id")
@@ -49,7 +49,7 @@ def test_the_writer_masks_under_the_rule_book_and_picks_up_changes(journal: Jour
     assert _run(journal, "postgres", update) == [
         "UPDATE customers SET notes = 'asthma', name = 'Ann' WHERE mail = '****@example.com'"
     ]
-    RuleBook(Store(journal.db_path)).save("mask", NOTES, "ops")
+    RuleBook(SqliteStore(journal.target)).save("mask", NOTES, "ops")
     assert _run(journal, "postgres", update) == [
         "UPDATE customers SET notes = '****', name = 'Ann' WHERE mail = '****@example.com'"
     ]
@@ -76,7 +76,7 @@ def test_a_servers_error_echoing_the_statement_is_masked_too(journal: Journal) -
 
 
 async def test_a_held_statement_is_masked_by_the_rules_before_approvers_see_it(tmp_path: Path) -> None:
-    store = Store(tmp_path / "hoop.db")
+    store = SqliteStore(tmp_path / "hoop.db")
     RuleBook(store).save("mask", {**NOTES, "connections": [ALICE.connection]}, "ops")
     gate = Gate(store)
     text = "UPDATE customers SET notes = 'asthma' WHERE mail = 'cy@example.com' -- password reset"

@@ -20,7 +20,7 @@ from support.waiting import eventually
 
 from hoop.control_client import ControlClient, ControlError
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -151,7 +151,7 @@ def test_an_approver_decides_only_the_requests_of_their_rules(gw) -> None:  # ty
 
 def test_a_stored_review_rule_without_approvers_is_decided_by_nobody(gw) -> None:  # type: ignore[no-untyped-def]
     gw.stop()
-    book = RuleBook(Store(gw.root / "data" / "hoop.db"))
+    book = RuleBook(SqliteStore(gw.root / "data" / "hoop.db"))
     book._write(
         "guard",
         "hold-deletes",
@@ -221,7 +221,7 @@ def test_a_builtin_rule_is_disabled_with_a_reason_and_enabled_again(gw) -> None:
 
 def test_a_builtin_rule_deleted_by_the_old_bypass_comes_back_at_start(gw) -> None:  # type: ignore[no-untyped-def]
     gw.stop()
-    book = RuleBook(Store(gw.root / "data" / "hoop.db"))
+    book = RuleBook(SqliteStore(gw.root / "data" / "hoop.db"))
     latest = book.history("guard", "builtin-server-files")[-1]
     book._write("guard", "builtin-server-files", json.loads(latest["body"]), "cli:operator", deleted=True)
     gw.start()

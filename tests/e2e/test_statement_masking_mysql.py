@@ -85,9 +85,9 @@ def _stored(gw: GatewayProcess, needle: str) -> set[str]:
     """The statement as the audit, the statements table and the recording keep it."""
     events = gw.audit("--action", "statement", until=lambda evs: any(needle in e["detail"]["text"] for e in evs))
     texts = {e["detail"]["text"] for e in events if needle in e["detail"]["text"]}
-    from hoop.core.store.sqlite import Store
+    from hoop.core.store.sqlite import SqliteStore
 
-    store = Store(gw.root / "data" / "hoop.db")
+    store = SqliteStore(gw.root / "data" / "hoop.db")
     try:
         texts |= {r["text"] for r in store.query("SELECT text FROM statements WHERE text LIKE ?", (f"%{needle}%",))}
     finally:

@@ -63,9 +63,9 @@ def _stored_texts(gw, needle: str) -> dict[str, str]:  # type: ignore[no-untyped
     recordings = "".join(p.read_text() for p in Path(gw.root, "recordings").glob("*.hoop.jsonl"))
     frames = [json.loads(line) for line in recordings.splitlines()[1:] if line.startswith("[")]
     recorded = next(f[2]["text"] for f in frames if f[1] == "q" and needle in f[2]["text"])
-    from hoop.core.store.sqlite import Store
+    from hoop.core.store.sqlite import SqliteStore
 
-    store = Store(Path(gw.root, "data", "hoop.db"))
+    store = SqliteStore(Path(gw.root, "data", "hoop.db"))
     try:
         stored = store.one("SELECT text FROM statements WHERE text LIKE ? ORDER BY id DESC", (f"%{needle}%",))
     finally:

@@ -19,7 +19,7 @@ import pytest
 from hoop.core.notify_config import NotifyTarget
 from hoop.core.notify_message import sign
 from hoop.core.secrets import Secret
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.notify import Notifier
 
@@ -61,8 +61,8 @@ class Receiver:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(tmp_path / "hoop.db")
+def store(tmp_path: Path) -> SqliteStore:
+    store = SqliteStore(tmp_path / "hoop.db")
     for n in range(1, 5):
         with store.transaction() as conn:
             conn.execute(
@@ -84,7 +84,7 @@ async def until(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_server_errors_are_retried_with_back_off(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_server_errors_are_retried_with_back_off(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "hoop.notify")
     receiver = Receiver([500, 503])
     notifier = Notifier([target(await receiver.start())], store)
@@ -106,7 +106,7 @@ async def test_server_errors_are_retried_with_back_off(store: Store, caplog: pyt
     assert URL_TOKEN not in text and SECRET not in text and "UPDATE" not in text
 
 
-async def test_a_refused_request_is_not_retried(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_refused_request_is_not_retried(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
     receiver = Receiver([400])
     notifier = Notifier([target(await receiver.start())], store)
     try:
@@ -120,7 +120,7 @@ async def test_a_refused_request_is_not_retried(store: Store, caplog: pytest.Log
     assert "notify hooks: approval.decided #2 attempt 1: failed (HTTP 400); giving up" in caplog.text
 
 
-async def test_a_full_queue_drops_the_oldest_and_says_so(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_full_queue_drops_the_oldest_and_says_so(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
     receiver = Receiver([])
     notifier = Notifier([target(await receiver.start(), queue=2)], store)
     try:
@@ -137,7 +137,7 @@ async def test_a_full_queue_drops_the_oldest_and_says_so(store: Store, caplog: p
 
 
 async def test_https_receivers_must_have_a_trusted_certificate(
-    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver = Receiver([])
     cert, key = ensure_self_signed(tmp_path)
@@ -152,7 +152,7 @@ async def test_https_receivers_must_have_a_trusted_certificate(
     assert "attempt 1: failed (TLS: CERTIFICATE_VERIFY_FAILED); giving up" in caplog.text
 
 
-async def test_only_wanted_events_and_connections(store: Store) -> None:
+async def test_only_wanted_events_and_connections(store: SqliteStore) -> None:
     receiver = Receiver([])
     url = await receiver.start()
     notifier = Notifier([target(url, events=("decided",), connections=("prod-*",))], store)

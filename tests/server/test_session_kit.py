@@ -13,7 +13,7 @@ import pytest
 from hoop.core.config import parse_config
 from hoop.core.identity import Identity
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 from hoop.server.gateway import build_pipeline
 from hoop.server.services import Services
 from hoop.server.session import CloseStatus, HoldOutcome, Session
@@ -36,9 +36,9 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     config = parse_config(raw, tmp_path / "hoop.toml")
     from hoop.core.store.journal import Journal
 
-    store = Store(config.gateway.db_path)
-    journal = Journal(config.gateway.db_path, config.gateway.recordings_dir)
-    pipeline = build_pipeline(config, store, RuleBook(Store(config.gateway.db_path)), journal)
+    store = SqliteStore(config.gateway.db_path)
+    journal = Journal(config.gateway.store_target, config.gateway.recordings_dir)
+    pipeline = build_pipeline(config, store, RuleBook(SqliteStore(config.gateway.db_path)), journal)
     yield Services(config, store, journal, pipeline)
     journal.close()
     store.close()

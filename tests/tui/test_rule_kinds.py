@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 from tui_fixtures import FakeControl, gateway_app, new_rule_editor, settle
 
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 from hoop.tui.screens.modals import AskText
 
 
@@ -37,7 +37,7 @@ async def test_gateway_refusal_is_shown_in_the_rules_list(make_gateway: Any) -> 
         '[[rules]]\nname = "hold-updates"\naction = "review"\nstatements = ["update"]\napprovers = ["dba"]\n'
     )
     data = gw.root / "data"
-    store = Store(data / "hoop.db")
+    store = SqliteStore(data / "hoop.db")
     # A rule saved before statement kinds were checked: still in the book, its known entry in force.
     RuleBook(store)._write(
         "guard", "legacy", {"name": "legacy", "action": "block", "statements": ["trunc"]}, "cli:old", deleted=False

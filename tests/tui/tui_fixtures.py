@@ -19,7 +19,7 @@ from support.inert import C1_CSI, HOSTILE_RULE, HOSTILE_USER, MARKUP, OSC52, REV
 from hoop.control_client import ControlClient, ControlError, GatewayUnavailable
 from hoop.core import recording
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 from hoop.core.terminal import CastWriter
 from hoop.tui.app import HoopApp
 from hoop.tui.data import GatewayLink, History
@@ -31,7 +31,7 @@ time.tzset()
 
 
 def _session(
-    store: Store,
+    store: SqliteStore,
     sid: int,
     user: str,
     conn: str,
@@ -64,7 +64,7 @@ def _session(
 
 
 def _statement(
-    store: Store,
+    store: SqliteStore,
     sid: int,
     seq: int,
     started: float,
@@ -82,7 +82,7 @@ def _statement(
 
 
 def _approval(
-    store: Store,
+    store: SqliteStore,
     aid: int,
     sid: int,
     user: str,
@@ -135,7 +135,7 @@ def build_store(root: Path) -> History:
     """Sessions 1-6, statements, two pending approvals and one decided, rules, recordings."""
     recordings = root / "recordings"
     recordings.mkdir(parents=True, exist_ok=True)
-    store = Store(root / "data" / "hoop.db")
+    store = SqliteStore(root / "data" / "hoop.db")
     with store.lock:
         _session(store, 1, "alice", "pg", "postgres", NOW - 7200, NOW - 7000, 3, 1, 0, str(recordings / "1.hoop.jsonl"))
         _session(store, 2, "carol", "pg", "postgres", NOW - 5400, NOW - 5300, 1)

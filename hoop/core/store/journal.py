@@ -38,9 +38,10 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from hoop.core import audit
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, open_store
 from hoop.core.store.journal_writer import FAILED, LENGTH, WRITTEN
 from hoop.core.store.records import OPEN, CloseStatus, StatementRecord
-from hoop.core.store.sqlite import Store
 
 if TYPE_CHECKING:
     from hoop.core.audit_anchor import AnchorSettings
@@ -184,26 +185,28 @@ class SessionLog:
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "recording": str(self.recording_path),
+            "gateway": self.journal.gateway,
         }
 
 
 class Journal:
     def __init__(
         self,
-        db_path: Path,
+        target: Path | Secret,
         recordings_dir: Path,
         interval: float = 0.2,
         max_pending: int = MAX_PENDING,
         stall_limit: float = 10.0,
         anchor: AnchorSettings | None = None,
+        gateway: str = "",
     ) -> None:
-        store = Store(db_path)  # creates or migrates the schema before the writer opens it
+        store = open_store(target)  # creates or migrates the schema before the writer opens it
+        self.target = target
+        self.gateway = gateway  # the name its sessions carry on a store several gateways share
         try:
-            row = store.one("SELECT max(id) AS m FROM sessions")
+            self._next_id, self._id_limit = first_session_ids(store)
         finally:
             store.close()
-        self._next_id = (row["m"] or 0) + 1 if row else 1
-        self.db_path = db_path
         self.recordings_dir = recordings_dir
         recordings_dir.mkdir(parents=True, exist_ok=True)
         self.interval = interval
@@ -236,18 +239,27 @@ class Journal:
     def _start_writer(self) -> subprocess.Popen[bytes]:
         # Only what Python needs to start: the gateway's variables may hold credentials.
         env = {k: v for k, v in os.environ.items() if k in _WRITER_ENV or k.startswith("LC_")}
-        return subprocess.Popen(
-            [sys.executable, "-m", "hoop.core.store.journal_writer", str(self.db_path)]
+        proc = subprocess.Popen(
+            # A DSN (it may carry a password) goes on the writer's stdin, never in its argv.
+            [sys.executable, "-m", "hoop.core.store.journal_writer", _writer_target(self.target)]
             + (self.anchor.argv() if self.anchor else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
         )
+        if isinstance(self.target, Secret):
+            assert proc.stdin is not None
+            dsn = self.target.reveal().encode()
+            proc.stdin.write(LENGTH.pack(len(dsn)) + dsn)
+            proc.stdin.flush()
+        return proc
 
     # -- called from the event loop ---------------------------------------------------------
 
     def open_session(self, user: str, connection: str, protocol: str, client_addr: str) -> SessionLog:
         with self._lock:
+            if self._next_id >= self._id_limit:  # a shared store: the next block of ids
+                self._next_id, self._id_limit = reserve_session_ids(self.target)
             session_id = self._next_id
             self._next_id += 1
             log = SessionLog(self, session_id, user, connection, protocol, client_addr)
@@ -449,6 +461,39 @@ class Journal:
                 self.health().waiting,
             )
         _stop_writer(self._writer)
+
+
+# Session ids on a shared store come in blocks, so gateways never hand out the same id and
+# opening a session costs a store round trip once per block, not once per session.
+ID_BLOCK = 1000
+
+
+def first_session_ids(store: Store) -> tuple[int, int]:
+    """(next id, end of the ids this journal may use): on a store of its own, every id after
+    the highest stored; on a shared store, none yet (the first session reserves a block)."""
+    row = store.one("SELECT max(id) AS m FROM sessions")
+    first = int(row["m"] or 0) + 1 if row else 1
+    return (first, 1 << 62) if not store.shared else (0, 0)
+
+
+def reserve_session_ids(target: Path | Secret, count: int = ID_BLOCK) -> tuple[int, int]:
+    store = open_store(target)
+    try:
+        with store.transaction() as tx:
+            floor = tx.execute("SELECT coalesce(max(id), 0) + 1 AS f FROM sessions").fetchone()["f"]
+            tx.execute(
+                "INSERT INTO id_blocks(name, next) VALUES ('sessions', ?) ON CONFLICT(name) DO NOTHING", (floor,)
+            )
+            end = tx.execute(
+                "UPDATE id_blocks SET next = next + ? WHERE name = 'sessions' RETURNING next", (count,)
+            ).fetchone()["next"]
+    finally:
+        store.close()
+    return int(end) - count, int(end)
+
+
+def _writer_target(target: Path | Secret) -> str:
+    return "-" if isinstance(target, Secret) else str(target)
 
 
 def _stop_writer(proc: subprocess.Popen[bytes]) -> None:

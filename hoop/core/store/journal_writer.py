@@ -42,8 +42,9 @@ from typing import Any, BinaryIO
 from hoop.core import audit, audit_anchor, recording
 from hoop.core.redact import redact_statement
 from hoop.core.redact_stored import StoredStatementMasking
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, StoreUnavailable, open_store
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
-from hoop.core.store.sqlite import Store
 from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
 LENGTH = struct.Struct("<Q")
@@ -67,7 +68,7 @@ def read_batch(stream: BinaryIO) -> bytes | None:
 def refused_by_disk(exc: BaseException) -> bool:
     """Is this the storage failing (full, read-only, I/O, locked) rather than one record? Then
     writing the batch again later can work, and nothing in it is at fault."""
-    if isinstance(exc, (OSError, MemoryError)):
+    if isinstance(exc, (OSError, MemoryError, StoreUnavailable)):
         return True
     return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
         exc, (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.DataError)
@@ -79,8 +80,8 @@ class Unwritable(Exception):
 
 
 class Writer:
-    def __init__(self, db_path: Path, anchor: audit_anchor.AnchorSettings | None = None) -> None:
-        self.store = Store(db_path)
+    def __init__(self, target: Path | Secret, anchor: audit_anchor.AnchorSettings | None = None) -> None:
+        self.store: Store = open_store(target)
         self.files: dict[int, BinaryIO] = {}
         self._partial: tuple[int, int] | None = None  # (batch number, records stored) of a batch stored alone
         self.anchor = audit_anchor.Anchor(self.store, anchor) if anchor else None
@@ -215,12 +216,12 @@ class Writer:
 
 _UPSERT_SESSION = (
     "INSERT INTO sessions(id, user, connection, protocol, client_addr, started, ended, status, "
-    "statements, blocked, held, bytes_in, bytes_out, recording) "
+    "statements, blocked, held, bytes_in, bytes_out, recording, gateway) "
     "VALUES (:id,:user,:connection,:protocol,:client_addr,:started,:ended,:status,:statements,"
-    ":blocked,:held,:bytes_in,:bytes_out,:recording) ON CONFLICT(id) DO UPDATE SET "
+    ":blocked,:held,:bytes_in,:bytes_out,:recording,:gateway) ON CONFLICT(id) DO UPDATE SET "
     "ended=excluded.ended, status=excluded.status, statements=excluded.statements, "
     "blocked=excluded.blocked, held=excluded.held, bytes_in=excluded.bytes_in, "
-    "bytes_out=excluded.bytes_out"
+    "bytes_out=excluded.bytes_out, gateway=excluded.gateway"
 )
 _INSERT_STATEMENT = (
     "INSERT INTO statements(session_id, seq, started, duration_ms, text, decision, rule, rows, error, text_bytes) "
@@ -367,8 +368,14 @@ def main(argv: list[str]) -> int:
     # Writing records is batch work: on a busy machine it yields the CPU to the data path
     # (clients, servers, the gateway's event loop) and catches up in the gaps.
     os.nice(10)
-    writer = Writer(Path(argv[0]), audit_anchor.AnchorSettings.from_argv(argv[1:]))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    target: Path | Secret = Path(argv[0])
+    if argv[0] == "-":  # a DSN, sent first on stdin (an argv is visible to every local user)
+        dsn = read_batch(stdin)
+        if dsn is None:
+            return 2
+        target = Secret(dsn.decode())
+    writer = Writer(target, audit_anchor.AnchorSettings.from_argv(argv[1:]))
     try:
         while (data := read_batch(stdin)) is not None:
             try:

@@ -7,16 +7,18 @@ timeout make safe. Reads (the TUI, `hoop sessions`) never block the gateway.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from hoop.core.store.base import Row, Store, Tx
+from hoop.core.store.dialect import SQLITE
 from hoop.core.store.migrations import MIGRATIONS
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -40,7 +42,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for version, sql in MIGRATIONS:
+        for version, sql, _ in MIGRATIONS:
             if version in done:
                 continue
             for statement in sql.split(";"):
@@ -51,63 +53,59 @@ def migrate(conn: sqlite3.Connection) -> int:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return max(v for v, _ in MIGRATIONS)
+    return SCHEMA_VERSION
 
 
-class Store:
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def lock_audit(self) -> None:
+        pass  # BEGIN IMMEDIATE already holds the database's one write lock
+
+
+class SqliteStore(Store):
     """Typed access to hoop.db. Thread-safe by a lock; callers batch where it matters."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.target = path
         self.conn = connect(path)
         migrate(self.conn)
-        self.db = Database(self.conn)
+        self.db = Database(self.conn)  # sqlite-utils, for whole-table copies (hoop migrate)
         self.lock = threading.RLock()
+
+    def describe(self) -> str:
+        return str(self.path)
 
     def close(self) -> None:
         self.conn.close()
 
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    def query(self, sql: str, params: Iterable[Any] | dict[str, Any] = ()) -> list[Row]:
+        args = params if isinstance(params, dict) else tuple(params)
         with self.lock:
-            return [dict(row) for row in self.conn.execute(sql, tuple(params))]
+            return [dict(row) for row in self.conn.execute(sql, args)]
 
-    def one(self, sql: str, params: Iterable[Any] = ()) -> dict[str, Any] | None:
-        rows = self.query(sql, params)
-        return rows[0] if rows else None
+    def stream(self, sql: str, params: Iterable[Any] = ()) -> Iterator[Row]:
+        for row in self.conn.execute(sql, tuple(params)):  # its own cursor: no lock held between rows
+            yield dict(row)
 
-    def transaction(self) -> "_Transaction":
-        return _Transaction(self)
-
-    # -- users -------------------------------------------------------------------------------
-
-    def upsert_user(self, name: str, groups: Iterable[str], source: str) -> None:
-        now = time.time()
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """BEGIN IMMEDIATE: serialised with every other writer of the file, across processes."""
         with self.lock:
-            self.conn.execute(
-                "INSERT INTO users(name, groups, source, created, updated) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(name) DO UPDATE SET groups=excluded.groups, source=excluded.source, "
-                "updated=excluded.updated",
-                (name, json.dumps(sorted(set(groups))), source, now, now),
-            )
-
-    def user_groups(self, name: str) -> tuple[str, ...] | None:
-        row = self.one("SELECT groups FROM users WHERE name = ?", (name,))
-        return tuple(json.loads(row["groups"])) if row else None
-
-
-class _Transaction:
-    """`with store.transaction() as conn:` runs under BEGIN IMMEDIATE (serialised across processes)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.store.lock.acquire()
-        self.store.conn.execute("BEGIN IMMEDIATE")
-        return self.store.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            self.store.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.store.lock.release()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self.conn)
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")

@@ -3,7 +3,7 @@
 A door that cannot read a statement (or a user name) as UTF-8 still records it, decoded with
 `from_wire` (undecodable bytes become lone surrogates, so nothing is dropped). Neither SQLite,
 JSON nor a hash takes lone surrogates, so before anything is stored the journal writer turns
-such text into `storable` text, where each undecodable byte reads `\\xNN`, and keeps the exact
+such text into `storable` text, where each undecodable byte (and NUL) reads `\\xNN`, and keeps the exact
 bytes (`exact_bytes`) beside it: `statements.text_bytes`, or an audit event's
 `detail["undecodable"]` (field name -> hex). Valid text passes through untouched and cheaply.
 """
@@ -19,6 +19,8 @@ def from_wire(raw: bytes) -> str:
 
 
 def is_storable(text: str) -> bool:
+    if "\x00" in text:  # PostgreSQL's text holds no NUL: escaped alike on every store
+        return False
     if text.isascii():
         return True
     try:
@@ -41,7 +43,7 @@ def storable(text: str) -> str:
     """`text` where it is valid; otherwise its bytes with each undecodable one as `\\xNN`."""
     if is_storable(text):
         return text
-    return exact_bytes(text).decode("utf-8", "backslashreplace")
+    return exact_bytes(text).decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 def storable_tree(value: Any) -> tuple[Any, bool]:

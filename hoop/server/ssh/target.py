@@ -85,11 +85,10 @@ def stored_host_key(store: Any, connection: Connection) -> str | None:
 
 def remember_host_key(store: Any, connection: Connection, key: asyncssh.SSHKey) -> None:
     text = key.export_public_key("openssh").decode("ascii").strip()
-    with store.lock:
-        store.conn.execute(
-            "INSERT OR IGNORE INTO host_keys(connection, host, port, key, first_seen) VALUES (?,?,?,?,?)",
-            (connection.name, connection.host, connection.port, text, time.time()),
-        )
+    store.execute(
+        "INSERT INTO host_keys(connection, host, port, key, first_seen) VALUES (?,?,?,?,?) ON CONFLICT DO NOTHING",
+        (connection.name, connection.host, connection.port, text, time.time()),
+    )
 
 
 async def connect_target(

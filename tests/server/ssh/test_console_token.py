@@ -9,13 +9,13 @@ from pathlib import Path
 
 from hoop.core.config import parse_config
 from hoop.core.identity import TokenService
-from hoop.core.store.sqlite import Store
+from hoop.core.store.sqlite import SqliteStore
 from hoop.server.ssh.tui_bridge import console_env, keep_token_alive
 
 
 def tokens(tmp_path: Path) -> TokenService:
     raw = {"gateway": {"data_dir": str(tmp_path)}, "users": [{"name": "bob", "groups": ["dba"]}]}
-    return TokenService(Store(tmp_path / "hoop.db"), parse_config(raw, tmp_path / "hoop.toml"))
+    return TokenService(SqliteStore(tmp_path / "hoop.db"), parse_config(raw, tmp_path / "hoop.toml"))
 
 
 def expires(service: TokenService, token_id: str) -> float:
