@@ -34,7 +34,7 @@ from hoop.server.limiting import SessionSlot, TooManySessions
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
-from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
+from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, PluginRefused, new_scramble
 from hoop.server.mysql.lineage_catalog import MySQLLineage
 from hoop.server.mysql.login_target import NoDefaultConnection, default_connection
 from hoop.server.mysql.relay import Relay
@@ -251,7 +251,8 @@ class MySQLDoor:
                 await login.writer.drain()
                 step = auth.feed(await login.read())
         except AuthProtocolError as exc:
-            raise ClientError(1045, "28000", f"{exc} (connect with TLS, e.g. mariadb --ssl)") from None
+            hint = "" if isinstance(exc, PluginRefused) else " (connect with TLS, e.g. mariadb --ssl)"
+            raise ClientError(1045, "28000", f"{exc}{hint}") from None
         return step.token.decode("utf-8", "replace")
 
     def _user(self, raw: bytes, client: str) -> str:
