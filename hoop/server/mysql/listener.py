@@ -3,7 +3,8 @@
 `serve_client` reads as the steps a session goes through: greet with our own handshake
 (our connection id, caching_sha2_password), negotiate TLS, read the HandshakeResponse,
 take the token in clear (full authentication inside TLS), authenticate, pick the
-connection by database name, log in upstream with the held credential, answer OK, relay.
+connection by database name (or the user's default, login_target.py), log in upstream
+with the held credential, answer OK, relay.
 Failures are ERR packets built in `_fail`, the one place that maps errors to the wire.
 
 Before TLS the socket is read with exact sizes: a client sends its ClientHello right after
