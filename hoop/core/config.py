@@ -113,6 +113,9 @@ class UserEntry:
     name: str
     groups: tuple[str, ...] = ()
     ssh_keys: tuple[str, ...] = ()
+    # The MySQL connection a login that names no database gets (mariadb-dump, the mariadb
+    # client's Ctrl-C connection); None: the one MySQL connection the user may reach, if one.
+    default_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,7 @@ def _parse_config(raw: dict[str, Any], path: Path) -> Config:
     limits = limits_from_mapping(top.data.pop("limits", {}), file=file)
     notify = notify_from_list(top.data.pop("notify", []), file=file, resolve=_RESOLVE_SECRETS.get())
     top.done()
+    _check_default_connections(users, connections, file)
     _check_unique(rules, "rules", file)
     _check_unique(masking, "masking", file)
     return Config(
@@ -473,10 +477,32 @@ def _users(data: Any, file: str) -> tuple[UserEntry, ...]:
     users = []
     for i, entry in enumerate(_list_of_tables(data, file, "users")):
         t = _Table(entry, file, f"users[{i}]")
-        users.append(UserEntry(t.str("name", required=True), t.strs("groups"), t.strs("ssh_keys")))
+        users.append(
+            UserEntry(t.str("name", required=True), t.strs("groups"), t.strs("ssh_keys"), t.str("default_connection"))
+        )
         t.done()
     _check_unique(tuple(users), "users", file)
     return tuple(users)
+
+
+def _check_default_connections(users: tuple[UserEntry, ...], conns: tuple[Connection, ...], file: str) -> None:
+    """A user's default_connection names a MySQL connection that user may use."""
+    for i, user in enumerate(users):
+        name = user.default_connection
+        if name is None:
+            continue
+        conn = next((c for c in conns if c.name == name), None)
+        if conn is None or conn.type != "mysql":
+            problem = "no such connection" if conn is None else f"a {conn.type} connection"
+            raise ConfigError(
+                file, f"users[{i}].default_connection", f"expected a MySQL connection, got {name!r} ({problem})"
+            )
+        if not conn.allows(frozenset(user.groups)):
+            raise ConfigError(
+                file,
+                f"users[{i}].default_connection",
+                f"{user.name!r} may not use connection {name!r} (none of its groups {list(conn.groups)} is theirs)",
+            )
 
 
 def _sslmode(t: _Table) -> SSLMode:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from hoop.server.mysql.codec import CLIENT_PLUGIN_AUTH
 from hoop.server.mysql.connection_phase import HandshakeResponse, build_auth_more_data, build_auth_switch
 
 NATIVE_PASSWORD = "mysql_native_password"
@@ -37,6 +38,22 @@ CACHING_SHA2_PERFORM_FULL_AUTH = b"\x04"
 
 class AuthProtocolError(Exception):
     """The authentication exchange cannot continue safely (e.g. clear text without TLS)."""
+
+
+class PluginRefused(AuthProtocolError):
+    """The client can only log in with a plugin the gateway cannot check (mysql_native_password)."""
+
+
+# Why mysql_native_password is refused: its answer can only be checked against
+# SHA1(SHA1(token)), and the store keeps one SHA-256 hash per token. A second, SHA1-based
+# verifier would be a weaker copy of every token (with one observed exchange it logs in as
+# the user), for no gain: over TLS the token may travel as caching_sha2's full authentication
+# or mysql_clear_password, which every current client speaks.
+NATIVE_REFUSED = (
+    "mysql_native_password is not accepted: Hoop keeps only a SHA-256 hash of each token, against which a "
+    "native password scramble cannot be checked; use a client with caching_sha2_password, or "
+    "mysql_clear_password over TLS"
+)
 
 
 def _xor(data: bytes, key: bytes) -> bytes:
@@ -128,12 +145,18 @@ class ClearTokenAuth:
             return self._done(_strip_nul(response.auth_response))
         if plugin == CACHING_SHA2_PASSWORD:
             return self._after_scramble(response.auth_response)
-        # Any other plugin: ask the client to switch to ours, with our scramble.
+        if not response.capabilities & CLIENT_PLUGIN_AUTH:  # mysql_native_password, with no way to switch
+            raise PluginRefused(f"{NATIVE_REFUSED} (the client cannot switch authentication plugins)")
+        # Any other plugin (mysql_native_password too): ask the client to switch to ours.
         self._state = "switch"
         return AuthStep(reply=build_auth_switch(CACHING_SHA2_PASSWORD, self.scramble + b"\x00"))
 
     def feed(self, payload: bytes) -> AuthStep:
         if self._state == "switch":
+            if len(payload) not in (0, 1, 32):  # caching_sha2 answers with 32 bytes (none for no token)
+                raise PluginRefused(
+                    f"{NATIVE_REFUSED} (the client answered the switch with a {len(payload)}-byte scramble)"
+                )
             return self._after_scramble(payload)
         if self._state == "full":
             if self.tls:

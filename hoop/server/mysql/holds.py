@@ -6,7 +6,8 @@ goes on, so a client that leaves is noticed at once, and so is the end of its in
 command is then answered as abandoned and the later ones go on); the outcome either sends it
 upstream or answers it with the denial in its turn. A kill ends a session from outside (an
 administrator) or maps a client's `KILL [QUERY] <gateway id>` to the upstream thread of one
-of the same Hoop user's sessions.
+of the same Hoop user's sessions (named by the handshake's gateway id or by the server's
+thread id that `CONNECTION_ID()` reports).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from hoop.server.session.seams import Notify
 log = logging.getLogger("hoop.mysql")
 ER_DENIED = (1142, "42000")
 ER_TIMEOUT = (1317, "70100")
-# The one KILL the door runs itself: a whole statement naming one gateway connection id.
+# The one KILL the door runs itself: a whole statement naming one connection id.
 # What handling a client command returns: the relay's HOLD marker (stop reading until a hold
 # or a wait ends) or None (carry on with the next command).
 Step = object | None
@@ -83,6 +84,7 @@ class HoldsAndKills:
     target: MySQLTarget
     units: deque[Unit]
     upstream_id: int
+    gateway_id: int
 
     if TYPE_CHECKING:  # provided by the relay
 
@@ -121,11 +123,20 @@ class HoldsAndKills:
         finally:
             await side.close()
 
-    def _kill(self, seq: int, payload: bytes, gateway_id: int, query_only: bool, text: str) -> Step:
-        target = self.door.relays.get(gateway_id)
+    def _kill(self, seq: int, payload: bytes, thread_id: int, query_only: bool, text: str) -> Step:
         unit = Unit(text, "single", "allow", "kill")
-        if target is None or target.subject.user != self.subject.user:
-            return self._reply(seq, unit, 1094, "HY000", f"Unknown thread id: {gateway_id}")
+        # The id the handshake gave (the gateway's) or the one CONNECTION_ID() reports (the
+        # server's), of a live session of the same Hoop user through this door; any other
+        # number is unknown, as the server says for any id it does not know.
+        mine = [
+            r
+            for r in self.door.relays.values()
+            if r.subject.user == self.subject.user and thread_id in (r.gateway_id, r.upstream_id)
+        ]
+        if len(mine) != 1:
+            why = "" if not mine else " (it names several of your sessions on different servers; use the gateway id)"
+            return self._reply(seq, unit, 1094, "HY000", f"Unknown thread id: {thread_id}{why}")
+        target = mine[0]
         target.session.audit("statement.kill", by_session=self.session.id, query_only=query_only)
         if target.target.name == self.target.name and target is not self:
             verb = "KILL QUERY" if query_only else "KILL CONNECTION"

@@ -3,7 +3,8 @@
 `serve_client` reads as the steps a session goes through: greet with our own handshake
 (our connection id, caching_sha2_password), negotiate TLS, read the HandshakeResponse,
 take the token in clear (full authentication inside TLS), authenticate, pick the
-connection by database name, log in upstream with the held credential, answer OK, relay.
+connection by database name (or the user's default, login_target.py), log in upstream
+with the held credential, answer OK, relay.
 Failures are ERR packets built in `_fail`, the one place that maps errors to the wire.
 
 Before TLS the socket is read with exact sizes: a client sends its ClientHello right after
@@ -34,8 +35,9 @@ from hoop.server.limiting import SessionSlot, TooManySessions
 from hoop.server.mysql import codec as c
 from hoop.server.mysql import connection_phase as cp
 from hoop.server.mysql import packets as p
-from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, new_scramble
+from hoop.server.mysql.auth import AuthProtocolError, ClearTokenAuth, PluginRefused, new_scramble
 from hoop.server.mysql.lineage_catalog import MySQLLineage
+from hoop.server.mysql.login_target import NoDefaultConnection, default_connection
 from hoop.server.mysql.relay import Relay
 from hoop.server.mysql.routines import fetch as fetch_routines
 from hoop.server.mysql.session_vars import TRACK_SQL, Settings, parse_state
@@ -130,7 +132,9 @@ class MySQLDoor:
         self.services = services
         self.tls = tls
         self.relays: dict[int, Relay] = {}  # gateway connection id -> relay, for KILL
-        self._ids = itertools.count(1000)
+        # Gateway ids start far above the thread ids servers hand out, so that a number in
+        # `KILL <id>` names a handshake id or a `CONNECTION_ID()`, not both.
+        self._ids = itertools.count(1 << 30)
         # Lets a loopback client without TLS send its token RSA-encrypted (caching_sha2's
         # public-key path); remote clients must use TLS.
         self._rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -175,8 +179,7 @@ class MySQLDoor:
                     token = await self._read_token(login, response, scramble, tls, peer[0])
                     identity = await self._authenticate(user, token, client)
                 self.services.limiter.logged_in(peer)
-                name = (response.database or b"").decode("utf-8", "replace") or user
-                connection = self._connection(identity, name, client)
+                connection = self._connection(identity, (response.database or b"").decode("utf-8", "replace"), client)
                 slots.append(self._claim(identity, connection, client))
                 target = self._target(connection, caps, response, identity)
                 upstream, settings = await self._login_upstream(target, caps)
@@ -249,7 +252,8 @@ class MySQLDoor:
                 await login.writer.drain()
                 step = auth.feed(await login.read())
         except AuthProtocolError as exc:
-            raise ClientError(1045, "28000", f"{exc} (connect with TLS, e.g. mariadb --ssl)") from None
+            hint = "" if isinstance(exc, PluginRefused) else " (connect with TLS, e.g. mariadb --ssl)"
+            raise ClientError(1045, "28000", f"{exc}{hint}") from None
         return step.token.decode("utf-8", "replace")
 
     def _user(self, raw: bytes, client: str) -> str:
@@ -277,8 +281,16 @@ class MySQLDoor:
             raise ClientError(1203, "42000", str(exc)) from None
 
     def _connection(self, identity: Identity, name: str, client: str) -> Connection:
+        """The connection the database name picks, or the user's default when it is empty."""
         try:
-            return self.services.resolve_connection(identity, name, "mysql")
+            return (
+                self.services.resolve_connection(identity, name, "mysql")
+                if name
+                else default_connection(self.services, identity)
+            )
+        except NoDefaultConnection as exc:
+            self.services.journal.audit(identity.name, "login.failure", "-", reason=str(exc), client=client)
+            raise ClientError(1044, "42000", str(exc)) from None
         except AccessDenied as exc:
             self.services.journal.audit(
                 identity.name, "login.failure", name, reason="no such connection", client=client

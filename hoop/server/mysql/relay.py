@@ -14,10 +14,11 @@ answered (a change they make is reported in their answers), and, when an earlier
 have run code the gateway did not read (a routine, a view, a trigger, dynamic SQL), until the
 gateway has asked the server for the settings again.
 
-Ids: clients see the gateway's own connection id (handshake). `KILL [QUERY] <id>` and
-COM_PROCESS_KILL are mapped to the upstream thread id of that gateway session, for sessions
-of the same Hoop user only; raw upstream ids are never accepted, since every session of a
-connection shares the upstream account and could otherwise kill other people's queries.
+Ids: the handshake carries the gateway's own connection id (it is sent before the upstream
+exists), `CONNECTION_ID()` the server's thread id. `KILL [QUERY] <id>` and COM_PROCESS_KILL
+take either, for live sessions of the same Hoop user only, and are mapped to that session's
+upstream thread; any other id is unknown, since every session of a connection shares the
+upstream account and could otherwise kill other people's queries.
 """
 
 from __future__ import annotations
@@ -319,7 +320,8 @@ class Relay(HoldsAndKills, TextSettings, Ending, TwoSided):
                 unit,
                 1094,
                 "HY000",
-                "KILL through Hoop takes one gateway connection id (KILL [QUERY] <id>) as the whole statement",
+                "KILL through Hoop takes one connection id of your own sessions (KILL [QUERY] <id>) as the whole "
+                "statement",
             )
         return self._allowed(seq, payload, unit, decision)
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hoop.core.pipeline import Decision
 from hoop.core.sql import Statement
+from hoop.core.sql.mysql_binary import binary_literal_text
 from hoop.core.sql.textmode import MYSQL_CODECS, TextMode, TextModeError
 from hoop.core.store.wire_text import from_wire
 from hoop.server.mysql import packets as p
@@ -128,7 +129,16 @@ class TextSettings:
             mode = self.settings.check()
             # Every client character set reads ASCII bytes as ASCII (the server's lexer works on
             # bytes), so plain ASCII text is read even where the gateway has no codec.
-            text = raw.decode("ascii") if not mode.codec and raw.isascii() else mode.decode(raw)
+            if not mode.codec and raw.isascii():
+                text = raw.decode("ascii")
+            else:
+                try:
+                    text = mode.decode(raw)
+                except TextModeError:
+                    # bytes that are not text may stand in `_binary'...'` literals (bytes parameters)
+                    if (binary := binary_literal_text(raw, mode)) is None:
+                        raise
+                    text = binary
         except SettingsError as exc:
             if self.settings.blind or self.settings.mode is None or not _MODE_RESET.fullmatch(raw):
                 self._reply(seq, Unit(label, kind, "block", "settings"), *ER_SETTINGS, f"refused by Hoop: {exc}")

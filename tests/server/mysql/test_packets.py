@@ -139,7 +139,9 @@ def test_rsa_password_interop_with_pymysql() -> None:
 
 def test_clear_token_auth_switches_then_asks_for_full_auth() -> None:
     flow = auth.ClearTokenAuth(SCRAMBLE, tls=True)
-    resp = cp.HandshakeResponse(c.CLIENT_PROTOCOL_41, b"u", b"\x11" * 20, auth_plugin="mysql_native_password")
+    resp = cp.HandshakeResponse(
+        c.CLIENT_PROTOCOL_41 | c.CLIENT_PLUGIN_AUTH, b"u", b"\x11" * 20, auth_plugin="mysql_native_password"
+    )
     step = flow.start(resp)
     assert step.token is None
     assert step.reply == b"\xfecaching_sha2_password\x00" + SCRAMBLE + b"\x00"
