@@ -60,7 +60,7 @@ class StoreDatabase:
 def store_database() -> Iterator[StoreDatabase]:
     require(PG_HOST, PG_PORT, "PostgreSQL")
     suffix = f"{os.getpid()}_{secrets.token_hex(3)}"
-    role, database = f"hoop_store_{suffix}", f"hoop_store_{suffix}"
+    role, database = f"hoop_store_owner_{suffix}", f"hoop_store_{suffix}"
     password = f"CANARY-store-{secrets.token_hex(8)}"
     admin = psycopg.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname="test", autocommit=True)
     admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
