@@ -32,7 +32,10 @@ MIGRATE_LOCK = 0x686F6F70_0001
 AUDIT_LOCK = 0x686F6F70_0002
 # How long a caller waits for a connection before the store counts as unavailable.
 CONNECT_TIMEOUT = 5.0
-UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+# The store failing, not what was asked of it: connection lost, server shutting down, disk
+# full, and a server that takes no writes for now (a standby during a failover). Trying
+# again later can work, so the journal keeps its batch instead of turning records into errors.
+UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, psycopg.errors.ReadOnlySqlTransaction)
 
 
 def describe_dsn(dsn: str) -> str:
