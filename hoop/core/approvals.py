@@ -150,7 +150,9 @@ class Approvals:
         self._close(approval_id, Outcome("cancelled", reason, approval_id))
 
     def pending_for_session(self, session_id: int) -> list[int]:
-        rows = self.store.query("SELECT id FROM approvals WHERE session_id = ? AND status = 'pending'", (session_id,))
+        rows = self.store.query(
+            "SELECT id FROM approvals WHERE session_id = ? AND status = 'pending' ORDER BY id", (session_id,)
+        )
         return [r["id"] for r in rows if r["id"] in self.pending]
 
     # -- the approver's side ----------------------------------------------------------------
