@@ -161,6 +161,15 @@ REFUSALS = {
 }
 
 
+@pytest.mark.parametrize("name", ["al\x00ice", "al\nice", "alice\x1b[2J"])
+def test_a_user_name_with_control_characters_is_refused_never_stored(
+    name: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+) -> None:
+    with pytest.raises(AuthError, match="'preferred_username' claim has control characters"):
+        auth.login("", provider.mint(name))
+    assert store.query("SELECT name FROM users") == []
+
+
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusals_have_clear_reasons_and_are_audited(
     case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
