@@ -14,7 +14,7 @@ from support.holds import BOB, HELD, Gate, settled
 from support.stores import opened
 
 from hoop.core import audit
-from hoop.core.audit import event_connection
+from hoop.core.audit import event_connection, event_decision
 from hoop.core.secrets import Secret
 from hoop.core.store.base import Store
 from hoop.core.store.journal import Journal
@@ -64,3 +64,13 @@ async def test_a_held_statement_and_a_reason_with_nul_are_stored_escaped(store: 
     gate.approvals.decide(held.id, BOB, approve=False, reason="not\x00now")
     assert (await settled(held.task)).status == "denied"
     assert gate.row(held.id)["reason"] == r"not\x00now"
+
+
+def test_an_event_recorded_directly_with_nul_is_stored_escaped_and_listed(store: Store) -> None:
+    audit.record(store, "ro\x00ot", "token.issue", "pg", reason="a\x00b", connection="pg", decision="review:denied")
+    audit.record(store, "bob", "statement", "my", decision="allow")
+    where = f"{event_connection(store.dialect)} = ? AND ({event_decision(store.dialect)} LIKE ? || ':%')"
+    [event] = audit.events(store, where=where, params=("pg", "review"))  # the listing filters of `hoop audit`
+    assert event["actor"] == r"ro\x00ot" and event["detail"]["reason"] == r"a\x00b"
+    assert bytes.fromhex(event["detail"]["undecodable"]["reason"]) == b"a\x00b"
+    assert audit.verify(store).ok
