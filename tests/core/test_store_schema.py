@@ -39,7 +39,7 @@ def _shape(store: Store) -> dict[str, dict[str, tuple[str, bool]]]:
         return found
     rows = store.query(
         "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
-        "WHERE table_schema = current_schema()"
+        "WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position"
     )
     shaped: dict[str, dict[str, tuple[str, bool]]] = {}
     for r in rows:
@@ -51,6 +51,8 @@ def test_both_engines_end_with_the_same_tables_and_columns(tmp_path: Path, store
     with opened(tmp_path / "reference.db") as sqlite, opened(store_target) as other:
         assert _shape(other) == _shape(sqlite)
         assert "recording_chunks" in _shape(other) and "user" in _shape(other)["tokens"]
+        # in the same order too: `SELECT *` rows (`hoop sessions --json`) list them alike
+        assert {t: list(c) for t, c in _shape(other).items()} == {t: list(c) for t, c in _shape(sqlite).items()}
 
 
 def test_migrating_again_changes_nothing(store_target: Path | Secret) -> None:
