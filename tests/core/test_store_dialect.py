@@ -25,6 +25,8 @@ from hoop.core.store.dialect import POSTGRESQL, SQLITE
         ('SELECT x.user, excluded.user, "user" FROM x', 'SELECT x.user, excluded.user, "user" FROM x'),
         ("SELECT users, user_id, username, 'user' FROM users", "SELECT users, user_id, username, 'user' FROM users"),
         ("UPDATE t SET user = :user", 'UPDATE t SET "user" = %(user)s'),
+        ("SELECT 1 -- isn't user? 5%\nFROM t WHERE a = ?", "SELECT 1 -- isn't user? 5%%\nFROM t WHERE a = %s"),
+        ("SELECT /* user's ? */ user FROM t", 'SELECT /* user\'s ? */ "user" FROM t'),
     ],
 )
 def test_the_rewrite_for_postgresql(sqlite: str, postgresql: str) -> None:
@@ -35,6 +37,7 @@ def test_the_rewrite_for_postgresql(sqlite: str, postgresql: str) -> None:
 def test_literals_with_percent_and_question_marks_come_back_as_written(store: Store) -> None:
     row = store.one("SELECT '50%' AS p, 'what?' AS q, 'it''s' AS s, ? AS v, ? || '%' AS w", ("%s", "a"))
     assert row == {"p": "50%", "q": "what?", "s": "it's", "v": "%s", "w": "a%"}
+    assert store.one("SELECT ? AS v -- isn't this 100% ?\n", ("ok",)) == {"v": "ok"}
     named = store.one("SELECT :a AS a, '%(a)s' AS literal", {"a": "x?%"})
     assert named == {"a": "x?%", "literal": "%(a)s"}
 

@@ -17,8 +17,12 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-# A single-quoted literal (kept as it is), a placeholder, a bare `user`, or a percent sign.
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\?|(?<![\w:]):([A-Za-z_]\w*)|(?<![\w\".])\buser\b(?![\w\"])|%", re.IGNORECASE)
+# A single-quoted literal or a comment (kept as it is), a placeholder, a bare `user`, or a
+# percent sign.
+_TOKEN = re.compile(
+    r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/|\?|(?<![\w:]):([A-Za-z_]\w*)|(?<![\w\".])\buser\b(?![\w\"])|%",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def local_zone() -> str:
 def _pyformat(text: str) -> str:
     def rewrite(match: re.Match[str]) -> str:
         token = match.group(0)
-        if token.startswith("'"):
+        if token.startswith(("'", "--", "/*")):  # psycopg reads % everywhere, even in these
             return token.replace("%", "%%")
         if token == "?":
             return "%s"
