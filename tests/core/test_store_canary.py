@@ -77,3 +77,18 @@ def test_the_password_is_nowhere_the_store_and_its_writer_leave_traces(
         assert canary not in caplog.text and canary not in "".join(capfd.readouterr())
     finally:
         store_database.drop_schema(schema)
+
+
+def test_what_the_connection_pool_logs_has_the_password_taken_out(
+    store_database: StoreDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pool logs libpq's words each time it fails to reconnect during an outage."""
+    caplog.set_level(logging.DEBUG)
+    schema = store_database.new_schema()
+    try:
+        with opened(Secret(store_database.dsn(schema))):
+            for name in ("psycopg.pool", "psycopg"):
+                logging.getLogger(name).warning("error connecting: %s", store_database.dsn(schema))
+    finally:
+        store_database.drop_schema(schema)
+    assert caplog.text.count("****") == 2 and store_database.password not in caplog.text

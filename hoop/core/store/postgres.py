@@ -202,4 +202,5 @@ class _Scrub(logging.Filter):
 
 
 _LOG_SCRUB = _Scrub()
-logging.getLogger("psycopg.pool").addFilter(_LOG_SCRUB)
+for _name in ("psycopg", "psycopg.pool"):  # a logger's filter sees only its own records
+    logging.getLogger(_name).addFilter(_LOG_SCRUB)
