@@ -56,7 +56,7 @@ def test_user_is_the_column_never_the_database_role(store: Store) -> None:
         assert tx.execute("SELECT user FROM tokens WHERE id = ?", ("t1",)).fetchone()["user"] == "carol"
 
 
-@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata", ":/usr/share/zoneinfo/Europe/Paris"])
 def test_json_text_and_local_minute_read_alike(store: Store, zone: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Times are searched in this process's local time, whatever the database server's zone."""
     monkeypatch.setenv("TZ", zone)

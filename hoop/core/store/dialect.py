@@ -58,13 +58,9 @@ POSTGRESQL = Dialect("postgresql")
 def local_zone() -> str:
     """This process's time zone as a PostgreSQL literal: the zone named by TZ or /etc/localtime
     (daylight saving included), else today's fixed offset from UTC."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if not name:
-        try:
-            target = os.readlink("/etc/localtime")
-        except OSError:
-            target = ""
-        name = target.partition("zoneinfo/")[2]
+    name = os.environ.get("TZ", "").lstrip(":") or "/etc/localtime"
+    if name.startswith("/"):  # a zone file: its name is its path under zoneinfo/
+        name = os.path.realpath(name).partition("zoneinfo/")[2]
     if name and re.fullmatch(r"[A-Za-z0-9_+\-/]{1,64}", name):
         return f"'{name}'"
     offset = -(time.altzone if time.localtime().tm_isdst > 0 else time.timezone)
