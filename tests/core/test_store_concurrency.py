@@ -28,15 +28,22 @@ target = sys.stdin.readline().strip()
 store = open_store(Secret(target) if is_postgres_dsn(target) else Path(target))
 sys.stdin.readline()  # every writer starts at once
 
+failed = []
+
 def write(n):
-    for i in range({EVENTS}):
-        pair = [audit.AuditEvent(sys.argv[1], "note", str(n), {{"i": i, "half": h}}) for h in (1, 2)]
-        audit.append(store, pair)
+    try:
+        for i in range({EVENTS}):
+            pair = [audit.AuditEvent(sys.argv[1], "note", str(n), {{"i": i, "half": h}}) for h in (1, 2)]
+            audit.append(store, pair)
+    except BaseException as exc:
+        failed.append(exc)
+        raise
 
 threads = [threading.Thread(target=write, args=(n,)) for n in range({THREADS})]
 for t in threads: t.start()
 for t in threads: t.join()
 store.close()
+sys.exit(1 if failed else 0)  # a thread's exception alone would not change the exit status
 """
 
 
@@ -85,17 +92,22 @@ def test_appends_from_two_processes_and_their_threads_make_one_chain(store_targe
 
 
 def test_threads_sharing_one_store_append_one_chain(store_target: Path | Secret) -> None:
+    failed: list[BaseException] = []
     with opened(store_target) as store:
 
         def write(n: int) -> None:
-            for i in range(EVENTS):
-                audit.record(store, "gw", "note", str(n), i=i)
+            try:
+                for i in range(EVENTS):
+                    audit.record(store, "gw", "note", str(n), i=i)
+            except BaseException as exc:
+                failed.append(exc)
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        assert failed == []
         result = audit.verify(store)
         assert result.ok and result.checked == 4 * EVENTS
         assert audit.linked(store).ok
