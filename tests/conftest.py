@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from support.gateway import USERS_TOML, GatewayProcess, write_config  # noqa: E402
 from support.postgres import PG_HOST, PG_PORT, pg_connection_toml  # noqa: E402
 from support.servers import require  # noqa: E402
+from support.stores import store, store_database, store_engine, store_target  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")

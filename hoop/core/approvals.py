@@ -21,6 +21,7 @@ from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.store.base import Store
+from hoop.core.store.wire_text import storable
 
 if TYPE_CHECKING:
     from hoop.core.guardrails import GuardRule
@@ -149,7 +150,9 @@ class Approvals:
         self._close(approval_id, Outcome("cancelled", reason, approval_id))
 
     def pending_for_session(self, session_id: int) -> list[int]:
-        rows = self.store.query("SELECT id FROM approvals WHERE session_id = ? AND status = 'pending'", (session_id,))
+        rows = self.store.query(
+            "SELECT id FROM approvals WHERE session_id = ? AND status = 'pending' ORDER BY id", (session_id,)
+        )
         return [r["id"] for r in rows if r["id"] in self.pending]
 
     # -- the approver's side ----------------------------------------------------------------
@@ -236,9 +239,9 @@ class Approvals:
                     session_id,
                     subject.user,
                     subject.connection,
-                    text,
+                    storable(text),  # NUL or bytes that are not UTF-8: escaped, as the journal stores them
                     rule.name,
-                    reason,
+                    storable(reason),
                     json.dumps(list(rule.approvers)),
                     max(1, int(rule.approvals)),
                     "pending",
@@ -263,8 +266,8 @@ class Approvals:
                     outcome.status,
                     time.time(),
                     json.dumps(list(outcome.by)),
-                    outcome.reason,
-                    outcome.reason,
+                    storable(outcome.reason),
+                    storable(outcome.reason),  # an approver's words: no engine refuses them
                     approval_id,
                 ),
             )

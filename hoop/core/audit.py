@@ -24,6 +24,7 @@ import orjson
 
 from hoop.core.store.base import Store, Tx
 from hoop.core.store.dialect import Dialect
+from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
 GENESIS = "0" * 64
 
@@ -58,11 +59,32 @@ def _detail_json(detail: dict[str, Any] | None) -> str:
 
 def append(store: Store, events: Iterable[AuditEvent]) -> int:
     """Append events in order, in one transaction. Returns how many were written."""
-    events = list(events)
+    events = [storable_event(ev) for ev in events]
     if not events:
         return 0
     with store.transaction() as conn:
         return chain(conn, events)
+
+
+def storable_event(ev: AuditEvent) -> AuditEvent:
+    """The event with every text storable (wire_text: NUL and bytes that are not UTF-8 escaped,
+    which no engine refuses); the exact bytes of what was escaped are kept in
+    `detail["undecodable"]` (field -> hex) so that nothing is lost."""
+    undecodable: dict[str, str] = {}
+    if not is_storable(ev.actor):
+        undecodable["actor"] = exact_bytes(ev.actor).hex()
+        ev.actor = storable(ev.actor)
+    if not is_storable(ev.target):
+        undecodable["target"] = exact_bytes(ev.target).hex()
+        ev.target = storable(ev.target)
+    if ev.detail:
+        for key, value in ev.detail.items():
+            if isinstance(value, str) and not is_storable(value):
+                undecodable[storable(str(key))] = exact_bytes(value).hex()
+        ev.detail, _ = storable_tree(ev.detail)
+    if undecodable:
+        ev.detail = {**(ev.detail or {}), "undecodable": undecodable}
+    return ev
 
 
 def chain(conn: Tx, events: Iterable[AuditEvent]) -> int:

@@ -266,6 +266,8 @@ class OIDCAuthenticator:
         name = claims.get(self.cfg.username_claim)
         if not isinstance(name, str) or not name:
             raise AuthError(f"token has no {self.cfg.username_claim!r} claim naming the user")
+        if not name.isprintable():  # NUL and other controls: no store engine keeps them alike
+            raise AuthError(f"token's {self.cfg.username_claim!r} claim has control characters")
         if user and name != user:
             raise AuthError(f"token is for user {name!r}, not {user!r}")
         groups = groups_from_claims(claims, self.cfg.groups_claim)

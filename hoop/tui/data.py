@@ -146,17 +146,19 @@ class History:
         text = text.strip()
         if not text:
             return self.store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
-        like = f"%{text}%"
+        like, d = f"%{text}%", self.store.dialect
         rows = self.store.query(
-            "SELECT * FROM sessions WHERE user LIKE ? OR connection LIKE ? OR protocol LIKE ? "
-            f"OR {self.store.dialect.local_minute('started')} LIKE ? ORDER BY id DESC LIMIT ?",
+            f"SELECT * FROM sessions WHERE user {d.like()} ? OR connection {d.like()} ? OR protocol {d.like()} ? "
+            f"OR {d.local_minute('started')} {d.like()} ? ORDER BY id DESC LIMIT ?",
             (like, like, like, like, limit),
         )
         seen = {r["id"] for r in rows}
         if len(rows) < limit:
+            # The sessions of the newest matching statements, newest first (DISTINCT alone
+            # keeps no order on PostgreSQL).
             hits = self.store.query(
-                "SELECT DISTINCT session_id FROM (SELECT session_id FROM statements WHERE text LIKE ? "
-                "ORDER BY id DESC LIMIT ?)",
+                "SELECT session_id, max(id) AS newest FROM (SELECT id, session_id FROM statements "
+                f"WHERE text {d.like()} ? ORDER BY id DESC LIMIT ?) hits GROUP BY session_id ORDER BY newest DESC",
                 (like, limit * 20),
             )
             ids = [h["session_id"] for h in hits if h["session_id"] not in seen][: limit - len(rows)]

@@ -1,6 +1,6 @@
 """Held statements (`Approvals`): request, wait, decide; who may decide; N-of-M. Timeouts,
-withdrawal and abandonment, grants and restarts are in test_approvals_end.py. A real SQLite
-store in tmp_path; the held session is a small double of what the doors pass in."""
+withdrawal and abandonment, grants and restarts are in test_approvals_end.py. A real store on
+each engine; the held session is a small double of what the doors pass in."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from support.holds import BOB, CAROL, DAVE, HELD, TWO, Gate, cancel, settled, wo
 
 from hoop.core.approvals import DecisionRefused, Outcome
 from hoop.core.pipeline import Subject
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = SqliteStore(tmp_path / "hoop.db")
+def gate(store_target: Path | Secret) -> Iterator[Gate]:
+    store = open_store(store_target)
     yield Gate(store)
     store.close()
 

@@ -15,14 +15,15 @@ from support.holds import ALICE, BOB, CAROL, HELD, TWO, Gate, cancel, settled, w
 from hoop.core.approvals import Approvals, DecisionRefused, Outcome
 from hoop.core.guardrails import GuardRule
 from hoop.core.pipeline import Subject
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 
 QUICK = replace(HELD, timeout=0.05)  # the only real wait in these tests
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = SqliteStore(tmp_path / "hoop.db")
+def gate(store_target: Path | Secret) -> Iterator[Gate]:
+    store = open_store(store_target)
     yield Gate(store)
     store.close()
 
@@ -87,9 +88,9 @@ async def test_a_stopping_gateway_expires_every_waiting_hold(gate: Gate) -> None
         refused_later(gate, held.id, "expired")
 
 
-async def test_after_a_crash_a_request_left_pending_is_never_approved(gate: Gate, tmp_path: Path) -> None:
+async def test_after_a_crash_a_request_left_pending_is_never_approved(gate: Gate) -> None:
     held = await gate.hold(HELD)  # the gateway dies here, its row still says "pending"
-    store = SqliteStore(tmp_path / "hoop.db")
+    store = gate.store.reopen()
     restarted = Approvals(store, lambda *args, **kwargs: None)
     assert restarted.pending_for_session(1) == []
     with pytest.raises(DecisionRefused, match="no longer pending"):
@@ -118,7 +119,7 @@ async def test_a_grant_lets_that_users_statements_under_that_rule_through_until_
         ("grant.use", {"grant": grant_id, "rule": "hold-deletes", "text": "DELETE FROM t WHERE id = 99"})
     ]
     assert ("bob", "grant.create") in gate.audited
-    gate.store.conn.execute("UPDATE grants SET expires = ?", (time.time() - 1,))  # as if 30 minutes passed
+    gate.store.execute("UPDATE grants SET expires = ?", (time.time() - 1,))  # as if 30 minutes passed
     expired = await gate.hold(HELD)
     assert expired.id != 0 and not expired.task.done()
     await cancel(expired)

@@ -11,14 +11,15 @@ import pytest
 from support.holds import ALICE, BOB, HELD, Gate, HeldSession, cancel, settled
 
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 
 CAROL_ASKS = Subject("carol", frozenset({"dev"}), "prod", "postgres")
 
 
 @pytest.fixture
-def gate(tmp_path: Path) -> Iterator[Gate]:
-    store = SqliteStore(tmp_path / "hoop.db")
+def gate(store_target: Path | Secret) -> Iterator[Gate]:
+    store = open_store(store_target)
     g = Gate(store)
     g.approvals.pending_per_user = 3
     yield g

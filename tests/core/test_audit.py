@@ -2,52 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hoop.core import audit
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, open_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    s = SqliteStore(tmp_path / "hoop.db")
+def store(store_target: Path | Secret) -> Iterator[Store]:
+    s = open_store(store_target)
     for i in range(5):
         audit.record(s, "alice", "statement", "pg", text=f"SELECT {i}")
-    return s
+    yield s
+    s.close()
 
 
-def test_fresh_log_verifies(store: SqliteStore) -> None:
+def test_fresh_log_verifies(store: Store) -> None:
     result = audit.verify(store)
     assert result.ok and result.checked == 5
 
 
-def test_edited_row_is_named(store: SqliteStore) -> None:
-    store.conn.execute('UPDATE audit SET detail = \'{"text":"SELECT 42"}\' WHERE id = 3')
+def test_edited_row_is_named(store: Store) -> None:
+    store.execute('UPDATE audit SET detail = \'{"text":"SELECT 42"}\' WHERE id = 3')
     result = audit.verify(store)
     assert not result.ok and result.bad_id == 3 and "edited" in result.problem
 
 
-def test_deleted_row_is_named(store: SqliteStore) -> None:
-    store.conn.execute("DELETE FROM audit WHERE id = 2")
+def test_deleted_row_is_named(store: Store) -> None:
+    store.execute("DELETE FROM audit WHERE id = 2")
     result = audit.verify(store)
     assert not result.ok and result.bad_id == 3
 
 
-def test_reordered_rows_are_found(store: SqliteStore) -> None:
-    store.conn.execute("UPDATE audit SET id = 100 WHERE id = 2")
-    store.conn.execute("UPDATE audit SET id = 2 WHERE id = 4")
-    store.conn.execute("UPDATE audit SET id = 4 WHERE id = 100")
+def test_reordered_rows_are_found(store: Store) -> None:
+    store.execute("UPDATE audit SET id = 100 WHERE id = 2")
+    store.execute("UPDATE audit SET id = 2 WHERE id = 4")
+    store.execute("UPDATE audit SET id = 4 WHERE id = 100")
     result = audit.verify(store)
     assert not result.ok and result.bad_id == 2
 
 
-def test_appends_from_two_stores_extend_one_chain(tmp_path: Path) -> None:
-    a, b = SqliteStore(tmp_path / "x.db"), SqliteStore(tmp_path / "x.db")
+def test_appends_from_two_stores_extend_one_chain(store: Store) -> None:
+    other = store.reopen()
     for i in range(10):
-        audit.record(a if i % 2 else b, "op", "token.issue", str(i))
-    assert audit.verify(a).ok and audit.verify(a).checked == 10
+        audit.record(store if i % 2 else other, "op", "token.issue", str(i))
+    other.close()
+    assert audit.verify(store).ok and audit.verify(store).checked == 15
 
 
 @pytest.mark.parametrize(

@@ -16,12 +16,14 @@ import pytest
 from hoop.core import audit, audit_anchor
 from hoop.core.config import load_config
 from hoop.core.errors import ConfigError
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, open_store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "data" / "hoop.db")
+def store(store_target: Path | Secret, tmp_path: Path) -> Iterator[Store]:
+    (tmp_path / "data").mkdir(mode=0o700)
+    s = open_store(store_target)
     for i in range(5):
         audit.record(s, "alice", "statement", "pg", text=f"SELECT {i}")
     yield s
@@ -29,7 +31,7 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def anchor(store: SqliteStore, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
+def anchor(store: Store, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
     key = tmp_path / "data" / "audit-checkpoint.key"
     audit_anchor.ensure_key(key)
     settings = audit_anchor.AnchorSettings(key, tmp_path / "checkpoints.jsonl", every_events=1000, interval=3600)
@@ -38,7 +40,7 @@ def anchor(store: SqliteStore, tmp_path: Path) -> Iterator[audit_anchor.Anchor]:
     a.close()
 
 
-def test_head_is_count_and_hash_and_parses_back(store: SqliteStore) -> None:
+def test_head_is_count_and_hash_and_parses_back(store: Store) -> None:
     head = audit.head(store)
     assert head.count == 5 and head == audit.verify(store).head
     assert audit.Head.parse(str(head)) == head
@@ -47,13 +49,13 @@ def test_head_is_count_and_hash_and_parses_back(store: SqliteStore) -> None:
             audit.Head.parse(bad)
 
 
-def test_verify_since_a_head_checks_only_what_extends_it(store: SqliteStore) -> None:
+def test_verify_since_a_head_checks_only_what_extends_it(store: Store) -> None:
     head = audit.head(store)
     audit.record(store, "bob", "session.kill", "pg", reason="x")
     later = audit.verify(store, since=head)
     assert later.ok and later.checked == 1 and later.head == audit.head(store)
 
-    store.conn.execute("DELETE FROM audit WHERE id >= 5")
+    store.execute("DELETE FROM audit WHERE id >= 5")
     gone = audit.verify(store, since=head)
     assert not gone.ok and gone.bad_id == 5 and "gone" in gone.problem
 
@@ -81,7 +83,7 @@ def test_key_is_private_to_the_gateway_and_kept(tmp_path: Path) -> None:
     assert audit_anchor.key_id(audit_anchor.parse_public(text)) == audit_anchor.key_id(first.public_key())
 
 
-def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: SqliteStore, anchor: audit_anchor.Anchor) -> None:
+def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: Store, anchor: audit_anchor.Anchor) -> None:
     cp = anchor.checkpoint()
     assert cp is not None and cp.at == audit.head(store)
     assert anchor.checkpoint() is None  # nothing new: no second line
@@ -91,7 +93,7 @@ def test_anchor_signs_the_head_once_and_resumes_from_its_file(store: SqliteStore
     assert resumed == cp
 
 
-def test_linked_checks_the_links_after_a_head_inside_sqlite(store: SqliteStore) -> None:
+def test_linked_checks_the_links_after_a_head_inside_sqlite(store: Store) -> None:
     head = audit.head(store)
     for i in range(3):
         audit.record(store, "bob", "statement", "pg", text=f"SELECT {i}")
@@ -99,20 +101,20 @@ def test_linked_checks_the_links_after_a_head_inside_sqlite(store: SqliteStore) 
     assert later.ok and later.checked == 3 and later.head == audit.head(store)
     assert audit.linked(store).ok and audit.linked(store).checked == 8
 
-    store.conn.execute("DELETE FROM audit WHERE id = 7")  # a hole after the head
+    store.execute("DELETE FROM audit WHERE id = 7")  # a hole after the head
     holed = audit.linked(store, since=head)
     assert not holed.ok and "gaps" in holed.problem
-    store.conn.execute("UPDATE audit SET id = 7 WHERE id = 8")  # closed up: the link to 6 is not its hash
+    store.execute("UPDATE audit SET id = 7 WHERE id = 8")  # closed up: the link to 6 is not its hash
     relinked = audit.linked(store, since=head)
     assert not relinked.ok and relinked.bad_id == 7 and "link" in relinked.problem
 
 
 def test_anchor_never_signs_a_chain_that_no_longer_extends_its_checkpoint(
-    store: SqliteStore, anchor: audit_anchor.Anchor, caplog: pytest.LogCaptureFixture
+    store: Store, anchor: audit_anchor.Anchor, caplog: pytest.LogCaptureFixture
 ) -> None:
     signed = anchor.checkpoint()
     assert signed is not None
-    store.conn.execute("DELETE FROM audit WHERE id >= 4")  # the newest two, then two new ones in their place
+    store.execute("DELETE FROM audit WHERE id >= 4")  # the newest two, then two new ones in their place
     for i in range(2):
         audit.record(store, "alice", "statement", "pg", text=f"SELECT {i}")
     assert audit.verify(store).ok  # the chain alone cannot tell

@@ -13,7 +13,8 @@ from hoop.core.config import load_config
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import rule_from_mapping
 from hoop.core.identity import TokenService, parse_ttl
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 
 CONFIG = """
 [gateway]
@@ -79,9 +80,9 @@ def test_hold_timeout_is_bounded(timeout: object) -> None:
     )
 
 
-def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(tmp_path: Path) -> None:
+def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(store_target: Path | Secret, tmp_path: Path) -> None:
     cfg = load_config(config(tmp_path, 'max_token_ttl = "1d"'))
-    store = SqliteStore(tmp_path / "hoop.db")
+    store = open_store(store_target)
     tokens = TokenService(store, cfg)
     for ttl in (float("inf"), float("nan"), 0.0, -1.0):
         with pytest.raises(HoopError, match="token lifetime"):
@@ -90,19 +91,17 @@ def test_token_lifetime_is_bounded_and_legacy_rows_fail_closed(tmp_path: Path) -
         tokens.issue("alice", 2 * 86400)
     issued = tokens.issue("alice", 3600)
     assert tokens.authenticate("alice", issued.token).name == "alice"
-    with store.lock:  # a row written before lifetimes were bounded
-        store.conn.execute("UPDATE tokens SET expires = ? WHERE id = ?", (float("inf"), issued.id))
+    store.execute("UPDATE tokens SET expires = ? WHERE id = ?", (float("inf"), issued.id))
     with pytest.raises(HoopError, match="no valid expiry"):
         tokens.authenticate("alice", issued.token)
-    with store.lock:
-        store.conn.execute("UPDATE tokens SET expires = ? WHERE id = ?", (time.time() + 1e12, issued.id))
+    store.execute("UPDATE tokens SET expires = ? WHERE id = ?", (time.time() + 1e12, issued.id))
     with pytest.raises(HoopError, match="no valid expiry"):
         tokens.authenticate("alice", issued.token)
     store.close()
 
 
-def test_extend_moves_a_live_token_and_never_revives_one(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "hoop.db")
+def test_extend_moves_a_live_token_and_never_revives_one(store_target: Path | Secret, tmp_path: Path) -> None:
+    store = open_store(store_target)
     tokens = TokenService(store, load_config(config(tmp_path)))
     issued = tokens.issue("alice", 60)
     expires = tokens.extend(issued.id, 300)
@@ -111,16 +110,17 @@ def test_extend_moves_a_live_token_and_never_revives_one(tmp_path: Path) -> None
     with pytest.raises(HoopError, match="no live token"):
         tokens.extend(issued.id, 300)
     old = tokens.issue("alice", 60)
-    with store.lock:
-        store.conn.execute("UPDATE tokens SET expires = ? WHERE id = ?", (time.time() - 1, old.id))
+    store.execute("UPDATE tokens SET expires = ? WHERE id = ?", (time.time() - 1, old.id))
     with pytest.raises(HoopError, match="no live token"):
         tokens.extend(old.id, 300)
     store.close()
 
 
 @pytest.mark.parametrize("grant", [float("inf"), float("nan"), "inf", "1800", True, 0, -60, 8 * 3600 + 1])
-async def test_a_grant_out_of_bounds_decides_nothing(tmp_path: Path, grant: object) -> None:
-    gate = Gate(SqliteStore(tmp_path / "hoop.db"))
+async def test_a_grant_out_of_bounds_decides_nothing(
+    store_target: Path | Secret, tmp_path: Path, grant: object
+) -> None:
+    gate = Gate(open_store(store_target))
     held = await gate.hold(HELD)
     with pytest.raises(HoopError, match="grant"):
         gate.approvals.decide(held.id, BOB, True, "", grant)
@@ -132,11 +132,11 @@ async def test_a_grant_out_of_bounds_decides_nothing(tmp_path: Path, grant: obje
     assert row["span"] == pytest.approx(8 * 3600)
 
 
-def test_a_stored_rule_with_an_endless_timeout_stays_in_force(tmp_path: Path) -> None:
+def test_a_stored_rule_with_an_endless_timeout_stays_in_force(store_target: Path | Secret, tmp_path: Path) -> None:
     from hoop.core.guardrails import MAX_HOLD
     from hoop.core.rulebook import RuleBook
 
-    store = SqliteStore(tmp_path / "hoop.db")
+    store = open_store(store_target)
     body = {"name": "legacy-hold", "action": "review", "statements": ["update"], "approvers": ["dba"]}
     RuleBook(store)._write("guard", "legacy-hold", {**body, "timeout": float("inf")}, "cli:old", deleted=False)
     guards, _ = RuleBook(store).current()
@@ -145,15 +145,14 @@ def test_a_stored_rule_with_an_endless_timeout_stays_in_force(tmp_path: Path) ->
     store.close()
 
 
-async def test_a_stored_endless_grant_lets_nothing_through(tmp_path: Path) -> None:
-    gate = Gate(SqliteStore(tmp_path / "hoop.db"))
+async def test_a_stored_endless_grant_lets_nothing_through(store_target: Path | Secret, tmp_path: Path) -> None:
+    gate = Gate(open_store(store_target))
     held = await gate.hold(HELD)
     gate.approvals.decide(held.id, BOB, True, "", 600)
     assert (await settled(held.task)).approved
     again = await gate.hold(HELD)
     assert again.id == 0 and (await settled(again.task)).approved  # the grant let it through
-    with gate.store.lock:  # as an older release stored `--grant inf`
-        gate.store.conn.execute("UPDATE grants SET expires = ?", (float("inf"),))
+    gate.store.execute("UPDATE grants SET expires = ?", (float("inf"),))
     later = await gate.hold(HELD)
     assert later.id != 0 and not later.task.done()  # held again: the endless grant is not honoured
     gate.approvals.decide(later.id, BOB, False, "no")

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from support.disk import fill, small_disk
+from support.stores import opened, rows
 
 from hoop.core import audit, recording
+from hoop.core.secrets import Secret
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
-from hoop.core.store.sqlite import SqliteStore
 
 ODD = b"select 1 /* \xff\xfe */"
 ODD_TEXT = ODD.decode("utf-8", "surrogateescape")  # how the doors hand such text over
@@ -24,18 +25,14 @@ ODD_USER = b"\xffroot".decode("utf-8", "surrogateescape")
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600)  # flushed by hand here
+def journal(store_target: Path | Secret, tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(store_target, tmp_path / "rec", interval=3600)  # flushed by hand here
     yield j
     j.close()
 
 
-def _rows(db: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
-    store = SqliteStore(db)
-    try:
-        return store.query(sql, params)
-    finally:
-        store.close()
+def _rows(target: Path | Secret, sql: str, *params: Any) -> list[dict[str, Any]]:
+    return rows(target, sql, *params)
 
 
 def _others(journal: Journal, n: int = 10) -> list[int]:
@@ -50,7 +47,7 @@ def _others(journal: Journal, n: int = 10) -> list[int]:
     return ids
 
 
-def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal: Journal, tmp_path: Path) -> None:
+def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal: Journal) -> None:
     before = _others(journal, 5)
     odd = journal.open_session("alice", "pg", "postgres", "127.0.0.1:1")
     odd.finished(StatementRecord(ODD_TEXT, "allow", "", time.time(), 0.1, 0, error=f"bad {ODD_TEXT}"))
@@ -61,7 +58,7 @@ def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal:
     after = _others(journal, 5)
     journal.flush()
 
-    db = tmp_path / "hoop.db"
+    db = journal.target
     texts = {r["text"] for r in _rows(db, "SELECT text FROM statements")}
     assert {f"SELECT {i}" for i in range(5)} <= texts
     sessions = {r["id"] for r in _rows(db, "SELECT id FROM sessions")}
@@ -74,15 +71,14 @@ def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal:
     assert failure["actor"] == r"\xffroot"
     assert bytes.fromhex(json.loads(failure["detail"])["undecodable"]["actor"]) == b"\xffroot"
     assert len(_rows(db, "SELECT id FROM audit WHERE action = 'note'")) == 10
-    store = SqliteStore(db)
-    assert audit.verify(store).ok
-    store.close()
+    with opened(db) as store:
+        assert audit.verify(store).ok
     frames = list(recording.iter_frames(odd.recording_path))
     assert any(data.get("text") == r"select 1 /* \xff\xfe */" for _, _, data in frames)
     assert recording.read(stranger.recording_path).header["user"] == r"\xffroot"
 
 
-def test_a_record_the_writer_cannot_lay_out_becomes_an_error_record(journal: Journal, tmp_path: Path) -> None:
+def test_a_record_the_writer_cannot_lay_out_becomes_an_error_record(journal: Journal) -> None:
     s = journal.open_session("alice", "pg", "postgres", "127.0.0.1:1")
     s.finished(StatementRecord("SELECT 'first'", "allow", "", time.time(), 0.1, 1))
     s.finished(StatementRecord("SELECT 'broken'", "allow", "", None, 0.1, 1))  # type: ignore[arg-type]
@@ -90,15 +86,18 @@ def test_a_record_the_writer_cannot_lay_out_becomes_an_error_record(journal: Jou
     others = _others(journal, 3)
     journal.flush()
 
-    db = tmp_path / "hoop.db"
-    rows = _rows(db, "SELECT seq, text, error FROM statements WHERE session_id = ? ORDER BY seq", s.id)
-    assert [r["text"] for r in rows] == ["SELECT 'first'", "SELECT 'broken'", "SELECT 'last'"]
-    assert rows[1]["error"].startswith("the journal could not store this record as sent")
+    db = journal.target
+    stored = _rows(db, "SELECT seq, text, error FROM statements WHERE session_id = ? ORDER BY seq", s.id)
+    assert [r["text"] for r in stored] == ["SELECT 'first'", "SELECT 'broken'", "SELECT 'last'"]
+    assert stored[1]["error"].startswith("the journal could not store this record as sent")
     [event] = _rows(db, "SELECT detail FROM audit WHERE action = 'journal.error'")
     assert json.loads(event["detail"])["seq"] == 2
     assert len(_rows(db, "SELECT id FROM sessions WHERE id IN (?,?,?)", *others)) == 3
 
 
+# SQLite only: the store is a file on a disk the test fills. A PostgreSQL store that refuses
+# writes is its server's matter (the journal sees StoreUnavailable alike), tested where a
+# throwaway server is stopped and started again.
 def test_a_full_disk_keeps_the_batch_reports_unhealthy_and_recovers(tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk") as disk:
         journal = Journal(disk / "hoop.db", disk / "rec", interval=3600)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from joserfc.jwk import RSAKey
 from oidc_provider import OIDCProvider, b64url
+from support.stores import everything_stored
 
 from hoop.core import audit
 from hoop.core.config import parse_config
@@ -34,8 +35,9 @@ from hoop.core.oidc_login import (
     start_device_login,
 )
 from hoop.core.pipeline import Pipeline
+from hoop.core.secrets import Secret
+from hoop.core.store.base import Store, open_store
 from hoop.core.store.journal import Journal
-from hoop.core.store.sqlite import SqliteStore
 
 CLIENT_SECRET = "CANARY-oidc-secret-5f1c2e"
 
@@ -59,16 +61,11 @@ def make_cfg(provider: OIDCProvider, **extra: object):  # type: ignore[no-untype
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    return SqliteStore(tmp_path / "hoop.db")
-
-
-@pytest.fixture
-def auth(provider: OIDCProvider, store: SqliteStore) -> OIDCAuthenticator:
+def auth(provider: OIDCProvider, store: Store) -> OIDCAuthenticator:
     return OIDCAuthenticator(make_cfg(provider), store, partial(audit.record, store))
 
 
-def last_event(store: SqliteStore, action: str) -> dict[str, object]:
+def last_event(store: Store, action: str) -> dict[str, object]:
     return audit.events(store, action=action)[-1]
 
 
@@ -106,7 +103,7 @@ def test_config_errors_name_the_key(tmp_path: Path, extra: dict, key: str, words
 
 
 def test_login_creates_user_then_refreshes_groups(
-    provider: OIDCProvider, auth: OIDCAuthenticator, store: SqliteStore
+    provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
 ) -> None:
     identity = auth.authenticate("alice", provider.mint("alice"))
     assert (identity.name, identity.groups, identity.source) == ("alice", frozenset({"dev"}), "oidc")
@@ -164,9 +161,18 @@ REFUSALS = {
 }
 
 
+@pytest.mark.parametrize("name", ["al\x00ice", "al\nice", "alice\x1b[2J"])
+def test_a_user_name_with_control_characters_is_refused_never_stored(
+    name: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
+) -> None:
+    with pytest.raises(AuthError, match="'preferred_username' claim has control characters"):
+        auth.login("", provider.mint(name))
+    assert store.query("SELECT name FROM users") == []
+
+
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusals_have_clear_reasons_and_are_audited(
-    case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: SqliteStore
+    case: str, provider: OIDCProvider, auth: OIDCAuthenticator, store: Store
 ) -> None:
     make, message = REFUSALS[case]
     with pytest.raises(AuthError) as err:
@@ -212,7 +218,9 @@ def test_jwks_refresh_is_rate_limited(provider: OIDCProvider) -> None:
     assert provider.jwks_requests == 2
 
 
-def test_group_lost_access_is_refused_for_that_connection(provider: OIDCProvider, tmp_path: Path) -> None:
+def test_group_lost_access_is_refused_for_that_connection(
+    store_target: Path | Secret, provider: OIDCProvider, tmp_path: Path
+) -> None:
     from hoop.server.services import Services
 
     raw = {
@@ -222,8 +230,8 @@ def test_group_lost_access_is_refused_for_that_connection(provider: OIDCProvider
         ],
     }
     config = parse_config(raw, tmp_path / "hoop.toml")
-    store = SqliteStore(tmp_path / "hoop.db")
-    journal = Journal(tmp_path / "hoop.db", tmp_path / "rec")
+    store = open_store(store_target)
+    journal = Journal(store_target, tmp_path / "rec")
     services = Services(config, store, journal, Pipeline())
     services.authenticators = authenticators_for(config, store, journal.audit, services.tokens)  # the wiring
 
@@ -244,6 +252,7 @@ def test_group_lost_access_is_refused_for_that_connection(provider: OIDCProvider
     journal.close()
     actions = [e["action"] for e in audit.events(store)]
     assert actions.count("oidc.login") == 2 and "oidc.jwks_refresh" in actions
+    store.close()
 
 
 # -- client side: login flows and the stored credential -----------------------------------------------
@@ -266,7 +275,7 @@ def test_device_flow_denied(provider: OIDCProvider) -> None:
         device_login(make_cfg(provider), lambda a: provider.approve(a.user_code, deny=True), sleep=lambda s: None)
 
 
-def test_async_device_login_for_the_ssh_door(provider: OIDCProvider, store: SqliteStore) -> None:
+def test_async_device_login_for_the_ssh_door(provider: OIDCProvider, store: Store) -> None:
     cfg = make_cfg(provider)
 
     async def run() -> str:
@@ -308,17 +317,19 @@ def test_credential_file_is_private_and_refreshed(provider: OIDCProvider, tmp_pa
 
 
 def test_canary_token_and_secret_never_stored_or_logged(
-    provider: OIDCProvider, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    provider: OIDCProvider, store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    store = SqliteStore(tmp_path / "c.db")
     auth = OIDCAuthenticator(make_cfg(provider), store, partial(audit.record, store))
     good = provider.mint("alice")
     auth.authenticate("alice", good)
     bad = provider.mint("alice", aud="other")
     with pytest.raises(AuthError) as err:
         auth.authenticate("alice", bad)
-    blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("c.db"))
+    # Every row, and on SQLite the files themselves (a deleted or overwritten value can linger
+    # in a page or the write-ahead log).
+    blobs = everything_stored(store).encode()
+    blobs += b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("hoop.db"))
     for secret in (good, bad, good.split(".")[2], CLIENT_SECRET):
         assert secret.encode() not in blobs
         assert secret not in caplog.text and secret not in str(err.value)

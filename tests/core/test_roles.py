@@ -13,7 +13,7 @@ from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import GuardRule, builtin_rules
 from hoop.core.roles import RolesConfig, RoleSet, Scope, roles_of
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.store.base import Store
 
 ROLES = RolesConfig(admin=("ops",), auditor=("security",))
 RULES = [
@@ -64,8 +64,8 @@ def test_a_review_rule_must_name_approvers(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, text + 'approvers = ["dba"]\n')).rules[0].approvers == ("dba",)
 
 
-def test_a_stored_review_rule_without_approvers_still_loads(tmp_path: Path) -> None:
-    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
+def test_a_stored_review_rule_without_approvers_still_loads(store: Store) -> None:
+    book = RuleBook(store)
     book._write("guard", "legacy", {"name": "legacy", "action": "review", "statements": ["delete"]}, "x", deleted=False)
     guards, _ = book.current()
     assert [(g.name, g.approvers) for g in guards] == [("legacy", ())]
@@ -73,8 +73,8 @@ def test_a_stored_review_rule_without_approvers_still_loads(tmp_path: Path) -> N
         book.save("guard", {"name": "legacy", "action": "review", "statements": ["delete"]}, "ada")
 
 
-def test_builtin_rules_are_disabled_with_a_reason_never_removed(tmp_path: Path) -> None:
-    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
+def test_builtin_rules_are_disabled_with_a_reason_never_removed(store: Store) -> None:
+    book = RuleBook(store)
     book.seed([], [], builtins=True)
     with pytest.raises(HoopError, match="built-in rules can be disabled, not removed"):
         book.remove("guard", "builtin-server-files", "ada")
@@ -88,8 +88,8 @@ def test_builtin_rules_are_disabled_with_a_reason_never_removed(tmp_path: Path) 
     assert next(g for g in book.current()[0] if g.name == "builtin-server-files").enabled
 
 
-def test_seed_restores_a_builtin_rule_deleted_in_the_store(tmp_path: Path) -> None:
-    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
+def test_seed_restores_a_builtin_rule_deleted_in_the_store(store: Store) -> None:
+    book = RuleBook(store)
     book.seed([], [], builtins=True)
     body = json.loads(book.history("guard", "builtin-server-files")[-1]["body"])
     book._write("guard", "builtin-server-files", body, "cli:operator", deleted=True)  # the old bypass
@@ -98,8 +98,8 @@ def test_seed_restores_a_builtin_rule_deleted_in_the_store(tmp_path: Path) -> No
     assert {r.name for r in builtin_rules()} <= {g.name for g in book.current()[0]}
 
 
-def test_builtin_rules_switched_off_in_the_config_stay_off(tmp_path: Path) -> None:
-    book = RuleBook(SqliteStore(tmp_path / "hoop.db"))
+def test_builtin_rules_switched_off_in_the_config_stay_off(store: Store) -> None:
+    book = RuleBook(store)
     book.seed([], [], builtins=True)
     book.seed([], [], builtins=False)
     assert not any(g.name.startswith("builtin-") for g in book.current()[0])

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import pytest
 from support.holds import ALICE, HELD, Gate, cancel
+from support.stores import opened
 
 from hoop.core import recording
 from hoop.core.rulebook import RuleBook
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
-from hoop.core.store.sqlite import SqliteStore
 
 NOTES = {"name": "notes", "columns": ["customers.notes"], "style": "redact"}
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> Iterator[Journal]:
-    j = Journal(tmp_path / "hoop.db", tmp_path / "rec", interval=3600)  # flushed by hand here
+def journal(store_target: Path | Secret, tmp_path: Path) -> Iterator[Journal]:
+    j = Journal(store_target, tmp_path / "rec", interval=3600)  # flushed by hand here
     yield j
     j.close()
 
@@ -33,10 +35,12 @@ def _run(journal: Journal, protocol: str, *texts: str, error: str = "") -> list[
         s.finished(StatementRecord(text, "allow", "", time.time(), 0.5, 1, error))
     journal.audit("alice", "mask.exempt", "c1", session=s.id, text=texts[0])
     journal.flush()
-    store = SqliteStore(journal.target)
-    rows = store.query("SELECT text, error FROM statements WHERE session_id = ? ORDER BY seq", (s.id,))
+    with opened(journal.target) as store:
+        rows = store.query("SELECT text, error FROM statements WHERE session_id = ? ORDER BY seq", (s.id,))
+        events = store.query(
+            "SELECT action, detail FROM audit WHERE action IN ('statement', 'mask.exempt') ORDER BY id"
+        )
     frames = [d for _, kind, d in recording.iter_frames(s.recording_path) if kind in ("q", "r")]
-    events = store.query("SELECT action, detail FROM audit WHERE action IN ('statement', 'mask.exempt') ORDER BY id")
     *details, exempt = [d for e in events if (d := json.loads(e["detail"]))["session"] == s.id]
     for row, q, r, ev in zip(rows, frames[::2], frames[1::2], details, strict=True):
         assert row["text"] == q["text"] == ev["text"] and row["error"] == r["error"] == ev["error"]
@@ -49,7 +53,8 @@ def test_the_writer_masks_under_the_rule_book_and_picks_up_changes(journal: Jour
     assert _run(journal, "postgres", update) == [
         "UPDATE customers SET notes = 'asthma', name = 'Ann' WHERE mail = '****@example.com'"
     ]
-    RuleBook(SqliteStore(journal.target)).save("mask", NOTES, "ops")
+    with opened(journal.target) as store:
+        RuleBook(store).save("mask", NOTES, "ops")
     assert _run(journal, "postgres", update) == [
         "UPDATE customers SET notes = '****', name = 'Ann' WHERE mail = '****@example.com'"
     ]
@@ -75,8 +80,8 @@ def test_a_servers_error_echoing_the_statement_is_masked_too(journal: Journal) -
     ]
 
 
-async def test_a_held_statement_is_masked_by_the_rules_before_approvers_see_it(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "hoop.db")
+async def test_a_held_statement_is_masked_by_the_rules_before_approvers_see_it(store_target: Path | Secret) -> None:
+    store = open_store(store_target)
     RuleBook(store).save("mask", {**NOTES, "connections": [ALICE.connection]}, "ops")
     gate = Gate(store)
     text = "UPDATE customers SET notes = 'asthma' WHERE mail = 'cy@example.com' -- password reset"

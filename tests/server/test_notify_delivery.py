@@ -11,6 +11,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import pytest
 from hoop.core.notify_config import NotifyTarget
 from hoop.core.notify_message import sign
 from hoop.core.secrets import Secret
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.store.base import Store, open_store
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.notify import Notifier
 
@@ -61,8 +62,8 @@ class Receiver:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    store = SqliteStore(tmp_path / "hoop.db")
+def store(store_target: Path | Secret) -> Iterator[Store]:
+    store = open_store(store_target)  # each engine: the notifier reads the request's row
     for n in range(1, 5):
         with store.transaction() as conn:
             conn.execute(
@@ -70,7 +71,8 @@ def store(tmp_path: Path) -> SqliteStore:
                 "VALUES (1, 'alice', 'pg', ?, 'hold-updates', 'pending', 0, 0)",
                 (f"UPDATE t SET n = {n}",),
             )
-    return store
+    yield store
+    store.close()
 
 
 def target(url: str, **kw: Any) -> NotifyTarget:
@@ -84,7 +86,7 @@ async def until(condition: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_server_errors_are_retried_with_back_off(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+async def test_server_errors_are_retried_with_back_off(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "hoop.notify")
     receiver = Receiver([500, 503])
     notifier = Notifier([target(await receiver.start())], store)
@@ -106,7 +108,7 @@ async def test_server_errors_are_retried_with_back_off(store: SqliteStore, caplo
     assert URL_TOKEN not in text and SECRET not in text and "UPDATE" not in text
 
 
-async def test_a_refused_request_is_not_retried(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_refused_request_is_not_retried(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     receiver = Receiver([400])
     notifier = Notifier([target(await receiver.start())], store)
     try:
@@ -120,7 +122,7 @@ async def test_a_refused_request_is_not_retried(store: SqliteStore, caplog: pyte
     assert "notify hooks: approval.decided #2 attempt 1: failed (HTTP 400); giving up" in caplog.text
 
 
-async def test_a_full_queue_drops_the_oldest_and_says_so(store: SqliteStore, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_full_queue_drops_the_oldest_and_says_so(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     receiver = Receiver([])
     notifier = Notifier([target(await receiver.start(), queue=2)], store)
     try:
@@ -137,7 +139,7 @@ async def test_a_full_queue_drops_the_oldest_and_says_so(store: SqliteStore, cap
 
 
 async def test_https_receivers_must_have_a_trusted_certificate(
-    store: SqliteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     receiver = Receiver([])
     cert, key = ensure_self_signed(tmp_path)
@@ -152,7 +154,7 @@ async def test_https_receivers_must_have_a_trusted_certificate(
     assert "attempt 1: failed (TLS: CERTIFICATE_VERIFY_FAILED); giving up" in caplog.text
 
 
-async def test_only_wanted_events_and_connections(store: SqliteStore) -> None:
+async def test_only_wanted_events_and_connections(store: Store) -> None:
     receiver = Receiver([])
     url = await receiver.start()
     notifier = Notifier([target(url, events=("decided",), connections=("prod-*",))], store)

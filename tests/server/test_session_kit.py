@@ -1,5 +1,6 @@
-"""The session kit (`hoop.server.session.Session`) over a real store, journal and pipeline:
-the bracket every door opens and closes, what it stores, and the hold outcome doors word."""
+"""The session kit (`hoop.server.session.Session`) over a real store (each engine), journal
+and pipeline: the bracket every door opens and closes, what it stores, and the hold outcome
+doors word."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from hoop.core.config import parse_config
 from hoop.core.identity import Identity
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.secrets import Secret
+from hoop.core.store.base import open_store
 from hoop.server.gateway import build_pipeline
 from hoop.server.services import Services
 from hoop.server.session import CloseStatus, HoldOutcome, Session
@@ -27,7 +29,7 @@ RULES = [
 
 
 @pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
+async def services(tmp_path: Path, store_target: Path | Secret) -> AsyncIterator[Services]:
     raw = {
         "gateway": {"data_dir": str(tmp_path)},
         "connections": [{"name": "pg", "type": "postgres", "host": "127.0.0.1", "port": 5432, "username": "x"}],
@@ -36,11 +38,13 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
     config = parse_config(raw, tmp_path / "hoop.toml")
     from hoop.core.store.journal import Journal
 
-    store = SqliteStore(config.gateway.db_path)
-    journal = Journal(config.gateway.store_target, config.gateway.recordings_dir)
-    pipeline = build_pipeline(config, store, RuleBook(SqliteStore(config.gateway.db_path)), journal)
+    store = open_store(store_target)
+    journal = Journal(store_target, config.gateway.recordings_dir)
+    rulebook = RuleBook(store.reopen())
+    pipeline = build_pipeline(config, store, rulebook, journal)
     yield Services(config, store, journal, pipeline)
     journal.close()
+    rulebook.store.close()
     store.close()
 
 
@@ -121,8 +125,11 @@ async def test_a_blocked_statement_is_recorded_once_with_its_rule_and_reason(ser
 async def decided(session: Session, approve: bool, reason: str, notices: list[str]) -> tuple[HoldOutcome, int]:
     """Hold a DELETE and let bob decide it once the request is stored."""
     held = asyncio.ensure_future(session.hold("DELETE FROM t", session.judge("DELETE FROM t"), notices.append))
-    await asyncio.sleep(0.05)
-    [approval_id] = session.services.approvals.pending_for_session(session.id)
+    for _ in range(200):  # until the request is stored (a round trip or two to the store)
+        await asyncio.sleep(0.025)
+        if pending := session.services.approvals.pending_for_session(session.id):
+            break
+    [approval_id] = pending
     session.services.approvals.decide(approval_id, BOB, approve, reason)
     return await held, approval_id
 
@@ -145,7 +152,10 @@ async def test_a_hold_ends_in_one_wire_neutral_outcome(services: Services) -> No
     assert (expired.decision, expired.refusal) == ("review:expired", "timeout")
 
     held = asyncio.ensure_future(session.hold("DELETE FROM t", decision, notices.append))
-    await asyncio.sleep(0.05)
+    for _ in range(200):
+        await asyncio.sleep(0.025)
+        if session.services.approvals.pending_for_session(session.id):
+            break
     session.withdraw()  # a CancelRequest / Ctrl-C while held
     withdrawn = await held
     assert (withdrawn.decision, withdrawn.refusal) == ("review:cancelled", "cancelled")

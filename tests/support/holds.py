@@ -1,4 +1,4 @@
-"""A held session for unit tests of `Approvals`: a real SQLite store, and a small double of
+"""A held session for unit tests of `Approvals`: a real store (SQLite or PostgreSQL), and a small double of
 the session object the doors pass to `hold` (its id, counters, audit and recording frames)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hoop.core.approvals import Approvals, Outcome
 from hoop.core.guardrails import GuardRule
 from hoop.core.identity import Identity
 from hoop.core.pipeline import Decision, Subject
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.store.base import Store
 
 ALICE = Subject("alice", frozenset({"dev"}), "prod", "postgres")
 BOB = Identity("bob", frozenset({"dba"}))
@@ -55,7 +55,7 @@ class Held:
 class Gate:
     """One Approvals over a real store, and the audit lines and announcements it produced."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.audited: list[tuple[str, str]] = []
         self.approvals = Approvals(store, lambda actor, action, target, **_: self.audited.append((actor, action)))

@@ -123,7 +123,7 @@ class Writer:
                 if kind == "d":
                     _statement(item, frames, events, rows, self.statement_text)
                 elif kind == "a":
-                    events.append(self.statement_text.mask_event(_storable_event(item[1])))
+                    events.append(self.statement_text.mask_event(audit.storable_event(item[1])))
                 else:  # "f": (kind, session, seconds since its start, frame kind, data)
                     frames.append((item[1], _frame(item[2], item[3], item[4])))
             except Exception as exc:
@@ -267,7 +267,7 @@ def _statement(
     row = (sid, seq, started, ms, text, decision, rule, nrows, error, raw)
     event = audit.AuditEvent(user, "statement", connection, detail, started)
     if not (is_storable(user) and is_storable(connection)):
-        event = _storable_event(event)
+        event = audit.storable_event(event)
     rows.append(row)
     frames += ((sid, q), (sid, r))
     events.append(event)
@@ -282,26 +282,6 @@ def _frame(t: float, kind: str, data: dict[str, Any]) -> str:
 
 def _header(sid: int, protocol: str, user: str, connection: str, started: float) -> str:
     return recording.encode_header(sid, protocol, storable(user), storable(connection), started)
-
-
-def _storable_event(ev: audit.AuditEvent) -> audit.AuditEvent:
-    """The event with every text storable; the exact bytes of what was escaped are kept in
-    `detail["undecodable"]` (field -> hex) so that nothing is lost."""
-    undecodable: dict[str, str] = {}
-    if not is_storable(ev.actor):
-        undecodable["actor"] = exact_bytes(ev.actor).hex()
-        ev.actor = storable(ev.actor)
-    if not is_storable(ev.target):
-        undecodable["target"] = exact_bytes(ev.target).hex()
-        ev.target = storable(ev.target)
-    if ev.detail:
-        for key, value in ev.detail.items():
-            if isinstance(value, str) and not is_storable(value):
-                undecodable[storable(str(key))] = exact_bytes(value).hex()
-        ev.detail, _ = storable_tree(ev.detail)
-    if undecodable:
-        ev.detail = {**(ev.detail or {}), "undecodable": undecodable}
-    return ev
 
 
 def _error_record(item: Any, exc: BaseException, events: Events, rows: Rows) -> None:

@@ -9,21 +9,21 @@ from pathlib import Path
 
 from hoop.core.config import parse_config
 from hoop.core.identity import TokenService
-from hoop.core.store.sqlite import SqliteStore
+from hoop.core.store.base import Store
 from hoop.server.ssh.tui_bridge import console_env, keep_token_alive
 
 
-def tokens(tmp_path: Path) -> TokenService:
+def tokens(tmp_path: Path, store: Store) -> TokenService:
     raw = {"gateway": {"data_dir": str(tmp_path)}, "users": [{"name": "bob", "groups": ["dba"]}]}
-    return TokenService(SqliteStore(tmp_path / "hoop.db"), parse_config(raw, tmp_path / "hoop.toml"))
+    return TokenService(store, parse_config(raw, tmp_path / "hoop.toml"))
 
 
 def expires(service: TokenService, token_id: str) -> float:
     return next(t["expires"] for t in service.list() if t["id"] == token_id)
 
 
-async def test_the_token_lives_while_extended_and_stops_when_revoked(tmp_path: Path) -> None:
-    service = tokens(tmp_path)
+async def test_the_token_lives_while_extended_and_stops_when_revoked(tmp_path: Path, store: Store) -> None:
+    service = tokens(tmp_path, store)
     issued = service.issue("bob", 1.0, "ssh tui session")
     keeper = asyncio.ensure_future(keep_token_alive(service, issued.id, 1.0, 0.2))
     await asyncio.sleep(1.5)  # past the first expiry: extended meanwhile
@@ -33,8 +33,8 @@ async def test_the_token_lives_while_extended_and_stops_when_revoked(tmp_path: P
     assert expires(service, issued.id) < time.time() + 1.0
 
 
-async def test_cancelled_keeper_lets_the_token_expire(tmp_path: Path) -> None:
-    service = tokens(tmp_path)
+async def test_cancelled_keeper_lets_the_token_expire(tmp_path: Path, store: Store) -> None:
+    service = tokens(tmp_path, store)
     issued = service.issue("bob", 0.5, "ssh tui session")
     keeper = asyncio.ensure_future(keep_token_alive(service, issued.id, 0.5, 0.1))
     await asyncio.sleep(0.3)
