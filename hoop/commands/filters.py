@@ -77,7 +77,10 @@ def where_of(args: argparse.Namespace, *, time: str, user: str, connection: str,
         where.add(f"{connection} = ?", args.connection)
     if decision and getattr(args, "decision", None):
         # `review` matches every way a hold ended (review:approved, review:denied, ...).
-        where.add(f"({decision} = ? OR {decision} LIKE ? || ':%')", args.decision, args.decision)
+        # Compared exactly (no LIKE: `_` and `%` are no wildcards here, and PostgreSQL's LIKE minds
+        # case where SQLite's does not); decisions are stored in lower case.
+        word = args.decision.lower()
+        where.add(f"({decision} = ? OR substr({decision}, 1, ?) = ?)", word, len(word) + 1, word + ":")
     return where
 
 
