@@ -203,6 +203,7 @@ def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int
         pinned_key=audit_anchor.parse_public(args.key) if args.key else None,
         expected=expected,
         recordings=args.recordings,
+        recordings_dir=gw.recordings_dir,
     )
     for line in report.passed:
         print(line)
