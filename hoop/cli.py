@@ -335,6 +335,7 @@ COMMAND_MODULES = [
     "hoop.commands.whoami",
     "hoop.commands.reload",
     "hoop.commands.inventory",
+    "hoop.commands.migrate",
 ]
 
 
