@@ -109,3 +109,40 @@ def test_seals_of_stored_recordings_verify_and_a_changed_chunk_is_named(dsn: str
     report = audit_check.verify(store, tmp_path / "checkpoints", key, recordings=True)
     assert not report.ok
     assert any(f"recording_chunks/{s.id}.hoop.jsonl" in p and "truncated" in p for p in report.problems)
+
+
+def test_a_batch_the_store_refuses_leaves_no_chunk_and_lands_whole_later(
+    dsn: str, store: Store, tmp_path: Path
+) -> None:
+    journal = Journal(Secret(dsn), tmp_path / "rec", interval=3600, gateway="a")
+    try:
+        s = journal.open_session("alice", "pg", "postgres", "127.0.0.1:5")
+        s.finished(StatementRecord("SELECT 'one'", "allow", "", time.time(), 0.5, 1))
+        journal.flush()
+        before = store.query("SELECT seq, data FROM recording_chunks ORDER BY seq")
+        # The server refuses the batch's statement rows as a full disk would (SQLSTATE 53100),
+        # after the batch's chunks were inserted in the same transaction.
+        store.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'disk full' USING ERRCODE = '53100'; END $$"
+        )
+        store.execute("CREATE TRIGGER refuse BEFORE INSERT ON statements FOR EACH ROW EXECUTE FUNCTION refuse()")
+        s.finished(StatementRecord("SELECT 'two'", "allow", "", time.time(), 0.5, 1))
+        journal.flush()
+        journal.flush()  # offered again: refused again
+        assert not journal.health().healthy
+        assert store.query("SELECT seq, data FROM recording_chunks ORDER BY seq") == before
+        assert store.one("SELECT count(*) AS n FROM statements")["n"] == 1  # type: ignore[index]
+
+        store.execute("DROP TRIGGER refuse ON statements")
+        journal.flush()
+        assert journal.health().healthy
+    finally:
+        journal.close()
+    out = io.StringIO()
+    replay_session(store, _config(tmp_path / "other"), s.id, out=out)
+    assert out.getvalue().count("SELECT 'one'") == 1 and out.getvalue().count("SELECT 'two'") == 1
+    seqs = [
+        r["seq"] for r in store.query("SELECT seq FROM recording_chunks WHERE session_id = ? ORDER BY seq", (s.id,))
+    ]
+    assert seqs == list(range(len(seqs)))
