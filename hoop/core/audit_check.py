@@ -145,8 +145,8 @@ class Verifier:
         """A sealed file, wherever it now lives: in the store's chunks (sealed there, or moved
         there by `hoop migrate`), or as a file (where it was sealed, or in recordings_dir after
         a migration out of a shared store)."""
-        name = sealed.removeprefix(STORE_PREFIX)
         path = Path(sealed)
+        name = path.name  # a file's name, whether sealed as a path or as a chunk name
         if self.store.shared or sealed.startswith(STORE_PREFIX):
             actual = stored_size(self.store, name) if self.store.shared else None
             if actual is not None:
