@@ -23,7 +23,7 @@ from typing import Any
 from hoop.core import audit
 from hoop.core.errors import HoopError
 from hoop.core.store.base import Row, Store
-from hoop.core.store.recordings import chunks, session_of, split
+from hoop.core.store.recordings import CHUNK_BYTES, chunks, session_of, split
 from hoop.core.store.sqlite import SqliteStore
 
 # Not copied as rows: the schema's own bookkeeping (each side migrates itself), and recordings
@@ -142,7 +142,10 @@ def _copy_table(source: Store, target: Side, name: str, columns: list[str]) -> i
     order = ", ".join(f'"{c}"' for c in primary_key(source, name) or columns)
     cols = ", ".join(f'"{c}"' for c in columns)
     insert = f'INSERT INTO "{name}" ({cols}) VALUES ({", ".join("?" for _ in columns)})'
-    rows = source.stream(f'SELECT {cols} FROM "{name}" ORDER BY {order}')
+    if isinstance(source, SqliteStore):  # sqlite-utils reads the SQLite side
+        rows: Iterator[Row] = source.db.table(name).rows_where(select=cols, order_by=order)
+    else:
+        rows = source.stream(f'SELECT {cols} FROM "{name}" ORDER BY {order}')
     count = 0
     batch: list[Row] = []
     for row in rows:
@@ -196,14 +199,22 @@ def _set_sequences(store: Store) -> None:
 
 
 def _copy_recordings(source: Side, target: Side, result: Copied) -> None:
+    pending: list[tuple[int, str, int, bytes]] = []  # chunks for the target, stored in batches
+    size = 0
+
+    def store_pending() -> None:
+        with target.store.transaction() as tx:
+            tx.executemany("INSERT INTO recording_chunks(session_id, file, seq, data) VALUES (?,?,?,?)", pending)
+        pending.clear()
+
     for sid, name in recording_files(source):
         data = _read_recording(source, sid, name)
         if target.store.shared:
-            with target.store.transaction() as tx:
-                tx.executemany(
-                    "INSERT INTO recording_chunks(session_id, file, seq, data) VALUES (?,?,?,?)",
-                    [(sid, name, seq, piece) for seq, piece in enumerate(split(data))],
-                )
+            pending += [(sid, name, seq, piece) for seq, piece in enumerate(split(data))]
+            size += len(data)
+            if len(pending) >= 1000 or size >= 8 * CHUNK_BYTES:  # a transaction per batch, not per file
+                store_pending()
+                size = 0
         else:
             if target.recordings_dir is None:
                 raise HoopError("the target keeps recordings as files: it needs a recordings directory")
@@ -211,6 +222,8 @@ def _copy_recordings(source: Side, target: Side, result: Copied) -> None:
             (target.recordings_dir / name).write_bytes(data)
         result.recordings += 1
         result.recording_bytes += len(data)
+    if pending:
+        store_pending()
 
 
 def _read_recording(side: Side, sid: int, name: str) -> bytes:
