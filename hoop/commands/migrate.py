@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hoop.core.config import Config
 from hoop.core.errors import HoopError
 from hoop.core.secrets import Secret, resolve_secret
+
+if TYPE_CHECKING:
+    from hoop.core.store.base import Store
 
 
 def _target(text: str) -> Path | Secret:
@@ -35,8 +38,16 @@ def _same(a: Path | Secret, b: Path | Secret) -> bool:
     return isinstance(a, Secret) and isinstance(b, Secret) and a.reveal() == b.reveal()
 
 
+def _open(target: Path | Secret, option: str) -> Store:
+    from hoop.core.store.base import StoreUnavailable, open_store
+
+    try:
+        return open_store(target)
+    except StoreUnavailable as exc:  # names host, port and database, never a password
+        raise HoopError(f"{option}: {exc}") from None
+
+
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
-    from hoop.core.store.base import open_store
     from hoop.core.store.migrate import Side, copy, empty, is_empty
 
     gw = config.gateway
@@ -44,8 +55,12 @@ def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
     target_target = _target(args.to)
     if _same(source_target, target_target):
         raise HoopError("--to names the source store itself")
-    source = Side(open_store(source_target))
-    target = Side(open_store(target_target))
+    source = Side(_open(source_target, "--from"))
+    try:
+        target = Side(_open(target_target, "--to"))
+    except HoopError:
+        source.store.close()
+        raise
     try:
         # Recordings kept as files: the configuration's recordings_dir for its own store, or
         # the directory given; a SQLite store made from a shared one gets `recordings` beside it.

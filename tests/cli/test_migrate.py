@@ -148,3 +148,18 @@ def test_a_store_of_ten_thousand_sessions_round_trips_through_postgresql(tmp_pat
     for path in (tmp_path / "recordings").iterdir():
         assert (back_rec / path.name).read_bytes() == path.read_bytes()
     assert time.monotonic() - started < 120
+
+
+def test_an_unreachable_target_is_named_without_its_password(tmp_path: Path) -> None:
+    gw = write_config(tmp_path, USERS_TOML)
+    result = subprocess.run(
+        [sys.executable, "-m", "hoop.cli", "migrate", "-c", str(gw.config)]
+        + ["--to", "postgresql://hoop:${STORE_PW}@127.0.0.1:1/hoop"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**gw.env, "STORE_PW": "CANARY-store-pw"},
+    )
+    assert result.returncode == 1
+    assert "--to: the store at postgresql://127.0.0.1:1/hoop cannot be reached" in result.stderr
+    assert "CANARY" not in result.stdout + result.stderr and "Traceback" not in result.stderr
