@@ -44,7 +44,7 @@ from hoop.core.redact import redact_statement
 from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.secrets import Secret
 from hoop.core.store.base import Store, StoreUnavailable, open_store
-from hoop.core.store.recordings import ChunkWriter
+from hoop.core.store.recordings import ChunkWriter, by_file, cut_back, write_all
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
@@ -166,7 +166,7 @@ class Writer:
                     conn.executemany(_INSERT_STATEMENT, rows)
                 audit.chain(conn, events)
         except BaseException:
-            _cut_back(written)
+            cut_back(written)
             raise
 
     def _store_one_by_one(self, batch: dict[str, Any], sessions: list[dict[str, Any]], start: int) -> None:
@@ -205,7 +205,7 @@ class Writer:
 
     def _chunk_frames(self, conn: Any, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> None:
         assert self.chunks is not None
-        for (sid, name), (lines, blobs) in _by_file(frames, recordings).items():
+        for (sid, name), (lines, blobs) in by_file(frames, recordings).items():
             data = b"".join(blobs)
             if lines:
                 if self.chunks.is_empty(conn, sid, name):
@@ -219,7 +219,7 @@ class Writer:
         Returns each file touched with its size before, to cut back to on failure."""
         written: list[tuple[BinaryIO, int]] = []
         try:
-            for (sid, name), (lines, blobs) in _by_file(frames, recordings).items():
+            for (sid, name), (lines, blobs) in by_file(frames, recordings).items():
                 fh = self.files.get((sid, name))
                 if fh is None:
                     folder = Path(recordings[sid][0]).parent
@@ -228,9 +228,9 @@ class Writer:
                 written.append((fh, size))
                 if lines and size == 0:
                     lines.insert(0, _header(sid, *recordings[sid][1:]))
-                _write_all(fh, b"".join(blobs) if blobs else ("\n".join(lines) + "\n").encode())
+                write_all(fh, b"".join(blobs) if blobs else ("\n".join(lines) + "\n").encode())
         except BaseException:
-            _cut_back(written)
+            cut_back(written)
             raise
         return written
 
@@ -361,37 +361,6 @@ def _storable_session(row: dict[str, Any]) -> dict[str, Any]:
         if not is_storable(row[key]):
             row[key] = storable(row[key])
     return row
-
-
-def _by_file(
-    frames: Frames, recordings: dict[int, tuple[Any, ...]]
-) -> dict[tuple[int, str], tuple[list[str], list[bytes]]]:
-    """Each file's lines (the session's recording) or bytes (another of its files), in order."""
-    out: dict[tuple[int, str], tuple[list[str], list[bytes]]] = {}
-    for sid, value in frames:
-        if isinstance(value, str):
-            out.setdefault((sid, Path(recordings[sid][0]).name), ([], []))[0].append(value)
-        else:
-            out.setdefault((sid, value[0]), ([], []))[1].append(value[1])
-    return out
-
-
-def _write_all(fh: BinaryIO, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = fh.write(view)
-        if not n:
-            raise OSError("the recording file took no more bytes")
-        view = view[n:]
-
-
-def _cut_back(written: list[tuple[BinaryIO, int]]) -> None:
-    """Recording files back to their size before the failed batch: no half line stays."""
-    for fh, size in written:
-        try:
-            os.ftruncate(fh.fileno(), size)
-        except OSError:
-            print(f"journal writer: could not cut {fh.name!r} back to {size} bytes", file=sys.stderr)
 
 
 def _answer(stdout: BinaryIO, ok: bool, reason: str = "") -> None:

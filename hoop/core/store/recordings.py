@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from hoop.core.store.base import Store, Tx
 
@@ -44,6 +46,40 @@ def name_of(row: dict[str, Any]) -> str:
 
 def split(data: bytes) -> list[bytes]:
     return [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+
+
+# -- the journal writer's side: files, or chunks in the batch's transaction ------------------
+
+
+def by_file(
+    frames: list[tuple[int, Any]], recordings: dict[int, tuple[Any, ...]]
+) -> dict[tuple[int, str], tuple[list[str], list[bytes]]]:
+    """Each file's lines (the session's recording) or bytes (another of its files), in order."""
+    out: dict[tuple[int, str], tuple[list[str], list[bytes]]] = {}
+    for sid, value in frames:
+        if isinstance(value, str):
+            out.setdefault((sid, Path(recordings[sid][0]).name), ([], []))[0].append(value)
+        else:
+            out.setdefault((sid, value[0]), ([], []))[1].append(value[1])
+    return out
+
+
+def write_all(fh: BinaryIO, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = fh.write(view)
+        if not n:
+            raise OSError("the recording file took no more bytes")
+        view = view[n:]
+
+
+def cut_back(written: list[tuple[BinaryIO, int]]) -> None:
+    """Recording files back to their size before the failed batch: no half line stays."""
+    for fh, size in written:
+        try:
+            os.ftruncate(fh.fileno(), size)
+        except OSError:
+            print(f"journal writer: could not cut {fh.name!r} back to {size} bytes", file=sys.stderr)
 
 
 class ChunkWriter:
