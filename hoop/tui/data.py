@@ -158,7 +158,7 @@ class History:
         if len(rows) < limit:
             hits = self.store.query(
                 "SELECT DISTINCT session_id FROM (SELECT session_id FROM statements WHERE text LIKE ? "
-                "ORDER BY id DESC LIMIT ?)",
+                "ORDER BY id DESC LIMIT ?) AS found",  # PostgreSQL 15 requires the alias
                 (like, limit * 20),
             )
             ids = [h["session_id"] for h in hits if h["session_id"] not in seen][: limit - len(rows)]
