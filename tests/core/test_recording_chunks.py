@@ -146,3 +146,27 @@ def test_a_batch_the_store_refuses_leaves_no_chunk_and_lands_whole_later(
         r["seq"] for r in store.query("SELECT seq FROM recording_chunks WHERE session_id = ? ORDER BY seq", (s.id,))
     ]
     assert seqs == list(range(len(seqs)))
+
+
+def test_a_live_view_copies_only_the_chunks_it_has_not_seen(dsn: str, store: Store, tmp_path: Path) -> None:
+    journal = Journal(Secret(dsn), tmp_path / "a", interval=3600, gateway="a")
+    copies = LocalCopies(store, tmp_path / "b")
+    try:
+        s = journal.open_session("alice", "box", "ssh", "127.0.0.1:7")
+        cast = CastWriter(cast_path(tmp_path / "a", s.id), 40, 5, sink=s.append_file)
+        assert copies.path(f"{s.id}.cast") is None  # nothing yet
+        cast.output(b"first screen\r\n")
+        cast.flush()
+        journal.flush()
+        path = copies.path(f"{s.id}.cast")
+        assert path is not None and b"first screen" in path.read_bytes()
+        cast.output(b"second screen\r\n")
+        cast.flush()
+        journal.flush()
+        assert copies.path(f"{s.id}.cast") == path
+        text = path.read_bytes()
+        assert text.count(b"first screen") == 1 and b"second screen" in text and len(text) == cast.size
+    finally:
+        copies.close()
+        journal.close()
+    assert not path.exists()  # the private copy is removed with the view
