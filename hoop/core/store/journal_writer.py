@@ -44,7 +44,7 @@ from hoop.core.redact import redact_statement
 from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.secrets import Secret
 from hoop.core.store.base import Store, StoreUnavailable, open_store
-from hoop.core.store.recordings import ChunkWriter, by_file, cut_back, write_all
+from hoop.core.store.recordings import INSERT_CHUNK, ChunkWriter, by_file, cut_back, write_all
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
@@ -205,13 +205,16 @@ class Writer:
 
     def _chunk_frames(self, conn: Any, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> None:
         assert self.chunks is not None
+        rows = []
         for (sid, name), (lines, blobs) in by_file(frames, recordings).items():
             data = b"".join(blobs)
             if lines:
                 if self.chunks.is_empty(conn, sid, name):
                     lines.insert(0, _header(sid, *recordings[sid][1:]))
                 data = ("\n".join(lines) + "\n").encode()
-            self.chunks.append(conn, sid, name, data)
+            rows += self.chunks.stage(conn, sid, name, data)
+        if rows:
+            conn.executemany(INSERT_CHUNK, rows)
 
     def _write_frames(self, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> list[tuple[BinaryIO, int]]:
         """Append each session's lines with one write per file. `recordings`: the batch's id ->

@@ -23,7 +23,7 @@ from typing import Any
 from hoop.core import audit
 from hoop.core.errors import HoopError
 from hoop.core.store.base import Row, Store
-from hoop.core.store.recordings import CHUNK_BYTES, chunks, session_of, split
+from hoop.core.store.recordings import CHUNK_BYTES, INSERT_CHUNK, chunks, session_of, split
 from hoop.core.store.sqlite import SqliteStore
 
 # Not copied as rows: the schema's own bookkeeping (each side migrates itself), and recordings
@@ -204,7 +204,7 @@ def _copy_recordings(source: Side, target: Side, result: Copied) -> None:
 
     def store_pending() -> None:
         with target.store.transaction() as tx:
-            tx.executemany("INSERT INTO recording_chunks(session_id, file, seq, data) VALUES (?,?,?,?)", pending)
+            tx.executemany(INSERT_CHUNK, pending)
         pending.clear()
 
     for sid, name in recording_files(source):

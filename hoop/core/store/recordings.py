@@ -31,6 +31,7 @@ from hoop.core.store.base import Store, Tx
 # One chunk row holds at most this many bytes: a batch that wrote more to one file (a burst of
 # terminal output) is stored as several chunks. Small enough for any client to fetch at once.
 CHUNK_BYTES = 1 << 20
+INSERT_CHUNK = "INSERT INTO recording_chunks(session_id, file, seq, data) VALUES (?,?,?,?)"
 # A seal of a recording kept in the store names it by this prefix and its file name.
 STORE_PREFIX = "recording_chunks/"
 
@@ -92,8 +93,9 @@ class ChunkWriter:
         self._next: dict[tuple[int, str], int] = {}
         self._staged: dict[tuple[int, str], int] = {}
 
-    def append(self, tx: Tx, session_id: int, name: str, data: bytes) -> bool:
-        """Insert `data` as the next chunks of the file; returns whether the file was empty."""
+    def stage(self, tx: Tx, session_id: int, name: str, data: bytes) -> list[tuple[int, str, int, bytes]]:
+        """The rows that store `data` as the next chunks of the file (the caller inserts every
+        file's rows of a batch with one `INSERT_CHUNK` executemany: one round trip)."""
         key = (session_id, name)
         seq = self._staged.get(key, self._next.get(key))
         if seq is None:
@@ -102,14 +104,9 @@ class ChunkWriter:
                 (session_id, name),
             ).fetchone()
             seq = int(row["n"])
-        first = seq == 0
         pieces = split(data)
-        tx.executemany(
-            "INSERT INTO recording_chunks(session_id, file, seq, data) VALUES (?,?,?,?)",
-            [(session_id, name, seq + i, piece) for i, piece in enumerate(pieces)],
-        )
         self._staged[key] = seq + len(pieces)
-        return first
+        return [(session_id, name, seq + i, piece) for i, piece in enumerate(pieces)]
 
     def is_empty(self, tx: Tx, session_id: int, name: str) -> bool:
         key = (session_id, name)
