@@ -149,15 +149,17 @@ class History:
         if not text:
             return self.store.query("SELECT * FROM sessions ORDER BY id DESC LIMIT ?", (limit,))
         like = f"%{text}%"
+        # Case-insensitive on both engines, as SQLite's LIKE is (PostgreSQL's is not).
+        op = "ILIKE" if self.store.dialect.name == "postgresql" else "LIKE"
         rows = self.store.query(
-            "SELECT * FROM sessions WHERE user LIKE ? OR connection LIKE ? OR protocol LIKE ? "
-            f"OR {self.store.dialect.local_minute('started')} LIKE ? ORDER BY id DESC LIMIT ?",
+            f"SELECT * FROM sessions WHERE user {op} ? OR connection {op} ? OR protocol {op} ? "
+            f"OR {self.store.dialect.local_minute('started')} {op} ? ORDER BY id DESC LIMIT ?",
             (like, like, like, like, limit),
         )
         seen = {r["id"] for r in rows}
         if len(rows) < limit:
             hits = self.store.query(
-                "SELECT DISTINCT session_id FROM (SELECT session_id FROM statements WHERE text LIKE ? "
+                f"SELECT DISTINCT session_id FROM (SELECT session_id FROM statements WHERE text {op} ? "
                 "ORDER BY id DESC LIMIT ?) AS found",  # PostgreSQL 15 requires the alias
                 (like, limit * 20),
             )

@@ -47,7 +47,7 @@ async def test_a_database_recording_replays_from_the_store(shared: History) -> N
     app = _app(shared)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
-        await pilot.press("slash", *"email")  # the recordings list, searched by statement text
+        await pilot.press("slash", *"EMAIL")  # the recordings list, searched by statement text, any case
         await settle(pilot)
         table = app.screen.query_one("#recordings", DataTable)
         assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == ["1"]
