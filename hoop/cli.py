@@ -203,6 +203,7 @@ def _audit_verify(args: argparse.Namespace, config: Config, store: Store) -> int
         pinned_key=audit_anchor.parse_public(args.key) if args.key else None,
         expected=expected,
         recordings=args.recordings,
+        recordings_dir=gw.recordings_dir,
     )
     for line in report.passed:
         print(line)
@@ -334,6 +335,7 @@ COMMAND_MODULES = [
     "hoop.commands.whoami",
     "hoop.commands.reload",
     "hoop.commands.inventory",
+    "hoop.commands.migrate",
 ]
 
 

@@ -110,6 +110,11 @@ HELP: dict[str, tuple[str, str]] = {
         "hoop health || echo 'recording is failing'",
     ),
     "whoami": ("Show your identity, roles and the rules whose holds you may approve.", "hoop whoami --json"),
+    "migrate": (
+        "Copy every table, the audit chain and the recordings into another store (SQLite or PostgreSQL); "
+        "the target must be empty, and its audit chain is verified at the end.",
+        'hoop migrate --to "postgresql://hoop:${HOOP_STORE_PASSWORD}@127.0.0.1:5432/hoop"',
+    ),
     "connections": ("", "hoop connections --json"),
     "users": ("", "hoop users"),
 }

@@ -39,6 +39,7 @@ from hoop.core import audit
 from hoop.core.errors import HoopError
 from hoop.core.log_format import setup_logging
 from hoop.core.store.base import Store
+from hoop.core.store.recordings import STORE_PREFIX, digest_chunks
 from hoop.core.terminal import cast_path, keyframes_path
 
 if TYPE_CHECKING:
@@ -276,7 +277,7 @@ class Anchor:
         # A batch may carry a session's row twice (updated, then closed): one seal each.
         rows = {row["id"]: row for row in sessions if row["id"] in ended}
         try:
-            events = [ev for row in rows.values() for ev in seal_events(row)]
+            events = [ev for row in rows.values() for ev in seal_events(row, self.store)]
             if events:
                 audit.append(self.store, events)
         except Exception:  # the batch itself is written: it must not be reported as lost
@@ -343,8 +344,22 @@ def recording_files(row: dict[str, Any]) -> list[Path]:
     return [recording, cast, keyframes_path(cast)]
 
 
-def seal_events(row: dict[str, Any]) -> list[audit.AuditEvent]:
+def seal_events(row: dict[str, Any], store: Store | None = None) -> list[audit.AuditEvent]:
+    """A seal (digest and size) of each of a session's recording files: in recordings_dir, or
+    in a shared store's chunks (named `recording_chunks/<file name>`)."""
     events = []
+    if store is not None and store.shared:
+        for path in recording_files(row):
+            digest = digest_chunks(store, path.name)
+            if digest is not None:
+                detail = {
+                    "session": row["id"],
+                    "path": STORE_PREFIX + path.name,
+                    "sha256": digest[0],
+                    "bytes": digest[1],
+                }
+                events.append(audit.AuditEvent("gateway", SEALED, row["connection"], detail))
+        return events
     for path in recording_files(row):
         try:
             sha256, size = digest_file(path)

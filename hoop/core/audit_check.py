@@ -23,6 +23,7 @@ from hoop.core import audit
 from hoop.core.audit_anchor import SEALED, Checkpoint, digest_file, key_id, load_key, read_checkpoints
 from hoop.core.errors import HoopError
 from hoop.core.store.base import Store
+from hoop.core.store.recordings import STORE_PREFIX, digest_chunks, stored_size
 
 
 @dataclass
@@ -37,8 +38,9 @@ class Report:
 
 
 class Verifier:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, recordings_dir: Path | None = None) -> None:
         self.store = store
+        self.recordings_dir = recordings_dir
         self.report = Report()
         self.chain = audit.verify(store)
         self.stored = audit.head(store)  # the newest event the store holds, verified or not
@@ -126,7 +128,7 @@ class Verifier:
             seals[detail["path"]] = detail
         bad = 0
         for path, seal in seals.items():
-            problem = recording_problem(Path(path), seal["sha256"], seal["bytes"])
+            problem = self.recording_problem(path, seal["sha256"], seal["bytes"])
             if problem:
                 bad += 1
                 self.report.problems.append(f"RECORDING {path} (session {seal['session']}): {problem}")
@@ -139,13 +141,27 @@ class Verifier:
                 f"recordings: {unsealed} ended sessions have no sealed recording (ended by a crash or before sealing)"
             )
 
+    def recording_problem(self, sealed: str, sha256: str, size: int) -> str:
+        """A sealed file, wherever it now lives: in the store's chunks (sealed there, or moved
+        there by `hoop migrate`), or as a file (where it was sealed, or in recordings_dir after
+        a migration out of a shared store)."""
+        path = Path(sealed)
+        name = path.name  # a file's name, whether sealed as a path or as a chunk name
+        if self.store.shared or sealed.startswith(STORE_PREFIX):
+            actual = stored_size(self.store, name) if self.store.shared else None
+            if actual is not None:
+                digest = digest_chunks(self.store, name, limit=size)
+                assert digest is not None
+                return _compare(actual, digest[0], sha256, size)
+            if self.recordings_dir is None or self.store.shared:
+                return "missing"
+            path = self.recordings_dir / name
+        elif not path.exists() and self.recordings_dir is not None and (self.recordings_dir / path.name).exists():
+            path = self.recordings_dir / path.name
+        return recording_problem(path, sha256, size)
 
-def recording_problem(path: Path, sha256: str, size: int) -> str:
-    try:
-        actual = path.stat().st_size
-        digest, _ = digest_file(path, limit=size)
-    except FileNotFoundError:
-        return "missing"
+
+def _compare(actual: int, digest: str, sha256: str, size: int) -> str:
     if actual < size:
         return f"truncated to {actual} of {size} bytes"
     if digest != sha256:
@@ -153,6 +169,15 @@ def recording_problem(path: Path, sha256: str, size: int) -> str:
     if actual > size:
         return f"{actual - size} bytes appended after it was sealed"
     return ""
+
+
+def recording_problem(path: Path, sha256: str, size: int) -> str:
+    try:
+        actual = path.stat().st_size
+        digest, _ = digest_file(path, limit=size)
+    except FileNotFoundError:
+        return "missing"
+    return _compare(actual, digest, sha256, size)
 
 
 def verify(
@@ -163,8 +188,9 @@ def verify(
     pinned_key: Ed25519PublicKey | None = None,
     expected: audit.Head | None = None,
     recordings: bool = False,
+    recordings_dir: Path | None = None,
 ) -> Report:
-    v = Verifier(store)
+    v = Verifier(store, recordings_dir)
     v.check_chain()
     key, source = pinned_key, "pinned with --key"
     if key is None:

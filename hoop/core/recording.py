@@ -1,4 +1,5 @@
-"""Session recordings: one file per session in recordings_dir, in a versioned format.
+"""Session recordings: one file per session in recordings_dir (or, on a shared PostgreSQL
+store, the same bytes in its `recording_chunks`: see store/recordings.py), in a versioned format.
 
 Format `hoop-recording` version 1 is JSON lines. The first line is a header object; every
 later line is one frame `[t, kind, data]` where `t` is seconds since the session started.

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from hoop.core import recording
 from hoop.core.errors import HoopError
+from hoop.core.store.recordings import LocalCopies, name_of
 from hoop.core.visible import visible
 
 
@@ -59,14 +60,29 @@ def replay_session(
     row = store.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
     if row is None:
         raise HoopError(f"no session {session_id}")
-    cast = config.gateway.recordings_dir / f"{session_id}.cast"
-    if cast.exists():
-        from hoop.core.terminal import play_cast  # terminal recordings (SSH)
+    # Files in recordings_dir, or (a shared store) the store's chunks copied for reading.
+    copies = LocalCopies(store, config.gateway.recordings_dir)
+    try:
+        return _replay(copies, row, speed=speed, start=start, as_text=as_text, out=out)
+    finally:
+        copies.close()
 
+
+def _replay(copies: LocalCopies, row: dict[str, Any], *, speed: float, start: float, as_text: bool, out: TextIO) -> int:
+    session_id = row["id"]
+    cast = copies.path(f"{session_id}.cast")
+    if cast is not None:
+        from hoop.core.terminal import keyframes_path, play_cast  # terminal recordings (SSH)
+
+        copies.path(keyframes_path(cast).name)  # its seek points, beside it
         return play_cast(cast, speed=speed, start=start, as_text=as_text, out=out)
-    path = Path(row["recording"]) if row["recording"] else config.gateway.recordings_dir / f"{session_id}.hoop.jsonl"
-    if not path.exists():
-        raise HoopError(f"session {session_id} has no recording at {path}")
+    name = name_of(row)
+    path = copies.path(name)
+    if path is None and row["recording"] and Path(row["recording"]).exists():
+        path = Path(row["recording"])  # kept outside recordings_dir
+    if path is None:
+        where = f"in the store {copies.store.describe()}" if copies.store.shared else f"at {row['recording'] or name}"
+        raise HoopError(f"session {session_id} has no recording {where}")
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
     print(
         visible(

@@ -25,10 +25,10 @@ import codecs
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 import pyte
 from wcwidth import wcwidth
@@ -130,8 +130,12 @@ class CastWriter:
         record_input: bool = False,
         keyframe_every: float = 10.0,
         keyframe_bytes: int = 512 * 1024,
+        sink: Callable[[str, bytes], None] | None = None,
     ) -> None:
+        """`sink(file name, bytes)`: where the cast and keyframes go instead of files beside
+        `path` (the journal, on a store that keeps recordings in itself)."""
         self.path = path
+        self.sink = sink
         self.kf_path = keyframes_path(path)
         self.started = started if started is not None else time.time()
         self.record_input = record_input
@@ -140,11 +144,11 @@ class CastWriter:
         self.cols, self.rows = max(cols, 1), max(rows, 1)
         self.emu = _Emulator(self.cols, self.rows)
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._cast = path.open("ab")
-        self._kf = self.kf_path.open("a", encoding="utf-8")
+        self._cast: BinaryIO | None = None if sink else path.open("ab")
+        self._kf: TextIO | None = None if sink else self.kf_path.open("a", encoding="utf-8")
         self._pending: list[bytes] = []
         self._pending_kf: list[str] = []
-        self._offset = self._cast.tell()
+        self._offset = self._cast.tell() if self._cast else 0
         self._last_kf_t = 0.0
         self._last_kf_offset = self._offset
         self.closed = False
@@ -245,6 +249,15 @@ class CastWriter:
         return (row[m.end() :] if m else row).strip()
 
     def flush(self) -> None:
+        if self.sink is not None:
+            if self._pending:
+                self.sink(self.path.name, b"".join(self._pending))
+                self._pending.clear()
+            if self._pending_kf:
+                self.sink(self.kf_path.name, ("\n".join(self._pending_kf) + "\n").encode())
+                self._pending_kf.clear()
+            return
+        assert self._cast is not None and self._kf is not None
         if self._pending:
             self._cast.write(b"".join(self._pending))
             self._pending.clear()
@@ -261,8 +274,10 @@ class CastWriter:
         if self._offset > self._last_kf_offset:
             self.keyframe()
         self.flush()
-        self._cast.close()
-        self._kf.close()
+        if self._cast is not None:
+            self._cast.close()
+        if self._kf is not None:
+            self._kf.close()
 
 
 @dataclass(frozen=True)

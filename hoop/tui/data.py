@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from hoop.core.roles import RoleSet
 from hoop.core.secrets import Secret
 from hoop.core.store.base import Store, open_store
+from hoop.core.store.recordings import LocalCopies, recording_name
 
 PAGE = 200
 DECIDED_WINDOW = 600.0  # decided requests stay visible this long (seconds)
@@ -92,6 +93,7 @@ class History:
     def __init__(self, store: Store, recordings_dir: Path) -> None:
         self.store = store
         self.recordings_dir = recordings_dir
+        self.copies = LocalCopies(store, recordings_dir)  # recordings, from files or the store
 
     @classmethod
     def open(cls, target: Path | Secret, recordings_dir: Path) -> History:
@@ -187,7 +189,8 @@ class History:
             (session_id,) if session_id else (),
         )
         for row in rows:
-            sample = _last_sample(self.recordings_dir / f"{row['id']}.hoop.jsonl")
+            path = self.copies.path(recording_name(row["id"]))
+            sample = _last_sample(path) if path is not None else Sample(None)
             if sample.rows:
                 sample.session, sample.protocol = row["id"], row["protocol"]
                 return sample

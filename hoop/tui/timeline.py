@@ -20,6 +20,7 @@ import pyte
 
 from hoop.core import recording
 from hoop.core.replay import frame_lines
+from hoop.core.store.recordings import LocalCopies, name_of
 from hoop.core.terminal import CastReader, Keyframe, restore_screen
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78DEHM]")
@@ -185,19 +186,20 @@ class CastTimeline(Timeline):
         return {"o": "output", "i": "input", "r": "resize"}.get(self.codes[index], self.codes[index])
 
 
-def open_timeline(
-    recordings_dir: Path, session: dict[str, Any], statement_times: list[float] | None = None
-) -> Timeline:
-    """The timeline of a session's recording (terminal cast first, then the DB recording)."""
+def open_timeline(copies: LocalCopies, session: dict[str, Any], statement_times: list[float] | None = None) -> Timeline:
+    """The timeline of a session's recording (terminal cast first, then the DB recording), read
+    from recordings_dir or from the chunks of a shared store (`LocalCopies`)."""
     from hoop.core.errors import HoopError
+    from hoop.core.terminal import keyframes_path
 
     sid = session["id"]
-    cast = recordings_dir / f"{sid}.cast"
-    if cast.exists():
+    cast = copies.path(f"{sid}.cast")
+    if cast is not None:
+        copies.path(keyframes_path(cast).name)
         return CastTimeline(cast, statement_times)
-    path = Path(session["recording"]) if session.get("recording") else recordings_dir / f"{sid}.hoop.jsonl"
-    if not path.exists():
-        path = recordings_dir / f"{sid}.hoop.jsonl"
-    if not path.exists():
+    path = copies.path(name_of(session))
+    if path is None and session.get("recording") and Path(session["recording"]).exists():
+        path = Path(session["recording"])
+    if path is None:
         raise HoopError(f"session {sid} has no recording")
     return DbTimeline(path)

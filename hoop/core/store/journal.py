@@ -143,6 +143,11 @@ class SessionLog:
         if self.ended is not None:  # a statement that ended with its session: its counts go out again
             self.journal._append("closed", self)
 
+    def append_file(self, name: str, data: bytes) -> None:
+        """Bytes of another of this session's recording files (a terminal cast), stored by the
+        writer with the session's next batch: how casts reach a shared store's chunks."""
+        self.journal._append("ordered", ("c", self, name, data))
+
     def grew(self, size: int) -> None:
         """`size` more bytes of this session's recording."""
         self.recorded += size
@@ -203,6 +208,7 @@ class Journal:
         store = open_store(target)  # creates or migrates the schema before the writer opens it
         self.target = target
         self.gateway = gateway  # the name its sessions carry on a store several gateways share
+        self.shared = store.shared  # recordings then go to the store's chunks, not recordings_dir
         try:
             self._next_id, self._id_limit = first_session_ids(store)
         finally:
@@ -372,8 +378,8 @@ class Journal:
                 continue
             if s.id not in recordings:  # each batch names its recordings: a restarted writer needs no state
                 recordings[s.id] = (str(s.recording_path), s.protocol, s.user, s.connection, s.started)
-            if kind == "f":
-                ordered.append(("f", s.id, *rest))
+            if kind in ("f", "c"):
+                ordered.append((kind, s.id, *rest))
             else:  # "d": a finished statement, expanded by the writer; a NamedTuple pickles
                 # about 5x slower than its plain tuple, and this thread shares the GIL with the loop
                 ordered.append(("d", s.id, s.user, s.connection, s.started, rest[0], tuple(rest[1])))

@@ -44,6 +44,7 @@ from hoop.core.redact import redact_statement
 from hoop.core.redact_stored import StoredStatementMasking
 from hoop.core.secrets import Secret
 from hoop.core.store.base import Store, StoreUnavailable, open_store
+from hoop.core.store.recordings import INSERT_CHUNK, ChunkWriter, by_file, cut_back, write_all
 from hoop.core.store.records import STATEMENT_RECORD_VERSION
 from hoop.core.store.wire_text import exact_bytes, is_storable, storable, storable_tree
 
@@ -51,7 +52,8 @@ LENGTH = struct.Struct("<Q")
 WRITTEN, FAILED = b"\x01", b"\x00"
 UNSTORED = "the journal could not store this record as sent"
 
-Frames = list[tuple[int, str]]
+# (session, line of its recording) or (session, (file name, bytes)): a terminal cast's bytes.
+Frames = list[tuple[int, Any]]
 Events = list[audit.AuditEvent]
 Rows = list[tuple[Any, ...]]
 
@@ -82,10 +84,12 @@ class Unwritable(Exception):
 class Writer:
     def __init__(self, target: Path | Secret, anchor: audit_anchor.AnchorSettings | None = None) -> None:
         self.store: Store = open_store(target)
-        self.files: dict[int, BinaryIO] = {}
+        self.files: dict[tuple[int, str], BinaryIO] = {}  # (session, file name) -> open file
         self._partial: tuple[int, int] | None = None  # (batch number, records stored) of a batch stored alone
         self.anchor = audit_anchor.Anchor(self.store, anchor) if anchor else None
         self.statement_text = StoredStatementMasking(self.store)
+        # A shared store keeps recordings as chunks in the store, so every gateway reads them.
+        self.chunks = ChunkWriter() if self.store.shared else None
 
     def write(self, batch: dict[str, Any]) -> None:
         self.statement_text.refresh(batch)
@@ -102,9 +106,10 @@ class Writer:
                     raise Unwritable(f"{type(exc).__name__}: {exc}") from exc
                 self._store_one_by_one(batch, sessions, 0)
         for sid in batch["closed"]:
-            fh = self.files.pop(sid, None)
-            if fh is not None:
-                fh.close()
+            for key in [key for key in self.files if key[0] == sid]:
+                self.files.pop(key).close()
+            if self.chunks is not None:
+                self.chunks.forget(sid)
         if self.anchor is not None:  # seals the closed sessions' recordings; checkpoints the chain
             self.anchor.written(sessions, batch["closed"])
 
@@ -124,6 +129,8 @@ class Writer:
                     _statement(item, frames, events, rows, self.statement_text)
                 elif kind == "a":
                     events.append(self.statement_text.mask_event(audit.storable_event(item[1])))
+                elif kind == "c":  # (kind, session, file name, bytes): terminal cast output
+                    frames.append((item[1], (str(item[2]), bytes(item[3]))))
                 else:  # "f": (kind, session, seconds since its start, frame kind, data)
                     frames.append((item[1], _frame(item[2], item[3], item[4])))
             except Exception as exc:
@@ -136,7 +143,21 @@ class Writer:
         self, frames: Frames, events: Events, rows: Rows, sessions: list[dict[str, Any]], recordings: Any
     ) -> None:
         """All or nothing: the recording lines, then one transaction; a failure in either cuts
-        the recording files back to where they were."""
+        the recording files back to where they were. On a shared store the recording lines are
+        chunks inserted in that same transaction."""
+        if self.chunks is not None:
+            try:
+                with self.store.transaction() as conn:
+                    self._chunk_frames(conn, frames, recordings)
+                    conn.executemany(_UPSERT_SESSION, sessions)
+                    if rows:
+                        conn.executemany(_INSERT_STATEMENT, rows)
+                    audit.chain(conn, events)
+            except BaseException:
+                self.chunks.rolled_back()
+                raise
+            self.chunks.committed()
+            return
         written = self._write_frames(frames, recordings)
         try:
             with self.store.transaction() as conn:
@@ -145,7 +166,7 @@ class Writer:
                     conn.executemany(_INSERT_STATEMENT, rows)
                 audit.chain(conn, events)
         except BaseException:
-            _cut_back(written)
+            cut_back(written)
             raise
 
     def _store_one_by_one(self, batch: dict[str, Any], sessions: list[dict[str, Any]], start: int) -> None:
@@ -182,27 +203,37 @@ class Writer:
             # Not even its error record could be stored: the one record that is lost says so.
             print(f"journal writer: a record and its error record were refused: {exc!r}", file=sys.stderr)
 
+    def _chunk_frames(self, conn: Any, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> None:
+        assert self.chunks is not None
+        rows = []
+        for (sid, name), (lines, blobs) in by_file(frames, recordings).items():
+            data = b"".join(blobs)
+            if lines:
+                if self.chunks.is_empty(conn, sid, name):
+                    lines.insert(0, _header(sid, *recordings[sid][1:]))
+                data = ("\n".join(lines) + "\n").encode()
+            rows += self.chunks.stage(conn, sid, name, data)
+        if rows:
+            conn.executemany(INSERT_CHUNK, rows)
+
     def _write_frames(self, frames: Frames, recordings: dict[int, tuple[Any, ...]]) -> list[tuple[BinaryIO, int]]:
         """Append each session's lines with one write per file. `recordings`: the batch's id ->
         (path, protocol, user, connection, started) of every session it has frames for.
         Returns each file touched with its size before, to cut back to on failure."""
-        by_session: dict[int, list[str]] = {}
-        for sid, line in frames:
-            by_session.setdefault(sid, []).append(line)
         written: list[tuple[BinaryIO, int]] = []
         try:
-            for sid, lines in by_session.items():
-                fh = self.files.get(sid)
+            for (sid, name), (lines, blobs) in by_file(frames, recordings).items():
+                fh = self.files.get((sid, name))
                 if fh is None:
-                    path, *head = recordings[sid]
-                    fh = self.files[sid] = Path(path).open("ab", buffering=0)
+                    folder = Path(recordings[sid][0]).parent
+                    fh = self.files[(sid, name)] = (folder / name).open("ab", buffering=0)
                 size = os.fstat(fh.fileno()).st_size
                 written.append((fh, size))
-                if size == 0:
+                if lines and size == 0:
                     lines.insert(0, _header(sid, *recordings[sid][1:]))
-                _write_all(fh, ("\n".join(lines) + "\n").encode())
+                write_all(fh, b"".join(blobs) if blobs else ("\n".join(lines) + "\n").encode())
         except BaseException:
-            _cut_back(written)
+            cut_back(written)
             raise
         return written
 
@@ -302,7 +333,7 @@ def _error_record(item: Any, exc: BaseException, events: Events, rows: Rows) -> 
         detail.update(session=sid, seq=seq)
     elif kind == "a":
         detail["action"] = storable(str(getattr(item[1], "action", "?")))
-    elif kind in ("f", "s"):
+    elif kind in ("f", "s", "c"):
         detail["session"] = item[1]
     detail["reason"] = reason
     events.append(audit.AuditEvent(actor, "journal.error", target, detail))
@@ -313,24 +344,6 @@ def _storable_session(row: dict[str, Any]) -> dict[str, Any]:
         if not is_storable(row[key]):
             row[key] = storable(row[key])
     return row
-
-
-def _write_all(fh: BinaryIO, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = fh.write(view)
-        if not n:
-            raise OSError("the recording file took no more bytes")
-        view = view[n:]
-
-
-def _cut_back(written: list[tuple[BinaryIO, int]]) -> None:
-    """Recording files back to their size before the failed batch: no half line stays."""
-    for fh, size in written:
-        try:
-            os.ftruncate(fh.fileno(), size)
-        except OSError:
-            print(f"journal writer: could not cut {fh.name!r} back to {size} bytes", file=sys.stderr)
 
 
 def _answer(stdout: BinaryIO, ok: bool, reason: str = "") -> None:

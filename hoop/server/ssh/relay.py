@@ -295,6 +295,9 @@ def terminal_recorder(
         title=f"{session.user}{where} (session {session.id})",
         env={"TERM": term[0] or "xterm"},
         record_input=record_input,
+        # A shared store keeps the cast in its chunks (through the journal, with the session's
+        # batches), so every gateway can replay and watch it.
+        sink=session.log.append_file if session.log.journal.shared else None,
     )
     session.frame("e", {"event": "terminal", "cast": path.name})
     return rec

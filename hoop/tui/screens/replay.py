@@ -85,7 +85,7 @@ class ReplayScreen(HoopScreen):
             rows = history.statements_after(self.session["id"], 0, 10_000)
             times = [r["started"] - self.session["started"] for r in rows]
         try:
-            timeline = open_timeline(history.recordings_dir, self.session, times)
+            timeline = open_timeline(history.copies, self.session, times)
         except (HoopError, RecordingFormatError, OSError, ValueError) as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return

@@ -240,8 +240,9 @@ class WatchScreen(HoopScreen):
         if self.terminal:
             from hoop.tui.timeline import CastTimeline
 
-            path = history.recordings_dir / f"{session['id']}.cast"
-            lines = CastTimeline(path).view(10**9, 0) if path.exists() else ["(no terminal output yet)"]
+            path = history.copies.path(f"{session['id']}.cast")  # new chunks only, on a shared store
+            history.copies.path(f"{session['id']}.keyframes.jsonl")
+            lines = CastTimeline(path).view(10**9, 0) if path is not None else ["(no terminal output yet)"]
             self.app.call_from_thread(self._show_terminal, session, lines)
         else:
             rows = history.statements_after(session["id"], self.seq)
