@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.stores import opened, rows
+from support.stores import opened, recorded, rows
 
 from hoop.core import audit, recording
 from hoop.core.secrets import Secret
@@ -44,11 +44,11 @@ def test_statements_frames_and_audit_are_written_in_order(journal: Journal, tmp_
         assert [f"SELECT {i}" in t for i, t in enumerate(texts[:3])] == [True, True, True]
         assert audit.verify(store).ok
 
-    frames = list(recording.iter_frames(s.recording_path))
+    frames = list(recording.iter_frames(recorded(journal, s)))
     queries = [data["text"] for _, kind, data in frames if kind == "q"]
     assert queries[:4] == ["SELECT 0", "SELECT 1", "SELECT 2", "DROP TABLE t"]  # blocked ones too
     assert len(queries) == 5
-    assert "hunter2" not in s.recording_path.read_text()
+    assert "hunter2" not in recorded(journal, s).read_text()
 
 
 def test_a_killed_writer_is_replaced_and_the_batch_still_lands(
@@ -68,7 +68,7 @@ def test_a_killed_writer_is_replaced_and_the_batch_still_lands(
     assert journal._writer.pid != first.pid and journal._writer.poll() is None
 
     assert _statements(journal.target) == ["SELECT 'before'", "SELECT 'after'"]
-    lines = s.recording_path.read_text().splitlines()
+    lines = recorded(journal, s).read_text().splitlines()
     assert sum('"q"' in line for line in lines) == 2 and lines[0].startswith('{"')  # one header only
     with opened(journal.target) as store:
         assert audit.verify(store).ok

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from support.disk import fill, small_disk
-from support.stores import opened, rows
+from support.stores import opened, recorded, rows
 
 from hoop.core import audit, recording
 from hoop.core.secrets import Secret
@@ -73,9 +73,9 @@ def test_text_that_is_not_utf8_is_stored_escaped_and_costs_nothing_else(journal:
     assert len(_rows(db, "SELECT id FROM audit WHERE action = 'note'")) == 10
     with opened(db) as store:
         assert audit.verify(store).ok
-    frames = list(recording.iter_frames(odd.recording_path))
+    frames = list(recording.iter_frames(recorded(journal, odd)))
     assert any(data.get("text") == r"select 1 /* \xff\xfe */" for _, _, data in frames)
-    assert recording.read(stranger.recording_path).header["user"] == r"\xffroot"
+    assert recording.read(recorded(journal, stranger)).header["user"] == r"\xffroot"
 
 
 def test_a_record_the_writer_cannot_lay_out_becomes_an_error_record(journal: Journal) -> None:

@@ -141,3 +141,14 @@ def everything_stored(store: Store) -> str:
                     value = bytes(value).decode("utf-8", "replace")
                 parts.append(f"{table}: {value}")
     return "\n".join(parts)
+
+
+def recorded(journal: Any, session: Any) -> Path:
+    """A readable copy of a journaled session's database recording, wherever the store keeps
+    it: the file itself beside a SQLite store, a copy of a shared store's chunks otherwise."""
+    from hoop.core.store.recordings import LocalCopies, recording_name
+
+    with opened(journal.target) as store:
+        path = LocalCopies(store, journal.recordings_dir).path(recording_name(session.id))
+    assert path is not None, f"session {session.id} has no recording"
+    return path
