@@ -1,0 +1,94 @@
+"""The TUI attached to gateway B of two sharing one PostgreSQL store watches a live psql
+session that gateway A carries (its statements appear) and kills it through B."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.cluster import cluster, json_rows, wait_for
+from textual.widgets import RichLog
+from tui_fixtures import settle
+
+from hoop.control_client import ControlClient
+from hoop.core.secrets import Secret
+from hoop.tui.app import HoopApp
+from hoop.tui.data import GatewayLink, History
+from hoop.tui.screens.sessions import WatchScreen
+
+pytestmark = pytest.mark.needs_postgres
+
+# bob (dba) approves for this rule, so he watches and may kill sessions on its connections.
+REVIEW = '[[rules]]\nname = "hold-updates"\naction = "review"\nstatements = ["update"]\napprovers = ["dba"]\n'
+
+
+def log_text(app: HoopApp) -> str:
+    return "\n".join(str(line.text) for line in app.screen.query_one(RichLog).lines)
+
+
+async def until(pilot: Any, condition: Any, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        await settle(pilot, 1)
+        await pilot.pause(0.2)
+
+
+async def test_the_tui_on_b_watches_and_kills_a_session_on_a(
+    tmp_path: Path, pg_admin: Any, pg_target: dict[str, str]
+) -> None:
+    with cluster(tmp_path, pg_admin, pg_target, REVIEW) as two:
+        a, b = two["a"], two["b"]
+        alice, bob = a.token("alice"), a.token("bob")
+        victim = subprocess.Popen(
+            ["psql", f"host=127.0.0.1 port={a.ports['postgres']} user=alice dbname=pg sslmode=disable", "-X"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PGPASSWORD": alice},
+        )
+        assert victim.stdin is not None
+        try:
+            victim.stdin.write("SELECT 'before-watching' AS marker;\n")
+            victim.stdin.flush()
+            session = wait_for(
+                lambda: [s for s in json_rows(b, "sessions") if s["gateway"] == "a" and s["status"] == "open"],
+                what="A's session in the store",
+            )[0]
+            history = History.open(Secret(two.dsn), tmp_path / "recordings")
+            link = GatewayLink(ControlClient(b.root / "data" / "control.sock", bob))
+            app = HoopApp(history, link, poll=0.5, start="sessions")
+            async with app.run_test(size=(120, 40)) as pilot:
+                await settle(pilot)
+                table = app.screen.query_one("#sessions")
+                await until(pilot, lambda: str(session["id"]) in app.screen.rows, "A's session listed on B")
+                table.move_cursor(row=table.get_row_index(str(session["id"])))
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, WatchScreen), "the watch screen")
+                await until(pilot, lambda: "before-watching" in log_text(app), "the earlier statement")
+                victim.stdin.write("SELECT 'while-watched' AS marker;\n")
+                victim.stdin.flush()
+                await until(pilot, lambda: "while-watched" in log_text(app), "a statement run on A")
+                await pilot.press("k")
+                await pilot.pause()
+                await pilot.press(*"watched from b", "enter")
+                await until(
+                    pilot,
+                    lambda: any(s["id"] == session["id"] and s["ended"] for s in json_rows(a, "sessions")),
+                    "the session ended",
+                )
+            history.store.close()
+            _, err = victim.communicate("SELECT 'after-the-kill';\n", timeout=10)
+        finally:
+            victim.kill()
+        assert "terminated by an administrator: watched from b" in err
+        ended = [s for s in json_rows(b, "sessions") if s["id"] == session["id"]]
+        assert ended[0]["status"] == "killed"
+        kills = a.audit("--action", "session.kill", until=bool)
+        assert kills[0]["actor"] == "bob" and kills[0]["detail"]["via"] == "b"
