@@ -13,6 +13,8 @@ import pytest
 from support.cluster import Cluster, cluster, json_rows, wait_for
 from support.postgres import connect_target, on_server
 
+from hoop.control_client import ControlClient, ControlError
+
 pytestmark = pytest.mark.needs_postgres
 
 RULES = """
@@ -161,6 +163,14 @@ def test_a_session_on_a_is_listed_and_killed_through_b(two: Cluster) -> None:
             lambda: [s for s in json_rows(b, "sessions") if s["status"] == "open" and s["gateway"] == "a"],
             what="A's session listed through B",
         )[0]
+        # B's control endpoint lists A's session, and asks A about its moderation
+        control = ControlClient(b.root / "data" / "control.sock", bob)
+        assert any(s["id"] == session["id"] and s["gateway"] == "a" for s in control.call("live"))
+        assert control.call("moderate", id=session["id"]) == {"id": session["id"], "moderated": False}
+        outsider = ControlClient(b.root / "data" / "control.sock", b.token("mallory"))
+        assert not [s for s in outsider.call("live") if s["id"] == session["id"]]
+        with pytest.raises(ControlError, match="outside what you may watch"):
+            outsider.call("moderate", id=session["id"])
         refused = b.cli("kill", str(session["id"]), "--reason", "no", "--token", alice, check=False)
         assert refused.returncode == 1 and "only admins and approvers may kill sessions" in refused.stderr
         assert victim.poll() is None
@@ -175,3 +185,41 @@ def test_a_session_on_a_is_listed_and_killed_through_b(two: Cluster) -> None:
     assert kills and kills[0]["actor"] == "bob" and kills[0]["detail"]["reason"] == "runaway query"
     ended = wait_for(lambda: [s for s in json_rows(a, "sessions") if s["id"] == session["id"] and s["ended"]])
     assert ended[0]["status"] == "killed"
+
+
+def test_a_decision_whose_notification_was_lost_still_wakes_the_hold(two: Cluster) -> None:
+    a = two["a"]
+    held = psql(a, a.token("alice"), "UPDATE accounts SET balance = 5 WHERE id = 1")
+    try:
+        request = pending_on(a)[0]
+        # decided in the store with no notification at all: only the re-check can find it
+        two.store(
+            "UPDATE approvals SET status = 'denied', reason = 'decided while nobody listened', "
+            "decisions = '[\"bob\"]', decided = extract(epoch from now()) WHERE id = %s",
+            (request["id"],),
+        )
+        written = time.monotonic()
+        _, stderr = held.communicate(timeout=10)
+        took = time.monotonic() - written
+    finally:
+        held.kill()
+    assert "decided while nobody listened" in stderr
+    assert took < 2.0, f"the hold ended {took:.2f}s after the stored decision"
+    assert balance(two, 1) == 0
+
+
+def test_a_gateway_that_loses_its_listening_connection_listens_again(two: Cluster) -> None:
+    a, b = two["a"], two["b"]
+    listening = "SELECT pid FROM pg_stat_activity WHERE application_name = 'hoop-listen' AND datname = %s"
+    assert len(wait_for(lambda: two.store(listening, (two.store_db,)), what="listeners")) == 2
+    two.store(f"SELECT pg_terminate_backend(pid) FROM ({listening}) l", (two.store_db,))
+    wait_for(lambda: len(two.store(listening, (two.store_db,))) == 2, timeout=5, what="listening again")
+    held = psql(a, a.token("alice"), "UPDATE accounts SET balance = 3 WHERE id = 3")
+    try:
+        request = pending_on(b)[0]
+        b.cli("approve", str(request["id"]), env={"HOOP_TOKEN": b.token("bob")})
+        stdout, stderr = held.communicate(timeout=10)
+    finally:
+        held.kill()
+    assert "UPDATE 1" in stdout, stderr
+    assert "listening for other gateways failed" in a.log()

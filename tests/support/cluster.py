@@ -34,9 +34,10 @@ class Cluster:
         return self.gateways[name]
 
     def store(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of `sql` read straight from the shared store database."""
+        """Rows of `sql` run straight on the shared store database (none for a write)."""
         with psycopg.connect(self.dsn, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
 
     def stop(self) -> None:
         for gw in self.gateways.values():

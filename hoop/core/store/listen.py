@@ -20,6 +20,7 @@ from hoop.core.secrets import Secret
 
 log = logging.getLogger("hoop.store")
 RETRY = 1.0  # seconds between reconnection attempts
+APPLICATION = "hoop-listen"  # how the listening connection shows in pg_stat_activity
 POLL = 0.5  # seconds a wait for notifications lasts before the stop flag is looked at again
 
 
@@ -64,7 +65,12 @@ class Listener:
 
     def _listen(self) -> None:
         with psycopg.connect(
-            self.dsn.reveal(), autocommit=True, connect_timeout=5, keepalives=1, keepalives_idle=5
+            self.dsn.reveal(),
+            autocommit=True,
+            connect_timeout=5,
+            keepalives=1,
+            keepalives_idle=5,
+            application_name=APPLICATION,
         ) as conn:
             for channel in self.channels:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
