@@ -39,6 +39,7 @@ APPROVALS = "hoop_approvals"
 CONTROL = "hoop_control"
 RECHECK = 1.0  # seconds between re-reads of this gateway's pending holds
 ANSWER_WITHIN = 3.0  # seconds another gateway has to answer a forwarded operation
+MAX_MESSAGE = 7000  # bytes of one forwarded operation (a NOTIFY payload is at most 8000)
 
 Operation = Callable[[Services, dict[str, Any]], dict[str, Any]]
 
@@ -122,9 +123,11 @@ class Peers:
         nonce = secrets.token_hex(8)
         answer: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self.answers[nonce] = answer
-        message = {**params, "to": gateway, "from": self.name, "op": op, "nonce": nonce}
+        message = json.dumps({**params, "to": gateway, "from": self.name, "op": op, "nonce": nonce})
+        if len(message.encode()) > MAX_MESSAGE:
+            raise HoopError(f"the request is too long to pass to gateway {gateway} (a shorter reason?)")
         try:
-            await asyncio.to_thread(self.store.notify, CONTROL, json.dumps(message))
+            await asyncio.to_thread(self.store.notify, CONTROL, message)
             reply = await asyncio.wait_for(answer, ANSWER_WITHIN)
         except TimeoutError:
             raise HoopError(

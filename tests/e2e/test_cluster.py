@@ -223,3 +223,35 @@ def test_a_gateway_that_loses_its_listening_connection_listens_again(two: Cluste
         held.kill()
     assert "UPDATE 1" in stdout, stderr
     assert "listening for other gateways failed" in a.log()
+
+
+def test_a_grant_given_through_b_lets_the_next_statement_through_on_a(two: Cluster) -> None:
+    a, b = two["a"], two["b"]
+    alice, bob = a.token("alice"), a.token("bob")
+    held = psql(a, alice, "UPDATE accounts SET balance = 1 WHERE id = 2")
+    try:
+        request = pending_on(b)[0]
+        b.cli("approve", str(request["id"]), "--grant", "10m", env={"HOOP_TOKEN": bob})
+        stdout, stderr = held.communicate(timeout=10)
+    finally:
+        held.kill()
+    assert "UPDATE 1" in stdout, stderr
+    again = a.psql("alice", alice, "UPDATE accounts SET balance = 2 WHERE id = 2", timeout=5)
+    assert again.returncode == 0 and "UPDATE 1" in again.stdout, again.stderr
+    assert balance(two, 2) == 2
+    assert len(json_rows(b, "approvals", "--all")) == 1  # the second statement was not held
+
+
+def test_a_kill_with_a_reason_too_long_to_forward_is_refused_clearly(two: Cluster) -> None:
+    a, b = two["a"], two["b"]
+    victim = psql(a, a.token("alice"), "SELECT pg_sleep(20)")
+    try:
+        session = wait_for(
+            lambda: [s for s in json_rows(b, "sessions") if s["status"] == "open" and s["gateway"] == "a"],
+            what="A's session listed through B",
+        )[0]
+        refused = b.cli("kill", str(session["id"]), "--reason", "x" * 9000, "--token", b.token("bob"), check=False)
+        assert refused.returncode == 1 and "too long to pass to gateway a" in refused.stderr
+        assert victim.poll() is None
+    finally:
+        victim.kill()
