@@ -19,6 +19,7 @@ import psycopg
 
 from support.gateway import USERS_TOML, GatewayProcess, write_config
 from support.postgres import PG_HOST, PG_PORT, pg_connection_toml
+from support.servers import free_port
 
 
 @dataclass
@@ -61,9 +62,18 @@ def wait_for(condition: Any, timeout: float = 10.0, what: str = "the condition")
 
 @contextmanager
 def cluster(
-    root: Path, pg_admin: Any, pg_target: dict[str, str], extra: str = "", names: tuple[str, ...] = ("a", "b")
+    root: Path,
+    pg_admin: Any,
+    pg_target: dict[str, str],
+    extra: str = "",
+    names: tuple[str, ...] = ("a", "b"),
+    *,
+    body: str | None = None,
+    doors: tuple[str, ...] = ("postgres",),
 ) -> Iterator[Cluster]:
-    """Started gateways `names` on one new store database; stopped and dropped afterwards."""
+    """Started gateways `names` on one new store database; stopped and dropped afterwards.
+    Each has the test users and the `pg` connection (or `body` instead) plus `extra`, and
+    listens with `doors` on free ports."""
     db = f"hoop_store_{secrets.token_hex(4)}"
     pg_admin.execute(f"CREATE DATABASE {db}")
     made = Cluster(db)
@@ -72,9 +82,10 @@ def cluster(
         for name in names:
             home = root / name
             home.mkdir()
-            body = USERS_TOML + pg_connection_toml(pg_target) + extra
+            config = (USERS_TOML + pg_connection_toml(pg_target) if body is None else body) + extra
             settings = f'store = "{made.dsn}"\nname = "{name}"\n'
-            gw = write_config(home, body, settings=settings, recordings=str(shared))
+            listen = {door: free_port() for door in doors}
+            gw = write_config(home, config, listen=listen, settings=settings, recordings=str(shared))
             gw.env["HOOP_TEST_PG_PASSWORD"] = pg_target["password"]
             made.gateways[name] = gw
         for gw in made.gateways.values():

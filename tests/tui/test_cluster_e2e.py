@@ -4,17 +4,22 @@ session that gateway A carries (its statements appear) and kills it through B.""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support.cluster import cluster, json_rows, wait_for
+from support.gateway import users_toml
+from support.sshd import keygen, ssh_connection_toml, throwaway_sshd
+from test_ssh_e2e import Tmux
 from textual.widgets import RichLog
 from tui_fixtures import settle
 
-from hoop.control_client import ControlClient
+from hoop.control_client import ControlClient, ControlError
 from hoop.core.secrets import Secret
 from hoop.tui.app import HoopApp
 from hoop.tui.data import GatewayLink, History
@@ -92,3 +97,57 @@ async def test_the_tui_on_b_watches_and_kills_a_session_on_a(
         assert ended[0]["status"] == "killed"
         kills = a.audit("--action", "session.kill", until=bool)
         assert kills[0]["actor"] == "bob" and kills[0]["detail"]["via"] == "b"
+
+
+@pytest.mark.needs_sshd
+def test_a_moderated_shell_on_a_runs_while_its_moderator_watches_through_b(
+    tmp_path: Path, pg_admin: Any, pg_target: dict[str, str]
+) -> None:
+    (tmp_path / "sshd").mkdir()
+    with throwaway_sshd(tmp_path / "sshd") as sshd:
+        alice_pub = keygen(tmp_path / "alice_key")
+        body = f'\n[[users]]\nname = "alice"\ngroups = ["dev"]\nssh_keys = ["{alice_pub}"]\n'
+        body += users_toml({"bob": ["ops"], "carol": ["dev"]})
+        body += ssh_connection_toml("mod", sshd, 'shell = "moderated"', 'shell_approvers = ["ops"]')
+        with cluster(tmp_path, pg_admin, pg_target, body=body, doors=("ssh",)) as two:
+            a, b = two["a"], two["b"]
+            a.issue_tokens("alice", "bob", "carol")
+            ssh = [
+                *("ssh", "-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"),
+                *("-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"),
+                *("-i", str(tmp_path / "alice_key"), "-p", str(a.ports["ssh"]), "-tt", "alice+mod@127.0.0.1"),
+            ]
+            term = Tmux(f"hoop-cluster-mod-{os.getpid()}", [*ssh, "; echo ssh-exit-$?; sleep 30"])
+            watching = threading.Event()
+            try:
+                match = re.search(r"watches session (\d+)", term.expect("in hoop tui"))
+                assert match is not None
+                session_id = int(match.group(1))
+                sock = b.root / "data" / "control.sock"
+                for user, why in (("alice", "your own session"), ("carol", "outside what you may watch")):
+                    with pytest.raises(ControlError, match=why):
+                        ControlClient(sock, a.tokens[user]).call("moderate", id=session_id)
+                bob = ControlClient(sock, a.tokens["bob"])
+                watching.set()
+
+                def renew() -> None:  # as the TUI's watch screen does, every second
+                    while watching.is_set():
+                        bob.call("moderate", id=session_id)
+                        time.sleep(1)
+
+                threading.Thread(target=renew, daemon=True).start()
+                term.expect("moderated by bob")
+                assert bob.call("moderate", id=session_id)["moderators"] == ["bob"]
+                term.keys("echo mod-$((6*7))", "Enter")
+                term.expect("mod-42")
+                watching.clear()
+                bob.call("moderate", id=session_id, leave=True)
+                term.expect("paused: no moderator is watching")
+                bob.call("kill", id=session_id, reason="enough")
+                term.expect("ended by the gateway: enough")
+            finally:
+                watching.clear()
+                term.close()
+            events = a.audit("--limit", "1000", until=lambda ev: {"session.kill"} <= {e["action"] for e in ev})
+            actions = {e["action"] for e in events}
+            assert {"session.moderate.join", "session.moderate.leave", "session.moderate.pause"} <= actions
