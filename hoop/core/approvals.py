@@ -5,6 +5,11 @@ client, and awaits a future (mitmproxy's intercept/resume model). `decide()` —
 gateway's control endpoint on behalf of an approver in another process — resolves that
 future at once, so the statement runs within milliseconds of the decision. Nothing polls.
 Time-boxed grants let matching statements through without a new hold until they expire.
+
+Several gateways may share the store: `decide()` works from the stored request, so any of
+them decides a request held by any other; the holder learns of it through `remote_wake`
+(a notification) and `wake()` (hoop/server/cluster.py), which end the hold with the stored
+outcome.
 """
 
 from __future__ import annotations
