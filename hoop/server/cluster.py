@@ -87,7 +87,7 @@ class Peers:
         dsn = store.target
         assert isinstance(dsn, Secret)  # a PostgreSQL store is opened from its DSN
         self.listener = Listener(dsn, [APPROVALS, CONTROL], self._heard_in_thread, self._connected)
-        services.approvals.remote_wake = lambda approval_id: store.notify(APPROVALS, str(approval_id))
+        services.approvals.remote_wake = self._wake_holder
 
     def start(self) -> None:
         self.listener.start()
@@ -140,6 +140,14 @@ class Peers:
         if "error" in reply:
             raise (NotAllowed if reply.get("refused") else HoopError)(str(reply["error"]))
         return dict(reply["result"])
+
+    def _wake_holder(self, approval_id: int) -> None:
+        """Tell the gateway holding `approval_id` that it was decided (the decision is stored:
+        if this notification is lost, that gateway's re-check finds it within RECHECK)."""
+        try:
+            self.store.notify(APPROVALS, str(approval_id))
+        except StoreUnavailable as exc:
+            log.warning("request #%d is decided, but its holder could not be told at once: %s", approval_id, exc)
 
     # -- hearing the others ----------------------------------------------------------------
 
