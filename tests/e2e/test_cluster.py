@@ -255,3 +255,32 @@ def test_a_kill_with_a_reason_too_long_to_forward_is_refused_clearly(two: Cluste
         assert victim.poll() is None
     finally:
         victim.kill()
+
+
+def test_three_gateways_each_reach_the_one_that_holds_or_carries(
+    tmp_path: Path, pg_admin: Any, pg_target: dict[str, str]
+) -> None:
+    with connect_target(pg_target) as conn:
+        conn.execute("DROP TABLE IF EXISTS accounts")
+        conn.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int)")
+        conn.execute("INSERT INTO accounts VALUES (1, 0)")
+    with cluster(tmp_path, pg_admin, pg_target, RULES, names=("a", "b", "c")) as three:
+        a, b, c = three["a"], three["b"], three["c"]
+        alice, bob = a.token("alice"), b.token("bob")
+        held = psql(a, alice, "UPDATE accounts SET balance = 4 WHERE id = 1")
+        victim = psql(b, alice, "SELECT pg_sleep(30)")
+        try:
+            request = pending_on(c)[0]
+            c.cli("approve", str(request["id"]), env={"HOOP_TOKEN": bob})
+            stdout, stderr = held.communicate(timeout=10)
+            assert "UPDATE 1" in stdout, stderr
+            session = wait_for(
+                lambda: [s for s in json_rows(c, "sessions") if s["status"] == "open" and s["gateway"] == "b"],
+                what="B's session listed through C",
+            )[0]
+            c.cli("kill", str(session["id"]), "--reason", "from c", "--token", bob)
+            _, err = victim.communicate(timeout=10)
+            assert "terminated by an administrator: from c" in err
+        finally:
+            held.kill()
+            victim.kill()
