@@ -123,6 +123,8 @@ def test_a_moderated_shell_on_a_runs_while_its_moderator_watches_through_b(
                 match = re.search(r"watches session (\d+)", term.expect("in hoop tui"))
                 assert match is not None
                 session_id = int(match.group(1))
+                # B knows the session once A's journal has stored it (batched every 0.2 s)
+                wait_for(lambda: any(r["id"] == session_id for r in json_rows(b, "sessions")), what="A's session")
                 sock = b.root / "data" / "control.sock"
                 for user, why in (("alice", "your own session"), ("carol", "outside what you may watch")):
                     with pytest.raises(ControlError, match=why):
