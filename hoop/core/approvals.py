@@ -5,6 +5,11 @@ client, and awaits a future (mitmproxy's intercept/resume model). `decide()` —
 gateway's control endpoint on behalf of an approver in another process — resolves that
 future at once, so the statement runs within milliseconds of the decision. Nothing polls.
 Time-boxed grants let matching statements through without a new hold until they expire.
+
+Several gateways may share the store: `decide()` works from the stored request, so any of
+them decides a request held by any other; the holder learns of it through `remote_wake`
+(a notification) and `wake()` (hoop/server/cluster.py), which end the hold with the stored
+outcome.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hoop.core.durations import bounded, format_span
 from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
-from hoop.core.store.base import Store
+from hoop.core.store.base import Store, Tx
 from hoop.core.store.wire_text import storable
 
 if TYPE_CHECKING:
@@ -63,8 +68,11 @@ class _Pending:
     connection: str
     rule: GuardRule
     future: asyncio.Future[Outcome]
-    approvals: list[str] = field(default_factory=list)
-    grants: list[float | None] = field(default_factory=list)  # the grant each approval asked for
+
+
+def stored_outcome(row: dict[str, Any]) -> Outcome:
+    """The outcome a decided request's stored row records."""
+    return Outcome(row["status"], row["reason"] or "", int(row["id"]), tuple(json.loads(row["decisions"] or "[]")))
 
 
 class Approvals:
@@ -79,6 +87,9 @@ class Approvals:
         self.listeners: list[Callable[[str, int], None]] = []
         self.statement_text = StoredStatementMasking(store)
         self.waiting: dict[str, int] = {}  # user -> holds in progress
+        # Tells the gateway holding a request decided here that it was (several gateways on
+        # one store; the gateway sets it): that gateway then reads the decision from the store.
+        self.remote_wake: Callable[[int], None] = lambda approval_id: None
 
     # -- the held session's side -----------------------------------------------------------
 
@@ -136,8 +147,8 @@ class Approvals:
         try:
             outcome = await asyncio.wait_for(asyncio.shield(future), timeout=rule.timeout)
         except TimeoutError:
-            outcome = Outcome("expired", f"no decision within {format_span(rule.timeout)}", approval_id)
-            self._close(approval_id, outcome)
+            expired = Outcome("expired", f"no decision within {format_span(rule.timeout)}", approval_id)
+            outcome = self._close(approval_id, expired)[1]
         except asyncio.CancelledError:
             # The client went away (or cancelled) while waiting: never run it later.
             self._close(approval_id, Outcome("abandoned", "the client left while waiting", approval_id))
@@ -160,65 +171,85 @@ class Approvals:
     def decide(
         self, approval_id: int, approver: Identity, approve: bool, reason: str = "", grant_seconds: object = None
     ) -> dict[str, Any]:
+        """Decide a request as `approver`. The request is read from the store, so any gateway
+        sharing it decides requests held on any other exactly as its own; approvals gathered so
+        far are in the store too, and each write is conditional on what was read (two approvers
+        deciding at once through two gateways cannot both count)."""
         grant: float | None = None
         if grant_seconds is not None:  # checked before anything else: a refused grant decides nothing
             try:
                 grant = bounded(grant_seconds, self.max_grant, what="grant", limit="[gateway] max_grant")
             except ValueError as exc:
                 raise DecisionRefused(str(exc)) from None
-        pending = self.pending.get(approval_id)
         row = self.store.one("SELECT * FROM approvals WHERE id = ?", (approval_id,))
         if row is None:
             raise DecisionRefused(f"no approval request #{approval_id}")
-        if pending is None or row["status"] != "pending":
+        # Pending in the store but held by nobody: this gateway's own request it no longer waits for.
+        held = approval_id in self.pending or (self.store.shared and row["gateway"] != self.gateway)
+        if row["status"] != "pending" or not held:
             raise DecisionRefused(f"request #{approval_id} is no longer pending (status {row['status']})")
-        rule = pending.rule
-        if approver.name == pending.user:
-            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="own request")
+        user, connection, rule = row["user"], row["connection"], row["rule"]
+        if approver.name == user:
+            self.audit(approver.name, "approval.refused", connection, approval=approval_id, why="own request")
             raise DecisionRefused("you cannot decide on your own request")
-        allowed = set(rule.approvers)
+        allowed = set(json.loads(row["approvers"]))  # the rule's approvers when the request was made
         if not allowed:  # a rule stored before approvers were required: nobody may decide it
-            self.audit(approver.name, "approval.refused", pending.connection, approval=approval_id, why="no approvers")
+            self.audit(approver.name, "approval.refused", connection, approval=approval_id, why="no approvers")
             raise DecisionRefused(
-                f"rule {rule.name} names no approvers, so nobody may decide its requests; "
+                f"rule {rule} names no approvers, so nobody may decide its requests; "
                 "an admin must add approvers to the rule"
             )
         if not allowed.intersection(approver.groups):
-            self.audit(
-                approver.name, "approval.refused", pending.connection, approval=approval_id, why="not an approver"
-            )
-            raise DecisionRefused(f"only members of {', '.join(sorted(allowed))} may decide on rule {rule.name}")
+            self.audit(approver.name, "approval.refused", connection, approval=approval_id, why="not an approver")
+            raise DecisionRefused(f"only members of {', '.join(sorted(allowed))} may decide on rule {rule}")
         if not approve:
             if not reason:
                 raise DecisionRefused("a reason is required to deny")
-            self.audit(approver.name, "approval.deny", pending.connection, approval=approval_id, reason=reason)
-            self._close(approval_id, Outcome("denied", reason, approval_id, (approver.name,)))
+            self._decided(row, Outcome("denied", reason, approval_id, (approver.name,)))
+            self.audit(approver.name, "approval.deny", connection, approval=approval_id, reason=reason)
             return {"id": approval_id, "status": "denied"}
-        if approver.name in pending.approvals:
+        approvals: list[str] = json.loads(row["decisions"])
+        if approver.name in approvals:
             raise DecisionRefused(f"you already approved #{approval_id}; it needs another approver")
-        pending.approvals.append(approver.name)
-        pending.grants.append(grant)
-        self.audit(
-            approver.name,
-            "approval.approve",
-            pending.connection,
-            approval=approval_id,
-            reason=reason,
-            grant_seconds=grant,
-        )
-        need = max(1, int(rule.approvals))
-        if len(pending.approvals) < need:
-            self._record_decisions(approval_id, pending.approvals)
+        approvals.append(approver.name)
+        grants: list[float | None] = [*json.loads(row["grant_asks"]), grant]  # the grant each approval asked for
+        need = max(1, int(row["required"]))
+        if len(approvals) < need:
+            self._record_decisions(row, approvals, grants)
+            self._approved_by(approver.name, connection, approval_id, reason, grant)
             self._announce("progress", approval_id)
-            return {"id": approval_id, "status": "pending", "approvals": len(pending.approvals), "required": need}
+            return {"id": approval_id, "status": "pending", "approvals": len(approvals), "required": need}
         # A standing grant stands in for the whole count of approvals: it exists only once the
         # request is approved in full, each approval asked for one, and it lasts the shortest
         # time any of them asked for. One approver's grant never meets a rule that needs two.
-        if all(pending.grants):
-            seconds = min(s for s in pending.grants if s)
-            self._grant(pending, ", ".join(pending.approvals), seconds, approval_id)
-        self._close(approval_id, Outcome("approved", reason, approval_id, tuple(pending.approvals)))
+        seconds = min(s for s in grants if s) if all(grants) else None
+        self._decided(row, Outcome("approved", reason, approval_id, tuple(approvals)), seconds)
+        self._approved_by(approver.name, connection, approval_id, reason, grant)
+        if seconds is not None:
+            self.audit(
+                ", ".join(approvals),
+                "grant.create",
+                connection,
+                user=user,
+                rule=rule,
+                seconds=seconds,
+                approval=approval_id,
+            )
         return {"id": approval_id, "status": "approved"}
+
+    def _approved_by(self, approver: str, connection: str, approval_id: int, reason: str, grant: float | None) -> None:
+        self.audit(approver, "approval.approve", connection, approval=approval_id, reason=reason, grant_seconds=grant)
+
+    def _decided(self, row: dict[str, Any], outcome: Outcome, grant: float | None = None) -> None:
+        """Close a request an approver decided, if nobody decided it since it was read; wake it
+        here, or (held by another gateway) tell that gateway through `remote_wake`."""
+        changed, closed = self._close(outcome.approval_id, outcome, decisions=row["decisions"], grant=(row, grant))
+        if not changed:
+            raise DecisionRefused(
+                f"request #{outcome.approval_id} was decided meanwhile (status {closed.status}); nothing changed"
+            )
+        if row["gateway"] != self.gateway and self.store.shared:
+            self.remote_wake(outcome.approval_id)
 
     def expire_all(self) -> None:
         for approval_id in list(self.pending):
@@ -252,16 +283,33 @@ class Approvals:
             )
             return int(cur.fetchone()["id"])
 
-    def _record_decisions(self, approval_id: int, approvers: list[str]) -> None:
+    def _record_decisions(self, row: dict[str, Any], approvers: list[str], grants: list[float | None]) -> None:
         with self.store.transaction() as conn:
-            conn.execute("UPDATE approvals SET decisions = ? WHERE id = ?", (json.dumps(approvers), approval_id))
+            changed = conn.execute(
+                "UPDATE approvals SET decisions = ?, grant_asks = ? WHERE id = ? AND status = 'pending' "
+                "AND decisions = ?",
+                (json.dumps(approvers), json.dumps(grants), row["id"], row["decisions"]),
+            ).rowcount
+        if not changed:
+            raise DecisionRefused(f"request #{row['id']} changed while you decided; look at it again")
 
-    def _close(self, approval_id: int, outcome: Outcome) -> None:
+    def _close(
+        self,
+        approval_id: int,
+        outcome: Outcome,
+        *,
+        decisions: str | None = None,
+        grant: tuple[dict[str, Any], float | None] | None = None,
+    ) -> tuple[bool, Outcome]:
+        """Store `outcome` unless the request was decided already (or, with `decisions`, its
+        approvals changed since they were read), and end the hold with what the store says:
+        a hold that expires here as another gateway approves it runs, as the store records."""
         pending = self.pending.pop(approval_id, None)
+        scope = "" if decisions is None else " AND decisions = ?"
         with self.store.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE approvals SET status = ?, decided = ?, decisions = ?, reason = CASE WHEN ? != '' "
-                "THEN ? ELSE reason END WHERE id = ? AND status = 'pending'",
+                f"THEN ? ELSE reason END WHERE id = ? AND status = 'pending'{scope}",
                 (
                     outcome.status,
                     time.time(),
@@ -269,31 +317,50 @@ class Approvals:
                     storable(outcome.reason),
                     storable(outcome.reason),  # an approver's words: no engine refuses them
                     approval_id,
+                    *(() if decisions is None else (decisions,)),
                 ),
-            )
+            ).rowcount
+            if changed and grant is not None and grant[1] is not None:
+                self._grant(conn, grant[0], ", ".join(outcome.by), grant[1])
+            stored: dict[str, Any] | None = None
+            if not changed:
+                stored = conn.execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        if stored and stored["status"] != "pending":
+            outcome = stored_outcome(stored)
         if pending is not None and not pending.future.done():
             pending.future.set_result(outcome)
-        if outcome.status in ("expired", "abandoned", "cancelled") and pending is not None:
+        if changed and outcome.status in ("expired", "abandoned", "cancelled") and pending is not None:
             self.audit(pending.user, f"approval.{outcome.status}", pending.connection, approval=approval_id)
-        self._announce(outcome.status, approval_id)
+        if changed:
+            self._announce(outcome.status, approval_id)
+        return bool(changed), outcome
 
-    def _grant(self, pending: _Pending, approver: str, seconds: float, approval_id: int) -> None:
+    def _grant(self, conn: Tx, row: dict[str, Any], approver: str, seconds: float) -> None:
         now = time.time()
-        with self.store.transaction() as conn:
-            conn.execute(
-                "INSERT INTO grants(user, connection, rule, granted_by, created, expires, approval_id) "
-                "VALUES (?,?,?,?,?,?,?)",
-                (pending.user, pending.connection, pending.rule.name, approver, now, now + seconds, approval_id),
-            )
-        self.audit(
-            approver,
-            "grant.create",
-            pending.connection,
-            user=pending.user,
-            rule=pending.rule.name,
-            seconds=seconds,
-            approval=approval_id,
+        conn.execute(
+            "INSERT INTO grants(user, connection, rule, granted_by, created, expires, approval_id) "
+            "VALUES (?,?,?,?,?,?,?)",
+            (row["user"], row["connection"], row["rule"], approver, now, now + seconds, row["id"]),
         )
+
+    # -- holds decided through another gateway ---------------------------------------------
+
+    def decided_elsewhere(self, ids: list[int]) -> list[dict[str, Any]]:
+        """The stored rows of those of `ids` that are no longer pending (run in a worker thread)."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return self.store.query(
+            f"SELECT id, status, reason, decisions FROM approvals WHERE id IN ({marks}) AND status != 'pending'",
+            ids,
+        )
+
+    def wake(self, rows: list[dict[str, Any]]) -> None:
+        """End the holds these stored decisions (made through another gateway) settle."""
+        for row in rows:
+            pending = self.pending.pop(row["id"], None)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result(stored_outcome(row))
 
     def _active_grant(self, user: str, connection: str, rule: str) -> dict[str, Any] | None:
         # A grant longer than max_grant (one stored with an endless expiry before grants were

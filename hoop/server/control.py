@@ -73,13 +73,18 @@ async def _deny(services: Services, who: Identity, req: dict[str, Any]) -> Any:
 
 @handler("live")
 async def _live(services: Services, who: Identity, req: dict[str, Any]) -> Any:
-    """Admins and auditors see every live session, approvers those in their scope, anyone their own."""
+    """Admins and auditors see every live session, approvers those in their scope, anyone their
+    own: on a shared store, those every gateway carries."""
     roles = services.roles_of(who)
-    return [
+    here = services.config.gateway.name
+    sessions: list[dict[str, Any]] = [
         {"id": s.id, "protocol": s.protocol, "kind": s.kind, "user": s.user, "connection": s.connection}
         for s in services.live.values()
-        if roles.watches(s.connection) or s.user == who.name
     ]
+    sessions = [{**s, "gateway": here} for s in sessions]
+    if services.peers is not None:
+        sessions += [{**row, "kind": ""} for row in await services.peers.open_elsewhere()]
+    return [s for s in sessions if roles.watches(s["connection"]) or s["user"] == who.name]
 
 
 @handler("health")
@@ -95,6 +100,17 @@ async def _health(services: Services, who: Identity, req: dict[str, Any]) -> Any
     }
 
 
+async def _session(services: Services, session_id: int) -> tuple[str, str, str | None]:
+    """(connection, user, the gateway carrying it when not this one) of a live session."""
+    live = services.live.get(session_id)
+    if live is not None:
+        return live.connection, live.user, None
+    row = None if services.peers is None else await services.peers.session_elsewhere(session_id)
+    if row is None:
+        raise HoopError(f"session {session_id} is not live")
+    return row["connection"], row["user"], row["gateway"]
+
+
 @handler("kill")
 async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
     session_id, reason = int(req["id"]), str(req.get("reason", "")).strip()
@@ -105,15 +121,16 @@ async def _kill(services: Services, who: Identity, req: dict[str, Any]) -> Any:
         if roles.auditor:
             raise NotAllowed("auditors read, they may not kill sessions")
         raise NotAllowed(f"only admins and approvers may kill sessions ({role_text(roles)})")
-    live = services.live.get(session_id)
-    if live is None:
-        raise HoopError(f"session {session_id} is not live")
-    if not roles.admin and not roles.scope.covers(live.connection):
+    connection, user, elsewhere = await _session(services, session_id)
+    if not roles.admin and not roles.scope.covers(connection):
         raise NotAllowed(
-            f"session {session_id} is on connection {live.connection!r}, outside the connections your rules "
+            f"session {session_id} is on connection {connection!r}, outside the connections your rules "
             f"cover ({', '.join(roles.scope.connections) or 'none'})"
         )
-    services.journal.audit(who.name, "session.kill", live.connection, session=session_id, reason=reason, user=live.user)
+    if elsewhere is not None and services.peers is not None:  # the gateway carrying it kills and audits
+        return await services.peers.ask(elsewhere, "kill", id=session_id, reason=reason, by=who.name)
+    live = services.live[session_id]
+    services.journal.audit(who.name, "session.kill", connection, session=session_id, reason=reason, user=user)
     live.kill(reason)
     return {"id": session_id, "status": "killed"}
 
@@ -132,12 +149,14 @@ async def _moderate(services: Services, who: Identity, req: dict[str, Any]) -> A
     """Watch a moderated session as its moderator, renewing the lease each call (or `leave`);
     a session that is not moderated answers `moderated: false` to whoever may watch it."""
     session_id = int(req["id"])
-    live = services.live.get(session_id)
-    if live is None:
-        raise HoopError(f"session {session_id} is not live")
+    connection, user, elsewhere = await _session(services, session_id)
     roles = services.roles_of(who)
-    if not (roles.watches(live.connection) or live.user == who.name):
+    if not (roles.watches(connection) or user == who.name):
         raise NotAllowed(f"session {session_id} is outside what you may watch ({role_text(roles)})")
+    if elsewhere is not None and services.peers is not None:  # the lease lives where the session runs
+        return await services.peers.ask(
+            elsewhere, "moderate", id=session_id, by=who.name, groups=sorted(who.groups), leave=bool(req.get("leave"))
+        )
     moderated = services.moderators.get(session_id)
     if moderated is None:
         return {"id": session_id, "moderated": False}

@@ -29,6 +29,7 @@ from hoop.core.store.base import Store, open_store
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import BLOCK, CloseStatus
 from hoop.core.tlscert import ensure_self_signed, server_context
+from hoop.server.cluster import Peers, join
 from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
 from hoop.server.http_status import StatusServer
@@ -58,6 +59,7 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()  # a second stop signal: end the grace period now
         self.tasks: list[asyncio.Task[None]] = []
+        self.peers: Peers | None = None
 
     async def start(self) -> Services:
         config = self.config
@@ -113,6 +115,7 @@ class Gateway:
         from hoop.server.control import ControlServer
 
         self.servers.append(await ControlServer(services, gw.control_path).start())
+        self.peers = join(services)  # the other gateways on a shared store (none on SQLite)
         for extra in EXTRA_STARTERS:
             started = await extra(self, services)
             if started is not None:
@@ -185,6 +188,8 @@ class Gateway:
             live.kill(f"the gateway is shutting down (shutdown_grace {grace:g}s ran out)", CloseStatus.SHUTDOWN)
         for server in self.servers:
             server.close()
+        if self.peers is not None:  # after the grace period: holds there may be decided elsewhere
+            await self.peers.stop()
         services.pipeline.close()  # the parse workers, if any were started
         services.journal.audit(
             "gateway",

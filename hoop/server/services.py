@@ -55,6 +55,14 @@ class LiveSession:
     kind: str = ""  # what kind of session where a protocol has several (ssh: exec, shell, lobby)
 
 
+class Peers(Protocol):
+    """The other gateways sharing this one's store (hoop/server/cluster.py)."""
+
+    async def session_elsewhere(self, session_id: int) -> dict[str, Any] | None: ...
+    async def open_elsewhere(self) -> list[dict[str, Any]]: ...
+    async def ask(self, gateway: str, op: str, **params: Any) -> dict[str, Any]: ...
+
+
 def _cannot_reload(actor: str) -> dict[str, Any]:
     raise HoopError("this gateway cannot reload its configuration")
 
@@ -82,6 +90,7 @@ class Services:
         # Reload hoop.toml as `actor` (set by the gateway; hoop/server/reload.py): what changed,
         # or ReloadRefused saying why nothing did.
         self.reload: Callable[[str], dict[str, Any]] = _cannot_reload
+        self.peers: Peers | None = None  # set on a shared store: sessions and holds on other gateways
 
     async def authenticate(self, user: str, credential: str, *, door: str, client: str) -> Identity:
         """Check a credential, audit the outcome, return the identity or raise AuthError.

@@ -180,14 +180,16 @@ ALICE = users_toml({"alice": ["dev"]})  # the one user most tests need
 ADMINS = users_toml({ADMIN: ["ops"]}) + '\n[roles]\nadmin = ["ops"]\nauditor = ["security"]\n'
 
 
-def write_config(root: Path, body: str, *, listen: dict[str, int] | None = None, settings: str = "") -> GatewayProcess:
+def write_config(
+    root: Path, body: str, *, listen: dict[str, int] | None = None, settings: str = "", recordings: str = "recordings"
+) -> GatewayProcess:
     """Write hoop.toml under `root` with free ports for the doors and return a (stopped) gateway;
-    `settings` are more lines of its [gateway] table."""
+    `settings` are more lines of its [gateway] table, `recordings` its recordings_dir."""
     ports = listen or {"postgres": free_port()}
     listen_lines = "\n".join(f'{k} = "127.0.0.1:{v}"' for k, v in ports.items())
     text = f"""[gateway]
 {settings}data_dir = "data"
-recordings_dir = "recordings"
+recordings_dir = "{recordings}"
 
 [listen]
 {listen_lines}

@@ -151,6 +151,12 @@ _SQLITE: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        6,
+        # The grant each approval so far asked for (JSON, in the order of `decisions`): a request
+        # can gather its approvals through several gateways, so they are kept in the store.
+        "ALTER TABLE approvals ADD COLUMN grant_asks TEXT NOT NULL DEFAULT '[]'",
+    ),
 ]
 
 _POSTGRESQL: dict[int, str] = {
@@ -284,6 +290,7 @@ _POSTGRESQL: dict[int, str] = {
             PRIMARY KEY (session_id, file, seq)
         );
     """,
+    6: "ALTER TABLE approvals ADD COLUMN grant_asks TEXT NOT NULL DEFAULT '[]'",
 }
 
 MIGRATIONS: list[tuple[int, str, str]] = [(version, text, _POSTGRESQL[version]) for version, text in _SQLITE]
