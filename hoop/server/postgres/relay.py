@@ -46,6 +46,7 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
 CANCELLED = "canceling statement due to user request"  # the server's own wording
+CANCEL_TIMEOUT = 5.0  # how long a cancel may wait for the server to close its cancel socket
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 COPY_IN, COPY_BOTH, COPY_DONE, COPY_FAIL = (ord(c) for c in "GWcf")
@@ -134,13 +135,19 @@ class Relay(Holds, Ending, TwoSided):
         await self.cancel_upstream()
 
     async def cancel_upstream(self) -> None:
+        """Returns once the server has closed its end: it closes only after signalling the
+        backend, and the client's cancel socket stays open until then, so libpq's "the cancel
+        is done" still means that a late cancel cannot hit the next statement."""
         t = self.upstream_target
         try:
-            async with asyncio.timeout(5):
-                _, w = await asyncio.open_connection(t.host, t.port)
-                w.write(frontend.cancel_request(*self.upstream_key))
-                await w.drain()
-                w.close()
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                r, w = await asyncio.open_connection(t.host, t.port)
+                try:
+                    w.write(frontend.cancel_request(*self.upstream_key))
+                    await w.drain()
+                    await r.read(1)  # the server sends nothing back: this is its close
+                finally:
+                    w.close()
         except (OSError, TimeoutError) as exc:
             log.warning("session %s: cancel request to %s failed: %s", self.session.id, t.name, exc)
 
