@@ -28,6 +28,7 @@ from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
+from hoop.server.postgres.own_signal import own_signal
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -221,7 +222,7 @@ class Relay(Holds, Ending, TwoSided):
                 self.cancelled = False
                 self.tracker.push(Unit(text, True, "cancelled", ""))
                 return self._refuse(None, "query", sqlstate="57014", message=CANCELLED)
-            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+            decision = self._judge(text, self.text.mode)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, "query", "")
@@ -245,7 +246,7 @@ class Relay(Holds, Ending, TwoSided):
                 if not name:
                     self.prepared.pop(name, None)
                 return self._refuse(None, "parse", name, sqlstate="57014", message=CANCELLED)
-            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+            decision = self._judge(text, self.text.mode)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
@@ -290,6 +291,10 @@ class Relay(Holds, Ending, TwoSided):
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, "query")
 
+    def _judge(self, text: str, mode: TextMode) -> Decision:
+        decision = self.session.judge(text, self.sql_prepared, mode)
+        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision)
+
     def _keeps_earlier(self, name: str, decision: Decision) -> bool:
         """Does an earlier statement of this name outrank the new Parse? The server refuses a
         Parse of a named statement that exists and keeps the old one, so Binds of the name may
@@ -302,7 +307,7 @@ class Relay(Holds, Ending, TwoSided):
             return False
         text, old, version, mode = earlier
         if version != self.pipeline.version:
-            old = self.session.judge(text, self.sql_prepared, mode)
+            old = self._judge(text, mode)
             self.prepared[name] = (text, old, self.pipeline.version, mode)
         return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
 
@@ -320,7 +325,7 @@ class Relay(Holds, Ending, TwoSided):
             return msg  # unknown to us: the server will report it does not exist
         text, decision, version, mode = entry
         if version != self.pipeline.version:
-            decision = self.session.judge(text, self.sql_prepared, mode)
+            decision = self._judge(text, mode)
             self.prepared[statement] = (text, decision, self.pipeline.version, mode)
         if decision.action == "allow":
             return msg

@@ -7,6 +7,11 @@ the next statement. Everything runs through a real `hoop serve` against the real
 
 from __future__ import annotations
 
+import secrets
+import socket
+import struct
+import threading
+import time
 from typing import Any
 
 import psycopg
@@ -40,3 +45,81 @@ def test_a_cancelled_idle_session_runs_its_next_statement(gw) -> None:  # type: 
             except psycopg.errors.QueryCanceled:
                 hit += 1
     assert hit == 0, f"{hit} of 50 statements were cancelled by the cancel sent before them"
+
+
+def test_backend_pid_is_the_servers_and_agrees_everywhere(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    with _connect(gw) as conn:
+        pid = conn.info.backend_pid
+        assert conn.execute("SELECT pg_backend_pid()").fetchone() == (pid,)
+        channel = f"ch_{secrets.token_hex(4)}"
+        conn.execute(f"LISTEN {channel}")
+        conn.execute(f"NOTIFY {channel}, 'mine'")
+        note = next(conn.notifies(timeout=5, stop_after=1))
+        assert (note.channel, note.payload, note.pid) == (channel, "mine", pid)
+        # the server, asked outside the gateway, knows that PID as this session's backend
+        row = pg_admin.execute("SELECT datname FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+        assert row is not None and row[0].startswith("hoop_t_")
+
+
+def _raw_cancel(gw: Any, pid: int, key: int) -> None:
+    with socket.create_connection(("127.0.0.1", gw.ports["postgres"]), timeout=10) as s:
+        s.sendall(struct.pack("!iiii", 16, CANCEL_CODE, pid, key))
+        s.recv(1)  # the gateway closes the socket once the cancel is handled
+
+
+def _sleep_in_thread(conn: psycopg.Connection[Any], seconds: float) -> tuple[threading.Thread, list[object]]:
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(conn.execute(f"SELECT 'slept', pg_sleep({seconds})").fetchone())
+        except psycopg.Error as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    time.sleep(0.5)  # the statement is running upstream
+    return t, outcome
+
+
+def test_a_cancel_needs_the_gateways_key_not_just_the_pid(gw) -> None:  # type: ignore[no-untyped-def]
+    with _connect(gw) as conn:
+        t, outcome = _sleep_in_thread(conn, 2)
+        _raw_cancel(gw, conn.info.backend_pid, secrets.randbits(31))  # right PID, guessed key
+        t.join(10)
+        assert outcome == [("slept", "")]
+        t, outcome = _sleep_in_thread(conn, 10)
+        conn.cancel_safe(timeout=10)  # the key the gateway handed out
+        t.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], psycopg.errors.QueryCanceled)
+        assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
+
+
+def test_a_session_may_signal_its_own_backend(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    with _connect(gw) as conn:
+        pid = conn.info.backend_pid
+        with pytest.raises(psycopg.errors.QueryCanceled):  # the server cancels the statement itself
+            conn.execute(f"SELECT pg_cancel_backend({pid})")
+        assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute(f"SELECT pg_terminate_backend({pid})")
+    deadline = time.monotonic() + 5
+    while pg_admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+        assert time.monotonic() < deadline, "the backend outlived pg_terminate_backend of its own PID"
+        time.sleep(0.05)
+
+
+def test_signalling_another_backend_stays_refused(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    other = pg_admin.execute("SELECT pg_backend_pid()").fetchone()[0]
+    with _connect(gw, "bob") as bob, _connect(gw) as alice:
+        alice_pid = alice.info.backend_pid
+        for sql in (
+            f"SELECT pg_terminate_backend({other})",
+            f"SELECT pg_cancel_backend({alice_pid})",
+            f"SELECT pg_terminate_backend({alice_pid}); SELECT 1",
+            f"SELECT pg_terminate_backend({bob.info.backend_pid} + 0)",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="builtin-other-sessions"):
+                bob.execute(sql)
+        assert alice.execute("SELECT 'alive'").fetchone() == ("alive",)
+    assert pg_admin.execute("SELECT 'admin alive'").fetchone() == ("admin alive",)
