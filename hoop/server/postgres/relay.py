@@ -28,7 +28,7 @@ from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
-from hoop.server.postgres.own_signal import own_signal
+from hoop.server.postgres.own_signal import own_signal, signals_another
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -222,14 +222,16 @@ class Relay(Holds, Ending, TwoSided):
                 self.cancelled = False
                 self.tracker.push(Unit(text, True, "cancelled", ""))
                 return self._refuse(None, "query", sqlstate="57014", message=CANCELLED)
-            decision = self._judge(text, self.text.mode)
+            decision, send = self._judge_sent(text, prepared=False)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, "query", "")
                 return HOLD
-            return msg if decision.action == "allow" else self._refuse(decision, "query")
+            if decision.action != "allow":
+                return self._refuse(decision, "query")
+            return msg if send is None else frontend.query(send)
         if t == P:
-            name, raw, _ = codec.parse_parse(msg[5:])
+            name, raw, oids = codec.parse_parse(msg[5:])
             try:
                 text = self.text.read(raw, self._settled())
             except TextModeError as exc:
@@ -246,11 +248,13 @@ class Relay(Holds, Ending, TwoSided):
                 if not name:
                     self.prepared.pop(name, None)
                 return self._refuse(None, "parse", name, sqlstate="57014", message=CANCELLED)
-            decision = self._judge(text, self.text.mode)
+            decision, send = self._judge_sent(text, prepared=True)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
-            return msg if decision.action != "block" else self._refuse(decision, "parse", name)
+            if decision.action == "block":
+                return self._refuse(decision, "parse", name)
+            return msg if send is None else frontend.parse(name, send, oids)
         if t == B:
             portal, pos = _cstr_at(msg, 5)
             statement, _ = _cstr_at(msg, pos)
@@ -293,7 +297,13 @@ class Relay(Holds, Ending, TwoSided):
 
     def _judge(self, text: str, mode: TextMode) -> Decision:
         decision = self.session.judge(text, self.sql_prepared, mode)
-        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision)
+        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision, prepared=True)[0]
+
+    def _judge_sent(self, text: str, *, prepared: bool) -> tuple[Decision, str | None]:
+        """The decision on a Query or Parse, and the text to send in its place if it changes
+        (a signal of the session's own backend names its PID: see own_signal)."""
+        decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision, prepared=prepared)
 
     def _keeps_earlier(self, name: str, decision: Decision) -> bool:
         """Does an earlier statement of this name outrank the new Parse? The server refuses a
@@ -327,6 +337,8 @@ class Relay(Holds, Ending, TwoSided):
         if version != self.pipeline.version:
             decision = self._judge(text, mode)
             self.prepared[statement] = (text, decision, self.pipeline.version, mode)
+        if decision.action != "block" and signals_another(text, msg, self.upstream_key[0]):
+            decision = self.session.judge(text, self.sql_prepared, mode)  # as the rules judge it for any PID
         if decision.action == "allow":
             return msg
         if decision.action == "review":

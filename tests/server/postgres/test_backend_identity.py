@@ -95,18 +95,45 @@ def test_a_cancel_needs_the_gateways_key_not_just_the_pid(gw) -> None:  # type: 
         assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
 
 
-def test_a_session_may_signal_its_own_backend(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
-    with _connect(gw) as conn:
-        pid = conn.info.backend_pid
-        with pytest.raises(psycopg.errors.QueryCanceled):  # the server cancels the statement itself
-            conn.execute(f"SELECT pg_cancel_backend({pid})")
-        assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
-        with pytest.raises(psycopg.OperationalError):
-            conn.execute(f"SELECT pg_terminate_backend({pid})")
+def _gone(pg_admin: Any, pid: int) -> bool:
     deadline = time.monotonic() + 5
     while pg_admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
-        assert time.monotonic() < deadline, "the backend outlived pg_terminate_backend of its own PID"
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
+    return True
+
+
+def _simple(conn: psycopg.Connection[Any], sql: str) -> str:
+    """Run `sql` as one Query message (the simple protocol); its SQLSTATE, or "" on success."""
+    res = conn.pgconn.exec_(sql.encode())
+    return (res.error_field(psycopg.pq.DiagnosticField.SQLSTATE) or b"").decode()
+
+
+def test_a_session_may_signal_its_own_backend_by_its_pid(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    with _connect(gw) as conn:
+        pid = conn.info.backend_pid
+        assert _simple(conn, f"SELECT pg_cancel_backend({pid})") == "57014"  # the server cancels it itself
+        assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
+        assert _simple(conn, f"SELECT pg_terminate_backend({pid})") in ("57P01", "")
+    assert _gone(pg_admin, pid), "the backend outlived pg_terminate_backend of its own PID"
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["select pg_catalog.pg_{}_backend(pg_backend_pid());", "SELECT pg_{}_backend(%s)"],
+    ids=["pg_backend_pid", "parameter"],
+)
+def test_a_session_may_signal_its_own_backend_as_drivers_do(gw, pg_admin, form: str) -> None:  # type: ignore[no-untyped-def]
+    with _connect(gw) as conn:
+        pid = conn.info.backend_pid
+        args = (pid,) if "%s" in form else None
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute(form.format("cancel"), args)
+        assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute(form.format("terminate"), args)
+    assert _gone(pg_admin, pid), "the backend outlived pg_terminate_backend of its own PID"
 
 
 def test_signalling_another_backend_stays_refused(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
@@ -121,5 +148,29 @@ def test_signalling_another_backend_stays_refused(gw, pg_admin) -> None:  # type
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="builtin-other-sessions"):
                 bob.execute(sql)
+        for pid in (alice_pid, other):  # a prepared statement's parameter, judged at Bind
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="builtin-other-sessions"):
+                bob.execute("SELECT pg_terminate_backend(%s)", (pid,))
         assert alice.execute("SELECT 'alive'").fetchone() == ("alive",)
     assert pg_admin.execute("SELECT 'admin alive'").fetchone() == ("admin alive",)
+
+
+def test_a_shadowing_pg_backend_pid_cannot_aim_the_signal_elsewhere(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    """`pg_backend_pid()` is sent as the session's own PID: a function of that name earlier on
+    the search_path, returning another backend's PID, is never called."""
+    victim = psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", autocommit=True)
+    victim_pid = victim.info.backend_pid
+    try:
+        with _connect(gw) as conn:
+            pid = conn.info.backend_pid
+            conn.execute(f"CREATE FUNCTION public.pg_backend_pid() RETURNS int LANGUAGE sql AS 'SELECT {victim_pid}'")
+            conn.execute("SET search_path = public, pg_catalog")
+            assert conn.execute("SELECT pg_backend_pid()").fetchone() == (victim_pid,)  # the shadow is in place
+            with pytest.raises(psycopg.OperationalError):
+                conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        assert _gone(pg_admin, pid)
+        assert victim.execute("SELECT 'victim alive'").fetchone() == ("victim alive",)
+    finally:
+        victim.close()
+        with _connect(gw) as conn:
+            conn.execute("DROP FUNCTION IF EXISTS public.pg_backend_pid()")
