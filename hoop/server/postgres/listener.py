@@ -248,6 +248,7 @@ class PostgresDoor:
             text=logged_in.text,
         )
         relay.routines_changed = self.routines.get(connection.name, target).changed
+        relay.pid_is_mine = lambda pid: self.pid_is_mine(identity.name, connection.name, pid)
         session.start(
             relay.kill,
             client=client,
@@ -274,6 +275,13 @@ class PostgresDoor:
         while (key := (backend_pid, secrets.randbits(31))) in self.relays:
             pass
         return key
+
+    def pid_is_mine(self, user: str, connection: str, pid: int) -> bool:
+        """Is `pid` the upstream backend of a live session of `user` on `connection`, and of no
+        one else's session? Such a session may be signalled by the user's others (a pool
+        ending a broken connection); any other PID stays under the built-in rule."""
+        owners = {(r.session.user, r.session.connection) for (p, _), r in self.relays.items() if p == pid}
+        return owners == {(user, connection)}
 
     def _resolver(self, name: str, target: UpstreamTarget) -> ColumnResolver:
         resolver = self.resolvers.get(name)

@@ -1,16 +1,18 @@
-"""A session may cancel or end its own backend.
+"""A user may cancel or end the backends of their own sessions.
 
 The client sees its real upstream backend PID, so `SELECT pg_terminate_backend(...)` of that
-PID is how a program ends its own session (drivers' tests do; so do pools dropping a broken
-connection). The built-in rule against reaching other sessions refuses every signal function
-because it cannot know which PID an argument names; the door can, for three plain forms, each
-the whole statement and the signal function's only argument:
+PID is how a program ends its own session, or a pool another of its connections (drivers'
+tests do; so do pools dropping a broken connection). The built-in rule against reaching other
+sessions refuses every signal function because it cannot know which PID an argument names; the
+door can: a PID is "mine" when it is the backend of a live session of the same user on the same
+connection (see PostgresDoor.pid_is_mine). Three plain forms are taken, each the whole
+statement and the signal function's only argument:
 
-- an integer literal equal to this session's backend PID;
+- an integer literal naming one of my PIDs;
 - `pg_backend_pid()`: sent as the literal PID with the function qualified by `pg_catalog`, so
   a schema earlier on the search_path cannot swap in a function returning another PID;
 - the parameter `$1` of a prepared statement: allowed at Parse, and each Bind whose value is
-  not this session's PID is refused as the built-in rule refuses it.
+  not one of my PIDs is refused as the built-in rule refuses it.
 
 Every other rule still applies (the decision is judged again without the other-sessions flag);
 any other form (an expression, a second statement, another PID) is judged as before.
@@ -19,10 +21,13 @@ any other form (an expression, a second statement, another PID) is judged as bef
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from hoop.core.guardrails import OTHER_SESSIONS_RULE
 from hoop.core.pipeline import Decision, Pipeline, Subject
 from hoop.server.postgres import codec
+
+Mine = Callable[[int], bool]  # is this PID the backend of one of the user's sessions here?
 
 _CALL = r"\s*select\s+(?:pg_catalog\s*\.\s*)?pg_(cancel|terminate)_backend\s*\(\s*{}\s*\)\s*;?\s*"
 LITERAL = re.compile(_CALL.format(r"(\d{1,10})"), re.I | re.A)
@@ -31,17 +36,25 @@ PARAMETER = re.compile(_CALL.format(r"\$1(?:\s*::\s*(?:int|integer|int4|int8|big
 
 
 def own_signal(
-    pipeline: Pipeline, subject: Subject, text: str, own_pid: int, decision: Decision, *, prepared: bool
+    pipeline: Pipeline,
+    subject: Subject,
+    text: str,
+    own_pid: int,
+    mine: Mine,
+    decision: Decision,
+    *,
+    prepared: bool,
 ) -> tuple[Decision, str | None]:
     """`decision`, or the decision without the other-sessions flag when `text` only signals
-    the session's own backend; with the text to send in its place, when it must change."""
+    a backend of the user's own sessions; with the text to send in its place, when it must
+    change (`own_pid`: this session's backend)."""
     if decision.rule != OTHER_SESSIONS_RULE or decision.classification is None:
         return decision, None
     if len(decision.classification.statements) != 1:
         return decision, None
     send = None
     if m := LITERAL.fullmatch(text):
-        if int(m.group(2)) != own_pid:
+        if not mine(int(m.group(2))):
             return decision, None
     elif m := OWN_PID_CALL.fullmatch(text):
         send = f"SELECT pg_catalog.pg_{m.group(1).lower()}_backend({own_pid})"
@@ -53,8 +66,8 @@ def own_signal(
     return again, send
 
 
-def signals_another(text: str, bind: memoryview, own_pid: int) -> bool:
-    """Does this Bind of a prepared `pg_*_backend($1)` name a PID other than the session's?
+def signals_another(text: str, bind: memoryview, mine: Mine) -> bool:
+    """Does this Bind of a prepared `pg_*_backend($1)` name a PID not of the user's sessions?
     A value the door cannot read as an integer counts as another PID (fail closed)."""
     if not PARAMETER.fullmatch(text):
         return False
@@ -72,4 +85,4 @@ def signals_another(text: str, bind: memoryview, own_pid: int) -> bool:
             pid = int(value.decode("ascii"))
     except ValueError:
         return True
-    return pid != own_pid
+    return pid is None or not mine(pid)

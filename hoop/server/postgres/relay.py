@@ -113,6 +113,8 @@ class Relay(Holds, Ending, TwoSided):
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
         self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
+        # is a PID the backend of one of this user's sessions on this connection? (the door knows)
+        self.pid_is_mine: Callable[[int], bool] = lambda pid: pid == upstream_key[0]
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
         # COPY FROM STDIN: how many the server started and the client ended, and the batch the
@@ -297,13 +299,17 @@ class Relay(Holds, Ending, TwoSided):
 
     def _judge(self, text: str, mode: TextMode) -> Decision:
         decision = self.session.judge(text, self.sql_prepared, mode)
-        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision, prepared=True)[0]
+        return self._own_signal(text, decision, prepared=True)[0]
 
     def _judge_sent(self, text: str, *, prepared: bool) -> tuple[Decision, str | None]:
         """The decision on a Query or Parse, and the text to send in its place if it changes
         (a signal of the session's own backend names its PID: see own_signal)."""
         decision = self.session.judge(text, self.sql_prepared, self.text.mode)
-        return own_signal(self.pipeline, self.subject, text, self.upstream_key[0], decision, prepared=prepared)
+        return self._own_signal(text, decision, prepared=prepared)
+
+    def _own_signal(self, text: str, decision: Decision, *, prepared: bool) -> tuple[Decision, str | None]:
+        pid = self.upstream_key[0]
+        return own_signal(self.pipeline, self.subject, text, pid, self.pid_is_mine, decision, prepared=prepared)
 
     def _keeps_earlier(self, name: str, decision: Decision) -> bool:
         """Does an earlier statement of this name outrank the new Parse? The server refuses a
@@ -337,7 +343,7 @@ class Relay(Holds, Ending, TwoSided):
         if version != self.pipeline.version:
             decision = self._judge(text, mode)
             self.prepared[statement] = (text, decision, self.pipeline.version, mode)
-        if decision.action != "block" and signals_another(text, msg, self.upstream_key[0]):
+        if decision.action != "block" and signals_another(text, msg, self.pid_is_mine):
             decision = self.session.judge(text, self.sql_prepared, mode)  # as the rules judge it for any PID
         if decision.action == "allow":
             return msg

@@ -155,6 +155,15 @@ def test_signalling_another_backend_stays_refused(gw, pg_admin) -> None:  # type
     assert pg_admin.execute("SELECT 'admin alive'").fetchone() == ("admin alive",)
 
 
+def test_a_user_may_end_another_of_their_own_sessions(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
+    """As a pool ending a broken connection does: the PID is a backend of the same user's
+    session on the same connection."""
+    with _connect(gw) as one, _connect(gw) as two:
+        pid = two.info.backend_pid
+        assert one.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        assert _gone(pg_admin, pid)
+
+
 def test_a_shadowing_pg_backend_pid_cannot_aim_the_signal_elsewhere(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
     """`pg_backend_pid()` is sent as the session's own PID: a function of that name earlier on
     the search_path, returning another backend's PID, is never called."""
