@@ -122,6 +122,7 @@ class Relay(Holds, Ending, TwoSided):
         self.copy_ins = self.copy_ends = self.copy_in_batch = 0
         # Statements of the open transaction: its notifications are delivered at COMMIT.
         self.txn_texts: deque[str] = deque(maxlen=64)
+        self.upstream_fatal = False
 
     # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
@@ -443,6 +444,7 @@ class Relay(Holds, Ending, TwoSided):
             return self.results.end(msg)
         if t == ERR:
             fields = codec.parse_error_fields(msg[5:])
+            self.upstream_fatal = fields.get("V", fields.get("S")) in ("FATAL", "PANIC")
             text = fields.get("M", "")
             for marker in self.markers:
                 if marker in text:

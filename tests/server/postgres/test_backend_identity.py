@@ -158,10 +158,13 @@ def test_signalling_another_backend_stays_refused(gw, pg_admin) -> None:  # type
 def test_a_user_may_end_another_of_their_own_sessions(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
     """As a pool ending a broken connection does: the PID is a backend of the same user's
     session on the same connection."""
-    with _connect(gw) as one, _connect(gw) as two:
+    with _connect(gw) as one, psycopg.connect(gw.dsn("alice", gw.tokens["alice"])) as two:
         pid = two.info.backend_pid
         assert one.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
         assert _gone(pg_admin, pid)
+        # the server's own FATAL error and nothing after it, as direct (libpq counts results)
+        with pytest.raises(psycopg.OperationalError, match="terminating connection due to administrator command"):
+            two.execute("SELECT 2")
 
 
 def test_a_shadowing_pg_backend_pid_cannot_aim_the_signal_elsewhere(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
