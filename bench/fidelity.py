@@ -154,6 +154,7 @@ def run_suite(
 ) -> dict[str, tuple[str, str]]:  # fmt: skip
     """Run the selection; returns node id -> (outcome, message of its first failure)."""
     report = work / f"{label}.jsonl"
+    report.unlink(missing_ok=True)
     (work / "hoop_fidelity_report.py").write_text(REPORT_PLUGIN)
     log = work / f"{label}.log"
     banner(f"{label}: pytest {' '.join(selection)} (log {log})")
@@ -168,6 +169,14 @@ def run_suite(
             env={**os.environ, **env, "HOOP_FIDELITY_REPORT": str(report), "PYTHONPATH": str(work)},
             timeout=6 * 3600,
         )
+    results = read_report(report)
+    if not results:
+        raise BenchError(f"{label}: the suite ran no test:\n{log.read_text(errors='replace')[-3000:]}")
+    return results
+
+
+def read_report(report: Path) -> dict[str, tuple[str, str]]:
+    """Node id -> (outcome, message of its first failure), from the plugin's lines."""
     results: dict[str, tuple[str, str]] = {}
     for line in report.read_text().splitlines() if report.exists() else []:
         r = json.loads(line)
@@ -177,8 +186,6 @@ def run_suite(
         old = results.get(r["id"])
         if old is None or old[0] == "passed":  # a failing phase outranks a passing one
             results[r["id"]] = (outcome, r["message"])
-    if not results:
-        raise BenchError(f"{label}: the suite ran no test:\n{log.read_text(errors='replace')[-3000:]}")
     return results
 
 
@@ -191,17 +198,41 @@ def differences(direct: dict[str, tuple[str, str]], gateway: dict[str, tuple[str
     return rows
 
 
+def report(direct: dict[str, tuple[str, str]], gateway: dict[str, tuple[str, str]], steady: list[str]) -> None:
+    """The differing tests (with "again": did a second run differ too, when there was one) and
+    how many of the tests that pass direct pass through the gateway."""
+    rows = differences(direct, gateway)
+    for r in rows if steady else []:
+        r.append("yes" if r[0] in steady else "no (flaky)")
+    headers = ["test", "direct", "gateway", "message"] + (["again"] if steady else [])
+    print_table(headers, rows, f"{len(rows)} tests differ")
+    passed = [t for t, (o, _) in direct.items() if o == "passed"]
+    kept = sum(1 for t in passed if gateway.get(t, ("",))[0] == "passed")
+    print(f"\n{kept} of the {len(passed)} tests that pass direct pass through the gateway")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", choices=sorted(SUITES), default="psycopg")
-    parser.add_argument("--source", type=Path, required=True, help="the library's checkout (holds tests/)")
+    parser.add_argument("--source", type=Path, help="the library's checkout (holds tests/)")
     parser.add_argument("--venv-root", type=Path, default=Path.home() / ".cache" / "hoop-fidelity")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression (a subset of the suite)")
     parser.add_argument("--only", choices=["direct", "gateway"], help="run one side only (its failures are listed)")
     parser.add_argument("--logs", type=Path, help="keep each side's pytest output in this directory")
     parser.add_argument("--no-recheck", action="store_true", help="do not run differing tests again")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="only compare DIR/direct.jsonl and DIR/gateway.jsonl (from --only runs)",
+    )
     parser.add_argument("selection", nargs="*", help="test paths or node ids, relative to --source")
     args = parser.parse_args(argv)
+    if args.compare:
+        report(read_report(args.compare / "direct.jsonl"), read_report(args.compare / "gateway.jsonl"), [])
+        return 0
+    if args.source is None:
+        parser.error("--source is needed to run a suite")
     args.source = args.source.resolve()
     suite = SUITES[args.suite]()
     selection = args.selection or list(suite.default_selection)
@@ -231,22 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print_table(["test", args.only, "first failure"], bad, f"{len(bad)} of {len(side)} tests fail")
             return 0
         rows = differences(results["direct"], results["gateway"])
+        steady: list[str] = []
         if rows and not args.no_recheck:  # a second run of just those tells a difference from a flake
             ids = [r[0] for r in rows]
             again = {side: run_suite(python, args.source, suite, prepared.env(e), ids, [], work, f"{side}-again")
                      for side, e in sides.items()}  # fmt: skip
-            steady = {r[0] for r in differences(again["direct"], again["gateway"])}
-            for r in rows:
-                r.append("yes" if r[0] in steady else "no (flaky)")
-        passed = sum(1 for o, _ in results["direct"].values() if o == "passed")
-        kept = sum(
-            1
-            for t, (o, _) in results["direct"].items()
-            if o == "passed" and results["gateway"].get(t, ("",))[0] == "passed"
-        )
-        headers = ["test", "direct", "gateway", "message"] + ([] if args.no_recheck else ["again"])
-        print_table(headers, rows, f"{len(rows)} tests differ")
-        print(f"\n{kept} of the {passed} tests that pass direct pass through the gateway")
+            steady = [r[0] for r in differences(again["direct"], again["gateway"])] or ["-"]
+        report(results["direct"], results["gateway"], steady)
         if args.logs:
             print(f"pytest output of each side: {work}")
     return 0
