@@ -12,10 +12,12 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from support.postgres import pg_connection_toml
 
 pytestmark = pytest.mark.needs_postgres
 
@@ -33,9 +35,55 @@ def _connect(gw: Any, user: str = "alice") -> psycopg.Connection[Any]:
     return psycopg.connect(gw.dsn(user, gw.tokens[user]), autocommit=True)
 
 
+class SlowCancels:
+    """A loopback TCP hop in front of the real server that holds each CancelRequest for
+    `delay` seconds before passing it on (other connections pass at once): a server slow to
+    act on a cancel, so that acknowledging one too early shows every time."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", 5432)) as server:
+            first = client.recv(65536)
+            if len(first) == 16 and struct.unpack("!ii", first[:8]) == (16, CANCEL_CODE):
+                time.sleep(self.delay)
+            server.sendall(first)
+            threading.Thread(target=_pump, args=(server, client), daemon=True).start()
+            _pump(client, server)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+@pytest.fixture
+def slow_cancels() -> Iterator[SlowCancels]:
+    hop = SlowCancels(0.3)
+    yield hop
+    hop.close()
+
+
 def test_a_cancelled_idle_session_runs_its_next_statement(gw) -> None:  # type: ignore[no-untyped-def]
-    """libpq waits for the cancel socket to close before it returns; closing it before the
-    server signalled the backend let the signal land on the next statement."""
     hit = 0
     with _connect(gw) as conn:
         for _ in range(50):
@@ -45,6 +93,22 @@ def test_a_cancelled_idle_session_runs_its_next_statement(gw) -> None:  # type: 
             except psycopg.errors.QueryCanceled:
                 hit += 1
     assert hit == 0, f"{hit} of 50 statements were cancelled by the cancel sent before them"
+
+
+def test_a_cancel_is_acknowledged_once_the_server_has_acted(make_gateway, pg_target, slow_cancels) -> None:  # type: ignore[no-untyped-def]
+    """libpq waits for the cancel socket to close before it returns, so that a cancel cannot
+    hit the next statement; the gateway closes it only once the server has closed its own.
+    Against a server slow to act on cancels, an early acknowledgement shows every time."""
+    gw = make_gateway(connections=pg_connection_toml(pg_target).replace("port = 5432", f"port = {slow_cancels.port}"))
+    hit = 0
+    with psycopg.connect(gw.dsn("alice", gw.token("alice")), autocommit=True) as conn:
+        for _ in range(5):
+            conn.cancel_safe(timeout=10)
+            try:
+                conn.execute("SELECT pg_sleep(0.5)")  # long enough for an early-acknowledged cancel to land
+            except psycopg.errors.QueryCanceled:
+                hit += 1
+    assert hit == 0, f"{hit} of 5 statements were cancelled by the cancel sent before them"
 
 
 def test_backend_pid_is_the_servers_and_agrees_everywhere(gw, pg_admin) -> None:  # type: ignore[no-untyped-def]
