@@ -154,14 +154,16 @@ class Gateway:
     """`hoop serve` on a free loopback port with a throwaway hoop.toml (body = everything after
     [gateway] and [listen]), stopped by `cleanup`."""
 
-    def __init__(self, cleanup: Cleanup, body: str, *, name: str = "gateway", gateway_extra: str = "") -> None:
+    def __init__(
+        self, cleanup: Cleanup, body: str, *, name: str = "gateway", gateway_extra: str = "", door: str = "postgres"
+    ) -> None:
         self.name = name
         self.root = temp_dir(cleanup, f"hoop-bench-{name}-")
         self.port = free_port()
         self.config = self.root / "hoop.toml"
         self.config.write_text(
             f'[gateway]\ndata_dir = "data"\nrecordings_dir = "recordings"\n{gateway_extra}\n'
-            f'[listen]\npostgres = "{LOOPBACK}:{self.port}"\n\n{body}\n'
+            f'[listen]\n{door} = "{LOOPBACK}:{self.port}"\n\n{body}\n'
         )
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
         self.env["PYTHONUNBUFFERED"] = "1"

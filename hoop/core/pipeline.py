@@ -249,6 +249,21 @@ class Pipeline:
             classification,
         )
 
+    def without_flag(self, subject: Subject, decision: Decision, flag: str) -> Decision:
+        """`decision` judged again as if no statement carried `flag`, every other rule still
+        applying: for a door that has proved that effect harmless in this one session (a
+        statement that signals the session's own backend is not "another session")."""
+        if decision.classification is None or self.halted is not None:
+            return decision
+
+        def strip(stmt: Statement) -> Statement:
+            return replace(stmt, flags=stmt.flags - {flag}, inner=tuple(strip(s) for s in stmt.inner))
+
+        stripped = replace(
+            decision.classification, statements=tuple(strip(s) for s in decision.classification.statements)
+        )
+        return self._decide(subject, stripped)
+
     def _name_routine(
         self, subject: Subject, plain: Classification, expanded: Classification, decision: Decision
     ) -> Decision:

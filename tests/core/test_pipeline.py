@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hoop.core.guardrails import GuardRule
+from hoop.core.guardrails import OTHER_SESSIONS_RULE, GuardRule, builtin_rules
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.sql import Classification, PreparedStatements
 from hoop.core.sql.textmode import UTF8, TextMode
@@ -201,3 +201,16 @@ def test_a_disabled_rule_never_applies() -> None:
     pipeline = Pipeline([GuardRule("off", "block", statements=("drop table",), enabled=False)])
     assert pipeline.check(PG, "DROP TABLE t").action == "allow"
     assert pipeline.check(PG, "SELEC 1").action == "allow"  # nor makes a syntax error its business
+
+
+def test_judging_without_a_flag_keeps_every_other_rule() -> None:
+    """A door that proved a statement signals only its own backend drops the other-sessions
+    flag, and a configured rule on the function still holds it."""
+    hold_signals = GuardRule("hold-signals", "review", functions=("pg_terminate_backend",), approvers=("dba",))
+    pipeline = Pipeline([hold_signals, *builtin_rules()])
+    decision = pipeline.check(PG, "SELECT pg_terminate_backend(4242)")
+    assert (decision.action, decision.rule) == ("block", OTHER_SESSIONS_RULE)
+    again = pipeline.without_flag(PG, decision, "other_sessions")
+    assert (again.action, again.rule) == ("review", "hold-signals")
+    plain = Pipeline(builtin_rules())
+    assert plain.without_flag(PG, plain.check(PG, "SELECT pg_cancel_backend(4242)"), "other_sessions").action == "allow"

@@ -34,6 +34,7 @@ class Ending:
     holding: tuple[Decision, str, str, str] | None
     routines_changed: Callable[[], None]
     txn_texts: deque[str]  # statements of the open transaction (its notifications come at COMMIT)
+    upstream_fatal: bool  # the server sent a FATAL error: it closes the connection next
 
     if TYPE_CHECKING:
 
@@ -80,6 +81,9 @@ class Ending:
         self.tracker.cut_off()
 
     def upstream_lost(self) -> None:
+        if self.upstream_fatal:  # the server said why it ends the session (pg_terminate_backend, shutdown)
+            self.close(CloseStatus.UPSTREAM_LOST)  # a second error would read as a second result to libpq
+            return
         self.close(
             CloseStatus.UPSTREAM_LOST,
             codec.error_response(

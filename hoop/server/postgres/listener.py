@@ -61,7 +61,7 @@ class PostgresDoor:
     def __init__(self, services: Services, tls: ssl.SSLContext | None) -> None:
         self.services = services
         self.tls = tls
-        self.relays: dict[tuple[int, int], Relay] = {}  # our BackendKeyData -> relay, for cancels
+        self.relays: dict[tuple[int, int], Relay] = {}  # (upstream PID, our secret) -> relay, for cancels
         self.resolvers: dict[str, ColumnResolver] = {}  # connection name -> catalog lookups
         self.routines = RoutineWatchers(services.pipeline, CatalogReader().fetch)  # calls judged by bodies
         self._tasks: set[asyncio.Task[None]] = set()
@@ -238,7 +238,7 @@ class PostgresDoor:
         upstream, target = logged_in.session, logged_in.target
         services = self.services
         session = Session(services, identity, connection.name, "postgres", client)
-        key = (session.id & 0x7FFFFFFF, secrets.randbits(31))
+        key = self._cancel_key(upstream.backend_pid)
         relay = Relay(
             session=session,
             max_message=services.config.gateway.max_message_size,
@@ -248,6 +248,7 @@ class PostgresDoor:
             text=logged_in.text,
         )
         relay.routines_changed = self.routines.get(connection.name, target).changed
+        relay.pid_is_mine = lambda pid: self.pid_is_mine(identity.name, connection.name, pid)
         session.start(
             relay.kill,
             client=client,
@@ -264,6 +265,23 @@ class PostgresDoor:
         finally:
             self.relays.pop(key, None)
             session.close(CloseStatus.CLOSED)  # the relay has closed it with its status unless it failed first
+
+    def _cancel_key(self, backend_pid: int) -> tuple[int, int]:
+        """BackendKeyData for the client: the upstream backend's real PID (one upstream
+        connection per session, so `backend_pid`, `pg_backend_pid()` and notification PIDs
+        agree) with the gateway's own random secret. The upstream secret never reaches the
+        client, and a cancel is honoured only for the pair handed out here. Two upstream
+        servers may reuse a PID, so the pair is kept unique among live sessions."""
+        while (key := (backend_pid, secrets.randbits(31))) in self.relays:
+            pass
+        return key
+
+    def pid_is_mine(self, user: str, connection: str, pid: int) -> bool:
+        """Is `pid` the upstream backend of a live session of `user` on `connection`, and of no
+        one else's session? Such a session may be signalled by the user's others (a pool
+        ending a broken connection); any other PID stays under the built-in rule."""
+        owners = {(r.session.user, r.session.connection) for (p, _), r in self.relays.items() if p == pid}
+        return owners == {(user, connection)}
 
     def _resolver(self, name: str, target: UpstreamTarget) -> ColumnResolver:
         resolver = self.resolvers.get(name)

@@ -28,6 +28,7 @@ from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
+from hoop.server.postgres.own_signal import own_signal, signals_another
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -46,6 +47,7 @@ UPSTREAM_WATCH = BASE_WATCH
 Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
 CANCELLED = "canceling statement due to user request"  # the server's own wording
+CANCEL_TIMEOUT = 5.0  # how long a cancel may wait for the server to close its cancel socket
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 COPY_IN, COPY_BOTH, COPY_DONE, COPY_FAIL = (ord(c) for c in "GWcf")
@@ -111,6 +113,8 @@ class Relay(Holds, Ending, TwoSided):
         self.pending_review: tuple[Decision, str, str, str] | None = None
         self.held_outcome = ""  # the decision on the last held Bind, for its Execute's record
         self.routines_changed: Callable[[], None] = lambda: None  # DDL: the routine catalog may change
+        # is a PID the backend of one of this user's sessions on this connection? (the door knows)
+        self.pid_is_mine: Callable[[int], bool] = lambda pid: pid == upstream_key[0]
         self.text = text  # how the server reads this session's statement text
         self.settling = False  # a message waits in the client framer until the settings are known
         # COPY FROM STDIN: how many the server started and the client ended, and the batch the
@@ -118,6 +122,7 @@ class Relay(Holds, Ending, TwoSided):
         self.copy_ins = self.copy_ends = self.copy_in_batch = 0
         # Statements of the open transaction: its notifications are delivered at COMMIT.
         self.txn_texts: deque[str] = deque(maxlen=64)
+        self.upstream_fatal = False
 
     # -- cancelling (attach and close come from TwoSided, kill and the rest of ending from Ending)
 
@@ -134,13 +139,19 @@ class Relay(Holds, Ending, TwoSided):
         await self.cancel_upstream()
 
     async def cancel_upstream(self) -> None:
+        """Returns once the server has closed its end: it closes only after signalling the
+        backend, and the client's cancel socket stays open until then, so libpq's "the cancel
+        is done" still means that a late cancel cannot hit the next statement."""
         t = self.upstream_target
         try:
-            async with asyncio.timeout(5):
-                _, w = await asyncio.open_connection(t.host, t.port)
-                w.write(frontend.cancel_request(*self.upstream_key))
-                await w.drain()
-                w.close()
+            async with asyncio.timeout(CANCEL_TIMEOUT):
+                r, w = await asyncio.open_connection(t.host, t.port)
+                try:
+                    w.write(frontend.cancel_request(*self.upstream_key))
+                    await w.drain()
+                    await r.read(1)  # the server sends nothing back: this is its close
+                finally:
+                    w.close()
         except (OSError, TimeoutError) as exc:
             log.warning("session %s: cancel request to %s failed: %s", self.session.id, t.name, exc)
 
@@ -214,14 +225,16 @@ class Relay(Holds, Ending, TwoSided):
                 self.cancelled = False
                 self.tracker.push(Unit(text, True, "cancelled", ""))
                 return self._refuse(None, "query", sqlstate="57014", message=CANCELLED)
-            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+            decision, send = self._judge_sent(text, prepared=False)
             self.tracker.push(Unit(text, True, decision.action, decision.rule))
             if decision.action == "review":
                 self.pending_review = (decision, text, "query", "")
                 return HOLD
-            return msg if decision.action == "allow" else self._refuse(decision, "query")
+            if decision.action != "allow":
+                return self._refuse(decision, "query")
+            return msg if send is None else frontend.query(send)
         if t == P:
-            name, raw, _ = codec.parse_parse(msg[5:])
+            name, raw, oids = codec.parse_parse(msg[5:])
             try:
                 text = self.text.read(raw, self._settled())
             except TextModeError as exc:
@@ -238,11 +251,13 @@ class Relay(Holds, Ending, TwoSided):
                 if not name:
                     self.prepared.pop(name, None)
                 return self._refuse(None, "parse", name, sqlstate="57014", message=CANCELLED)
-            decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+            decision, send = self._judge_sent(text, prepared=True)
             if not self._keeps_earlier(name, decision):
                 self.prepared[name] = (text, decision, self.pipeline.version, self.text.mode)
             # Parsing runs nothing: a statement under review is held at each Bind instead.
-            return msg if decision.action != "block" else self._refuse(decision, "parse", name)
+            if decision.action == "block":
+                return self._refuse(decision, "parse", name)
+            return msg if send is None else frontend.parse(name, send, oids)
         if t == B:
             portal, pos = _cstr_at(msg, 5)
             statement, _ = _cstr_at(msg, pos)
@@ -283,6 +298,20 @@ class Relay(Holds, Ending, TwoSided):
         self.tracker.push(Unit("<fastpath function call>", True, decision.action, decision.rule))
         return self._refuse(decision, "query")
 
+    def _judge(self, text: str, mode: TextMode) -> Decision:
+        decision = self.session.judge(text, self.sql_prepared, mode)
+        return self._own_signal(text, decision, prepared=True)[0]
+
+    def _judge_sent(self, text: str, *, prepared: bool) -> tuple[Decision, str | None]:
+        """The decision on a Query or Parse, and the text to send in its place if it changes
+        (a signal of the session's own backend names its PID: see own_signal)."""
+        decision = self.session.judge(text, self.sql_prepared, self.text.mode)
+        return self._own_signal(text, decision, prepared=prepared)
+
+    def _own_signal(self, text: str, decision: Decision, *, prepared: bool) -> tuple[Decision, str | None]:
+        pid = self.upstream_key[0]
+        return own_signal(self.pipeline, self.subject, text, pid, self.pid_is_mine, decision, prepared=prepared)
+
     def _keeps_earlier(self, name: str, decision: Decision) -> bool:
         """Does an earlier statement of this name outrank the new Parse? The server refuses a
         Parse of a named statement that exists and keeps the old one, so Binds of the name may
@@ -295,7 +324,7 @@ class Relay(Holds, Ending, TwoSided):
             return False
         text, old, version, mode = earlier
         if version != self.pipeline.version:
-            old = self.session.judge(text, self.sql_prepared, mode)
+            old = self._judge(text, mode)
             self.prepared[name] = (text, old, self.pipeline.version, mode)
         return _STRICTNESS[old.action] > _STRICTNESS[decision.action]
 
@@ -313,8 +342,10 @@ class Relay(Holds, Ending, TwoSided):
             return msg  # unknown to us: the server will report it does not exist
         text, decision, version, mode = entry
         if version != self.pipeline.version:
-            decision = self.session.judge(text, self.sql_prepared, mode)
+            decision = self._judge(text, mode)
             self.prepared[statement] = (text, decision, self.pipeline.version, mode)
+        if decision.action != "block" and signals_another(text, msg, self.pid_is_mine):
+            decision = self.session.judge(text, self.sql_prepared, mode)  # as the rules judge it for any PID
         if decision.action == "allow":
             return msg
         if decision.action == "review":
@@ -413,6 +444,7 @@ class Relay(Holds, Ending, TwoSided):
             return self.results.end(msg)
         if t == ERR:
             fields = codec.parse_error_fields(msg[5:])
+            self.upstream_fatal = fields.get("V", fields.get("S")) in ("FATAL", "PANIC")
             text = fields.get("M", "")
             for marker in self.markers:
                 if marker in text:
