@@ -20,7 +20,7 @@ from hoop.core.durations import bounded, format_span
 from hoop.core.errors import HoopError
 from hoop.core.redact import dialect_of
 from hoop.core.redact_stored import StoredStatementMasking
-from hoop.core.store.base import Store
+from hoop.core.store.base import Store, Tx
 
 if TYPE_CHECKING:
     from hoop.core.guardrails import GuardRule
@@ -211,10 +211,12 @@ class Approvals:
         # A standing grant stands in for the whole count of approvals: it exists only once the
         # request is approved in full, each approval asked for one, and it lasts the shortest
         # time any of them asked for. One approver's grant never meets a rule that needs two.
+        outcome = self._close(approval_id, Outcome("approved", reason, approval_id, tuple(pending.approvals)))
+        if not outcome.approved:  # expired in the store meanwhile: nothing runs, nothing is granted
+            raise DecisionRefused(f"request #{approval_id} is no longer pending (status {outcome.status})")
         if all(pending.grants):
             seconds = min(s for s in pending.grants if s)
             self._grant(pending, ", ".join(pending.approvals), seconds, approval_id)
-        self._close(approval_id, Outcome("approved", reason, approval_id, tuple(pending.approvals)))
         return {"id": approval_id, "status": "approved"}
 
     def expire_all(self) -> None:
@@ -253,10 +255,11 @@ class Approvals:
         with self.store.transaction() as conn:
             conn.execute("UPDATE approvals SET decisions = ? WHERE id = ?", (json.dumps(approvers), approval_id))
 
-    def _close(self, approval_id: int, outcome: Outcome) -> None:
+    def _close(self, approval_id: int, outcome: Outcome) -> Outcome:
+        """Store how the request ended and wake its hold; returns the outcome that stands."""
         pending = self.pending.pop(approval_id, None)
         with self.store.transaction() as conn:
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE approvals SET status = ?, decided = ?, decisions = ?, reason = CASE WHEN ? != '' "
                 "THEN ? ELSE reason END WHERE id = ? AND status = 'pending'",
                 (
@@ -267,12 +270,27 @@ class Approvals:
                     outcome.reason,
                     approval_id,
                 ),
-            )
+            ).rowcount
+            if changed == 0:
+                outcome = self._stored_outcome(conn, approval_id, outcome)
         if pending is not None and not pending.future.done():
             pending.future.set_result(outcome)
         if outcome.status in ("expired", "abandoned", "cancelled") and pending is not None:
             self.audit(pending.user, f"approval.{outcome.status}", pending.connection, approval=approval_id)
         self._announce(outcome.status, approval_id)
+        return outcome
+
+    @staticmethod
+    def _stored_outcome(conn: Tx, approval_id: int, wanted: Outcome) -> Outcome:
+        """The request was decided elsewhere first (on a shared store, a surviving gateway
+        expires the requests of one it declared lost): what is stored stands, so a request
+        expired there is never run here, whatever this gateway was about to do."""
+        row = conn.execute("SELECT status, reason FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        status = row["status"] if row is not None else "expired"
+        if status not in ("approved", "denied", "expired", "cancelled", "abandoned"):
+            status = "denied"
+        reason = (row["reason"] if row is not None else "") or wanted.reason or "decided elsewhere"
+        return Outcome(status, reason, approval_id, wanted.by if status == wanted.status else ())
 
     def _grant(self, pending: _Pending, approver: str, seconds: float, approval_id: int) -> None:
         now = time.time()
