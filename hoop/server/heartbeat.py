@@ -5,9 +5,12 @@ lost the gateways silent for longer than `[gateway] heartbeat_timeout` (their se
 interrupted, their pending approvals expired) and audit each as `gateway.lost`.
 
 The beat is also the gateway's probe of the store: one that fails tells the recording guard,
-which refuses statements and logins naming the store until a beat succeeds again. A gateway
-only judges others once it has itself reached the store for a whole timeout: after an outage
-every heartbeat is old, and the first gateway back must not call the others lost.
+which refuses statements and logins naming the store until a beat succeeds again. After a
+failed beat the heartbeat opens a new handle on the store at each beat, so it is back within
+a beat of the store (a connection pool's own retries back off to many seconds). A gateway
+only judges others once it has itself reached the store for the timeout plus the time one
+connection attempt may take: after an outage every heartbeat is old, and the first gateway
+back must not call the others lost while they reconnect.
 
 A gateway whose own row was marked lost (cut off from the store, or frozen, for longer than
 the timeout) finds its sessions already recorded as interrupted and its approvals expired: it
@@ -20,7 +23,7 @@ import asyncio
 import logging
 import time
 
-from hoop.core.store.base import Store, StoreUnavailable
+from hoop.core.store.base import Store, StoreUnavailable, open_store
 from hoop.core.store.gateways import Lost, Me, NameTaken, beat, leave, reap
 from hoop.core.store.records import CloseStatus
 from hoop.server.recording_guard import RecordingGuard
@@ -28,6 +31,9 @@ from hoop.server.services import LiveSession, Services
 
 log = logging.getLogger("hoop.gateway")
 INTERVAL = 1.0
+# How much later than this gateway another may reach the store again after an outage: one
+# connection attempt (the store's connect timeout).
+RECONNECT_SLACK = 5.0
 END_AFTER = 0.3  # seconds between denying a rejoining gateway's holds and ending its sessions
 
 
@@ -36,7 +42,8 @@ class Heartbeat:
         self, services: Services, store: Store, guard: RecordingGuard, me: Me, stopping: asyncio.Event
     ) -> None:
         self.services = services
-        self.store = store  # a handle of its own: a beat never waits behind other store work
+        self.store: Store | None = store  # its own handle: a beat never waits behind other store work
+        self.target = store.target
         self.guard = guard
         self.me = me
         self.stopping = stopping  # set when another gateway has taken this one's name
@@ -50,6 +57,7 @@ class Heartbeat:
                 status, lost = await asyncio.to_thread(self._beat)
             except StoreUnavailable as exc:
                 self.reachable_since = None
+                await asyncio.to_thread(self._drop_store)
                 self.guard.store_changed(str(exc))
                 continue
             except NameTaken as exc:
@@ -67,13 +75,20 @@ class Heartbeat:
                 self._audit_lost(gone)
 
     def _beat(self) -> tuple[str, list[Lost]]:
+        if self.store is None:
+            self.store = open_store(self.target)  # StoreUnavailable while the store is down
         status = beat(self.store, self.me)
         now = time.monotonic()
         if self.reachable_since is None:
             self.reachable_since = now
-        if now - self.reachable_since < self.timeout:
+        if now - self.reachable_since < self.timeout + RECONNECT_SLACK:
             return status, []
         return status, reap(self.store, self.me, self.timeout)
+
+    def _drop_store(self) -> None:
+        store, self.store = self.store, None
+        if store is not None:
+            store.close()
 
     def _audit_lost(self, gone: Lost) -> None:
         log.error(
@@ -121,11 +136,13 @@ class Heartbeat:
     def leave(self) -> None:
         """A clean stop: mark the row stopped so no survivor reports this gateway lost."""
         try:
+            if self.store is None:
+                self.store = open_store(self.target)
             leave(self.store, self.me)
         except StoreUnavailable as exc:
             log.warning("could not mark this gateway stopped in the store: %s", exc)
         finally:
-            self.store.close()
+            self._drop_store()
 
 
 def _end(sessions: list[LiveSession], reason: str) -> None:

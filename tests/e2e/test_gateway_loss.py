@@ -45,8 +45,9 @@ timeout = "60s"
 
 
 @contextmanager
-def store_database(port: int = 5432) -> Iterator[str]:
-    """A store database of its own on the server at `port`; its DSN, password from ${HOOP_STORE_PASSWORD}."""
+def store_database(fleet: list[GatewayProcess], port: int = 5432) -> Iterator[str]:
+    """A store database of its own on the server at `port`; its DSN, password from
+    ${HOOP_STORE_PASSWORD}. The gateways of `fleet` are stopped before it is dropped."""
     name = f"hoop_store_{os.getpid()}_{secrets.token_hex(3)}"
     admin = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as conn:
@@ -54,6 +55,7 @@ def store_database(port: int = 5432) -> Iterator[str]:
     try:
         yield f"postgresql://postgres:${{HOOP_STORE_PASSWORD}}@127.0.0.1:{port}/{name}"
     finally:
+        stop_all(fleet)
         try:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -104,9 +106,13 @@ def fleet(tmp_path: Path, pg_target: dict[str, str]) -> Iterator[list[GatewayPro
     """Gateways made by `gateway()`, stopped (or killed) at the end."""
     made: list[GatewayProcess] = []
     yield made
-    for gw in made:
+    stop_all(made)
+
+
+def stop_all(fleet: list[GatewayProcess]) -> None:
+    for gw in fleet:
         if gw.proc is not None and gw.proc.poll() is None:
-            os.kill(gw.proc.pid, signal.SIGCONT)
+            os.kill(gw.proc.pid, signal.SIGCONT)  # one a test froze
         gw.stop()
 
 
@@ -155,7 +161,7 @@ def test_a_killed_gateway_leaves_the_other_serving_and_its_work_ended_once(
     fleet: list[GatewayProcess], tmp_path: Path, accounts: dict[str, str]
 ) -> None:
     password = f"CANARY-store-{secrets.token_hex(6)}"
-    with store_database() as store:
+    with store_database(fleet) as store:
         a = gateway(fleet, tmp_path, accounts, store, "gw-a", password)
         b = gateway(fleet, tmp_path, accounts, store, "gw-b", password)
         # A third process taking a live gateway's name is refused, naming it.
@@ -221,7 +227,7 @@ def _assert_open_on(gw: GatewayProcess, name: str, count: int) -> None:
 def test_a_gateway_frozen_past_the_timeout_denies_what_it_held(
     fleet: list[GatewayProcess], tmp_path: Path, accounts: dict[str, str]
 ) -> None:
-    with store_database() as store:
+    with store_database(fleet) as store:
         a = gateway(fleet, tmp_path, accounts, store, "gw-a", "x")
         b = gateway(fleet, tmp_path, accounts, store, "gw-b", "x")
         token, bob = a.token("alice"), a.token("bob")
@@ -270,7 +276,7 @@ def test_a_store_restart_is_refused_clearly_then_recovered_without_restarting(
     try:
         cluster.start()
         password = f"CANARY-store-{secrets.token_hex(6)}"
-        with store_database(cluster.port) as store:
+        with store_database(fleet, cluster.port) as store:
             where = f"postgresql://127.0.0.1:{cluster.port}/{store.rsplit('/', 1)[1]}"
             a = gateway(fleet, tmp_path, accounts, store, "gw-a", password)
             b = gateway(fleet, tmp_path, accounts, store, "gw-b", password)
@@ -320,6 +326,5 @@ def test_a_store_restart_is_refused_clearly_then_recovered_without_restarting(
             for gw in (a, b):
                 assert password not in gw.log() and all(password not in out for out in gw.outputs)
     finally:
-        for gw in fleet:
-            gw.stop()
+        stop_all(fleet)
         cluster.remove()
