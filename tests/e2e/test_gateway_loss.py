@@ -260,6 +260,17 @@ def _assert_status(gw: GatewayProcess, approval_id: object, status: str) -> None
     assert row["status"] == status, row
 
 
+def _children(pid: int, marker: str) -> list[int]:
+    """The child processes of `pid` whose command line holds `marker`."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            if marker.encode() in cmdline:
+                found.append(int(child))
+    return found
+
+
 def _readyz(gw: GatewayProcess) -> tuple[int, str]:
     url = f"http://127.0.0.1:{gw.ports['http']}/readyz"
     try:
@@ -302,6 +313,21 @@ def test_a_store_restart_is_refused_clearly_then_recovered_without_restarting(
                 assert login.returncode != 0 and where in login.stderr and "unavailable" in login.stderr, login
                 status, body = _readyz(gw)
                 assert status == 503 and where in body, body
+            # A journal writer started while the store is down (the first one died) waits for
+            # the store, answering why, rather than exiting and being started over and over.
+            assert a.proc is not None
+            [writer] = _children(a.proc.pid, "journal_writer")
+            os.kill(writer, signal.SIGKILL)
+            time.sleep(3)
+            assert a.log().count("journal writer exited") == 1, a.log()
+            # A gateway started meanwhile refuses to start, naming the store.
+            root = tmp_path / "late"
+            root.mkdir()
+            late = write_config(root, USERS_TOML, settings=f'store = "{store}"\nname = "gw-late"\n')
+            late.env["HOOP_STORE_PASSWORD"] = password
+            with pytest.raises(RuntimeError, match=f"cannot start: the store at {where} cannot be reached"):
+                late.start()
+            assert password not in late.log()
 
             cluster.start()
             for gw, conn in zip((a, b), conns, strict=True):
