@@ -8,8 +8,8 @@ A gateway whose heartbeat is older than `[gateway] heartbeat_timeout` is lost. T
 survivor to notice ends it in one transaction: a conditional UPDATE of its row from 'up' to
 'lost' (only one transaction can win it, however many survivors notice at once), then its
 open sessions become `interrupted` and its pending approvals `expired`, so a held statement
-can never run later. Heartbeats carry each gateway's own clock: gateways sharing a store are
-expected to keep time (NTP); the timeout absorbs small differences.
+can never run later. Heartbeats are written and judged by the store's clock, so gateways on
+machines whose clocks differ still agree on who is silent.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Lost:
 
 def claim(store: Store, me: Me, timeout: float) -> None:
     """Take this gateway's row, or raise NameTaken naming the live gateway that holds it."""
-    now = time.time()
+    now = store_clock(store)
     row = store.one("SELECT host, pid, heartbeat, status FROM gateways WHERE name = ?", (me.name,))
     if row is not None and _held_elsewhere(row, me, timeout, now):
         raise _taken(me, row, now)
@@ -77,7 +77,7 @@ def beat(store: Store, me: Me) -> str:
     """Renew the heartbeat: "up", or "lost" when the others had declared this gateway lost
     (it was cut off for longer than the timeout; its row is 'up' again now). Raises NameTaken
     when another gateway holds the name now."""
-    now = time.time()
+    now = store_clock(store)
     with store.transaction() as tx:
         row = tx.execute("SELECT host, pid, status FROM gateways WHERE name = ?", (me.name,)).fetchone()
         if row is None:  # the row was deleted: take it again
@@ -99,14 +99,14 @@ def leave(store: Store, me: Me) -> None:
     """A clean stop: the others must not take this gateway for lost."""
     store.execute(
         "UPDATE gateways SET status = 'stopped', heartbeat = ? WHERE name = ? AND host = ? AND pid = ?",
-        (time.time(), me.name, me.host, me.pid),
+        (store_clock(store), me.name, me.host, me.pid),
     )
 
 
 def reap(store: Store, me: Me, timeout: float) -> list[Lost]:
     """Declare lost every other gateway silent for longer than `timeout`, ending its sessions
     and approvals; each one exactly once, whichever survivor gets there first."""
-    now = time.time()
+    now = store_clock(store)
     stale = store.query(
         "SELECT name, host, pid, heartbeat FROM gateways WHERE status = 'up' AND name != ? AND heartbeat < ?",
         (me.name, now - timeout),
@@ -132,6 +132,15 @@ def reap(store: Store, me: Me, timeout: float) -> list[Lost]:
             ).rowcount
         lost.append(Lost(row["name"], row["host"], int(row["pid"]), silent, sessions, approvals))
     return lost
+
+
+def store_clock(store: Store) -> float:
+    """Now, in unix seconds, by the clock of the store's server (one clock for every gateway)."""
+    if store.dialect.name == "postgresql":
+        row = store.one("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")
+        if row is not None:
+            return float(row["now"])
+    return time.time()
 
 
 def _held_elsewhere(row: Row, me: Me, timeout: float, now: float) -> bool:
