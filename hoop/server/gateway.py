@@ -1,11 +1,12 @@
 """`hoop serve`: start the listeners from the config and shut down gracefully.
 
-The gateway is the single writer of live state. It opens the store, marks anything a
-previous run left open as ended, starts one door per `[listen]` entry and the control
-endpoint. SIGHUP reloads hoop.toml (hoop/server/reload.py). SIGINT/SIGTERM stop it gracefully:
-every door stops accepting, open sessions have `[gateway] shutdown_grace` to finish, what is
-left is ended with a message in each protocol's words, and the journal is flushed; a second
-signal ends the grace at once.
+The gateway is the single writer of live state. It opens the store (on a shared store it
+claims its name and beats: hoop/server/heartbeat.py), marks anything a previous run left
+open as ended, starts one door per `[listen]` entry and the control endpoint. SIGHUP reloads
+hoop.toml (hoop/server/reload.py). SIGINT/SIGTERM stop it gracefully: every door stops
+accepting, open sessions have `[gateway] shutdown_grace` to finish, what is left is ended
+with a message in each protocol's words, and the journal is flushed; a second signal ends
+the grace at once.
 """
 
 from __future__ import annotations
@@ -310,7 +311,7 @@ async def serve(config: Config) -> int:
     await gateway.stopping.wait()
     log.info("shutting down")
     await gateway.stop()
-    return 0
+    return 1 if gateway.heartbeat is not None and gateway.heartbeat.name_taken else 0
 
 
 def run(config: Config) -> int:

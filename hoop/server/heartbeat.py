@@ -49,6 +49,7 @@ class Heartbeat:
         self.stopping = stopping  # set when another gateway has taken this one's name
         self.timeout = services.config.gateway.heartbeat_timeout
         self.reachable_since: float | None = time.monotonic()  # claimed at start: reachable
+        self.name_taken = False  # another gateway took this one's name: it stopped (exit 1)
 
     async def run(self) -> None:
         while True:
@@ -61,6 +62,7 @@ class Heartbeat:
                 self.guard.store_changed(str(exc))
                 continue
             except NameTaken as exc:
+                self.name_taken = True
                 log.error("%s", exc)
                 self.services.journal.audit("gateway", "gateway.name_taken", self.me.name, reason=str(exc))
                 self.stopping.set()
