@@ -76,6 +76,9 @@ class GatewaySettings:
     store: Secret | None = None
     # This gateway's name among those sharing a store: it marks the sessions it carries.
     name: str = ""
+    # On a shared store: a gateway whose heartbeat (one a second) is older than this counts as
+    # lost; the others end its sessions as interrupted and expire its pending approvals.
+    heartbeat_timeout: float = 10.0
 
     @property
     def db_path(self) -> Path:
@@ -419,10 +422,17 @@ def _gateway(data: Any, file: str, base: Path) -> GatewaySettings:
         shutdown_grace=t.duration("shutdown_grace", 30.0, 24 * 3600.0),
         store=_store_dsn(t),
         name=t.str("name", socket.gethostname() or "gateway"),
+        heartbeat_timeout=t.duration("heartbeat_timeout", 10.0, 3600.0),
     )
     if not _GATEWAY_NAME.fullmatch(settings.name):
         raise ConfigError(
             file, "gateway.name", f"expected 1-64 letters, digits, '.', '_' or '-', got {settings.name!r}"
+        )
+    # Heartbeats come once a second: a shorter timeout would call a gateway lost after one
+    # late beat (a busy machine, a garbage collection).
+    if settings.heartbeat_timeout < 3:
+        raise ConfigError(
+            file, "gateway.heartbeat_timeout", f"expected at least 3s, got {settings.heartbeat_timeout:g}s"
         )
     if settings.on_record_failure not in ("refuse", "continue"):
         raise ConfigError(file, "gateway.on_record_failure", "expected refuse or continue")

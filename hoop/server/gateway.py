@@ -1,11 +1,12 @@
 """`hoop serve`: start the listeners from the config and shut down gracefully.
 
-The gateway is the single writer of live state. It opens the store, marks anything a
-previous run left open as ended, starts one door per `[listen]` entry and the control
-endpoint. SIGHUP reloads hoop.toml (hoop/server/reload.py). SIGINT/SIGTERM stop it gracefully:
-every door stops accepting, open sessions have `[gateway] shutdown_grace` to finish, what is
-left is ended with a message in each protocol's words, and the journal is flushed; a second
-signal ends the grace at once.
+The gateway is the single writer of live state. It opens the store (on a shared store it
+claims its name and beats: hoop/server/heartbeat.py), marks anything a previous run left
+open as ended, starts one door per `[listen]` entry and the control endpoint. SIGHUP reloads
+hoop.toml (hoop/server/reload.py). SIGINT/SIGTERM stop it gracefully: every door stops
+accepting, open sessions have `[gateway] shutdown_grace` to finish, what is left is ended
+with a message in each protocol's words, and the journal is flushed; a second signal ends
+the grace at once.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from hoop.core.config import Config
 from hoop.core.log_format import setup_logging
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
-from hoop.core.store.base import Store, open_store
+from hoop.core.store.base import Store, StoreUnavailable, open_store
+from hoop.core.store.gateways import Me, NameTaken, claim
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import BLOCK, CloseStatus
 from hoop.core.tlscert import ensure_self_signed, server_context
 from hoop.server.cluster import Peers, join
 from hoop.server.doors import DOORS, door
 from hoop.server.event_log import EventLog
+from hoop.server.heartbeat import Heartbeat
 from hoop.server.http_status import StatusServer
 from hoop.server.notify import Notifier
 from hoop.server.recording_guard import RecordingGuard
@@ -60,6 +63,8 @@ class Gateway:
         self.hurry = asyncio.Event()  # a second stop signal: end the grace period now
         self.tasks: list[asyncio.Task[None]] = []
         self.peers: Peers | None = None
+        self.heartbeat: Heartbeat | None = None  # on a shared store
+        self.beating: asyncio.Task[None] | None = None
 
     async def start(self) -> Services:
         config = self.config
@@ -71,6 +76,9 @@ class Gateway:
             folder.mkdir(parents=True, exist_ok=True)
             folder.chmod(0o700)
         store = open_store(gw.store_target)
+        me = Me.here(gw.name)
+        if store.shared:  # before anything else: a name held by a running gateway is refused
+            claim(store, me, gw.heartbeat_timeout)
         self._close_leftovers(store)
         journal = Journal(gw.store_target, gw.recordings_dir, anchor=audit_anchor.prepare(gw), gateway=gw.name)
         rulebook = RuleBook(store.reopen())
@@ -85,7 +93,13 @@ class Gateway:
             notifier = Notifier(config.notify, store)
             services.approvals.listeners.append(notifier.announce)
             self.servers.append(notifier)
-        RecordingGuard(services, asyncio.get_running_loop()).watch()
+        guard = RecordingGuard(services, asyncio.get_running_loop())
+        guard.watch()
+        if store.shared:
+            self.heartbeat = Heartbeat(services, store.reopen(), guard, me, self.stopping)
+            # Not in self.tasks: it beats on while open sessions drain at stop, so that no
+            # other gateway takes this one for lost meanwhile.
+            self.beating = asyncio.create_task(self.heartbeat.run())
         journal.audit(
             "gateway",
             "config.load",
@@ -202,6 +216,9 @@ class Gateway:
         )
         await asyncio.sleep(0.05)  # let the doors write their last messages and records
         services.journal.close()
+        if self.heartbeat is not None and self.beating is not None:
+            self.beating.cancel()
+            await asyncio.to_thread(self.heartbeat.leave)
 
     async def _drain(self, grace: float) -> None:
         """Until no session is open, the grace period ends or a second signal comes."""
@@ -278,6 +295,8 @@ async def watch_rules(services: Services, rulebook: RuleBook, interval: float = 
             seen = marker
             services.journal.audit("gateway", "rules.reload", "", guard_rules=len(guards), mask_rules=len(masks))
             log.info("rules reloaded: %d guardrails, %d masking rules", len(guards), len(masks))
+        except StoreUnavailable:  # the heartbeat reports the outage; the rules in force stay
+            continue
         except Exception:  # keep the current rules; try again on the next tick
             log.exception("reloading rules failed")
 
@@ -286,7 +305,7 @@ async def serve(config: Config) -> int:
     gateway = Gateway(config)
     try:
         await gateway.start()
-    except OSError as exc:
+    except (OSError, StoreUnavailable, NameTaken) as exc:
         log.error("cannot start: %s", exc)
         return 1
     loop = asyncio.get_running_loop()
@@ -297,7 +316,7 @@ async def serve(config: Config) -> int:
     await gateway.stopping.wait()
     log.info("shutting down")
     await gateway.stop()
-    return 0
+    return 1 if gateway.heartbeat is not None and gateway.heartbeat.name_taken else 0
 
 
 def run(config: Config) -> int:

@@ -19,7 +19,7 @@ from hoop.core.oidc import authenticators_for
 from hoop.core.pipeline import Pipeline
 from hoop.core.roles import RoleSet, roles_of
 from hoop.core.shell_rules import shell_rules
-from hoop.core.store.base import Store
+from hoop.core.store.base import Store, StoreUnavailable
 from hoop.core.store.journal import Journal
 from hoop.core.store.records import CloseStatus
 from hoop.server.limiting import Limiter
@@ -29,6 +29,12 @@ from hoop.server.moderation import Moderators
 log = logging.getLogger("hoop.gateway")
 
 NO_SUCH_CONNECTION = "no such connection for you"
+
+
+def store_unreachable(problem: str) -> str:
+    """Why logins and statements are refused while a shared store does not answer; `problem`
+    names the store by host, port and database, never its password."""
+    return f"store unavailable: {problem}; the gateway refuses statements and logins until it answers again"
 
 
 class Authenticator(Protocol):
@@ -112,6 +118,10 @@ class Services:
             except AuthError as exc:
                 last = exc
                 continue
+            except StoreUnavailable as exc:  # tokens and users live in the store: fail closed
+                reason = store_unreachable(str(exc))
+                self.journal.audit(user, "login.failure", door, reason=reason, client=client)
+                raise AuthError(reason) from None
             if self.refusing and door != "control":  # approvers still reach the control endpoint
                 self.journal.audit(user, "login.failure", door, reason=self.refusing, client=client)
                 raise AuthError(self.refusing)

@@ -368,12 +368,21 @@ def main(argv: list[str]) -> int:
         if dsn is None:
             return 2
         target = Secret(dsn.decode())
-    writer = Writer(target, audit_anchor.AnchorSettings.from_argv(argv[1:]))
+    settings = audit_anchor.AnchorSettings.from_argv(argv[1:])
+    writer: Writer | None = None
     try:
         while (data := read_batch(stdin)) is not None:
             try:
+                # Opened at the first batch, and again at each batch until it opens: a writer
+                # started while a shared store is down answers FAILED naming the store (the
+                # gateway refuses service and offers the batch again) instead of exiting.
+                if writer is None:
+                    try:
+                        writer = Writer(target, settings)
+                    except StoreUnavailable as exc:
+                        raise Unwritable(str(exc)) from None
                 writer.write(pickle.loads(data))
-            except Unwritable as exc:
+            except (Unwritable, StoreUnavailable) as exc:  # the store refused: the batch is offered again
                 _answer(stdout, False, str(exc))
             except Exception as exc:  # a bug: reported, and the batch is kept and sent again
                 traceback.print_exc()
@@ -381,7 +390,8 @@ def main(argv: list[str]) -> int:
             else:
                 _answer(stdout, True)
     finally:
-        writer.close()
+        if writer is not None:
+            writer.close()
     return 0
 
 

@@ -110,6 +110,10 @@ class PostgresStore(Store):
             kwargs=kwargs,
             check=ConnectionPool.check_connection,  # a connection the server dropped is replaced
             timeout=CONNECT_TIMEOUT,
+            # The pool's retries of a lost connection back off exponentially (1, 2, 4 s...) for
+            # this long, then start over from the shortest delay: a store that answers again
+            # is used within seconds, not after a delay grown through a long outage.
+            reconnect_timeout=CONNECT_TIMEOUT,
             name="hoop-store",
             open=False,
         )

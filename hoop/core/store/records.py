@@ -31,7 +31,9 @@ class CloseStatus(StrEnum):
     UPSTREAM_ERROR = "upstream-error"  # the server sent what the gateway could not read
     PROTOCOL_ERROR = "protocol-error"  # the client sent bytes its protocol does not allow
     SHUTDOWN = "shutdown"  # the gateway stopped while the session ran
-    INTERRUPTED = "interrupted"  # the gateway died with the session open (set at its next start)
+    # The gateway died with the session open: set at its next start, or on a shared store by
+    # the gateway that declares it lost (hoop/core/store/gateways.py).
+    INTERRUPTED = "interrupted"
 
 
 OPEN = "open"  # the status of a session that has not ended

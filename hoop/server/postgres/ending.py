@@ -42,7 +42,8 @@ class Ending:
 
     def kill(self, reason: str, status: CloseStatus = CloseStatus.KILLED) -> None:
         # 57P01 is admin_shutdown: what PostgreSQL itself sends for a kill and a shutdown.
-        said = "terminating connection" if status is CloseStatus.SHUTDOWN else "session terminated by an administrator"
+        gateway_side = status in (CloseStatus.SHUTDOWN, CloseStatus.INTERRUPTED)
+        said = "terminating connection" if gateway_side else "session terminated by an administrator"
         self.close(status, codec.error_response("FATAL", "57P01", f"{said}: {reason}"))
 
     def _upstream_protocol_error(self, problem: str) -> None:
