@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from hoop.core import audit_anchor
+from hoop.core import audit_anchor, detect_engine
 from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
 from hoop.core.log_format import setup_logging
@@ -237,6 +237,8 @@ def build_pipeline(config: Config, store: Store, rulebook: RuleBook, journal: Jo
     if changes:
         journal.audit("gateway", "rules.seed", str(config.path), changes=changes)
     guards, masks = rulebook.current()
+    if any(m.detectors for m in masks):
+        log.info("content detectors search with the %s engine", detect_engine.engine_name())
     gw = config.gateway
     limits = ParseLimits(gw.max_statement_size, gw.parse_timeout, gw.parse_workers)
     return Pipeline(guards, masks, hash_key=_mask_key(config), limits=limits)
