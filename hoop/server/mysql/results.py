@@ -87,6 +87,7 @@ class Responses:
             return [buf]
         out: list[Any] = []
         prev = 0  # start of the run of packets forwarded unchanged
+        clean: bool | None = None  # the rows from here on are proven unchanged (None: not asked)
         inject: list[bytes] = []
         self._inject = inject
         try:
@@ -101,6 +102,14 @@ class Responses:
                 if self.plain_rows and end > start and buf[start] < c.EOF_HEADER:
                     self.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
                     continue
+                if self.state == ROWS and end > start and buf[start] < c.EOF_HEADER and end - start < c.MAX_CHUNK:
+                    if clean is None:  # one prefilter pass over every row left in this read
+                        clean = self._rows_clean(buf, start)
+                    if clean:
+                        self.units[0].rows += 1
+                        continue
+                else:
+                    clean = None  # the end of the rows, an error, another result: ask again
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
                     if start - 4 > prev:
@@ -126,6 +135,21 @@ class Responses:
         if prev < len(buf):
             out.append(buf[prev:] if prev else buf)
         return out
+
+    def _rows_clean(self, buf: bytes, start: int) -> bool:
+        """Whether the text rows of the current result from `start` on may all pass untouched:
+        only the plan reads them (no limits, samples or refusal) and its prefilter, searching
+        the rest of the read in one pass, finds nothing."""
+        plan, units = self.plan, self.units
+        return (
+            plan is not None
+            and bool(units)
+            and not units[0].binary
+            and self.limits == (None, None)
+            and not self.sample_left
+            and not self.discard
+            and plan.clean(memoryview(buf)[start:])
+        )
 
     def queue_reply(self, reply: bytes) -> bool:
         """A gateway answer whose turn came while `feed` parses a response is sent right after

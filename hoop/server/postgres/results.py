@@ -260,6 +260,19 @@ class Results:
 
     # -- rows ------------------------------------------------------------------------------
 
+    def rows_clean(self, data: memoryview) -> bool:
+        """Whether the DataRows of the current result inside `data` may all pass untouched:
+        only the plan reads them (no limits, samples or trip) and its prefilter finds nothing."""
+        masker = self.masker
+        return (
+            isinstance(masker, RowMasker)
+            and not masker.binary
+            and self.limits is None
+            and not self.sample_left
+            and self.tripped is None
+            and masker.plan.clean(data)
+        )
+
     def row(self, t: int, msg: memoryview) -> Any:
         if self.tripped is not None:
             return None  # past a limit: the rest of the result is dropped
