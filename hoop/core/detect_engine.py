@@ -22,6 +22,7 @@ the speed differs (bench/detect_engines.py measures both).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import re
@@ -62,6 +63,11 @@ PREFILTERS: dict[str, tuple[bytes, ...]] = {
 }  # fmt: skip
 
 
+# Where in a buffer the candidates are: (start, end) spans sorted by start, none overlapping;
+# every match of a detector inside the buffer overlaps at least one. None: more than the limit.
+Spots = list[tuple[int, int]]
+
+
 class Prefilter(Protocol):
     engine: str
 
@@ -69,16 +75,28 @@ class Prefilter(Protocol):
         """Whether any prefilter matches somewhere in `data`."""
         ...
 
+    def spots(self, data: bytes | memoryview, limit: int) -> Spots | None:
+        """Where the prefilters match in `data` (None when more than `limit` places)."""
+        ...
+
 
 class _PythonPrefilter:
-    __slots__ = ("engine", "_search")
+    """One alternation: `finditer` reports non-overlapping matches, leftmost first. A detector
+    match starting inside a reported span overlaps it; one starting after it is found later."""
+
+    __slots__ = ("engine", "_search", "_finditer")
 
     def __init__(self, patterns: Iterable[bytes]) -> None:
         self.engine = "python"
-        self._search = re.compile(b"|".join(b"(?:" + p + b")" for p in patterns)).search
+        rx = re.compile(b"|".join(b"(?:" + p + b")" for p in patterns))
+        self._search, self._finditer = rx.search, rx.finditer
 
     def hit(self, data: bytes | memoryview) -> bool:
         return self._search(data) is not None
+
+    def spots(self, data: bytes | memoryview, limit: int) -> Spots | None:
+        out = [m.span() for m in itertools.islice(self._finditer(data), limit + 1)]
+        return out if len(out) <= limit else None
 
 
 def _stop(*_: Any) -> bool:
@@ -86,15 +104,23 @@ def _stop(*_: Any) -> bool:
 
 
 class _HyperscanPrefilter:
-    __slots__ = ("engine", "_db", "_terminated")
+    """Hyperscan reports every end offset of every pattern's matches: a detector match holds a
+    prefilter match, whose last byte is reported as a one-byte spot."""
+
+    __slots__ = ("engine", "_db", "_every", "_terminated")
 
     def __init__(self, hyperscan: Any, patterns: list[bytes]) -> None:
         self.engine = "hyperscan"
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        flags = [hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns)
-        db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns), flags=flags)
-        self._db = db
+        self._db = self._compile(hyperscan, patterns, hyperscan.HS_FLAG_SINGLEMATCH)  # is there one?
+        self._every = self._compile(hyperscan, patterns, 0)  # where are they all?
         self._terminated = hyperscan.ScanTerminated
+
+    @staticmethod
+    def _compile(hyperscan: Any, patterns: list[bytes], flag: int) -> Any:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        n = len(patterns)
+        db.compile(expressions=patterns, ids=list(range(n)), elements=n, flags=[flag] * n)
+        return db
 
     def hit(self, data: bytes | memoryview) -> bool:
         try:
@@ -102,6 +128,19 @@ class _HyperscanPrefilter:
         except self._terminated:
             return True
         return False
+
+    def spots(self, data: bytes | memoryview, limit: int) -> Spots | None:
+        ends: list[int] = []
+
+        def found(_id: int, _start: int, end: int, _flags: int, _ctx: Any) -> bool:
+            ends.append(end)
+            return len(ends) > limit
+
+        try:
+            self._every.scan(data, match_event_handler=found)
+        except self._terminated:
+            return None
+        return [(end - 1, end) for end in sorted(set(ends))]
 
 
 def _hyperscan() -> Any | None:

@@ -137,6 +137,8 @@ class MaskPolicy:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
                 everywhere[d] = _stronger(everywhere.get(d), r.style)
         self._everywhere = everywhere
+        # One prefilter per rule set (not per plan): compiled once, see prepare_detectors.
+        self._pf_names = frozenset(everywhere)
         # JSON built from rows (row_to_json, json_agg, to_jsonb) keeps column names as keys:
         # a key matching a column pattern's last part is masked too (over-masking is the safe side).
         self._json_keys = [(_key_pattern(p), r.style) for r in rules for p in r.columns]
@@ -144,6 +146,8 @@ class MaskPolicy:
         self._all: dict[str, str] = dict(everywhere)
         self._text_scan = _Scan(self._all, key)  # free text: every detector of every rule
         self._cache: dict[ColumnRef, tuple[str | None, dict[str, str]]] = {}
+        # Scans per (detectors and styles, numbers only): built once, shared by every plan.
+        self._scans: dict[tuple[frozenset[tuple[str, str]], bool], _Scan] = {}
 
     @classmethod
     def build(
@@ -234,13 +238,13 @@ class MaskPolicy:
                 masked.append(i)
                 continue
             if kind == "json" and self._json_gate is not None:
-                scan = _Scan(dets, self._key)
+                scan = self._scan(dets, False)
                 ops.append((i, _json_scanner(scan, self._json_gate, self._json_keys)))
                 scanned.append(i)
                 continue
             if kind == "opaque" or not dets:
                 continue
-            scan = _Scan(dets, self._key, numeric_only=kind in ("number", "numarray"))
+            scan = self._scan(dets, kind in ("number", "numarray"))
             longest = max_text_len(type_name)
             if scan.steps and (longest is None or longest >= scan.min_len):  # else no value can match
                 ops.append((i, _scanner(kind, type_name, scan)))
@@ -249,7 +253,15 @@ class MaskPolicy:
                     scans[i] = scan
         if not ops:
             return None
-        return MaskPlan(ops, masked, scanned, self._text_scan, scans)
+        names = self._pf_names.union(*(scan.names for scan in scans.values()))  # + a column's own forms
+        return MaskPlan(ops, masked, scanned, self._text_scan, scans, names)
+
+    def _scan(self, dets: Mapping[str, str], numeric_only: bool) -> _Scan:
+        key = (frozenset(dets.items()), numeric_only)
+        scan = self._scans.get(key)
+        if scan is None:
+            scan = self._scans[key] = _Scan(dets, self._key, numeric_only)
+        return scan
 
     def _derived_style(self, whole: str | None, sources: frozenset[ColumnRef] | None) -> str | None:
         """The style of a column derived from `sources` (None: unknown). "partial" keeps part
@@ -302,6 +314,14 @@ class MaskPolicy:
         """How a value quoted in a server message is masked in `style` (text, never NULL)."""
         fn = whole_mask("text", None, style, self._key)
         return lambda text: (fn(text.encode("utf-8", "surrogateescape")) or REDACTED).decode("utf-8", "surrogateescape")
+
+
+def prepare_detectors(rules: Sequence[MaskRule]) -> str | None:
+    """Compile the prefilter of these rules' detectors now (hyperscan takes a fraction of a
+    second), so the first result does not wait for it. Returns the engine, None without detectors."""
+    names = frozenset(d for r in rules if r.enabled for d in r.detectors if d in DETECTORS)
+    pf = detect_engine.prefilter(names) if names else None
+    return pf.engine if pf is not None else None
 
 
 class SeenValuesLike(Protocol):
@@ -498,6 +518,7 @@ class MaskPlan:
         scanned: list[int],
         text_scan: _Scan,
         scans: Mapping[int, _Scan] | None = None,
+        names: frozenset[str] = frozenset(),
     ) -> None:
         self._ops = tuple(ops)
         self.masked_columns = tuple(masked)
@@ -505,7 +526,6 @@ class MaskPlan:
         self._masked = frozenset(masked)
         self._text_scan = text_scan
         scans = scans or {}
-        names = frozenset(n for scan in scans.values() for n in scan.names)
         self._pf = detect_engine.prefilter(names) if scans else None
         if self._pf is None:
             scans = {}  # a detector without a prefilter: every value the exact way
@@ -520,11 +540,13 @@ class MaskPlan:
     def column_masked(self, i: int) -> bool:
         return i in self._masked
 
-    def clean(self, data: bytes | memoryview) -> bool:
-        """True when every value inside `data` (any bytes holding them: one DataRow, a buffer
-        of many) is certain to pass unchanged: the plan only scans, and no prefilter matches.
-        Always False for plans that mask a column whole or scan JSON."""
-        return not self._always and self._pf is not None and not self._pf.hit(data)
+    def spots(self, data: bytes | memoryview, limit: int = 4096) -> detect_engine.Spots | None:
+        """Where in `data` (bytes holding rows: one DataRow, a buffer of many) a value may need
+        masking: a row overlapping none of these spans passes unchanged, certainly. None when
+        the plan cannot tell (it masks a column whole, scans JSON, or `limit` is exceeded)."""
+        if self._always or self._pf is None:
+            return None
+        return self._pf.spots(data, limit)
 
     def apply(self, values: list[bytes | None]) -> list[bytes | None] | None:
         """A new row with masked values (None = SQL NULL), or None if the row is unchanged."""

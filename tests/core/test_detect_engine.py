@@ -222,3 +222,31 @@ def test_without_hyperscan_the_python_engine_runs(monkeypatch: pytest.MonkeyPatc
         assert _row(plan, "mail alice.smith@example.com") == ["mail ****"]
     finally:
         detect_engine.prefilter.cache_clear()
+
+
+def test_spots_cover_every_value_that_needs_masking(engine: str) -> None:
+    """A buffer of many values between arbitrary framing bytes (lengths that read as digits or
+    letters, as in DataRows and MySQL rows): every value the detectors would change overlaps a
+    spot, so a row outside every spot can be forwarded untouched."""
+    rnd = random.Random(7)
+    pieces = [*SENSITIVE.values(), *DECOYS, "4111", "1111 ", "x", "-", "1", "@", "ü", " ", "order-12"]
+    policy = _policy()
+    plan = _plan(policy, 1)
+    for _ in range(30):
+        buf, ranges = bytearray(), []
+        for _ in range(rnd.randint(1, 60)):
+            buf += bytes(rnd.choice(b"\x00\x01 01aZ_-+.@") for _ in range(rnd.randint(0, 4)))
+            value = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 5))).encode()
+            ranges.append((len(buf), len(buf) + len(value), value))
+            buf += value
+        spots = plan.spots(bytes(buf))
+        assert spots is not None
+        for start, end, value in ranges:
+            if policy.apply_text(value.decode()) != value.decode():
+                assert any(a < end and b > start for a, b in spots), value
+
+
+def test_spots_give_up_past_the_limit(engine: str) -> None:
+    plan = _plan(_policy(SHIPPED), 1)
+    assert plan.spots(b"4111111111111111 " * 100, limit=10) is None
+    assert plan.spots(b"nothing to see " * 100) == []

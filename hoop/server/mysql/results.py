@@ -87,7 +87,9 @@ class Responses:
             return [buf]
         out: list[Any] = []
         prev = 0  # start of the run of packets forwarded unchanged
-        clean: bool | None = None  # the rows from here on are proven unchanged (None: not asked)
+        spots: list[tuple[int, int]] | None = None  # where rows ahead may need masking
+        asked = False  # spots were asked for the current run of rows
+        k = 0
         inject: list[bytes] = []
         self._inject = inject
         try:
@@ -103,13 +105,17 @@ class Responses:
                     self.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
                     continue
                 if self.state == ROWS and end > start and buf[start] < c.EOF_HEADER and end - start < c.MAX_CHUNK:
-                    if clean is None:  # one prefilter pass over every row left in this read
-                        clean = self._rows_clean(buf, start)
-                    if clean:
-                        self.units[0].rows += 1
-                        continue
+                    if not asked:  # one prefilter pass over every row left in this read
+                        asked, k = True, 0
+                        spots = self._row_spots(buf, start)
+                    if spots is not None:
+                        while k < len(spots) and spots[k][1] <= start:
+                            k += 1
+                        if k == len(spots) or spots[k][0] >= end:
+                            self.units[0].rows += 1  # overlaps no spot: unchanged, certainly
+                            continue
                 else:
-                    clean = None  # the end of the rows, an error, another result: ask again
+                    asked, spots = False, None  # the end of the rows, an error, another result
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
                     if start - 4 > prev:
@@ -136,20 +142,17 @@ class Responses:
             out.append(buf[prev:] if prev else buf)
         return out
 
-    def _rows_clean(self, buf: bytes, start: int) -> bool:
-        """Whether the text rows of the current result from `start` on may all pass untouched:
-        only the plan reads them (no limits, samples or refusal) and its prefilter, searching
-        the rest of the read in one pass, finds nothing."""
+    def _row_spots(self, buf: bytes, start: int) -> list[tuple[int, int]] | None:
+        """Where the text rows of the current result, from `start` on, may need masking
+        (MaskPlan.spots, offsets into `buf`); None when they must be read one by one (limits,
+        samples, a refusal, binary rows, a plan that masks whole columns)."""
         plan, units = self.plan, self.units
-        return (
-            plan is not None
-            and bool(units)
-            and not units[0].binary
-            and self.limits == (None, None)
-            and not self.sample_left
-            and not self.discard
-            and plan.clean(memoryview(buf)[start:])
-        )
+        if plan is None or not units or units[0].binary or self.limits != (None, None):
+            return None
+        if self.sample_left or self.discard:
+            return None
+        spots = plan.spots(memoryview(buf)[start:])
+        return None if spots is None else [(a + start, b + start) for a, b in spots]
 
     def queue_reply(self, reply: bytes) -> bool:
         """A gateway answer whose turn came while `feed` parses a response is sent right after
