@@ -331,6 +331,7 @@ _MAX_TEXT = {
 }  # fmt: skip
 
 
+@functools.lru_cache(maxsize=512)
 def max_text_len(name: str | None) -> int | None:
     """The longest text a value of this (scalar) type can have, where it is small; else None."""
     if not name or name.strip().startswith("_") or name.strip().endswith("[]"):
@@ -344,6 +345,7 @@ def _base_type(name: str) -> str:
     return re.sub(r"\(.*\)| unsigned| zerofill", "", name).strip()
 
 
+@functools.lru_cache(maxsize=512)
 def type_kind(name: str | None) -> str:
     """'text', 'json', 'number', 'numarray' or 'opaque'. Unknown types are treated as text."""
     if not name:
