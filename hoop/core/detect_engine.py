@@ -52,9 +52,13 @@ PREFILTERS: dict[str, tuple[bytes, ...]] = {
         rb"[sS](?:[sS][nN]|[oO][cC][iI][aA][lL][ _\-]?[sS][eE][cC][uU][rR][iI][tT][yY])[^0-9]{0,24}"
         rb"[0-9]{3}[ \-]?[0-9]{2}[ \-]?[0-9]{4}",
     ),
-    # international: + and 8 digits with at most two of " .-()" between them; North American
-    # forms all end in 3 digits, a separator and 4 digits
-    "phone": (rb"\+[1-9](?:[ .\-()]{0,2}[0-9]){7}", rb"[0-9]{3}[ .\-][0-9]{4}"),
+    # international: + and 8 digits with at most two of " .-()" between them; North American:
+    # 3-3-4 digits with separators, or an area code's ")" then 3-4 digits (not a decimal 285.7142)
+    "phone": (
+        rb"\+[1-9](?:[ .\-()]{0,2}[0-9]){7}",
+        rb"[0-9]{3}[ .\-][0-9]{3}[ .\-][0-9]{4}",
+        rb"\) ?[0-9]{3}[ .\-][0-9]{4}",
+    ),
     "labelled_secret": (
         rb"(?i:api[_\-]?key|password|passwd|pwd|private[_\-]?key|secret(?:[_\-]?access)?(?:[_\-]?key)?|token)"
         rb"[\"']?[ \t]{0,3}[:=]",
