@@ -170,3 +170,12 @@ def test_mysql_bulk_result_intact_except_the_row_with_a_value(my_gw: GatewayProc
         for g in range(1, 60001)
     ]
     assert out.stdout.splitlines() == expected
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hoop_check_names_the_engine(engine: str, make_gateway: Any) -> None:
+    gw = make_gateway(SHIPPED, start=False)
+    out = gw.cli("check", env={"HOOP_DETECTOR_ENGINE": engine})
+    assert f"content detectors: {engine} engine" in out.stdout
+    plain = make_gateway("", start=False).cli("check")
+    assert "content detectors" not in plain.stdout
