@@ -39,7 +39,9 @@ def write_batch(transport: asyncio.WriteTransport | None, parts: list[bytes | me
         transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
-READ_SLICE = 0.004  # seconds of work on server bytes before other sessions get a turn
+# CPU seconds (this thread's: a preempted moment is not work) spent on server bytes before
+# other sessions get a turn.
+READ_SLICE = 0.004
 READ_CHUNK = 16384  # server bytes handled at a time while the slice lasts
 
 
@@ -49,6 +51,7 @@ class Side(asyncio.Protocol):
         self.handler = handler
         self.name = name
         self.later = b""  # server bytes read but left for the loop's next turn (see READ_SLICE)
+        self.slow = False  # the last read took a good part of a slice: handle the next in chunks
         self.yielded = False  # waiting for the loop's next turn
         self.paused_here = False  # ... with reading paused by this side (not by the relay)
         self.held_by_peer = False  # reading paused because the other side's buffer is full
@@ -66,24 +69,31 @@ class Side(asyncio.Protocol):
                 transport.pause_reading()
                 self.paused_here = True
             return
-        self._handle(data, time.perf_counter())
+        self._handle(data, time.thread_time())
 
     def _handle(self, data: bytes, started: float) -> None:
-        """Hand `data` on in chunks until the slice is used up; the rest waits a loop turn."""
+        """Hand `data` on (in chunks while reads are slow) until the slice is used up; the
+        rest waits a loop turn. Reads that are quick to handle go whole: one write each."""
         pos, size = 0, len(data)
+        if not self.slow:
+            self.handler(data)
+            pos = size
+            if self.relay.closed:
+                return
         while pos < size:
             end = size if size - pos <= READ_CHUNK else pos + READ_CHUNK
             self.handler(data if pos == 0 and end == size else data[pos:end])
             pos = end
             if self.relay.closed:
                 return
-            if pos < size and time.perf_counter() - started > READ_SLICE:
+            if pos < size and time.thread_time() - started > READ_SLICE:
                 break
         self.later = data[pos:]
+        self.slow = time.thread_time() - started > READ_SLICE / 2
         transport = self.relay.upstream
         if transport is None or transport.is_closing():
             return
-        if self.later or time.perf_counter() - started > READ_SLICE:
+        if self.later or time.thread_time() - started > READ_SLICE:
             if not self.yielded:
                 self.yielded = True
                 if transport.is_reading():  # else paused already (by the relay, or here)
@@ -97,7 +107,7 @@ class Side(asyncio.Protocol):
             return
         if self.later:
             data, self.later = self.later, b""
-            self._handle(data, time.perf_counter())
+            self._handle(data, time.thread_time())
             if self.yielded:
                 return
         if not self.paused_here:
