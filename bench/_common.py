@@ -7,6 +7,7 @@ are ever used.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,21 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 HOOP = [sys.executable, "-m", "hoop.cli"]
 LOOPBACK = "127.0.0.1"
+
+
+def shipped_masking() -> str:
+    """The repository's own `[[masking]]` tables (hoop.toml: column rules and the content
+    detector list), as users run them; exemptions and connection scopes left out so they apply."""
+    rules = tomllib.loads((REPO / "hoop.toml").read_text())["masking"]
+    out = []
+    for rule in rules:
+        body = "".join(
+            f"{key} = {json.dumps(value)}\n"
+            for key, value in rule.items()
+            if key not in ("exempt", "connections", "enabled")
+        )
+        out.append(f"[[masking]]\n{body}")
+    return "\n" + "\n".join(out)
 
 
 class BenchError(Exception):
@@ -165,7 +182,8 @@ class Gateway:
             f'[gateway]\ndata_dir = "data"\nrecordings_dir = "recordings"\n{gateway_extra}\n'
             f'[listen]\n{door} = "{LOOPBACK}:{self.port}"\n\n{body}\n'
         )
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_")}
+        # HOOP_DETECTOR_ENGINE=python measures the pure-Python detector engine
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOP_") or k == "HOOP_DETECTOR_ENGINE"}
         self.env["PYTHONUNBUFFERED"] = "1"
         self.log = self.root / "gateway.log"
         self.proc: subprocess.Popen[bytes] | None = None

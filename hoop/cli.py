@@ -71,6 +71,10 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         f"{config.path}: ok ({len(config.users)} users, {len(config.connections)} connections, "
         f"{len(config.rules)} rules, {len(config.masking)} masking rules)"
     )
+    if any(m.enabled and m.detectors for m in config.masking):
+        from hoop.core.detect_engine import engine_name
+
+        print(f"{config.path}: content detectors: {engine_name()} engine")
     return 0
 
 

@@ -322,12 +322,30 @@ _OPAQUE = frozenset(
 )
 
 
+# Longest text form of narrow integer types (sign included): no detector matches that few
+# bytes (the shortest number a detector takes, a bare SSN, has 9 digits; a card 13), so such
+# columns are not scanned at all. Arrays of them are longer and are scanned.
+_MAX_TEXT = {
+    "int2": 6, "smallint": 6, "short": 6, "tinyint": 4, "tiny": 4, "year": 4,
+    "int4": 11, "integer": 11, "int": 11, "long": 11, "mediumint": 8, "int24": 8, "oid": 10,
+}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=512)
+def max_text_len(name: str | None) -> int | None:
+    """The longest text a value of this (scalar) type can have, where it is small; else None."""
+    if not name or name.strip().startswith("_") or name.strip().endswith("[]"):
+        return None
+    return _MAX_TEXT.get(_base_type(name))
+
+
 def _base_type(name: str) -> str:
     """ "Character Varying(20)[]" -> "character varying"; "_int8" -> "int8"; drops "unsigned"."""
     name = name.lower().strip().lstrip("_").removesuffix("[]")
     return re.sub(r"\(.*\)| unsigned| zerofill", "", name).strip()
 
 
+@functools.lru_cache(maxsize=512)
 def type_kind(name: str | None) -> str:
     """'text', 'json', 'number', 'numarray' or 'opaque'. Unknown types are treated as text."""
     if not name:

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from hoop.core import detect_engine
 from hoop.core.detectors import (
     COLUMN_DETECTORS,
     DETECTOR_NAMES,
@@ -43,6 +44,7 @@ from hoop.core.detectors import (
     MaskFormatError,
     copy_escape,
     copy_unescape,
+    max_text_len,
     render,
     split_copy_fields,
     type_kind,
@@ -135,6 +137,8 @@ class MaskPolicy:
                     raise ValueError(f"mask rule {r.name!r}: unknown detector {d!r}")
                 everywhere[d] = _stronger(everywhere.get(d), r.style)
         self._everywhere = everywhere
+        # One prefilter per rule set (not per plan): compiled once, see prepare_detectors.
+        self._pf_names = frozenset(everywhere)
         # JSON built from rows (row_to_json, json_agg, to_jsonb) keeps column names as keys:
         # a key matching a column pattern's last part is masked too (over-masking is the safe side).
         self._json_keys = [(_key_pattern(p), r.style) for r in rules for p in r.columns]
@@ -142,6 +146,8 @@ class MaskPolicy:
         self._all: dict[str, str] = dict(everywhere)
         self._text_scan = _Scan(self._all, key)  # free text: every detector of every rule
         self._cache: dict[ColumnRef, tuple[str | None, dict[str, str]]] = {}
+        # Scans per (detectors and styles, numbers only): built once, shared by every plan.
+        self._scans: dict[tuple[frozenset[tuple[str, str]], bool], _Scan] = {}
 
     @classmethod
     def build(
@@ -219,6 +225,7 @@ class MaskPolicy:
         ops: list[tuple[int, Callable[[bytes], bytes | None]]] = []
         masked: list[int] = []
         scanned: list[int] = []
+        scans: dict[int, _Scan] = {}
         for i, ref in enumerate(columns):
             type_name = type_hints[i] if type_hints is not None else None
             kind = type_kind(type_name)
@@ -231,19 +238,30 @@ class MaskPolicy:
                 masked.append(i)
                 continue
             if kind == "json" and self._json_gate is not None:
-                scan = _Scan(dets, self._key)
+                scan = self._scan(dets, False)
                 ops.append((i, _json_scanner(scan, self._json_gate, self._json_keys)))
                 scanned.append(i)
                 continue
             if kind == "opaque" or not dets:
                 continue
-            scan = _Scan(dets, self._key, numeric_only=kind in ("number", "numarray"))
-            if scan.steps:
+            scan = self._scan(dets, kind in ("number", "numarray"))
+            longest = max_text_len(type_name)
+            if scan.steps and (longest is None or longest >= scan.min_len):  # else no value can match
                 ops.append((i, _scanner(kind, type_name, scan)))
                 scanned.append(i)
+                if kind != "json":
+                    scans[i] = scan
         if not ops:
             return None
-        return MaskPlan(ops, masked, scanned, self._text_scan)
+        names = self._pf_names.union(*(scan.names for scan in scans.values()))  # + a column's own forms
+        return MaskPlan(ops, masked, scanned, self._text_scan, scans, names)
+
+    def _scan(self, dets: Mapping[str, str], numeric_only: bool) -> _Scan:
+        key = (frozenset(dets.items()), numeric_only)
+        scan = self._scans.get(key)
+        if scan is None:
+            scan = self._scans[key] = _Scan(dets, self._key, numeric_only)
+        return scan
 
     def _derived_style(self, whole: str | None, sources: frozenset[ColumnRef] | None) -> str | None:
         """The style of a column derived from `sources` (None: unknown). "partial" keeps part
@@ -298,6 +316,14 @@ class MaskPolicy:
         return lambda text: (fn(text.encode("utf-8", "surrogateescape")) or REDACTED).decode("utf-8", "surrogateescape")
 
 
+def prepare_detectors(rules: Sequence[MaskRule]) -> str | None:
+    """Compile the prefilter of these rules' detectors now (hyperscan takes a fraction of a
+    second), so the first result does not wait for it. Returns the engine, None without detectors."""
+    names = frozenset(d for r in rules if r.enabled for d in r.detectors if d in DETECTORS)
+    pf = detect_engine.prefilter(names) if names else None
+    return pf.engine if pf is not None else None
+
+
 class SeenValuesLike(Protocol):
     def wrap(self, mask: Callable[[bytes], bytes | None]) -> Callable[[bytes], bytes | None]: ...
 
@@ -338,11 +364,12 @@ class _Scan:
     """The detectors for one column. One C-level translate rejects values holding no trigger
     byte of any of them (most names, words and codes); the rest go through per-detector gates."""
 
-    __slots__ = ("steps", "table", "key", "keyed")
+    __slots__ = ("steps", "table", "key", "keyed", "names", "min_len")
 
     def __init__(self, dets: Mapping[str, str], key: bytes, numeric_only: bool = False) -> None:
         steps = []
         triggers: set[int] = set()
+        names: set[str] = set()
         for name, detectors in _SCAN_ORDER:  # fixed order: long specific tokens first
             style = dets.get(name)
             if style is None:
@@ -351,6 +378,10 @@ class _Scan:
                 if det.numeric or not numeric_only:
                     steps.append((det.min_len, det.min_digits, det.needle, det.gate, det, style))
                     triggers.update(det.triggers)
+                    names.add(name)
+        self.names = frozenset(names)
+        # No detector matches fewer bytes than its min_len: shorter values are never scanned.
+        self.min_len = min((s[0] for s in steps), default=0)
         self.steps: tuple[tuple[int, int, int | bytes | None, Callable[[bytes], bool] | None, Detector, str], ...] = (
             tuple(steps)
         )
@@ -360,9 +391,9 @@ class _Scan:
 
     def run(self, v: bytes) -> bytes:
         """Returns `v` itself (same object) when nothing matched."""
-        if 0 not in v.translate(self.table):
-            return v
         n = len(v)
+        if n < self.min_len or 0 not in v.translate(self.table):
+            return v
         nd = -1
         for min_len, min_digits, needle, gate, det, style in self.steps:
             if n < min_len or (needle is not None and needle not in v):
@@ -472,9 +503,13 @@ def _scanner(kind: str, type_name: str | None, scan: _Scan) -> Callable[[bytes],
 
 
 class MaskPlan:
-    """Per result set: which columns to mask whole, which to scan. `apply` runs once per row."""
+    """Per result set: which columns to mask whole, which to scan. `apply` runs once per row.
 
-    __slots__ = ("_ops", "masked_columns", "scanned_columns", "_masked", "_text_scan")
+    Scanned text and number columns are searched together: their values are joined and given
+    to the rule set's prefilter (hoop/core/detect_engine.py) in one call, and only when it finds
+    a candidate does each value go through its column's exact detectors, one value at a time."""
+
+    __slots__ = ("_ops", "masked_columns", "scanned_columns", "_masked", "_text_scan", "_always", "_filtered", "_pf")
 
     def __init__(
         self,
@@ -482,22 +517,60 @@ class MaskPlan:
         masked: list[int],
         scanned: list[int],
         text_scan: _Scan,
+        scans: Mapping[int, _Scan] | None = None,
+        names: frozenset[str] = frozenset(),
     ) -> None:
         self._ops = tuple(ops)
         self.masked_columns = tuple(masked)
         self.scanned_columns = tuple(scanned)
         self._masked = frozenset(masked)
         self._text_scan = text_scan
+        scans = scans or {}
+        self._pf = detect_engine.prefilter(names) if scans else None
+        if self._pf is None:
+            scans = {}  # a detector without a prefilter: every value the exact way
+        self._always = tuple((i, fn) for i, fn in ops if i not in scans)
+        self._filtered = tuple((i, fn, scans[i].min_len) for i, fn in ops if i in scans)
+
+    @property
+    def engine(self) -> str | None:
+        """The prefilter engine this plan searches with ("hyperscan", "python"), or None."""
+        return self._pf.engine if self._pf is not None else None
 
     def column_masked(self, i: int) -> bool:
         return i in self._masked
 
+    def spots(self, data: bytes | memoryview, limit: int = 4096) -> detect_engine.Spots | None:
+        """Where in `data` (bytes holding rows: one DataRow, a buffer of many) a value may need
+        masking: a row overlapping none of these spans passes unchanged, certainly. None when
+        the plan cannot tell (it masks a column whole, scans JSON, or `limit` is exceeded)."""
+        if self._always or self._pf is None:
+            return None
+        return self._pf.spots(data, limit)
+
     def apply(self, values: list[bytes | None]) -> list[bytes | None] | None:
         """A new row with masked values (None = SQL NULL), or None if the row is unchanged."""
         out = None
-        for i, fn in self._ops:
+        for i, fn in self._always:
             v = values[i]
             if v is None:
+                continue
+            nv = fn(v)
+            if nv is not v:
+                if out is None:
+                    out = list(values)
+                out[i] = nv
+        if not self._filtered:
+            return out
+        # Values too short for any detector are left out; the rest are searched in one call.
+        todo = [(i, fn, v) for i, fn, n in self._filtered if (v := values[i]) is not None and len(v) >= n]
+        if not todo:
+            return out
+        hit = self._pf.hit  # type: ignore[union-attr]  # set whenever _filtered is
+        if not hit(todo[0][2] if len(todo) == 1 else b"\x00".join([t[2] for t in todo])):
+            return out
+        for i, fn, v in todo:
+            if len(todo) > 1 and not hit(v):
                 continue
             nv = fn(v)
             if nv is not v:

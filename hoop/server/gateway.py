@@ -24,6 +24,7 @@ from hoop.core import audit_anchor
 from hoop.core.bigtext import ParseLimits
 from hoop.core.config import Config
 from hoop.core.log_format import setup_logging
+from hoop.core.masking import prepare_detectors
 from hoop.core.pipeline import Pipeline
 from hoop.core.rulebook import RuleBook
 from hoop.core.store.base import Store, StoreUnavailable, open_store
@@ -266,6 +267,9 @@ def build_pipeline(config: Config, store: Store, rulebook: RuleBook, journal: Jo
     if changes:
         journal.audit("gateway", "rules.seed", str(config.path), changes=changes)
     guards, masks = rulebook.current()
+    engine = prepare_detectors(masks)
+    if engine is not None:
+        log.info("content detectors search with the %s engine", engine)
     gw = config.gateway
     limits = ParseLimits(gw.max_statement_size, gw.parse_timeout, gw.parse_workers)
     return Pipeline(guards, masks, hash_key=_mask_key(config), limits=limits)
@@ -291,6 +295,7 @@ async def watch_rules(services: Services, rulebook: RuleBook, interval: float = 
             if marker == seen:
                 continue
             guards, masks = await asyncio.to_thread(rulebook.current)
+            await asyncio.to_thread(prepare_detectors, masks)  # compiled off the event loop
             services.pipeline.set_rules(guards, masks)
             seen = marker
             services.journal.audit("gateway", "rules.reload", "", guard_rules=len(guards), mask_rules=len(masks))

@@ -10,11 +10,18 @@ A client that shuts down its sending side (`shutdown(SHUT_WR)`, as batch tools d
 last statement) still reads: what it sent is answered in order, as the server itself would,
 and only then do both sides close (`end_of_input`). From then on the upstream side checks
 `answered()` after each read; before the end of input the data path does no such check.
+
+Fair share of the event loop: the event loop may hand one socket many reads in a row (libuv
+reads up to 32 times per turn). A server read whose handling took longer than `READ_SLICE`
+(rows masked one by one, a large result checked against limits) pauses reading from the
+server until the loop's next turn, so every other session is served between two such reads
+and a large masked result streams in bounded chunks instead of holding the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -32,15 +39,83 @@ def write_batch(transport: asyncio.WriteTransport | None, parts: list[bytes | me
         transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
 
 
+# CPU seconds (this thread's: a preempted moment is not work) spent on server bytes before
+# other sessions get a turn.
+READ_SLICE = 0.004
+READ_CHUNK = 16384  # server bytes handled at a time while the slice lasts
+
+
 class Side(asyncio.Protocol):
     def __init__(self, relay: TwoSided, handler: Callable[[bytes], None], name: str) -> None:
         self.relay = relay
         self.handler = handler
         self.name = name
+        self.later = b""  # server bytes read but left for the loop's next turn (see READ_SLICE)
+        self.slow = False  # the last read took a good part of a slice: handle the next in chunks
+        self.yielded = False  # waiting for the loop's next turn
+        self.paused_here = False  # ... with reading paused by this side (not by the relay)
+        self.held_by_peer = False  # reading paused because the other side's buffer is full
 
     def data_received(self, data: bytes) -> None:
-        if not self.relay.closed:
+        if self.relay.closed:
+            return
+        if self.name != "upstream":
             self.handler(data)
+            return
+        if self.yielded:  # reading went on (the relay resumed it): keep the order, wait the turn
+            self.later += data
+            transport = self.relay.upstream
+            if transport is not None and transport.is_reading():
+                transport.pause_reading()
+                self.paused_here = True
+            return
+        self._handle(data, time.thread_time())
+
+    def _handle(self, data: bytes, started: float) -> None:
+        """Hand `data` on (in chunks while reads are slow) until the slice is used up; the
+        rest waits a loop turn. Reads that are quick to handle go whole: one write each."""
+        pos, size = 0, len(data)
+        if not self.slow:
+            self.handler(data)
+            pos = size
+            if self.relay.closed:
+                return
+        while pos < size:
+            end = size if size - pos <= READ_CHUNK else pos + READ_CHUNK
+            self.handler(data if pos == 0 and end == size else data[pos:end])
+            pos = end
+            if self.relay.closed:
+                return
+            if pos < size and time.thread_time() - started > READ_SLICE:
+                break
+        self.later = data[pos:]
+        self.slow = time.thread_time() - started > READ_SLICE / 2
+        transport = self.relay.upstream
+        if transport is None or transport.is_closing():
+            return
+        if self.later or time.thread_time() - started > READ_SLICE:
+            if not self.yielded:
+                self.yielded = True
+                if transport.is_reading():  # else paused already (by the relay, or here)
+                    transport.pause_reading()
+                    self.paused_here = True
+                asyncio.get_running_loop().call_soon(self._next_turn)
+
+    def _next_turn(self) -> None:
+        self.yielded = False
+        if self.relay.closed:
+            return
+        if self.later:
+            data, self.later = self.later, b""
+            self._handle(data, time.thread_time())
+            if self.yielded:
+                return
+        if not self.paused_here:
+            return
+        self.paused_here = False
+        transport = self.relay.upstream
+        if transport is not None and not self.held_by_peer and not transport.is_closing():
+            transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         if self.name == "client" and self.relay.end_of_input():
@@ -52,6 +127,9 @@ class Side(asyncio.Protocol):
         self._gone()
 
     def _gone(self) -> None:
+        if self.later and not self.relay.closed:  # what the server sent before it went: in order
+            data, self.later = self.later, b""
+            self.handler(data)
         if self.name == "upstream" and not self.relay.closed and not self.relay.said_goodbye:
             self.relay.upstream_lost()
         else:
@@ -62,11 +140,19 @@ class Side(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         other = self._other()
+        if self.name == "client":
+            self.relay.upstream_side.held_by_peer = True
         if other is not None and not other.is_closing():
             other.pause_reading()
 
     def resume_writing(self) -> None:
         other = self._other()
+        if self.name == "client":
+            upstream_side = self.relay.upstream_side
+            upstream_side.held_by_peer = False
+            if upstream_side.yielded:
+                upstream_side.paused_here = True  # `_next_turn` resumes reading, after the rest
+                return
         if other is not None and not other.is_closing():
             other.resume_reading()
 

@@ -87,6 +87,9 @@ class Responses:
             return [buf]
         out: list[Any] = []
         prev = 0  # start of the run of packets forwarded unchanged
+        spots: list[tuple[int, int]] | None = None  # where rows ahead may need masking
+        asked = False  # spots were asked for the current run of rows
+        k = 0
         inject: list[bytes] = []
         self._inject = inject
         try:
@@ -101,6 +104,18 @@ class Responses:
                 if self.plain_rows and end > start and buf[start] < c.EOF_HEADER:
                     self.units[0].rows += 1  # a row (0xFE / 0xFF: the end or an error, below)
                     continue
+                if self.state == ROWS and end > start and buf[start] < c.EOF_HEADER and end - start < c.MAX_CHUNK:
+                    if not asked:  # one prefilter pass over every row left in this read
+                        asked, k = True, 0
+                        spots = self._row_spots(buf, start)
+                    if spots is not None:
+                        while k < len(spots) and spots[k][1] <= start:
+                            k += 1
+                        if k == len(spots) or spots[k][0] >= end:
+                            self.units[0].rows += 1  # overlaps no spot: unchanged, certainly
+                            continue
+                else:
+                    asked, spots = False, None  # the end of the rows, an error, another result
                 replacement = self._packet(seq, buf, start, end)
                 if replacement is not None:
                     if start - 4 > prev:
@@ -126,6 +141,18 @@ class Responses:
         if prev < len(buf):
             out.append(buf[prev:] if prev else buf)
         return out
+
+    def _row_spots(self, buf: bytes, start: int) -> list[tuple[int, int]] | None:
+        """Where the text rows of the current result, from `start` on, may need masking
+        (MaskPlan.spots, offsets into `buf`); None when they must be read one by one (limits,
+        samples, a refusal, binary rows, a plan that masks whole columns)."""
+        plan, units = self.plan, self.units
+        if plan is None or not units or units[0].binary or self.limits != (None, None):
+            return None
+        if self.sample_left or self.discard:
+            return None
+        spots = plan.spots(memoryview(buf)[start:])
+        return None if spots is None else [(a + start, b + start) for a, b in spots]
 
     def queue_reply(self, reply: bytes) -> bool:
         """A gateway answer whose turn came while `feed` parses a response is sent right after

@@ -96,6 +96,7 @@ class ColumnResolver:
         self.columns: dict[tuple[int, int], ColumnRef] = {}
         self.loaded: dict[int, float] = {}  # table OID -> when its columns were fetched
         self.views: set[int] = set()  # OIDs of views and materialized views: their columns need lineage
+        self.generation = 0  # changes whenever what `refs` answers may change (plans built on it)
         self.lock = asyncio.Lock()
         self.side = SideConnection(target)
         self.lineage = PgLineage(self.side, self.lock)
@@ -107,7 +108,12 @@ class ColumnResolver:
     def refs(self, keys: list[tuple[int, int]]) -> list[ColumnRef | None]:
         return [self.columns.get(k) if k[0] else None for k in keys]
 
+    def deadline(self, keys: list[tuple[int, int]]) -> float:
+        """Until when (monotonic) `known(keys)` stays true without a new load."""
+        return min((self.loaded.get(k[0], -TTL) + TTL for k in keys if k[0]), default=float("inf"))
+
     def invalidate(self) -> None:
+        self.generation += 1
         self.loaded.clear()
         self.lineage.invalidate()
 
@@ -122,6 +128,7 @@ class ColumnResolver:
             if not oids:
                 return
             rows = await self.side.query(_LOOKUP, (oids,))
+            self.generation += 1
             for oid in oids:
                 self.loaded[oid] = now
             for relid, attnum, schema, table, column, is_view in rows:

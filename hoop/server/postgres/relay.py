@@ -407,7 +407,19 @@ class Relay(Holds, Ending, TwoSided):
                     out.append(view)
                 break
             prev = 0
+            # One prefilter pass over the whole buffer: DataRows that overlap none of its spots
+            # are proven unchanged and forwarded with the bytes around them, unparsed.
+            spots = self.results.row_spots(view) if D_ in watch else None
+            k = 0
             for t, start, end in marks:
+                if spots is not None:
+                    if t == D_:
+                        while k < len(spots) and spots[k][1] <= start:
+                            k += 1
+                        if k == len(spots) or spots[k][0] >= end:
+                            continue
+                    else:
+                        spots = None  # a new result, an error, a limit: back to one by one
                 if start > prev:
                     out.append(view[prev:start])
                 prev = end

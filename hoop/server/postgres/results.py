@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Protocol
 
 from hoop.core.lineage import LineageUnknown, by_position
@@ -69,6 +70,9 @@ class Results:
         self.fields: list[codec.Field] | None = None  # of the current row masker
         self.problem = ""
         self.seen = SeenValues()  # values masked whole in this session's results (messages)
+        # The last plan made without lineage, reused while the same RowDescription comes back
+        # under the same policy and column cache (a pgbench-style loop plans once, not per query).
+        self.memo: tuple[bytes, MaskPolicy, int, float, RowMasker | None, list[codec.Field], list[str]] | None = None
         self.messages: MessageMasker | None = None
 
     # -- policy --------------------------------------------------------------------------
@@ -133,11 +137,29 @@ class Results:
             if unit is not None and not unit.columns:
                 unit.columns = [f.name for f in fields]
             if policy.active:
+                memo = self.memo
+                if (
+                    memo is not None
+                    and memo[1] is policy
+                    and memo[2] == self.resolver.generation
+                    and time.monotonic() < memo[3]
+                    and memo[0] == msg
+                ):
+                    self.masker, self.fields = memo[4], memo[5]
+                    if unit is not None:
+                        unit.columns = list(memo[6])
+                    self._update_watch()
+                    return msg
                 keys = [(f.table_oid, f.attnum) for f in fields]
                 if not self.resolver.known(keys) or not self._lineage_at_hand(policy, keys):
                     self.pending = (t, fields, keys)
                     return WAIT
                 self._plan_rows(policy, fields, keys)
+                if self.tripped is None and (not policy.masks_columns or not self.resolver.needs_lineage(keys)):
+                    deadline = self.resolver.deadline(keys)
+                    columns = list(unit.columns) if unit is not None else []
+                    masker = self.masker if isinstance(self.masker, RowMasker) else None
+                    self.memo = (bytes(msg), policy, self.resolver.generation, deadline, masker, fields, columns)
         elif policy.active:
             copy = codec.parse_copy_response(msg[5:])
             if copy.format != 0:
@@ -259,6 +281,21 @@ class Results:
         relay.upstream_watch = BASE_WATCH | ROW_TYPES if need_rows else BASE_WATCH
 
     # -- rows ------------------------------------------------------------------------------
+
+    def row_spots(self, data: memoryview) -> list[tuple[int, int]] | None:
+        """Where in `data` the current result's DataRows may need masking (MaskPlan.spots): a
+        row overlapping no spot passes as it came. None when rows must be read one by one
+        (limits, samples, a trip, binary values, a plan that masks whole columns)."""
+        masker = self.masker
+        if (
+            not isinstance(masker, RowMasker)
+            or masker.binary
+            or self.limits is not None
+            or self.sample_left
+            or self.tripped is not None
+        ):
+            return None
+        return masker.plan.spots(data)
 
     def row(self, t: int, msg: memoryview) -> Any:
         if self.tripped is not None:
