@@ -21,8 +21,8 @@ from typing import Any
 
 from hoop.core.audit import AuditEvent
 from hoop.core.redact import mask_free_text
-from hoop.core.store.journal import SessionLog
 from hoop.core.store.records import BLOCK, StatementRecord
+from hoop.core.store.session_log import SessionLog
 
 log = logging.getLogger("hoop.events")
 INFO, WARNING, ERROR, DEBUG = logging.INFO, logging.WARNING, logging.ERROR, logging.DEBUG

@@ -19,8 +19,9 @@ from prometheus_client.registry import Collector
 
 from hoop.core.approvals import Approvals
 from hoop.core.audit import AuditEvent
-from hoop.core.store.journal import Journal, SessionLog
+from hoop.core.store.journal import Journal
 from hoop.core.store.records import StatementRecord
+from hoop.core.store.session_log import SessionLog
 
 
 class Services(Protocol):

@@ -13,7 +13,7 @@ from support.stores import opened
 
 from hoop.core import audit
 from hoop.core.secrets import Secret
-from hoop.core.store.journal import reserve_session_ids
+from hoop.core.store.session_ids import reserve_session_ids
 
 EVENTS = 60  # per thread
 THREADS = 3  # per process

@@ -39,9 +39,11 @@ import orjson
 
 from hoop.core import audit
 from hoop.core.secrets import Secret
-from hoop.core.store.base import Store, open_store
+from hoop.core.store.base import open_store
 from hoop.core.store.journal_writer import FAILED, LENGTH, WRITTEN
-from hoop.core.store.records import OPEN, CloseStatus, StatementRecord
+from hoop.core.store.records import CloseStatus, StatementRecord
+from hoop.core.store.session_ids import first_session_ids, reserve_session_ids
+from hoop.core.store.session_log import SessionLog
 
 if TYPE_CHECKING:
     from hoop.core.audit_anchor import AnchorSettings
@@ -53,10 +55,6 @@ MAX_PENDING = 50_000
 # appending pauses anyway (a bound on memory far above what a refusing gateway queues).
 REPORT_EVERY = 10.0
 UNHEALTHY_BACKLOG = 20
-# What a statement record or a frame adds to a recording besides its statement text (the JSON
-# keys, times, outcome, a result sample's share): counted against recording_bytes_per_session.
-STATEMENT_COST = 256
-FRAME_COST = 128
 _WRITER_ENV = {"PATH", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "HOME", "TMPDIR", "LANG", "TZ"}
 
 
@@ -68,130 +66,6 @@ class Health:
     waiting: int
     problem: str = ""
     since: float | None = None  # when writing started failing
-
-
-class SessionLog:
-    """Everything one client session writes. Created by `Journal.open_session`."""
-
-    __slots__ = (
-        "journal",
-        "id",
-        "user",
-        "connection",
-        "protocol",
-        "client_addr",
-        "started",
-        "statements",
-        "blocked",
-        "held",
-        "bytes_in",
-        "bytes_out",
-        "status",
-        "ended",
-        "recording_path",
-        "recorded",
-        "recording_limit",
-        "on_full",
-        "_seq",
-        "_dirty",
-    )
-
-    def __init__(
-        self, journal: Journal, session_id: int, user: str, connection: str, protocol: str, client_addr: str
-    ) -> None:
-        self.journal = journal
-        self.id = session_id
-        self.user = user
-        self.connection = connection
-        self.protocol = protocol
-        self.client_addr = client_addr
-        self.started = time.time()
-        self.statements = self.blocked = self.held = 0
-        self.bytes_in = self.bytes_out = 0
-        self.status = OPEN
-        self.ended: float | None = None
-        self.recording_path = journal.recordings_dir / f"{session_id}.hoop.jsonl"
-        # Bytes recorded so far (statement texts plus a fixed cost per record, terminal casts as
-        # written): past `recording_limit`, `on_full` is called once to end the session.
-        self.recorded = 0
-        self.recording_limit = 1 << 62
-        self.on_full: Callable[[], None] | None = None
-        self._seq = 0
-        self._dirty = True
-
-    def frame(self, kind: str, data: dict[str, Any]) -> None:
-        """A recording frame; encoded by the writer, which also copes with text that no
-        encoder takes (bytes that are not UTF-8)."""
-        self.journal._append("ordered", ("f", self, time.time() - self.started, kind, data))
-        self.grew(FRAME_COST)
-
-    def finished(self, record: StatementRecord) -> None:
-        """A statement is done: its row, its recording frames and its audit event go to the
-        writer as one record; the writer process does the formatting, so the data path pays
-        one append."""
-        self._seq += 1
-        self.statements += 1
-        self.recorded += len(record.text) + STATEMENT_COST
-        if self.recorded > self.recording_limit:
-            self._full()
-        if record.decision == "block":
-            self.blocked += 1
-        self._dirty = True
-        self.journal._append("ordered", ("d", self, self._seq, record))
-        if (observe := self.journal.on_statement) is not None:
-            observe(self, record)
-        if self.ended is not None:  # a statement that ended with its session: its counts go out again
-            self.journal._append("closed", self)
-
-    def append_file(self, name: str, data: bytes) -> None:
-        """Bytes of another of this session's recording files (a terminal cast), stored by the
-        writer with the session's next batch: how casts reach a shared store's chunks."""
-        self.journal._append("ordered", ("c", self, name, data))
-
-    def grew(self, size: int) -> None:
-        """`size` more bytes of this session's recording."""
-        self.recorded += size
-        if self.recorded > self.recording_limit:
-            self._full()
-
-    def _full(self) -> None:
-        on_full, self.on_full = self.on_full, None
-        if on_full is not None:
-            on_full()
-
-    def audit(self, action: str, target: str = "", **detail: Any) -> None:
-        detail.setdefault("session", self.id)
-        self.journal.audit(self.user, action, target or self.connection, **detail)
-
-    def touch(self) -> None:
-        self._dirty = True
-
-    def close(self, status: str = CloseStatus.CLOSED) -> None:
-        if self.ended is not None:
-            return
-        self.status = str(status)  # a plain str: SQLite binds no str subclasses
-        self.ended = time.time()
-        self._dirty = True
-        self.journal._append("closed", self)
-
-    def row(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user": self.user,
-            "connection": self.connection,
-            "protocol": self.protocol,
-            "client_addr": self.client_addr,
-            "started": self.started,
-            "ended": self.ended,
-            "status": self.status,
-            "statements": self.statements,
-            "blocked": self.blocked,
-            "held": self.held,
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "recording": str(self.recording_path),
-            "gateway": self.journal.gateway,
-        }
 
 
 class Journal:
@@ -467,35 +341,6 @@ class Journal:
                 self.health().waiting,
             )
         _stop_writer(self._writer)
-
-
-# Session ids on a shared store come in blocks, so gateways never hand out the same id and
-# opening a session costs a store round trip once per block, not once per session.
-ID_BLOCK = 1000
-
-
-def first_session_ids(store: Store) -> tuple[int, int]:
-    """(next id, end of the ids this journal may use): on a store of its own, every id after
-    the highest stored; on a shared store, none yet (the first session reserves a block)."""
-    row = store.one("SELECT max(id) AS m FROM sessions")
-    first = int(row["m"] or 0) + 1 if row else 1
-    return (first, 1 << 62) if not store.shared else (0, 0)
-
-
-def reserve_session_ids(target: Path | Secret, count: int = ID_BLOCK) -> tuple[int, int]:
-    store = open_store(target)
-    try:
-        with store.transaction() as tx:
-            floor = tx.execute("SELECT coalesce(max(id), 0) + 1 AS f FROM sessions").fetchone()["f"]
-            tx.execute(
-                "INSERT INTO id_blocks(name, next) VALUES ('sessions', ?) ON CONFLICT(name) DO NOTHING", (floor,)
-            )
-            end = tx.execute(
-                "UPDATE id_blocks SET next = next + ? WHERE name = 'sessions' RETURNING next", (count,)
-            ).fetchone()["next"]
-    finally:
-        store.close()
-    return int(end) - count, int(end)
 
 
 def _writer_target(target: Path | Secret) -> str:

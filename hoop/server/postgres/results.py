@@ -18,7 +18,7 @@ from hoop.core.masking import ColumnRef, MaskFormatError, MaskPolicy
 from hoop.core.message_masking import MessageMasker, SeenValues
 from hoop.core.pipeline import Pipeline, Subject
 from hoop.core.recording import SAMPLE_ROWS, sampled
-from hoop.core.store.journal import SessionLog
+from hoop.core.store.session_log import SessionLog
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy

@@ -11,8 +11,8 @@ from hoop.core.identity import Identity
 from hoop.core.pipeline import Decision, Subject
 from hoop.core.sql import PreparedStatements, TextMode
 from hoop.core.sql.textmode import UTF8
-from hoop.core.store.journal import SessionLog
 from hoop.core.store.records import BLOCK, CloseStatus, StatementRecord
+from hoop.core.store.session_log import SessionLog
 from hoop.server.services import LiveSession, Services
 from hoop.server.session.holds import HoldOutcome
 from hoop.server.session.seams import Killer, Notify
