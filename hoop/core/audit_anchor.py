@@ -43,7 +43,7 @@ from hoop.core.store.recordings import STORE_PREFIX, digest_chunks
 from hoop.core.terminal import cast_path, keyframes_path
 
 if TYPE_CHECKING:
-    from hoop.core.config import GatewaySettings
+    from hoop.core.config_gateway import GatewaySettings
 
 log = logging.getLogger("hoop.audit")
 CHECKPOINT_VERSION = 1

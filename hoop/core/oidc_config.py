@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hoop.core.config import _Table
+from hoop.core.config_table import Table
 from hoop.core.errors import ConfigError
 from hoop.core.secrets import Secret
 
@@ -70,7 +70,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _number(t: _Table, name: str, default: float, *, zero_ok: bool = False) -> float:
+def _number(t: Table, name: str, default: float, *, zero_ok: bool = False) -> float:
     if name not in t.data:
         return default
     value = t.data.pop(name)
@@ -83,7 +83,7 @@ def _number(t: _Table, name: str, default: float, *, zero_ok: bool = False) -> f
 
 def oidc_from_mapping(data: Any, *, file: str, key: str) -> OIDCConfig:
     """Validate one `[auth.oidc]` table; raises ConfigError naming the file and the key."""
-    t = _Table(data, file, key)
+    t = Table(data, file, key)
     issuer = t.str("issuer", required=True)
     parts = urlsplit(issuer)
     if parts.scheme not in ("https", "http") or not parts.hostname:
