@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from support.holds import ALICE, HELD, Gate, cancel
-from support.stores import opened
+from support.stores import opened, recorded
 
 from hoop.core import recording
 from hoop.core.rulebook import RuleBook
@@ -40,7 +40,7 @@ def _run(journal: Journal, protocol: str, *texts: str, error: str = "") -> list[
         events = store.query(
             "SELECT action, detail FROM audit WHERE action IN ('statement', 'mask.exempt') ORDER BY id"
         )
-    frames = [d for _, kind, d in recording.iter_frames(s.recording_path) if kind in ("q", "r")]
+    frames = [d for _, kind, d in recording.iter_frames(recorded(journal, s)) if kind in ("q", "r")]
     *details, exempt = [d for e in events if (d := json.loads(e["detail"]))["session"] == s.id]
     for row, q, r, ev in zip(rows, frames[::2], frames[1::2], details, strict=True):
         assert row["text"] == q["text"] == ev["text"] and row["error"] == r["error"] == ev["error"]
