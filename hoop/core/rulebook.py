@@ -19,7 +19,7 @@ from typing import Any
 from hoop.core.errors import ConfigError, HoopError
 from hoop.core.guardrails import GuardRule, builtin_rules, rule_from_mapping, rule_to_mapping
 from hoop.core.masking import MaskRule, mask_rule_from_mapping, mask_rule_to_mapping
-from hoop.core.store.base import Store
+from hoop.core.store.base import Store, Tx
 
 log = logging.getLogger("hoop.rules")
 CONFIG_AUTHOR = "hoop.toml"
@@ -58,10 +58,7 @@ class RuleBook:
     # -- reading ---------------------------------------------------------------------------
 
     def latest_rows(self, include_deleted: bool = False) -> list[dict[str, Any]]:
-        rows = self.store.query(
-            "SELECT r.* FROM rules r JOIN (SELECT kind, name, max(version) AS v FROM rules GROUP BY kind, name) m "
-            "ON r.kind = m.kind AND r.name = m.name AND r.version = m.v ORDER BY r.kind, r.id"
-        )
+        rows = self.store.query(_LATEST)
         return [r for r in rows if include_deleted or not r["deleted"]]
 
     def current(self) -> tuple[list[GuardRule], list[MaskRule]]:
@@ -118,19 +115,11 @@ class RuleBook:
 
     def _write(self, kind: str, name: str, body: dict[str, Any], author: str, *, deleted: bool) -> int:
         with self.store.transaction() as conn:
-            row = conn.execute(
-                "SELECT coalesce(max(version), 0) AS v FROM rules WHERE kind = ? AND name = ?", (kind, name)
-            ).fetchone()
-            version = int(row["v"]) + 1
-            conn.execute(
-                "INSERT INTO rules(kind, name, version, body, author, created, deleted) VALUES (?,?,?,?,?,?,?)",
-                (kind, name, version, _canonical(body), author, time.time(), int(deleted)),
-            )
-        return version
+            conn.lock_rules()  # two admins saving through two gateways get one version each
+            return _add_version(conn, kind, name, body, author, deleted=deleted)
 
     def seed(self, config_guards: list[GuardRule], config_masks: list[MaskRule], builtins: bool) -> list[str]:
         """Bring the book in line with hoop.toml; returns a line per change for the audit."""
-        changes: list[str] = []
         wanted: list[tuple[str, Any, str]] = [("guard", r, CONFIG_AUTHOR) for r in config_guards]
         wanted += [("mask", r, CONFIG_AUTHOR) for r in config_masks]
         configured = {r.name for r in config_guards}
@@ -142,11 +131,19 @@ class RuleBook:
                 wanted.append(("guard", rule, BUILTIN_AUTHOR))
             else:
                 switched_off.append(rule.name)
-        latest = {(r["kind"], r["name"]): r for r in self.latest_rows(include_deleted=True)}
+        # One transaction under the rule book's lock: gateways starting together on a shared
+        # store seed it once, the later one finding the earlier one's rows already there.
+        with self.store.transaction() as conn:
+            conn.lock_rules()
+            return self._seed(conn, wanted, switched_off)
+
+    def _seed(self, conn: Tx, wanted: list[tuple[str, Any, str]], switched_off: list[str]) -> list[str]:
+        changes: list[str] = []
+        latest = {(r["kind"], r["name"]): r for r in conn.execute(_LATEST).fetchall()}
         for name in switched_off:
             current = latest.get(("guard", name))
             if current is not None and not current["deleted"] and current["author"] == BUILTIN_AUTHOR:
-                self._write("guard", name, json.loads(current["body"]), BUILTIN_AUTHOR, deleted=True)
+                _add_version(conn, "guard", name, json.loads(current["body"]), BUILTIN_AUTHOR, deleted=True)
                 changes.append(f"disabled builtin {name}")
         for kind, rule, author in wanted:
             current = latest.get((kind, rule.name))
@@ -161,6 +158,24 @@ class RuleBook:
                     )
                 continue
             if current is None or current["deleted"] or _canonical(body) != current["body"]:
-                version = self._write(kind, rule.name, body, author, deleted=False)
+                version = _add_version(conn, kind, rule.name, body, author, deleted=False)
                 changes.append(f"{kind} {rule.name} v{version}")
         return changes
+
+
+_LATEST = (
+    "SELECT r.* FROM rules r JOIN (SELECT kind, name, max(version) AS v FROM rules GROUP BY kind, name) m "
+    "ON r.kind = m.kind AND r.name = m.name AND r.version = m.v ORDER BY r.kind, r.id"
+)
+
+
+def _add_version(conn: Tx, kind: str, name: str, body: dict[str, Any], author: str, *, deleted: bool) -> int:
+    row = conn.execute(
+        "SELECT coalesce(max(version), 0) AS v FROM rules WHERE kind = ? AND name = ?", (kind, name)
+    ).fetchone()
+    version = int(row["v"]) + 1
+    conn.execute(
+        "INSERT INTO rules(kind, name, version, body, author, created, deleted) VALUES (?,?,?,?,?,?,?)",
+        (kind, name, version, _canonical(body), author, time.time(), int(deleted)),
+    )
+    return version

@@ -45,6 +45,10 @@ class Tx(Protocol):
     def lock_audit(self) -> None:
         """Serialise audit-chain appends with every other writer until this transaction ends."""
 
+    def lock_rules(self) -> None:
+        """Serialise changes of the rule book (gateways seeding it as they start, admins saving
+        through different gateways) until this transaction ends."""
+
 
 class StoreUnavailable(Exception):
     """The store cannot be reached or refused the work (connection lost, disk full): nothing

@@ -30,6 +30,7 @@ from hoop.core.store.migrations import MIGRATIONS
 # Advisory lock keys (any two constants of our own): schema migrations, audit-chain appends.
 MIGRATE_LOCK = 0x686F6F70_0001
 AUDIT_LOCK = 0x686F6F70_0002
+RULES_LOCK = 0x686F6F70_0003
 # How long a caller waits for a connection before the store counts as unavailable.
 CONNECT_TIMEOUT = 5.0
 # The store failing, not what was asked of it: connection lost, server shutting down, disk
@@ -60,6 +61,9 @@ class _PgTx:
 
     def lock_audit(self) -> None:
         self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+
+    def lock_rules(self) -> None:
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (RULES_LOCK,))
 
 
 def _migrate(conn: psycopg.Connection[Row]) -> int:

@@ -69,6 +69,9 @@ class _SqliteTx:
     def lock_audit(self) -> None:
         pass  # BEGIN IMMEDIATE already holds the database's one write lock
 
+    def lock_rules(self) -> None:
+        pass  # likewise
+
 
 class SqliteStore(Store):
     """Typed access to hoop.db. Thread-safe by a lock; callers batch where it matters."""
