@@ -68,4 +68,5 @@ class SessionText:
                 why, self.refusal = self.refusal, ""
                 raise TextModeError(why, "55000")
             return SETTLE
+        self.refusal = ""
         return self.mode.decode(raw)
