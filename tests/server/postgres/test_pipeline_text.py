@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from support.pgwire import SYNC, RawClient, _msg, bind, execute, parse
 from support.postgres import connect_target
 
 pytestmark = pytest.mark.needs_postgres
@@ -167,3 +168,38 @@ def test_a_slow_statement_before_refuses_with_the_reason(gw, pg_target) -> None:
     assert got[0] == ("rows", [("",)]), got
     assert got[-1][0] == "raised" and got[-1][1][0] == "55000", got
     assert "did not finish within 10 s" in got[-1][1][1], got
+
+
+def test_every_reply_before_the_held_parse_reaches_the_client_in_order(gw) -> None:  # type: ignore[no-untyped-def]
+    """Describe, Close, a row-limited Execute (PortalSuspended) and a named statement before
+    the held Parse: the client gets exactly the server's replies to its own messages."""
+
+    def close(kind: bytes, name: bytes) -> bytes:
+        return _msg(b"C", kind + name + b"\0")
+
+    def describe(kind: bytes, name: bytes) -> bytes:
+        return _msg(b"D", kind + name + b"\0")
+
+    c = RawClient(gw.ports["postgres"], "alice", gw.tokens["alice"], "pg")
+    c.send(
+        parse(b"SELECT generate_series(1, 3)", b"s1"),
+        describe(b"S", b"s1"),
+        bind(b"s1", b"p1"),
+        describe(b"P", b"p1"),
+        _msg(b"E", b"p1\0" + (1).to_bytes(4, "big")),  # one row, then PortalSuspended
+        close(b"P", b"p1"),
+        close(b"S", b"s1"),
+        parse(b"SELECT 'h\xc3\xa9llo'"),
+        bind(),
+        execute(),
+        SYNC,
+    )
+    kinds = []
+    while True:
+        kind, payload = c._read()
+        kinds.append((kind, payload))
+        if kind == b"Z":
+            break
+    c.close()
+    assert [k for k, _ in kinds] == [b"1", b"t", b"T", b"2", b"T", b"D", b"s", b"3", b"3", b"1", b"2", b"D", b"C", b"Z"]
+    assert kinds[5][1].endswith(b"1") and kinds[11][1].endswith("héllo".encode())
