@@ -31,6 +31,7 @@ from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked
 from hoop.server.postgres.own_signal import own_signal, signals_another
 from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
+from hoop.server.postgres.text_probe import ANSWERED, COMPLETIONS, NOT_OURS, Probing
 from hoop.server.postgres.tracker import Tracker, Unit
 from hoop.server.postgres.upstream import UpstreamTarget
 from hoop.server.session import Session
@@ -38,19 +39,20 @@ from hoop.server.sides import TwoSided, write_batch
 
 log = logging.getLogger("hoop.postgres")
 
-# Client message types we inspect (CopyDone and CopyFail end a COPY FROM STDIN); everything
-# else is forwarded as is.
-CLIENT_WATCH = frozenset(b"QPBEXFScf")
+# Client message types we inspect (CopyDone and CopyFail end a COPY FROM STDIN; Describe and
+# Close are counted, see text_probe.py); everything else is forwarded as is.
+CLIENT_WATCH = frozenset(b"QPBEXFScfDC")
 # Upstream message types always inspected; results.py adds 'D'/'d' while it reads rows.
 UPSTREAM_WATCH = BASE_WATCH
 
-Q, P, B, E, X, F, SYNC = (ord(c) for c in "QPBEXFS")
+Q, P, B, E, X, F, SYNC, DESCRIBE, CLOSE = (ord(c) for c in "QPBEXFSDC")
 HOLD = object()  # returned by a message handler: stop here until an approver decides
 CANCELLED = "canceling statement due to user request"  # the server's own wording
 CANCEL_TIMEOUT = 5.0  # how long a cancel may wait for the server to close its cancel socket
 _STRICTNESS = {"allow": 0, "review": 1, "block": 2}
 C_, ERR, Z, T_, D_, COPY_OUT, COPY_DATA, PARAM_STATUS = (ord(c) for c in "CEZTDHdS")
 COPY_IN, COPY_BOTH, COPY_DONE, COPY_FAIL = (ord(c) for c in "GWcf")
+ANSWERED_BY = frozenset(b"123n")  # ParseComplete, BindComplete, CloseComplete, NoData: counted only
 
 
 def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
@@ -65,7 +67,7 @@ def _cstr_at(buf: memoryview, pos: int) -> tuple[str, int]:
     return raw[:end].decode("utf-8", "surrogateescape"), pos + end + 1
 
 
-class Relay(Holds, Ending, TwoSided):
+class Relay(Probing, Holds, Ending, TwoSided):
     """State shared by both directions of one session."""
 
     GOODBYE = frontend.terminate()
@@ -185,6 +187,8 @@ class Relay(Holds, Ending, TwoSided):
             except framing.ProtocolViolation as exc:
                 self._protocol_error(str(exc))
                 return
+            if t in ANSWERED and forward is not SETTLE and (forward is not HOLD or self.parsing is None):
+                self.batch_due += 1  # (a Bind held for approvers is sent once they decide)
             if forward is HOLD:
                 self.upstream.writelines(out)  # type: ignore[union-attr]
                 self._start_hold(bytes(view[start:end]), bytes(view[end:]) + framer.take_rest())
@@ -193,6 +197,7 @@ class Relay(Holds, Ending, TwoSided):
                 self.upstream.writelines(out)  # type: ignore[union-attr]
                 framer.feed(bytes(view[start:]) + framer.take_rest())
                 self.settling = True
+                self.settle_step()
                 return
             out.append(forward)
         if prev < len(view):
@@ -202,7 +207,10 @@ class Relay(Holds, Ending, TwoSided):
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == SYNC:
             self.sent_batches += 1
+            self.batch_due = 0
             self.text.executing = False
+            return msg
+        if t == DESCRIBE or t == CLOSE:
             return msg
         if t == Q:
             raw = codec.parse_query(msg[5:])
@@ -216,6 +224,7 @@ class Relay(Holds, Ending, TwoSided):
             if isinstance(text, str) and self.pipeline.deferred(self.subject, text, self.text.mode):
                 return self._parse_first(text, self.text.mode)
             self.sent_batches += 1
+            self.batch_due = 0
             self.text.executing = False  # the server answers this Query after all before it
             self.results.statement_started()
             if isinstance(text, TextModeError):
@@ -291,6 +300,7 @@ class Relay(Holds, Ending, TwoSided):
         # FunctionCall ('F') bypasses SQL entirely: judge it as text no parser accepts, so
         # it runs only where no rule applies (fail closed).
         self.sent_batches += 1
+        self.batch_due = 0
         self.text.executing = False  # like a Query, answered after everything before it
         decision = self.session.judge("\x00fastpath function call")
         if decision.action == "allow":
@@ -446,6 +456,12 @@ class Relay(Holds, Ending, TwoSided):
             write_batch(self.client, out)
 
     def _upstream_message(self, t: int, msg: memoryview) -> Any:
+        if self.probe is not None and self.batch_got >= self.probe.after:
+            mine = self.probe_reply(t, msg)
+            if mine is not NOT_OURS:
+                return mine
+        if t in COMPLETIONS:
+            self.completion(t)
         tracker = self.tracker
         if t == D_ or t == COPY_DATA:
             return self.results.row(t, msg)
@@ -486,8 +502,7 @@ class Relay(Holds, Ending, TwoSided):
             if self.txn_status == b"I":
                 self.txn_texts.clear()
             self.done_batches += 1
-            if self.settling and self._settled():
-                asyncio.get_running_loop().call_soon(self._settled_resume)
+            self.ready()
             if self.markers:
                 # Markers of finished batches were skipped by the server after an earlier error.
                 done = self.done_batches
@@ -496,6 +511,8 @@ class Relay(Holds, Ending, TwoSided):
         if t == COPY_IN or t == COPY_BOTH:
             self.copy_ins += 1
             self.copy_in_batch = self.done_batches + 1
+            return msg
+        if t in ANSWERED_BY:
             return msg
         tracker.end_of_portal()  # EmptyQueryResponse or PortalSuspended
         return msg
@@ -516,12 +533,8 @@ class Relay(Holds, Ending, TwoSided):
         masked = masked_fields(masker, codec.parse_error_fields(msg[5:]), self._statement())
         return msg if masked is None else fields_message(b"N", masked)
 
-    def _settled_resume(self) -> None:
-        """The server has answered everything before the waiting message: judge it now."""
-        if self.closed or not self.settling:
-            return
-        self.settling = False
-        self.resume_client()
+    def _watch_changed(self) -> None:
+        self.results.update_watch()  # the questions' DataRows are read while they are asked
 
     def answered(self) -> bool:
         if self.hold_task is not None or self.settling or self.upstream_waiting:

@@ -32,7 +32,8 @@ ROW_TYPES = frozenset({D_, COPY_DATA})
 # What the relay always looks at; CopyInResponse and CopyBothResponse ('G', 'W') tell it the
 # server waits for the client's data (a client that ended its input cannot send it).
 # Notices and notifications ('N', 'A') are read for masking (messages.py).
-BASE_WATCH = frozenset(b"CEZIsTHSGWNA")
+# ParseComplete, BindComplete, CloseComplete and NoData are counted (text_probe.py).
+BASE_WATCH = frozenset(b"CEZIsTHSGWNA123n")
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
@@ -40,6 +41,9 @@ class ResultsRelay(Protocol):
     """The parts of the session's relay that result handling uses."""
 
     upstream_watch: frozenset[int]  # message types the relay looks at; rows join while read
+
+    @property
+    def asking(self) -> bool: ...  # settings asked for in the middle of a pipeline: their rows are read
 
     @property
     def pipeline(self) -> Pipeline: ...
@@ -130,7 +134,7 @@ class Results:
             self.relay.session.audit("mask.exempt", rules=list(policy.exempted), text=unit.text[:2000] if unit else "")
         if t == T_:
             if not policy.active and not self.sample_left:
-                self._update_watch()
+                self.update_watch()
                 return msg  # nothing will read these rows: not even their description
             fields = self._fields(msg)
             unit = self.relay.tracker.current
@@ -148,7 +152,7 @@ class Results:
                     self.masker, self.fields = memo[4], memo[5]
                     if unit is not None:
                         unit.columns = list(memo[6])
-                    self._update_watch()
+                    self.update_watch()
                     return msg
                 keys = [(f.table_oid, f.attnum) for f in fields]
                 if not self.resolver.known(keys) or not self._lineage_at_hand(policy, keys):
@@ -167,7 +171,7 @@ class Results:
             else:
                 self.pending = (t, None, len(copy.column_formats))
                 return WAIT
-        self._update_watch()
+        self.update_watch()
         return msg
 
     async def resolve(self) -> None:
@@ -187,7 +191,7 @@ class Results:
         except Exception as exc:  # no column names: nothing of this result may leave unmasked
             log.warning("session %s: column lookup failed: %s", self.relay.session.id, exc)
             self._trip("masking rules apply but the gateway could not resolve the result's columns")
-        self._update_watch()
+        self.update_watch()
 
     def _plan_rows(self, policy: MaskPolicy, fields: list[codec.Field], keys: list[tuple[int, int]]) -> None:
         refs = self.resolver.refs(keys)
@@ -275,9 +279,15 @@ class Results:
         plan = policy.plan(refs, seen=self.seen)
         return CopyRowMasker(plan, spec) if plan is not None else None
 
-    def _update_watch(self) -> None:
+    def update_watch(self) -> None:
         relay = self.relay
-        need_rows = self.masker is not None or self.limits is not None or self.sample_left > 0 or self.tripped
+        need_rows = (
+            self.masker is not None
+            or self.limits is not None
+            or self.sample_left > 0
+            or self.tripped is not None
+            or relay.asking  # the settings' rows (text_probe.py)
+        )
         relay.upstream_watch = BASE_WATCH | ROW_TYPES if need_rows else BASE_WATCH
 
     # -- rows ------------------------------------------------------------------------------
@@ -320,7 +330,7 @@ class Results:
             if unit is not None:
                 unit.sample.append(sample_row(memoryview(out)[5:]))
             if not self.sample_left:
-                self._update_watch()
+                self.update_watch()
         return out
 
     def end(self, msg: memoryview) -> Any:
@@ -330,9 +340,9 @@ class Results:
         self.sample_left = 0
         if self.tripped is not None:
             error, self.tripped = self.tripped, None
-            self._update_watch()
+            self.update_watch()
             return error
-        self._update_watch()
+        self.update_watch()
         return msg
 
     def _trip(self, problem: str) -> None:
@@ -342,5 +352,5 @@ class Results:
         if unit is not None:
             unit.error = problem
         self.relay.session.audit("statement.stopped", problem=problem)
-        self._update_watch()
+        self.update_watch()
         asyncio.ensure_future(self.relay.cancel_upstream())

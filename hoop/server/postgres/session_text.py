@@ -12,7 +12,8 @@ still running may be read under settings the earlier one changes. Text that read
 under every supported setting (ASCII without a backslash: nearly all SQL) is judged at once.
 Other text is judged only once the settings are settled: the relay waits for the server to
 answer what was sent before it, or, inside one extended-protocol batch, where that answer
-comes only after Sync, refuses the message with an error saying why.
+comes only after Sync, asks the server for the settings in the middle of the pipeline
+(text_probe.py).
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ SETTLE = Settle.SETTLE
 
 
 class SessionText:
-    __slots__ = ("params", "mode", "executing")
+    __slots__ = ("params", "mode", "executing", "refusal")
 
     def __init__(self, parameters: dict[str, str]) -> None:
         self.params = {k: parameters.get(k, "") for k in _TRACKED}
         self.mode = self._mode()
         self.executing = False  # an Execute went upstream in the batch the client has not synced
+        self.refusal = ""  # set by the relay: refuse the next message that waits, with this reason
 
     def _mode(self) -> TextMode:
         p = self.params
@@ -62,12 +64,9 @@ class SessionText:
         """The text as the server will read it; SETTLE to wait until the settings are known.
         Raises TextModeError where the gateway cannot read it as the server will."""
         if not settled and TextMode.depends_on_settings(raw):
-            if self.executing:
-                raise TextModeError(
-                    "Hoop cannot judge this statement yet: it contains non-ASCII bytes or a backslash, "
-                    "and a statement before it in the same pipeline, not yet synced, may change how the "
-                    "server reads them (client_encoding, standard_conforming_strings); send Sync before it",
-                    "55000",
-                )
+            if self.refusal:  # the relay could not learn the settings in time (text_probe.py)
+                why, self.refusal = self.refusal, ""
+                raise TextModeError(why, "55000")
             return SETTLE
+        self.refusal = ""
         return self.mode.decode(raw)
