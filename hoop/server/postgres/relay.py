@@ -410,8 +410,23 @@ class Relay(Holds, Ending, TwoSided):
             # One prefilter pass over the whole buffer: DataRows that overlap none of its spots
             # are proven unchanged and forwarded with the bytes around them, unparsed.
             spots = self.results.row_spots(view) if D_ in watch else None
+            # Else rows that only need values masked are rewritten in runs, in place.
+            rows = self.results.row_rewriter() if spots is None and D_ in watch else None
+            data = bytes(view) if rows is not None else b""
             k = 0
-            for t, start, end in marks:
+            i, count = 0, len(marks)
+            while i < count:
+                t, start, end = marks[i]
+                if rows is not None:
+                    if t == D_:
+                        try:
+                            i, prev = rows.rewrite_rows(data, marks, i, out, prev)
+                        except framing.ProtocolViolation as exc:
+                            self._upstream_protocol_error(str(exc))
+                            return
+                        continue
+                    rows = None  # a new result, an error, a limit: back to one by one
+                i += 1
                 if spots is not None:
                     if t == D_:
                         while k < len(spots) and spots[k][1] <= start:

@@ -22,7 +22,7 @@ from hoop.core.store.journal import SessionLog
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy
-from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hints
+from hoop.server.postgres.masker import InPlaceRows, Limits, RowMasker, sample_row, type_hints
 from hoop.server.postgres.tracker import Tracker
 from hoop.server.session import Session
 
@@ -296,6 +296,20 @@ class Results:
         ):
             return None
         return masker.plan.spots(data)
+
+    def row_rewriter(self) -> InPlaceRows | None:
+        """The current result's in-place row rewriter (masker.py) when each DataRow only needs
+        its values masked: no limits, samples or trip look at rows one by one."""
+        masker = self.masker
+        if (
+            not isinstance(masker, RowMasker)
+            or masker.in_place is None
+            or self.limits is not None
+            or self.sample_left
+            or self.tripped is not None
+        ):
+            return None
+        return masker.in_place
 
     def row(self, t: int, msg: memoryview) -> Any:
         if self.tripped is not None:
