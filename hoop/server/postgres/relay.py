@@ -103,7 +103,9 @@ class Relay(Holds, Ending, TwoSided):
         self.done_batches = 0
         self.upstream_watch = UPSTREAM_WATCH
         self.upstream_waiting = False
-        self.portal_formats: dict[str, list[int]] = {}
+        # portal -> its Bind while masking applies: read only when rows of a statement described
+        # before (Describe 'S') wait for the result formats it asks for (Results.execute_formats)
+        self.portal_binds: dict[str, bytes] = {}
         self.results = Results(self, resolver)
         self.txn_status = b"I"
         self.closed = False
@@ -263,14 +265,14 @@ class Relay(Holds, Ending, TwoSided):
             statement, _ = _cstr_at(msg, pos)
             self.portals[portal] = statement
             if self.results.masker is not None or self.results.policy_active():
-                self.portal_formats[portal] = codec.parse_bind(msg[5:]).result_formats
+                self.portal_binds[portal] = bytes(msg)
             return self._judge_bind(msg, portal, statement)
         if t == E:
             self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
-            formats = self.portal_formats.get(portal)
-            if formats is not None:
-                self.results.execute_formats(formats)
+            bind = self.portal_binds.get(portal)
+            if bind is not None:
+                self.results.execute_formats(bind)
             prepared = self.prepared.get(self.portals.get(portal, ""))
             unit = Unit(prepared[0] if prepared else "", False)
             if prepared is not None:
