@@ -540,6 +540,18 @@ class MaskPlan:
     def column_masked(self, i: int) -> bool:
         return i in self._masked
 
+    def value_functions(self) -> tuple[Callable[[bytes], bytes | None] | None, ...] | None:
+        """Each touched column's function by column index up to the last one (None where a
+        column is left alone), when every value of a row can be masked on its own: a door may
+        then rewrite rows in place without building the value list `apply` takes. None when
+        values go through the joined prefilter search (`apply` must see them together)."""
+        if self._filtered:
+            return None
+        fns: list[Callable[[bytes], bytes | None] | None] = [None] * (max((i for i, _ in self._always), default=-1) + 1)
+        for i, fn in self._always:
+            fns[i] = fn
+        return tuple(fns)
+
     def spots(self, data: bytes | memoryview, limit: int = 4096) -> detect_engine.Spots | None:
         """Where in `data` (bytes holding rows: one DataRow, a buffer of many) a value may need
         masking: a row overlapping none of these spans passes unchanged, certainly. None when

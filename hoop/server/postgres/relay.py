@@ -105,7 +105,9 @@ class Relay(Probing, Holds, Ending, TwoSided):
         self.done_batches = 0
         self.upstream_watch = UPSTREAM_WATCH
         self.upstream_waiting = False
-        self.portal_formats: dict[str, list[int]] = {}
+        # portal -> its Bind while masking applies: read only when rows of a statement described
+        # before (Describe 'S') wait for the result formats it asks for (Results.execute_formats)
+        self.portal_binds: dict[str, bytes] = {}
         self.results = Results(self, resolver)
         self.txn_status = b"I"
         self.closed = False
@@ -272,14 +274,14 @@ class Relay(Probing, Holds, Ending, TwoSided):
             statement, _ = _cstr_at(msg, pos)
             self.portals[portal] = statement
             if self.results.masker is not None or self.results.policy_active():
-                self.portal_formats[portal] = codec.parse_bind(msg[5:]).result_formats
+                self.portal_binds[portal] = bytes(msg)
             return self._judge_bind(msg, portal, statement)
         if t == E:
             self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
-            formats = self.portal_formats.get(portal)
-            if formats is not None:
-                self.results.execute_formats(formats)
+            bind = self.portal_binds.get(portal)
+            if bind is not None:
+                self.results.execute_formats(bind)
             prepared = self.prepared.get(self.portals.get(portal, ""))
             unit = Unit(prepared[0] if prepared else "", False)
             if prepared is not None:
@@ -420,8 +422,23 @@ class Relay(Probing, Holds, Ending, TwoSided):
             # One prefilter pass over the whole buffer: DataRows that overlap none of its spots
             # are proven unchanged and forwarded with the bytes around them, unparsed.
             spots = self.results.row_spots(view) if D_ in watch else None
+            # Else rows that only need values masked are rewritten in runs, in place.
+            rows = self.results.row_rewriter() if spots is None and D_ in watch else None
+            data = bytes(view) if rows is not None else b""
             k = 0
-            for t, start, end in marks:
+            i, count = 0, len(marks)
+            while i < count:
+                t, start, end = marks[i]
+                if rows is not None:
+                    if t == D_:
+                        try:
+                            i, prev = rows.rewrite_rows(data, marks, i, out, prev)
+                        except framing.ProtocolViolation as exc:
+                            self._upstream_protocol_error(str(exc))
+                            return
+                        continue
+                    rows = None  # a new result, an error, a limit: back to one by one
+                i += 1
                 if spots is not None:
                     if t == D_:
                         while k < len(spots) and spots[k][1] <= start:

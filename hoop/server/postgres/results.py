@@ -22,7 +22,7 @@ from hoop.core.store.session_log import SessionLog
 from hoop.server.postgres import codec
 from hoop.server.postgres.columns import ColumnResolver
 from hoop.server.postgres.copyout import CopyRowMasker, pick_columns, read_copy
-from hoop.server.postgres.masker import Limits, RowMasker, sample_row, type_hints
+from hoop.server.postgres.masker import InPlaceRows, Limits, RowMasker, sample_row, type_hints
 from hoop.server.postgres.tracker import Tracker
 from hoop.server.session import Session
 
@@ -136,24 +136,25 @@ class Results:
             if not policy.active and not self.sample_left:
                 self.update_watch()
                 return msg  # nothing will read these rows: not even their description
-            fields = self._fields(msg)
             unit = self.relay.tracker.current
+            memo = self.memo
+            if (
+                memo is not None
+                and memo[1] is policy
+                and policy.active
+                and memo[2] == self.resolver.generation
+                and memo[0] == msg
+                and time.monotonic() < memo[3]
+            ):  # the same description again: the plan made for it holds (no parse of it either)
+                self.masker, self.fields = memo[4], memo[5]
+                if unit is not None:
+                    unit.columns = list(memo[6])
+                self.update_watch()
+                return msg
+            fields = self._fields(msg)
             if unit is not None and not unit.columns:
                 unit.columns = [f.name for f in fields]
             if policy.active:
-                memo = self.memo
-                if (
-                    memo is not None
-                    and memo[1] is policy
-                    and memo[2] == self.resolver.generation
-                    and time.monotonic() < memo[3]
-                    and memo[0] == msg
-                ):
-                    self.masker, self.fields = memo[4], memo[5]
-                    if unit is not None:
-                        unit.columns = list(memo[6])
-                    self.update_watch()
-                    return msg
                 keys = [(f.table_oid, f.attnum) for f in fields]
                 if not self.resolver.known(keys) or not self._lineage_at_hand(policy, keys):
                     self.pending = (t, fields, keys)
@@ -246,16 +247,19 @@ class Results:
             return [None if f else frozenset() for f in followed]
         return [d if f else frozenset() for d, f in zip(derived, followed)]
 
-    def execute_formats(self, formats: list[int]) -> None:
+    def execute_formats(self, bind: bytes) -> None:
         """Bind's result formats: rows of a statement described earlier (Describe 'S') come in
-        these formats, not the zeros its RowDescription showed."""
+        these formats, not the zeros its RowDescription showed. The Bind is read only then."""
         masker, fields = self.masker, self.fields
         if not isinstance(masker, RowMasker) or fields is None:
             return
+        formats = codec.parse_bind(memoryview(bind)[5:]).result_formats
         if len(formats) == 1:
             formats = formats * len(fields)
         if len(formats) != len(fields):
             formats = [0] * len(fields)
+        if tuple(formats) == masker.formats:
+            return  # the masker reads these formats already
         adjusted = [
             codec.Field(f.name, f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
             for f, fmt in zip(fields, formats)
@@ -306,6 +310,20 @@ class Results:
         ):
             return None
         return masker.plan.spots(data)
+
+    def row_rewriter(self) -> InPlaceRows | None:
+        """The current result's in-place row rewriter (masker.py) when each DataRow only needs
+        its values masked: no limits, samples or trip look at rows one by one."""
+        masker = self.masker
+        if (
+            not isinstance(masker, RowMasker)
+            or masker.in_place is None
+            or self.limits is not None
+            or self.sample_left
+            or self.tripped is not None
+        ):
+            return None
+        return masker.in_place
 
     def row(self, t: int, msg: memoryview) -> Any:
         if self.tripped is not None:
