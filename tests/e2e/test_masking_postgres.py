@@ -134,37 +134,62 @@ def _masked_row(row: list[bytes | None]) -> None:
     assert email == b"****@navy.example" and name == b"Grace"
 
 
-def test_rows_of_a_statement_described_before_come_masked_in_the_bind_s_formats(gw) -> None:  # type: ignore[no-untyped-def]
-    """Describe 'S' shows text formats; the rows then come in the formats the Bind asks for."""
+def test_rows_come_masked_in_the_formats_the_bind_asks_for(gw) -> None:  # type: ignore[no-untyped-def]
+    """Describe 'P' shows the formats the rows come in, binary or text: masked either way.
+    Describe 'S' shows text formats whatever the Bind asks: it describes text results only, and
+    an Execute it would describe wrongly (binary results) is refused, never passed raw."""
     c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg")
     try:
         c.send(frontend.parse("s1", STATEMENT), SYNC)
         assert not c.until_ready().errors
-        for formats in ([1], [0], [1], [1, 1, 0], [0, 1, 1], []):
-            c.send(frontend.describe("S", "s1"), SYNC)
-            assert not c.until_ready().errors
-            c.send(frontend.bind("", "s1", result_formats=formats), frontend.execute(), SYNC)
+        for formats in ([1], [0], [1, 1, 0], [0, 1, 1], []):
+            bind = frontend.bind("", "s1", result_formats=formats)
+            c.send(bind, frontend.describe("P", ""), frontend.execute(), SYNC)
             reply = c.until_ready()
             assert not reply.errors and len(reply.rows) == 1, (formats, reply.errors)
             _masked_row(reply.rows[0])
+        for formats in ([0], [0, 0, 0], []):
+            c.send(
+                frontend.describe("S", "s1"), frontend.bind("", "s1", result_formats=formats), frontend.execute(), SYNC
+            )
+            reply = c.until_ready()
+            assert not reply.errors and len(reply.rows) == 1, (formats, reply.errors)
+            _masked_row(reply.rows[0])
+        for formats in ([1], [1, 1, 0], [0, 1, 1]):
+            c.send(
+                frontend.describe("S", "s1"), frontend.bind("", "s1", result_formats=formats), frontend.execute(), SYNC
+            )
+            _refused_undescribed(c.until_ready())
     finally:
         c.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="rows of an execution after the first of a statement described once pass unmasked"
-)
-def test_each_execution_of_a_statement_described_once_comes_masked(gw) -> None:  # type: ignore[no-untyped-def]
-    """Drivers that cache a prepared statement's description (Bind + Execute, no Describe)."""
+def _refused_undescribed(reply) -> None:  # type: ignore[no-untyped-def]
+    assert not reply.rows and len(reply.errors) == 1, reply
+    assert reply.errors[0]["C"] == "0A000" and "without their description" in reply.errors[0]["M"]
+    assert not _leaks(repr(reply))
+
+
+def test_an_execution_not_described_in_its_request_is_refused_while_masking_applies(gw) -> None:  # type: ignore[no-untyped-def]
+    """Drivers that cache a statement's description send only Bind + Execute: the server then
+    sends rows without a RowDescription, so the gateway cannot tell which columns to mask. It
+    refuses the Execute with the reason; the session goes on, and a described one is masked."""
     c = RawClient(gw.ports["postgres"], "alice", gw.token("alice"), "pg")
     try:
         c.send(frontend.parse("s1", STATEMENT), frontend.describe("S", "s1"), SYNC)
         assert not c.until_ready().errors
         for _ in range(2):
             c.send(frontend.bind("", "s1"), frontend.execute(), SYNC)
-            reply = c.until_ready()
-            assert not reply.errors and len(reply.rows) == 1, reply.errors
-            _masked_row(reply.rows[0])
+            _refused_undescribed(c.until_ready())
+        # described, then another statement's portal executed: still not described
+        c.send(frontend.parse("s2", "SELECT account, email, name FROM customers WHERE id = 2"), SYNC)
+        assert not c.until_ready().errors
+        c.send(frontend.describe("S", "s1"), frontend.bind("", "s2"), frontend.execute(), SYNC)
+        _refused_undescribed(c.until_ready())
+        c.send(frontend.bind("", "s1"), frontend.describe("P", ""), frontend.execute(), SYNC)
+        reply = c.until_ready()
+        assert not reply.errors and len(reply.rows) == 1
+        _masked_row(reply.rows[0])
     finally:
         c.close()
 

@@ -29,7 +29,7 @@ from hoop.server.postgres.ending import Ending
 from hoop.server.postgres.holds import Holds
 from hoop.server.postgres.messages import NOTICE, NOTIFY, fields_message, masked_fields, masked_notification
 from hoop.server.postgres.own_signal import own_signal, signals_another
-from hoop.server.postgres.results import BASE_WATCH, WAIT, Results
+from hoop.server.postgres.results import BASE_WATCH, UNDESCRIBED, WAIT, Results
 from hoop.server.postgres.session_text import SETTLE, SessionText, Settle
 from hoop.server.postgres.text_probe import ANSWERED, COMPLETIONS, NOT_OURS, Probing
 from hoop.server.postgres.tracker import Tracker, Unit
@@ -108,6 +108,10 @@ class Relay(Probing, Holds, Ending, TwoSided):
         # portal -> its Bind while masking applies: read only when rows of a statement described
         # before (Describe 'S') wait for the result formats it asks for (Results.execute_formats)
         self.portal_binds: dict[str, bytes] = {}
+        # The client's Describe since its last Sync, Parse, Close or Execute: ("S", statement) or
+        # ("P", portal). An Execute's rows are masked by the description the server sends for
+        # it; while masking applies, an Execute not described right before is refused (UNDESCRIBED).
+        self.describing: tuple[str, str] | None = None
         self.results = Results(self, resolver)
         self.txn_status = b"I"
         self.closed = False
@@ -208,11 +212,16 @@ class Relay(Probing, Holds, Ending, TwoSided):
 
     def _client_message(self, t: int, msg: memoryview) -> Any:
         if t == SYNC:
+            self.describing = None
             self.sent_batches += 1
             self.batch_due = 0
             self.text.executing = False
             return msg
-        if t == DESCRIBE or t == CLOSE:
+        if t == DESCRIBE:
+            self.describing = (chr(msg[5]), _cstr_at(msg, 6)[0])
+            return msg
+        if t == CLOSE:
+            self.describing = None
             return msg
         if t == Q:
             raw = codec.parse_query(msg[5:])
@@ -245,6 +254,7 @@ class Relay(Probing, Holds, Ending, TwoSided):
                 return self._refuse(decision, "query")
             return msg if send is None else frontend.query(send)
         if t == P:
+            self.describing = None  # a statement parsed again is no longer the one described
             name, raw, oids = codec.parse_parse(msg[5:])
             try:
                 text = self.text.read(raw, self._settled())
@@ -273,12 +283,16 @@ class Relay(Probing, Holds, Ending, TwoSided):
             portal, pos = _cstr_at(msg, 5)
             statement, _ = _cstr_at(msg, pos)
             self.portals[portal] = statement
+            if self.describing == ("P", portal):
+                self.describing = None  # the portal described is replaced
             if self.results.masker is not None or self.results.policy_active():
                 self.portal_binds[portal] = bytes(msg)
             return self._judge_bind(msg, portal, statement)
         if t == E:
             self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
+            described = self._described(portal)
+            self.describing = None
             bind = self.portal_binds.get(portal)
             if bind is not None:
                 self.results.execute_formats(bind)
@@ -291,6 +305,9 @@ class Relay(Probing, Holds, Ending, TwoSided):
                     unit.decision, self.held_outcome = self.held_outcome, ""
             self.tracker.push(unit)
             self.text.executing = True
+            if not described and self.results.policy_active():
+                unit.decision, unit.rule = "block", "masking"
+                return self._refuse(None, "execute", portal, sqlstate="0A000", message=UNDESCRIBED)
             return msg
         if t == X:
             self.session.audit("session.terminate")
@@ -370,6 +387,18 @@ class Relay(Probing, Holds, Ending, TwoSided):
         the ones it will read the next message with."""
         return self.sent_batches == self.done_batches and not self.text.executing
 
+    def _described(self, portal: str) -> bool:
+        """Whether the rows of this Execute come right after a description that tells the
+        gateway their columns and formats: Describe 'P' of the portal, or Describe 'S' of its
+        statement when the Bind asked for text results (a statement's description shows text
+        formats; binary rows read as text would pass unmasked)."""
+        if self.describing == ("P", portal):
+            return True
+        if self.describing != ("S", self.portals.get(portal, "")):
+            return False
+        bind = self.portal_binds.get(portal)
+        return bind is not None and not any(codec.parse_bind(memoryview(bind)[5:]).result_formats)
+
     def _refuse(
         self, decision: Decision | None, kind: str, name: str = "", sqlstate: str = "", message: str = ""
     ) -> bytes:
@@ -398,6 +427,8 @@ class Relay(Probing, Holds, Ending, TwoSided):
             return frontend.query(failing)
         if kind == "parse":
             return frontend.parse(name, failing)
+        if kind == "execute":
+            return frontend.execute(marker)  # no such portal: fails with the marker
         return frontend.bind(name, marker, [], [], [])  # no such prepared statement: fails with the marker
 
     # -- upstream -> client ----------------------------------------------------------------

@@ -34,6 +34,14 @@ ROW_TYPES = frozenset({D_, COPY_DATA})
 # Notices and notifications ('N', 'A') are read for masking (messages.py).
 # ParseComplete, BindComplete, CloseComplete and NoData are counted (text_probe.py).
 BASE_WATCH = frozenset(b"CEZIsTHSGWNA123n")
+ROWS_WATCH = BASE_WATCH | ROW_TYPES
+# Why an Execute is refused while masking applies when the client did not describe it right
+# before (drivers that cache descriptions send only Bind and Execute): its rows would come
+# without a RowDescription, and the gateway cannot tell which of their columns to mask.
+UNDESCRIBED = (
+    "rows came without their description in this request, so Hoop cannot tell which columns to "
+    "mask; send Describe with each Execute (as libpq does), or disable statement caching"
+)
 WAIT = object()  # forward up to this message, then wait for `resolve()`
 
 
@@ -292,7 +300,9 @@ class Results:
             or self.tripped is not None
             or relay.asking  # the settings' rows (text_probe.py)
         )
-        relay.upstream_watch = BASE_WATCH | ROW_TYPES if need_rows else BASE_WATCH
+        watch = ROWS_WATCH if need_rows else BASE_WATCH
+        if relay.upstream_watch is not watch:
+            relay.upstream_watch = watch
 
     # -- rows ------------------------------------------------------------------------------
 
