@@ -60,15 +60,7 @@ def _kill(services: Services, msg: dict[str, Any]) -> dict[str, Any]:
 def _moderate(services: Services, msg: dict[str, Any]) -> dict[str, Any]:
     session_id = int(msg["id"])
     who = Identity(str(msg["by"]), frozenset(map(str, msg["groups"])), "control")
-    moderated = services.moderators.get(session_id)
-    if moderated is None:
-        return {"id": session_id, "moderated": False}
-    if msg.get("leave"):
-        return moderated.leave(who.name)
-    why = moderated.refusal(who)
-    if why:
-        raise NotAllowed(why)
-    return moderated.renew(who.name)
+    return services.moderators.moderate(session_id, who, bool(msg.get("leave")))
 
 
 OPERATIONS: dict[str, Operation] = {"kill": _kill, "moderate": _moderate}

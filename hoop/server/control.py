@@ -157,15 +157,7 @@ async def _moderate(services: Services, who: Identity, req: dict[str, Any]) -> A
         return await services.peers.ask(
             elsewhere, "moderate", id=session_id, by=who.name, groups=sorted(who.groups), leave=bool(req.get("leave"))
         )
-    moderated = services.moderators.get(session_id)
-    if moderated is None:
-        return {"id": session_id, "moderated": False}
-    if req.get("leave"):
-        return moderated.leave(who.name)
-    why = moderated.refusal(who)
-    if why:
-        raise NotAllowed(why)
-    return moderated.renew(who.name)
+    return services.moderators.moderate(session_id, who, bool(req.get("leave")))
 
 
 class ControlServer:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hoop.core.durations import format_span
+from hoop.core.roles import NotAllowed
 
 if TYPE_CHECKING:
     from hoop.core.guardrails import GuardRule
@@ -183,6 +184,19 @@ class Moderators:
         moderated = Moderated(session, rule, gate, self._forget)
         self.sessions[session.id] = moderated
         return moderated
+
+    def moderate(self, session_id: int, who: Identity, leave: bool) -> dict[str, Any]:
+        """`who` renews (or, leaving, drops) their lease on a session this gateway carries;
+        a session that is not moderated answers `moderated: false`."""
+        moderated = self.get(session_id)
+        if moderated is None:
+            return {"id": session_id, "moderated": False}
+        if leave:
+            return moderated.leave(who.name)
+        why = moderated.refusal(who)
+        if why:
+            raise NotAllowed(why)
+        return moderated.renew(who.name)
 
     def get(self, session_id: int) -> Moderated | None:
         return self.sessions.get(session_id)
