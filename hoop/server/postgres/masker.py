@@ -30,12 +30,11 @@ class RowMasker:
     whose binary form we cannot read is withheld (NULL) rather than passed on unexamined.
     """
 
-    __slots__ = ("plan", "columns", "binary", "formats", "in_place")
+    __slots__ = ("plan", "columns", "binary", "in_place")
 
     def __init__(self, plan: MaskPlan, fields: list[codec.Field]) -> None:
         self.plan = plan
         self.columns = len(fields)
-        self.formats = tuple(f.format for f in fields)
         self.binary: dict[int, tuple[Callable[[bytes], bytes], Callable[[bytes], bytes] | None]] = {}
         touched = set(plan.masked_columns) | set(plan.scanned_columns)
         for i, f in enumerate(fields):

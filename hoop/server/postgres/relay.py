@@ -105,8 +105,8 @@ class Relay(Probing, Holds, Ending, TwoSided):
         self.done_batches = 0
         self.upstream_watch = UPSTREAM_WATCH
         self.upstream_waiting = False
-        # portal -> its Bind while masking applies: read only when rows of a statement described
-        # before (Describe 'S') wait for the result formats it asks for (Results.execute_formats)
+        # portal -> its Bind while masking applies: read only when an Execute is described by
+        # its statement (Describe 'S' shows text formats: `_described` checks the Bind asks for them)
         self.portal_binds: dict[str, bytes] = {}
         # The client's Describe since its last Sync, Parse, Close or Execute: ("S", statement) or
         # ("P", portal). An Execute's rows are masked by the description the server sends for
@@ -293,9 +293,6 @@ class Relay(Probing, Holds, Ending, TwoSided):
             portal, _ = _cstr_at(msg, 5)
             described = self._described(portal)
             self.describing = None
-            bind = self.portal_binds.get(portal)
-            if bind is not None:
-                self.results.execute_formats(bind)
             prepared = self.prepared.get(self.portals.get(portal, ""))
             unit = Unit(prepared[0] if prepared else "", False)
             if prepared is not None:

@@ -255,25 +255,6 @@ class Results:
             return [None if f else frozenset() for f in followed]
         return [d if f else frozenset() for d, f in zip(derived, followed)]
 
-    def execute_formats(self, bind: bytes) -> None:
-        """Bind's result formats: rows of a statement described earlier (Describe 'S') come in
-        these formats, not the zeros its RowDescription showed. The Bind is read only then."""
-        masker, fields = self.masker, self.fields
-        if not isinstance(masker, RowMasker) or fields is None:
-            return
-        formats = codec.parse_bind(memoryview(bind)[5:]).result_formats
-        if len(formats) == 1:
-            formats = formats * len(fields)
-        if len(formats) != len(fields):
-            formats = [0] * len(fields)
-        if tuple(formats) == masker.formats:
-            return  # the masker reads these formats already
-        adjusted = [
-            codec.Field(f.name, f.table_oid, f.attnum, f.type_oid, f.typlen, f.typmod, fmt)
-            for f, fmt in zip(fields, formats)
-        ]
-        self.masker = RowMasker(masker.plan, adjusted)
-
     async def _copy_masker(self, policy: MaskPolicy, count: int) -> CopyRowMasker | None:
         """The masker for COPY OUT rows; raises (failing closed) when the columns are unknown."""
         unit = self.relay.tracker.current
