@@ -30,11 +30,25 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    _wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def _wal(conn: sqlite3.Connection, tries: int = 100) -> None:
+    """Switch a new file to WAL. Two processes opening a new file at once (the gateway starting
+    while `hoop token issue` runs) can meet in the switch, where SQLite answers "database is
+    locked" at once instead of waiting for the busy timeout: try again for a few seconds."""
+    for attempt in range(tries):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
