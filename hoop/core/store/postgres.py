@@ -27,7 +27,7 @@ from hoop.core.store.base import Row, Store, StoreUnavailable, Tx
 from hoop.core.store.dialect import POSTGRESQL
 from hoop.core.store.migrations import MIGRATIONS
 
-# Advisory lock keys (any two constants of our own): schema migrations, audit-chain appends.
+# Advisory lock keys (constants of our own): schema migrations, audit-chain appends, rule-book changes.
 MIGRATE_LOCK = 0x686F6F70_0001
 AUDIT_LOCK = 0x686F6F70_0002
 RULES_LOCK = 0x686F6F70_0003
