@@ -291,7 +291,8 @@ class Relay(Probing, Holds, Ending, TwoSided):
         if t == E:
             self.results.statement_started()
             portal, _ = _cstr_at(msg, 5)
-            described = self._described(portal)
+            # Only while masking applies does the description matter (and a Bind get read).
+            undescribed = self.results.policy_active() and not self._described(portal)
             self.describing = None
             prepared = self.prepared.get(self.portals.get(portal, ""))
             unit = Unit(prepared[0] if prepared else "", False)
@@ -302,7 +303,7 @@ class Relay(Probing, Holds, Ending, TwoSided):
                     unit.decision, self.held_outcome = self.held_outcome, ""
             self.tracker.push(unit)
             self.text.executing = True
-            if not described and self.results.policy_active():
+            if undescribed:
                 unit.decision, unit.rule = "block", "masking"
                 return self._refuse(None, "execute", portal, sqlstate="0A000", message=UNDESCRIBED)
             return msg
